@@ -1,0 +1,3 @@
+module github.com/ostiary/ostiary
+
+go 1.26
