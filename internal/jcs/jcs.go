@@ -9,6 +9,7 @@
 package jcs
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,8 +117,31 @@ func appendObject(dst []byte, m map[string]any) ([]byte, error) {
 
 // compareUTF16 orders strings by their UTF-16 code units, as RFC 8785 §3.2.3
 // requires (this differs from byte order for characters above U+FFFF).
+//
+// Code point order (which UTF-8 byte order follows) and UTF-16 order agree
+// unless one rune is supplementary (≥ U+10000) and the other is not: then the
+// supplementary rune's high surrogate (U+D800–U+DBFF) is what compares.
 func compareUTF16(a, b string) int {
-	return slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b)))
+	for a != "" && b != "" {
+		ra, na := utf8.DecodeRuneInString(a)
+		rb, nb := utf8.DecodeRuneInString(b)
+		if ra != rb {
+			if (ra >= 0x10000) == (rb >= 0x10000) {
+				return cmp.Compare(ra, rb)
+			}
+			return cmp.Compare(firstUnit(ra), firstUnit(rb))
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func firstUnit(r rune) rune {
+	if r >= 0x10000 {
+		hi, _ := utf16.EncodeRune(r)
+		return hi
+	}
+	return r
 }
 
 // AppendString appends s as a canonical JSON string. s must be valid UTF-8.

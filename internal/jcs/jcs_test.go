@@ -2,7 +2,10 @@ package jcs
 
 import (
 	"math"
+	"slices"
 	"testing"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // RFC 8785 Appendix B: IEEE-754 bit patterns and their canonical text.
@@ -122,6 +125,22 @@ func FuzzCanonicalize(f *testing.F) {
 		}
 		if string(c1) != string(c2) {
 			t.Fatalf("not a fixed point: %q -> %q", c1, c2)
+		}
+	})
+}
+
+// compareUTF16 agrees with the obvious definition.
+func FuzzCompareUTF16(f *testing.F) {
+	f.Add("\uffff", "\U00010000")
+	f.Add("a\ue000", "a\U0001f600")
+	f.Add("ab", "a")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if !utf8.ValidString(a) || !utf8.ValidString(b) {
+			return
+		}
+		want := slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b)))
+		if got := compareUTF16(a, b); got != want {
+			t.Fatalf("compareUTF16(%q, %q) = %d, want %d", a, b, got, want)
 		}
 	})
 }

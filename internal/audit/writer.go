@@ -1,0 +1,382 @@
+package audit
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ostiary/ostiary/internal/fault"
+)
+
+// Store is what the writer needs from the database.
+type Store interface {
+	// AuditHead returns the last record's seq and hash (0 and zero if empty).
+	AuditHead(ctx context.Context) (uint64, [32]byte, error)
+	// AuditHashAt returns the hash of record seq, or a fault.NotFound error.
+	AuditHashAt(ctx context.Context, seq uint64) ([32]byte, error)
+	// AuditBatch runs fn in one transaction and commits it durably.
+	AuditBatch(ctx context.Context, fn func(Tx) error) error
+	// SaveCheckpoint stores a signed checkpoint.
+	SaveCheckpoint(ctx context.Context, c Checkpoint) error
+}
+
+// Tx is a batch transaction. Stores hand the same value to Apply functions,
+// which type-assert it to the transactional interface their domain declares.
+type Tx interface {
+	// AppendRecord inserts a sealed record.
+	AppendRecord(ctx context.Context, r *Record) error
+	// Step runs fn inside a savepoint: if fn fails, everything it wrote is
+	// undone and its error returned. If the undo itself fails, the error
+	// wraps ErrTxBroken and the whole batch must be abandoned.
+	Step(ctx context.Context, fn func() error) error
+}
+
+// ErrTxBroken marks a transaction that can no longer be trusted.
+var ErrTxBroken = errors.New("audit: transaction broken")
+
+// Entry is one record to append, optionally together with the action it
+// records. Apply runs in the same transaction as the record: either both are
+// stored or neither is. If Apply fails, its writes are undone and the record
+// is stored with the failure's outcome and reason instead.
+type Entry struct {
+	Record
+	Apply func(ctx context.Context, tx Tx, r *Record) error
+}
+
+// WriterConfig configures a Writer. Store, Signer and CheckpointPath are
+// required.
+type WriterConfig struct {
+	Store             Store
+	Signer            ed25519.PrivateKey
+	CheckpointPath    string // the latest checkpoint, kept outside the store
+	Now               func() time.Time
+	Logger            *slog.Logger
+	MaxBatch          int           // records per transaction; default 512
+	CheckpointEvery   time.Duration // default 1s
+	CheckpointRecords uint64        // also checkpoint after this many records; default 10000
+	// RequireCheckpoint makes NewWriter refuse a store whose chain does not
+	// reach and match the checkpoint file (false only for a fresh store).
+	RequireCheckpoint bool
+}
+
+// Writer appends records to the chain. Write blocks until its record is
+// durably committed, but many concurrent writes share one transaction (group
+// commit), so throughput does not depend on fsync latency.
+type Writer struct {
+	cfg     WriterConfig
+	in      chan *job
+	quit    chan struct{}
+	stopped chan struct{}
+
+	mu     sync.RWMutex // guards closed against concurrent Write/Close
+	closed bool
+
+	// owned by the run goroutine
+	seq    uint64
+	prev   [32]byte
+	cpSeq  uint64
+	broken error // set when the head could not be reloaded after a failure
+}
+
+type job struct {
+	entry Entry
+	done  chan result
+}
+
+type result struct {
+	rec Record
+	err error
+}
+
+// NewWriter loads the chain head, checks it against the latest checkpoint
+// and starts the writer goroutine.
+func NewWriter(ctx context.Context, cfg WriterConfig) (*Writer, error) {
+	if cfg.Store == nil || cfg.Signer == nil || cfg.CheckpointPath == "" {
+		return nil, errors.New("audit: writer needs a store, a signing key and a checkpoint path")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 512
+	}
+	if cfg.CheckpointEvery <= 0 {
+		cfg.CheckpointEvery = time.Second
+	}
+	if cfg.CheckpointRecords == 0 {
+		cfg.CheckpointRecords = 10000
+	}
+	w := &Writer{cfg: cfg, in: make(chan *job, 4*cfg.MaxBatch), quit: make(chan struct{}), stopped: make(chan struct{})}
+	var err error
+	if w.seq, w.prev, err = cfg.Store.AuditHead(ctx); err != nil {
+		return nil, fmt.Errorf("audit: read chain head: %w", err)
+	}
+	if cfg.RequireCheckpoint {
+		if err := w.checkLatest(ctx); err != nil {
+			return nil, err
+		}
+	}
+	w.cpSeq = w.seq
+	go w.run()
+	return w, nil
+}
+
+// checkLatest refuses to extend a chain that is shorter than, or disagrees
+// with, its latest checkpoint: that chain was truncated or rewritten.
+func (w *Writer) checkLatest(ctx context.Context) error {
+	cp, err := ReadCheckpointFile(w.cfg.CheckpointPath)
+	if err != nil {
+		return fmt.Errorf("audit: cannot read the latest checkpoint: %w", err)
+	}
+	if err := cp.Verify(w.cfg.Signer.Public().(ed25519.PublicKey)); err != nil {
+		return fmt.Errorf("audit: %s: %w", w.cfg.CheckpointPath, err)
+	}
+	if cp.Seq > w.seq {
+		return fmt.Errorf("audit: the chain ends at record %d but the latest checkpoint attests record %d: the log was truncated; run 'ostiary audit verify'", w.seq, cp.Seq)
+	}
+	h, err := w.cfg.Store.AuditHashAt(ctx, cp.Seq)
+	if err != nil || h != cp.Hash {
+		return fmt.Errorf("audit: record %d does not match the latest checkpoint: the log was altered; run 'ostiary audit verify'", cp.Seq)
+	}
+	return nil
+}
+
+// PublicKey returns the checkpoint verification key.
+func (w *Writer) PublicKey() ed25519.PublicKey { return w.cfg.Signer.Public().(ed25519.PublicKey) }
+
+// Write appends e and waits until it is durable. It returns the sealed
+// record and, if e.Apply failed, that error (the failure itself is then on
+// record). If the record could not be stored, the error is of kind
+// fault.Unavailable and nothing of e was stored. The wait is not cut short
+// by ctx: a record that is being committed is never abandoned.
+func (w *Writer) Write(ctx context.Context, e Entry) (Record, error) {
+	if e.Time.IsZero() {
+		e.Time = w.cfg.Now()
+	}
+	e.Time = normalTime(e.Time)
+	j := &job{entry: e, done: make(chan result, 1)}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return Record{}, fault.New(fault.Unavailable, "the audit log is closed; the action was not performed")
+	}
+	w.in <- j
+	w.mu.RUnlock()
+	r := <-j.done
+	return r.rec, r.err
+}
+
+// Close stops accepting records, commits what is queued, writes a final
+// checkpoint and waits for the writer to finish.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.stopped
+		return nil
+	}
+	w.closed = true
+	close(w.quit)
+	w.mu.Unlock()
+	<-w.stopped
+	return nil
+}
+
+func (w *Writer) run() {
+	defer close(w.stopped)
+	tick := time.NewTicker(w.cfg.CheckpointEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case j := <-w.in:
+			w.commit(w.collect(j))
+			if w.seq-w.cpSeq >= w.cfg.CheckpointRecords {
+				w.checkpoint()
+			}
+		case <-tick.C:
+			if w.seq > w.cpSeq {
+				w.checkpoint()
+			}
+		case <-w.quit:
+			for {
+				select {
+				case j := <-w.in:
+					w.commit(w.collect(j))
+					continue
+				default:
+				}
+				break
+			}
+			if w.seq > w.cpSeq {
+				w.checkpoint()
+			}
+			return
+		}
+	}
+}
+
+// collect gathers first and whatever else is already queued, up to MaxBatch.
+func (w *Writer) collect(first *job) []*job {
+	batch := []*job{first}
+	for len(batch) < w.cfg.MaxBatch {
+		select {
+		case j := <-w.in:
+			batch = append(batch, j)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (w *Writer) commit(batch []*job) {
+	// The batch is committed independently of any caller's context.
+	ctx := context.Background()
+	if w.broken != nil {
+		if err := w.reloadHead(ctx); err != nil {
+			w.fail(batch, err)
+			return
+		}
+	}
+	results := make([]result, len(batch))
+	var seq uint64
+	var prev [32]byte
+	err := w.cfg.Store.AuditBatch(ctx, func(tx Tx) error {
+		seq, prev = w.seq, w.prev
+		for i, j := range batch {
+			rec, applyErr, err := w.append(ctx, tx, j.entry, seq+1, prev)
+			if err != nil {
+				return err
+			}
+			seq, prev = rec.Seq, rec.Hash
+			results[i] = result{rec, applyErr}
+		}
+		return nil
+	})
+	if err != nil {
+		w.fail(batch, err)
+		if rerr := w.reloadHead(ctx); rerr != nil {
+			w.broken = rerr
+		}
+		return
+	}
+	w.seq, w.prev = seq, prev
+	for i, j := range batch {
+		j.done <- results[i]
+	}
+}
+
+func (w *Writer) fail(batch []*job, err error) {
+	w.cfg.Logger.Error("audit batch not committed; actions refused", "records", len(batch), "err", err)
+	for _, j := range batch {
+		j.done <- result{err: &fault.Error{Kind: fault.Unavailable, Op: "audit write", Err: err,
+			Message: "the audit log cannot be written; the action was not performed"}}
+	}
+}
+
+// reloadHead re-reads the head after a failed batch: the store is the truth.
+func (w *Writer) reloadHead(ctx context.Context) error {
+	seq, prev, err := w.cfg.Store.AuditHead(ctx)
+	if err != nil {
+		return err
+	}
+	w.seq, w.prev, w.broken = seq, prev, nil
+	return nil
+}
+
+// append stores one entry inside the batch. It returns the sealed record,
+// the entry's own failure (recorded) and a transaction error (fatal to the
+// batch).
+func (w *Writer) append(ctx context.Context, tx Tx, e Entry, seq uint64, prev [32]byte) (Record, error, error) {
+	rec := e.Record
+	rec.Seq, rec.Prev = seq, prev
+	if e.Apply == nil {
+		// Nothing to undo: no savepoint needed. A record that cannot be
+		// encoded falls through to the failure path below.
+		if err := sealAndAppend(ctx, tx, &rec); err == nil {
+			return rec, nil, nil
+		} else if _, encErr := rec.Canonical(); encErr == nil {
+			return rec, nil, err // the store failed: abandon the batch
+		}
+		rec = e.Record
+		rec.Seq, rec.Prev = seq, prev
+		rec.Detail = map[string]any{"detail_dropped": "not encodable"}
+		if err := sealAndAppend(ctx, tx, &rec); err != nil {
+			return rec, nil, err
+		}
+		return rec, nil, nil
+	}
+	var applyErr error
+	err := tx.Step(ctx, func() error {
+		if e.Apply != nil {
+			if err := e.Apply(ctx, tx, &rec); err != nil {
+				applyErr = err
+				return err
+			}
+		}
+		return sealAndAppend(ctx, tx, &rec)
+	})
+	if err == nil {
+		return rec, nil, nil
+	}
+	if errors.Is(err, ErrTxBroken) {
+		return rec, nil, err
+	}
+	if applyErr == nil {
+		applyErr = fault.Wrap(fault.Internal, "audit append", err)
+	}
+	// The step was undone; record the failure in its place.
+	rec = e.Record
+	rec.Seq, rec.Prev = seq, prev
+	rec.Outcome, rec.Reason = OutcomeOf(applyErr)
+	if _, encErr := rec.Canonical(); encErr != nil {
+		rec.Detail = map[string]any{"detail_dropped": "not encodable"}
+	}
+	if err := sealAndAppend(ctx, tx, &rec); err != nil {
+		return rec, nil, err
+	}
+	return rec, applyErr, nil
+}
+
+func sealAndAppend(ctx context.Context, tx Tx, r *Record) error {
+	h, err := r.ComputeHash()
+	if err != nil {
+		return err
+	}
+	r.Hash = h
+	return tx.AppendRecord(ctx, r)
+}
+
+// OutcomeOf maps an error to the outcome and reason code it is recorded with.
+func OutcomeOf(err error) (Outcome, string) {
+	if err == nil {
+		return Success, ""
+	}
+	k := fault.KindOf(err)
+	if k == fault.Forbidden || k == fault.Unauthenticated {
+		return Denied, string(k)
+	}
+	return Failed, string(k)
+}
+
+func (w *Writer) checkpoint() {
+	cp := Checkpoint{Seq: w.seq, Hash: w.prev, Time: w.cfg.Now()}
+	cp.Sign(w.cfg.Signer)
+	ctx := context.Background()
+	if err := w.cfg.Store.SaveCheckpoint(ctx, cp); err != nil {
+		w.cfg.Logger.Error("audit checkpoint not stored", "seq", cp.Seq, "err", err)
+		return
+	}
+	if err := WriteCheckpointFile(w.cfg.CheckpointPath, cp); err != nil {
+		w.cfg.Logger.Error("audit checkpoint file not written", "seq", cp.Seq, "path", w.cfg.CheckpointPath, "err", err)
+		return
+	}
+	w.cpSeq = cp.Seq
+}

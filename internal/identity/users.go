@@ -1,0 +1,93 @@
+package identity
+
+import (
+	"context"
+
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/authz"
+	"github.com/ostiary/ostiary/internal/fault"
+)
+
+// NewUser is a request to create a user.
+type NewUser struct {
+	Name    string   `json:"name"`
+	Service bool     `json:"service"`
+	Roles   []string `json:"roles"`
+}
+
+// CreateUser creates a user holding the given roles. The caller must hold
+// every grant those roles carry.
+func (s *Service) CreateUser(ctx context.Context, p *authn.Principal, in NewUser) (User, error) {
+	rec := p.Record(audit.EventUserCreate, target("user", in.Name))
+	rec.Detail = map[string]any{"service": in.Service, "roles": sortedCopy(in.Roles)}
+	if err := ValidName("user", in.Name); err != nil {
+		return User{}, Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
+	}
+	for _, r := range in.Roles {
+		if err := ValidName("role", r); err != nil {
+			return User{}, Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
+		}
+	}
+	u := User{Name: in.Name, Service: in.Service, Roles: sortedCopy(in.Roles), CreatedAt: s.now().UTC(), CreatedBy: p.User}
+	err := s.mutate(ctx, p, rec, func(ctx context.Context, tx TxStore, _ *audit.Record) error {
+		gs, err := grantsOf(ctx, tx, u.Roles)
+		if err != nil {
+			return err
+		}
+		if err := mayHandOut(p, gs, "user "+u.Name); err != nil {
+			return err
+		}
+		return tx.InsertUser(ctx, u)
+	})
+	return u, err
+}
+
+// ListUsers lists every user.
+func (s *Service) ListUsers(ctx context.Context, p *authn.Principal) ([]User, error) {
+	return read(ctx, s, p, p.Record(audit.EventUserList, ""), authz.ManageIdentities, func() ([]User, error) {
+		return s.store.ListUsers(ctx)
+	})
+}
+
+// GetUser returns one user.
+func (s *Service) GetUser(ctx context.Context, p *authn.Principal, name string) (User, error) {
+	return read(ctx, s, p, p.Record(audit.EventUserShow, target("user", name)), authz.ManageIdentities, func() (User, error) {
+		return s.store.UserByName(ctx, name)
+	})
+}
+
+// SetDisabled disables or enables a user. Disabling takes effect on the
+// user's very next request, through any of their keys. It refuses to disable
+// the last user holding a usable admin key, and to disable anyone who holds
+// grants the caller does not (that would let a lesser admin lock out a
+// greater one).
+func (s *Service) SetDisabled(ctx context.Context, p *authn.Principal, name string, disabled bool) (User, error) {
+	event := audit.EventUserEnable
+	if disabled {
+		event = audit.EventUserDisable
+	}
+	var u User
+	err := s.mutate(ctx, p, p.Record(event, target("user", name)), func(ctx context.Context, tx TxStore, _ *audit.Record) error {
+		var err error
+		if u, err = tx.UserByName(ctx, name); err != nil {
+			return err
+		}
+		gs, err := grantsOf(ctx, tx, u.Roles)
+		if err != nil {
+			return err
+		}
+		if err := mayHandOut(p, gs, "changing user "+name); err != nil {
+			return err
+		}
+		if err := tx.SetUserDisabled(ctx, name, disabled); err != nil {
+			return err
+		}
+		u.Disabled = disabled
+		if disabled {
+			return s.keepAnAdmin(ctx, tx)
+		}
+		return nil
+	})
+	return u, err
+}

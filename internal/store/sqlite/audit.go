@@ -1,0 +1,194 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"time"
+
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/fault"
+)
+
+func (s *Store) AuditHead(ctx context.Context) (uint64, [32]byte, error) {
+	var seq uint64
+	var h []byte
+	err := s.w.QueryRowContext(ctx, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1").Scan(&seq, &h)
+	if err == sql.ErrNoRows {
+		return 0, [32]byte{}, nil
+	}
+	if err != nil {
+		return 0, [32]byte{}, classify("audit head", err)
+	}
+	return seq, hash32(h), nil
+}
+
+func (s *Store) AuditHashAt(ctx context.Context, seq uint64) ([32]byte, error) {
+	var h []byte
+	err := s.r.QueryRowContext(ctx, "SELECT hash FROM audit_records WHERE seq = ?", seq).Scan(&h)
+	if err != nil {
+		return [32]byte{}, classify("audit record", err)
+	}
+	return hash32(h), nil
+}
+
+func hash32(b []byte) [32]byte {
+	var h [32]byte
+	copy(h[:], b)
+	return h
+}
+
+// AuditBatch runs fn in one BEGIN IMMEDIATE transaction; with WAL and
+// synchronous=FULL the commit is durable when it returns.
+func (s *Store) AuditBatch(ctx context.Context, fn func(audit.Tx) error) error {
+	if s.w == nil {
+		return fault.New(fault.Unavailable, "store opened read-only")
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return classify("begin", err)
+	}
+	t := &Tx{queries: queries{q: tx}, tx: tx}
+	if err := fn(t); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return classify("commit", tx.Commit())
+}
+
+func (t *Tx) AppendRecord(ctx context.Context, r *audit.Record) error {
+	detail, err := r.DetailJSON()
+	if err != nil {
+		return err
+	}
+	if t.insert == nil {
+		if t.insert, err = t.tx.PrepareContext(ctx, `INSERT INTO audit_records
+			(seq, time, event, outcome, reason, actor, key_id, request_id, remote, target, detail, prev, hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+			return classify("append audit record", err)
+		}
+	}
+	_, err = t.insert.ExecContext(ctx,
+		int64(r.Seq), r.Time.UnixMicro(), r.Event, string(r.Outcome), r.Reason, r.Actor, r.KeyID, r.RequestID,
+		r.Remote, r.Target, detail, r.Prev[:], r.Hash[:])
+	return classify("append audit record", err)
+}
+
+func (s *Store) SaveCheckpoint(ctx context.Context, c audit.Checkpoint) error {
+	if s.w == nil {
+		return fault.New(fault.Unavailable, "store opened read-only")
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO audit_checkpoints (seq, hash, time, key_id, sig) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (seq) DO NOTHING`, int64(c.Seq), c.Hash[:], c.Time.UnixMicro(), c.KeyID, c.Sig)
+	return classify("save checkpoint", err)
+}
+
+func (s *Store) Checkpoints(ctx context.Context) ([]audit.Checkpoint, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT seq, hash, time, key_id, sig FROM audit_checkpoints ORDER BY seq")
+	if err != nil {
+		return nil, classify("checkpoints", err)
+	}
+	defer rows.Close()
+	var out []audit.Checkpoint
+	for rows.Next() {
+		var c audit.Checkpoint
+		var h []byte
+		var t int64
+		if err := rows.Scan(&c.Seq, &h, &t, &c.KeyID, &c.Sig); err != nil {
+			return nil, classify("checkpoints", err)
+		}
+		c.Hash, c.Time = hash32(h), time.UnixMicro(t).UTC()
+		out = append(out, c)
+	}
+	return out, classify("checkpoints", rows.Err())
+}
+
+const recordColumns = "seq, time, event, outcome, reason, actor, key_id, request_id, remote, target, detail, prev, hash"
+
+func scanRecord(rows *sql.Rows) (*audit.Record, error) {
+	var r audit.Record
+	var t int64
+	var outcome, detail string
+	var prev, h []byte
+	if err := rows.Scan(&r.Seq, &t, &r.Event, &outcome, &r.Reason, &r.Actor, &r.KeyID, &r.RequestID, &r.Remote,
+		&r.Target, &detail, &prev, &h); err != nil {
+		return nil, err
+	}
+	r.Time, r.Outcome, r.Prev, r.Hash = time.UnixMicro(t).UTC(), audit.Outcome(outcome), hash32(prev), hash32(h)
+	var err error
+	if r.Detail, err = audit.ParseDetail(detail); err != nil {
+		// Keep the record: verification will report that it does not hash.
+		r.Detail = map[string]any{"unparsable_detail": detail}
+	}
+	return &r, nil
+}
+
+// ScanRecords streams the whole chain in seq order.
+func (s *Store) ScanRecords(ctx context.Context, fn func(*audit.Record) error) error {
+	rows, err := s.r.QueryContext(ctx, "SELECT "+recordColumns+" FROM audit_records ORDER BY seq")
+	if err != nil {
+		return classify("scan audit", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return classify("scan audit", err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return classify("scan audit", rows.Err())
+}
+
+// QueryAudit returns records matching q, newest first.
+func (s *Store) QueryAudit(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) { where = append(where, cond); args = append(args, v) }
+	if q.Actor != "" {
+		add("actor = ?", q.Actor)
+	}
+	if q.Event != "" {
+		add("event = ?", q.Event)
+	}
+	if q.Outcome != "" {
+		add("outcome = ?", string(q.Outcome))
+	}
+	if q.RequestID != "" {
+		add("request_id = ?", q.RequestID)
+	}
+	if q.Target != "" {
+		add("target = ?", q.Target)
+	}
+	if !q.Since.IsZero() {
+		add("time >= ?", q.Since.UnixMicro())
+	}
+	if !q.Until.IsZero() {
+		add("time < ?", q.Until.UnixMicro())
+	}
+	if q.BeforeSeq > 0 {
+		add("seq < ?", int64(q.BeforeSeq))
+	}
+	sqlText := "SELECT " + recordColumns + " FROM audit_records"
+	if len(where) > 0 {
+		sqlText += " WHERE " + strings.Join(where, " AND ")
+	}
+	sqlText += " ORDER BY seq DESC LIMIT ?"
+	args = append(args, q.Limit)
+	rows, err := s.r.QueryContext(ctx, sqlText, args...)
+	if err != nil {
+		return nil, classify("query audit", err)
+	}
+	defer rows.Close()
+	out := []audit.Record{}
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, classify("query audit", err)
+		}
+		out = append(out, *r)
+	}
+	return out, classify("query audit", rows.Err())
+}
