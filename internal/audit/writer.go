@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -161,6 +162,7 @@ func (w *Writer) Write(ctx context.Context, e Entry) (Record, error) {
 		e.Time = w.cfg.Now()
 	}
 	e.Time = normalTime(e.Time)
+	sanitize(&e.Record)
 	j := &job{entry: e, done: make(chan result, 1)}
 	w.mu.RLock()
 	if w.closed {
@@ -343,6 +345,21 @@ func (w *Writer) append(ctx context.Context, tx Tx, e Entry, seq uint64, prev [3
 		return rec, nil, err
 	}
 	return rec, applyErr, nil
+}
+
+// MaxFieldLen bounds each string field of a record.
+const MaxFieldLen = 1024
+
+// sanitize makes client-influenced fields safe to encode: valid UTF-8 and
+// bounded, so one malformed request can never break a whole batch.
+func sanitize(r *Record) {
+	for _, f := range []*string{&r.Event, &r.Reason, &r.Actor, &r.KeyID, &r.RequestID, &r.Remote, &r.Target} {
+		s := *f
+		if len(s) > MaxFieldLen {
+			s = s[:MaxFieldLen]
+		}
+		*f = strings.ToValidUTF8(s, "\uFFFD")
+	}
 }
 
 func sealAndAppend(ctx context.Context, tx Tx, r *Record) error {

@@ -1,0 +1,235 @@
+// Package adminapi is the JSON admin API under /api/v1. Every request is
+// authenticated by API key, authorized by grant and audited, failures
+// included; errors carry a stable code and a safe message, never an internal
+// error text. Routes are listed in routes.go.
+package adminapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/fault"
+	"github.com/ostiary/ostiary/internal/identity"
+	"github.com/ostiary/ostiary/internal/strictjson"
+)
+
+// MaxBodyBytes bounds a request body.
+const MaxBodyBytes = 1 << 20
+
+// Authenticator verifies a request's Authorization header.
+type Authenticator interface {
+	Authenticate(ctx context.Context, authorization string) (*authn.Principal, error)
+}
+
+// AuditStore answers audit queries.
+type AuditStore interface {
+	QueryAudit(ctx context.Context, q audit.Query) ([]audit.Record, error)
+}
+
+// Config holds the API's dependencies; all are required.
+type Config struct {
+	Authn    Authenticator
+	Identity *identity.Service
+	Auditor  identity.Auditor
+	Audit    AuditStore
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// API serves /api/v1.
+type API struct {
+	Config
+	mux *http.ServeMux
+}
+
+// New returns the admin API handler.
+func New(cfg Config) (*API, error) {
+	if cfg.Authn == nil || cfg.Identity == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil {
+		return nil, errors.New("adminapi: missing dependency")
+	}
+	a := &API{Config: cfg, mux: http.NewServeMux()}
+	a.routes()
+	return a, nil
+}
+
+// handlerFunc is an authenticated handler. It returns the value to send
+// as JSON with the given status, or an error to render.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error)
+
+type ctxKey struct{}
+
+// ServeHTTP assigns a request id, authenticates, and dispatches.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	reqID := requestID(r)
+	w.Header().Set("X-Request-ID", reqID)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	start := a.Now()
+	p, err := a.Authn.Authenticate(r.Context(), r.Header.Get("Authorization"))
+	if err != nil {
+		a.authFailed(w, r, reqID, err)
+		return
+	}
+	p.RequestID, p.Remote = reqID, r.RemoteAddr
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	a.mux.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
+	a.Logger.Info("admin request", "request_id", reqID, "principal", p.User, "key_id", p.KeyID,
+		"method", r.Method, "path", r.URL.Path, "status", rec.status, "duration_ms", a.Now().Sub(start).Milliseconds())
+}
+
+// authFailed records the failure and answers 401 (or 503 when the
+// credential store or the audit log is unavailable).
+func (a *API) authFailed(w http.ResponseWriter, r *http.Request, reqID string, err error) {
+	rec := audit.Record{Event: audit.EventAuthnFailure, Outcome: audit.Denied, RequestID: reqID, Remote: r.RemoteAddr,
+		Detail: map[string]any{"method": r.Method, "path": clip(r.URL.Path, 200)}}
+	var f *authn.Failure
+	if errors.As(err, &f) {
+		rec.Reason, rec.KeyID, rec.Target = f.Reason, f.KeyID, userTarget(f.User)
+	} else {
+		rec.Outcome, rec.Reason = audit.Failed, string(fault.KindOf(err))
+	}
+	if _, werr := a.Auditor.Write(context.WithoutCancel(r.Context()), audit.Entry{Record: rec}); werr != nil {
+		err = werr
+	}
+	a.Logger.Warn("authentication failed", "request_id", reqID, "reason", rec.Reason, "key_id", rec.KeyID, "remote", r.RemoteAddr)
+	if fault.Is(err, fault.Unauthenticated) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ostiary"`)
+	}
+	a.writeError(w, reqID, err)
+}
+
+func userTarget(u string) string {
+	if u == "" {
+		return ""
+	}
+	return "user:" + u
+}
+
+// handle adapts a handlerFunc to the mux.
+func (a *API) handle(fn handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p := r.Context().Value(ctxKey{}).(*authn.Principal)
+		status, body, err := fn(w, r, p)
+		if err != nil {
+			a.Logger.Info("admin request refused", "request_id", p.RequestID, "principal", p.User, "err", err)
+			a.writeError(w, p.RequestID, err)
+			return
+		}
+		writeJSON(w, status, body)
+	}
+}
+
+// decode reads a JSON body strictly into v. On failure the refusal is
+// recorded with rec and returned.
+func (a *API) decode(w http.ResponseWriter, r *http.Request, rec audit.Record, v any) error {
+	err := readJSON(w, r, v)
+	if err != nil {
+		return identity.Refuse(r.Context(), a.Auditor, rec, err)
+	}
+	return nil
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return fault.New(fault.Invalid, "Content-Type must be application/json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fault.New(fault.TooLarge, "request body exceeds %d bytes", MaxBodyBytes)
+		}
+		return fault.New(fault.Invalid, "cannot read the request body")
+	}
+	if err := strictjson.Decode(body, v); err != nil {
+		return fault.New(fault.Invalid, "malformed request body: %v", err)
+	}
+	return nil
+}
+
+var statusOf = map[fault.Kind]int{
+	fault.Invalid:         http.StatusBadRequest,
+	fault.Unauthenticated: http.StatusUnauthorized,
+	fault.Forbidden:       http.StatusForbidden,
+	fault.NotFound:        http.StatusNotFound,
+	fault.Conflict:        http.StatusConflict,
+	fault.TooLarge:        http.StatusRequestEntityTooLarge,
+	fault.Unavailable:     http.StatusServiceUnavailable,
+	fault.Internal:        http.StatusInternalServerError,
+}
+
+// writeError renders err as an ErrorBody: its kind as the code, its safe
+// message, never its cause.
+func (a *API) writeError(w http.ResponseWriter, reqID string, err error) {
+	k := fault.KindOf(err)
+	if k == fault.Internal || k == fault.Unavailable {
+		a.Logger.Error("admin request failed", "request_id", reqID, "err", err)
+	}
+	status, ok := statusOf[k]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: string(k), Message: fault.SafeMessage(err)}, RequestID: reqID})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// requestID returns the client's X-Request-ID when it is well-formed (so it
+// cannot forge log lines), else a fresh random one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-ID"); id != "" && len(id) <= 128 && isToken(id) {
+		return id
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// clip bounds a client-supplied text and makes it valid UTF-8.
+func clip(s string, n int) string {
+	if len(s) > n {
+		s = s[:n]
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}

@@ -1,0 +1,26 @@
+package adminapi
+
+// routes lists every endpoint of /api/v1 with the handler that serves it.
+// Each handler authorizes and audits through the services it calls.
+func (a *API) routes() {
+	m := a.mux
+	m.HandleFunc("GET /api/v1/whoami", a.handle(a.whoami))
+
+	m.HandleFunc("GET /api/v1/users", a.handle(a.listUsers))
+	m.HandleFunc("POST /api/v1/users", a.handle(a.createUser))
+	m.HandleFunc("GET /api/v1/users/{name}", a.handle(a.showUser))
+	m.HandleFunc("POST /api/v1/users/{name}/disable", a.handle(a.disableUser))
+	m.HandleFunc("POST /api/v1/users/{name}/enable", a.handle(a.enableUser))
+
+	m.HandleFunc("GET /api/v1/roles", a.handle(a.listRoles))
+	m.HandleFunc("POST /api/v1/roles", a.handle(a.createRole))
+
+	m.HandleFunc("GET /api/v1/keys", a.handle(a.listKeys))
+	m.HandleFunc("POST /api/v1/keys", a.handle(a.createKey))
+	m.HandleFunc("POST /api/v1/keys/{id}/revoke", a.handle(a.revokeKey))
+
+	m.HandleFunc("GET /api/v1/audit", a.handle(a.queryAudit))
+
+	// Anything else is refused, and the attempt recorded.
+	m.HandleFunc("/", a.handle(a.notFound))
+}

@@ -1,0 +1,314 @@
+// Package app is the composition root: it turns a Config into a running
+// server (store → audit writer → authenticator → services → HTTP), and
+// provides the offline operations init and audit verify. cmd/ostiary and
+// the end-to-end tests are its only importers.
+package app
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/config"
+	"github.com/ostiary/ostiary/internal/identity"
+	"github.com/ostiary/ostiary/internal/store/sqlite"
+)
+
+// Version is set at build time with -ldflags "-X ...app.Version=…".
+var Version = "dev"
+
+// App is a running (or ready to run) Ostiary server.
+type App struct {
+	cfg    config.Config
+	log    *slog.Logger
+	now    func() time.Time
+	layout Layout
+	lockF  *os.File
+	store  *sqlite.Store
+	writer *audit.Writer
+	authn  *authn.Authenticator
+	api    *adminapi.API
+	server *http.Server
+	ln     net.Listener
+
+	stopFlush chan struct{}
+	flushDone chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Init creates a data directory: store, signing and hashing keys, the
+// built-in roles and the admin user. It returns the admin's API key, which
+// is printed once and stored nowhere. It refuses an initialised directory,
+// and removes what it created if it fails.
+func Init(ctx context.Context, dir string, now func() time.Time) (adminKey string, err error) {
+	l := Layout{Dir: dir}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("cannot create data directory: %w", err)
+	}
+	if l.initialised() {
+		return "", fmt.Errorf("data directory %s is already initialised; refusing to overwrite it", dir)
+	}
+	lockF, err := l.lock()
+	if err != nil {
+		return "", err
+	}
+	defer lockF.Close()
+	defer func() {
+		if err != nil {
+			for _, p := range []string{l.DB(), l.DB() + "-wal", l.DB() + "-shm", l.Checkpoint(), l.KeysDir()} {
+				os.RemoveAll(p)
+			}
+		}
+	}()
+	if err := l.writeKeys(); err != nil {
+		return "", fmt.Errorf("cannot write keys: %w", err)
+	}
+	priv, err := l.signingKey()
+	if err != nil {
+		return "", err
+	}
+	hk, err := l.hmacKey()
+	if err != nil {
+		return "", err
+	}
+	hasher, err := authn.NewHasher(hk)
+	if err != nil {
+		return "", err
+	}
+	st, err := sqlite.Open(ctx, l.DB(), sqlite.Options{Create: true})
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	w, err := audit.NewWriter(ctx, audit.WriterConfig{Store: st, Signer: priv, CheckpointPath: l.Checkpoint(), Now: now})
+	if err != nil {
+		return "", err
+	}
+	key, err := identity.Bootstrap(ctx, w, hasher, now())
+	w.Close() // writes the first checkpoint
+	if err != nil {
+		return "", err
+	}
+	if _, err := audit.ReadCheckpointFile(l.Checkpoint()); err != nil {
+		return "", fmt.Errorf("first audit checkpoint not written: %w", err)
+	}
+	return key, nil
+}
+
+// Open opens an initialised data directory and wires the server, without
+// listening yet.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: log, now: now, layout: Layout{Dir: cfg.DataDir}}
+	if err := a.open(ctx); err != nil {
+		a.release()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) open(ctx context.Context) error {
+	l := a.layout
+	if err := l.checkInitialised(); err != nil {
+		return err
+	}
+	var err error
+	if a.lockF, err = l.lock(); err != nil {
+		return err
+	}
+	priv, err := l.signingKey()
+	if err != nil {
+		return err
+	}
+	hk, err := l.hmacKey()
+	if err != nil {
+		return err
+	}
+	hasher, err := authn.NewHasher(hk)
+	if err != nil {
+		return err
+	}
+	if a.store, err = sqlite.Open(ctx, l.DB(), sqlite.Options{}); err != nil {
+		return err
+	}
+	if a.writer, err = audit.NewWriter(ctx, audit.WriterConfig{Store: a.store, Signer: priv, CheckpointPath: l.Checkpoint(),
+		Now: a.now, Logger: a.log, CheckpointEvery: a.cfg.CheckpointEvery, RequireCheckpoint: true}); err != nil {
+		return err
+	}
+	if a.authn, err = authn.NewAuthenticator(a.store, hasher, a.now); err != nil {
+		return err
+	}
+	ids, err := identity.NewService(a.store, a.writer, a.authn, hasher, a.now)
+	if err != nil {
+		return err
+	}
+	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Identity: ids, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now}); err != nil {
+		return err
+	}
+	a.server = &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	return nil
+}
+
+// Handler is the server's root handler.
+func (a *App) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", a.api)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeStatus(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := a.store.Ping(ctx); err != nil {
+			a.log.Warn("not ready", "err", err)
+			writeStatus(w, http.StatusServiceUnavailable, "unavailable")
+			return
+		}
+		writeStatus(w, http.StatusOK, "ready")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeStatus(w, http.StatusNotFound, "not found")
+	})
+	return mux
+}
+
+func writeStatus(w http.ResponseWriter, code int, status string) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"status": status})
+}
+
+// Start listens on the configured address, records the start, and serves
+// in the background.
+func (a *App) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", a.cfg.Listen, err)
+	}
+	a.ln = ln
+	rec := audit.Record{Event: audit.EventServerStart, Outcome: audit.Success, Actor: "system",
+		Detail: map[string]any{"version": Version, "listen": ln.Addr().String()}}
+	if _, err := a.writer.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		ln.Close()
+		return fmt.Errorf("cannot write the audit log: %w", err)
+	}
+	a.stopFlush, a.flushDone = make(chan struct{}), make(chan struct{})
+	go a.flushLastUsed()
+	go func() {
+		if err := a.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("server stopped", "err", err)
+		}
+	}()
+	a.log.Info("ostiary serving", "addr", ln.Addr().String(), "data", a.cfg.DataDir, "version", Version)
+	return nil
+}
+
+// Addr is the address the server listens on, after Start.
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// PublicKey is the audit checkpoint verification key.
+func (a *App) PublicKey() ed25519.PublicKey { return a.writer.PublicKey() }
+
+func (a *App) flushLastUsed() {
+	defer close(a.flushDone)
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := a.authn.FlushLastUsed(context.Background()); err != nil {
+				a.log.Warn("cannot record key last-use times", "err", err)
+			}
+		case <-a.stopFlush:
+			return
+		}
+	}
+}
+
+// Close stops serving (letting requests in flight finish), records the
+// stop, writes a final audit checkpoint and releases the data directory.
+func (a *App) Close(ctx context.Context) error {
+	a.closeOnce.Do(func() {
+		var errs []error
+		if a.ln != nil {
+			sctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
+			errs = append(errs, a.server.Shutdown(sctx))
+			cancel()
+			close(a.stopFlush)
+			<-a.flushDone
+			if err := a.authn.FlushLastUsed(context.Background()); err != nil {
+				errs = append(errs, err)
+			}
+			rec := audit.Record{Event: audit.EventServerStop, Outcome: audit.Success, Actor: "system"}
+			if _, err := a.writer.Write(context.Background(), audit.Entry{Record: rec}); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		a.release()
+		a.closeErr = errors.Join(errs...)
+	})
+	return a.closeErr
+}
+
+// release closes what open acquired, in reverse order.
+func (a *App) release() {
+	if a.writer != nil {
+		a.writer.Close()
+	}
+	if a.store != nil {
+		a.store.Close()
+	}
+	if a.lockF != nil {
+		a.lockF.Close()
+	}
+}
+
+// VerifyAudit verifies a data directory's audit chain offline. pubPath
+// names the public key to trust; empty means the one in the directory
+// (auditors should keep their own copy).
+func VerifyAudit(ctx context.Context, dir, pubPath string) (audit.Summary, error) {
+	l := Layout{Dir: dir}
+	if err := l.checkInitialised(); err != nil {
+		return audit.Summary{}, err
+	}
+	if pubPath == "" {
+		pubPath = l.SigningPub()
+	}
+	pub, err := ReadPublicKey(pubPath)
+	if err != nil {
+		return audit.Summary{}, err
+	}
+	cp, err := audit.ReadCheckpointFile(l.Checkpoint())
+	if err != nil {
+		return audit.Summary{}, fmt.Errorf("cannot read the latest checkpoint: %w", err)
+	}
+	st, err := sqlite.Open(ctx, l.DB(), sqlite.Options{ReadOnly: true})
+	if err != nil {
+		return audit.Summary{}, err
+	}
+	defer st.Close()
+	return audit.Verify(ctx, st, pub, cp)
+}

@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ostiary/ostiary/internal/adminapi"
+)
+
+// client talks to the admin API.
+type client struct {
+	base  *url.URL
+	token string
+	http  *http.Client
+}
+
+// newClient reads OSTIARY_ADDR (default http://127.0.0.1:8080) and
+// OSTIARY_TOKEN. It refuses to send a key in clear text to a host that is
+// not loopback.
+func (e *env) newClient() (*client, error) {
+	token := strings.TrimSpace(e.getenv("OSTIARY_TOKEN"))
+	if token == "" {
+		return nil, errors.New("OSTIARY_TOKEN is not set: export the API key printed by 'ostiary init' (or 'ostiary keys create')")
+	}
+	addr := e.getenv("OSTIARY_ADDR")
+	if addr == "" {
+		addr = "http://127.0.0.1:8080"
+	}
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	u, err := url.Parse(addr)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.RawQuery != "" {
+		return nil, fmt.Errorf("OSTIARY_ADDR %q: want a URL such as http://127.0.0.1:8080", addr)
+	}
+	if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+		return nil, fmt.Errorf("OSTIARY_ADDR %q: refusing to send an API key over plain HTTP to a non-loopback host; use https://", addr)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	return &client{base: u, token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+func loopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.IsLoopback()
+}
+
+// apiError is an error response from the server.
+type apiError struct {
+	status int
+	body   adminapi.ErrorBody
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("%s (%s, request %s)", e.body.Error.Message, e.body.Error.Code, e.body.RequestID)
+}
+
+// do sends a request and decodes a successful JSON answer into out. raw,
+// if not nil, receives the answer's bytes (for --json).
+func (c *client) do(ctx context.Context, method, path string, query url.Values, in, out any, raw *[]byte) error {
+	u := *c.base
+	u.Path += "/api/v1" + path
+	u.RawQuery = query.Encode()
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) || strings.Contains(err.Error(), "connection refused") {
+			return fmt.Errorf("cannot reach ostiary at %s: is 'ostiary serve' running? (%v)", c.base.Host, unwrapURLError(err))
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("reading the answer: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		ae := &apiError{status: resp.StatusCode}
+		if json.Unmarshal(b, &ae.body) != nil || ae.body.Error.Code == "" {
+			return fmt.Errorf("server answered %s", resp.Status)
+		}
+		return ae
+	}
+	if raw != nil {
+		*raw = b
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("unexpected answer from the server: %w", err)
+		}
+	}
+	return nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

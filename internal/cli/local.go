@@ -1,0 +1,216 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ostiary/ostiary/internal/app"
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/config"
+)
+
+func (e *env) initCmd() *cobra.Command {
+	var dir string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "init --data DIR",
+		Short: "Create a data directory: store, signing keys, and the admin user with its API key",
+		Long: `Create a data directory: the SQLite store, the audit signing key, the API key
+hashing key, the built-in roles (admin, auditor) and the user "admin" with role
+admin. The admin's API key is printed once and stored nowhere; keep it safe.
+Refuses a directory that is already initialised.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir = e.dataDir(dir)
+			if dir == "" {
+				return usageError("--data DIR is required")
+			}
+			key, err := app.Init(cmd.Context(), dir, time.Now)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(e.stdout).Encode(map[string]string{"data_dir": dir, "user": "admin", "api_key": key})
+			}
+			l := app.Layout{Dir: dir}
+			fmt.Fprintf(e.stdout, "Initialised %s.\n\nAPI key of user admin (shown once; store it safely):\n\n  %s\n\n", dir, key)
+			fmt.Fprintf(e.stdout, "Audit public key: %s (give auditors a copy)\n", l.SigningPub())
+			fmt.Fprintf(e.stdout, "Next: ostiary serve --data %s\n", dir)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "data", "", "data directory to create (or OSTIARY_DATA)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print machine-readable output")
+	return cmd
+}
+
+func (e *env) dataDir(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	return e.getenv("OSTIARY_DATA")
+}
+
+// serverFlags binds the flags serve and demo share.
+func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
+	cmd.Flags().StringVar(&cfg.DataDir, "data", "", "data directory (or OSTIARY_DATA)")
+	cmd.Flags().StringVar(&cfg.Listen, "listen", "", "address to listen on, loopback only until TLS (default 127.0.0.1:8080, or OSTIARY_LISTEN)")
+	cmd.Flags().StringVar(&cfg.LogFormat, "log-format", "", "operational log format: text or json")
+	cmd.Flags().DurationVar(&cfg.CheckpointEvery, "checkpoint-every", 0, "interval between signed audit checkpoints (default 1s)")
+}
+
+// serverConfig layers defaults, environment and flags.
+func (e *env) serverConfig(flags config.Config) (config.Config, error) {
+	cfg, err := config.Default().FromEnv(e.getenv)
+	if err != nil {
+		return cfg, err
+	}
+	if flags.DataDir != "" {
+		cfg.DataDir = flags.DataDir
+	}
+	if flags.Listen != "" {
+		cfg.Listen = flags.Listen
+	}
+	if flags.LogFormat != "" {
+		cfg.LogFormat = flags.LogFormat
+	}
+	if flags.CheckpointEvery != 0 {
+		cfg.CheckpointEvery = flags.CheckpointEvery
+	}
+	return cfg, nil
+}
+
+func (e *env) serveCmd() *cobra.Command {
+	var flags config.Config
+	cmd := &cobra.Command{
+		Use:   "serve --data DIR [--listen 127.0.0.1:8080]",
+		Short: "Run the server on an initialised data directory",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := e.serverConfig(flags)
+			if err != nil {
+				return usageError("%v", err)
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageError("%v", err)
+			}
+			return e.serve(cmd.Context(), cfg, func(addr string) {
+				fmt.Fprintf(e.stdout, "ostiary serving on http://%s (data %s); stop with Ctrl-C\n", addr, cfg.DataDir)
+			})
+		},
+	}
+	e.serverFlags(cmd, &flags)
+	return cmd
+}
+
+// serve runs the server until ctx ends, then stops it gracefully.
+func (e *env) serve(ctx context.Context, cfg config.Config, started func(addr string)) error {
+	a, err := app.Open(ctx, cfg, cfg.Logger(e.stderr), time.Now)
+	if err != nil {
+		return err
+	}
+	if err := a.Start(ctx); err != nil {
+		a.Close(context.Background())
+		return err
+	}
+	started(a.Addr())
+	<-ctx.Done()
+	return a.Close(context.Background())
+}
+
+func (e *env) demoCmd() *cobra.Command {
+	var flags config.Config
+	cmd := &cobra.Command{
+		Use:   "demo [--data DIR] [--listen 127.0.0.1:8080]",
+		Short: "Initialise a throwaway data directory and run the server on it",
+		Long: `Initialise a data directory (a fresh temporary one unless --data names one) and
+run the server on it, printing the admin API key and commands to try.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := e.serverConfig(flags)
+			if err != nil {
+				return usageError("%v", err)
+			}
+			if cfg.DataDir == "" {
+				if cfg.DataDir, err = os.MkdirTemp("", "ostiary-demo-"); err != nil {
+					return err
+				}
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageError("%v", err)
+			}
+			key := ""
+			if !app.Initialised(cfg.DataDir) {
+				if key, err = app.Init(cmd.Context(), cfg.DataDir, time.Now); err != nil {
+					return err
+				}
+			}
+			return e.serve(cmd.Context(), cfg, func(addr string) { e.demoBanner(addr, cfg.DataDir, key) })
+		},
+	}
+	e.serverFlags(cmd, &flags)
+	return cmd
+}
+
+func (e *env) demoBanner(addr, dir, key string) {
+	w := e.stdout
+	fmt.Fprintf(w, "Ostiary demo running at http://%s\nData directory: %s\n\n", addr, dir)
+	if key == "" {
+		key = "<the admin key printed when this directory was initialised>"
+	} else {
+		fmt.Fprintf(w, "API key of user admin (shown once):\n\n  %s\n\n", key)
+	}
+	fmt.Fprintf(w, "In another terminal, try:\n\n")
+	fmt.Fprintf(w, "  export OSTIARY_ADDR=http://%s OSTIARY_TOKEN=%s\n", addr, key)
+	fmt.Fprintf(w, "  ostiary whoami\n  ostiary roles create finance-clerk --grant invoke:finance.*\n")
+	fmt.Fprintf(w, "  ostiary users create alice --role finance-clerk\n  ostiary keys create --user alice --expires 8h\n")
+	fmt.Fprintf(w, "  ostiary audit query --limit 10\n\n")
+	fmt.Fprintf(w, "Stop with Ctrl-C, then prove the audit log whole:\n\n  ostiary audit verify --data %s\n\n", dir)
+}
+
+func (e *env) auditVerifyCmd() *cobra.Command {
+	var dir, pub string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify --data DIR [--public-key FILE]",
+		Short: "Verify the audit chain offline; exit 3 naming the first bad record if it was tampered with",
+		Long: `Re-derive every audit record's hash from the store, check every link, every
+signed checkpoint, and the latest checkpoint kept beside the store (which detects
+truncation). Works offline, also while the server runs.
+
+Exit status: 0 the chain is whole; 3 it was modified, reordered, cut or had
+records removed (the message names the first bad record); 1 it could not be read.
+Pass --public-key with your own copy of keys/audit-signing.pub to trust a key
+that an intruder in the data directory cannot have replaced.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir = e.dataDir(dir)
+			if dir == "" {
+				return usageError("--data DIR is required")
+			}
+			sum, err := app.VerifyAudit(cmd.Context(), dir, pub)
+			if audit.IsChainError(err) {
+				return &exitError{code: ExitTampered, err: err}
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(e.stdout).Encode(map[string]any{"ok": true, "records": sum.Records,
+					"head": fmt.Sprintf("%x", sum.Head), "checkpoints": sum.Checkpoints, "latest_checkpoint": sum.LatestCheckpoint,
+					"unattested": sum.Unattested, "key_id": sum.KeyID})
+			}
+			fmt.Fprintln(e.stdout, sum)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "data", "", "data directory (or OSTIARY_DATA)")
+	cmd.Flags().StringVar(&pub, "public-key", "", "trusted audit public key (default: DIR/keys/audit-signing.pub)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print machine-readable output")
+	return cmd
+}

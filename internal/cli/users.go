@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"net/url"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/identity"
+)
+
+func (e *env) usersCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "users", Short: "Manage users and service accounts"}
+	cmd.AddCommand(e.usersCreateCmd(), e.usersListCmd(), e.usersShowCmd(),
+		e.usersSetDisabledCmd("disable", true), e.usersSetDisabledCmd("enable", false))
+	return cmd
+}
+
+func (e *env) printUsers(users ...adminapi.UserView) error {
+	t := newTable(e.stdout, "NAME", "KIND", "STATUS", "ROLES", "CREATED", "BY")
+	for _, u := range users {
+		kind, status := "human", "enabled"
+		if u.Service {
+			kind = "service"
+		}
+		if u.Disabled {
+			status = "disabled"
+		}
+		t.row(u.Name, kind, status, list(u.Roles), when(&u.CreatedAt), u.CreatedBy)
+	}
+	return t.flush()
+}
+
+func (e *env) usersCreateCmd() *cobra.Command {
+	var in identity.NewUser
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "create NAME [--service] [--role ROLE]...",
+		Short: "Create a user (or, with --service, a service account)",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			in.Name = a[0]
+			var u adminapi.UserView
+			return e.call(cmd, "POST", "/users", nil, in, &u, asJSON, func() error { return e.printUsers(u) })
+		},
+	}
+	cmd.Flags().BoolVar(&in.Service, "service", false, "create a service account (an automation identity)")
+	cmd.Flags().StringArrayVar(&in.Roles, "role", nil, "role to hold (repeatable)")
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func (e *env) usersListCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List users",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var l adminapi.UserList
+			return e.call(cmd, "GET", "/users", nil, nil, &l, asJSON, func() error { return e.printUsers(l.Users...) })
+		},
+	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func (e *env) usersShowCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show one user",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			var u adminapi.UserView
+			return e.call(cmd, "GET", "/users/"+url.PathEscape(a[0]), nil, nil, &u, asJSON, func() error { return e.printUsers(u) })
+		},
+	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func (e *env) usersSetDisabledCmd(verb string, disable bool) *cobra.Command {
+	short := "Enable a disabled user"
+	if disable {
+		short = "Disable a user: all their keys stop working on the next request"
+	}
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   verb + " NAME",
+		Short: short,
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			var u adminapi.UserView
+			return e.call(cmd, "POST", "/users/"+url.PathEscape(a[0])+"/"+verb, nil, nil, &u, asJSON, func() error { return e.printUsers(u) })
+		},
+	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}

@@ -1,0 +1,100 @@
+// Package config is Ostiary's typed configuration: defaults, then
+// environment (OSTIARY_*), then command-line flags; Validate before use.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Config configures a server.
+type Config struct {
+	DataDir         string
+	Listen          string // host:port
+	LogLevel        slog.Level
+	LogFormat       string // text or json
+	CheckpointEvery time.Duration
+	ShutdownTimeout time.Duration
+}
+
+// Default returns the defaults.
+func Default() Config {
+	return Config{
+		Listen:          "127.0.0.1:8080",
+		LogLevel:        slog.LevelInfo,
+		LogFormat:       "text",
+		CheckpointEvery: time.Second,
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
+// FromEnv applies OSTIARY_DATA, OSTIARY_LISTEN, OSTIARY_LOG_LEVEL and
+// OSTIARY_LOG_FORMAT over c.
+func (c Config) FromEnv(getenv func(string) string) (Config, error) {
+	if v := getenv("OSTIARY_DATA"); v != "" {
+		c.DataDir = v
+	}
+	if v := getenv("OSTIARY_LISTEN"); v != "" {
+		c.Listen = v
+	}
+	if v := getenv("OSTIARY_LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return c, fmt.Errorf("OSTIARY_LOG_LEVEL: %q is not debug, info, warn or error", v)
+		}
+	}
+	if v := getenv("OSTIARY_LOG_FORMAT"); v != "" {
+		c.LogFormat = v
+	}
+	return c, nil
+}
+
+// Validate checks the configuration. Until TLS is supported, the server
+// listens on loopback addresses only.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data DIR is required (or set OSTIARY_DATA)"))
+	}
+	if err := CheckLoopback(c.Listen); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log format %q: want text or json", c.LogFormat))
+	}
+	if c.CheckpointEvery < 10*time.Millisecond || c.CheckpointEvery > time.Hour {
+		errs = append(errs, errors.New("checkpoint interval must be between 10ms and 1h"))
+	}
+	return errors.Join(errs...)
+}
+
+// CheckLoopback accepts host:port only where host is a loopback IP or
+// "localhost".
+func CheckLoopback(listen string) error {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "" {
+		return fmt.Errorf("--listen %q: want HOST:PORT, e.g. 127.0.0.1:8080", listen)
+	}
+	if strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("--listen %q: refusing to listen on a non-loopback address without TLS; use 127.0.0.1 or [::1]", listen)
+	}
+	return nil
+}
+
+// Logger builds the operational logger (never the audit log).
+func (c Config) Logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

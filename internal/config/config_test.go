@@ -1,0 +1,43 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCheckLoopback(t *testing.T) {
+	for _, ok := range []string{"127.0.0.1:8080", "[::1]:0", "localhost:9", "127.1.2.3:80"} {
+		if err := CheckLoopback(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{":8080", "0.0.0.0:8080", "10.0.0.1:80", "[::]:80", "example.com:80", "127.0.0.1", "nonsense"} {
+		if err := CheckLoopback(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	c := Default()
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "--data") {
+		t.Errorf("missing data dir: %v", err)
+	}
+	c.DataDir = "/tmp/x"
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
+	c, err = c.FromEnv(func(k string) string {
+		return map[string]string{"OSTIARY_LISTEN": "0.0.0.0:80", "OSTIARY_LOG_LEVEL": "debug"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "non-loopback") {
+		t.Errorf("non-loopback from env: %v", err)
+	}
+	if _, err := c.FromEnv(func(k string) string { return map[string]string{"OSTIARY_LOG_LEVEL": "loud"}[k] }); err == nil {
+		t.Error("bad log level accepted")
+	}
+}
