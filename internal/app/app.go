@@ -312,3 +312,7 @@ func VerifyAudit(ctx context.Context, dir, pubPath string) (audit.Summary, error
 	defer st.Close()
 	return audit.Verify(ctx, st, pub, cp)
 }
+
+// SetStoreReadOnlyForTest makes the store refuse writes as a read-only or
+// failed disk would, so tests can prove the server fails closed.
+func (a *App) SetStoreReadOnlyForTest(on bool) error { return a.store.SetQueryOnlyForTest(on) }
