@@ -91,9 +91,7 @@ Admin commands:   users, roles, keys, audit query, whoami
 		SilenceErrors: true,
 		Version:       app.Version,
 	}
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &usageErr{fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())}
-	})
+	root.SetFlagErrorFunc(usage)
 	root.AddCommand(e.initCmd(), e.serveCmd(), e.demoCmd(), e.usersCmd(), e.rolesCmd(), e.keysCmd(), e.auditCmd(), e.whoamiCmd())
 	return root
 }
@@ -102,8 +100,13 @@ Admin commands:   users, roles, keys, audit query, whoami
 func args(v cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, a []string) error {
 		if err := v(cmd, a); err != nil {
-			return &usageErr{fmt.Errorf("%w\nRun '%s --help' for usage.", err, cmd.CommandPath())}
+			return usage(cmd, err)
 		}
 		return nil
 	}
+}
+
+// usage marks err as a command-line mistake and points at the help.
+func usage(cmd *cobra.Command, err error) error {
+	return &usageErr{fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())}
 }

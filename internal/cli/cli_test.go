@@ -1,0 +1,250 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/ostiary/ostiary/internal/adminapi"
+)
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func run(env map[string]string, args ...string) result {
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), args, strings.NewReader(""), &out, &errb, func(k string) string { return env[k] })
+	return result{code, out.String(), errb.String()}
+}
+
+func (r result) mustOK(t *testing.T) result {
+	t.Helper()
+	if r.code != ExitOK {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// server runs 'ostiary init' and 'ostiary serve' through the CLI itself.
+func server(t *testing.T) (env map[string]string, dir string, stop func()) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "data")
+	var initOut struct {
+		APIKey string `json:"api_key"`
+	}
+	r := run(nil, "init", "--data", dir, "--json").mustOK(t)
+	if err := json.Unmarshal([]byte(r.stdout), &initOut); err != nil || !strings.HasPrefix(initOut.APIKey, "ost_") {
+		t.Fatalf("init --json printed %q", r.stdout)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errb := &syncBuf{}, &syncBuf{}
+	done := make(chan int)
+	go func() {
+		done <- Run(ctx, []string{"serve", "--data", dir, "--listen", "127.0.0.1:0"}, nil, out, errb, func(string) string { return "" })
+	}()
+	re := regexp.MustCompile(`serving on http://(\S+)`)
+	deadline := time.Now().Add(10 * time.Second)
+	for !re.MatchString(out.String()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start: %s %s", out, errb)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	addr := re.FindStringSubmatch(out.String())[1]
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited %d: %s", code, errb)
+		}
+	}
+	t.Cleanup(stop)
+	return map[string]string{"OSTIARY_ADDR": "http://" + addr, "OSTIARY_TOKEN": initOut.APIKey}, dir, stop
+}
+
+func TestCommandSurface(t *testing.T) {
+	env, dir, stop := server(t)
+
+	r := run(env, "whoami").mustOK(t)
+	if !strings.Contains(r.stdout, "admin") || !strings.Contains(r.stdout, "admin:*") {
+		t.Errorf("whoami: %s", r.stdout)
+	}
+	r = run(env, "roles", "create", "clerk", "--grant", "invoke:finance.*", "--grant", "read-audit:*").mustOK(t)
+	if !strings.Contains(r.stdout, "clerk") || !strings.Contains(r.stdout, "invoke:finance.*") {
+		t.Errorf("roles create: %s", r.stdout)
+	}
+	var roles adminapi.RoleList
+	json.Unmarshal([]byte(run(env, "roles", "list", "--json").mustOK(t).stdout), &roles)
+	if len(roles.Roles) != 3 {
+		t.Errorf("roles list --json: %+v", roles)
+	}
+	r = run(env, "users", "create", "alice", "--role", "clerk").mustOK(t)
+	if !regexp.MustCompile(`alice\s+human\s+enabled\s+clerk`).MatchString(r.stdout) {
+		t.Errorf("users create: %s", r.stdout)
+	}
+	var svc adminapi.UserView
+	json.Unmarshal([]byte(run(env, "users", "create", "ci-bot", "--service", "--json").mustOK(t).stdout), &svc)
+	if svc.Name != "ci-bot" || !svc.Service {
+		t.Errorf("users create --service --json: %+v", svc)
+	}
+	var users adminapi.UserList
+	json.Unmarshal([]byte(run(env, "users", "list", "--json").mustOK(t).stdout), &users)
+	if len(users.Users) != 3 {
+		t.Errorf("users list --json: %+v", users)
+	}
+
+	var created adminapi.CreatedKey
+	r = run(env, "keys", "create", "--user", "alice", "--expires", "8h", "--scope", "read-audit:*", "--json").mustOK(t)
+	if err := json.Unmarshal([]byte(r.stdout), &created); err != nil || created.Key.Scope[0] != "read-audit:*" || created.Key.ExpiresAt == nil {
+		t.Fatalf("keys create --json: %s", r.stdout)
+	}
+	r = run(env, "keys", "create", "--user", "alice").mustOK(t)
+	if !strings.Contains(r.stdout, "shown once") || !regexp.MustCompile(`ost_[a-z2-7]{16}_[a-z2-7]{52}`).MatchString(r.stdout) {
+		t.Errorf("keys create: %s", r.stdout)
+	}
+	alice := map[string]string{"OSTIARY_ADDR": env["OSTIARY_ADDR"], "OSTIARY_TOKEN": created.APIKey}
+	run(alice, "audit", "query", "--limit", "1").mustOK(t)
+	if r := run(alice, "users", "list"); r.code != ExitError || !strings.Contains(r.stderr, "manage-identities") {
+		t.Errorf("scoped key listing users: %+v", r)
+	}
+	r = run(env, "keys", "list", "--user", "alice").mustOK(t)
+	if strings.Count(r.stdout, "alice") != 2 || strings.Contains(r.stdout, created.APIKey) {
+		t.Errorf("keys list: %s", r.stdout)
+	}
+	run(env, "keys", "revoke", created.Key.ID).mustOK(t)
+	if r := run(alice, "whoami"); r.code != ExitError || !strings.Contains(r.stderr, "authentication required") {
+		t.Errorf("revoked key: %+v", r)
+	}
+	r = run(env, "users", "disable", "alice").mustOK(t)
+	if !strings.Contains(r.stdout, "disabled") {
+		t.Errorf("users disable: %s", r.stdout)
+	}
+	run(env, "users", "enable", "alice").mustOK(t)
+	run(env, "users", "show", "alice").mustOK(t)
+
+	var page adminapi.AuditPage
+	r = run(env, "audit", "query", "--user", "admin", "--event", "user-create", "--since", "1h", "--limit", "5", "--json").mustOK(t)
+	if err := json.Unmarshal([]byte(r.stdout), &page); err != nil || len(page.Records) != 2 {
+		t.Fatalf("audit query --json: %s", r.stdout)
+	}
+	for _, rec := range page.Records {
+		if rec.Event != "user-create" || rec.Actor != "admin" {
+			t.Errorf("record %+v", rec)
+		}
+	}
+	r = run(env, "audit", "query", "--event", "authn-failure").mustOK(t)
+	if !strings.Contains(r.stdout, "key-revoked") {
+		t.Errorf("audit query table: %s", r.stdout)
+	}
+
+	stop()
+	r = run(nil, "audit", "verify", "--data", dir).mustOK(t)
+	if strings.Count(strings.TrimSpace(r.stdout), "\n") != 0 || !strings.HasPrefix(r.stdout, "audit chain OK") {
+		t.Errorf("verify summary: %q", r.stdout)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "ostiary.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("UPDATE audit_records SET target = 'user:mallory' WHERE seq = 4"); err != nil {
+		t.Fatal(err)
+	}
+	r = run(nil, "audit", "verify", "--data", dir)
+	if r.code != ExitTampered || !strings.Contains(r.stderr, "record 4") {
+		t.Errorf("verify after tampering: %+v", r)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	env := map[string]string{"OSTIARY_TOKEN": "ost_x", "OSTIARY_ADDR": "http://127.0.0.1:1"}
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"users", "create"}, ExitUsage, "accepts 1 arg"},
+		{[]string{"users", "create", "a", "b"}, ExitUsage, "accepts 1 arg"},
+		{[]string{"users", "list", "--bogus"}, ExitUsage, "unknown flag"},
+		{[]string{"roles", "create", "r"}, ExitUsage, "--grant"},
+		{[]string{"keys", "create"}, ExitUsage, "--user"},
+		{[]string{"keys", "create", "--user", "a", "--expires", "forever"}, ExitUsage, "invalid lifetime"},
+		{[]string{"audit", "query", "--since", "last tuesday"}, ExitUsage, "--since"},
+		{[]string{"audit", "query", "--limit", "0"}, ExitUsage, "--limit"},
+		{[]string{"init"}, ExitUsage, "--data"},
+		{[]string{"audit", "verify"}, ExitUsage, "--data"},
+		{[]string{"serve", "--data", "/tmp/x", "--listen", "0.0.0.0:8080"}, ExitUsage, "non-loopback"},
+		{[]string{"nonsense"}, ExitError, "unknown command"},
+		{[]string{"whoami"}, ExitError, "cannot reach ostiary"},
+	}
+	for _, c := range cases {
+		r := run(env, c.args...)
+		if r.code != c.code || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", c.args, r.code, r.stderr, c.code, c.want)
+		}
+	}
+	if r := run(map[string]string{}, "users", "list"); r.code != ExitError || !strings.Contains(r.stderr, "OSTIARY_TOKEN is not set") {
+		t.Errorf("no token: %+v", r)
+	}
+	if r := run(map[string]string{"OSTIARY_TOKEN": "ost_x", "OSTIARY_ADDR": "http://10.1.2.3:8080"}, "users", "list"); r.code != ExitError || !strings.Contains(r.stderr, "plain HTTP") {
+		t.Errorf("plain HTTP to a remote host: %+v", r)
+	}
+}
+
+func TestInitTwice(t *testing.T) {
+	dir := t.TempDir()
+	r := run(nil, "init", "--data", dir).mustOK(t)
+	if !strings.Contains(r.stdout, "shown once") || !strings.Contains(r.stdout, "ostiary serve --data "+dir) {
+		t.Errorf("init output: %s", r.stdout)
+	}
+	r = run(nil, "init", "--data", dir)
+	if r.code != ExitError || !strings.Contains(r.stderr, "already initialised") {
+		t.Errorf("second init: %+v", r)
+	}
+}
+
+func TestParseWhen(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"90m":                  now.Add(-90 * time.Minute),
+		"7d":                   now.Add(-7 * 24 * time.Hour),
+		"2026-11-01T00:00:00Z": time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		got, err := parseWhen(in, now)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("parseWhen(%q) = %v, %v", in, got, err)
+		}
+	}
+}
