@@ -248,3 +248,39 @@ func TestParseWhen(t *testing.T) {
 		}
 	}
 }
+
+// The README's run command: demo initialises, serves and prints a key that
+// works with the commands it suggests.
+func TestDemo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	for round := range 2 { // the second round reuses the initialised directory
+		ctx, cancel := context.WithCancel(context.Background())
+		out, errb := &syncBuf{}, &syncBuf{}
+		done := make(chan int)
+		go func() {
+			done <- Run(ctx, []string{"demo", "--data", dir, "--listen", "127.0.0.1:0"}, nil, out, errb, func(string) string { return "" })
+		}()
+		re := regexp.MustCompile(`export OSTIARY_ADDR=(\S+) OSTIARY_TOKEN=(\S+)`)
+		deadline := time.Now().Add(10 * time.Second)
+		for !re.MatchString(out.String()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("demo did not start: %s %s", out, errb)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		m := re.FindStringSubmatch(out.String())
+		if round == 0 {
+			r := run(map[string]string{"OSTIARY_ADDR": m[1], "OSTIARY_TOKEN": m[2]}, "whoami").mustOK(t)
+			if !strings.Contains(r.stdout, "admin") {
+				t.Errorf("whoami with the demo key: %s", r.stdout)
+			}
+		} else if strings.Contains(out.String(), "shown once") {
+			t.Errorf("a reused directory printed a new key: %s", out)
+		}
+		cancel()
+		if code := <-done; code != 0 {
+			t.Fatalf("demo exited %d: %s", code, errb)
+		}
+	}
+	run(nil, "audit", "verify", "--data", dir).mustOK(t)
+}
