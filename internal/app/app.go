@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/assertion"
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/config"
@@ -38,6 +39,7 @@ type App struct {
 	store  *sqlite.Store
 	writer *audit.Writer
 	authn  *authn.Authenticator
+	signer *assertion.Signer
 	api    *adminapi.API
 	server *http.Server
 	ln     net.Listener
@@ -142,6 +144,16 @@ func (a *App) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := l.ensureIdentityKey(); err != nil {
+		return fmt.Errorf("cannot create the identity assertion key: %w", err)
+	}
+	idKey, err := l.identityKey()
+	if err != nil {
+		return err
+	}
+	if a.signer, err = assertion.NewSigner(idKey, a.now); err != nil {
+		return err
+	}
 	if a.store, err = sqlite.Open(ctx, l.DB(), sqlite.Options{}); err != nil {
 		return err
 	}
@@ -175,6 +187,11 @@ func (a *App) open(ctx context.Context) error {
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", a.api)
+	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		w.Write(a.signer.JWKS())
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")
 	})

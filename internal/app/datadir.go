@@ -22,6 +22,7 @@ import (
 //	keys/audit-signing.key  Ed25519 private key (PKCS #8 PEM), mode 0600
 //	keys/audit-signing.pub  its public key (PKIX PEM): give it to auditors
 //	keys/apikey-hmac.key    key for hashing API keys (hex), mode 0600
+//	keys/identity-signing.key Ed25519 key signing identity assertions to upstreams, mode 0600
 //	ostiary.lock            held by the running server
 type Layout struct{ Dir string }
 
@@ -31,7 +32,10 @@ func (l Layout) KeysDir() string    { return filepath.Join(l.Dir, "keys") }
 func (l Layout) SigningKey() string { return filepath.Join(l.KeysDir(), "audit-signing.key") }
 func (l Layout) SigningPub() string { return filepath.Join(l.KeysDir(), "audit-signing.pub") }
 func (l Layout) HMACKey() string    { return filepath.Join(l.KeysDir(), "apikey-hmac.key") }
-func (l Layout) Lock() string       { return filepath.Join(l.Dir, "ostiary.lock") }
+func (l Layout) IdentityKey() string {
+	return filepath.Join(l.KeysDir(), "identity-signing.key")
+}
+func (l Layout) Lock() string { return filepath.Join(l.Dir, "ostiary.lock") }
 
 // Initialised reports whether dir holds (part of) an installation.
 func Initialised(dir string) bool { return Layout{Dir: dir}.initialised() }
@@ -78,15 +82,11 @@ func (l Layout) writeKeys() error {
 	if err := os.Mkdir(l.KeysDir(), 0o700); err != nil {
 		return err
 	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	priv, privPEM, err := newEd25519PEM()
 	if err != nil {
 		return err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return err
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(pub)
+	pubDER, err := x509.MarshalPKIXPublicKey(priv.Public())
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,7 @@ func (l Layout) writeKeys() error {
 		data []byte
 		mode os.FileMode
 	}{
-		{l.SigningKey(), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600},
+		{l.SigningKey(), privPEM, 0o600},
 		{l.SigningPub(), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644},
 		{l.HMACKey(), []byte(hex.EncodeToString(hmacKey) + "\n"), 0o600},
 	}
@@ -106,7 +106,35 @@ func (l Layout) writeKeys() error {
 			return err
 		}
 	}
+	return l.ensureIdentityKey()
+}
+
+// ensureIdentityKey creates the identity-assertion signing key if it is
+// missing (data directories initialised before it existed get one on start).
+func (l Layout) ensureIdentityKey() error {
+	if _, err := os.Stat(l.IdentityKey()); err == nil {
+		return nil
+	}
+	_, privPEM, err := newEd25519PEM()
+	if err != nil {
+		return err
+	}
+	if err := writeFileSync(l.IdentityKey(), privPEM, 0o600); err != nil {
+		return err
+	}
 	return syncDir(l.KeysDir())
+}
+
+func newEd25519PEM() (ed25519.PrivateKey, []byte, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return priv, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
 func writeFileSync(path string, data []byte, mode os.FileMode) error {
@@ -146,22 +174,26 @@ func readSecretFile(path string) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
-func (l Layout) signingKey() (ed25519.PrivateKey, error) {
-	b, err := readSecretFile(l.SigningKey())
+func (l Layout) signingKey() (ed25519.PrivateKey, error) { return readEd25519(l.SigningKey()) }
+
+func (l Layout) identityKey() (ed25519.PrivateKey, error) { return readEd25519(l.IdentityKey()) }
+
+func readEd25519(path string) (ed25519.PrivateKey, error) {
+	b, err := readSecretFile(path)
 	if err != nil {
 		return nil, err
 	}
 	blk, _ := pem.Decode(b)
 	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("%s is not a PEM private key", l.SigningKey())
+		return nil, fmt.Errorf("%s is not a PEM private key", path)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", l.SigningKey(), err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	priv, ok := k.(ed25519.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("%s is not an Ed25519 key", l.SigningKey())
+		return nil, fmt.Errorf("%s is not an Ed25519 key", path)
 	}
 	return priv, nil
 }

@@ -131,3 +131,21 @@ func TestHealth(t *testing.T) {
 		t.Errorf("unknown path %d", r.Status)
 	}
 }
+
+// The identity assertion key is published, and a data directory from before
+// it existed gets one on start.
+func TestJWKS(t *testing.T) {
+	s := apptest.Start(t)
+	r := s.Do("GET", "/.well-known/jwks.json", "", nil)
+	if r.Status != 200 || r.Header.Get("Content-Type") != "application/jwk-set+json" || !strings.Contains(string(r.Body), `"crv":"Ed25519"`) {
+		t.Fatalf("jwks: %d %s %s", r.Status, r.Header.Get("Content-Type"), r.Body)
+	}
+	s.Stop()
+	os.Remove(filepath.Join(s.Dir, "keys", "identity-signing.key"))
+	if err := open(s.Dir); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(filepath.Join(s.Dir, "keys", "identity-signing.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("identity key not recreated: %v", err)
+	}
+}
