@@ -18,6 +18,7 @@ import (
 
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/fault"
 	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/strictjson"
@@ -40,6 +41,7 @@ type AuditStore interface {
 type Config struct {
 	Authn    Authenticator
 	Identity *identity.Service
+	Catalog  *catalog.Catalog
 	Auditor  identity.Auditor
 	Audit    AuditStore
 	Logger   *slog.Logger
@@ -54,7 +56,7 @@ type API struct {
 
 // New returns the admin API handler.
 func New(cfg Config) (*API, error) {
-	if cfg.Authn == nil || cfg.Identity == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil {
+	if cfg.Authn == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil {
 		return nil, errors.New("adminapi: missing dependency")
 	}
 	a := &API{Config: cfg, mux: http.NewServeMux()}
@@ -90,14 +92,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // authFailed records the failure and answers 401 (or 503 when the
 // credential store or the audit log is unavailable).
 func (a *API) authFailed(w http.ResponseWriter, r *http.Request, reqID string, err error) {
-	rec := audit.Record{Event: audit.EventAuthnFailure, Outcome: audit.Denied, RequestID: reqID, Remote: r.RemoteAddr,
-		Detail: map[string]any{"method": r.Method, "path": clip(r.URL.Path, 200)}}
-	var f *authn.Failure
-	if errors.As(err, &f) {
-		rec.Reason, rec.KeyID, rec.Target = f.Reason, f.KeyID, userTarget(f.User)
-	} else {
-		rec.Outcome, rec.Reason = audit.Failed, string(fault.KindOf(err))
-	}
+	rec := authn.FailureRecord(err, r, reqID)
 	if _, werr := a.Auditor.Write(context.WithoutCancel(r.Context()), audit.Entry{Record: rec}); werr != nil {
 		err = werr
 	}
@@ -106,13 +101,6 @@ func (a *API) authFailed(w http.ResponseWriter, r *http.Request, reqID string, e
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ostiary"`)
 	}
 	a.writeError(w, reqID, err)
-}
-
-func userTarget(u string) string {
-	if u == "" {
-		return ""
-	}
-	return "user:" + u
 }
 
 // handle adapts a handlerFunc to the mux.
@@ -134,7 +122,7 @@ func (a *API) handle(fn handlerFunc) http.HandlerFunc {
 func (a *API) decode(w http.ResponseWriter, r *http.Request, rec audit.Record, v any) error {
 	err := readJSON(w, r, v)
 	if err != nil {
-		return identity.Refuse(r.Context(), a.Auditor, rec, err)
+		return audit.Refuse(r.Context(), a.Auditor, rec, err)
 	}
 	return nil
 }

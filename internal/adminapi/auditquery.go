@@ -11,7 +11,6 @@ import (
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/fault"
-	"github.com/ostiary/ostiary/internal/identity"
 )
 
 var eventRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
@@ -67,15 +66,15 @@ func (a *API) queryAudit(w http.ResponseWriter, r *http.Request, p *authn.Princi
 	rec := p.Record(audit.EventAuditQuery, "")
 	q, err := parseQuery(r.URL.Query())
 	if err != nil {
-		return 0, nil, identity.Refuse(r.Context(), a.Auditor, rec, err)
+		return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, err)
 	}
 	rec.Detail = queryDetail(q)
 	if !p.Allows(authz.ReadAudit, authz.All) {
-		return 0, nil, identity.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.Forbidden, "permission denied: this needs the read-audit grant"))
+		return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.Forbidden, "permission denied: this needs the read-audit grant"))
 	}
 	records, err := a.Audit.QueryAudit(r.Context(), q)
 	if err != nil {
-		return 0, nil, identity.Refuse(r.Context(), a.Auditor, rec, err)
+		return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, err)
 	}
 	if _, err := a.Auditor.Write(r.Context(), audit.Entry{Record: rec}); err != nil {
 		return 0, nil, err

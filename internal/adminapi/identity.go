@@ -97,5 +97,5 @@ func (a *API) revokeKey(w http.ResponseWriter, r *http.Request, p *authn.Princip
 func (a *API) notFound(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
 	rec := p.Record(audit.EventAdminRequest, "")
 	rec.Detail = map[string]any{"method": clip(r.Method, 16), "path": clip(r.URL.Path, 200)}
-	return 0, nil, identity.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.NotFound, "no such endpoint: %s %s", clip(r.Method, 16), clip(r.URL.Path, 200)))
+	return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.NotFound, "no such endpoint: %s %s", clip(r.Method, 16), clip(r.URL.Path, 200)))
 }

@@ -21,6 +21,15 @@ func (a *API) routes() {
 
 	m.HandleFunc("GET /api/v1/audit", a.handle(a.queryAudit))
 
+	m.HandleFunc("GET /api/v1/upstreams", a.handle(a.listUpstreams))
+	m.HandleFunc("POST /api/v1/upstreams", a.handle(a.addUpstream))
+	m.HandleFunc("DELETE /api/v1/upstreams/{name}", a.handle(a.removeUpstream))
+	m.HandleFunc("POST /api/v1/upstreams/{name}/sync", a.handle(a.syncUpstream))
+
+	m.HandleFunc("GET /api/v1/tools", a.handle(a.listTools))
+	m.HandleFunc("GET /api/v1/tools/versions", a.handle(a.toolVersions))
+	m.HandleFunc("POST /api/v1/tools/activate", a.handle(a.activateTool))
+
 	// Anything else is refused, and the attempt recorded.
 	m.HandleFunc("/", a.handle(a.notFound))
 }

@@ -21,9 +21,12 @@ import (
 	"github.com/ostiary/ostiary/internal/assertion"
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/config"
+	"github.com/ostiary/ostiary/internal/gateway"
 	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/store/sqlite"
+	"github.com/ostiary/ostiary/internal/upstream"
 )
 
 // Version is set at build time with -ldflags "-X ...app.Version=…".
@@ -31,18 +34,21 @@ var Version = "dev"
 
 // App is a running (or ready to run) Ostiary server.
 type App struct {
-	cfg    config.Config
-	log    *slog.Logger
-	now    func() time.Time
-	layout Layout
-	lockF  *os.File
-	store  *sqlite.Store
-	writer *audit.Writer
-	authn  *authn.Authenticator
-	signer *assertion.Signer
-	api    *adminapi.API
-	server *http.Server
-	ln     net.Listener
+	cfg     config.Config
+	log     *slog.Logger
+	now     func() time.Time
+	layout  Layout
+	lockF   *os.File
+	store   *sqlite.Store
+	writer  *audit.Writer
+	authn   *authn.Authenticator
+	signer  *assertion.Signer
+	pool    *upstream.Pool
+	catalog *catalog.Catalog
+	gateway *gateway.Gateway
+	api     *adminapi.API
+	server  *http.Server
+	ln      net.Listener
 
 	stopFlush chan struct{}
 	flushDone chan struct{}
@@ -168,7 +174,17 @@ func (a *App) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Identity: ids, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now}); err != nil {
+	if a.pool, err = upstream.NewPool(upstream.PoolConfig{Signer: a.signer, Auditor: a.writer, Logger: a.log, Now: a.now, Version: Version}); err != nil {
+		return err
+	}
+	if a.catalog, err = catalog.New(ctx, a.store, a.writer, a.pool, a.now, a.log); err != nil {
+		return err
+	}
+	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, Catalog: a.catalog, Upstreams: a.pool, Auditor: a.writer,
+		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins}); err != nil {
+		return err
+	}
+	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Identity: ids, Catalog: a.catalog, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now}); err != nil {
 		return err
 	}
 	a.server = &http.Server{
@@ -187,6 +203,9 @@ func (a *App) open(ctx context.Context) error {
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", a.api)
+	mux.Handle("/mcp", a.gateway)
+	mux.HandleFunc("GET /.well-known/oauth-protected-resource/mcp", gateway.ResourceMetadata)
+	mux.HandleFunc("GET /.well-known/oauth-protected-resource", gateway.ResourceMetadata)
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		w.Header().Set("Cache-Control", "public, max-age=300")
@@ -234,6 +253,7 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.stopFlush, a.flushDone = make(chan struct{}), make(chan struct{})
 	go a.flushLastUsed()
+	go a.syncUpstreams(context.WithoutCancel(ctx))
 	go func() {
 		if err := a.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("server stopped", "err", err)
@@ -248,6 +268,15 @@ func (a *App) Addr() string { return a.ln.Addr().String() }
 
 // PublicKey is the audit checkpoint verification key.
 func (a *App) PublicKey() ed25519.PublicKey { return a.writer.PublicKey() }
+
+// syncUpstreams refreshes every upstream's tools in the catalog at start.
+func (a *App) syncUpstreams(ctx context.Context) {
+	for _, u := range a.catalog.Snapshot().Upstreams() {
+		if _, err := a.catalog.Sync(ctx, u.Name, "system"); err != nil {
+			a.log.Warn("upstream sync failed", "upstream", u.Name, "err", err)
+		}
+	}
+}
 
 func (a *App) flushLastUsed() {
 	defer close(a.flushDone)
@@ -292,6 +321,9 @@ func (a *App) Close(ctx context.Context) error {
 
 // release closes what open acquired, in reverse order.
 func (a *App) release() {
+	if a.pool != nil {
+		a.pool.Close()
+	}
 	if a.writer != nil {
 		a.writer.Close()
 	}

@@ -371,6 +371,21 @@ func sealAndAppend(ctx context.Context, tx Tx, r *Record) error {
 	return tx.AppendRecord(ctx, r)
 }
 
+// Appender appends records; *Writer is one.
+type Appender interface {
+	Write(ctx context.Context, e Entry) (Record, error)
+}
+
+// Refuse records that a request was refused with err and returns err; if
+// the refusal cannot be recorded, the audit failure is returned instead.
+func Refuse(ctx context.Context, a Appender, rec Record, err error) error {
+	rec.Outcome, rec.Reason = OutcomeOf(err)
+	if _, werr := a.Write(ctx, Entry{Record: rec}); werr != nil {
+		return werr
+	}
+	return err
+}
+
 // OutcomeOf maps an error to the outcome and reason code it is recorded with.
 func OutcomeOf(err error) (Outcome, string) {
 	if err == nil {

@@ -1,8 +1,13 @@
 package authn
 
 import (
+	"errors"
+	"net/http"
+	"strings"
+
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authz"
+	"github.com/ostiary/ostiary/internal/fault"
 )
 
 // Principal is the authenticated caller of one request.
@@ -23,4 +28,26 @@ func (p *Principal) Allows(a authz.Action, resource string) bool { return p.Perm
 func (p *Principal) Record(event, target string) audit.Record {
 	return audit.Record{Event: event, Outcome: audit.Success, Actor: p.User, KeyID: p.KeyID,
 		RequestID: p.RequestID, Remote: p.Remote, Target: target}
+}
+
+// FailureRecord is the audit record of a failed authentication of r: the
+// reason and the key id (never the secret) for a *Failure, the fault kind
+// for anything else (the credential store being unavailable).
+func FailureRecord(err error, r *http.Request, requestID string) audit.Record {
+	path := r.URL.Path
+	if len(path) > 200 {
+		path = path[:200]
+	}
+	rec := audit.Record{Event: audit.EventAuthnFailure, Outcome: audit.Denied, RequestID: requestID, Remote: r.RemoteAddr,
+		Detail: map[string]any{"method": strings.ToValidUTF8(r.Method, "?"), "path": strings.ToValidUTF8(path, "?")}}
+	var f *Failure
+	if errors.As(err, &f) {
+		rec.Reason, rec.KeyID = f.Reason, f.KeyID
+		if f.User != "" {
+			rec.Target = "user:" + f.User
+		}
+	} else {
+		rec.Outcome, rec.Reason = audit.Failed, string(fault.KindOf(err))
+	}
+	return rec
 }

@@ -85,14 +85,15 @@ func (e *env) root() *cobra.Command {
 		Long: `Ostiary authenticates, authorizes, audits and governs every request an AI agent makes.
 
 Local commands:   init, serve, demo, audit verify
-Admin commands:   users, roles, keys, audit query, whoami
+Admin commands:   users, roles, keys, upstreams, tools, audit query, whoami
                   (these talk to a running server: set OSTIARY_ADDR and OSTIARY_TOKEN)`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       app.Version,
 	}
 	root.SetFlagErrorFunc(usage)
-	root.AddCommand(e.initCmd(), e.serveCmd(), e.demoCmd(), e.usersCmd(), e.rolesCmd(), e.keysCmd(), e.auditCmd(), e.whoamiCmd())
+	root.AddCommand(e.initCmd(), e.serveCmd(), e.demoCmd(), e.usersCmd(), e.rolesCmd(), e.keysCmd(), e.auditCmd(), e.whoamiCmd(),
+		e.upstreamsCmd(), e.toolsCmd())
 	return root
 }
 

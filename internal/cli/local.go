@@ -62,6 +62,7 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().StringVar(&cfg.Listen, "listen", "", "address to listen on, loopback only until TLS (default 127.0.0.1:8080, or OSTIARY_LISTEN)")
 	cmd.Flags().StringVar(&cfg.LogFormat, "log-format", "", "operational log format: text or json")
 	cmd.Flags().DurationVar(&cfg.CheckpointEvery, "checkpoint-every", 0, "interval between signed audit checkpoints (default 1s)")
+	cmd.Flags().StringArrayVar(&cfg.AllowedOrigins, "allow-origin", nil, "browser origin allowed to call /mcp, e.g. https://chat.example.com (repeatable; or OSTIARY_ALLOWED_ORIGINS, comma-separated)")
 }
 
 // serverConfig layers defaults, environment and flags.
@@ -81,6 +82,9 @@ func (e *env) serverConfig(flags config.Config) (config.Config, error) {
 	}
 	if flags.CheckpointEvery != 0 {
 		cfg.CheckpointEvery = flags.CheckpointEvery
+	}
+	if len(flags.AllowedOrigins) > 0 {
+		cfg.AllowedOrigins = flags.AllowedOrigins
 	}
 	return cfg, nil
 }

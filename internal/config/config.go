@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -21,6 +22,7 @@ type Config struct {
 	LogFormat       string // text or json
 	CheckpointEvery time.Duration
 	ShutdownTimeout time.Duration
+	AllowedOrigins  []string // browser origins allowed to call /mcp
 }
 
 // Default returns the defaults.
@@ -51,6 +53,9 @@ func (c Config) FromEnv(getenv func(string) string) (Config, error) {
 	if v := getenv("OSTIARY_LOG_FORMAT"); v != "" {
 		c.LogFormat = v
 	}
+	if v := getenv("OSTIARY_ALLOWED_ORIGINS"); v != "" {
+		c.AllowedOrigins = strings.Split(v, ",")
+	}
 	return c, nil
 }
 
@@ -66,6 +71,11 @@ func (c Config) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log format %q: want text or json", c.LogFormat))
+	}
+	for _, o := range c.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+			errs = append(errs, fmt.Errorf("allowed origin %q: want scheme://host[:port], e.g. https://chat.example.com", o))
+		}
 	}
 	if c.CheckpointEvery < 10*time.Millisecond || c.CheckpointEvery > time.Hour {
 		errs = append(errs, errors.New("checkpoint interval must be between 10ms and 1h"))

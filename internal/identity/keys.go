@@ -53,14 +53,14 @@ func (s *Service) CreateKey(ctx context.Context, p *authn.Principal, in NewKeyRe
 	if in.ExpiresIn != "" {
 		d, err := ParseLifetime(in.ExpiresIn)
 		if err != nil {
-			return Key{}, "", Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
+			return Key{}, "", audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
 		}
 		k.ExpiresAt = now.Add(d)
 	}
 	if len(in.Scope) > 0 {
 		gs, err := authz.ParseGrants(in.Scope)
 		if err != nil {
-			return Key{}, "", Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
+			return Key{}, "", audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
 		}
 		k.Scope = gs
 	}
@@ -115,7 +115,7 @@ func (s *Service) RevokeKey(ctx context.Context, p *authn.Principal, id string) 
 	var k Key
 	rec := p.Record(audit.EventKeyRevoke, target("key", id))
 	if !authn.ValidKeyID(id) {
-		return k, Refuse(ctx, s.audit, p.Record(audit.EventKeyRevoke, "key:?"), fault.New(fault.Invalid, "%q is not a key id (16 characters a–z, 2–7)", clip(id)))
+		return k, audit.Refuse(ctx, s.audit, p.Record(audit.EventKeyRevoke, "key:?"), fault.New(fault.Invalid, "%q is not a key id (16 characters a–z, 2–7)", clip(id)))
 	}
 	err := s.mutate(ctx, p, rec, func(ctx context.Context, tx TxStore, r *audit.Record) error {
 		var err error

@@ -20,14 +20,14 @@ func (s *Service) CreateRole(ctx context.Context, p *authn.Principal, in NewRole
 	rec := p.Record(audit.EventRoleCreate, target("role", in.Name))
 	rec.Detail = map[string]any{"grants": sortedCopy(in.Grants)}
 	if err := ValidName("role", in.Name); err != nil {
-		return Role{}, Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
+		return Role{}, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
 	}
 	if len(in.Grants) == 0 {
-		return Role{}, Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "a role needs at least one grant (--grant ACTION:RESOURCE)"))
+		return Role{}, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "a role needs at least one grant (--grant ACTION:RESOURCE)"))
 	}
 	gs, err := authz.ParseGrants(in.Grants)
 	if err != nil {
-		return Role{}, Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
+		return Role{}, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
 	}
 	role := Role{Name: in.Name, Grants: gs, CreatedAt: s.now().UTC()}
 	err = s.mutate(ctx, p, rec, func(ctx context.Context, tx TxStore, _ *audit.Record) error {

@@ -14,9 +14,7 @@ import (
 )
 
 // Auditor appends records; an Entry's Apply runs in the record's transaction.
-type Auditor interface {
-	Write(ctx context.Context, e audit.Entry) (audit.Record, error)
-}
+type Auditor = audit.Appender
 
 // Invalidator drops cached credentials.
 type Invalidator interface{ Invalidate() }
@@ -38,22 +36,12 @@ func NewService(store Reader, auditor Auditor, cache Invalidator, hasher *authn.
 	return &Service{store: store, audit: auditor, cache: cache, hasher: hasher, now: now}, nil
 }
 
-// Refuse records that a request was refused with err and returns err; if
-// the refusal cannot be recorded, the audit failure is returned instead.
-func Refuse(ctx context.Context, a Auditor, rec audit.Record, err error) error {
-	rec.Outcome, rec.Reason = audit.OutcomeOf(err)
-	if _, werr := a.Write(ctx, audit.Entry{Record: rec}); werr != nil {
-		return werr
-	}
-	return err
-}
-
 // guard checks that p holds action on the whole system, recording a denial.
 func (s *Service) guard(ctx context.Context, p *authn.Principal, rec audit.Record, need authz.Action) error {
 	if p.Allows(need, authz.All) {
 		return nil
 	}
-	return Refuse(ctx, s.audit, rec, fault.New(fault.Forbidden, "permission denied: this needs the %s grant", need))
+	return audit.Refuse(ctx, s.audit, rec, fault.New(fault.Forbidden, "permission denied: this needs the %s grant", need))
 }
 
 // mutate authorizes, then runs apply in the transaction of rec and drops
@@ -81,7 +69,7 @@ func read[T any](ctx context.Context, s *Service, p *authn.Principal, rec audit.
 	}
 	v, err := fetch()
 	if err != nil {
-		return zero, Refuse(ctx, s.audit, rec, err)
+		return zero, audit.Refuse(ctx, s.audit, rec, err)
 	}
 	if _, err := s.audit.Write(ctx, audit.Entry{Record: rec}); err != nil {
 		return zero, err

@@ -22,11 +22,11 @@ func (s *Service) CreateUser(ctx context.Context, p *authn.Principal, in NewUser
 	rec := p.Record(audit.EventUserCreate, target("user", in.Name))
 	rec.Detail = map[string]any{"service": in.Service, "roles": sortedCopy(in.Roles)}
 	if err := ValidName("user", in.Name); err != nil {
-		return User{}, Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
+		return User{}, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
 	}
 	for _, r := range in.Roles {
 		if err := ValidName("role", r); err != nil {
-			return User{}, Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
+			return User{}, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
 		}
 	}
 	u := User{Name: in.Name, Service: in.Service, Roles: sortedCopy(in.Roles), CreatedAt: s.now().UTC(), CreatedBy: p.User}

@@ -1,0 +1,162 @@
+package adminapi
+
+import (
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/fault"
+	"github.com/ostiary/ostiary/internal/upstream"
+)
+
+// UpstreamView is an upstream as listed: header and environment values,
+// which may be credentials, are never returned, only their names.
+type UpstreamView struct {
+	Name        string    `json:"name"`
+	Prefix      string    `json:"prefix"`
+	Kind        string    `json:"kind"`
+	URL         string    `json:"url,omitempty"`
+	Command     []string  `json:"command,omitempty"`
+	HeaderNames []string  `json:"header_names"`
+	EnvNames    []string  `json:"env_names"`
+	CreatedAt   time.Time `json:"created_at"`
+	CreatedBy   string    `json:"created_by"`
+}
+
+// UpstreamList is GET /upstreams.
+type UpstreamList struct {
+	Upstreams []UpstreamView `json:"upstreams"`
+}
+
+// NewUpstream is POST /upstreams. A null or absent prefix means "the
+// upstream's name"; an empty one exposes its tools unprefixed.
+type NewUpstream struct {
+	Name    string            `json:"name"`
+	Prefix  *string           `json:"prefix"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers"`
+	Command []string          `json:"command"`
+	Env     map[string]string `json:"env"`
+}
+
+// AddedUpstream is the answer to POST /upstreams.
+type AddedUpstream struct {
+	Upstream UpstreamView       `json:"upstream"`
+	Sync     catalog.SyncReport `json:"sync"`
+}
+
+// ToolView is a catalog entry.
+type ToolView struct {
+	Name         string `json:"name"`
+	Upstream     string `json:"upstream"`
+	UpstreamTool string `json:"upstream_tool"`
+	Version      int    `json:"version"`
+	Digest       string `json:"digest"`
+	Pending      int    `json:"pending_versions"`
+	Vanished     bool   `json:"vanished"`
+	Description  string `json:"description,omitempty"`
+}
+
+// ToolList is GET /tools.
+type ToolList struct {
+	Tools []ToolView `json:"tools"`
+}
+
+// VersionList is GET /tools/versions.
+type VersionList struct {
+	Tool     string            `json:"tool"`
+	Versions []catalog.Version `json:"versions"`
+}
+
+// Activation is POST /tools/activate.
+type Activation struct {
+	Tool    string `json:"tool"`
+	Version int    `json:"version"`
+}
+
+func upstreamView(u upstream.Upstream) UpstreamView {
+	v := UpstreamView{Name: u.Name, Prefix: u.Prefix, Kind: string(u.Kind), URL: u.URL, Command: u.Command,
+		HeaderNames: []string{}, EnvNames: []string{}, CreatedAt: u.CreatedAt, CreatedBy: u.CreatedBy}
+	for k := range u.Headers {
+		v.HeaderNames = append(v.HeaderNames, k)
+	}
+	for k := range u.Env {
+		v.EnvNames = append(v.EnvNames, k)
+	}
+	slices.Sort(v.HeaderNames)
+	slices.Sort(v.EnvNames)
+	return v
+}
+
+func (a *API) listUpstreams(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+	ups, err := a.Catalog.ListUpstreams(r.Context(), p)
+	out := UpstreamList{Upstreams: []UpstreamView{}}
+	for _, u := range ups {
+		out.Upstreams = append(out.Upstreams, upstreamView(u))
+	}
+	return http.StatusOK, out, err
+}
+
+func (a *API) addUpstream(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+	var in NewUpstream
+	if err := a.decode(w, r, p.Record(catalog.EventUpstreamAdd, ""), &in); err != nil {
+		return 0, nil, err
+	}
+	u := upstream.Upstream{Name: in.Name, Prefix: in.Name, URL: in.URL, Headers: in.Headers, Command: in.Command, Env: in.Env}
+	if in.Prefix != nil {
+		u.Prefix = *in.Prefix
+	}
+	switch {
+	case in.URL != "" && len(in.Command) == 0:
+		u.Kind = upstream.HTTP
+	case in.URL == "" && len(in.Command) > 0:
+		u.Kind = upstream.Stdio
+	}
+	u, rep, err := a.Catalog.AddUpstream(r.Context(), p, u)
+	return http.StatusCreated, AddedUpstream{Upstream: upstreamView(u), Sync: rep}, err
+}
+
+func (a *API) removeUpstream(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+	name := r.PathValue("name")
+	err := a.Catalog.RemoveUpstream(r.Context(), p, name)
+	return http.StatusOK, map[string]string{"removed": name}, err
+}
+
+func (a *API) syncUpstream(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+	rep, err := a.Catalog.SyncUpstream(r.Context(), p, r.PathValue("name"))
+	return http.StatusOK, rep, err
+}
+
+func (a *API) listTools(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+	entries, err := a.Catalog.ListTools(r.Context(), p, r.URL.Query().Get("as"))
+	out := ToolList{Tools: []ToolView{}}
+	for _, e := range entries {
+		out.Tools = append(out.Tools, ToolView{Name: e.Name, Upstream: e.Upstream, UpstreamTool: e.UpstreamTool, Version: e.Version,
+			Digest: e.Digest, Pending: e.Pending, Vanished: e.Vanished, Description: e.Tool.Description})
+	}
+	return http.StatusOK, out, err
+}
+
+func (a *API) toolVersions(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+	name := r.URL.Query().Get("tool")
+	if name == "" {
+		return 0, nil, audit.Refuse(r.Context(), a.Auditor, p.Record(catalog.EventToolVersions, ""), fault.New(fault.Invalid, "the query parameter tool is required"))
+	}
+	vs, err := a.Catalog.Versions(r.Context(), p, name)
+	if vs == nil {
+		vs = []catalog.Version{}
+	}
+	return http.StatusOK, VersionList{Tool: name, Versions: vs}, err
+}
+
+func (a *API) activateTool(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+	var in Activation
+	if err := a.decode(w, r, p.Record(catalog.EventToolActivated, ""), &in); err != nil {
+		return 0, nil, err
+	}
+	err := a.Catalog.Activate(r.Context(), p, in.Tool, in.Version)
+	return http.StatusOK, in, err
+}

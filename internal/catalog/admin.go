@@ -1,0 +1,194 @@
+package catalog
+
+import (
+	"context"
+	"slices"
+
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/authz"
+	"github.com/ostiary/ostiary/internal/fault"
+	"github.com/ostiary/ostiary/internal/upstream"
+)
+
+// guard checks that p holds action on resource, recording a denial.
+func (c *Catalog) guard(ctx context.Context, p *authn.Principal, rec audit.Record, a authz.Action, resource string) error {
+	if p.Allows(a, resource) {
+		return nil
+	}
+	return audit.Refuse(ctx, c.audit, rec, fault.New(fault.Forbidden, "permission denied: this needs %s:%s", a, resource))
+}
+
+// AddUpstream registers an upstream and syncs its tools. A prefix already
+// used by another upstream is refused: namespaces are not shared.
+func (c *Catalog) AddUpstream(ctx context.Context, p *authn.Principal, u upstream.Upstream) (upstream.Upstream, SyncReport, error) {
+	rec := p.Record(EventUpstreamAdd, "upstream:"+u.Name)
+	rec.Detail = map[string]any{"kind": string(u.Kind), "prefix": u.Prefix, "url": u.URL, "command": u.Command,
+		"header_names": keys(u.Headers), "env_names": keys(u.Env)}
+	if err := c.guard(ctx, p, rec, authz.ManageTools, authz.All); err != nil {
+		return u, SyncReport{}, err
+	}
+	if err := u.Validate(); err != nil {
+		return u, SyncReport{}, audit.Refuse(ctx, c.audit, rec, fault.New(fault.Invalid, "%s", err))
+	}
+	u.CreatedAt, u.CreatedBy = c.now().UTC(), p.User
+	err := c.record(ctx, rec, func(ctx context.Context, tx TxStore) error {
+		if u.Prefix != "" {
+			ups, err := tx.ListUpstreams(ctx)
+			if err != nil {
+				return err
+			}
+			for _, o := range ups {
+				if o.Prefix == u.Prefix {
+					return fault.New(fault.Conflict, "prefix %q is already the namespace of upstream %s", u.Prefix, o.Name)
+				}
+			}
+		}
+		return tx.InsertUpstream(ctx, u)
+	})
+	if err != nil {
+		return u, SyncReport{}, err
+	}
+	if err := c.reload(ctx); err != nil {
+		return u, SyncReport{}, err
+	}
+	rep, err := c.Sync(ctx, u.Name, p.User)
+	return u, rep, err
+}
+
+// RemoveUpstream removes an upstream and its tools from the catalog.
+func (c *Catalog) RemoveUpstream(ctx context.Context, p *authn.Principal, name string) error {
+	rec := p.Record(EventUpstreamRemove, "upstream:"+name)
+	if err := c.guard(ctx, p, rec, authz.ManageTools, authz.All); err != nil {
+		return err
+	}
+	if err := c.record(ctx, rec, func(ctx context.Context, tx TxStore) error { return tx.DeleteUpstream(ctx, name) }); err != nil {
+		return err
+	}
+	return c.reload(ctx)
+}
+
+// ListUpstreams lists the configured upstreams (never header or env values).
+func (c *Catalog) ListUpstreams(ctx context.Context, p *authn.Principal) ([]upstream.Upstream, error) {
+	rec := p.Record(EventUpstreamList, "")
+	if err := c.guard(ctx, p, rec, authz.ManageTools, authz.All); err != nil {
+		return nil, err
+	}
+	if _, err := c.audit.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return nil, err
+	}
+	return c.Snapshot().Upstreams(), nil
+}
+
+// SyncUpstream re-lists one upstream's tools on request.
+func (c *Catalog) SyncUpstream(ctx context.Context, p *authn.Principal, name string) (SyncReport, error) {
+	if err := c.guard(ctx, p, p.Record(EventUpstreamSync, "upstream:"+name), authz.ManageTools, authz.All); err != nil {
+		return SyncReport{}, err
+	}
+	return c.Sync(ctx, name, p.User)
+}
+
+// ListTools returns the catalog entries: all of them (with review state)
+// for a holder of manage-tools:*, otherwise those the caller may discover.
+// With as set, those the named user's roles let them discover (manage-tools:*
+// required).
+func (c *Catalog) ListTools(ctx context.Context, p *authn.Principal, as string) ([]*Entry, error) {
+	rec := p.Record(EventCatalogList, "")
+	allow := func(name string) bool { return p.Allows(authz.Discover, name) }
+	if p.Allows(authz.ManageTools, authz.All) {
+		allow = func(string) bool { return true }
+	}
+	if as != "" {
+		rec.Target = "user:" + as
+		if err := c.guard(ctx, p, rec, authz.ManageTools, authz.All); err != nil {
+			return nil, err
+		}
+		gs, err := c.store.UserGrants(ctx, as)
+		if err != nil {
+			return nil, audit.Refuse(ctx, c.audit, rec, err)
+		}
+		allow = func(name string) bool { return gs.Allows(authz.Discover, name) }
+	}
+	var out []*Entry
+	for _, e := range c.Snapshot().Entries() {
+		if allow(e.Name) {
+			out = append(out, e)
+		}
+	}
+	if _, err := c.audit.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Versions returns every version of an exposed tool.
+func (c *Catalog) Versions(ctx context.Context, p *authn.Principal, name string) ([]Version, error) {
+	rec := p.Record(EventToolVersions, "tool:"+name)
+	if err := c.guard(ctx, p, rec, authz.ManageTools, name); err != nil {
+		return nil, err
+	}
+	st, err := c.toolState(ctx, name)
+	if err != nil {
+		return nil, audit.Refuse(ctx, c.audit, rec, err)
+	}
+	if _, err := c.audit.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return nil, err
+	}
+	return st.Versions, nil
+}
+
+// Activate pins version of an exposed tool (review of a pending version, or
+// rollback to an earlier one).
+func (c *Catalog) Activate(ctx context.Context, p *authn.Principal, name string, version int) error {
+	rec := p.Record(EventToolActivated, "tool:"+name)
+	rec.Detail = map[string]any{"version": version}
+	if err := c.guard(ctx, p, rec, authz.ManageTools, name); err != nil {
+		return err
+	}
+	st, err := c.toolState(ctx, name)
+	if err != nil {
+		return audit.Refuse(ctx, c.audit, rec, err)
+	}
+	err = c.record(ctx, rec, func(ctx context.Context, tx TxStore) error {
+		for _, v := range st.Versions {
+			if v.Version == version {
+				if v.Status == Active {
+					return fault.New(fault.Conflict, "version %d of %s is already active", version, name)
+				}
+				return tx.ActivateToolVersion(ctx, st.Upstream, st.Tool, version, c.now(), p.User)
+			}
+		}
+		return fault.New(fault.NotFound, "tool %s has no version %d", name, version)
+	})
+	if err != nil {
+		return err
+	}
+	return c.reload(ctx)
+}
+
+// toolState finds an exposed name's stored state.
+func (c *Catalog) toolState(ctx context.Context, name string) (ToolState, error) {
+	e, ok := c.Snapshot().byName[name]
+	if !ok {
+		return ToolState{}, fault.New(fault.NotFound, "tool %q is not in the catalog", name)
+	}
+	states, err := c.store.CatalogTools(ctx)
+	if err != nil {
+		return ToolState{}, err
+	}
+	for _, st := range states {
+		if st.Upstream == e.Upstream && st.Tool == e.UpstreamTool {
+			return st, nil
+		}
+	}
+	return ToolState{}, fault.New(fault.NotFound, "tool %q is not in the catalog", name)
+}
+
+func keys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,182 @@
+package catalog
+
+import (
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/ostiary/ostiary/internal/strictjson"
+	"github.com/ostiary/ostiary/internal/upstream"
+)
+
+// Entry is one tool as clients see it: its pinned definition under its
+// exposed name.
+type Entry struct {
+	Name         string // exposed name
+	Upstream     string
+	UpstreamTool string
+	Version      int
+	Digest       string
+	Tool         *mcp.Tool // pinned definition, Name = exposed name
+	Pending      int       // versions awaiting review
+	Vanished     bool      // the upstream no longer lists it
+	// Schema validates arguments against the pinned input schema. If the
+	// schema cannot be compiled, SchemaErr says why and calls are refused.
+	Schema    *jsonschema.Schema
+	SchemaErr error
+	words     string // lower-cased name and description, for search
+}
+
+// Snapshot is an immutable view of the catalog for the hot path: no
+// database round trip per request.
+type Snapshot struct {
+	upstreams map[string]upstream.Upstream
+	entries   []*Entry // sorted by Name
+	byName    map[string]*Entry
+}
+
+func newSnapshot(ups []upstream.Upstream, tools []ToolState) *Snapshot {
+	s := &Snapshot{upstreams: map[string]upstream.Upstream{}, byName: map[string]*Entry{}}
+	for _, u := range ups {
+		s.upstreams[u.Name] = u
+	}
+	for _, ts := range tools {
+		u, ok := s.upstreams[ts.Upstream]
+		if !ok {
+			continue
+		}
+		e := &Entry{Name: u.Expose(ts.Tool), Upstream: u.Name, UpstreamTool: ts.Tool, Vanished: ts.Vanished}
+		for _, v := range ts.Versions {
+			switch v.Status {
+			case Active:
+				var t mcp.Tool
+				if json.Unmarshal(v.Definition, &t) != nil {
+					continue
+				}
+				t.Name = e.Name
+				e.Tool, e.Version, e.Digest = &t, v.Version, v.Digest
+				e.Schema, e.SchemaErr = compileSchema(v.Definition)
+				e.words = strings.ToLower(e.Name + " " + t.Title + " " + t.Description)
+			case Pending:
+				e.Pending++
+			}
+		}
+		if e.Tool == nil {
+			continue
+		}
+		s.entries = append(s.entries, e)
+		s.byName[e.Name] = e
+	}
+	slices.SortFunc(s.entries, func(a, b *Entry) int { return strings.Compare(a.Name, b.Name) })
+	return s
+}
+
+// Lookup returns the entry a client may address by name; vanished tools
+// cannot be called.
+func (s *Snapshot) Lookup(name string) (*Entry, bool) {
+	e, ok := s.byName[name]
+	if !ok || e.Vanished {
+		return nil, false
+	}
+	return e, true
+}
+
+// Entries returns every entry, vanished ones included, sorted by name.
+func (s *Snapshot) Entries() []*Entry { return s.entries }
+
+// Upstream returns a configured upstream.
+func (s *Snapshot) Upstream(name string) (upstream.Upstream, bool) {
+	u, ok := s.upstreams[name]
+	return u, ok
+}
+
+// Upstreams returns every configured upstream.
+func (s *Snapshot) Upstreams() []upstream.Upstream {
+	out := make([]upstream.Upstream, 0, len(s.upstreams))
+	for _, u := range s.upstreams {
+		out = append(out, u)
+	}
+	slices.SortFunc(out, func(a, b upstream.Upstream) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Visible returns the callable tools for which allow returns true, in name
+// order.
+func (s *Snapshot) Visible(allow func(name string) bool) []*mcp.Tool {
+	out := make([]*mcp.Tool, 0, len(s.entries))
+	for _, e := range s.entries {
+		if !e.Vanished && allow(e.Name) {
+			out = append(out, e.Tool)
+		}
+	}
+	return out
+}
+
+// Search returns the visible entries whose name or description contains
+// every word of query (case-insensitive), at most limit of them.
+func (s *Snapshot) Search(query string, allow func(name string) bool, limit int) []*Entry {
+	words := strings.Fields(strings.ToLower(query))
+	var out []*Entry
+	for _, e := range s.entries {
+		if e.Vanished || !allow(e.Name) {
+			continue
+		}
+		match := true
+		for _, w := range words {
+			if !strings.Contains(e.words, w) {
+				match = false
+				break
+			}
+		}
+		if match {
+			out = append(out, e)
+			if len(out) == limit {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// claim reports who (which upstream) owns an exposed name, and whether the
+// name falls inside another upstream's namespace.
+func (s *Snapshot) claim(name, self string) (owner string, shadowed string) {
+	if e, ok := s.byName[name]; ok && e.Upstream != self {
+		owner = e.Upstream
+	}
+	if ns, _, ok := strings.Cut(name, "."); ok {
+		for _, u := range s.upstreams {
+			if u.Name != self && u.Prefix == ns {
+				shadowed = u.Name
+			}
+		}
+	}
+	return owner, shadowed
+}
+
+// compileSchema compiles a definition's inputSchema (JSON Schema 2020-12 by
+// default). The loader knows no URL scheme, so a $ref can never read a file
+// or fetch a URL.
+func compileSchema(def json.RawMessage) (*jsonschema.Schema, error) {
+	tree, err := strictjson.Parse(def)
+	if err != nil {
+		return nil, err
+	}
+	obj, _ := tree.(map[string]any)
+	schema, ok := obj["inputSchema"]
+	if !ok {
+		return nil, errors.New("tool has no inputSchema")
+	}
+	c := jsonschema.NewCompiler()
+	c.UseLoader(jsonschema.SchemeURLLoader{})
+	c.DefaultDraft(jsonschema.Draft2020)
+	const loc = "urn:ostiary:tool-input"
+	if err := c.AddResource(loc, schema); err != nil {
+		return nil, err
+	}
+	return c.Compile(loc)
+}

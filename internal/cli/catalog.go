@@ -1,0 +1,245 @@
+package cli
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/catalog"
+)
+
+func (e *env) upstreamsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "upstreams", Short: "Manage the MCP servers behind Ostiary"}
+	cmd.AddCommand(e.upstreamsAddCmd(), e.upstreamsListCmd(), e.upstreamsRemoveCmd(), e.upstreamsSyncCmd())
+	return cmd
+}
+
+// keyValues parses repeated K=V flags.
+func keyValues(flag string, kvs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageError("--%s %q: want NAME=VALUE", flag, kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func (e *env) printSync(r catalog.SyncReport) {
+	if r.Error != "" {
+		fmt.Fprintf(e.stdout, "sync of %s failed: %s\n", r.Upstream, r.Error)
+		return
+	}
+	fmt.Fprintf(e.stdout, "%s lists %d tools: %d new, %d changed (pending review), %d vanished, %d refused\n",
+		r.Upstream, r.Tools, len(r.Created), len(r.Pending), len(r.Vanished), len(r.Refused))
+	for _, p := range r.Pending {
+		fmt.Fprintf(e.stdout, "  pending: %s (review with 'ostiary tools versions')\n", printable(p))
+	}
+	for _, v := range r.Vanished {
+		fmt.Fprintf(e.stdout, "  vanished: %s\n", printable(v))
+	}
+	for _, x := range r.Refused {
+		fmt.Fprintf(e.stdout, "  refused: %s\n", printable(x))
+	}
+}
+
+func (e *env) upstreamsAddCmd() *cobra.Command {
+	var in adminapi.NewUpstream
+	var prefix, command string
+	var headers, envs []string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "add NAME (--url URL [--header K=V]... | --command \"CMD ARG...\" [--env K=V]...) [--prefix P]",
+		Short: "Add an upstream MCP server and pin its tools",
+		Long: `Add an upstream MCP server, over Streamable HTTP (--url) or stdio (--command, a
+program and its arguments separated by spaces, started with a minimal environment).
+Its tools are exposed as NAME.TOOL, or PREFIX.TOOL with --prefix; --prefix ""
+exposes them unprefixed when no name collides. Each tool's first definition is
+pinned; later changes wait for review.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			in.Name = a[0]
+			if cmd.Flags().Changed("prefix") {
+				in.Prefix = &prefix
+			}
+			if (in.URL == "") == (command == "") {
+				return usageError("give exactly one of --url and --command")
+			}
+			in.Command = strings.Fields(command)
+			var err error
+			if in.Headers, err = keyValues("header", headers); err != nil {
+				return err
+			}
+			if in.Env, err = keyValues("env", envs); err != nil {
+				return err
+			}
+			var out adminapi.AddedUpstream
+			return e.call(cmd, "POST", "/upstreams", nil, in, &out, asJSON, func() error {
+				if err := e.printUpstreams(out.Upstream); err != nil {
+					return err
+				}
+				e.printSync(out.Sync)
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&in.URL, "url", "", "Streamable HTTP endpoint of the upstream")
+	f.StringArrayVar(&headers, "header", nil, "header sent to the upstream, K=V (repeatable)")
+	f.StringVar(&command, "command", "", "stdio upstream: program and arguments")
+	f.StringArrayVar(&envs, "env", nil, "environment variable of the stdio program, K=V (repeatable)")
+	f.StringVar(&prefix, "prefix", "", "namespace of its tools (default: NAME; \"\" for none)")
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func (e *env) printUpstreams(ups ...adminapi.UpstreamView) error {
+	t := newTable(e.stdout, "NAME", "PREFIX", "KIND", "ENDPOINT", "HEADERS", "CREATED", "BY")
+	for _, u := range ups {
+		endpoint := u.URL
+		if u.Kind == "stdio" {
+			endpoint = strings.Join(u.Command, " ")
+		}
+		prefix := u.Prefix
+		if prefix == "" {
+			prefix = "(none)"
+		}
+		t.row(u.Name, prefix, u.Kind, endpoint, list(u.HeaderNames), when(&u.CreatedAt), u.CreatedBy)
+	}
+	return t.flush()
+}
+
+func (e *env) upstreamsListCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List upstreams (header values are never shown)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var l adminapi.UpstreamList
+			return e.call(cmd, "GET", "/upstreams", nil, nil, &l, asJSON, func() error { return e.printUpstreams(l.Upstreams...) })
+		},
+	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func (e *env) upstreamsRemoveCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove an upstream and its tools",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return e.call(cmd, "DELETE", "/upstreams/"+url.PathEscape(a[0]), nil, nil, nil, false, func() error {
+				fmt.Fprintf(e.stdout, "removed upstream %s\n", a[0])
+				return nil
+			})
+		},
+	}
+	return cmd
+}
+
+func (e *env) upstreamsSyncCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "sync NAME",
+		Short: "Re-read an upstream's tools now",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			var r catalog.SyncReport
+			return e.call(cmd, "POST", "/upstreams/"+url.PathEscape(a[0])+"/sync", nil, nil, &r, asJSON, func() error {
+				e.printSync(r)
+				return nil
+			})
+		},
+	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func (e *env) toolsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "tools", Short: "The tool catalog: versions, review and rollback"}
+	cmd.AddCommand(e.toolsListCmd(), e.toolsVersionsCmd(), e.toolsActivateCmd())
+	return cmd
+}
+
+func (e *env) toolsListCmd() *cobra.Command {
+	var as string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list [--as USER]",
+		Short: "List the catalog (all of it with manage-tools, else what you may discover; --as: what USER may discover)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{}
+			if as != "" {
+				q.Set("as", as)
+			}
+			var l adminapi.ToolList
+			return e.call(cmd, "GET", "/tools", q, nil, &l, asJSON, func() error {
+				t := newTable(e.stdout, "TOOL", "UPSTREAM", "VERSION", "PENDING", "STATE", "DESCRIPTION")
+				for _, tool := range l.Tools {
+					state := "ok"
+					if tool.Vanished {
+						state = "vanished"
+					}
+					desc := tool.Description
+					if len(desc) > 60 {
+						desc = desc[:60] + "…"
+					}
+					t.row(tool.Name, tool.Upstream, strconv.Itoa(tool.Version), strconv.Itoa(tool.Pending), state, desc)
+				}
+				return t.flush()
+			})
+		},
+	}
+	cmd.Flags().StringVar(&as, "as", "", "show what this user may discover")
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func (e *env) toolsVersionsCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "versions TOOL",
+		Short: "List every version of a tool's definition",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			var l adminapi.VersionList
+			return e.call(cmd, "GET", "/tools/versions", url.Values{"tool": {a[0]}}, nil, &l, asJSON, func() error {
+				t := newTable(e.stdout, "VERSION", "STATUS", "DIGEST", "SEEN", "ACTIVATED", "BY")
+				for _, v := range l.Versions {
+					t.row(strconv.Itoa(v.Version), string(v.Status), v.Digest[:16], when(&v.SeenAt), when(&v.ActivatedAt), dash(v.ActivatedBy))
+				}
+				return t.flush()
+			})
+		},
+	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func (e *env) toolsActivateCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "activate TOOL VERSION",
+		Short: "Pin a version of a tool (approve a pending change, or roll back)",
+		Args:  args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			v, err := strconv.Atoi(a[1])
+			if err != nil || v < 1 {
+				return usageError("VERSION must be a positive number")
+			}
+			return e.call(cmd, "POST", "/tools/activate", nil, adminapi.Activation{Tool: a[0], Version: v}, nil, false, func() error {
+				fmt.Fprintf(e.stdout, "%s is now pinned at version %d\n", a[0], v)
+				return nil
+			})
+		},
+	}
+	return cmd
+}

@@ -1,0 +1,273 @@
+// Package gateway is the MCP front door at /mcp: one endpoint for both
+// protocol eras (2026-07-28 stateless requests and the 2025 session-based
+// revisions), where every request is authenticated by itself, checked
+// strictly, and every tool call is authorized, executed as the user on the
+// upstream and audited. The official Go SDK speaks the protocol; this
+// package decides who may do what. See DESIGN.md.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/upstream"
+)
+
+// Authenticator verifies a request's Authorization header.
+type Authenticator interface {
+	Authenticate(ctx context.Context, authorization string) (*authn.Principal, error)
+}
+
+// Catalog provides the current tool catalog.
+type Catalog interface {
+	Snapshot() *catalog.Snapshot
+}
+
+// Caller executes tool calls on upstreams as a user.
+type Caller interface {
+	Call(ctx context.Context, c upstream.Caller, u upstream.Upstream, params *mcp.CallToolParams) (*mcp.CallToolResult, error)
+}
+
+// Config holds the gateway's dependencies and settings.
+type Config struct {
+	Authn          Authenticator
+	Catalog        Catalog
+	Upstreams      Caller
+	Auditor        audit.Appender
+	Logger         *slog.Logger
+	Now            func() time.Time
+	Version        string
+	AllowedOrigins []string      // browser origins allowed to call /mcp; none by default
+	MaxBodyBytes   int64         // default 1 MiB
+	SessionIdle    time.Duration // legacy sessions close after this idle time; default 30m
+	CallTimeout    time.Duration // bound on one upstream tool call; default 5m
+}
+
+// Gateway serves /mcp.
+type Gateway struct {
+	cfg       Config
+	stateful  http.Handler // legacy revisions: sessions, GET stream, DELETE
+	stateless http.Handler // 2026-07-28: one request, no session
+	sessions  *bindings
+	origins   map[string]bool
+}
+
+type principalKey struct{}
+
+// New returns the gateway.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Authn == nil || cfg.Catalog == nil || cfg.Upstreams == nil || cfg.Auditor == nil || cfg.Logger == nil || cfg.Now == nil {
+		return nil, errors.New("gateway: missing dependency")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.SessionIdle <= 0 {
+		cfg.SessionIdle = 30 * time.Minute
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 5 * time.Minute
+	}
+	g := &Gateway{cfg: cfg, sessions: &bindings{m: map[string]binding{}, idle: cfg.SessionIdle, now: cfg.Now}, origins: map[string]bool{}}
+	for _, o := range cfg.AllowedOrigins {
+		g.origins[strings.ToLower(o)] = true
+	}
+	server := mcp.NewServer(&mcp.Implementation{Name: "ostiary", Version: cfg.Version},
+		&mcp.ServerOptions{Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}}, Logger: cfg.Logger})
+	server.AddReceivingMiddleware(g.govern)
+	getServer := func(*http.Request) *mcp.Server { return server }
+	// The principal, already authenticated, reaches the SDK's handlers as
+	// TokenInfo: this verifier only hands it over.
+	handOver := auth.RequireBearerToken(func(ctx context.Context, _ string, r *http.Request) (*auth.TokenInfo, error) {
+		p, ok := r.Context().Value(principalKey{}).(*authn.Principal)
+		if !ok {
+			return nil, auth.ErrInvalidToken
+		}
+		return &auth.TokenInfo{UserID: p.KeyID, Expiration: cfg.Now().Add(time.Hour), Extra: map[string]any{"principal": p}}, nil
+	}, nil)
+	g.stateful = handOver(mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
+		SessionTimeout: cfg.SessionIdle, MaxRequestBodyBytes: cfg.MaxBodyBytes, Logger: cfg.Logger}))
+	g.stateless = handOver(mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
+		Stateless: true, MaxRequestBodyBytes: cfg.MaxBodyBytes, Logger: cfg.Logger, PropagateRequestCancellation: true}))
+	return g, nil
+}
+
+// ServeHTTP checks origin, authenticates, checks the message and hands it
+// to the SDK handler of its protocol era.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	reqID := correlationID(r)
+	w.Header().Set("X-Request-ID", reqID)
+	if o := r.Header.Get("Origin"); o != "" && !g.origins[strings.ToLower(o)] {
+		g.cfg.Logger.Warn("mcp origin refused", "request_id", reqID, "origin", clip(o))
+		writeRPCError(w, http.StatusForbidden, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "origin not allowed"})
+		return
+	}
+	p, err := g.cfg.Authn.Authenticate(r.Context(), r.Header.Get("Authorization"))
+	if err != nil {
+		g.unauthenticated(w, r, reqID, err)
+		return
+	}
+	p.RequestID, p.Remote = reqID, r.RemoteAddr
+	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+	// Streams may outlive the server's default write timeout.
+	http.NewResponseController(w).SetWriteDeadline(time.Time{})
+
+	sessionID := r.Header.Get("Mcp-Session-Id")
+	if sessionID != "" && !g.sessions.check(sessionID, p.KeyID) {
+		unknownSession(w)
+		return
+	}
+	switch r.Method {
+	case http.MethodPost:
+		g.post(w, r, p, sessionID)
+	case http.MethodGet, http.MethodDelete:
+		if sessionID == "" {
+			w.Header().Set("Allow", "POST")
+			http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if r.Method == http.MethodDelete {
+			defer g.sessions.unbind(sessionID)
+		}
+		g.stateful.ServeHTTP(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principal, sessionID string) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
+	if err != nil {
+		writeRPCError(w, http.StatusRequestEntityTooLarge, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "request body too large"})
+		return
+	}
+	m, rpcErr := parseMessage(body)
+	if rpcErr != nil {
+		status := http.StatusBadRequest
+		if rpcErr == errMethodUnknown {
+			status = http.StatusOK
+			g.refuseMethod(r.Context(), p, m.method)
+		}
+		writeRPCError(w, status, m.id, rpcErr)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	if m.modern || r.Header.Get("Mcp-Protocol-Version") >= "2026-07-28" {
+		g.stateless.ServeHTTP(w, r)
+		return
+	}
+	if sessionID != "" {
+		g.stateful.ServeHTTP(w, r)
+		return
+	}
+	g.stateful.ServeHTTP(&captureSession{ResponseWriter: w, onID: func(id string) { g.sessions.bind(id, p.KeyID) }}, r)
+}
+
+// refuseMethod records a call of a method that is not exposed.
+func (g *Gateway) refuseMethod(ctx context.Context, p *authn.Principal, method string) {
+	rec := p.Record(EventMethodRefused, "")
+	rec.Outcome, rec.Reason, rec.Detail = audit.Denied, "method-not-allowed", map[string]any{"method": clip(method)}
+	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		g.cfg.Logger.Error("cannot record refused method", "request_id", p.RequestID, "err", err)
+	}
+}
+
+// unauthenticated records the failure and answers 401 with the RFC 9728
+// resource metadata, identical whatever the reason; or 503 if the
+// credential store or the audit log is unavailable.
+func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request, reqID string, err error) {
+	rec := authn.FailureRecord(err, r, reqID)
+	if _, werr := g.cfg.Auditor.Write(context.WithoutCancel(r.Context()), audit.Entry{Record: rec}); werr != nil {
+		err = werr
+	}
+	g.cfg.Logger.Warn("mcp authentication failed", "request_id", reqID, "reason", rec.Reason, "key_id", rec.KeyID, "remote", r.RemoteAddr)
+	var f *authn.Failure
+	if !errors.As(err, &f) {
+		w.Header().Set("Retry-After", "5")
+		writeRPCError(w, http.StatusServiceUnavailable, nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "service unavailable"})
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer resource_metadata="`+ResourceMetadataURL(r)+`"`)
+	writeRPCError(w, http.StatusUnauthorized, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "authentication required"})
+}
+
+// ResourceMetadataURL is where the RFC 9728 metadata of /mcp is served.
+func ResourceMetadataURL(r *http.Request) string {
+	return baseURL(r) + "/.well-known/oauth-protected-resource/mcp"
+}
+
+// ResourceMetadata serves the RFC 9728 protected resource metadata: /mcp
+// takes bearer API keys in the Authorization header.
+func ResourceMetadata(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{
+		"resource":                 baseURL(r) + "/mcp",
+		"resource_name":            "Ostiary MCP gateway",
+		"bearer_methods_supported": []string{"header"},
+	})
+}
+
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	host := r.Host
+	if !hostRE.MatchString(host) {
+		host = "localhost"
+	}
+	return scheme + "://" + host
+}
+
+var (
+	hostRE        = regexp.MustCompile(`^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9a-fA-F:.]+\](:[0-9]{1,5})?$`)
+	requestIDRE   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+	traceparentRE = regexp.MustCompile(`^00-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$`)
+)
+
+// correlationID takes a well-formed X-Request-ID, else the trace id of a
+// well-formed W3C traceparent, else mints one.
+func correlationID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-ID"); requestIDRE.MatchString(id) {
+		return id
+	}
+	if m := traceparentRE.FindStringSubmatch(r.Header.Get("Traceparent")); m != nil {
+		return m[1]
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func writeRPCError(w http.ResponseWriter, status int, id any, e *jsonrpc.Error) {
+	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "error": e})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+func clip(s string) string {
+	if len(s) > 128 {
+		s = s[:128]
+	}
+	return strings.ToValidUTF8(s, "?")
+}

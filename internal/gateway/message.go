@@ -1,0 +1,127 @@
+package gateway
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+
+	"github.com/ostiary/ostiary/internal/strictjson"
+)
+
+// Methods a client may call. Everything else is refused here, before the
+// SDK sees it: resources, prompts and completion are not exposed (they
+// would be side doors around tool grants), nor is anything not modelled.
+var allowedMethods = map[string]bool{
+	"initialize":                       true,
+	"notifications/initialized":        true,
+	"ping":                             true,
+	"tools/list":                       true,
+	"tools/call":                       true,
+	"notifications/cancelled":          true,
+	"notifications/progress":           true,
+	"notifications/roots/list_changed": true,
+	"logging/setLevel":                 true,
+	"server/discover":                  true,
+}
+
+// message is what the front door learns from a request body.
+type message struct {
+	id       any // nil for notifications and unparsable bodies
+	method   string
+	toolName string // for tools/call
+	modern   bool   // carries 2026-07-28 per-request _meta
+}
+
+// metaProtocolVersion is the per-request _meta key of protocol 2026-07-28.
+const metaProtocolVersion = "io.modelcontextprotocol/protocolVersion"
+
+var (
+	topLevelKeys     = map[string]bool{"jsonrpc": true, "id": true, "method": true, "params": true, "result": true, "error": true}
+	callParamKeys    = map[string]bool{"name": true, "arguments": true, "_meta": true, "task": true}
+	errBatch         = &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "batch requests are not supported: send one JSON-RPC message per request"}
+	errNotAnObject   = &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "the body must be one JSON-RPC message object"}
+	errMethodUnknown = &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: "method not found"}
+)
+
+func invalid(msg string) *jsonrpc.Error {
+	return &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: msg}
+}
+
+// parseMessage checks a request body strictly: one JSON-RPC 2.0 message,
+// valid UTF-8, no duplicate or unknown (case-variant) members, an allowed
+// method, and for tools/call a tool name free of control characters.
+func parseMessage(body []byte) (message, *jsonrpc.Error) {
+	var m message
+	tree, err := strictjson.Parse(body)
+	if err != nil {
+		return m, &jsonrpc.Error{Code: jsonrpc.CodeParseError, Message: err.Error()}
+	}
+	if _, isBatch := tree.([]any); isBatch {
+		return m, errBatch
+	}
+	obj, ok := tree.(map[string]any)
+	if !ok {
+		return m, errNotAnObject
+	}
+	for k := range obj {
+		if !topLevelKeys[k] {
+			return m, invalid("unknown member " + quote(k))
+		}
+	}
+	if id, ok := obj["id"]; ok {
+		switch id.(type) {
+		case string, json.Number:
+			m.id = id
+		default:
+			return m, invalid("id must be a string or a number")
+		}
+	}
+	if obj["jsonrpc"] != "2.0" {
+		return m, invalid(`jsonrpc must be "2.0"`)
+	}
+	method, hasMethod := obj["method"]
+	if !hasMethod {
+		return m, nil // a response to a server-initiated request
+	}
+	if m.method, ok = method.(string); !ok || hasControl(m.method) {
+		return m, invalid("method must be a string without control characters")
+	}
+	var params map[string]any
+	if p, ok := obj["params"]; ok {
+		if params, ok = p.(map[string]any); !ok {
+			return m, invalid("params must be an object")
+		}
+	}
+	if meta, ok := params["_meta"].(map[string]any); ok {
+		_, m.modern = meta[metaProtocolVersion]
+	}
+	if !allowedMethods[m.method] {
+		return m, errMethodUnknown
+	}
+	if m.method == "tools/call" {
+		for k := range params {
+			if !callParamKeys[k] {
+				return m, invalid("unknown tools/call parameter " + quote(k))
+			}
+		}
+		name, ok := params["name"].(string)
+		if !ok || name == "" || hasControl(name) {
+			return m, invalid("tools/call needs a tool name without control characters")
+		}
+		m.toolName = name
+	}
+	return m, nil
+}
+
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }) >= 0
+}
+
+func quote(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}

@@ -1,0 +1,238 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/authz"
+	"github.com/ostiary/ostiary/internal/jcs"
+	"github.com/ostiary/ostiary/internal/strictjson"
+	"github.com/ostiary/ostiary/internal/upstream"
+)
+
+// Audit event types of the gateway.
+const (
+	EventToolsList     = "tools-list"
+	EventToolCall      = "tool-call"   // the decision, recorded before anything is forwarded
+	EventToolResult    = "tool-result" // the outcome
+	EventMethodRefused = "method-refused"
+)
+
+// Reason codes of refused calls. Recorded, never shown: a hidden tool and
+// a missing one look the same to the client.
+const (
+	ReasonUnknownTool  = "tool-unknown"
+	ReasonNotPermitted = "tool-not-permitted"
+	ReasonBadArguments = "arguments-invalid"
+	ReasonBadSchema    = "tool-schema-invalid"
+	ReasonUpstream     = "upstream-error"
+)
+
+// errAudit is what a client sees when its request cannot be recorded.
+var errAudit = &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "the audit log is unavailable; the request was not performed"}
+
+func unknownTool(name string) error {
+	return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown tool %q", name)}
+}
+
+// govern is the SDK receiving middleware: it answers tools/list and
+// tools/call itself, lets protocol plumbing through, and refuses the rest.
+func (g *Gateway) govern(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		if !allowedMethods[method] {
+			return nil, errMethodUnknown
+		}
+		switch method {
+		case "tools/list", "tools/call":
+		default:
+			return next(ctx, method, req)
+		}
+		p := principalOf(req)
+		if p == nil { // cannot happen behind ServeHTTP; refuse rather than guess
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "unauthenticated"}
+		}
+		if method == "tools/list" {
+			return g.listTools(ctx, p)
+		}
+		return g.callTool(ctx, p, req.(*mcp.CallToolRequest).Params)
+	}
+}
+
+func principalOf(req mcp.Request) *authn.Principal {
+	extra := req.GetExtra()
+	if extra == nil || extra.TokenInfo == nil {
+		return nil
+	}
+	p, _ := extra.TokenInfo.Extra["principal"].(*authn.Principal)
+	return p
+}
+
+// builtins are Ostiary's own tools, visible to every authenticated caller.
+var builtins = []*mcp.Tool{{
+	Name:        "discover_tools",
+	Description: "Search the tools you may use by words in their name or description. Use it when the tool list is too long to read.",
+	InputSchema: json.RawMessage(`{"type":"object","properties":{"query":{"type":"string","description":"words to look for"},"limit":{"type":"integer","minimum":1,"maximum":100}},"additionalProperties":false}`),
+	Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true},
+}}
+
+// listTools returns exactly the tools p may discover (cacheScope private).
+func (g *Gateway) listTools(ctx context.Context, p *authn.Principal) (mcp.Result, error) {
+	tools := g.cfg.Catalog.Snapshot().Visible(func(name string) bool { return p.Allows(authz.Discover, name) })
+	rec := p.Record(EventToolsList, "")
+	rec.Detail = map[string]any{"tools": len(tools)}
+	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return nil, errAudit
+	}
+	res := &mcp.ListToolsResult{Tools: append(append(make([]*mcp.Tool, 0, len(tools)+len(builtins)), builtins...), tools...)}
+	res.CacheScope = "private"
+	return res, nil
+}
+
+// callTool authorizes, validates, records the decision, executes as p on
+// the upstream and records the outcome. Nothing reaches the upstream unless
+// the decision record is durable.
+func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.CallToolParamsRaw) (mcp.Result, error) {
+	name := params.Name
+	rec := p.Record(EventToolCall, "tool:"+name)
+	args, digest, argErr := arguments(params.Arguments)
+	rec.Detail = map[string]any{"args_sha256": digest}
+	if name == "discover_tools" {
+		return g.discover(ctx, p, rec, args, argErr)
+	}
+	e, ok := g.cfg.Catalog.Snapshot().Lookup(name)
+	switch {
+	case !ok:
+		return nil, g.deny(ctx, rec, ReasonUnknownTool, unknownTool(name))
+	case !p.Allows(authz.Invoke, name):
+		return nil, g.deny(ctx, rec, ReasonNotPermitted, unknownTool(name))
+	}
+	rec.Detail["upstream"], rec.Detail["version"], rec.Detail["digest"] = e.Upstream, e.Version, e.Digest
+	if e.SchemaErr != nil {
+		return nil, g.deny(ctx, rec, ReasonBadSchema, &jsonrpc.Error{Code: jsonrpc.CodeInternalError,
+			Message: fmt.Sprintf("tool %q has an invalid pinned input schema and cannot be called", name)})
+	}
+	if argErr == nil {
+		argErr = e.Schema.Validate(args)
+	}
+	if argErr != nil {
+		return nil, g.deny(ctx, rec, ReasonBadArguments, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams,
+			Message: fmt.Sprintf("invalid arguments for tool %q: %s", name, clip(argErr.Error()))})
+	}
+	u, ok := g.cfg.Catalog.Snapshot().Upstream(e.Upstream)
+	if !ok {
+		return nil, g.deny(ctx, rec, ReasonUnknownTool, unknownTool(name))
+	}
+	rec.Detail["decision"] = "allow"
+	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return nil, errAudit
+	}
+
+	start := g.cfg.Now()
+	callCtx, cancel := context.WithTimeout(ctx, g.cfg.CallTimeout)
+	defer cancel()
+	res, err := g.cfg.Upstreams.Call(callCtx, upstream.CallerOf(p), u,
+		&mcp.CallToolParams{Name: e.UpstreamTool, Arguments: json.RawMessage(params.Arguments)})
+	out := p.Record(EventToolResult, "tool:"+name)
+	out.Detail = map[string]any{"upstream": e.Upstream, "latency_us": g.cfg.Now().Sub(start).Microseconds()}
+	var rpcErr *jsonrpc.Error
+	switch {
+	case err == nil:
+		out.Detail["is_error"] = res.IsError
+	case errors.As(err, &rpcErr):
+		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
+		out.Detail["error_code"] = rpcErr.Code
+	default:
+		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
+		g.cfg.Logger.Warn("upstream call failed", "request_id", p.RequestID, "principal", p.User, "tool", name, "upstream", u.Name, "err", err)
+		err = nil
+		res = &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{
+			Text: fmt.Sprintf("upstream %s did not answer the call (request %s)", u.Name, p.RequestID)}}}
+	}
+	if _, werr := g.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: out}); werr != nil {
+		return nil, errAudit
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// deny records a refused call and returns what the client sees.
+func (g *Gateway) deny(ctx context.Context, rec audit.Record, reason string, clientErr error) error {
+	rec.Outcome, rec.Reason = audit.Denied, reason
+	if reason == ReasonBadArguments || reason == ReasonBadSchema {
+		rec.Outcome = audit.Failed
+	}
+	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return errAudit
+	}
+	return clientErr
+}
+
+// arguments parses call arguments strictly and digests their canonical
+// form, so that the audit log can prove which arguments a call carried
+// without holding them.
+func arguments(raw json.RawMessage) (any, string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		raw = json.RawMessage("{}")
+	}
+	v, err := strictjson.Parse(raw)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return nil, "", errors.New("arguments must be an object")
+	}
+	c, err := jcs.Append(nil, v)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(c)
+	return v, hex.EncodeToString(sum[:]), nil
+}
+
+// discover serves the built-in discover_tools: a search over only what the
+// caller may discover.
+func (g *Gateway) discover(ctx context.Context, p *authn.Principal, rec audit.Record, args any, argErr error) (mcp.Result, error) {
+	var in struct {
+		Query string `json:"query"`
+		Limit int    `json:"limit"`
+	}
+	if argErr == nil {
+		b, _ := json.Marshal(args)
+		argErr = strictjson.Decode(b, &in)
+	}
+	if argErr != nil || in.Limit < 0 || in.Limit > 100 {
+		return nil, g.deny(ctx, rec, ReasonBadArguments, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams,
+			Message: "invalid arguments for tool \"discover_tools\": want {\"query\": string, \"limit\": 1-100}"})
+	}
+	if in.Limit == 0 {
+		in.Limit = 20
+	}
+	found := g.cfg.Catalog.Snapshot().Search(in.Query, func(name string) bool { return p.Allows(authz.Discover, name) }, in.Limit)
+	type hit struct {
+		Name        string `json:"name"`
+		Description string `json:"description,omitempty"`
+		Invocable   bool   `json:"invocable"`
+	}
+	hits := make([]hit, len(found))
+	for i, e := range found {
+		hits[i] = hit{e.Name, e.Tool.Description, p.Allows(authz.Invoke, e.Name)}
+	}
+	rec.Detail["decision"], rec.Detail["results"] = "allow", len(hits)
+	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return nil, errAudit
+	}
+	body, _ := json.Marshal(map[string]any{"tools": hits})
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(body)}},
+		StructuredContent: map[string]any{"tools": hits}}, nil
+}

@@ -1,0 +1,188 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"time"
+
+	"github.com/ostiary/ostiary/internal/authz"
+	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/fault"
+	"github.com/ostiary/ostiary/internal/upstream"
+)
+
+var (
+	_ catalog.Store   = (*Store)(nil)
+	_ catalog.TxStore = (*Tx)(nil)
+)
+
+func (s queries) ListUpstreams(ctx context.Context) ([]upstream.Upstream, error) {
+	return s.upstreams(ctx, "")
+}
+
+func (s queries) UpstreamByName(ctx context.Context, name string) (upstream.Upstream, error) {
+	ups, err := s.upstreams(ctx, "WHERE name = ?", name)
+	if err != nil {
+		return upstream.Upstream{}, err
+	}
+	if len(ups) == 0 {
+		return upstream.Upstream{}, fault.New(fault.NotFound, "upstream %q does not exist", name)
+	}
+	return ups[0], nil
+}
+
+func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]upstream.Upstream, error) {
+	rows, err := s.q.QueryContext(ctx, `SELECT name, prefix, kind, url, headers, command, env, created_at, created_by
+		FROM upstreams `+where+` ORDER BY name`, args...)
+	if err != nil {
+		return nil, classify("list upstreams", err)
+	}
+	defer rows.Close()
+	var out []upstream.Upstream
+	for rows.Next() {
+		var u upstream.Upstream
+		var kind, headers, command, env string
+		var created int64
+		if err := rows.Scan(&u.Name, &u.Prefix, &kind, &u.URL, &headers, &command, &env, &created, &u.CreatedBy); err != nil {
+			return nil, classify("list upstreams", err)
+		}
+		u.Kind, u.CreatedAt = upstream.Kind(kind), time.UnixMicro(created).UTC()
+		if err := jsonFields(map[string]any{headers: &u.Headers, command: &u.Command, env: &u.Env}); err != nil {
+			return nil, classify("list upstreams", err)
+		}
+		out = append(out, u)
+	}
+	return out, classify("list upstreams", rows.Err())
+}
+
+// jsonFields decodes each stored JSON text into its destination.
+func jsonFields(m map[string]any) error {
+	for text, dst := range m {
+		if err := json.Unmarshal([]byte(text), dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s queries) CatalogTools(ctx context.Context) ([]catalog.ToolState, error) {
+	rows, err := s.q.QueryContext(ctx, `
+		SELECT u.name, t.name, t.vanished_at IS NOT NULL, v.version, v.digest, v.definition, v.status, v.seen_at, v.activated_at, coalesce(v.activated_by, '')
+		FROM catalog_tools t JOIN upstreams u ON u.id = t.upstream_id JOIN tool_versions v ON v.tool_id = t.id
+		ORDER BY u.name, t.name, v.version`)
+	if err != nil {
+		return nil, classify("catalog", err)
+	}
+	defer rows.Close()
+	var out []catalog.ToolState
+	for rows.Next() {
+		var up, tool, status, def string
+		var vanished bool
+		var v catalog.Version
+		var seen int64
+		var activated sql.NullInt64
+		if err := rows.Scan(&up, &tool, &vanished, &v.Version, &v.Digest, &def, &status, &seen, &activated, &v.ActivatedBy); err != nil {
+			return nil, classify("catalog", err)
+		}
+		v.Upstream, v.Tool, v.Definition, v.Status = up, tool, json.RawMessage(def), catalog.Status(status)
+		v.SeenAt, v.ActivatedAt = time.UnixMicro(seen).UTC(), fromMicros(activated)
+		if n := len(out); n == 0 || out[n-1].Upstream != up || out[n-1].Tool != tool {
+			out = append(out, catalog.ToolState{Upstream: up, Tool: tool, Vanished: vanished})
+		}
+		out[len(out)-1].Versions = append(out[len(out)-1].Versions, v)
+	}
+	return out, classify("catalog", rows.Err())
+}
+
+func (s queries) UserGrants(ctx context.Context, user string) (authz.Grants, error) {
+	var grants string
+	err := s.q.QueryRowContext(ctx, `SELECT (SELECT json_group_array(DISTINCT g.grant_text) FROM user_roles ur
+		JOIN role_grants g ON g.role_id = ur.role_id WHERE ur.user_id = u.id) FROM users u WHERE u.name = ?`, user).Scan(&grants)
+	if err != nil {
+		if fault.Is(classify("", err), fault.NotFound) {
+			return nil, fault.New(fault.NotFound, "user %q does not exist", user)
+		}
+		return nil, classify("user grants", err)
+	}
+	return grantList(grants)
+}
+
+func (t *Tx) InsertUpstream(ctx context.Context, u upstream.Upstream) error {
+	enc := func(v any) string { b, _ := json.Marshal(v); return string(b) }
+	headers, env, command := u.Headers, u.Env, u.Command
+	if headers == nil {
+		headers = map[string]string{}
+	}
+	if env == nil {
+		env = map[string]string{}
+	}
+	if command == nil {
+		command = []string{}
+	}
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO upstreams (name, prefix, kind, url, headers, command, env, created_at, created_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Name, u.Prefix, string(u.Kind), u.URL, enc(headers), enc(command), enc(env),
+		micros(u.CreatedAt), u.CreatedBy)
+	if isUnique(err) {
+		return fault.New(fault.Conflict, "upstream %q already exists", u.Name)
+	}
+	return classify("insert upstream", err)
+}
+
+func (t *Tx) DeleteUpstream(ctx context.Context, name string) error {
+	res, err := t.tx.ExecContext(ctx, "DELETE FROM upstreams WHERE name = ?", name)
+	if err != nil {
+		return classify("delete upstream", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fault.New(fault.NotFound, "upstream %q does not exist", name)
+	}
+	return nil
+}
+
+func (t *Tx) InsertToolVersion(ctx context.Context, v catalog.Version) error {
+	if _, err := t.tx.ExecContext(ctx, `INSERT INTO catalog_tools (upstream_id, name) SELECT id, ? FROM upstreams WHERE name = ?
+		ON CONFLICT (upstream_id, name) DO NOTHING`, v.Tool, v.Upstream); err != nil {
+		return classify("insert tool", err)
+	}
+	var by any
+	if v.ActivatedBy != "" {
+		by = v.ActivatedBy
+	}
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO tool_versions (tool_id, version, digest, definition, status, seen_at, activated_at, activated_by)
+		SELECT t.id, ?, ?, ?, ?, ?, ?, ? FROM catalog_tools t JOIN upstreams u ON u.id = t.upstream_id WHERE u.name = ? AND t.name = ?`,
+		v.Version, v.Digest, string(v.Definition), string(v.Status), micros(v.SeenAt), micros(v.ActivatedAt), by, v.Upstream, v.Tool)
+	if isUnique(err) {
+		return fault.New(fault.Conflict, "version %d of %s already exists", v.Version, v.Tool)
+	}
+	if err != nil {
+		return classify("insert tool version", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fault.New(fault.NotFound, "upstream %q does not exist", v.Upstream)
+	}
+	return nil
+}
+
+const toolIDQuery = `(SELECT t.id FROM catalog_tools t JOIN upstreams u ON u.id = t.upstream_id WHERE u.name = ? AND t.name = ?)`
+
+func (t *Tx) SetToolVanished(ctx context.Context, upstreamName, tool string, at time.Time) error {
+	_, err := t.tx.ExecContext(ctx, "UPDATE catalog_tools SET vanished_at = ? WHERE id = "+toolIDQuery, micros(at), upstreamName, tool)
+	return classify("set tool vanished", err)
+}
+
+func (t *Tx) ActivateToolVersion(ctx context.Context, upstreamName, tool string, version int, at time.Time, by string) error {
+	if _, err := t.tx.ExecContext(ctx, "UPDATE tool_versions SET status = 'superseded' WHERE status = 'active' AND tool_id = "+toolIDQuery,
+		upstreamName, tool); err != nil {
+		return classify("activate tool version", err)
+	}
+	res, err := t.tx.ExecContext(ctx, "UPDATE tool_versions SET status = 'active', activated_at = ?, activated_by = ? WHERE version = ? AND tool_id = "+toolIDQuery,
+		micros(at), by, version, upstreamName, tool)
+	if err != nil {
+		return classify("activate tool version", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fault.New(fault.NotFound, "tool %s has no version %d", tool, version)
+	}
+	return nil
+}

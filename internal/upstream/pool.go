@@ -1,0 +1,374 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os/exec"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ostiary/ostiary/internal/assertion"
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/authn"
+)
+
+// Caller is who an upstream request is for.
+type Caller struct {
+	User      string
+	Roles     []string
+	KeyID     string
+	Service   bool
+	RequestID string // correlation id, propagated as X-Request-ID and in the assertion
+}
+
+// CallerOf returns the Caller for a principal.
+func CallerOf(p *authn.Principal) Caller {
+	return Caller{User: p.User, Roles: p.Roles, KeyID: p.KeyID, Service: p.Service, RequestID: p.RequestID}
+}
+
+// System is the caller Ostiary itself uses to list an upstream's tools.
+var System = Caller{User: "ostiary", Roles: []string{}, Service: true}
+
+type callerKey struct{}
+
+// WithCaller attaches the caller of one upstream request to ctx.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// EventSpawn is the audit event of a stdio upstream process start.
+const EventSpawn = "upstream-spawn"
+
+// PoolConfig configures a Pool; Signer, Auditor, Logger and Now are required.
+type PoolConfig struct {
+	Signer    *assertion.Signer
+	Auditor   audit.Appender
+	Logger    *slog.Logger
+	Now       func() time.Time
+	Transport http.RoundTripper // default http.DefaultTransport
+	IdleAfter time.Duration     // close a session unused this long; default 5m
+	Version   string            // reported to upstreams as the client version
+}
+
+// Pool holds the client sessions to upstreams: one per (user, upstream).
+type Pool struct {
+	cfg      PoolConfig
+	mu       sync.Mutex
+	sessions map[poolKey]*pooled
+	closed   bool
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+type poolKey struct{ user, upstream string }
+
+type pooled struct {
+	ready    chan struct{} // closed once cs or err is set
+	cs       *mcp.ClientSession
+	err      error
+	lastUsed time.Time
+	created  time.Time // the upstream's CreatedAt when connected: a re-added upstream gets new sessions
+}
+
+// NewPool returns a Pool and starts its reaper.
+func NewPool(cfg PoolConfig) (*Pool, error) {
+	if cfg.Signer == nil || cfg.Auditor == nil || cfg.Logger == nil || cfg.Now == nil {
+		return nil, errors.New("upstream: pool needs a signer, an auditor, a logger and a clock")
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = http.DefaultTransport
+	}
+	if cfg.IdleAfter <= 0 {
+		cfg.IdleAfter = 5 * time.Minute
+	}
+	p := &Pool{cfg: cfg, sessions: map[poolKey]*pooled{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go p.reap()
+	return p, nil
+}
+
+// Session returns the caller's session to u, connecting if needed.
+func (p *Pool) Session(ctx context.Context, c Caller, u Upstream) (*mcp.ClientSession, error) {
+	k := poolKey{c.User, u.Name}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errors.New("upstream pool closed")
+	}
+	e, ok := p.sessions[k]
+	if ok && !e.created.Equal(u.CreatedAt) {
+		delete(p.sessions, k)
+		go closeWhenReady(e)
+		ok = false
+	}
+	if !ok {
+		e = &pooled{ready: make(chan struct{}), created: u.CreatedAt}
+		p.sessions[k] = e
+		p.mu.Unlock()
+		e.cs, e.err = p.connect(context.Background(), c, u)
+		close(e.ready)
+		p.mu.Lock()
+		if e.err != nil && p.sessions[k] == e {
+			delete(p.sessions, k) // do not cache failures
+		}
+	}
+	e.lastUsed = p.cfg.Now()
+	p.mu.Unlock()
+	select {
+	case <-e.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return e.cs, e.err
+}
+
+func closeWhenReady(e *pooled) {
+	<-e.ready
+	if e.cs != nil {
+		e.cs.Close()
+	}
+}
+
+// Drop closes and forgets the caller's session to u (after a transport
+// failure, so the next call reconnects).
+func (p *Pool) Drop(user, upstreamName string) {
+	p.mu.Lock()
+	e, ok := p.sessions[poolKey{user, upstreamName}]
+	delete(p.sessions, poolKey{user, upstreamName})
+	p.mu.Unlock()
+	if ok {
+		go closeWhenReady(e)
+	}
+}
+
+// detach returns a context that carries none of parent's values (the
+// inbound request's protocol state must not leak into upstream requests)
+// but is cancelled with it.
+func detach(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := context.AfterFunc(parent, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// Call calls a tool on u as c.
+func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, params *mcp.CallToolParams) (*mcp.CallToolResult, error) {
+	ctx, cancel := detach(ctx)
+	defer cancel()
+	cs, err := p.Session(ctx, c, u)
+	if err != nil {
+		return nil, err
+	}
+	ctx = WithCaller(ctx, c)
+	if u.Kind == Stdio {
+		params.Meta = withIdentity(params.Meta, p.assert(c, u))
+	}
+	res, err := cs.CallTool(ctx, params)
+	if err != nil && ctx.Err() == nil {
+		var rpcErr *jsonrpc.Error
+		if !errors.As(err, &rpcErr) {
+			p.Drop(c.User, u.Name) // the session itself failed
+		}
+	}
+	return res, err
+}
+
+// ListTools lists every tool of u in a short-lived session as System.
+func (p *Pool) ListTools(ctx context.Context, u Upstream) ([]*mcp.Tool, error) {
+	ctx, cancel := detach(ctx)
+	defer cancel()
+	cs, err := p.connect(ctx, System, u)
+	if err != nil {
+		return nil, err
+	}
+	defer cs.Close()
+	var tools []*mcp.Tool
+	for t, err := range cs.Tools(WithCaller(ctx, System), nil) {
+		if err != nil {
+			return nil, err
+		}
+		tools = append(tools, t)
+		if len(tools) > 10000 {
+			return nil, errors.New("upstream lists more than 10000 tools")
+		}
+	}
+	return tools, nil
+}
+
+func (p *Pool) connect(ctx context.Context, c Caller, u Upstream) (*mcp.ClientSession, error) {
+	client := mcp.NewClient(&mcp.Implementation{Name: "ostiary", Version: p.cfg.Version}, &mcp.ClientOptions{})
+	var t mcp.Transport
+	switch u.Kind {
+	case HTTP:
+		t = &mcp.StreamableClientTransport{
+			Endpoint:             u.URL,
+			HTTPClient:           &http.Client{Transport: &injector{base: p.cfg.Transport, pool: p, u: u, owner: c}},
+			DisableStandaloneSSE: true,
+			MaxRetries:           -1,
+		}
+	case Stdio:
+		cmd, err := p.command(ctx, c, u)
+		if err != nil {
+			return nil, err
+		}
+		t = &mcp.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second}
+	default:
+		return nil, fmt.Errorf("upstream %s: unknown kind %q", u.Name, u.Kind)
+	}
+	ctx, cancel := context.WithTimeout(WithCaller(ctx, c), 30*time.Second)
+	defer cancel()
+	cs, err := client.Connect(ctx, t, nil)
+	if err != nil {
+		return nil, fmt.Errorf("connect to upstream %s: %w", u.Name, err)
+	}
+	return cs, nil
+}
+
+// command prepares a stdio upstream's process: the admin's command with a
+// minimal environment (PATH and the configured variables only), stderr
+// drained into the log, and the spawn audited before it happens.
+func (p *Pool) command(ctx context.Context, c Caller, u Upstream) (*exec.Cmd, error) {
+	rec := audit.Record{Event: EventSpawn, Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID,
+		Target: "upstream:" + u.Name, Detail: map[string]any{"command": u.Command}}
+	if _, err := p.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(u.Command[0], u.Command[1:]...)
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	for k, v := range u.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Dir = "/"
+	cmd.Stderr = &lineLogger{log: p.cfg.Logger, upstream: u.Name, user: c.User}
+	return cmd, nil
+}
+
+func (p *Pool) assert(c Caller, u Upstream) string {
+	tok, err := p.cfg.Signer.Sign(assertion.Claims{Subject: c.User, Audience: u.Name, Roles: c.Roles, KeyID: c.KeyID,
+		Service: c.Service, RequestID: c.RequestID})
+	if err != nil {
+		p.cfg.Logger.Error("cannot sign identity assertion", "err", err)
+	}
+	return tok
+}
+
+// MetaIdentity is the _meta key carrying the identity assertion to stdio
+// upstreams, which have no headers.
+const MetaIdentity = "io.ostiary/identity"
+
+func withIdentity(m mcp.Meta, tok string) mcp.Meta {
+	out := mcp.Meta{}
+	for k, v := range m {
+		out[k] = v
+	}
+	out[MetaIdentity] = tok
+	return out
+}
+
+// injector builds each HTTP request to an upstream: the admin's static
+// headers, a fresh identity assertion for the caller in the request context
+// (else the session's owner), and the correlation id. Nothing of the
+// client's request is forwarded.
+type injector struct {
+	base  http.RoundTripper
+	pool  *Pool
+	u     Upstream
+	owner Caller
+}
+
+func (t *injector) RoundTrip(r *http.Request) (*http.Response, error) {
+	c, ok := r.Context().Value(callerKey{}).(Caller)
+	if !ok {
+		c = t.owner
+	}
+	r = r.Clone(r.Context())
+	for k, v := range t.u.Headers {
+		r.Header.Set(k, v)
+	}
+	r.Header.Set(assertion.Header, t.pool.assert(c, t.u))
+	if c.RequestID != "" {
+		r.Header.Set("X-Request-ID", c.RequestID)
+	}
+	return t.base.RoundTrip(r)
+}
+
+// lineLogger logs a stdio upstream's stderr line by line, bounded.
+type lineLogger struct {
+	log            *slog.Logger
+	upstream, user string
+	buf            []byte
+}
+
+func (l *lineLogger) Write(b []byte) (int, error) {
+	l.buf = append(l.buf, b...)
+	for {
+		i := -1
+		for j, c := range l.buf {
+			if c == '\n' {
+				i = j
+				break
+			}
+		}
+		if i < 0 {
+			if len(l.buf) > 4096 { // an endless line: log what we have
+				i = len(l.buf)
+			} else {
+				return len(b), nil
+			}
+		}
+		line := string(l.buf[:min(i, 1024)])
+		l.log.Info("upstream stderr", "upstream", l.upstream, "user", l.user, "line", line)
+		l.buf = l.buf[min(i+1, len(l.buf)):]
+	}
+}
+
+var _ io.Writer = (*lineLogger)(nil)
+
+// reap closes sessions idle longer than IdleAfter.
+func (p *Pool) reap() {
+	defer close(p.done)
+	t := time.NewTicker(max(p.cfg.IdleAfter/10, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			cutoff := p.cfg.Now().Add(-p.cfg.IdleAfter)
+			p.mu.Lock()
+			for k, e := range p.sessions {
+				if e.lastUsed.Before(cutoff) {
+					delete(p.sessions, k)
+					go closeWhenReady(e)
+				}
+			}
+			p.mu.Unlock()
+		case <-p.stop:
+			return
+		}
+	}
+}
+
+// Close closes every session and stops the reaper.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	sessions := p.sessions
+	p.sessions = map[poolKey]*pooled{}
+	p.mu.Unlock()
+	close(p.stop)
+	<-p.done
+	var wg sync.WaitGroup
+	for _, e := range sessions {
+		wg.Add(1)
+		go func() { defer wg.Done(); closeWhenReady(e) }()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,129 @@
+// Package upstream connects Ostiary to the MCP servers behind it. An
+// Upstream is an admin's configuration; a Pool holds one client session per
+// (user, upstream), never shared between users, each request carrying a
+// fresh identity assertion instead of any client credential.
+package upstream
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Kind is how an upstream is reached.
+type Kind string
+
+const (
+	HTTP  Kind = "http"  // MCP over Streamable HTTP
+	Stdio Kind = "stdio" // MCP over the stdin/stdout of a command an admin fixed
+)
+
+// Upstream is one configured MCP server.
+type Upstream struct {
+	Name      string            `json:"name"`
+	Prefix    string            `json:"prefix"` // namespace of its tools; "" exposes them as they are
+	Kind      Kind              `json:"kind"`
+	URL       string            `json:"url,omitempty"`
+	Headers   map[string]string `json:"-"` // values may be credentials: never returned
+	Command   []string          `json:"command,omitempty"`
+	Env       map[string]string `json:"-"`
+	CreatedAt time.Time         `json:"created_at"`
+	CreatedBy string            `json:"created_by"`
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+// ValidName checks an upstream name or prefix: a namespace cannot contain
+// the separator '.'.
+func ValidName(what, s string) error {
+	if !nameRE.MatchString(s) {
+		return fmt.Errorf("invalid %s %q: use 1–32 lowercase letters, digits, '_' or '-', starting with a letter or digit", what, clip(s))
+	}
+	return nil
+}
+
+// reservedHeaders are set by Ostiary itself or by HTTP and cannot be
+// configured.
+var reservedHeaders = map[string]bool{
+	"Host": true, "Content-Length": true, "Content-Type": true, "Accept": true, "Connection": true,
+	"Transfer-Encoding": true, "Te": true, "Upgrade": true, "Mcp-Session-Id": true,
+	"Mcp-Protocol-Version": true, "Mcp-Method": true, "Mcp-Name": true, "Last-Event-Id": true,
+	"Ostiary-Identity": true, "Traceparent": true, "X-Request-Id": true,
+}
+
+// Validate checks the configuration; errors are safe to show.
+func (u Upstream) Validate() error {
+	if err := ValidName("upstream name", u.Name); err != nil {
+		return err
+	}
+	if u.Prefix != "" {
+		if err := ValidName("prefix", u.Prefix); err != nil {
+			return err
+		}
+	}
+	switch u.Kind {
+	case HTTP:
+		if len(u.Command) > 0 || len(u.Env) > 0 {
+			return fmt.Errorf("an HTTP upstream takes --url and --header, not --command or --env")
+		}
+		pu, err := url.Parse(u.URL)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.User != nil || pu.Fragment != "" {
+			return fmt.Errorf("invalid URL %q: want http(s)://host[:port]/path, without credentials", clip(u.URL))
+		}
+		for k, v := range u.Headers {
+			if err := validHeader(k, v); err != nil {
+				return err
+			}
+		}
+	case Stdio:
+		if u.URL != "" || len(u.Headers) > 0 {
+			return fmt.Errorf("a stdio upstream takes --command and --env, not --url or --header")
+		}
+		if len(u.Command) == 0 || u.Command[0] == "" {
+			return fmt.Errorf("a stdio upstream needs a command")
+		}
+		for k := range u.Env {
+			if !envRE.MatchString(k) {
+				return fmt.Errorf("invalid environment variable name %q", clip(k))
+			}
+		}
+	default:
+		return fmt.Errorf("an upstream needs --url (HTTP) or --command (stdio)")
+	}
+	return nil
+}
+
+var envRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+func validHeader(k, v string) error {
+	if k == "" || strings.IndexFunc(k, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-')
+	}) >= 0 {
+		return fmt.Errorf("invalid header name %q", clip(k))
+	}
+	if reservedHeaders[http.CanonicalHeaderKey(k)] {
+		return fmt.Errorf("header %s is set by Ostiary and cannot be configured", http.CanonicalHeaderKey(k))
+	}
+	if strings.ContainsAny(v, "\r\n\x00") {
+		return fmt.Errorf("header %s: value contains a line break or NUL", http.CanonicalHeaderKey(k))
+	}
+	return nil
+}
+
+// Expose returns the name a client sees for the upstream tool name.
+func (u Upstream) Expose(tool string) string {
+	if u.Prefix == "" {
+		return tool
+	}
+	return u.Prefix + "." + tool
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
