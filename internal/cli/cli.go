@@ -86,6 +86,7 @@ func (e *env) root() *cobra.Command {
 
 Local commands:   init, serve, demo, audit verify
 Admin commands:   users, roles, keys, upstreams, tools, audit query, whoami
+MCP client:       mcp tools, mcp call
                   (these talk to a running server: set OSTIARY_ADDR and OSTIARY_TOKEN)`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -93,7 +94,7 @@ Admin commands:   users, roles, keys, upstreams, tools, audit query, whoami
 	}
 	root.SetFlagErrorFunc(usage)
 	root.AddCommand(e.initCmd(), e.serveCmd(), e.demoCmd(), e.usersCmd(), e.rolesCmd(), e.keysCmd(), e.auditCmd(), e.whoamiCmd(),
-		e.upstreamsCmd(), e.toolsCmd())
+		e.upstreamsCmd(), e.toolsCmd(), e.mcpCmd(), e.demoUpstreamCmd())
 	return root
 }
 

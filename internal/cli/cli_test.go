@@ -249,8 +249,8 @@ func TestParseWhen(t *testing.T) {
 	}
 }
 
-// The README's run command: demo initialises, serves and prints a key that
-// works with the commands it suggests.
+// The README's run command: demo initialises, seeds users and an upstream,
+// serves, and prints keys and commands that work as printed.
 func TestDemo(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "demo")
 	for round := range 2 { // the second round reuses the initialised directory
@@ -260,22 +260,37 @@ func TestDemo(t *testing.T) {
 		go func() {
 			done <- Run(ctx, []string{"demo", "--data", dir, "--listen", "127.0.0.1:0"}, nil, out, errb, func(string) string { return "" })
 		}()
-		re := regexp.MustCompile(`export OSTIARY_ADDR=(\S+) OSTIARY_TOKEN=(\S+)`)
-		deadline := time.Now().Add(10 * time.Second)
-		for !re.MatchString(out.String()) {
+		ready := regexp.MustCompile(`(?s)export OSTIARY_ADDR=(\S+).*Stop with Ctrl-C|set up earlier`)
+		deadline := time.Now().Add(20 * time.Second)
+		for !ready.MatchString(out.String()) {
 			if time.Now().After(deadline) {
 				t.Fatalf("demo did not start: %s %s", out, errb)
 			}
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
 		}
-		m := re.FindStringSubmatch(out.String())
 		if round == 0 {
-			r := run(map[string]string{"OSTIARY_ADDR": m[1], "OSTIARY_TOKEN": m[2]}, "whoami").mustOK(t)
-			if !strings.Contains(r.stdout, "admin") {
-				t.Errorf("whoami with the demo key: %s", r.stdout)
+			addr := regexp.MustCompile(`export OSTIARY_ADDR=(\S+)`).FindStringSubmatch(out.String())[1]
+			key := func(user string) string {
+				return regexp.MustCompile(`(?m)^  `+user+` +(ost_\S+)`).FindStringSubmatch(out.String())[1]
+			}
+			as := func(user string) map[string]string { return map[string]string{"OSTIARY_ADDR": addr, "OSTIARY_TOKEN": key(user)} }
+			r := run(as("alice"), "mcp", "call", "shop.customer_profile", `{"customer_id":"C-7"}`).mustOK(t)
+			if !strings.Contains(r.stdout, "Ada Lovelace") || !strings.Contains(r.stdout, `"served_to":"alice"`) {
+				t.Errorf("alice's call: %s", r.stdout)
+			}
+			if r := run(as("bob"), "mcp", "call", "shop.customer_profile", `{"customer_id":"C-7"}`); r.code == ExitOK {
+				t.Errorf("bob read personal data: %s", r.stdout)
+			}
+			r = run(as("bob"), "mcp", "tools", "--protocol", "2025-11-25").mustOK(t)
+			if !strings.Contains(r.stdout, "shop.pay_invoice") || strings.Contains(r.stdout, "customer_profile") {
+				t.Errorf("bob's tools: %s", r.stdout)
+			}
+			r = run(as("admin"), "audit", "query", "--event", "tool-call").mustOK(t)
+			if !strings.Contains(r.stdout, "tool-not-permitted") {
+				t.Errorf("the refusal was not audited: %s", r.stdout)
 			}
 		} else if strings.Contains(out.String(), "shown once") {
-			t.Errorf("a reused directory printed a new key: %s", out)
+			t.Errorf("a reused directory printed new keys: %s", out)
 		}
 		cancel()
 		if code := <-done; code != 0 {

@@ -39,6 +39,17 @@ func (e *env) newClient() (*client, error) {
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
+	u, err := parseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	return &client{base: u, token: token, http: httpClient()}, nil
+}
+
+// parseAddr checks a server address: http(s), no credentials or query, and
+// plain HTTP only to a loopback host (an API key must not cross a network
+// in clear text).
+func parseAddr(addr string) (*url.URL, error) {
 	u, err := url.Parse(addr)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.RawQuery != "" {
 		return nil, fmt.Errorf("OSTIARY_ADDR %q: want a URL such as http://127.0.0.1:8080", addr)
@@ -47,8 +58,10 @@ func (e *env) newClient() (*client, error) {
 		return nil, fmt.Errorf("OSTIARY_ADDR %q: refusing to send an API key over plain HTTP to a non-loopback host; use https://", addr)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
-	return &client{base: u, token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
+	return u, nil
 }
+
+func httpClient() *http.Client { return &http.Client{Timeout: 60 * time.Second} }
 
 func loopbackHost(h string) bool {
 	if strings.EqualFold(h, "localhost") {

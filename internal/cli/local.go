@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -125,56 +124,6 @@ func (e *env) serve(ctx context.Context, cfg config.Config, started func(addr st
 	started(a.Addr())
 	<-ctx.Done()
 	return a.Close(context.Background())
-}
-
-func (e *env) demoCmd() *cobra.Command {
-	var flags config.Config
-	cmd := &cobra.Command{
-		Use:   "demo [--data DIR] [--listen 127.0.0.1:8080]",
-		Short: "Initialise a throwaway data directory and run the server on it",
-		Long: `Initialise a data directory (a fresh temporary one unless --data names one) and
-run the server on it, printing the admin API key and commands to try.`,
-		Args: args(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := e.serverConfig(flags)
-			if err != nil {
-				return usageError("%v", err)
-			}
-			if cfg.DataDir == "" {
-				if cfg.DataDir, err = os.MkdirTemp("", "ostiary-demo-"); err != nil {
-					return err
-				}
-			}
-			if err := cfg.Validate(); err != nil {
-				return usageError("%v", err)
-			}
-			key := ""
-			if !app.Initialised(cfg.DataDir) {
-				if key, err = app.Init(cmd.Context(), cfg.DataDir, time.Now); err != nil {
-					return err
-				}
-			}
-			return e.serve(cmd.Context(), cfg, func(addr string) { e.demoBanner(addr, cfg.DataDir, key) })
-		},
-	}
-	e.serverFlags(cmd, &flags)
-	return cmd
-}
-
-func (e *env) demoBanner(addr, dir, key string) {
-	w := e.stdout
-	fmt.Fprintf(w, "Ostiary demo running at http://%s\nData directory: %s\n\n", addr, dir)
-	if key == "" {
-		key = "<the admin key printed when this directory was initialised>"
-	} else {
-		fmt.Fprintf(w, "API key of user admin (shown once):\n\n  %s\n\n", key)
-	}
-	fmt.Fprintf(w, "In another terminal, try:\n\n")
-	fmt.Fprintf(w, "  export OSTIARY_ADDR=http://%s OSTIARY_TOKEN=%s\n", addr, key)
-	fmt.Fprintf(w, "  ostiary whoami\n  ostiary roles create finance-clerk --grant invoke:finance.*\n")
-	fmt.Fprintf(w, "  ostiary users create alice --role finance-clerk\n  ostiary keys create --user alice --expires 8h\n")
-	fmt.Fprintf(w, "  ostiary audit query --limit 10\n\n")
-	fmt.Fprintf(w, "Stop with Ctrl-C, then prove the audit log whole:\n\n  ostiary audit verify --data %s\n\n", dir)
 }
 
 func (e *env) auditVerifyCmd() *cobra.Command {

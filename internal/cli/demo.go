@@ -1,0 +1,157 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/app"
+	"github.com/ostiary/ostiary/internal/config"
+	"github.com/ostiary/ostiary/internal/identity"
+)
+
+func (e *env) demoCmd() *cobra.Command {
+	var flags config.Config
+	cmd := &cobra.Command{
+		Use:   "demo [--data DIR] [--listen 127.0.0.1:8080]",
+		Short: "Run Ostiary with a demo upstream, users and keys, ready to call",
+		Long: `Initialise a data directory (a fresh temporary one unless --data names one),
+run the server on it with a built-in demo upstream (a shop back office over
+stdio: order lookups, a personal-data lookup, a payment and a destructive purge),
+create users with different rights, and print their API keys and commands that
+call tools through the gateway as an MCP client does.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := e.serverConfig(flags)
+			if err != nil {
+				return usageError("%v", err)
+			}
+			if cfg.DataDir == "" {
+				if cfg.DataDir, err = os.MkdirTemp("", "ostiary-demo-"); err != nil {
+					return err
+				}
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageError("%v", err)
+			}
+			adminKey := ""
+			if !app.Initialised(cfg.DataDir) {
+				if adminKey, err = app.Init(cmd.Context(), cfg.DataDir, time.Now); err != nil {
+					return err
+				}
+			}
+			var seedErr error
+			err = e.serve(cmd.Context(), cfg, func(addr string) {
+				var users []demoUser
+				if adminKey != "" {
+					if users, seedErr = e.seedDemo(cmd.Context(), addr, adminKey); seedErr != nil {
+						fmt.Fprintf(e.stderr, "ostiary: demo set-up failed: %v\n", seedErr)
+						return
+					}
+				}
+				e.demoBanner(addr, cfg.DataDir, users)
+			})
+			if err == nil {
+				err = seedErr
+			}
+			return err
+		},
+	}
+	e.serverFlags(cmd, &flags)
+	return cmd
+}
+
+type demoUser struct {
+	name, key, can string
+}
+
+// seedDemo sets the demo up through the admin API, as an operator would:
+// every step is authenticated, authorized and audited.
+func (e *env) seedDemo(ctx context.Context, addr, adminKey string) ([]demoUser, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	c := &client{token: adminKey}
+	if c.base, err = parseAddr("http://" + addr); err != nil {
+		return nil, err
+	}
+	c.http = httpClient()
+	var added adminapi.AddedUpstream
+	if err := c.do(ctx, "POST", "/upstreams", nil, adminapi.NewUpstream{Name: "shop", Command: []string{exe, "demo-upstream"}}, &added, nil); err != nil {
+		return nil, fmt.Errorf("adding the demo upstream: %w", err)
+	}
+	if added.Sync.Error != "" || added.Sync.Tools == 0 {
+		return nil, fmt.Errorf("the demo upstream did not list its tools: %s", added.Sync.Error)
+	}
+	roles := []identity.NewRole{
+		{Name: "support", Grants: []string{"invoke:shop.lookup_order", "invoke:shop.customer_profile"}},
+		{Name: "finance", Grants: []string{"invoke:shop.lookup_order", "invoke:shop.pay_invoice"}},
+		{Name: "order-bot", Grants: []string{"invoke:shop.lookup_order"}},
+	}
+	for _, r := range roles {
+		if err := c.do(ctx, "POST", "/roles", nil, r, nil, nil); err != nil {
+			return nil, fmt.Errorf("creating role %s: %w", r.Name, err)
+		}
+	}
+	users := []struct {
+		user identity.NewUser
+		can  string
+	}{
+		{identity.NewUser{Name: "alice", Roles: []string{"support"}}, "orders and customer profiles (personal data)"},
+		{identity.NewUser{Name: "bob", Roles: []string{"finance"}}, "orders and invoice payments"},
+		{identity.NewUser{Name: "order-bot", Service: true, Roles: []string{"order-bot"}}, "order lookups only (a service account)"},
+	}
+	var out []demoUser
+	for _, u := range users {
+		if err := c.do(ctx, "POST", "/users", nil, u.user, nil, nil); err != nil {
+			return nil, fmt.Errorf("creating user %s: %w", u.user.Name, err)
+		}
+		var k adminapi.CreatedKey
+		if err := c.do(ctx, "POST", "/keys", nil, identity.NewKeyRequest{User: u.user.Name, ExpiresIn: "7d"}, &k, nil); err != nil {
+			return nil, fmt.Errorf("creating a key for %s: %w", u.user.Name, err)
+		}
+		out = append(out, demoUser{u.user.Name, k.APIKey, u.can})
+	}
+	return append([]demoUser{{"admin", adminKey, "everything, purge_records and the admin API included"}}, out...), nil
+}
+
+func (e *env) demoBanner(addr, dir string, users []demoUser) {
+	w := e.stdout
+	fmt.Fprintf(w, "Ostiary demo running.\n\n  MCP endpoint:   http://%s/mcp\n  Admin API:      http://%s/api/v1\n  Data directory: %s\n\n", addr, addr, dir)
+	if len(users) == 0 {
+		fmt.Fprintf(w, "This directory was set up earlier; use the keys printed then.\n\n")
+		return
+	}
+	fmt.Fprintf(w, "API keys (shown once):\n\n")
+	for _, u := range users {
+		fmt.Fprintf(w, "  %-10s %s\n             may call %s\n", u.name, u.key, u.can)
+	}
+	alice, bob := users[1].key, users[2].key
+	fmt.Fprintf(w, "\nCall a tool as alice, with the official MCP Go SDK inside ostiary:\n\n")
+	fmt.Fprintf(w, "  export OSTIARY_ADDR=http://%s\n", addr)
+	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary mcp call shop.customer_profile '{\"customer_id\":\"C-7\"}'\n", alice)
+	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary mcp call shop.customer_profile '{\"customer_id\":\"C-7\"}'   # bob: refused\n", bob)
+	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary mcp tools\n", bob)
+	fmt.Fprintf(w, "\nOr with curl (MCP 2026-07-28, one self-contained request):\n\n  %s\n", curlCall(addr, alice))
+	fmt.Fprintf(w, "\nAny MCP client works: point it at http://%s/mcp with the header 'Authorization: Bearer <key>'.\n", addr)
+	fmt.Fprintf(w, "\nThen see the evidence:\n\n  OSTIARY_TOKEN=%s ostiary audit query --limit 20\n", users[0].key)
+	fmt.Fprintf(w, "\nStop with Ctrl-C, then prove the audit log whole:\n\n  ostiary audit verify --data %s\n\n", dir)
+}
+
+func curlCall(addr, key string) string {
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"shop.lookup_order","arguments":{"order_id":"A-1001"},` +
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"curl","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}`
+	return strings.Join([]string{
+		"curl -s http://" + addr + "/mcp",
+		"-H 'Authorization: Bearer " + key + "'",
+		"-H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream'",
+		"-H 'Mcp-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: shop.lookup_order'",
+		"-d '" + body + "'",
+	}, " \\\n      ")
+}
