@@ -271,9 +271,11 @@ func TestDemo(t *testing.T) {
 		if round == 0 {
 			addr := regexp.MustCompile(`export OSTIARY_ADDR=(\S+)`).FindStringSubmatch(out.String())[1]
 			key := func(user string) string {
-				return regexp.MustCompile(`(?m)^  `+user+` +(ost_\S+)`).FindStringSubmatch(out.String())[1]
+				return regexp.MustCompile(`(?m)^  ` + user + ` +(ost_\S+)`).FindStringSubmatch(out.String())[1]
 			}
-			as := func(user string) map[string]string { return map[string]string{"OSTIARY_ADDR": addr, "OSTIARY_TOKEN": key(user)} }
+			as := func(user string) map[string]string {
+				return map[string]string{"OSTIARY_ADDR": addr, "OSTIARY_TOKEN": key(user)}
+			}
 			r := run(as("alice"), "mcp", "call", "shop.customer_profile", `{"customer_id":"C-7"}`).mustOK(t)
 			if !strings.Contains(r.stdout, "Ada Lovelace") || !strings.Contains(r.stdout, `"served_to":"alice"`) {
 				t.Errorf("alice's call: %s", r.stdout)
