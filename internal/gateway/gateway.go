@@ -42,7 +42,7 @@ type Catalog interface {
 
 // Caller executes tool calls on upstreams as a user.
 type Caller interface {
-	Call(ctx context.Context, c upstream.Caller, u upstream.Upstream, params *mcp.CallToolParams) (*mcp.CallToolResult, error)
+	Call(ctx context.Context, c upstream.Caller, u upstream.Upstream, params *mcp.CallToolParams, relay *upstream.Relay) (*mcp.CallToolResult, error)
 }
 
 // Config holds the gateway's dependencies and settings.

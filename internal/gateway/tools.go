@@ -63,7 +63,9 @@ func (g *Gateway) govern(next mcp.MethodHandler) mcp.MethodHandler {
 		if method == "tools/list" {
 			return g.listTools(ctx, p)
 		}
-		return g.callTool(ctx, p, req.(*mcp.CallToolRequest).Params)
+		call := req.(*mcp.CallToolRequest)
+		relay := &upstream.Relay{Session: call.Session, Ctx: ctx, ProgressToken: call.Params.GetProgressToken()}
+		return g.callTool(ctx, p, call.Params, relay)
 	}
 }
 
@@ -100,7 +102,7 @@ func (g *Gateway) listTools(ctx context.Context, p *authn.Principal) (mcp.Result
 // callTool authorizes, validates, records the decision, executes as p on
 // the upstream and records the outcome. Nothing reaches the upstream unless
 // the decision record is durable.
-func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.CallToolParamsRaw) (mcp.Result, error) {
+func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.CallToolParamsRaw, relay *upstream.Relay) (mcp.Result, error) {
 	name := params.Name
 	rec := p.Record(EventToolCall, "tool:"+name)
 	args, digest, argErr := arguments(params.Arguments)
@@ -140,7 +142,7 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 	callCtx, cancel := context.WithTimeout(ctx, g.cfg.CallTimeout)
 	defer cancel()
 	res, err := g.cfg.Upstreams.Call(callCtx, upstream.CallerOf(p), u,
-		&mcp.CallToolParams{Name: e.UpstreamTool, Arguments: json.RawMessage(params.Arguments)})
+		&mcp.CallToolParams{Name: e.UpstreamTool, Arguments: json.RawMessage(params.Arguments)}, relay)
 	out := p.Record(EventToolResult, "tool:"+name)
 	out.Detail = map[string]any{"upstream": e.Upstream, "latency_us": g.cfg.Now().Sub(start).Microseconds()}
 	var rpcErr *jsonrpc.Error

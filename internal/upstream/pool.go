@@ -2,6 +2,8 @@ package upstream
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -75,6 +77,9 @@ type pooled struct {
 	err      error
 	lastUsed time.Time
 	created  time.Time // the upstream's CreatedAt when connected: a re-added upstream gets new sessions
+
+	mu       sync.Mutex
+	inflight map[string]*Relay // by outbound progress token
 }
 
 // NewPool returns a Pool and starts its reaper.
@@ -95,6 +100,14 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 
 // Session returns the caller's session to u, connecting if needed.
 func (p *Pool) Session(ctx context.Context, c Caller, u Upstream) (*mcp.ClientSession, error) {
+	e, err := p.entry(ctx, c, u)
+	if err != nil {
+		return nil, err
+	}
+	return e.cs, nil
+}
+
+func (p *Pool) entry(ctx context.Context, c Caller, u Upstream) (*pooled, error) {
 	k := poolKey{c.User, u.Name}
 	p.mu.Lock()
 	if p.closed {
@@ -108,10 +121,10 @@ func (p *Pool) Session(ctx context.Context, c Caller, u Upstream) (*mcp.ClientSe
 		ok = false
 	}
 	if !ok {
-		e = &pooled{ready: make(chan struct{}), created: u.CreatedAt}
+		e = &pooled{ready: make(chan struct{}), created: u.CreatedAt, inflight: map[string]*Relay{}}
 		p.sessions[k] = e
 		p.mu.Unlock()
-		e.cs, e.err = p.connect(context.Background(), c, u)
+		e.cs, e.err = p.connect(context.Background(), c, u, e)
 		close(e.ready)
 		p.mu.Lock()
 		if e.err != nil && p.sessions[k] == e {
@@ -125,7 +138,7 @@ func (p *Pool) Session(ctx context.Context, c Caller, u Upstream) (*mcp.ClientSe
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	return e.cs, e.err
+	return e, e.err
 }
 
 func closeWhenReady(e *pooled) {
@@ -156,19 +169,31 @@ func detach(parent context.Context) (context.Context, context.CancelFunc) {
 	return ctx, func() { stop(); cancel() }
 }
 
-// Call calls a tool on u as c.
-func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, params *mcp.CallToolParams) (*mcp.CallToolResult, error) {
+// Call calls a tool on u as c. Progress and log notifications of the call
+// go to relay (if not nil); cancelling ctx cancels the upstream call.
+func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, params *mcp.CallToolParams, relay *Relay) (*mcp.CallToolResult, error) {
 	ctx, cancel := detach(ctx)
 	defer cancel()
-	cs, err := p.Session(ctx, c, u)
+	e, err := p.entry(ctx, c, u)
 	if err != nil {
 		return nil, err
 	}
 	ctx = WithCaller(ctx, c)
-	if u.Kind == Stdio {
-		params.Meta = withIdentity(params.Meta, p.assert(c, u))
+	meta := mcp.Meta{}
+	if relay != nil {
+		token := newToken()
+		defer e.track(token, relay)()
+		if relay.ProgressToken != nil {
+			meta["progressToken"] = token
+		}
 	}
-	res, err := cs.CallTool(ctx, params)
+	if u.Kind == Stdio {
+		meta[MetaIdentity] = p.assert(c, u)
+	}
+	if len(meta) > 0 {
+		params.Meta = meta
+	}
+	res, err := e.cs.CallTool(ctx, params)
 	if err != nil && ctx.Err() == nil {
 		var rpcErr *jsonrpc.Error
 		if !errors.As(err, &rpcErr) {
@@ -182,7 +207,7 @@ func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, params *mcp.CallT
 func (p *Pool) ListTools(ctx context.Context, u Upstream) ([]*mcp.Tool, error) {
 	ctx, cancel := detach(ctx)
 	defer cancel()
-	cs, err := p.connect(ctx, System, u)
+	cs, err := p.connect(ctx, System, u, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -200,8 +225,12 @@ func (p *Pool) ListTools(ctx context.Context, u Upstream) ([]*mcp.Tool, error) {
 	return tools, nil
 }
 
-func (p *Pool) connect(ctx context.Context, c Caller, u Upstream) (*mcp.ClientSession, error) {
-	client := mcp.NewClient(&mcp.Implementation{Name: "ostiary", Version: p.cfg.Version}, &mcp.ClientOptions{})
+func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*mcp.ClientSession, error) {
+	opts := &mcp.ClientOptions{}
+	if e != nil {
+		e.relayTo(opts)
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "ostiary", Version: p.cfg.Version}, opts)
 	var t mcp.Transport
 	switch u.Kind {
 	case HTTP:
@@ -225,6 +254,9 @@ func (p *Pool) connect(ctx context.Context, c Caller, u Upstream) (*mcp.ClientSe
 	cs, err := client.Connect(ctx, t, nil)
 	if err != nil {
 		return nil, fmt.Errorf("connect to upstream %s: %w", u.Name, err)
+	}
+	if e != nil {
+		p.takeLogs(ctx, cs, u)
 	}
 	return cs, nil
 }
@@ -261,13 +293,10 @@ func (p *Pool) assert(c Caller, u Upstream) string {
 // upstreams, which have no headers.
 const MetaIdentity = "io.ostiary/identity"
 
-func withIdentity(m mcp.Meta, tok string) mcp.Meta {
-	out := mcp.Meta{}
-	for k, v := range m {
-		out[k] = v
-	}
-	out[MetaIdentity] = tok
-	return out
+func newToken() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // injector builds each HTTP request to an upstream: the admin's static

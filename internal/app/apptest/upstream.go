@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 MCP logging is deprecated as of 2026-07-28 (SEP-2577) but still relayed; these tests prove it.
+
 package apptest
 
 import (
@@ -32,14 +34,15 @@ type Call struct {
 type Upstream struct {
 	URL string // the MCP endpoint
 
-	mu       sync.Mutex
-	calls    []Call
-	leaked   []string
-	jwksPub  ed25519.PublicKey
-	name     string
-	srv      *httptest.Server
-	mcp      *mcp.Server
-	describe string
+	mu        sync.Mutex
+	calls     []Call
+	leaked    []string
+	jwksPub   ed25519.PublicKey
+	name      string
+	srv       *httptest.Server
+	mcp       *mcp.Server
+	describe  string
+	cancelled chan string
 }
 
 // NewUpstream starts a fixture upstream named name (the audience it expects
@@ -47,7 +50,7 @@ type Upstream struct {
 // otherwise it is a session-based (2025) server.
 func NewUpstream(t testing.TB, s *Server, name string, stateless bool) *Upstream {
 	t.Helper()
-	u := &Upstream{name: name, describe: "Look up a customer by id."}
+	u := &Upstream{name: name, describe: "Look up a customer by id.", cancelled: make(chan string, 16)}
 	u.jwksPub = s.jwksKey(t)
 	srv := mcp.NewServer(&mcp.Implementation{Name: "fixture-" + name, Version: "1"}, nil)
 	type lookupIn struct {
@@ -73,7 +76,9 @@ func NewUpstream(t testing.TB, s *Server, name string, stateless bool) *Upstream
 			return nil, map[string]any{"deleted": 42}, nil
 		})
 	u.mcp = srv
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{Stateless: stateless})
+	// PropagateRequestCancellation: in 2026-07-28 a client cancels by
+	// closing its request; a well-behaved server stops the handler then.
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{Stateless: stateless, PropagateRequestCancellation: true})
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for k, vs := range r.Header {
 			for _, v := range vs {
@@ -185,3 +190,43 @@ func (u *Upstream) Redefine(description string) {
 
 // Remove withdraws a tool.
 func (u *Upstream) Remove(tool string) { u.mcp.RemoveTools(tool) }
+
+// AddSlow adds the tool "slow": it reports progress twice, logs a message,
+// then waits up to 10 s for its call to be cancelled (reported on
+// Cancelled). Call it before registering the upstream with Ostiary.
+func (u *Upstream) AddSlow() {
+	mcp.AddTool(u.mcp, &mcp.Tool{Name: "slow", Description: "Report progress, log, then wait."},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, map[string]any, error) {
+			u.record(req, "slow")
+			if tok := req.Params.GetProgressToken(); tok != nil {
+				for i := 1; i <= 2; i++ {
+					req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: tok, Progress: float64(i), Total: 2, Message: "step"})
+				}
+			}
+			req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: "warning", Logger: "fixture", Data: "working on it"})
+			select {
+			case <-ctx.Done():
+				u.cancelled <- "slow"
+				return nil, nil, ctx.Err()
+			case <-time.After(10 * time.Second):
+				return nil, map[string]any{"done": true}, nil
+			}
+		})
+}
+
+// Cancelled receives the name of each tool whose call was cancelled.
+func (u *Upstream) Cancelled() <-chan string { return u.cancelled }
+
+// ClientWith is Client with client options (notification handlers).
+func (s *Server) ClientWith(t testing.TB, key, version string, opts *mcp.ClientOptions) (*mcp.ClientSession, error) {
+	t.Helper()
+	transport := &mcp.StreamableClientTransport{Endpoint: s.URL + "/mcp", HTTPClient: &http.Client{Transport: bearer{key: key}}, MaxRetries: -1}
+	client := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1"}, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cs, err := client.Connect(ctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: version})
+	if err == nil {
+		t.Cleanup(func() { cs.Close() })
+	}
+	return cs, err
+}
