@@ -40,5 +40,6 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	done
 
 .PHONY: bench
-bench: ## benchmark the audit writer (group commit vs one record per commit)
-	$(GO) test -run '^$$' -bench Writer -benchtime 3s ./internal/audit
+bench: ## hot-path Go benchmarks, then a load run: direct vs reverse proxy vs Ostiary
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/audit ./internal/catalog
+	$(GO) run ./cmd/ostiary-load -duration 3s

@@ -54,7 +54,7 @@ type PoolConfig struct {
 	Auditor   audit.Appender
 	Logger    *slog.Logger
 	Now       func() time.Time
-	Transport http.RoundTripper // default http.DefaultTransport
+	Transport http.RoundTripper // default: a pooled HTTP transport
 	IdleAfter time.Duration     // close a session unused this long; default 5m
 	Version   string            // reported to upstreams as the client version
 }
@@ -88,7 +88,11 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 		return nil, errors.New("upstream: pool needs a signer, an auditor, a logger and a clock")
 	}
 	if cfg.Transport == nil {
-		cfg.Transport = http.DefaultTransport
+		// Many concurrent calls go to few upstreams: keep enough idle
+		// connections per host that they are reused, not re-dialled.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 64
+		cfg.Transport = t
 	}
 	if cfg.IdleAfter <= 0 {
 		cfg.IdleAfter = 5 * time.Minute
