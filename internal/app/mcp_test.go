@@ -254,6 +254,11 @@ func TestGatewayFrontDoor(t *testing.T) {
 	if r.Status != 403 {
 		t.Errorf("foreign origin: %d %s", r.Status, r.Body)
 	}
+	// A page served from this machine may call (DNS rebinding keeps a foreign origin).
+	r = rpc(t, s, aliceKey, call(`"fin.lookup"`), map[string]string{"Origin": "http://localhost:3000", "Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "fin.lookup"})
+	if r.Status != 200 {
+		t.Errorf("loopback origin: %d %s", r.Status, r.Body)
+	}
 
 	// A legacy session id belongs to the key that created it.
 	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`

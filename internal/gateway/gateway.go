@@ -16,6 +16,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -54,7 +56,7 @@ type Config struct {
 	Logger         *slog.Logger
 	Now            func() time.Time
 	Version        string
-	AllowedOrigins []string      // browser origins allowed to call /mcp; none by default
+	AllowedOrigins []string      // browser origins allowed to call /mcp besides loopback ones
 	MaxBodyBytes   int64         // default 1 MiB
 	SessionIdle    time.Duration // legacy sessions close after this idle time; default 30m
 	CallTimeout    time.Duration // bound on one upstream tool call; default 5m
@@ -114,7 +116,7 @@ func New(cfg Config) (*Gateway, error) {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := correlationID(r)
 	w.Header().Set("X-Request-ID", reqID)
-	if o := r.Header.Get("Origin"); o != "" && !g.origins[strings.ToLower(o)] {
+	if o := r.Header.Get("Origin"); o != "" && !g.originAllowed(o) {
 		g.cfg.Logger.Warn("mcp origin refused", "request_id", reqID, "origin", clip(o))
 		writeRPCError(w, http.StatusForbidden, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "origin not allowed"})
 		return
@@ -208,6 +210,25 @@ func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request, reqID 
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer resource_metadata="`+ResourceMetadataURL(r)+`"`)
 	writeRPCError(w, http.StatusUnauthorized, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "authentication required"})
+}
+
+// originAllowed accepts configured origins and loopback ones: a page can
+// only have a loopback origin if it is served from this machine, while a
+// DNS-rebinding page keeps its own (foreign) origin.
+func (g *Gateway) originAllowed(origin string) bool {
+	if g.origins[strings.ToLower(origin)] {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Path != "" {
+		return false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // ResourceMetadataURL is where the RFC 9728 metadata of /mcp is served.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os/exec"
+	"strings"
 	"sync"
 	"time"
 
@@ -190,6 +191,7 @@ func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, params *mcp.CallT
 		if relay.ProgressToken != nil {
 			meta["progressToken"] = token
 		}
+		ctx = withRelay(ctx, relay)
 	}
 	if u.Kind == Stdio {
 		meta[MetaIdentity] = p.assert(c, u)
@@ -231,7 +233,7 @@ func (p *Pool) ListTools(ctx context.Context, u Upstream) ([]*mcp.Tool, error) {
 
 func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*mcp.ClientSession, error) {
 	opts := &mcp.ClientOptions{}
-	if e != nil {
+	if e != nil && u.Kind == Stdio {
 		e.relayTo(opts)
 	}
 	client := mcp.NewClient(&mcp.Implementation{Name: "ostiary", Version: p.cfg.Version}, opts)
@@ -327,7 +329,13 @@ func (t *injector) RoundTrip(r *http.Request) (*http.Response, error) {
 	if c.RequestID != "" {
 		r.Header.Set("X-Request-ID", c.RequestID)
 	}
-	return t.base.RoundTrip(r)
+	resp, err := t.base.RoundTrip(r)
+	if err == nil && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		if relay, ok := r.Context().Value(relayKey{}).(*Relay); ok {
+			resp.Body = &streamRelay{body: resp.Body, relay: relay}
+		}
+	}
+	return resp, err
 }
 
 // lineLogger logs a stdio upstream's stderr line by line, bounded.

@@ -4,6 +4,7 @@ package upstream
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -59,10 +60,20 @@ func (e *pooled) logMessage(ctx context.Context, req *mcp.LoggingMessageRequest)
 }
 
 // relayTo installs the handlers that route an upstream session's
-// notifications to the inbound requests in flight on it.
+// notifications to the inbound requests in flight on it. Over HTTP,
+// notifications on a call's own response stream are relayed exactly by
+// streamRelay instead, so these handlers serve stdio upstreams only.
 func (e *pooled) relayTo(opts *mcp.ClientOptions) {
 	opts.ProgressNotificationHandler = e.progress
 	opts.LoggingMessageHandler = e.logMessage
+}
+
+// log relays one upstream log message (raw params) to this call's client.
+func (r *Relay) log(params json.RawMessage) {
+	var p mcp.LoggingMessageParams
+	if r.Session != nil && json.Unmarshal(params, &p) == nil {
+		r.Session.Log(r.Ctx, &p)
+	}
 }
 
 // takeLogs asks the upstream for all its log messages: servers send none
