@@ -4,7 +4,9 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ostiary/ostiary/internal/app/apptest"
+	"github.com/ostiary/ostiary/internal/audit"
 )
 
 type inbox struct {
@@ -129,5 +132,38 @@ func TestGatewayRelaysProgressModern(t *testing.T) {
 	case <-up.Cancelled():
 	case <-time.After(5 * time.Second):
 		t.Fatal("cancelling the call did not cancel it upstream")
+	}
+}
+
+// An upstream's elicitation during a call reaches the client that made the
+// call, and is audited.
+func TestGatewayRelaysElicitation(t *testing.T) {
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", false)
+	up.AddAsker()
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL}), http.StatusCreated)
+	setup(t, s, "askers", []string{"invoke:fin.ask"}, "alice", false)
+	key, _ := newKey(t, s, map[string]any{"user": "alice"})
+	var asked int
+	alice, err := s.ClientWith(t, key, "2025-11-25", &mcp.ClientOptions{
+		ElicitationHandler: func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			asked++
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "Ada"}}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := alice.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.ask"})
+	if err != nil || res.IsError {
+		t.Fatalf("ask: %+v %v", res, err)
+	}
+	b, _ := json.Marshal(res.StructuredContent)
+	if asked != 1 || !strings.Contains(string(b), `"name":"Ada"`) {
+		t.Errorf("elicitation relayed %d times, result %s", asked, b)
+	}
+	recs := records(t, s, audit.Query{Event: "upstream-request"})
+	if len(recs) != 1 || recs[0].Actor != "alice" || recs[0].Outcome != audit.Success || recs[0].Detail["method"] != "elicitation/create" {
+		t.Errorf("upstream-request records: %+v", recs)
 	}
 }

@@ -64,7 +64,7 @@ func (g *Gateway) govern(next mcp.MethodHandler) mcp.MethodHandler {
 			return g.listTools(ctx, p)
 		}
 		call := req.(*mcp.CallToolRequest)
-		relay := &upstream.Relay{Session: call.Session, Ctx: ctx, ProgressToken: call.Params.GetProgressToken()}
+		relay := &upstream.Relay{Session: call.Session, Ctx: ctx, ProgressToken: call.Params.GetProgressToken(), RequestID: p.RequestID}
 		res, err := g.callTool(ctx, p, call.Params, relay)
 		if _, modern := call.Params.Meta[metaProtocolVersion]; modern && err == nil {
 			return completeResult(res)

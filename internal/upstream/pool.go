@@ -233,8 +233,11 @@ func (p *Pool) ListTools(ctx context.Context, u Upstream) ([]*mcp.Tool, error) {
 
 func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*mcp.ClientSession, error) {
 	opts := &mcp.ClientOptions{}
-	if e != nil && u.Kind == Stdio {
-		e.relayTo(opts)
+	if e != nil {
+		e.askClient(p, c, u, opts)
+		if u.Kind == Stdio {
+			e.relayTo(opts)
+		}
 	}
 	client := mcp.NewClient(&mcp.Implementation{Name: "ostiary", Version: p.cfg.Version}, opts)
 	var t mcp.Transport

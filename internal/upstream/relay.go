@@ -5,8 +5,11 @@ package upstream
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ostiary/ostiary/internal/audit"
 )
 
 // Relay says where the notifications of one upstream call go: the inbound
@@ -15,6 +18,7 @@ type Relay struct {
 	Session       *mcp.ServerSession
 	Ctx           context.Context // the inbound request's context
 	ProgressToken any             // nil if the client asked for no progress
+	RequestID     string          // the inbound request's correlation id
 }
 
 func (e *pooled) track(token string, r *Relay) func() {
@@ -66,6 +70,59 @@ func (e *pooled) logMessage(ctx context.Context, req *mcp.LoggingMessageRequest)
 func (e *pooled) relayTo(opts *mcp.ClientOptions) {
 	opts.ProgressNotificationHandler = e.progress
 	opts.LoggingMessageHandler = e.logMessage
+}
+
+// EventUpstreamRequest is the audit event of a request an upstream makes of
+// the user's client (sampling, elicitation), relayed or refused.
+const EventUpstreamRequest = "upstream-request"
+
+// askClient installs the handlers that relay an upstream's requests of the
+// client (sampling, elicitation) to the one client whose call is in flight
+// on this session. With no call, or several, in flight the request is
+// refused: it is never guessed onto a client. Each is audited first.
+func (e *pooled) askClient(p *Pool, c Caller, u Upstream, opts *mcp.ClientOptions) {
+	opts.CreateMessageHandler = func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+		r, err := e.sole(ctx, p, c, u, "sampling/createMessage")
+		if err != nil {
+			return nil, err
+		}
+		return r.Session.CreateMessage(r.Ctx, req.Params)
+	}
+	opts.ElicitationHandler = func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+		r, err := e.sole(ctx, p, c, u, "elicitation/create")
+		if err != nil {
+			return nil, err
+		}
+		return r.Session.Elicit(r.Ctx, req.Params)
+	}
+}
+
+// sole returns the one call in flight to relay an upstream request to, and
+// records the relay (or the refusal).
+func (e *pooled) sole(ctx context.Context, p *Pool, c Caller, u Upstream, method string) (*Relay, error) {
+	e.mu.Lock()
+	var only *Relay
+	n := len(e.inflight)
+	for _, r := range e.inflight {
+		only = r
+	}
+	e.mu.Unlock()
+	rec := audit.Record{Event: EventUpstreamRequest, Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID,
+		Target: "upstream:" + u.Name, Detail: map[string]any{"method": method, "calls_in_flight": n}}
+	var refusal error
+	if n != 1 || only.Session == nil {
+		rec.Outcome, rec.Reason = audit.Denied, "no-single-call-in-flight"
+		refusal = fmt.Errorf("%s refused: it can only be relayed during exactly one call of this user", method)
+	} else {
+		rec.RequestID = only.RequestID
+	}
+	if _, err := p.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: rec}); err != nil {
+		return nil, fmt.Errorf("%s refused: the audit log is unavailable", method)
+	}
+	if refusal != nil {
+		return nil, refusal
+	}
+	return only, nil
 }
 
 // log relays one upstream log message (raw params) to this call's client.

@@ -230,3 +230,18 @@ func (s *Server) ClientWith(t testing.TB, key, version string, opts *mcp.ClientO
 	}
 	return cs, err
 }
+
+// AddAsker adds the tool "ask": it asks the client for a name by
+// elicitation and returns what came back.
+func (u *Upstream) AddAsker() {
+	mcp.AddTool(u.mcp, &mcp.Tool{Name: "ask", Description: "Ask the user for a name."},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, map[string]any, error) {
+			u.record(req, "ask")
+			res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{Message: "Your name?", RequestedSchema: map[string]any{
+				"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}}}})
+			if err != nil {
+				return nil, nil, err
+			}
+			return nil, map[string]any{"action": res.Action, "name": res.Content["name"]}, nil
+		})
+}
