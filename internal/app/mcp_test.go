@@ -214,10 +214,17 @@ func TestGatewayFrontDoor(t *testing.T) {
 	if meta.Status != 200 || !strings.Contains(string(meta.Body), `"resource":"http://127.0.0.1`) {
 		t.Errorf("resource metadata: %d %s", meta.Status, meta.Body)
 	}
-	// A modern-era call works over raw HTTP.
-	r := rpc(t, s, aliceKey, call(`"fin.lookup"`), modernHeaders("tools/call", "fin.lookup"))
+	// A modern-era call works over raw HTTP, and its W3C trace context
+	// reaches the upstream (its trace id is the correlation id).
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	h := modernHeaders("tools/call", "fin.lookup")
+	h["Traceparent"] = tp
+	r := rpc(t, s, aliceKey, call(`"fin.lookup"`), h)
 	if r.Status != 200 || !strings.Contains(string(r.Body), "Ada Lovelace") {
 		t.Fatalf("raw modern call: %d %s", r.Status, r.Body)
+	}
+	if calls := up.Calls(); len(calls) == 0 || calls[len(calls)-1].Traceparent != tp || calls[len(calls)-1].RequestID != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Errorf("trace context upstream: %+v", calls)
 	}
 	// Header and body must agree.
 	r = rpc(t, s, aliceKey, call(`"fin.lookup"`), modernHeaders("tools/call", "fin.pay"))

@@ -12,13 +12,14 @@ import (
 
 // Principal is the authenticated caller of one request.
 type Principal struct {
-	User      string
-	Service   bool     // a service account rather than a human
-	Roles     []string // role names, for display and audit
-	KeyID     string
-	Perms     authz.Permissions
-	RequestID string // correlation id
-	Remote    string // client address
+	User        string
+	Service     bool     // a service account rather than a human
+	Roles       []string // role names, for display and audit
+	KeyID       string
+	Perms       authz.Permissions
+	RequestID   string // correlation id
+	Traceparent string // the client's W3C traceparent, if well-formed
+	Remote      string // client address
 }
 
 // Allows reports whether the principal may perform action on resource.

@@ -127,6 +127,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.RequestID, p.Remote = reqID, r.RemoteAddr
+	if tp := r.Header.Get("Traceparent"); traceparentRE.MatchString(tp) {
+		p.Traceparent = tp
+	}
 	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 	// Streams may outlive the server's default write timeout.
 	http.NewResponseController(w).SetWriteDeadline(time.Time{})

@@ -24,16 +24,17 @@ import (
 
 // Caller is who an upstream request is for.
 type Caller struct {
-	User      string
-	Roles     []string
-	KeyID     string
-	Service   bool
-	RequestID string // correlation id, propagated as X-Request-ID and in the assertion
+	User        string
+	Roles       []string
+	KeyID       string
+	Service     bool
+	RequestID   string // correlation id, propagated as X-Request-ID and in the assertion
+	Traceparent string // W3C trace context, propagated as is
 }
 
 // CallerOf returns the Caller for a principal.
 func CallerOf(p *authn.Principal) Caller {
-	return Caller{User: p.User, Roles: p.Roles, KeyID: p.KeyID, Service: p.Service, RequestID: p.RequestID}
+	return Caller{User: p.User, Roles: p.Roles, KeyID: p.KeyID, Service: p.Service, RequestID: p.RequestID, Traceparent: p.Traceparent}
 }
 
 // System is the caller Ostiary itself uses to list an upstream's tools.
@@ -331,6 +332,9 @@ func (t *injector) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.Header.Set(assertion.Header, t.pool.assert(c, t.u))
 	if c.RequestID != "" {
 		r.Header.Set("X-Request-ID", c.RequestID)
+	}
+	if c.Traceparent != "" {
+		r.Header.Set("Traceparent", c.Traceparent)
 	}
 	resp, err := t.base.RoundTrip(r)
 	if err == nil && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {

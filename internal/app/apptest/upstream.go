@@ -21,11 +21,12 @@ import (
 
 // Call is one tool call a fixture upstream received.
 type Call struct {
-	Tool      string
-	Args      map[string]any
-	Identity  assertion.Claims // verified against Ostiary's JWKS
-	IDError   string           // why the identity assertion did not verify, if it did not
-	RequestID string
+	Tool        string
+	Args        map[string]any
+	Identity    assertion.Claims // verified against Ostiary's JWKS
+	IDError     string           // why the identity assertion did not verify, if it did not
+	RequestID   string
+	Traceparent string
 }
 
 // Upstream is a real MCP server (the official SDK) on a loopback port with
@@ -102,7 +103,7 @@ func (u *Upstream) record(req *mcp.CallToolRequest, tool string) {
 	c := Call{Tool: tool}
 	json.Unmarshal(req.Params.Arguments, &c.Args)
 	if h := req.Extra.Header; h != nil {
-		c.RequestID = h.Get("X-Request-ID")
+		c.RequestID, c.Traceparent = h.Get("X-Request-ID"), h.Get("Traceparent")
 		claims, err := assertion.Verify(h.Get(assertion.Header), u.jwksPub, u.name, time.Now())
 		c.Identity = claims
 		if err != nil {
