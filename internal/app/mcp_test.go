@@ -243,8 +243,8 @@ func TestGatewayFrontDoor(t *testing.T) {
 		{"NUL in name", call(`"fin.lookup\u0000"`), 400, "control characters"},
 		{"invalid UTF-8", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"fin.lookup\xff\"}}", 400, "UTF-8"},
 		{"resources side door", `{"jsonrpc":"2.0","id":1,"method":"resources/list","params":{}}`, 200, "method not found"},
-		{"prompts side door", `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"x"}}`, 200, "method not found"},
-		{"completion side door", `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{}}`, 200, "method not found"},
+		{"resources/read side door", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///etc/passwd"}}`, 200, "method not found"},
+		{"NUL in prompt name", `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"x\u0000"}}`, 400, "control characters"},
 		{"unknown top-level member", `{"jsonrpc":"2.0","id":1,"method":"ping","extra":1}`, 400, "unknown member"},
 	}
 	for _, c := range cases {

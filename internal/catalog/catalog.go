@@ -74,9 +74,9 @@ type TxStore interface {
 // Auditor appends records (audit.Writer).
 type Auditor = audit.Appender
 
-// Lister fetches an upstream's current tools (upstream.Pool).
+// Lister fetches what an upstream currently offers (upstream.Pool).
 type Lister interface {
-	ListTools(ctx context.Context, u upstream.Upstream) ([]*mcp.Tool, error)
+	List(ctx context.Context, u upstream.Upstream) (upstream.Listing, error)
 }
 
 // Definition returns the canonical definition of t (what is versioned and

@@ -42,6 +42,9 @@ type Catalog struct {
 
 	snap   atomic.Pointer[Snapshot]
 	syncMu sync.Mutex // one sync at a time: versions are decided against a stable view
+
+	promptsMu sync.Mutex
+	prompts   map[string][]*mcp.Prompt // by upstream, as last listed (not pinned)
 }
 
 // New returns a Catalog and loads its first snapshot.
@@ -49,7 +52,7 @@ func New(ctx context.Context, store Store, auditor Auditor, lister Lister, now f
 	if store == nil || auditor == nil || lister == nil || now == nil || log == nil {
 		return nil, errors.New("catalog: missing dependency")
 	}
-	c := &Catalog{store: store, audit: auditor, lister: lister, now: now, log: log}
+	c := &Catalog{store: store, audit: auditor, lister: lister, now: now, log: log, prompts: map[string][]*mcp.Prompt{}}
 	return c, c.reload(ctx)
 }
 
@@ -65,7 +68,13 @@ func (c *Catalog) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.snap.Store(newSnapshot(ups, tools))
+	c.promptsMu.Lock()
+	prompts := make(map[string][]*mcp.Prompt, len(c.prompts))
+	for k, v := range c.prompts {
+		prompts[k] = v
+	}
+	c.promptsMu.Unlock()
+	c.snap.Store(newSnapshot(ups, tools, prompts))
 	return nil
 }
 
@@ -73,6 +82,7 @@ func (c *Catalog) reload(ctx context.Context) error {
 type SyncReport struct {
 	Upstream string   `json:"upstream"`
 	Tools    int      `json:"tools"`              // tools the upstream listed
+	Prompts  int      `json:"prompts"`            // prompts the upstream listed
 	Created  []string `json:"created,omitempty"`  // new tools, pinned at version 1
 	Pending  []string `json:"pending,omitempty"`  // changed definitions awaiting review
 	Vanished []string `json:"vanished,omitempty"` // no longer listed
@@ -91,7 +101,8 @@ func (c *Catalog) Sync(ctx context.Context, name, actor string) (SyncReport, err
 	if !ok {
 		return rep, fault.New(fault.NotFound, "upstream %q does not exist", name)
 	}
-	tools, err := c.lister.ListTools(ctx, u)
+	listing, err := c.lister.List(ctx, u)
+	tools := listing.Tools
 	if err != nil {
 		rep.Error = "cannot list tools: " + safeErr(err)
 		c.log.Warn("upstream sync failed", "upstream", name, "err", err)
@@ -99,7 +110,10 @@ func (c *Catalog) Sync(ctx context.Context, name, actor string) (SyncReport, err
 			Target: "upstream:" + name, Detail: map[string]any{"error": rep.Error}}, nil)
 		return rep, nil
 	}
-	rep.Tools = len(tools)
+	rep.Tools, rep.Prompts = len(tools), len(listing.Prompts)
+	if err := c.syncPrompts(ctx, snap, u, listing.Prompts, actor, &rep); err != nil {
+		return rep, err
+	}
 	states, err := c.store.CatalogTools(ctx)
 	if err != nil {
 		return rep, err
@@ -134,7 +148,7 @@ func (c *Catalog) Sync(ctx context.Context, name, actor string) (SyncReport, err
 		}
 	}
 	if err := c.record(ctx, audit.Record{Event: EventUpstreamSync, Outcome: audit.Success, Actor: actor, Target: "upstream:" + name,
-		Detail: map[string]any{"tools": rep.Tools, "created": len(rep.Created), "pending": len(rep.Pending),
+		Detail: map[string]any{"tools": rep.Tools, "prompts": rep.Prompts, "created": len(rep.Created), "pending": len(rep.Pending),
 			"vanished": len(rep.Vanished), "refused": len(rep.Refused)}}, nil); err != nil {
 		return rep, err
 	}
@@ -195,6 +209,43 @@ func (c *Catalog) syncTool(ctx context.Context, snap *Snapshot, u upstream.Upstr
 	return c.record(ctx, audit.Record{Event: event, Outcome: audit.Success, Actor: actor, Target: target,
 		Detail: map[string]any{"upstream": u.Name, "version": v.Version, "digest": digest, "active_version": activeVersion}},
 		func(ctx context.Context, tx TxStore) error { return tx.InsertToolVersion(ctx, v) })
+}
+
+// syncPrompts keeps the prompts an upstream lists, under its namespace and
+// the same collision rules as tools. Prompts are not versioned: their
+// content is produced per request anyway.
+func (c *Catalog) syncPrompts(ctx context.Context, snap *Snapshot, u upstream.Upstream, prompts []*mcp.Prompt, actor string, rep *SyncReport) error {
+	var keep []*mcp.Prompt
+	seen := map[string]bool{}
+	for _, pr := range prompts {
+		exposed := u.Expose(pr.Name)
+		reason := ""
+		owner, shadowed := snap.claimPrompt(exposed, u.Name)
+		switch {
+		case !upstream.ValidToolName(pr.Name) || !upstream.ValidToolName(exposed):
+			reason = "invalid prompt name (1–128 ASCII letters, digits, _ - . /)"
+		case seen[pr.Name]:
+			reason = "listed twice"
+		case owner != "":
+			reason = fmt.Sprintf("%s is already a prompt of upstream %s", exposed, owner)
+		case shadowed != "":
+			reason = fmt.Sprintf("%s lies in the namespace of upstream %s", exposed, shadowed)
+		}
+		seen[pr.Name] = true
+		if reason == "" {
+			keep = append(keep, pr)
+			continue
+		}
+		rep.Refused = append(rep.Refused, "prompt "+clip(pr.Name)+": "+reason)
+		if err := c.record(ctx, audit.Record{Event: EventToolRefused, Outcome: audit.Failed, Reason: "prompt-refused", Actor: actor,
+			Target: "upstream:" + u.Name, Detail: map[string]any{"prompt": clip(pr.Name), "reason": reason}}, nil); err != nil {
+			return err
+		}
+	}
+	c.promptsMu.Lock()
+	c.prompts[u.Name] = keep
+	c.promptsMu.Unlock()
+	return nil
 }
 
 func (c *Catalog) record(ctx context.Context, rec audit.Record, apply func(context.Context, TxStore) error) error {

@@ -37,10 +37,20 @@ type Snapshot struct {
 	upstreams map[string]upstream.Upstream
 	entries   []*Entry // sorted by Name
 	byName    map[string]*Entry
+	prompts   []*PromptEntry // sorted by Name
+	byPrompt  map[string]*PromptEntry
 }
 
-func newSnapshot(ups []upstream.Upstream, tools []ToolState) *Snapshot {
-	s := &Snapshot{upstreams: map[string]upstream.Upstream{}, byName: map[string]*Entry{}}
+// PromptEntry is one prompt as clients see it.
+type PromptEntry struct {
+	Name         string // exposed name
+	Upstream     string
+	UpstreamName string
+	Prompt       *mcp.Prompt // Name = exposed name
+}
+
+func newSnapshot(ups []upstream.Upstream, tools []ToolState, prompts map[string][]*mcp.Prompt) *Snapshot {
+	s := &Snapshot{upstreams: map[string]upstream.Upstream{}, byName: map[string]*Entry{}, byPrompt: map[string]*PromptEntry{}}
 	for _, u := range ups {
 		s.upstreams[u.Name] = u
 	}
@@ -72,7 +82,46 @@ func newSnapshot(ups []upstream.Upstream, tools []ToolState) *Snapshot {
 		s.byName[e.Name] = e
 	}
 	slices.SortFunc(s.entries, func(a, b *Entry) int { return strings.Compare(a.Name, b.Name) })
+	for _, u := range s.Upstreams() { // in name order: the first claim of a name wins
+		for _, pr := range prompts[u.Name] {
+			name := u.Expose(pr.Name)
+			if _, taken := s.byPrompt[name]; taken {
+				continue
+			}
+			cp := *pr
+			cp.Name = name
+			e := &PromptEntry{Name: name, Upstream: u.Name, UpstreamName: pr.Name, Prompt: &cp}
+			s.prompts = append(s.prompts, e)
+			s.byPrompt[name] = e
+		}
+	}
+	slices.SortFunc(s.prompts, func(a, b *PromptEntry) int { return strings.Compare(a.Name, b.Name) })
 	return s
+}
+
+// Prompt returns the prompt a client may address by name.
+func (s *Snapshot) Prompt(name string) (*PromptEntry, bool) {
+	e, ok := s.byPrompt[name]
+	return e, ok
+}
+
+// VisiblePrompts returns the prompts for which allow returns true.
+func (s *Snapshot) VisiblePrompts(allow func(name string) bool) []*mcp.Prompt {
+	out := make([]*mcp.Prompt, 0, len(s.prompts))
+	for _, e := range s.prompts {
+		if allow(e.Name) {
+			out = append(out, e.Prompt)
+		}
+	}
+	return out
+}
+
+// claimPrompt is claim for prompt names.
+func (s *Snapshot) claimPrompt(name, self string) (owner string, shadowed string) {
+	if e, ok := s.byPrompt[name]; ok && e.Upstream != self {
+		owner = e.Upstream
+	}
+	return owner, s.namespaceOf(name, self)
 }
 
 // Lookup returns the entry a client may address by name; vanished tools
@@ -148,14 +197,19 @@ func (s *Snapshot) claim(name, self string) (owner string, shadowed string) {
 	if e, ok := s.byName[name]; ok && e.Upstream != self {
 		owner = e.Upstream
 	}
+	return owner, s.namespaceOf(name, self)
+}
+
+// namespaceOf names the other upstream whose namespace name falls in.
+func (s *Snapshot) namespaceOf(name, self string) string {
 	if ns, _, ok := strings.Cut(name, "."); ok {
 		for _, u := range s.upstreams {
 			if u.Name != self && u.Prefix == ns {
-				shadowed = u.Name
+				return u.Name
 			}
 		}
 	}
-	return owner, shadowed
+	return ""
 }
 
 // compileSchema compiles a definition's inputSchema (JSON Schema 2020-12 by

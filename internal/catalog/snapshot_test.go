@@ -25,7 +25,7 @@ func bigSnapshot(tb testing.TB, n int) *Snapshot {
 		tools = append(tools, ToolState{Upstream: up, Tool: fmt.Sprintf("tool%04d", i),
 			Versions: []Version{{Upstream: up, Version: 1, Digest: digest, Definition: def, Status: Active}}})
 	}
-	return newSnapshot(ups, tools)
+	return newSnapshot(ups, tools, nil)
 }
 
 func TestSnapshotVisibleAndShadowing(t *testing.T) {

@@ -42,9 +42,11 @@ type Catalog interface {
 	Snapshot() *catalog.Snapshot
 }
 
-// Caller executes tool calls on upstreams as a user.
+// Caller executes requests on upstreams as a user.
 type Caller interface {
 	Call(ctx context.Context, c upstream.Caller, u upstream.Upstream, params *mcp.CallToolParams, relay *upstream.Relay) (*mcp.CallToolResult, error)
+	GetPrompt(ctx context.Context, c upstream.Caller, u upstream.Upstream, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error)
+	Complete(ctx context.Context, c upstream.Caller, u upstream.Upstream, params *mcp.CompleteParams) (*mcp.CompleteResult, error)
 }
 
 // Config holds the gateway's dependencies and settings.
@@ -92,7 +94,8 @@ func New(cfg Config) (*Gateway, error) {
 		g.origins[strings.ToLower(o)] = true
 	}
 	server := mcp.NewServer(&mcp.Implementation{Name: "ostiary", Version: cfg.Version},
-		&mcp.ServerOptions{Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}}, Logger: cfg.Logger})
+		&mcp.ServerOptions{Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}, Prompts: &mcp.PromptCapabilities{},
+			Completions: &mcp.CompletionCapabilities{}}, Logger: cfg.Logger})
 	server.AddReceivingMiddleware(g.govern)
 	getServer := func(*http.Request) *mcp.Server { return server }
 	// The principal, already authenticated, reaches the SDK's handlers as

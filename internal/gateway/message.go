@@ -10,8 +10,9 @@ import (
 )
 
 // Methods a client may call. Everything else is refused here, before the
-// SDK sees it: resources, prompts and completion are not exposed (they
-// would be side doors around tool grants), nor is anything not modelled.
+// SDK sees it: resources are not exposed (they would be a side door around
+// grants, which are over names, not URIs), nor is anything not modelled.
+// Prompts and completion are governed by the same grants as tools.
 var allowedMethods = map[string]bool{
 	"initialize":                       true,
 	"notifications/initialized":        true,
@@ -23,13 +24,16 @@ var allowedMethods = map[string]bool{
 	"notifications/roots/list_changed": true,
 	"logging/setLevel":                 true,
 	"server/discover":                  true,
+	"prompts/list":                     true,
+	"prompts/get":                      true,
+	"completion/complete":              true,
 }
 
 // message is what the front door learns from a request body.
 type message struct {
 	id       any // nil for notifications and unparsable bodies
 	method   string
-	toolName string // for tools/call
+	toolName string // for tools/call and prompts/get
 	modern   bool   // carries 2026-07-28 per-request _meta
 }
 
@@ -39,6 +43,7 @@ const metaProtocolVersion = "io.modelcontextprotocol/protocolVersion"
 var (
 	topLevelKeys     = map[string]bool{"jsonrpc": true, "id": true, "method": true, "params": true, "result": true, "error": true}
 	callParamKeys    = map[string]bool{"name": true, "arguments": true, "_meta": true, "task": true, "inputResponses": true, "requestState": true}
+	promptParamKeys  = map[string]bool{"name": true, "arguments": true, "_meta": true}
 	errBatch         = &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "batch requests are not supported: send one JSON-RPC message per request"}
 	errNotAnObject   = &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "the body must be one JSON-RPC message object"}
 	errMethodUnknown = &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: "method not found"}
@@ -99,15 +104,16 @@ func parseMessage(body []byte) (message, *jsonrpc.Error) {
 	if !allowedMethods[m.method] {
 		return m, errMethodUnknown
 	}
-	if m.method == "tools/call" {
+	keys := map[string]map[string]bool{"tools/call": callParamKeys, "prompts/get": promptParamKeys}[m.method]
+	if keys != nil {
 		for k := range params {
-			if !callParamKeys[k] {
-				return m, invalid("unknown tools/call parameter " + quote(k))
+			if !keys[k] {
+				return m, invalid("unknown " + m.method + " parameter " + quote(k))
 			}
 		}
 		name, ok := params["name"].(string)
 		if !ok || name == "" || hasControl(name) {
-			return m, invalid("tools/call needs a tool name without control characters")
+			return m, invalid(m.method + " needs a name without control characters")
 		}
 		m.toolName = name
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -52,7 +53,7 @@ func (g *Gateway) govern(next mcp.MethodHandler) mcp.MethodHandler {
 			return nil, errMethodUnknown
 		}
 		switch method {
-		case "tools/list", "tools/call":
+		case "tools/list", "tools/call", "prompts/list", "prompts/get", "completion/complete":
 		default:
 			return next(ctx, method, req)
 		}
@@ -60,13 +61,23 @@ func (g *Gateway) govern(next mcp.MethodHandler) mcp.MethodHandler {
 		if p == nil { // cannot happen behind ServeHTTP; refuse rather than guess
 			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "unauthenticated"}
 		}
-		if method == "tools/list" {
+		var res mcp.Result
+		var err error
+		switch method {
+		case "tools/list":
 			return g.listTools(ctx, p)
+		case "prompts/list":
+			return g.listPrompts(ctx, p)
+		case "prompts/get":
+			res, err = g.getPrompt(ctx, p, req.(*mcp.GetPromptRequest).Params)
+		case "completion/complete":
+			res, err = g.complete(ctx, p, req.(*mcp.CompleteRequest).Params)
+		default:
+			call := req.(*mcp.CallToolRequest)
+			relay := &upstream.Relay{Session: call.Session, Ctx: ctx, ProgressToken: call.Params.GetProgressToken(), RequestID: p.RequestID}
+			res, err = g.callTool(ctx, p, call.Params, relay)
 		}
-		call := req.(*mcp.CallToolRequest)
-		relay := &upstream.Relay{Session: call.Session, Ctx: ctx, ProgressToken: call.Params.GetProgressToken(), RequestID: p.RequestID}
-		res, err := g.callTool(ctx, p, call.Params, relay)
-		if _, modern := call.Params.Meta[metaProtocolVersion]; modern && err == nil {
+		if err == nil && isModern(req) {
 			return completeResult(res)
 		}
 		return res, err
@@ -172,16 +183,26 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 	return res, nil
 }
 
-// completeResult marks a tool result for a 2026-07-28 client as complete
-// (resultType is required there) unless the upstream set a result type
-// itself. The SDK sets it only for tools registered with it, and only
-// through decoding, so the result is re-encoded.
-func completeResult(res mcp.Result) (mcp.Result, error) {
-	r, ok := res.(*mcp.CallToolResult)
+// isModern reports whether a request carries 2026-07-28 per-request _meta.
+func isModern(req mcp.Request) bool {
+	m, ok := req.GetParams().(interface{ GetMeta() map[string]any })
 	if !ok {
+		return false
+	}
+	_, modern := m.GetMeta()[metaProtocolVersion]
+	return modern
+}
+
+// completeResult marks an upstream's result for a 2026-07-28 client as
+// complete (resultType is required there) unless the upstream set a result
+// type itself. The SDK sets it only for results of handlers registered with
+// it, and some result types only through decoding, so the result is
+// re-encoded into a value of its own type.
+func completeResult(res mcp.Result) (mcp.Result, error) {
+	if res == nil || reflect.ValueOf(res).IsNil() {
 		return res, nil
 	}
-	b, err := json.Marshal(r)
+	b, err := json.Marshal(res)
 	if err != nil {
 		return nil, err
 	}
@@ -190,17 +211,17 @@ func completeResult(res mcp.Result) (mcp.Result, error) {
 		return nil, err
 	}
 	if _, set := m["resultType"]; set {
-		return r, nil
+		return res, nil
 	}
 	m["resultType"] = json.RawMessage(`"complete"`)
 	if b, err = json.Marshal(m); err != nil {
 		return nil, err
 	}
-	var out mcp.CallToolResult
-	if err := json.Unmarshal(b, &out); err != nil {
+	out := reflect.New(reflect.TypeOf(res).Elem()).Interface().(mcp.Result)
+	if err := json.Unmarshal(b, out); err != nil {
 		return nil, err
 	}
-	return &out, nil
+	return out, nil
 }
 
 // deny records a refused call and returns what the client sees.

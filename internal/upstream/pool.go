@@ -201,35 +201,98 @@ func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, params *mcp.CallT
 		params.Meta = meta
 	}
 	res, err := e.cs.CallTool(ctx, params)
-	if err != nil && ctx.Err() == nil {
-		var rpcErr *jsonrpc.Error
-		if !errors.As(err, &rpcErr) {
-			p.Drop(c.User, u.Name) // the session itself failed
-		}
-	}
+	p.dropIfBroken(ctx, c, u, err)
 	return res, err
 }
 
-// ListTools lists every tool of u in a short-lived session as System.
-func (p *Pool) ListTools(ctx context.Context, u Upstream) ([]*mcp.Tool, error) {
+// Listing is what an upstream offers.
+type Listing struct {
+	Tools   []*mcp.Tool
+	Prompts []*mcp.Prompt
+}
+
+// maxListed bounds what one upstream may list.
+const maxListed = 10000
+
+// List lists every tool and prompt of u in a short-lived session as System.
+func (p *Pool) List(ctx context.Context, u Upstream) (Listing, error) {
+	var l Listing
 	ctx, cancel := detach(ctx)
 	defer cancel()
 	cs, err := p.connect(ctx, System, u, nil)
 	if err != nil {
-		return nil, err
+		return l, err
 	}
 	defer cs.Close()
-	var tools []*mcp.Tool
-	for t, err := range cs.Tools(WithCaller(ctx, System), nil) {
+	ctx = WithCaller(ctx, System)
+	for t, err := range cs.Tools(ctx, nil) {
 		if err != nil {
-			return nil, err
+			return l, err
 		}
-		tools = append(tools, t)
-		if len(tools) > 10000 {
-			return nil, errors.New("upstream lists more than 10000 tools")
+		if l.Tools = append(l.Tools, t); len(l.Tools) > maxListed {
+			return l, fmt.Errorf("upstream lists more than %d tools", maxListed)
 		}
 	}
-	return tools, nil
+	if init := cs.InitializeResult(); init != nil && init.Capabilities != nil && init.Capabilities.Prompts != nil {
+		for pr, err := range cs.Prompts(ctx, nil) {
+			if err != nil {
+				return l, err
+			}
+			if l.Prompts = append(l.Prompts, pr); len(l.Prompts) > maxListed {
+				return l, fmt.Errorf("upstream lists more than %d prompts", maxListed)
+			}
+		}
+	}
+	return l, nil
+}
+
+// GetPrompt gets a prompt from u as c.
+func (p *Pool) GetPrompt(ctx context.Context, c Caller, u Upstream, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error) {
+	var res *mcp.GetPromptResult
+	err := p.do(ctx, c, u, func(ctx context.Context, cs *mcp.ClientSession) (err error) {
+		if u.Kind == Stdio {
+			params.Meta = mcp.Meta{MetaIdentity: p.assert(c, u)}
+		}
+		res, err = cs.GetPrompt(ctx, params)
+		return err
+	})
+	return res, err
+}
+
+// Complete asks u as c for argument completions.
+func (p *Pool) Complete(ctx context.Context, c Caller, u Upstream, params *mcp.CompleteParams) (*mcp.CompleteResult, error) {
+	var res *mcp.CompleteResult
+	err := p.do(ctx, c, u, func(ctx context.Context, cs *mcp.ClientSession) (err error) {
+		res, err = cs.Complete(ctx, params)
+		return err
+	})
+	return res, err
+}
+
+// do runs one request on c's session to u, detached from the inbound
+// context's values, dropping the session if the transport failed.
+func (p *Pool) do(ctx context.Context, c Caller, u Upstream, fn func(context.Context, *mcp.ClientSession) error) error {
+	ctx, cancel := detach(ctx)
+	defer cancel()
+	e, err := p.entry(ctx, c, u)
+	if err != nil {
+		return err
+	}
+	err = fn(WithCaller(ctx, c), e.cs)
+	p.dropIfBroken(ctx, c, u, err)
+	return err
+}
+
+// dropIfBroken drops the session after a failure that was not a JSON-RPC
+// error answer (so the session itself may be broken).
+func (p *Pool) dropIfBroken(ctx context.Context, c Caller, u Upstream, err error) {
+	if err == nil || ctx.Err() != nil {
+		return
+	}
+	var rpcErr *jsonrpc.Error
+	if !errors.As(err, &rpcErr) {
+		p.Drop(c.User, u.Name)
+	}
 }
 
 func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*mcp.ClientSession, error) {

@@ -35,15 +35,16 @@ type Call struct {
 type Upstream struct {
 	URL string // the MCP endpoint
 
-	mu        sync.Mutex
-	calls     []Call
-	leaked    []string
-	jwksPub   ed25519.PublicKey
-	name      string
-	srv       *httptest.Server
-	mcp       *mcp.Server
-	describe  string
-	cancelled chan string
+	mu         sync.Mutex
+	calls      []Call
+	leaked     []string
+	jwksPub    ed25519.PublicKey
+	name       string
+	srv        *httptest.Server
+	mcp        *mcp.Server
+	describe   string
+	cancelled  chan string
+	promptGets int
 }
 
 // NewUpstream starts a fixture upstream named name (the audience it expects
@@ -53,7 +54,11 @@ func NewUpstream(t testing.TB, s *Server, name string, stateless bool) *Upstream
 	t.Helper()
 	u := &Upstream{name: name, describe: "Look up a customer by id.", cancelled: make(chan string, 16)}
 	u.jwksPub = s.jwksKey(t)
-	srv := mcp.NewServer(&mcp.Implementation{Name: "fixture-" + name, Version: "1"}, nil)
+	srv := mcp.NewServer(&mcp.Implementation{Name: "fixture-" + name, Version: "1"}, &mcp.ServerOptions{
+		CompletionHandler: func(ctx context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
+			return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{"Ada", "Alan"}}}, nil
+		},
+	})
 	type lookupIn struct {
 		ID string `json:"id" jsonschema:"customer id"`
 	}
@@ -245,4 +250,23 @@ func (u *Upstream) AddAsker() {
 			}
 			return nil, map[string]any{"action": res.Action, "name": res.Content["name"]}, nil
 		})
+}
+
+// AddPrompt adds the prompt "greeting" (argument "name", completed from a
+// short list); gets are counted in PromptGets.
+func (u *Upstream) AddPrompt() {
+	u.mcp.AddPrompt(&mcp.Prompt{Name: "greeting", Description: "Greet someone.", Arguments: []*mcp.PromptArgument{{Name: "name", Required: true}}},
+		func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+			u.mu.Lock()
+			u.promptGets++
+			u.mu.Unlock()
+			return &mcp.GetPromptResult{Messages: []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: "Hello, " + req.Params.Arguments["name"]}}}}, nil
+		})
+}
+
+// PromptGets counts the prompt gets the upstream served.
+func (u *Upstream) PromptGets() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.promptGets
 }

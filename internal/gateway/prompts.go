@@ -1,0 +1,105 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/authz"
+	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/upstream"
+)
+
+// Audit event types of prompts and completion.
+const (
+	EventPromptsList  = "prompts-list"
+	EventPromptGet    = "prompt-get"    // the decision, before forwarding
+	EventPromptResult = "prompt-result" // the outcome
+	EventCompletion   = "completion"
+)
+
+// Prompts share the tools' grants: discover lists a prompt, invoke gets it
+// (and completes its arguments). A hidden prompt looks like a missing one.
+func unknownPrompt(name string) error {
+	return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown prompt %q", name)}
+}
+
+func (g *Gateway) listPrompts(ctx context.Context, p *authn.Principal) (mcp.Result, error) {
+	prompts := g.cfg.Catalog.Snapshot().VisiblePrompts(func(name string) bool { return p.Allows(authz.Discover, name) })
+	rec := p.Record(EventPromptsList, "")
+	rec.Detail = map[string]any{"prompts": len(prompts)}
+	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return nil, errAudit
+	}
+	res := &mcp.ListPromptsResult{Prompts: prompts}
+	res.CacheScope = "private"
+	return res, nil
+}
+
+// promptTarget resolves a prompt p may invoke, recording a refusal.
+func (g *Gateway) promptTarget(ctx context.Context, p *authn.Principal, rec audit.Record, name string) (*catalog.PromptEntry, upstream.Upstream, error) {
+	snap := g.cfg.Catalog.Snapshot()
+	e, ok := snap.Prompt(name)
+	switch {
+	case !ok:
+		return nil, upstream.Upstream{}, g.deny(ctx, rec, ReasonUnknownTool, unknownPrompt(name))
+	case !p.Allows(authz.Invoke, name):
+		return nil, upstream.Upstream{}, g.deny(ctx, rec, ReasonNotPermitted, unknownPrompt(name))
+	}
+	u, ok := snap.Upstream(e.Upstream)
+	if !ok {
+		return nil, upstream.Upstream{}, g.deny(ctx, rec, ReasonUnknownTool, unknownPrompt(name))
+	}
+	return e, u, nil
+}
+
+func (g *Gateway) getPrompt(ctx context.Context, p *authn.Principal, params *mcp.GetPromptParams) (mcp.Result, error) {
+	rec := p.Record(EventPromptGet, "prompt:"+params.Name)
+	rec.Detail = map[string]any{"arguments": len(params.Arguments)}
+	e, u, err := g.promptTarget(ctx, p, rec, params.Name)
+	if err != nil {
+		return nil, err
+	}
+	rec.Detail["upstream"], rec.Detail["decision"] = u.Name, "allow"
+	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return nil, errAudit
+	}
+	start := g.cfg.Now()
+	res, err := g.cfg.Upstreams.GetPrompt(ctx, upstream.CallerOf(p), u, &mcp.GetPromptParams{Name: e.UpstreamName, Arguments: params.Arguments})
+	out := p.Record(EventPromptResult, "prompt:"+params.Name)
+	out.Detail = map[string]any{"upstream": u.Name, "latency_us": g.cfg.Now().Sub(start).Microseconds()}
+	if err != nil {
+		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
+	}
+	if _, werr := g.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: out}); werr != nil {
+		return nil, errAudit
+	}
+	return res, err
+}
+
+// complete forwards argument completion for a prompt the caller may get.
+// Resource template completion is refused: resources are not exposed.
+func (g *Gateway) complete(ctx context.Context, p *authn.Principal, params *mcp.CompleteParams) (mcp.Result, error) {
+	rec := p.Record(EventCompletion, "")
+	if params.Ref == nil || params.Ref.Type != "ref/prompt" {
+		return nil, g.deny(ctx, rec, ReasonUnknownTool, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams,
+			Message: "completion is available for prompt arguments only"})
+	}
+	rec.Target = "prompt:" + params.Ref.Name
+	e, u, err := g.promptTarget(ctx, p, rec, params.Ref.Name)
+	if err != nil {
+		return nil, err
+	}
+	rec.Detail = map[string]any{"upstream": u.Name, "argument": params.Argument.Name}
+	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return nil, errAudit
+	}
+	// Only the completion itself goes upstream: never the client's _meta.
+	fwd := mcp.CompleteParams{Argument: params.Argument, Context: params.Context,
+		Ref: &mcp.CompleteReference{Type: "ref/prompt", Name: e.UpstreamName}}
+	return g.cfg.Upstreams.Complete(ctx, upstream.CallerOf(p), u, &fwd)
+}
