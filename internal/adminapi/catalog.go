@@ -78,7 +78,7 @@ type Activation struct {
 }
 
 func upstreamView(u upstream.Upstream) UpstreamView {
-	v := UpstreamView{Name: u.Name, Prefix: u.Prefix, Kind: string(u.Kind), URL: u.URL, Command: u.Command,
+	v := UpstreamView{Name: u.Name, Prefix: u.Prefix, Kind: string(u.Kind), URL: u.DisplayURL(), Command: u.Command,
 		HeaderNames: []string{}, EnvNames: []string{}, CreatedAt: u.CreatedAt, CreatedBy: u.CreatedBy}
 	for k := range u.Headers {
 		v.HeaderNames = append(v.HeaderNames, k)

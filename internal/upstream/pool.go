@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -82,6 +83,7 @@ type pooled struct {
 
 	mu       sync.Mutex
 	inflight map[string]*Relay // by outbound progress token
+	busy     atomic.Int32      // requests using the session now: never reaped while > 0
 }
 
 // NewPool returns a Pool and starts its reaper.
@@ -138,13 +140,26 @@ func (p *Pool) entry(ctx context.Context, c Caller, u Upstream) (*pooled, error)
 		}
 	}
 	e.lastUsed = p.cfg.Now()
+	e.busy.Add(1)
 	p.mu.Unlock()
 	select {
 	case <-e.ready:
 	case <-ctx.Done():
+		e.busy.Add(-1)
 		return nil, ctx.Err()
 	}
+	if e.err != nil {
+		e.busy.Add(-1)
+	}
 	return e, e.err
+}
+
+// release marks the end of a request that entry returned e for.
+func (p *Pool) release(e *pooled) {
+	p.mu.Lock()
+	e.lastUsed = p.cfg.Now()
+	p.mu.Unlock()
+	e.busy.Add(-1)
 }
 
 func closeWhenReady(e *pooled) {
@@ -184,6 +199,7 @@ func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, params *mcp.CallT
 	if err != nil {
 		return nil, err
 	}
+	defer p.release(e)
 	ctx = WithCaller(ctx, c)
 	meta := mcp.Meta{}
 	if relay != nil {
@@ -278,6 +294,7 @@ func (p *Pool) do(ctx context.Context, c Caller, u Upstream, fn func(context.Con
 	if err != nil {
 		return err
 	}
+	defer p.release(e)
 	err = fn(WithCaller(ctx, c), e.cs)
 	p.dropIfBroken(ctx, c, u, err)
 	return err
@@ -451,7 +468,7 @@ func (p *Pool) reap() {
 			cutoff := p.cfg.Now().Add(-p.cfg.IdleAfter)
 			p.mu.Lock()
 			for k, e := range p.sessions {
-				if e.lastUsed.Before(cutoff) {
+				if e.lastUsed.Before(cutoff) && e.busy.Load() == 0 {
 					delete(p.sessions, k)
 					go closeWhenReady(e)
 				}

@@ -113,6 +113,21 @@ func validHeader(k, v string) error {
 	return nil
 }
 
+// DisplayURL is the URL as shown in listings and audit records: query
+// values, which may be credentials, are masked.
+func (u Upstream) DisplayURL() string {
+	pu, err := url.Parse(u.URL)
+	if err != nil || pu.RawQuery == "" {
+		return u.URL
+	}
+	q := pu.Query()
+	for k := range q {
+		q[k] = []string{"…"}
+	}
+	pu.RawQuery = q.Encode()
+	return pu.String()
+}
+
 // Expose returns the name a client sees for the upstream tool name.
 func (u Upstream) Expose(tool string) string {
 	if u.Prefix == "" {

@@ -61,3 +61,13 @@ func TestUpstreamValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestDisplayURLMasksQuery(t *testing.T) {
+	u := Upstream{URL: "https://api.example/mcp?api_key=s3cret&region=eu"}
+	if got := u.DisplayURL(); strings.Contains(got, "s3cret") || !strings.Contains(got, "api_key=") || !strings.HasPrefix(got, "https://api.example/mcp?") {
+		t.Errorf("DisplayURL() = %q", got)
+	}
+	if got := (Upstream{URL: "http://x/mcp"}).DisplayURL(); got != "http://x/mcp" {
+		t.Errorf("DisplayURL() = %q", got)
+	}
+}
