@@ -158,19 +158,7 @@ func (s *Server) jwksKey(t testing.TB) ed25519.PublicKey {
 // protocol version (empty: the newest, 2026-07-28).
 func (s *Server) Client(t testing.TB, key, version string) (*mcp.ClientSession, error) {
 	t.Helper()
-	transport := &mcp.StreamableClientTransport{
-		Endpoint:   s.URL + "/mcp",
-		HTTPClient: &http.Client{Transport: bearer{key: key}},
-		MaxRetries: -1,
-	}
-	client := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1"}, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cs, err := client.Connect(ctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: version})
-	if err == nil {
-		t.Cleanup(func() { cs.Close() })
-	}
-	return cs, err
+	return s.ClientWith(t, key, version, nil)
 }
 
 type bearer struct{ key string }
