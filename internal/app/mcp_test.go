@@ -242,8 +242,7 @@ func TestGatewayFrontDoor(t *testing.T) {
 		{"case-variant member", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"fin.lookup"}}`, 400, "unknown tools/call parameter"},
 		{"NUL in name", call(`"fin.lookup\u0000"`), 400, "control characters"},
 		{"invalid UTF-8", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"fin.lookup\xff\"}}", 400, "UTF-8"},
-		{"resources side door", `{"jsonrpc":"2.0","id":1,"method":"resources/list","params":{}}`, 200, "method not found"},
-		{"resources/read side door", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///etc/passwd"}}`, 200, "method not found"},
+		{"subscriptions not exposed", `{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"x"}}`, 200, "method not found"},
 		{"NUL in prompt name", `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"x\u0000"}}`, 400, "control characters"},
 		{"unknown top-level member", `{"jsonrpc":"2.0","id":1,"method":"ping","extra":1}`, 400, "unknown member"},
 	}
@@ -252,6 +251,13 @@ func TestGatewayFrontDoor(t *testing.T) {
 		if r.Status != c.status || !strings.Contains(string(r.Body), c.want) {
 			t.Errorf("%s: %d %s", c.name, r.Status, r.Body)
 		}
+	}
+	// A URI no upstream lists is not found, however it is spelled: never
+	// fetched from anywhere.
+	r = rpc(t, s, aliceKey, `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///etc/passwd",`+modern+`}}`,
+		map[string]string{"Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "resources/read", "Mcp-Name": "file:///etc/passwd"})
+	if !strings.Contains(string(r.Body), "Resource not found") || strings.Contains(string(r.Body), "root:") {
+		t.Errorf("unlisted resource: %d %s", r.Status, r.Body)
 	}
 	if n := len(up.Calls()); n != before {
 		t.Errorf("refused requests reached the upstream: %d calls", n-before)

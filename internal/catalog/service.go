@@ -43,8 +43,8 @@ type Catalog struct {
 	snap   atomic.Pointer[Snapshot]
 	syncMu sync.Mutex // one sync at a time: versions are decided against a stable view
 
-	promptsMu sync.Mutex
-	prompts   map[string][]*mcp.Prompt // by upstream, as last listed (not pinned)
+	listedMu sync.Mutex
+	listed   map[string]upstream.Listing // prompts and resources by upstream, as last listed (not pinned)
 }
 
 // New returns a Catalog and loads its first snapshot.
@@ -52,7 +52,7 @@ func New(ctx context.Context, store Store, auditor Auditor, lister Lister, now f
 	if store == nil || auditor == nil || lister == nil || now == nil || log == nil {
 		return nil, errors.New("catalog: missing dependency")
 	}
-	c := &Catalog{store: store, audit: auditor, lister: lister, now: now, log: log, prompts: map[string][]*mcp.Prompt{}}
+	c := &Catalog{store: store, audit: auditor, lister: lister, now: now, log: log, listed: map[string]upstream.Listing{}}
 	return c, c.reload(ctx)
 }
 
@@ -68,26 +68,27 @@ func (c *Catalog) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.promptsMu.Lock()
-	prompts := make(map[string][]*mcp.Prompt, len(c.prompts))
-	for k, v := range c.prompts {
-		prompts[k] = v
+	c.listedMu.Lock()
+	listed := make(map[string]upstream.Listing, len(c.listed))
+	for k, v := range c.listed {
+		listed[k] = v
 	}
-	c.promptsMu.Unlock()
-	c.snap.Store(newSnapshot(ups, tools, prompts))
+	c.listedMu.Unlock()
+	c.snap.Store(newSnapshot(ups, tools, listed))
 	return nil
 }
 
 // SyncReport says what a sync found.
 type SyncReport struct {
-	Upstream string   `json:"upstream"`
-	Tools    int      `json:"tools"`              // tools the upstream listed
-	Prompts  int      `json:"prompts"`            // prompts the upstream listed
-	Created  []string `json:"created,omitempty"`  // new tools, pinned at version 1
-	Pending  []string `json:"pending,omitempty"`  // changed definitions awaiting review
-	Vanished []string `json:"vanished,omitempty"` // no longer listed
-	Refused  []string `json:"refused,omitempty"`  // "name: reason"
-	Error    string   `json:"error,omitempty"`    // the upstream could not be listed
+	Upstream  string   `json:"upstream"`
+	Tools     int      `json:"tools"`              // tools the upstream listed
+	Prompts   int      `json:"prompts"`            // prompts the upstream listed
+	Resources int      `json:"resources"`          // resources and resource templates the upstream listed
+	Created   []string `json:"created,omitempty"`  // new tools, pinned at version 1
+	Pending   []string `json:"pending,omitempty"`  // changed definitions awaiting review
+	Vanished  []string `json:"vanished,omitempty"` // no longer listed
+	Refused   []string `json:"refused,omitempty"`  // "name: reason"
+	Error     string   `json:"error,omitempty"`    // the upstream could not be listed
 }
 
 // Sync lists an upstream's tools and records what changed, each change
@@ -110,8 +111,8 @@ func (c *Catalog) Sync(ctx context.Context, name, actor string) (SyncReport, err
 			Target: "upstream:" + name, Detail: map[string]any{"error": rep.Error}}, nil)
 		return rep, nil
 	}
-	rep.Tools, rep.Prompts = len(tools), len(listing.Prompts)
-	if err := c.syncPrompts(ctx, snap, u, listing.Prompts, actor, &rep); err != nil {
+	rep.Tools, rep.Prompts, rep.Resources = len(tools), len(listing.Prompts), len(listing.Resources)+len(listing.Templates)
+	if err := c.syncListed(ctx, snap, u, listing, actor, &rep); err != nil {
 		return rep, err
 	}
 	states, err := c.store.CatalogTools(ctx)
@@ -211,40 +212,68 @@ func (c *Catalog) syncTool(ctx context.Context, snap *Snapshot, u upstream.Upstr
 		func(ctx context.Context, tx TxStore) error { return tx.InsertToolVersion(ctx, v) })
 }
 
-// syncPrompts keeps the prompts an upstream lists, under its namespace and
-// the same collision rules as tools. Prompts are not versioned: their
+// syncListed keeps the prompts, resources and resource templates an
+// upstream lists, named under its namespace with the same collision rules
+// as tools (resources are named by their programmatic name; their URIs must
+// not collide with another upstream's). They are not versioned: their
 // content is produced per request anyway.
-func (c *Catalog) syncPrompts(ctx context.Context, snap *Snapshot, u upstream.Upstream, prompts []*mcp.Prompt, actor string, rep *SyncReport) error {
-	var keep []*mcp.Prompt
+func (c *Catalog) syncListed(ctx context.Context, snap *Snapshot, u upstream.Upstream, l upstream.Listing, actor string, rep *SyncReport) error {
+	var keep upstream.Listing
 	seen := map[string]bool{}
-	for _, pr := range prompts {
-		exposed := u.Expose(pr.Name)
+	admit := func(kind, name, uri string) (bool, error) {
+		exposed := u.Expose(name)
+		owner, shadowed := snap.claimListed(kind, exposed, u.Name)
 		reason := ""
-		owner, shadowed := snap.claimPrompt(exposed, u.Name)
 		switch {
-		case !upstream.ValidToolName(pr.Name) || !upstream.ValidToolName(exposed):
-			reason = "invalid prompt name (1–128 ASCII letters, digits, _ - . /)"
-		case seen[pr.Name]:
+		case !upstream.ValidToolName(name) || !upstream.ValidToolName(exposed):
+			reason = "invalid name (1–128 ASCII letters, digits, _ - . /)"
+		case seen[kind+" "+name]:
 			reason = "listed twice"
 		case owner != "":
-			reason = fmt.Sprintf("%s is already a prompt of upstream %s", exposed, owner)
+			reason = fmt.Sprintf("%s is already a %s of upstream %s", exposed, kind, owner)
 		case shadowed != "":
 			reason = fmt.Sprintf("%s lies in the namespace of upstream %s", exposed, shadowed)
+		case uri != "" && snap.uriOwner(uri, u.Name) != "":
+			reason = fmt.Sprintf("URI %s is already a resource of upstream %s", clip(uri), snap.uriOwner(uri, u.Name))
 		}
-		seen[pr.Name] = true
+		seen[kind+" "+name] = true
 		if reason == "" {
-			keep = append(keep, pr)
-			continue
+			return true, nil
 		}
-		rep.Refused = append(rep.Refused, "prompt "+clip(pr.Name)+": "+reason)
-		if err := c.record(ctx, audit.Record{Event: EventToolRefused, Outcome: audit.Failed, Reason: "prompt-refused", Actor: actor,
-			Target: "upstream:" + u.Name, Detail: map[string]any{"prompt": clip(pr.Name), "reason": reason}}, nil); err != nil {
+		rep.Refused = append(rep.Refused, kind+" "+clip(name)+": "+reason)
+		return false, c.record(ctx, audit.Record{Event: EventToolRefused, Outcome: audit.Failed, Reason: kind + "-refused", Actor: actor,
+			Target: "upstream:" + u.Name, Detail: map[string]any{kind: clip(name), "reason": reason}}, nil)
+	}
+	for _, pr := range l.Prompts {
+		ok, err := admit("prompt", pr.Name, "")
+		if err != nil {
 			return err
 		}
+		if ok {
+			keep.Prompts = append(keep.Prompts, pr)
+		}
 	}
-	c.promptsMu.Lock()
-	c.prompts[u.Name] = keep
-	c.promptsMu.Unlock()
+	for _, r := range l.Resources {
+		ok, err := admit("resource", r.Name, r.URI)
+		if err != nil {
+			return err
+		}
+		if ok {
+			keep.Resources = append(keep.Resources, r)
+		}
+	}
+	for _, t := range l.Templates {
+		ok, err := admit("resource", t.Name, "")
+		if err != nil {
+			return err
+		}
+		if ok {
+			keep.Templates = append(keep.Templates, t)
+		}
+	}
+	c.listedMu.Lock()
+	c.listed[u.Name] = keep
+	c.listedMu.Unlock()
 	return nil
 }
 

@@ -3,11 +3,13 @@ package catalog
 import (
 	"encoding/json"
 	"errors"
+	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/yosida95/uritemplate/v3"
 
 	"github.com/ostiary/ostiary/internal/strictjson"
 	"github.com/ostiary/ostiary/internal/upstream"
@@ -39,6 +41,20 @@ type Snapshot struct {
 	byName    map[string]*Entry
 	prompts   []*PromptEntry // sorted by Name
 	byPrompt  map[string]*PromptEntry
+	resources []*ResourceEntry // concrete resources and templates, sorted by Name
+	byURI     map[string]*ResourceEntry
+	byRes     map[string]*ResourceEntry // by Name
+}
+
+// ResourceEntry is one resource or resource template as clients see it. It
+// is governed under Name (its upstream's namespace and its programmatic
+// name) by the same grants as tools: discover lists it, invoke reads it.
+type ResourceEntry struct {
+	Name     string
+	Upstream string
+	Resource *mcp.Resource         // nil for a template
+	Template *mcp.ResourceTemplate // nil for a concrete resource
+	match    *regexp.Regexp        // a template's URI matcher
 }
 
 // PromptEntry is one prompt as clients see it.
@@ -49,8 +65,9 @@ type PromptEntry struct {
 	Prompt       *mcp.Prompt // Name = exposed name
 }
 
-func newSnapshot(ups []upstream.Upstream, tools []ToolState, prompts map[string][]*mcp.Prompt) *Snapshot {
-	s := &Snapshot{upstreams: map[string]upstream.Upstream{}, byName: map[string]*Entry{}, byPrompt: map[string]*PromptEntry{}}
+func newSnapshot(ups []upstream.Upstream, tools []ToolState, listed map[string]upstream.Listing) *Snapshot {
+	s := &Snapshot{upstreams: map[string]upstream.Upstream{}, byName: map[string]*Entry{}, byPrompt: map[string]*PromptEntry{},
+		byURI: map[string]*ResourceEntry{}, byRes: map[string]*ResourceEntry{}}
 	for _, u := range ups {
 		s.upstreams[u.Name] = u
 	}
@@ -83,7 +100,8 @@ func newSnapshot(ups []upstream.Upstream, tools []ToolState, prompts map[string]
 	}
 	slices.SortFunc(s.entries, func(a, b *Entry) int { return strings.Compare(a.Name, b.Name) })
 	for _, u := range s.Upstreams() { // in name order: the first claim of a name wins
-		for _, pr := range prompts[u.Name] {
+		s.addResources(u, listed[u.Name])
+		for _, pr := range listed[u.Name].Prompts {
 			name := u.Expose(pr.Name)
 			if _, taken := s.byPrompt[name]; taken {
 				continue
@@ -97,6 +115,82 @@ func newSnapshot(ups []upstream.Upstream, tools []ToolState, prompts map[string]
 	}
 	slices.SortFunc(s.prompts, func(a, b *PromptEntry) int { return strings.Compare(a.Name, b.Name) })
 	return s
+}
+
+func (s *Snapshot) addResources(u upstream.Upstream, l upstream.Listing) {
+	add := func(e *ResourceEntry) {
+		if _, taken := s.byRes[e.Name]; taken {
+			return
+		}
+		s.byRes[e.Name] = e
+		s.resources = append(s.resources, e)
+	}
+	for _, r := range l.Resources {
+		if _, taken := s.byURI[r.URI]; taken {
+			continue
+		}
+		e := &ResourceEntry{Name: u.Expose(r.Name), Upstream: u.Name, Resource: r}
+		add(e)
+		if s.byRes[e.Name] == e {
+			s.byURI[r.URI] = e
+		}
+	}
+	for _, t := range l.Templates {
+		tmpl, err := uritemplate.New(t.URITemplate)
+		if err != nil {
+			continue // an unusable template is not exposed
+		}
+		add(&ResourceEntry{Name: u.Expose(t.Name), Upstream: u.Name, Template: t, match: tmpl.Regexp()})
+	}
+	slices.SortFunc(s.resources, func(a, b *ResourceEntry) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// ResolveURI finds the resource entry a URI belongs to: a listed resource,
+// else the first (by name) template that matches it.
+func (s *Snapshot) ResolveURI(uri string) (*ResourceEntry, bool) {
+	if e, ok := s.byURI[uri]; ok {
+		return e, true
+	}
+	for _, e := range s.resources {
+		if e.Template != nil && e.match.MatchString(uri) {
+			return e, true
+		}
+	}
+	return nil, false
+}
+
+// Template finds a resource template by its URI template (for completion).
+func (s *Snapshot) Template(uriTemplate string) (*ResourceEntry, bool) {
+	for _, e := range s.resources {
+		if e.Template != nil && e.Template.URITemplate == uriTemplate {
+			return e, true
+		}
+	}
+	return nil, false
+}
+
+// VisibleResources returns the concrete resources and the templates for
+// which allow returns true.
+func (s *Snapshot) VisibleResources(allow func(name string) bool) ([]*mcp.Resource, []*mcp.ResourceTemplate) {
+	rs, ts := []*mcp.Resource{}, []*mcp.ResourceTemplate{}
+	for _, e := range s.resources {
+		switch {
+		case !allow(e.Name):
+		case e.Resource != nil:
+			rs = append(rs, e.Resource)
+		default:
+			ts = append(ts, e.Template)
+		}
+	}
+	return rs, ts
+}
+
+// uriOwner names the other upstream that already has a resource at uri.
+func (s *Snapshot) uriOwner(uri, self string) string {
+	if e, ok := s.byURI[uri]; ok && e.Upstream != self {
+		return e.Upstream
+	}
+	return ""
 }
 
 // Prompt returns the prompt a client may address by name.
@@ -116,10 +210,17 @@ func (s *Snapshot) VisiblePrompts(allow func(name string) bool) []*mcp.Prompt {
 	return out
 }
 
-// claimPrompt is claim for prompt names.
-func (s *Snapshot) claimPrompt(name, self string) (owner string, shadowed string) {
-	if e, ok := s.byPrompt[name]; ok && e.Upstream != self {
-		owner = e.Upstream
+// claimListed is claim for prompt and resource names.
+func (s *Snapshot) claimListed(kind, name, self string) (owner string, shadowed string) {
+	switch kind {
+	case "prompt":
+		if e, ok := s.byPrompt[name]; ok && e.Upstream != self {
+			owner = e.Upstream
+		}
+	default:
+		if e, ok := s.byRes[name]; ok && e.Upstream != self {
+			owner = e.Upstream
+		}
 	}
 	return owner, s.namespaceOf(name, self)
 }

@@ -47,6 +47,7 @@ type Caller interface {
 	Call(ctx context.Context, c upstream.Caller, u upstream.Upstream, params *mcp.CallToolParams, relay *upstream.Relay) (*mcp.CallToolResult, error)
 	GetPrompt(ctx context.Context, c upstream.Caller, u upstream.Upstream, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error)
 	Complete(ctx context.Context, c upstream.Caller, u upstream.Upstream, params *mcp.CompleteParams) (*mcp.CompleteResult, error)
+	ReadResource(ctx context.Context, c upstream.Caller, u upstream.Upstream, uri string) (*mcp.ReadResourceResult, error)
 }
 
 // Config holds the gateway's dependencies and settings.
@@ -95,7 +96,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	server := mcp.NewServer(&mcp.Implementation{Name: "ostiary", Version: cfg.Version},
 		&mcp.ServerOptions{Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}, Prompts: &mcp.PromptCapabilities{},
-			Completions: &mcp.CompletionCapabilities{}}, Logger: cfg.Logger})
+			Resources: &mcp.ResourceCapabilities{}, Completions: &mcp.CompletionCapabilities{}}, Logger: cfg.Logger})
 	server.AddReceivingMiddleware(g.govern)
 	getServer := func(*http.Request) *mcp.Server { return server }
 	// The principal, already authenticated, reaches the SDK's handlers as

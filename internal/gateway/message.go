@@ -10,9 +10,9 @@ import (
 )
 
 // Methods a client may call. Everything else is refused here, before the
-// SDK sees it: resources are not exposed (they would be a side door around
-// grants, which are over names, not URIs), nor is anything not modelled.
-// Prompts and completion are governed by the same grants as tools.
+// SDK sees it, nor is anything not modelled (resource subscriptions are
+// not relayed yet). Prompts, resources and completion are governed by the
+// same grants as tools.
 var allowedMethods = map[string]bool{
 	"initialize":                       true,
 	"notifications/initialized":        true,
@@ -27,6 +27,9 @@ var allowedMethods = map[string]bool{
 	"prompts/list":                     true,
 	"prompts/get":                      true,
 	"completion/complete":              true,
+	"resources/list":                   true,
+	"resources/templates/list":         true,
+	"resources/read":                   true,
 }
 
 // message is what the front door learns from a request body.
@@ -103,6 +106,11 @@ func parseMessage(body []byte) (message, *jsonrpc.Error) {
 	}
 	if !allowedMethods[m.method] {
 		return m, errMethodUnknown
+	}
+	if m.method == "resources/read" {
+		if uri, ok := params["uri"].(string); !ok || uri == "" || hasControl(uri) {
+			return m, invalid("resources/read needs a URI without control characters")
+		}
 	}
 	keys := map[string]map[string]bool{"tools/call": callParamKeys, "prompts/get": promptParamKeys}[m.method]
 	if keys != nil {

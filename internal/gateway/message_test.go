@@ -27,7 +27,7 @@ func TestParseMessage(t *testing.T) {
 		`{"jsonrpc":"1.0","id":1,"method":"ping"}`:                                                jsonrpc.CodeInvalidRequest,
 		`{"jsonrpc":"2.0","id":{},"method":"ping"}`:                                               jsonrpc.CodeInvalidRequest,
 		`{"jsonrpc":"2.0","id":1,"Method":"ping"}`:                                                jsonrpc.CodeInvalidRequest,
-		`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///etc"}}`:       jsonrpc.CodeMethodNotFound,
+		`{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///etc"}}`:  jsonrpc.CodeMethodNotFound,
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a\u0000b"}}`:             jsonrpc.CodeInvalidRequest,
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","NAME":"b"}}`:         jsonrpc.CodeInvalidRequest,
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}`:                      jsonrpc.CodeInvalidRequest,

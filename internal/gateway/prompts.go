@@ -81,13 +81,16 @@ func (g *Gateway) getPrompt(ctx context.Context, p *authn.Principal, params *mcp
 	return res, err
 }
 
-// complete forwards argument completion for a prompt the caller may get.
-// Resource template completion is refused: resources are not exposed.
+// complete forwards argument completion for a prompt or resource template
+// the caller may use.
 func (g *Gateway) complete(ctx context.Context, p *authn.Principal, params *mcp.CompleteParams) (mcp.Result, error) {
 	rec := p.Record(EventCompletion, "")
+	if params.Ref != nil && params.Ref.Type == "ref/resource" {
+		return g.completeTemplate(ctx, p, rec, params)
+	}
 	if params.Ref == nil || params.Ref.Type != "ref/prompt" {
 		return nil, g.deny(ctx, rec, ReasonUnknownTool, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams,
-			Message: "completion is available for prompt arguments only"})
+			Message: "completion needs a ref/prompt or ref/resource reference"})
 	}
 	rec.Target = "prompt:" + params.Ref.Name
 	e, u, err := g.promptTarget(ctx, p, rec, params.Ref.Name)

@@ -53,7 +53,8 @@ func (g *Gateway) govern(next mcp.MethodHandler) mcp.MethodHandler {
 			return nil, errMethodUnknown
 		}
 		switch method {
-		case "tools/list", "tools/call", "prompts/list", "prompts/get", "completion/complete":
+		case "tools/list", "tools/call", "prompts/list", "prompts/get", "completion/complete",
+			"resources/list", "resources/templates/list", "resources/read":
 		default:
 			return next(ctx, method, req)
 		}
@@ -68,6 +69,12 @@ func (g *Gateway) govern(next mcp.MethodHandler) mcp.MethodHandler {
 			return g.listTools(ctx, p)
 		case "prompts/list":
 			return g.listPrompts(ctx, p)
+		case "resources/list":
+			return g.listResources(ctx, p, false)
+		case "resources/templates/list":
+			return g.listResources(ctx, p, true)
+		case "resources/read":
+			res, err = g.readResource(ctx, p, req.(*mcp.ReadResourceRequest).Params.URI)
 		case "prompts/get":
 			res, err = g.getPrompt(ctx, p, req.(*mcp.GetPromptRequest).Params)
 		case "completion/complete":

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"net/http"
 	"os/exec"
@@ -223,8 +224,10 @@ func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, params *mcp.CallT
 
 // Listing is what an upstream offers.
 type Listing struct {
-	Tools   []*mcp.Tool
-	Prompts []*mcp.Prompt
+	Tools     []*mcp.Tool
+	Prompts   []*mcp.Prompt
+	Resources []*mcp.Resource
+	Templates []*mcp.ResourceTemplate
 }
 
 // maxListed bounds what one upstream may list.
@@ -249,17 +252,52 @@ func (p *Pool) List(ctx context.Context, u Upstream) (Listing, error) {
 			return l, fmt.Errorf("upstream lists more than %d tools", maxListed)
 		}
 	}
-	if init := cs.InitializeResult(); init != nil && init.Capabilities != nil && init.Capabilities.Prompts != nil {
-		for pr, err := range cs.Prompts(ctx, nil) {
-			if err != nil {
-				return l, err
-			}
-			if l.Prompts = append(l.Prompts, pr); len(l.Prompts) > maxListed {
-				return l, fmt.Errorf("upstream lists more than %d prompts", maxListed)
-			}
+	caps := &mcp.ServerCapabilities{}
+	if init := cs.InitializeResult(); init != nil && init.Capabilities != nil {
+		caps = init.Capabilities
+	}
+	if caps.Prompts != nil {
+		if l.Prompts, err = collect(cs.Prompts(ctx, nil), "prompts"); err != nil {
+			return l, err
+		}
+	}
+	if caps.Resources != nil {
+		if l.Resources, err = collect(cs.Resources(ctx, nil), "resources"); err != nil {
+			return l, err
+		}
+		if l.Templates, err = collect(cs.ResourceTemplates(ctx, nil), "resource templates"); err != nil {
+			return l, err
 		}
 	}
 	return l, nil
+}
+
+// collect gathers a listing, bounded.
+func collect[T any](seq iter.Seq2[T, error], what string) ([]T, error) {
+	var out []T
+	for v, err := range seq {
+		if err != nil {
+			return nil, err
+		}
+		if out = append(out, v); len(out) > maxListed {
+			return nil, fmt.Errorf("upstream lists more than %d %s", maxListed, what)
+		}
+	}
+	return out, nil
+}
+
+// ReadResource reads a resource from u as c.
+func (p *Pool) ReadResource(ctx context.Context, c Caller, u Upstream, uri string) (*mcp.ReadResourceResult, error) {
+	var res *mcp.ReadResourceResult
+	err := p.do(ctx, c, u, func(ctx context.Context, cs *mcp.ClientSession) (err error) {
+		params := &mcp.ReadResourceParams{URI: uri}
+		if u.Kind == Stdio {
+			params.Meta = mcp.Meta{MetaIdentity: p.assert(c, u)}
+		}
+		res, err = cs.ReadResource(ctx, params)
+		return err
+	})
+	return res, err
 }
 
 // GetPrompt gets a prompt from u as c.

@@ -258,3 +258,16 @@ func (u *Upstream) PromptGets() int {
 	defer u.mu.Unlock()
 	return u.promptGets
 }
+
+// AddResources adds the resource "ledger" (fixture://ledger) and the
+// template "account" (fixture://accounts/{id}).
+func (u *Upstream) AddResources() {
+	u.mcp.AddResource(&mcp.Resource{Name: "ledger", URI: "fixture://ledger", MIMEType: "text/plain"},
+		func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, MIMEType: "text/plain", Text: "balance: 42"}}}, nil
+		})
+	u.mcp.AddResourceTemplate(&mcp.ResourceTemplate{Name: "account", URITemplate: "fixture://accounts/{id}", MIMEType: "text/plain"},
+		func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, MIMEType: "text/plain", Text: "account " + req.Params.URI}}}, nil
+		})
+}

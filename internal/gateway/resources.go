@@ -1,0 +1,96 @@
+package gateway
+
+import (
+	"context"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/authz"
+	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/upstream"
+)
+
+// Audit event types of resources.
+const (
+	EventResourcesList  = "resources-list"
+	EventResourceRead   = "resource-read"   // the decision, before forwarding
+	EventResourceResult = "resource-result" // the outcome
+)
+
+// Resources are governed by the tools' grants under their upstream's
+// namespace and programmatic name: discover lists, invoke reads. A hidden
+// resource answers exactly like a missing one (the SDK's not-found error).
+
+func (g *Gateway) listResources(ctx context.Context, p *authn.Principal, templates bool) (mcp.Result, error) {
+	rs, ts := g.cfg.Catalog.Snapshot().VisibleResources(func(name string) bool { return p.Allows(authz.Discover, name) })
+	rec := p.Record(EventResourcesList, "")
+	rec.Detail = map[string]any{"resources": len(rs), "templates": len(ts), "list_templates": templates}
+	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return nil, errAudit
+	}
+	if templates {
+		res := &mcp.ListResourceTemplatesResult{ResourceTemplates: ts}
+		res.CacheScope = "private"
+		return res, nil
+	}
+	res := &mcp.ListResourcesResult{Resources: rs}
+	res.CacheScope = "private"
+	return res, nil
+}
+
+// resourceTarget resolves a URI p may read, recording a refusal.
+func (g *Gateway) resourceTarget(ctx context.Context, p *authn.Principal, rec audit.Record, e *catalog.ResourceEntry, found bool, notFound error) (upstream.Upstream, error) {
+	switch {
+	case !found:
+		return upstream.Upstream{}, g.deny(ctx, rec, ReasonUnknownTool, notFound)
+	case !p.Allows(authz.Invoke, e.Name):
+		return upstream.Upstream{}, g.deny(ctx, rec, ReasonNotPermitted, notFound)
+	}
+	u, ok := g.cfg.Catalog.Snapshot().Upstream(e.Upstream)
+	if !ok {
+		return upstream.Upstream{}, g.deny(ctx, rec, ReasonUnknownTool, notFound)
+	}
+	return u, nil
+}
+
+func (g *Gateway) readResource(ctx context.Context, p *authn.Principal, uri string) (mcp.Result, error) {
+	rec := p.Record(EventResourceRead, "resource:"+uri)
+	e, found := g.cfg.Catalog.Snapshot().ResolveURI(uri)
+	u, err := g.resourceTarget(ctx, p, rec, e, found, mcp.ResourceNotFoundError(uri))
+	if err != nil {
+		return nil, err
+	}
+	rec.Detail = map[string]any{"upstream": u.Name, "name": e.Name, "decision": "allow"}
+	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return nil, errAudit
+	}
+	start := g.cfg.Now()
+	res, err := g.cfg.Upstreams.ReadResource(ctx, upstream.CallerOf(p), u, uri)
+	out := p.Record(EventResourceResult, "resource:"+uri)
+	out.Detail = map[string]any{"upstream": u.Name, "latency_us": g.cfg.Now().Sub(start).Microseconds()}
+	if err != nil {
+		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
+	}
+	if _, werr := g.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: out}); werr != nil {
+		return nil, errAudit
+	}
+	return res, err
+}
+
+// completeTemplate forwards completion of a resource template's variables.
+func (g *Gateway) completeTemplate(ctx context.Context, p *authn.Principal, rec audit.Record, params *mcp.CompleteParams) (mcp.Result, error) {
+	rec.Target = "resource:" + params.Ref.URI
+	e, found := g.cfg.Catalog.Snapshot().Template(params.Ref.URI)
+	u, err := g.resourceTarget(ctx, p, rec, e, found, mcp.ResourceNotFoundError(params.Ref.URI))
+	if err != nil {
+		return nil, err
+	}
+	rec.Detail = map[string]any{"upstream": u.Name, "argument": params.Argument.Name}
+	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return nil, errAudit
+	}
+	fwd := mcp.CompleteParams{Argument: params.Argument, Context: params.Context, Ref: &mcp.CompleteReference{Type: "ref/resource", URI: params.Ref.URI}}
+	return g.cfg.Upstreams.Complete(ctx, upstream.CallerOf(p), u, &fwd)
+}
