@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +48,7 @@ type App struct {
 	catalog *catalog.Catalog
 	gateway *gateway.Gateway
 	api     *adminapi.API
+	tls     *tls.Config // nil: plain HTTP (loopback only)
 	server  *http.Server
 	ln      net.Listener
 
@@ -187,7 +189,15 @@ func (a *App) open(ctx context.Context) error {
 	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Identity: ids, Catalog: a.catalog, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now}); err != nil {
 		return err
 	}
+	if a.cfg.TLS() {
+		certs, err := newCertReloader(a.cfg.TLSCert, a.cfg.TLSKey, a.log, a.now)
+		if err != nil {
+			return err
+		}
+		a.tls = tlsConfig(certs, a.cfg.TLSMin)
+	}
 	a.server = &http.Server{
+		TLSConfig:         a.tls,
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -244,9 +254,12 @@ func (a *App) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", a.cfg.Listen, err)
 	}
+	if a.tls != nil {
+		ln = tls.NewListener(ln, a.tls)
+	}
 	a.ln = ln
 	rec := audit.Record{Event: audit.EventServerStart, Outcome: audit.Success, Actor: "system",
-		Detail: map[string]any{"version": Version, "listen": ln.Addr().String()}}
+		Detail: map[string]any{"version": Version, "listen": ln.Addr().String(), "tls": a.tls != nil}}
 	if _, err := a.writer.Write(ctx, audit.Entry{Record: rec}); err != nil {
 		ln.Close()
 		return fmt.Errorf("cannot write the audit log: %w", err)
@@ -259,12 +272,20 @@ func (a *App) Start(ctx context.Context) error {
 			a.log.Error("server stopped", "err", err)
 		}
 	}()
-	a.log.Info("ostiary serving", "addr", ln.Addr().String(), "data", a.cfg.DataDir, "version", Version)
+	a.log.Info("ostiary serving", "addr", ln.Addr().String(), "tls", a.tls != nil, "data", a.cfg.DataDir, "version", Version)
 	return nil
 }
 
 // Addr is the address the server listens on, after Start.
 func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// URL is the server's base URL, after Start.
+func (a *App) URL() string {
+	if a.tls != nil {
+		return "https://" + a.Addr()
+	}
+	return "http://" + a.Addr()
+}
 
 // PublicKey is the audit checkpoint verification key.
 func (a *App) PublicKey() ed25519.PublicKey { return a.writer.PublicKey() }

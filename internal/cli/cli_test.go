@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/app/apptest"
 )
 
 type syncBuf struct {
@@ -300,4 +302,44 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	run(nil, "audit", "verify", "--data", dir).mustOK(t)
+}
+
+// serve over HTTPS; the CLI trusts a private CA through OSTIARY_CA_FILE and
+// refuses an unknown one.
+func TestServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	var initOut struct {
+		APIKey string `json:"api_key"`
+	}
+	json.Unmarshal([]byte(run(nil, "init", "--data", filepath.Join(dir, "data"), "--json").mustOK(t).stdout), &initOut)
+	ca := apptest.NewCA(t)
+	cert, key, caFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "ca.pem")
+	ca.Issue(t, cert, key, 7)
+	os.WriteFile(caFile, ca.PEM, 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errb := &syncBuf{}, &syncBuf{}
+	done := make(chan int)
+	go func() {
+		done <- Run(ctx, []string{"serve", "--data", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key},
+			nil, out, errb, func(string) string { return "" })
+	}()
+	re := regexp.MustCompile(`serving on (https://\S+)`)
+	for deadline := time.Now().Add(10 * time.Second); !re.MatchString(out.String()); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start: %s %s", out, errb)
+		}
+	}
+	addr := re.FindStringSubmatch(out.String())[1]
+	env := map[string]string{"OSTIARY_ADDR": addr, "OSTIARY_TOKEN": initOut.APIKey, "OSTIARY_CA_FILE": caFile}
+	if r := run(env, "whoami").mustOK(t); !strings.Contains(r.stdout, "admin") {
+		t.Errorf("whoami over HTTPS: %s", r.stdout)
+	}
+	delete(env, "OSTIARY_CA_FILE")
+	if r := run(env, "whoami"); r.code == ExitOK || !strings.Contains(r.stderr, "certificate") {
+		t.Errorf("an unknown CA was trusted: %+v", r)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exited %d: %s", code, errb)
+	}
 }

@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -43,7 +46,11 @@ func (e *env) newClient() (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &client{base: u, token: token, http: httpClient()}, nil
+	hc, err := e.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	return &client{base: u, token: token, http: hc}, nil
 }
 
 // parseAddr checks a server address: http(s), no credentials or query, and
@@ -61,7 +68,31 @@ func parseAddr(addr string) (*url.URL, error) {
 	return u, nil
 }
 
-func httpClient() *http.Client { return &http.Client{Timeout: 60 * time.Second} }
+// httpClient trusts the system's CAs, or the PEM bundle in OSTIARY_CA_FILE
+// (for a server whose certificate a private CA issued).
+func (e *env) httpClient() (*http.Client, error) {
+	t, err := e.transport()
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Timeout: 60 * time.Second, Transport: t}, nil
+}
+
+func (e *env) transport() (*http.Transport, error) {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if f := e.getenv("OSTIARY_CA_FILE"); f != "" {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("OSTIARY_CA_FILE: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("OSTIARY_CA_FILE %s holds no PEM certificate", f)
+		}
+		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return t, nil
+}
 
 func loopbackHost(h string) bool {
 	if strings.EqualFold(h, "localhost") {

@@ -46,15 +46,15 @@ call tools through the gateway as an MCP client does.`,
 				}
 			}
 			var seedErr error
-			err = e.serve(cmd.Context(), cfg, func(addr string) {
+			err = e.serve(cmd.Context(), cfg, func(base string) {
 				var users []demoUser
 				if adminKey != "" {
-					if users, seedErr = e.seedDemo(cmd.Context(), addr, adminKey); seedErr != nil {
+					if users, seedErr = e.seedDemo(cmd.Context(), base, adminKey); seedErr != nil {
 						fmt.Fprintf(e.stderr, "ostiary: demo set-up failed: %v\n", seedErr)
 						return
 					}
 				}
-				e.demoBanner(addr, cfg.DataDir, users)
+				e.demoBanner(base, cfg.DataDir, users)
 			})
 			if err == nil {
 				err = seedErr
@@ -72,16 +72,18 @@ type demoUser struct {
 
 // seedDemo sets the demo up through the admin API, as an operator would:
 // every step is authenticated, authorized and audited.
-func (e *env) seedDemo(ctx context.Context, addr, adminKey string) ([]demoUser, error) {
+func (e *env) seedDemo(ctx context.Context, base, adminKey string) ([]demoUser, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	c := &client{token: adminKey}
-	if c.base, err = parseAddr("http://" + addr); err != nil {
+	if c.base, err = parseAddr(base); err != nil {
 		return nil, err
 	}
-	c.http = httpClient()
+	if c.http, err = e.httpClient(); err != nil {
+		return nil, err
+	}
 	var added adminapi.AddedUpstream
 	if err := c.do(ctx, "POST", "/upstreams", nil, adminapi.NewUpstream{Name: "shop", Command: []string{exe, "demo-upstream"}}, &added, nil); err != nil {
 		return nil, fmt.Errorf("adding the demo upstream: %w", err)
@@ -121,9 +123,9 @@ func (e *env) seedDemo(ctx context.Context, addr, adminKey string) ([]demoUser, 
 	return append([]demoUser{{"admin", adminKey, "everything, purge_records and the admin API included"}}, out...), nil
 }
 
-func (e *env) demoBanner(addr, dir string, users []demoUser) {
+func (e *env) demoBanner(base, dir string, users []demoUser) {
 	w := e.stdout
-	fmt.Fprintf(w, "Ostiary demo running.\n\n  MCP endpoint:   http://%s/mcp\n  Admin API:      http://%s/api/v1\n  Data directory: %s\n\n", addr, addr, dir)
+	fmt.Fprintf(w, "Ostiary demo running.\n\n  MCP endpoint:   %s/mcp\n  Admin API:      %s/api/v1\n  Data directory: %s\n\n", base, base, dir)
 	if len(users) == 0 {
 		fmt.Fprintf(w, "This directory was set up earlier; use the keys printed then.\n\n")
 		return
@@ -134,21 +136,21 @@ func (e *env) demoBanner(addr, dir string, users []demoUser) {
 	}
 	alice, bob := users[1].key, users[2].key
 	fmt.Fprintf(w, "\nCall a tool as alice, with the official MCP Go SDK inside ostiary:\n\n")
-	fmt.Fprintf(w, "  export OSTIARY_ADDR=http://%s\n", addr)
+	fmt.Fprintf(w, "  export OSTIARY_ADDR=%s\n", base)
 	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary mcp call shop.customer_profile '{\"customer_id\":\"C-7\"}'\n", alice)
 	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary mcp call shop.customer_profile '{\"customer_id\":\"C-7\"}'   # bob: refused\n", bob)
 	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary mcp tools\n", bob)
-	fmt.Fprintf(w, "\nOr with curl (MCP 2026-07-28, one self-contained request):\n\n  %s\n", curlCall(addr, alice))
-	fmt.Fprintf(w, "\nAny MCP client works: point it at http://%s/mcp with the header 'Authorization: Bearer <key>'.\n", addr)
+	fmt.Fprintf(w, "\nOr with curl (MCP 2026-07-28, one self-contained request):\n\n  %s\n", curlCall(base, alice))
+	fmt.Fprintf(w, "\nAny MCP client works: point it at %s/mcp with the header 'Authorization: Bearer <key>'.\n", base)
 	fmt.Fprintf(w, "\nThen see the evidence:\n\n  OSTIARY_TOKEN=%s ostiary audit query --limit 20\n", users[0].key)
 	fmt.Fprintf(w, "\nStop with Ctrl-C, then prove the audit log whole:\n\n  ostiary audit verify --data %s\n\n", dir)
 }
 
-func curlCall(addr, key string) string {
+func curlCall(base, key string) string {
 	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"shop.lookup_order","arguments":{"order_id":"A-1001"},` +
 		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"curl","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}`
 	return strings.Join([]string{
-		"curl -s http://" + addr + "/mcp",
+		"curl -s " + base + "/mcp",
 		"-H 'Authorization: Bearer " + key + "'",
 		"-H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream'",
 		"-H 'Mcp-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: shop.lookup_order'",

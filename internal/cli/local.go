@@ -61,6 +61,9 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().StringVar(&cfg.Listen, "listen", "", "address to listen on, loopback only until TLS (default 127.0.0.1:8080, or OSTIARY_LISTEN)")
 	cmd.Flags().StringVar(&cfg.LogFormat, "log-format", "", "operational log format: text or json")
 	cmd.Flags().DurationVar(&cfg.CheckpointEvery, "checkpoint-every", 0, "interval between signed audit checkpoints (default 1s)")
+	cmd.Flags().StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; reloaded when it changes (or OSTIARY_TLS_CERT)")
+	cmd.Flags().StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert, mode 0600 (or OSTIARY_TLS_KEY)")
+	cmd.Flags().StringVar(&cfg.TLSMin, "tls-min", "", "minimum TLS version: 1.2 (default) or 1.3")
 	cmd.Flags().StringArrayVar(&cfg.AllowedOrigins, "allow-origin", nil, "browser origin allowed to call /mcp, e.g. https://chat.example.com (repeatable; or OSTIARY_ALLOWED_ORIGINS, comma-separated)")
 }
 
@@ -85,13 +88,18 @@ func (e *env) serverConfig(flags config.Config) (config.Config, error) {
 	if len(flags.AllowedOrigins) > 0 {
 		cfg.AllowedOrigins = flags.AllowedOrigins
 	}
+	for _, f := range []struct{ from, to *string }{{&flags.TLSCert, &cfg.TLSCert}, {&flags.TLSKey, &cfg.TLSKey}, {&flags.TLSMin, &cfg.TLSMin}} {
+		if *f.from != "" {
+			*f.to = *f.from
+		}
+	}
 	return cfg, nil
 }
 
 func (e *env) serveCmd() *cobra.Command {
 	var flags config.Config
 	cmd := &cobra.Command{
-		Use:   "serve --data DIR [--listen 127.0.0.1:8080]",
+		Use:   "serve --data DIR [--listen 127.0.0.1:8080] [--tls-cert FILE --tls-key FILE [--tls-min 1.2|1.3]]",
 		Short: "Run the server on an initialised data directory",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -102,8 +110,8 @@ func (e *env) serveCmd() *cobra.Command {
 			if err := cfg.Validate(); err != nil {
 				return usageError("%v", err)
 			}
-			return e.serve(cmd.Context(), cfg, func(addr string) {
-				fmt.Fprintf(e.stdout, "ostiary serving on http://%s (data %s); stop with Ctrl-C\n", addr, cfg.DataDir)
+			return e.serve(cmd.Context(), cfg, func(url string) {
+				fmt.Fprintf(e.stdout, "ostiary serving on %s (data %s); stop with Ctrl-C\n", url, cfg.DataDir)
 			})
 		},
 	}
@@ -111,8 +119,9 @@ func (e *env) serveCmd() *cobra.Command {
 	return cmd
 }
 
-// serve runs the server until ctx ends, then stops it gracefully.
-func (e *env) serve(ctx context.Context, cfg config.Config, started func(addr string)) error {
+// serve runs the server until ctx ends, then stops it gracefully; started
+// gets the server's base URL.
+func (e *env) serve(ctx context.Context, cfg config.Config, started func(url string)) error {
 	a, err := app.Open(ctx, cfg, cfg.Logger(e.stderr), time.Now)
 	if err != nil {
 		return err
@@ -121,7 +130,7 @@ func (e *env) serve(ctx context.Context, cfg config.Config, started func(addr st
 		a.Close(context.Background())
 		return err
 	}
-	started(a.Addr())
+	started(a.URL())
 	<-ctx.Done()
 	return a.Close(context.Background())
 }

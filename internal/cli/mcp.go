@@ -30,9 +30,13 @@ func (e *env) mcpSession(ctx context.Context, version string) (*mcp.ClientSessio
 	if err != nil {
 		return nil, err
 	}
+	base, err := e.transport()
+	if err != nil {
+		return nil, err
+	}
 	transport := &mcp.StreamableClientTransport{
 		Endpoint:   c.base.String() + "/mcp",
-		HTTPClient: &http.Client{Timeout: 5 * time.Minute, Transport: bearerTransport{token: c.token}},
+		HTTPClient: &http.Client{Timeout: 5 * time.Minute, Transport: bearerTransport{token: c.token, base: base}},
 		MaxRetries: -1,
 	}
 	client := mcp.NewClient(&mcp.Implementation{Name: "ostiary-cli", Version: "1"}, nil)
@@ -45,12 +49,15 @@ func (e *env) mcpSession(ctx context.Context, version string) (*mcp.ClientSessio
 	return cs, nil
 }
 
-type bearerTransport struct{ token string }
+type bearerTransport struct {
+	token string
+	base  http.RoundTripper
+}
 
 func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", "Bearer "+b.token)
-	return http.DefaultTransport.RoundTrip(r)
+	return b.base.RoundTrip(r)
 }
 
 func (e *env) mcpToolsCmd(version *string) *cobra.Command {

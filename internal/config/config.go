@@ -23,6 +23,9 @@ type Config struct {
 	CheckpointEvery time.Duration
 	ShutdownTimeout time.Duration
 	AllowedOrigins  []string // browser origins allowed to call /mcp
+	TLSCert         string   // PEM certificate chain; with TLSKey, serve HTTPS
+	TLSKey          string   // PEM private key
+	TLSMin          string   // minimum TLS version: "1.2" (default) or "1.3"
 }
 
 // Default returns the defaults.
@@ -33,8 +36,12 @@ func Default() Config {
 		LogFormat:       "text",
 		CheckpointEvery: time.Second,
 		ShutdownTimeout: 10 * time.Second,
+		TLSMin:          "1.2",
 	}
 }
+
+// TLS reports whether the server serves HTTPS.
+func (c Config) TLS() bool { return c.TLSCert != "" }
 
 // FromEnv applies OSTIARY_DATA, OSTIARY_LISTEN, OSTIARY_LOG_LEVEL and
 // OSTIARY_LOG_FORMAT over c.
@@ -53,6 +60,11 @@ func (c Config) FromEnv(getenv func(string) string) (Config, error) {
 	if v := getenv("OSTIARY_LOG_FORMAT"); v != "" {
 		c.LogFormat = v
 	}
+	for name, dst := range map[string]*string{"OSTIARY_TLS_CERT": &c.TLSCert, "OSTIARY_TLS_KEY": &c.TLSKey, "OSTIARY_TLS_MIN": &c.TLSMin} {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
 	if v := getenv("OSTIARY_ALLOWED_ORIGINS"); v != "" {
 		c.AllowedOrigins = strings.Split(v, ",")
 	}
@@ -66,8 +78,18 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data DIR is required (or set OSTIARY_DATA)"))
 	}
-	if err := CheckLoopback(c.Listen); err != nil {
-		errs = append(errs, err)
+	switch {
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	case c.TLSMin != "1.2" && c.TLSMin != "1.3":
+		errs = append(errs, fmt.Errorf("--tls-min %q: want 1.2 or 1.3", c.TLSMin))
+	}
+	if !c.TLS() {
+		if err := CheckLoopback(c.Listen); err != nil {
+			errs = append(errs, err)
+		}
+	} else if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q: want HOST:PORT", c.Listen))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log format %q: want text or json", c.LogFormat))
@@ -95,7 +117,7 @@ func CheckLoopback(listen string) error {
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil || !ip.IsLoopback() {
-		return fmt.Errorf("--listen %q: refusing to listen on a non-loopback address without TLS; use 127.0.0.1 or [::1]", listen)
+		return fmt.Errorf("--listen %q: refusing to serve plain HTTP on a non-loopback address; use 127.0.0.1 or [::1], or give --tls-cert and --tls-key", listen)
 	}
 	return nil
 }

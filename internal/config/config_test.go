@@ -41,3 +41,23 @@ func TestValidate(t *testing.T) {
 		t.Error("bad log level accepted")
 	}
 }
+
+func TestValidateTLS(t *testing.T) {
+	c := Default()
+	c.DataDir, c.Listen = "/tmp/x", "0.0.0.0:8443"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--tls-cert") {
+		t.Errorf("plain HTTP on a public address: %v", err)
+	}
+	c.TLSCert, c.TLSKey = "cert.pem", "key.pem"
+	if err := c.Validate(); err != nil {
+		t.Errorf("TLS on a public address: %v", err)
+	}
+	c.TLSKey = ""
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "go together") {
+		t.Errorf("certificate without key: %v", err)
+	}
+	c.TLSKey, c.TLSMin = "key.pem", "1.1"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--tls-min") {
+		t.Errorf("TLS 1.1 minimum: %v", err)
+	}
+}
