@@ -106,7 +106,8 @@ func Definition(t *mcp.Tool) (json.RawMessage, string, error) {
 	return b, hex.EncodeToString(sum[:]), nil
 }
 
-// BuiltinNames are the names of Ostiary's own tools; no upstream may use them.
+// BuiltinNames are the names of Ostiary's own tools (approval_status is
+// reserved for approvals); no upstream may use them.
 var BuiltinNames = map[string]bool{"discover_tools": true, "approval_status": true}
 
 func txStore(tx audit.Tx) (TxStore, error) {
