@@ -21,6 +21,7 @@ import (
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/fault"
 	"github.com/ostiary/ostiary/internal/identity"
+	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/strictjson"
 )
 
@@ -42,6 +43,7 @@ type Config struct {
 	Authn    Authenticator
 	Identity *identity.Service
 	Catalog  *catalog.Catalog
+	Kill     *killswitch.Service
 	Auditor  identity.Auditor
 	Audit    AuditStore
 	Logger   *slog.Logger
@@ -56,7 +58,7 @@ type API struct {
 
 // New returns the admin API handler.
 func New(cfg Config) (*API, error) {
-	if cfg.Authn == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil {
+	if cfg.Authn == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Kill == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil {
 		return nil, errors.New("adminapi: missing dependency")
 	}
 	a := &API{Config: cfg, mux: http.NewServeMux()}

@@ -30,6 +30,10 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/tools/versions", a.handle(a.toolVersions))
 	m.HandleFunc("POST /api/v1/tools/activate", a.handle(a.activateTool))
 
+	m.HandleFunc("GET /api/v1/killswitches", a.handle(a.listKillSwitches))
+	m.HandleFunc("POST /api/v1/killswitches", a.handle(a.engageKillSwitch))
+	m.HandleFunc("POST /api/v1/killswitches/{id}/release", a.handle(a.releaseKillSwitch))
+
 	// Anything else is refused, and the attempt recorded.
 	m.HandleFunc("/", a.handle(a.notFound))
 }

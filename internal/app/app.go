@@ -26,6 +26,7 @@ import (
 	"github.com/ostiary/ostiary/internal/config"
 	"github.com/ostiary/ostiary/internal/gateway"
 	"github.com/ostiary/ostiary/internal/identity"
+	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/store/sqlite"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
@@ -182,11 +183,16 @@ func (a *App) open(ctx context.Context) error {
 	if a.catalog, err = catalog.New(ctx, a.store, a.writer, a.pool, a.now, a.log); err != nil {
 		return err
 	}
+	kill, err := killswitch.New(ctx, a.store, a.writer, a.now)
+	if err != nil {
+		return err
+	}
 	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, Catalog: a.catalog, Upstreams: a.pool, Auditor: a.writer,
 		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins}); err != nil {
 		return err
 	}
-	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Identity: ids, Catalog: a.catalog, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now}); err != nil {
+	a.gateway.SetKillSwitch(kill)
+	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Identity: ids, Catalog: a.catalog, Kill: kill, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now}); err != nil {
 		return err
 	}
 	if a.cfg.TLS() {

@@ -193,6 +193,21 @@ func (s *Snapshot) uriOwner(uri, self string) string {
 	return ""
 }
 
+// UpstreamOf names the upstream of an exposed tool, prompt or resource name
+// ("" if none).
+func (s *Snapshot) UpstreamOf(name string) string {
+	if e, ok := s.byName[name]; ok {
+		return e.Upstream
+	}
+	if e, ok := s.byPrompt[name]; ok {
+		return e.Upstream
+	}
+	if e, ok := s.byRes[name]; ok {
+		return e.Upstream
+	}
+	return ""
+}
+
 // Prompt returns the prompt a client may address by name.
 func (s *Snapshot) Prompt(name string) (*PromptEntry, bool) {
 	e, ok := s.byPrompt[name]

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -116,5 +117,32 @@ func TestCatalogCollisions(t *testing.T) {
 	r = run(env, "upstreams", "add", "third", "--url", c.URL, "--prefix", "").mustOK(t)
 	if !strings.Contains(r.stdout, "3 refused") || !strings.Contains(r.stdout, "already a tool of upstream other") {
 		t.Errorf("colliding upstream: %s", r.stdout)
+	}
+}
+
+func TestKillSwitchCommands(t *testing.T) {
+	s := apptest.Start(t)
+	env := map[string]string{"OSTIARY_ADDR": s.URL, "OSTIARY_TOKEN": s.AdminKey}
+	r := run(env, "killswitch", "engage", "--tool", "fin.*", "--reason", "suspected rug pull").mustOK(t)
+	id := regexp.MustCompile(`ks-[a-z2-7]+`).FindString(r.stdout)
+	if id == "" || !strings.Contains(r.stdout, "engaged") {
+		t.Fatalf("engage: %s", r.stdout)
+	}
+	if r := run(env, "killswitch", "list").mustOK(t); !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "suspected rug pull") {
+		t.Errorf("list: %s", r.stdout)
+	}
+	run(env, "killswitch", "release", id, "--reason", "false alarm").mustOK(t)
+	if r := run(env, "killswitch", "list").mustOK(t); !strings.Contains(r.stdout, "released by admin") {
+		t.Errorf("list after release: %s", r.stdout)
+	}
+	for _, a := range [][]string{
+		{"killswitch", "engage", "--reason", "x"},
+		{"killswitch", "engage", "--tool", "a", "--user", "b", "--reason", "x"},
+		{"killswitch", "engage", "--all"},
+		{"killswitch", "release", id},
+	} {
+		if r := run(env, a...); r.code != ExitUsage {
+			t.Errorf("%v: exit %d %s", a, r.code, r.stderr)
+		}
 	}
 }

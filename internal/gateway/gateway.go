@@ -29,6 +29,7 @@ import (
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
 
@@ -56,6 +57,7 @@ type Config struct {
 	Catalog        Catalog
 	Upstreams      Caller
 	Auditor        audit.Appender
+	Kill           KillSwitch // optional: no kill switches without it
 	Logger         *slog.Logger
 	Now            func() time.Time
 	Version        string
@@ -72,6 +74,7 @@ type Gateway struct {
 	stateless http.Handler // 2026-07-28: one request, no session
 	sessions  *bindings
 	origins   map[string]bool
+	calls     inflight
 }
 
 type principalKey struct{}
@@ -131,6 +134,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.RequestID, p.Remote = reqID, r.RemoteAddr
+	if sw, ok := g.blocked(killswitch.Subject{User: p.User, KeyID: p.KeyID}); ok {
+		g.suspended(w, r, p, sw)
+		return
+	}
 	if tp := r.Header.Get("Traceparent"); traceparentRE.MatchString(tp) {
 		p.Traceparent = tp
 	}

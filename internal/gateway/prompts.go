@@ -11,6 +11,7 @@ import (
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
 
@@ -29,7 +30,7 @@ func unknownPrompt(name string) error {
 }
 
 func (g *Gateway) listPrompts(ctx context.Context, p *authn.Principal) (mcp.Result, error) {
-	prompts := g.cfg.Catalog.Snapshot().VisiblePrompts(func(name string) bool { return p.Allows(authz.Discover, name) })
+	prompts := g.cfg.Catalog.Snapshot().VisiblePrompts(g.visible(p))
 	rec := p.Record(EventPromptsList, "")
 	rec.Detail = map[string]any{"prompts": len(prompts)}
 	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
@@ -49,6 +50,9 @@ func (g *Gateway) promptTarget(ctx context.Context, p *authn.Principal, rec audi
 		return nil, upstream.Upstream{}, g.deny(ctx, rec, ReasonUnknownTool, unknownPrompt(name))
 	case !p.Allows(authz.Invoke, name):
 		return nil, upstream.Upstream{}, g.deny(ctx, rec, ReasonNotPermitted, unknownPrompt(name))
+	}
+	if _, killed := g.blocked(killswitch.Subject{User: p.User, KeyID: p.KeyID, Upstream: e.Upstream, Tool: name}); killed {
+		return nil, upstream.Upstream{}, g.deny(ctx, rec, ReasonKilled, unknownPrompt(name))
 	}
 	u, ok := snap.Upstream(e.Upstream)
 	if !ok {

@@ -9,6 +9,7 @@ import (
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
 
@@ -24,7 +25,7 @@ const (
 // resource answers exactly like a missing one (the SDK's not-found error).
 
 func (g *Gateway) listResources(ctx context.Context, p *authn.Principal, templates bool) (mcp.Result, error) {
-	rs, ts := g.cfg.Catalog.Snapshot().VisibleResources(func(name string) bool { return p.Allows(authz.Discover, name) })
+	rs, ts := g.cfg.Catalog.Snapshot().VisibleResources(g.visible(p))
 	rec := p.Record(EventResourcesList, "")
 	rec.Detail = map[string]any{"resources": len(rs), "templates": len(ts), "list_templates": templates}
 	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
@@ -47,6 +48,9 @@ func (g *Gateway) resourceTarget(ctx context.Context, p *authn.Principal, rec au
 		return upstream.Upstream{}, g.deny(ctx, rec, ReasonUnknownTool, notFound)
 	case !p.Allows(authz.Invoke, e.Name):
 		return upstream.Upstream{}, g.deny(ctx, rec, ReasonNotPermitted, notFound)
+	}
+	if _, killed := g.blocked(killswitch.Subject{User: p.User, KeyID: p.KeyID, Upstream: e.Upstream, Tool: e.Name}); killed {
+		return upstream.Upstream{}, g.deny(ctx, rec, ReasonKilled, notFound)
 	}
 	u, ok := g.cfg.Catalog.Snapshot().Upstream(e.Upstream)
 	if !ok {

@@ -16,6 +16,7 @@ import (
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/jcs"
+	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/strictjson"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
@@ -100,6 +101,19 @@ func principalOf(req mcp.Request) *authn.Principal {
 	return p
 }
 
+// visible reports whether p may see a name in a listing: discover grant
+// and no kill switch on it or its upstream.
+func (g *Gateway) visible(p *authn.Principal) func(name string) bool {
+	snap := g.cfg.Catalog.Snapshot()
+	return func(name string) bool {
+		if !p.Allows(authz.Discover, name) {
+			return false
+		}
+		_, killed := g.blocked(killswitch.Subject{User: p.User, KeyID: p.KeyID, Upstream: snap.UpstreamOf(name), Tool: name})
+		return !killed
+	}
+}
+
 // builtins are Ostiary's own tools, visible to every authenticated caller.
 var builtins = []*mcp.Tool{{
 	Name:        "discover_tools",
@@ -110,7 +124,7 @@ var builtins = []*mcp.Tool{{
 
 // listTools returns exactly the tools p may discover (cacheScope private).
 func (g *Gateway) listTools(ctx context.Context, p *authn.Principal) (mcp.Result, error) {
-	tools := g.cfg.Catalog.Snapshot().Visible(func(name string) bool { return p.Allows(authz.Discover, name) })
+	tools := g.cfg.Catalog.Snapshot().Visible(g.visible(p))
 	rec := p.Record(EventToolsList, "")
 	rec.Detail = map[string]any{"tools": len(tools)}
 	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
@@ -139,6 +153,11 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 	case !p.Allows(authz.Invoke, name):
 		return nil, g.deny(ctx, rec, ReasonNotPermitted, unknownTool(name))
 	}
+	sub := killswitch.Subject{User: p.User, KeyID: p.KeyID, Upstream: e.Upstream, Tool: name}
+	if sw, killed := g.blocked(sub); killed {
+		rec.Detail["killswitch"] = sw.ID
+		return nil, g.deny(ctx, rec, ReasonKilled, unknownTool(name))
+	}
 	rec.Detail["upstream"], rec.Detail["version"], rec.Detail["digest"] = e.Upstream, e.Version, e.Digest
 	if e.SchemaErr != nil {
 		return nil, g.deny(ctx, rec, ReasonBadSchema, &jsonrpc.Error{Code: jsonrpc.CodeInternalError,
@@ -163,12 +182,17 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 	start := g.cfg.Now()
 	callCtx, cancel := context.WithTimeout(ctx, g.cfg.CallTimeout)
 	defer cancel()
+	callCtx, cut := context.WithCancelCause(callCtx)
+	defer g.calls.add(sub, cut)()
 	res, err := g.cfg.Upstreams.Call(callCtx, upstream.CallerOf(p), u,
 		&mcp.CallToolParams{Name: e.UpstreamTool, Arguments: json.RawMessage(params.Arguments)}, relay)
 	out := p.Record(EventToolResult, "tool:"+name)
 	out.Detail = map[string]any{"upstream": e.Upstream, "latency_us": g.cfg.Now().Sub(start).Microseconds()}
 	var rpcErr *jsonrpc.Error
 	switch {
+	case context.Cause(callCtx) == errKilled:
+		out.Outcome, out.Reason = audit.Failed, ReasonKilled
+		res, err = nil, errKilled
 	case err == nil:
 		out.Detail["is_error"] = res.IsError
 	case errors.As(err, &rpcErr):
@@ -283,7 +307,7 @@ func (g *Gateway) discover(ctx context.Context, p *authn.Principal, rec audit.Re
 	if in.Limit == 0 {
 		in.Limit = 20
 	}
-	found := g.cfg.Catalog.Snapshot().Search(in.Query, func(name string) bool { return p.Allows(authz.Discover, name) }, in.Limit)
+	found := g.cfg.Catalog.Snapshot().Search(in.Query, g.visible(p), in.Limit)
 	type hit struct {
 		Name        string `json:"name"`
 		Description string `json:"description,omitempty"`
