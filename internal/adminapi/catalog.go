@@ -15,15 +15,16 @@ import (
 // UpstreamView is an upstream as listed: header and environment values,
 // which may be credentials, are never returned, only their names.
 type UpstreamView struct {
-	Name        string    `json:"name"`
-	Prefix      string    `json:"prefix"`
-	Kind        string    `json:"kind"`
-	URL         string    `json:"url,omitempty"`
-	Command     []string  `json:"command,omitempty"`
-	HeaderNames []string  `json:"header_names"`
-	EnvNames    []string  `json:"env_names"`
-	CreatedAt   time.Time `json:"created_at"`
-	CreatedBy   string    `json:"created_by"`
+	Name         string    `json:"name"`
+	Prefix       string    `json:"prefix"`
+	Kind         string    `json:"kind"`
+	URL          string    `json:"url,omitempty"`
+	Command      []string  `json:"command,omitempty"`
+	AllowPrivate bool      `json:"allow_private"`
+	HeaderNames  []string  `json:"header_names"`
+	EnvNames     []string  `json:"env_names"`
+	CreatedAt    time.Time `json:"created_at"`
+	CreatedBy    string    `json:"created_by"`
 }
 
 // UpstreamList is GET /upstreams.
@@ -40,6 +41,8 @@ type NewUpstream struct {
 	Headers map[string]string `json:"headers"`
 	Command []string          `json:"command"`
 	Env     map[string]string `json:"env"`
+	// AllowPrivate lets the upstream be reached at non-public addresses.
+	AllowPrivate bool `json:"allow_private"`
 }
 
 // AddedUpstream is the answer to POST /upstreams.
@@ -78,7 +81,7 @@ type Activation struct {
 }
 
 func upstreamView(u upstream.Upstream) UpstreamView {
-	v := UpstreamView{Name: u.Name, Prefix: u.Prefix, Kind: string(u.Kind), URL: u.DisplayURL(), Command: u.Command,
+	v := UpstreamView{Name: u.Name, Prefix: u.Prefix, Kind: string(u.Kind), URL: u.DisplayURL(), Command: u.Command, AllowPrivate: u.AllowPrivate,
 		HeaderNames: []string{}, EnvNames: []string{}, CreatedAt: u.CreatedAt, CreatedBy: u.CreatedBy}
 	for k := range u.Headers {
 		v.HeaderNames = append(v.HeaderNames, k)
@@ -105,7 +108,7 @@ func (a *API) addUpstream(w http.ResponseWriter, r *http.Request, p *authn.Princ
 	if err := a.decode(w, r, p.Record(catalog.EventUpstreamAdd, ""), &in); err != nil {
 		return 0, nil, err
 	}
-	u := upstream.Upstream{Name: in.Name, Prefix: in.Name, URL: in.URL, Headers: in.Headers, Command: in.Command, Env: in.Env}
+	u := upstream.Upstream{Name: in.Name, Prefix: in.Name, URL: in.URL, Headers: in.Headers, Command: in.Command, Env: in.Env, AllowPrivate: in.AllowPrivate}
 	if in.Prefix != nil {
 		u.Prefix = *in.Prefix
 	}

@@ -39,7 +39,7 @@ func TestConformance(t *testing.T) {
 	}
 	upstreamURL := startEverythingServer(t)
 	s := apptest.Start(t)
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "conf", "url": upstreamURL, "prefix": ""}), http.StatusCreated)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "conf", "url": upstreamURL, "prefix": "", "allow_private": true}), http.StatusCreated)
 	setup(t, s, "everything", []string{"invoke:*"}, "tester", false)
 	key, _ := newKey(t, s, map[string]any{"user": "tester"})
 	target, _ := url.Parse(s.URL)

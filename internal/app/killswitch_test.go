@@ -32,7 +32,7 @@ func TestKillSwitch(t *testing.T) {
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	up.AddSlow()
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL}), http.StatusCreated)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
 	setup(t, s, "payer", []string{"invoke:fin.*"}, "alice", false)
 	setup(t, s, "payer2", []string{"invoke:fin.lookup"}, "bob", false)
 	aliceKey, _ := newKey(t, s, map[string]any{"user": "alice"})

@@ -20,7 +20,7 @@ import (
 func gatewaySetup(t *testing.T, s *apptest.Server, statelessUpstream bool) (up *apptest.Upstream, alice, bob string) {
 	t.Helper()
 	up = apptest.NewUpstream(t, s, "fin", statelessUpstream)
-	r := s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL})
+	r := s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true})
 	mustStatus(t, r, http.StatusCreated)
 	var added adminapi.AddedUpstream
 	r.JSON(t, &added)

@@ -51,7 +51,7 @@ func TestGatewayRelaysProgressLogsAndCancellation(t *testing.T) {
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	up.AddSlow()
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL}), http.StatusCreated)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
 	setup(t, s, "slowpoke", []string{"invoke:fin.*"}, "alice", false)
 	aliceKey, _ := newKey(t, s, map[string]any{"user": "alice"})
 	aliceKey2, _ := newKey(t, s, map[string]any{"user": "alice"})
@@ -109,7 +109,7 @@ func TestGatewayRelaysProgressModern(t *testing.T) {
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", true)
 	up.AddSlow()
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL}), http.StatusCreated)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
 	setup(t, s, "slowpoke", []string{"invoke:fin.*"}, "alice", false)
 	key, _ := newKey(t, s, map[string]any{"user": "alice"})
 	var mine inbox
@@ -141,7 +141,7 @@ func TestGatewayRelaysElicitation(t *testing.T) {
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	up.AddAsker()
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL}), http.StatusCreated)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
 	setup(t, s, "askers", []string{"invoke:fin.ask"}, "alice", false)
 	key, _ := newKey(t, s, map[string]any{"user": "alice"})
 	var asked int

@@ -19,7 +19,7 @@ func TestGatewayResources(t *testing.T) {
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	up.AddResources()
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL}), http.StatusCreated)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
 	setup(t, s, "auditor-ish", []string{"invoke:fin.ledger", "invoke:fin.account"}, "alice", false)
 	setup(t, s, "reader", []string{"invoke:fin.lookup"}, "bob", false)
 	aliceKey, _ := newKey(t, s, map[string]any{"user": "alice"})

@@ -23,7 +23,7 @@ func (c *Catalog) guard(ctx context.Context, p *authn.Principal, rec audit.Recor
 // used by another upstream is refused: namespaces are not shared.
 func (c *Catalog) AddUpstream(ctx context.Context, p *authn.Principal, u upstream.Upstream) (upstream.Upstream, SyncReport, error) {
 	rec := p.Record(EventUpstreamAdd, "upstream:"+u.Name)
-	rec.Detail = map[string]any{"kind": string(u.Kind), "prefix": u.Prefix, "url": u.DisplayURL(), "command": u.Command,
+	rec.Detail = map[string]any{"kind": string(u.Kind), "prefix": u.Prefix, "url": u.DisplayURL(), "command": u.Command, "allow_private": u.AllowPrivate,
 		"header_names": keys(u.Headers), "env_names": keys(u.Env)}
 	if err := c.guard(ctx, p, rec, authz.ManageTools, authz.All); err != nil {
 		return u, SyncReport{}, err

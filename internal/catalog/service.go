@@ -106,6 +106,9 @@ func (c *Catalog) Sync(ctx context.Context, name, actor string) (SyncReport, err
 	tools := listing.Tools
 	if err != nil {
 		rep.Error = "cannot list tools: " + safeErr(err)
+		if msg, refused := upstream.RefusedAddress(err); refused {
+			rep.Error = msg
+		}
 		c.log.Warn("upstream sync failed", "upstream", name, "err", err)
 		c.record(ctx, audit.Record{Event: EventUpstreamSync, Outcome: audit.Failed, Reason: "upstream-unavailable", Actor: actor,
 			Target: "upstream:" + name, Detail: map[string]any{"error": rep.Error}}, nil)

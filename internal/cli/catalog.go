@@ -55,7 +55,7 @@ func (e *env) upstreamsAddCmd() *cobra.Command {
 	var headers, envs []string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "add NAME (--url URL [--header K=V]... | --command \"CMD ARG...\" [--env K=V]...) [--prefix P]",
+		Use:   "add NAME (--url URL [--header K=V]... [--allow-private] | --command \"CMD ARG...\" [--env K=V]...) [--prefix P]",
 		Short: "Add an upstream MCP server and pin its tools",
 		Long: `Add an upstream MCP server, over Streamable HTTP (--url) or stdio (--command, a
 program and its arguments separated by spaces, started with a minimal environment).
@@ -95,6 +95,7 @@ pinned; later changes wait for review.`,
 	f.StringVar(&command, "command", "", "stdio upstream: program and arguments")
 	f.StringArrayVar(&envs, "env", nil, "environment variable of the stdio program, K=V (repeatable)")
 	f.StringVar(&prefix, "prefix", "", "namespace of its tools (default: NAME; \"\" for none)")
+	f.BoolVar(&in.AllowPrivate, "allow-private", false, "let an HTTP upstream be reached at loopback, private or link-local addresses (refused by default)")
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

@@ -20,7 +20,7 @@ func TestPinnedCatalog(t *testing.T) {
 	s := apptest.Start(t)
 	env := map[string]string{"OSTIARY_ADDR": s.URL, "OSTIARY_TOKEN": s.AdminKey}
 	up := apptest.NewUpstream(t, s, "fin", false)
-	r := run(env, "upstreams", "add", "fin", "--url", up.URL, "--header", "X-Tenant=acme").mustOK(t)
+	r := run(env, "upstreams", "add", "fin", "--url", up.URL, "--allow-private", "--header", "X-Tenant=acme").mustOK(t)
 	if !strings.Contains(r.stdout, "fin lists 3 tools: 3 new") {
 		t.Fatalf("upstreams add: %s", r.stdout)
 	}
@@ -104,17 +104,17 @@ func TestCatalogCollisions(t *testing.T) {
 	env := map[string]string{"OSTIARY_ADDR": s.URL, "OSTIARY_TOKEN": s.AdminKey}
 	a := apptest.NewUpstream(t, s, "fin", false)
 	b := apptest.NewUpstream(t, s, "other", false)
-	run(env, "upstreams", "add", "fin", "--url", a.URL).mustOK(t)
-	if r := run(env, "upstreams", "add", "twin", "--url", b.URL, "--prefix", "fin"); r.code != ExitError || !strings.Contains(r.stderr, "already the namespace") {
+	run(env, "upstreams", "add", "fin", "--url", a.URL, "--allow-private", "--allow-private").mustOK(t)
+	if r := run(env, "upstreams", "add", "twin", "--url", b.URL, "--allow-private", "--prefix", "fin"); r.code != ExitError || !strings.Contains(r.stderr, "already the namespace") {
 		t.Errorf("duplicate prefix: %+v", r)
 	}
-	r := run(env, "upstreams", "add", "other", "--url", b.URL, "--prefix", "").mustOK(t)
+	r := run(env, "upstreams", "add", "other", "--url", b.URL, "--allow-private", "--prefix", "").mustOK(t)
 	if !strings.Contains(r.stdout, "3 new") {
 		t.Errorf("transparent upstream: %s", r.stdout)
 	}
 	// A second transparent upstream with the same tool names collides.
 	c := apptest.NewUpstream(t, s, "third", false)
-	r = run(env, "upstreams", "add", "third", "--url", c.URL, "--prefix", "").mustOK(t)
+	r = run(env, "upstreams", "add", "third", "--url", c.URL, "--allow-private", "--prefix", "").mustOK(t)
 	if !strings.Contains(r.stdout, "3 refused") || !strings.Contains(r.stdout, "already a tool of upstream other") {
 		t.Errorf("colliding upstream: %s", r.stdout)
 	}
@@ -144,5 +144,26 @@ func TestKillSwitchCommands(t *testing.T) {
 		if r := run(env, a...); r.code != ExitUsage {
 			t.Errorf("%v: exit %d %s", a, r.code, r.stderr)
 		}
+	}
+}
+
+// Upstreams cannot reach cloud metadata, private or loopback addresses
+// unless an admin allowed it for that upstream.
+func TestUpstreamSSRFGuard(t *testing.T) {
+	s := apptest.Start(t)
+	env := map[string]string{"OSTIARY_ADDR": s.URL, "OSTIARY_TOKEN": s.AdminKey}
+	if r := run(env, "upstreams", "add", "meta", "--url", "http://169.254.169.254/latest/meta-data"); r.code != ExitError || !strings.Contains(r.stderr, "link-local") {
+		t.Errorf("metadata address: %+v", r)
+	}
+	up := apptest.NewUpstream(t, s, "fin", false)
+	local := strings.Replace(up.URL, "127.0.0.1", "localhost", 1) // a name, resolved at dial time
+	r := run(env, "upstreams", "add", "fin", "--url", local).mustOK(t)
+	if !strings.Contains(r.stdout, "sync of fin failed") || !strings.Contains(r.stdout, "--allow-private") {
+		t.Errorf("loopback upstream without --allow-private: %s", r.stdout)
+	}
+	run(env, "upstreams", "remove", "fin").mustOK(t)
+	r = run(env, "upstreams", "add", "fin", "--url", local, "--allow-private").mustOK(t)
+	if !strings.Contains(r.stdout, "3 new") {
+		t.Errorf("with --allow-private: %s", r.stdout)
 	}
 }

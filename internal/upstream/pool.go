@@ -58,19 +58,20 @@ type PoolConfig struct {
 	Auditor   audit.Appender
 	Logger    *slog.Logger
 	Now       func() time.Time
-	Transport http.RoundTripper // default: a pooled HTTP transport
+	Transport http.RoundTripper // default: per upstream, a pooled transport with the SSRF guard
 	IdleAfter time.Duration     // close a session unused this long; default 5m
 	Version   string            // reported to upstreams as the client version
 }
 
 // Pool holds the client sessions to upstreams: one per (user, upstream).
 type Pool struct {
-	cfg      PoolConfig
-	mu       sync.Mutex
-	sessions map[poolKey]*pooled
-	closed   bool
-	stop     chan struct{}
-	done     chan struct{}
+	cfg        PoolConfig
+	transports sync.Map // upstream name + policy → *http.Transport
+	mu         sync.Mutex
+	sessions   map[poolKey]*pooled
+	closed     bool
+	stop       chan struct{}
+	done       chan struct{}
 }
 
 type poolKey struct{ user, upstream string }
@@ -92,13 +93,7 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 	if cfg.Signer == nil || cfg.Auditor == nil || cfg.Logger == nil || cfg.Now == nil {
 		return nil, errors.New("upstream: pool needs a signer, an auditor, a logger and a clock")
 	}
-	if cfg.Transport == nil {
-		// Many concurrent calls go to few upstreams: keep enough idle
-		// connections per host that they are reused, not re-dialled.
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 64
-		cfg.Transport = t
-	}
+
 	if cfg.IdleAfter <= 0 {
 		cfg.IdleAfter = 5 * time.Minute
 	}
@@ -364,7 +359,7 @@ func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*m
 	case HTTP:
 		t = &mcp.StreamableClientTransport{
 			Endpoint:             u.URL,
-			HTTPClient:           &http.Client{Transport: &injector{base: p.cfg.Transport, pool: p, u: u, owner: c}},
+			HTTPClient:           &http.Client{Transport: &injector{base: p.transport(u), pool: p, u: u, owner: c}},
 			DisableStandaloneSSE: true,
 			MaxRetries:           -1,
 		}
@@ -392,6 +387,20 @@ func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*m
 // command prepares a stdio upstream's process: the admin's command with a
 // minimal environment (PATH and the configured variables only), stderr
 // drained into the log, and the spawn audited before it happens.
+// transport returns the HTTP transport for u: its own, so that a connection
+// opened under one upstream's address policy is never reused by another.
+func (p *Pool) transport(u Upstream) http.RoundTripper {
+	if p.cfg.Transport != nil {
+		return p.cfg.Transport
+	}
+	key := fmt.Sprintf("%s/%t/%d", u.Name, u.AllowPrivate, u.CreatedAt.UnixNano())
+	if t, ok := p.transports.Load(key); ok {
+		return t.(http.RoundTripper)
+	}
+	t, _ := p.transports.LoadOrStore(key, guardedTransport(u.AllowPrivate))
+	return t.(http.RoundTripper)
+}
+
 func (p *Pool) command(ctx context.Context, c Caller, u Upstream) (*exec.Cmd, error) {
 	rec := audit.Record{Event: EventSpawn, Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID,
 		Target: "upstream:" + u.Name, Detail: map[string]any{"command": u.Command}}

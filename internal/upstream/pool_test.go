@@ -40,7 +40,7 @@ func TestPoolDoesNotReapBusySessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	u := Upstream{Name: "slow", Kind: HTTP, URL: hs.URL}
+	u := Upstream{Name: "slow", Kind: HTTP, URL: hs.URL, AllowPrivate: true}
 	c := Caller{User: "alice"}
 	res, err := p.Call(context.Background(), c, u, &mcp.CallToolParams{Name: "slow"}, nil)
 	if err != nil || res.IsError {

@@ -7,6 +7,7 @@ package upstream
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -23,15 +24,18 @@ const (
 
 // Upstream is one configured MCP server.
 type Upstream struct {
-	Name      string            `json:"name"`
-	Prefix    string            `json:"prefix"` // namespace of its tools; "" exposes them as they are
-	Kind      Kind              `json:"kind"`
-	URL       string            `json:"url,omitempty"`
-	Headers   map[string]string `json:"-"` // values may be credentials: never returned
-	Command   []string          `json:"command,omitempty"`
-	Env       map[string]string `json:"-"`
-	CreatedAt time.Time         `json:"created_at"`
-	CreatedBy string            `json:"created_by"`
+	Name    string            `json:"name"`
+	Prefix  string            `json:"prefix"` // namespace of its tools; "" exposes them as they are
+	Kind    Kind              `json:"kind"`
+	URL     string            `json:"url,omitempty"`
+	Headers map[string]string `json:"-"` // values may be credentials: never returned
+	Command []string          `json:"command,omitempty"`
+	Env     map[string]string `json:"-"`
+	// AllowPrivate lets an HTTP upstream be reached at loopback, private,
+	// link-local and other non-public addresses (off by default: SSRF).
+	AllowPrivate bool      `json:"allow_private"`
+	CreatedAt    time.Time `json:"created_at"`
+	CreatedBy    string    `json:"created_by"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
@@ -72,6 +76,11 @@ func (u Upstream) Validate() error {
 		pu, err := url.Parse(u.URL)
 		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.User != nil || pu.Fragment != "" {
 			return fmt.Errorf("invalid URL %q: want http(s)://host[:port]/path, without credentials", clip(u.URL))
+		}
+		if ip, err := netip.ParseAddr(strings.Trim(pu.Hostname(), "[]")); err == nil && !u.AllowPrivate {
+			if kind, private := privateRange(ip); private {
+				return fmt.Errorf("URL %q points at a %s address: give --allow-private if that is intended", clip(u.DisplayURL()), kind)
+			}
 		}
 		for k, v := range u.Headers {
 			if err := validHeader(k, v); err != nil {

@@ -33,7 +33,7 @@ func (s queries) UpstreamByName(ctx context.Context, name string) (upstream.Upst
 }
 
 func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]upstream.Upstream, error) {
-	rows, err := s.q.QueryContext(ctx, `SELECT name, prefix, kind, url, headers, command, env, created_at, created_by
+	rows, err := s.q.QueryContext(ctx, `SELECT name, prefix, kind, url, headers, command, env, allow_private, created_at, created_by
 		FROM upstreams `+where+` ORDER BY name`, args...)
 	if err != nil {
 		return nil, classify("list upstreams", err)
@@ -44,7 +44,7 @@ func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]up
 		var u upstream.Upstream
 		var kind, headers, command, env string
 		var created int64
-		if err := rows.Scan(&u.Name, &u.Prefix, &kind, &u.URL, &headers, &command, &env, &created, &u.CreatedBy); err != nil {
+		if err := rows.Scan(&u.Name, &u.Prefix, &kind, &u.URL, &headers, &command, &env, &u.AllowPrivate, &created, &u.CreatedBy); err != nil {
 			return nil, classify("list upstreams", err)
 		}
 		u.Kind, u.CreatedAt = upstream.Kind(kind), time.UnixMicro(created).UTC()
@@ -120,9 +120,9 @@ func (t *Tx) InsertUpstream(ctx context.Context, u upstream.Upstream) error {
 	if command == nil {
 		command = []string{}
 	}
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO upstreams (name, prefix, kind, url, headers, command, env, created_at, created_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Name, u.Prefix, string(u.Kind), u.URL, enc(headers), enc(command), enc(env),
-		micros(u.CreatedAt), u.CreatedBy)
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO upstreams (name, prefix, kind, url, headers, command, env, allow_private, created_at, created_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Name, u.Prefix, string(u.Kind), u.URL, enc(headers), enc(command), enc(env),
+		u.AllowPrivate, micros(u.CreatedAt), u.CreatedBy)
 	if isUnique(err) {
 		return fault.New(fault.Conflict, "upstream %q already exists", u.Name)
 	}
