@@ -23,6 +23,7 @@ import (
 	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/strictjson"
+	"github.com/ostiary/ostiary/internal/vault"
 )
 
 // MaxBodyBytes bounds a request body.
@@ -44,6 +45,7 @@ type Config struct {
 	Identity *identity.Service
 	Catalog  *catalog.Catalog
 	Kill     *killswitch.Service
+	Vault    *vault.Vault
 	Auditor  identity.Auditor
 	Audit    AuditStore
 	Logger   *slog.Logger
@@ -58,7 +60,7 @@ type API struct {
 
 // New returns the admin API handler.
 func New(cfg Config) (*API, error) {
-	if cfg.Authn == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Kill == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil {
+	if cfg.Authn == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Kill == nil || cfg.Vault == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil {
 		return nil, errors.New("adminapi: missing dependency")
 	}
 	a := &API{Config: cfg, mux: http.NewServeMux()}

@@ -34,6 +34,9 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v1/killswitches", a.handle(a.engageKillSwitch))
 	m.HandleFunc("POST /api/v1/killswitches/{id}/release", a.handle(a.releaseKillSwitch))
 
+	m.HandleFunc("GET /api/v1/secrets", a.handle(a.listSecrets))
+	m.HandleFunc("PUT /api/v1/secrets/{name}", a.handle(a.setSecret))
+
 	// Anything else is refused, and the attempt recorded.
 	m.HandleFunc("/", a.handle(a.notFound))
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/store/sqlite"
 	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/vault"
 )
 
 // Version is set at build time with -ldflags "-X ...app.Version=…".
@@ -50,13 +51,16 @@ type App struct {
 	gateway *gateway.Gateway
 	api     *adminapi.API
 	tls     *tls.Config // nil: plain HTTP (loopback only)
+	vault   *vault.Vault
 	server  *http.Server
 	ln      net.Listener
 
-	stopFlush chan struct{}
-	flushDone chan struct{}
-	closeOnce sync.Once
-	closeErr  error
+	base       context.Context    // every request's context derives from it
+	cancelBase context.CancelFunc // ends long-lived streams at shutdown
+	stopFlush  chan struct{}
+	flushDone  chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // Init creates a data directory: store, signing and hashing keys, the
@@ -177,7 +181,24 @@ func (a *App) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if a.pool, err = upstream.NewPool(upstream.PoolConfig{Signer: a.signer, Auditor: a.writer, Logger: a.log, Now: a.now, Version: Version}); err != nil {
+	masterFile := a.cfg.MasterKeyFile
+	if masterFile == "" {
+		if err := l.ensureMasterKey(); err != nil {
+			return fmt.Errorf("cannot create the vault master key: %w", err)
+		}
+		masterFile = l.MasterKey()
+	}
+	master, err := readMasterKey(masterFile)
+	if err != nil {
+		return err
+	}
+	if a.vault, err = vault.New(a.store, a.writer, master, a.now); err != nil {
+		return err
+	}
+	if err := a.vault.Open(ctx); err != nil {
+		return err
+	}
+	if a.pool, err = upstream.NewPool(upstream.PoolConfig{Signer: a.signer, Auditor: a.writer, Logger: a.log, Now: a.now, Version: Version, Secrets: a.vault}); err != nil {
 		return err
 	}
 	if a.catalog, err = catalog.New(ctx, a.store, a.writer, a.pool, a.now, a.log); err != nil {
@@ -192,7 +213,7 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 	a.gateway.SetKillSwitch(kill)
-	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Identity: ids, Catalog: a.catalog, Kill: kill, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now}); err != nil {
+	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now}); err != nil {
 		return err
 	}
 	if a.cfg.TLS() {
@@ -202,7 +223,9 @@ func (a *App) open(ctx context.Context) error {
 		}
 		a.tls = tlsConfig(certs, a.cfg.TLSMin)
 	}
+	a.base, a.cancelBase = context.WithCancel(context.Background())
 	a.server = &http.Server{
+		BaseContext:       func(net.Listener) context.Context { return a.base },
 		TLSConfig:         a.tls,
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -327,8 +350,14 @@ func (a *App) Close(ctx context.Context) error {
 	a.closeOnce.Do(func() {
 		var errs []error
 		if a.ln != nil {
+			// Requests in flight get a short grace; then long-lived streams
+			// (MCP GET streams, held calls) are ended, so a stop never hangs
+			// on a client that keeps a stream open.
 			sctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
+			grace := time.AfterFunc(min(2*time.Second, a.cfg.ShutdownTimeout/2), a.cancelBase)
 			errs = append(errs, a.server.Shutdown(sctx))
+			grace.Stop()
+			a.cancelBase()
 			cancel()
 			close(a.stopFlush)
 			<-a.flushDone

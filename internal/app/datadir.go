@@ -32,6 +32,7 @@ func (l Layout) KeysDir() string    { return filepath.Join(l.Dir, "keys") }
 func (l Layout) SigningKey() string { return filepath.Join(l.KeysDir(), "audit-signing.key") }
 func (l Layout) SigningPub() string { return filepath.Join(l.KeysDir(), "audit-signing.pub") }
 func (l Layout) HMACKey() string    { return filepath.Join(l.KeysDir(), "apikey-hmac.key") }
+func (l Layout) MasterKey() string  { return filepath.Join(l.KeysDir(), "master.key") }
 func (l Layout) IdentityKey() string {
 	return filepath.Join(l.KeysDir(), "identity-signing.key")
 }
@@ -106,7 +107,39 @@ func (l Layout) writeKeys() error {
 			return err
 		}
 	}
-	return l.ensureIdentityKey()
+	if err := l.ensureIdentityKey(); err != nil {
+		return err
+	}
+	return l.ensureMasterKey()
+}
+
+// ensureMasterKey creates the default vault master key if it is missing.
+// Production installations should keep the master key elsewhere and give
+// its path with OSTIARY_MASTER_KEY_FILE: a copy of the data directory then
+// holds no way to open the vault.
+func (l Layout) ensureMasterKey() error {
+	if _, err := os.Stat(l.MasterKey()); err == nil {
+		return nil
+	}
+	k := make([]byte, 32)
+	rand.Read(k)
+	if err := writeFileSync(l.MasterKey(), []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
+		return err
+	}
+	return syncDir(l.KeysDir())
+}
+
+// readMasterKey reads a hex master key file (owner-only).
+func readMasterKey(path string) ([]byte, error) {
+	b, err := readSecretFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("vault master key: %w", err)
+	}
+	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(k) != 32 {
+		return nil, fmt.Errorf("%s does not hold a 32-byte hex master key", path)
+	}
+	return k, nil
 }
 
 // ensureIdentityKey creates the identity-assertion signing key if it is

@@ -313,7 +313,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown key", "POST", "/api/v1/keys/" + strings.Repeat("a", 16) + "/revoke", ``, 404, "not-found", "does not exist"},
 		{"unknown user", "POST", "/api/v1/users/ghost/disable", ``, 404, "not-found", "ghost"},
 		{"oversized", "POST", "/api/v1/users", `{"name":"` + strings.Repeat("a", adminapi.MaxBodyBytes) + `"}`, 413, "payload-too-large", "exceeds"},
-		{"unknown route", "GET", "/api/v1/secrets", ``, 404, "not-found", "no such endpoint"},
+		{"unknown route", "GET", "/api/v1/nothing-here", ``, 404, "not-found", "no such endpoint"},
 		{"bad query param", "GET", "/api/v1/audit?usr=x", ``, 400, "invalid-request", "unknown query parameter"},
 		{"bad limit", "GET", "/api/v1/audit?limit=0", ``, 400, "invalid-request", "limit"},
 		{"bad since", "GET", "/api/v1/audit?since=yesterday", ``, 400, "invalid-request", "RFC 3339"},

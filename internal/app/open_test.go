@@ -23,11 +23,16 @@ func serveConfig(dir string) config.Config {
 }
 
 func open(dir string) error {
-	a, err := app.Open(context.Background(), serveConfig(dir), slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	_, err := openWith(serveConfig(dir))
+	return err
+}
+
+func openWith(cfg config.Config) (*app.App, error) {
+	a, err := app.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
 	if err == nil {
 		a.Close(context.Background())
 	}
-	return err
+	return a, err
 }
 
 // Start-up reports a missing, incomplete, foreign or corrupt data directory

@@ -167,3 +167,34 @@ func TestUpstreamSSRFGuard(t *testing.T) {
 		t.Errorf("with --allow-private: %s", r.stdout)
 	}
 }
+
+func TestSecretsCommands(t *testing.T) {
+	s := apptest.Start(t)
+	env := map[string]string{"OSTIARY_ADDR": s.URL, "OSTIARY_TOKEN": s.AdminKey}
+	const value = "s3cr3t-value-9d2f"
+	r := runIn(env, value+"\n", "secrets", "set", "api-token", "--upstream", "fin", "--upstream", "hr")
+	if r.code != ExitOK || strings.Contains(r.stdout+r.stderr, value) || !strings.Contains(r.stdout, "fin,hr") {
+		t.Fatalf("set: %+v", r)
+	}
+	r = runIn(env, "rotated-value-77aa\n", "secrets", "rotate", "api-token").mustOK(t)
+	if !regexp.MustCompile(`api-token\s+2\s+fin,hr`).MatchString(r.stdout) {
+		t.Errorf("rotate keeps the scope and bumps the version: %s", r.stdout)
+	}
+	if r := run(env, "secrets", "list", "--json").mustOK(t); strings.Contains(r.stdout, value) || strings.Contains(r.stdout, "rotated-value") {
+		t.Errorf("list shows a value: %s", r.stdout)
+	}
+	for _, c := range []struct {
+		stdin string
+		args  []string
+		code  int
+	}{
+		{"", []string{"secrets", "set", "x", "--upstream", "fin"}, ExitUsage},
+		{"v", []string{"secrets", "set", "x"}, ExitUsage},
+		{"v", []string{"secrets", "rotate", "nope"}, ExitError},
+		{"v", []string{"secrets", "set", "bad name", "--upstream", "fin"}, ExitError},
+	} {
+		if r := runIn(env, c.stdin, c.args...); r.code != c.code {
+			t.Errorf("%v: exit %d %s", c.args, r.code, r.stderr)
+		}
+	}
+}

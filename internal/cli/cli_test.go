@@ -41,9 +41,12 @@ type result struct {
 	stdout, stderr string
 }
 
-func run(env map[string]string, args ...string) result {
+func run(env map[string]string, args ...string) result { return runIn(env, "", args...) }
+
+// runIn runs with stdin.
+func runIn(env map[string]string, stdin string, args ...string) result {
 	var out, errb bytes.Buffer
-	code := Run(context.Background(), args, strings.NewReader(""), &out, &errb, func(k string) string { return env[k] })
+	code := Run(context.Background(), args, strings.NewReader(stdin), &out, &errb, func(k string) string { return env[k] })
 	return result{code, out.String(), errb.String()}
 }
 
@@ -281,6 +284,13 @@ func TestDemo(t *testing.T) {
 			r := run(as("alice"), "mcp", "call", "shop.customer_profile", `{"customer_id":"C-7"}`).mustOK(t)
 			if !strings.Contains(r.stdout, "Ada Lovelace") || !strings.Contains(r.stdout, `"served_to":"alice"`) {
 				t.Errorf("alice's call: %s", r.stdout)
+			}
+			r = run(as("alice"), "mcp", "call", "shop.lookup_order", `{"order_id":"A-1001"}`).mustOK(t)
+			if !strings.Contains(r.stdout, "injected from Ostiary's vault") {
+				t.Errorf("the demo upstream did not get its credential from the vault: %s", r.stdout)
+			}
+			if r := run(as("admin"), "secrets", "list").mustOK(t); !strings.Contains(r.stdout, "shop-token") {
+				t.Errorf("secrets list: %s", r.stdout)
 			}
 			if r := run(as("bob"), "mcp", "call", "shop.customer_profile", `{"customer_id":"C-7"}`); r.code == ExitOK {
 				t.Errorf("bob read personal data: %s", r.stdout)

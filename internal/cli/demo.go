@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"strings"
@@ -84,8 +86,16 @@ func (e *env) seedDemo(ctx context.Context, base, adminKey string) ([]demoUser, 
 	if c.http, err = e.httpClient(); err != nil {
 		return nil, err
 	}
+	// The shop's back-office credential lives in the vault and reaches the
+	// upstream process only through ${secret:...} at spawn.
+	token := make([]byte, 24)
+	rand.Read(token)
+	if err := c.do(ctx, "PUT", "/secrets/shop-token", nil, adminapi.SetSecret{Value: hex.EncodeToString(token), Upstreams: []string{"shop"}}, nil, nil); err != nil {
+		return nil, fmt.Errorf("storing the demo credential: %w", err)
+	}
 	var added adminapi.AddedUpstream
-	if err := c.do(ctx, "POST", "/upstreams", nil, adminapi.NewUpstream{Name: "shop", Command: []string{exe, "demo-upstream"}}, &added, nil); err != nil {
+	if err := c.do(ctx, "POST", "/upstreams", nil, adminapi.NewUpstream{Name: "shop", Command: []string{exe, "demo-upstream"},
+		Env: map[string]string{"SHOP_TOKEN": "${secret:shop-token}"}}, &added, nil); err != nil {
 		return nil, fmt.Errorf("adding the demo upstream: %w", err)
 	}
 	if added.Sync.Error != "" || added.Sync.Tools == 0 {

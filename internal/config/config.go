@@ -26,6 +26,7 @@ type Config struct {
 	TLSCert         string   // PEM certificate chain; with TLSKey, serve HTTPS
 	TLSKey          string   // PEM private key
 	TLSMin          string   // minimum TLS version: "1.2" (default) or "1.3"
+	MasterKeyFile   string   // the vault's master key (32 bytes, hex); default DIR/keys/master.key
 }
 
 // Default returns the defaults.
@@ -60,7 +61,8 @@ func (c Config) FromEnv(getenv func(string) string) (Config, error) {
 	if v := getenv("OSTIARY_LOG_FORMAT"); v != "" {
 		c.LogFormat = v
 	}
-	for name, dst := range map[string]*string{"OSTIARY_TLS_CERT": &c.TLSCert, "OSTIARY_TLS_KEY": &c.TLSKey, "OSTIARY_TLS_MIN": &c.TLSMin} {
+	for name, dst := range map[string]*string{"OSTIARY_TLS_CERT": &c.TLSCert, "OSTIARY_TLS_KEY": &c.TLSKey, "OSTIARY_TLS_MIN": &c.TLSMin,
+		"OSTIARY_MASTER_KEY_FILE": &c.MasterKeyFile} {
 		if v := getenv(name); v != "" {
 			*dst = v
 		}

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 
@@ -26,8 +27,14 @@ type Shop struct {
 	customer map[string]map[string]string
 }
 
-// NewServer returns the demo MCP server.
+// NewServer returns the demo MCP server. Its back-office credential comes
+// from the environment (SHOP_TOKEN), which the demo fills from Ostiary's
+// vault; results say whether it was there, never what it is.
 func NewServer() *mcp.Server {
+	credential := "missing"
+	if os.Getenv("SHOP_TOKEN") != "" {
+		credential = "present (injected from Ostiary's vault)"
+	}
 	shop := &Shop{
 		orders: map[string]string{"A-1001": "shipped", "A-1002": "awaiting payment", "A-1003": "delivered"},
 		customer: map[string]map[string]string{
@@ -49,7 +56,7 @@ func NewServer() *mcp.Server {
 			if !ok {
 				return errorResult("no order %q", in.OrderID), nil, nil
 			}
-			return nil, map[string]any{"order_id": in.OrderID, "status": status, "served_to": assertedUser(req)}, nil
+			return nil, map[string]any{"order_id": in.OrderID, "status": status, "served_to": assertedUser(req), "backend_credential": credential}, nil
 		})
 	type customerIn struct {
 		CustomerID string `json:"customer_id" jsonschema:"customer id, e.g. C-7"`

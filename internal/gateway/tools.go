@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -209,9 +210,30 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 		return nil, errAudit
 	}
 	if err != nil {
+		if errors.As(err, &rpcErr) {
+			return nil, &jsonrpc.Error{Code: rpcErr.Code, Message: string(relay.Redact([]byte(rpcErr.Message)))}
+		}
 		return nil, err
 	}
-	return res, nil
+	return redactResult(res, relay)
+}
+
+// redactResult removes injected secrets and credential shapes from what an
+// upstream returned, before it leaves Ostiary.
+func redactResult(res *mcp.CallToolResult, relay *upstream.Relay) (*mcp.CallToolResult, error) {
+	b, err := json.Marshal(res)
+	if err != nil {
+		return nil, err
+	}
+	red := relay.Redact(b)
+	if bytes.Equal(red, b) {
+		return res, nil
+	}
+	var out mcp.CallToolResult
+	if err := json.Unmarshal(red, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // isModern reports whether a request carries 2026-07-28 per-request _meta.

@@ -22,6 +22,7 @@ import (
 	"github.com/ostiary/ostiary/internal/assertion"
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/vault"
 )
 
 // Caller is who an upstream request is for.
@@ -61,6 +62,34 @@ type PoolConfig struct {
 	Transport http.RoundTripper // default: per upstream, a pooled transport with the SSRF guard
 	IdleAfter time.Duration     // close a session unused this long; default 5m
 	Version   string            // reported to upstreams as the client version
+	// Secrets resolves ${secret:NAME} in header and environment values;
+	// without it, an upstream that refers to a secret cannot be reached.
+	Secrets Resolver
+}
+
+// Resolver returns a secret's value for injection into an upstream, having
+// recorded the access (rec carries who it is for).
+type Resolver interface {
+	Resolve(ctx context.Context, name, upstream string, rec audit.Record) ([]byte, error)
+}
+
+// resolve expands the secret references in value for c and u, noting what
+// it injected in known.
+func (p *Pool) resolve(ctx context.Context, c Caller, u Upstream, value string, known vault.Known) (string, error) {
+	if !vault.RefRE.MatchString(value) {
+		return value, nil
+	}
+	if p.cfg.Secrets == nil {
+		return "", fmt.Errorf("upstream %s refers to a secret but no vault is open", u.Name)
+	}
+	rec := audit.Record{Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID}
+	return vault.Expand(value, func(name string) ([]byte, error) {
+		v, err := p.cfg.Secrets.Resolve(ctx, name, u.Name, rec)
+		if err == nil && known != nil {
+			known[name] = v
+		}
+		return v, err
+	})
 }
 
 // Pool holds the client sessions to upstreams: one per (user, upstream).
@@ -86,6 +115,7 @@ type pooled struct {
 	mu       sync.Mutex
 	inflight map[string]*Relay // by outbound progress token
 	busy     atomic.Int32      // requests using the session now: never reaped while > 0
+	injected vault.Known       // secrets a stdio process was started with
 }
 
 // NewPool returns a Pool and starts its reaper.
@@ -199,6 +229,7 @@ func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, params *mcp.CallT
 	ctx = WithCaller(ctx, c)
 	meta := mcp.Meta{}
 	if relay != nil {
+		relay.know(e.injected)
 		token := newToken()
 		defer e.track(token, relay)()
 		if relay.ProgressToken != nil {
@@ -364,7 +395,7 @@ func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*m
 			MaxRetries:           -1,
 		}
 	case Stdio:
-		cmd, err := p.command(ctx, c, u)
+		cmd, err := p.command(ctx, c, u, e)
 		if err != nil {
 			return nil, err
 		}
@@ -401,7 +432,7 @@ func (p *Pool) transport(u Upstream) http.RoundTripper {
 	return t.(http.RoundTripper)
 }
 
-func (p *Pool) command(ctx context.Context, c Caller, u Upstream) (*exec.Cmd, error) {
+func (p *Pool) command(ctx context.Context, c Caller, u Upstream, e *pooled) (*exec.Cmd, error) {
 	rec := audit.Record{Event: EventSpawn, Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID,
 		Target: "upstream:" + u.Name, Detail: map[string]any{"command": u.Command}}
 	if _, err := p.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
@@ -409,8 +440,16 @@ func (p *Pool) command(ctx context.Context, c Caller, u Upstream) (*exec.Cmd, er
 	}
 	cmd := exec.Command(u.Command[0], u.Command[1:]...)
 	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	known := vault.Known{}
 	for k, v := range u.Env {
+		v, err := p.resolve(ctx, c, u, v, known)
+		if err != nil {
+			return nil, err
+		}
 		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if e != nil {
+		e.injected = known
 	}
 	cmd.Dir = "/"
 	cmd.Stderr = &lineLogger{log: p.cfg.Logger, upstream: u.Name, user: c.User}
@@ -453,8 +492,17 @@ func (t *injector) RoundTrip(r *http.Request) (*http.Response, error) {
 		c = t.owner
 	}
 	r = r.Clone(r.Context())
+	relay, _ := r.Context().Value(relayKey{}).(*Relay)
+	known := vault.Known{}
 	for k, v := range t.u.Headers {
+		v, err := t.pool.resolve(r.Context(), c, t.u, v, known)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", t.u.Name, err)
+		}
 		r.Header.Set(k, v)
+	}
+	if relay != nil {
+		relay.know(known)
 	}
 	r.Header.Set(assertion.Header, t.pool.assert(c, t.u))
 	if c.RequestID != "" {
@@ -464,10 +512,8 @@ func (t *injector) RoundTrip(r *http.Request) (*http.Response, error) {
 		r.Header.Set("Traceparent", c.Traceparent)
 	}
 	resp, err := t.base.RoundTrip(r)
-	if err == nil && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		if relay, ok := r.Context().Value(relayKey{}).(*Relay); ok {
-			resp.Body = &streamRelay{body: resp.Body, relay: relay}
-		}
+	if err == nil && relay != nil && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		resp.Body = &streamRelay{body: resp.Body, relay: relay}
 	}
 	return resp, err
 }

@@ -6,10 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/vault"
 )
 
 // Relay says where the notifications of one upstream call go: the inbound
@@ -19,6 +21,31 @@ type Relay struct {
 	Ctx           context.Context // the inbound request's context
 	ProgressToken any             // nil if the client asked for no progress
 	RequestID     string          // the inbound request's correlation id
+
+	mu       sync.Mutex
+	injected vault.Known // secrets injected for this call: never relayed back
+}
+
+// know adds injected secrets to those redacted from what the call relays.
+func (r *Relay) know(k vault.Known) {
+	if len(k) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.injected == nil {
+		r.injected = vault.Known{}
+	}
+	for n, v := range k {
+		r.injected[n] = v
+	}
+}
+
+// Redact removes injected secrets and credential shapes from b.
+func (r *Relay) Redact(b []byte) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.injected.Redact(b)
 }
 
 func (e *pooled) track(token string, r *Relay) func() {
@@ -43,7 +70,7 @@ func (e *pooled) progress(ctx context.Context, req *mcp.ProgressNotificationClie
 		return
 	}
 	r.Session.NotifyProgress(r.Ctx, &mcp.ProgressNotificationParams{ProgressToken: r.ProgressToken,
-		Progress: req.Params.Progress, Total: req.Params.Total, Message: req.Params.Message})
+		Progress: req.Params.Progress, Total: req.Params.Total, Message: e.injected.RedactString(req.Params.Message)})
 }
 
 // logMessage relays an upstream log message to the requests in flight on
@@ -56,10 +83,13 @@ func (e *pooled) logMessage(ctx context.Context, req *mcp.LoggingMessageRequest)
 		targets = append(targets, r)
 	}
 	e.mu.Unlock()
+	raw, err := json.Marshal(req.Params)
+	if err != nil {
+		return
+	}
 	for _, r := range targets {
-		if r.Session != nil {
-			r.Session.Log(r.Ctx, req.Params)
-		}
+		r.know(e.injected)
+		r.log(raw)
 	}
 }
 
@@ -125,10 +155,11 @@ func (e *pooled) sole(ctx context.Context, p *Pool, c Caller, u Upstream, method
 	return only, nil
 }
 
-// log relays one upstream log message (raw params) to this call's client.
+// log relays one upstream log message (raw params, redacted) to this
+// call's client.
 func (r *Relay) log(params json.RawMessage) {
 	var p mcp.LoggingMessageParams
-	if r.Session != nil && json.Unmarshal(params, &p) == nil {
+	if r.Session != nil && json.Unmarshal(r.Redact(params), &p) == nil {
 		r.Session.Log(r.Ctx, &p)
 	}
 }

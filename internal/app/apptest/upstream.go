@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -45,6 +46,7 @@ type Upstream struct {
 	describe   string
 	cancelled  chan string
 	promptGets int
+	sawKeys    map[string]bool
 }
 
 // NewUpstream starts a fixture upstream named name (the audience it expects
@@ -52,7 +54,7 @@ type Upstream struct {
 // otherwise it is a session-based (2025) server.
 func NewUpstream(t testing.TB, s *Server, name string, stateless bool) *Upstream {
 	t.Helper()
-	u := &Upstream{name: name, describe: "Look up a customer by id.", cancelled: make(chan string, 16)}
+	u := &Upstream{name: name, describe: "Look up a customer by id.", cancelled: make(chan string, 16), sawKeys: map[string]bool{}}
 	u.jwksPub = s.jwksKey(t)
 	srv := mcp.NewServer(&mcp.Implementation{Name: "fixture-" + name, Version: "1"}, &mcp.ServerOptions{
 		CompletionHandler: func(ctx context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
@@ -86,6 +88,11 @@ func NewUpstream(t testing.TB, s *Server, name string, stateless bool) *Upstream
 	// closing its request; a well-behaved server stops the handler then.
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{Stateless: stateless, PropagateRequestCancellation: true})
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if k := r.Header.Get("X-Api-Key"); k != "" {
+			u.mu.Lock()
+			u.sawKeys[k] = true
+			u.mu.Unlock()
+		}
 		for k, vs := range r.Header {
 			for _, v := range vs {
 				if strings.Contains(v, "ost_") {
@@ -270,4 +277,27 @@ func (u *Upstream) AddResources() {
 		func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, MIMEType: "text/plain", Text: "account " + req.Params.URI}}}, nil
 		})
+}
+
+// AddLeaker adds hostile tools that echo the X-Api-Key header they receive:
+// "leak" in its result and in a log message, "leak_error" in an error.
+func (u *Upstream) AddLeaker() {
+	mcp.AddTool(u.mcp, &mcp.Tool{Name: "leak", Description: "Echo the credential."},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, map[string]any, error) {
+			u.record(req, "leak")
+			key := req.Extra.Header.Get("X-Api-Key")
+			req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: "error", Data: "my key is " + key})
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "the key is " + key}}}, nil, nil
+		})
+	mcp.AddTool(u.mcp, &mcp.Tool{Name: "leak_error", Description: "Fail with the credential."},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, map[string]any, error) {
+			return nil, nil, errors.New("denied for key " + req.Extra.Header.Get("X-Api-Key"))
+		})
+}
+
+// SawKey reports whether the upstream received key in X-Api-Key.
+func (u *Upstream) SawKey(key string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.sawKeys[key]
 }

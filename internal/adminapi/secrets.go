@@ -1,0 +1,37 @@
+package adminapi
+
+import (
+	"net/http"
+
+	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/vault"
+)
+
+// SetSecret is PUT /secrets/{name}: a new version. The value is accepted
+// here and never returned by any endpoint.
+type SetSecret struct {
+	Value     string   `json:"value"`
+	Upstreams []string `json:"upstreams"`
+}
+
+// SecretList is GET /secrets: names, versions, scopes, last access.
+type SecretList struct {
+	Secrets []vault.Secret `json:"secrets"`
+}
+
+func (a *API) setSecret(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+	var in SetSecret
+	if err := a.decode(w, r, p.Record(vault.EventSet, "secret:"+r.PathValue("name")), &in); err != nil {
+		return 0, nil, err
+	}
+	s, err := a.Vault.Set(r.Context(), p, r.PathValue("name"), []byte(in.Value), in.Upstreams)
+	return http.StatusOK, s, err
+}
+
+func (a *API) listSecrets(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+	ss, err := a.Vault.List(r.Context(), p)
+	if ss == nil {
+		ss = []vault.Secret{}
+	}
+	return http.StatusOK, SecretList{Secrets: ss}, err
+}

@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/vault"
+)
+
+func (e *env) secretsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "secrets", Short: "Manage upstream credentials in the vault (values are never shown)"}
+	cmd.AddCommand(e.secretsSetCmd("set"), e.secretsSetCmd("rotate"), e.secretsListCmd())
+	return cmd
+}
+
+// readValue reads a secret value from stdin, without a trailing newline.
+func (e *env) readValue() (string, error) {
+	b, err := io.ReadAll(io.LimitReader(e.stdin, vault.MaxValue+1))
+	if err != nil {
+		return "", err
+	}
+	v := strings.TrimRight(string(b), "\r\n")
+	if v == "" {
+		return "", usageError("the secret value is read from standard input, which was empty")
+	}
+	return v, nil
+}
+
+func (e *env) secretsSetCmd(verb string) *cobra.Command {
+	var upstreams []string
+	var asJSON bool
+	short := "Store a secret (its value read from standard input), usable by the named upstreams"
+	if verb == "rotate" {
+		short = "Store a new version of a secret (value from standard input); same upstreams unless --upstream is given"
+	}
+	cmd := &cobra.Command{
+		Use:   verb + " NAME [--upstream U]...",
+		Short: short,
+		Long: short + `.
+Refer to it in an upstream's --header or --env value as ${secret:NAME}; it is
+resolved at the last moment on each request, every access is audited, and its
+value is redacted from anything the upstream sends back.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if verb == "set" && len(upstreams) == 0 {
+				return usageError("--upstream is required: name where the secret may be injected")
+			}
+			if verb == "rotate" && len(upstreams) == 0 {
+				var l adminapi.SecretList
+				c, err := e.newClient()
+				if err != nil {
+					return err
+				}
+				if err := c.do(cmd.Context(), "GET", "/secrets", nil, nil, &l, nil); err != nil {
+					return err
+				}
+				for _, s := range l.Secrets {
+					if s.Name == a[0] {
+						upstreams = s.Upstreams
+					}
+				}
+				if len(upstreams) == 0 {
+					return fmt.Errorf("secret %q does not exist: use 'secrets set'", a[0])
+				}
+			}
+			value, err := e.readValue()
+			if err != nil {
+				return err
+			}
+			var s vault.Secret
+			return e.call(cmd, "PUT", "/secrets/"+url.PathEscape(a[0]), nil, adminapi.SetSecret{Value: value, Upstreams: upstreams}, &s, asJSON, func() error {
+				return e.printSecrets(s)
+			})
+		},
+	}
+	cmd.Flags().StringArrayVar(&upstreams, "upstream", nil, "an upstream the secret may be injected into (repeatable)")
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func (e *env) printSecrets(ss ...vault.Secret) error {
+	t := newTable(e.stdout, "NAME", "VERSION", "UPSTREAMS", "CREATED", "BY", "LAST ACCESS")
+	for _, s := range ss {
+		t.row(s.Name, strconv.Itoa(s.Version), list(s.Upstreams), when(&s.CreatedAt), s.CreatedBy, when(&s.LastAccessed))
+	}
+	return t.flush()
+}
+
+func (e *env) secretsListCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List secrets: names, versions, scopes and last access, never values",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var l adminapi.SecretList
+			return e.call(cmd, "GET", "/secrets", nil, nil, &l, asJSON, func() error { return e.printSecrets(l.Secrets...) })
+		},
+	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}

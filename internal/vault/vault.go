@@ -1,0 +1,288 @@
+// Package vault keeps upstream credentials: encrypted at rest with
+// AES-256-GCM under a data key, itself wrapped by a master key that never
+// touches the store. Secrets are versioned and scoped to upstreams; no API
+// ever returns a value; upstream headers and stdio environments refer to
+// them as ${secret:NAME}, resolved at the last moment and audited on every
+// access by name and version, never by value. See DESIGN.md.
+package vault
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/authz"
+	"github.com/ostiary/ostiary/internal/fault"
+)
+
+// Secret is a secret's metadata: never its value.
+type Secret struct {
+	Name         string    `json:"name"`
+	Version      int       `json:"version"`
+	Upstreams    []string  `json:"upstreams"` // where it may be injected
+	CreatedAt    time.Time `json:"created_at"`
+	CreatedBy    string    `json:"created_by"`
+	LastAccessed time.Time `json:"last_accessed,omitzero"`
+}
+
+// Sealed is a stored secret version.
+type Sealed struct {
+	Secret
+	Nonce, Ciphertext []byte
+}
+
+// Audit event types.
+const (
+	EventSet    = "secret-set"
+	EventList   = "secret-list"
+	EventAccess = "secret-access"
+)
+
+// Store is the read side.
+type Store interface {
+	WrappedDataKey(ctx context.Context) ([]byte, error) // fault.NotFound if none yet
+	LatestSecret(ctx context.Context, name string) (Sealed, error)
+	ListSecrets(ctx context.Context) ([]Secret, error)
+	TouchSecret(ctx context.Context, name string, version int, at time.Time) error
+}
+
+// TxStore is the write side, inside an audit transaction.
+type TxStore interface {
+	Store
+	SaveWrappedDataKey(ctx context.Context, wrapped []byte) error
+	InsertSecret(ctx context.Context, s Sealed) error
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// RefRE matches a secret reference in a header or environment value.
+var RefRE = regexp.MustCompile(`\$\{secret:([A-Za-z0-9][A-Za-z0-9_.-]{0,63})\}`)
+
+// MaxValue bounds a secret value.
+const MaxValue = 64 << 10
+
+// Vault encrypts, stores and resolves secrets.
+type Vault struct {
+	store  Store
+	audit  audit.Appender
+	now    func() time.Time
+	master []byte
+
+	mu  sync.Mutex
+	dek cipher.AEAD // the data key, unwrapped on first use
+}
+
+// New returns a Vault; master must be 32 bytes.
+func New(store Store, a audit.Appender, master []byte, now func() time.Time) (*Vault, error) {
+	if store == nil || a == nil || now == nil {
+		return nil, errors.New("vault: missing dependency")
+	}
+	if len(master) != 32 {
+		return nil, errors.New("vault: the master key must be 32 bytes")
+	}
+	return &Vault{store: store, audit: a, now: now, master: slices.Clone(master)}, nil
+}
+
+func gcm(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+const dekAAD = "ostiary-vault-data-key-v1"
+
+// EventInit is the audit event of the data key's creation.
+const EventInit = "vault-init"
+
+// Open unwraps the data key, creating (and recording) it first if the store
+// has none: this happens before any secret is stored, in a transaction of
+// its own, so no secret is ever sealed under a key that was not kept.
+func (v *Vault) Open(ctx context.Context) error {
+	wrapped, err := v.store.WrappedDataKey(ctx)
+	if fault.Is(err, fault.NotFound) {
+		key := make([]byte, 32)
+		rand.Read(key)
+		if wrapped, err = wrap(v.master, key, dekAAD); err != nil {
+			return err
+		}
+		rec := audit.Record{Event: EventInit, Outcome: audit.Success, Actor: "system"}
+		_, err = v.audit.Write(ctx, audit.Entry{Record: rec, Apply: func(ctx context.Context, tx audit.Tx, _ *audit.Record) error {
+			ts, ok := tx.(TxStore)
+			if !ok {
+				return fmt.Errorf("vault: store transaction %T lacks vault operations", tx)
+			}
+			return ts.SaveWrappedDataKey(ctx, wrapped)
+		}})
+	}
+	if err != nil {
+		return err
+	}
+	m, err := gcm(v.master)
+	if err != nil {
+		return err
+	}
+	if len(wrapped) < m.NonceSize() {
+		return errors.New("vault: the stored data key is malformed")
+	}
+	key, err := m.Open(nil, wrapped[:m.NonceSize()], wrapped[m.NonceSize():], []byte(dekAAD))
+	if err != nil {
+		return errors.New("vault: the data key does not open with this master key (wrong OSTIARY_MASTER_KEY_FILE?)")
+	}
+	dek, err := gcm(key)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	v.dek = dek
+	v.mu.Unlock()
+	return nil
+}
+
+func (v *Vault) dataKey() (cipher.AEAD, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.dek == nil {
+		return nil, fault.New(fault.Unavailable, "the vault is not open")
+	}
+	return v.dek, nil
+}
+
+func wrap(key, plain []byte, aad string) ([]byte, error) {
+	a, err := gcm(key)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, a.NonceSize())
+	rand.Read(nonce)
+	return a.Seal(nonce, nonce, plain, []byte(aad)), nil
+}
+
+// secretAAD binds a ciphertext to its name and version, so rows cannot be
+// swapped.
+func secretAAD(name string, version int) []byte {
+	return []byte("ostiary-secret-v1\x00" + name + "\x00" + strconv.Itoa(version))
+}
+
+// Set stores a new version of a secret (manage-secrets:*). The value is
+// encrypted before it reaches the transaction; it appears nowhere else.
+func (v *Vault) Set(ctx context.Context, p *authn.Principal, name string, value []byte, upstreams []string) (Secret, error) {
+	rec := p.Record(EventSet, "secret:"+name)
+	rec.Detail = map[string]any{"upstreams": upstreams}
+	s := Secret{Name: name, Upstreams: upstreams, CreatedAt: v.now().UTC(), CreatedBy: p.User}
+	switch {
+	case !p.Allows(authz.ManageSecrets, authz.All):
+		return s, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Forbidden, "permission denied: this needs the manage-secrets grant"))
+	case !nameRE.MatchString(name):
+		return s, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Invalid, "invalid secret name: 1–64 letters, digits, '_', '.', '-'"))
+	case len(value) == 0 || len(value) > MaxValue:
+		return s, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Invalid, "a secret value must be 1 to %d bytes", MaxValue))
+	case len(upstreams) == 0:
+		return s, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Invalid, "name at least one upstream the secret may be injected into"))
+	}
+	_, err := v.audit.Write(ctx, audit.Entry{Record: rec, Apply: func(ctx context.Context, tx audit.Tx, r *audit.Record) error {
+		ts, ok := tx.(TxStore)
+		if !ok {
+			return fmt.Errorf("vault: store transaction %T lacks vault operations", tx)
+		}
+		dek, err := v.dataKey()
+		if err != nil {
+			return err
+		}
+		s.Version = 1
+		if prev, err := ts.LatestSecret(ctx, name); err == nil {
+			s.Version = prev.Version + 1
+		} else if !fault.Is(err, fault.NotFound) {
+			return err
+		}
+		nonce := make([]byte, dek.NonceSize())
+		rand.Read(nonce)
+		r.Detail["version"] = s.Version
+		return ts.InsertSecret(ctx, Sealed{Secret: s, Nonce: nonce, Ciphertext: dek.Seal(nil, nonce, value, secretAAD(name, s.Version))})
+	}})
+	return s, err
+}
+
+// List returns every secret's latest metadata (manage-secrets:*).
+func (v *Vault) List(ctx context.Context, p *authn.Principal) ([]Secret, error) {
+	rec := p.Record(EventList, "")
+	if !p.Allows(authz.ManageSecrets, authz.All) {
+		return nil, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Forbidden, "permission denied: this needs the manage-secrets grant"))
+	}
+	ss, err := v.store.ListSecrets(ctx)
+	if err != nil {
+		return nil, audit.Refuse(ctx, v.audit, rec, err)
+	}
+	if _, err := v.audit.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return nil, err
+	}
+	return ss, nil
+}
+
+// Resolve returns the latest value of name for injection into upstream on
+// behalf of actor, after recording the access. It fails (and the request
+// with it) if the secret does not exist, is not scoped to upstream, or the
+// access cannot be recorded.
+func (v *Vault) Resolve(ctx context.Context, name, upstream string, rec audit.Record) ([]byte, error) {
+	rec.Event, rec.Target = EventAccess, "secret:"+name
+	rec.Detail = map[string]any{"upstream": upstream}
+	s, err := v.store.LatestSecret(ctx, name)
+	if err == nil && !slices.Contains(s.Upstreams, upstream) {
+		err = fault.New(fault.Forbidden, "secret %s is not scoped to upstream %s", name, upstream)
+	}
+	var value []byte
+	if err == nil {
+		rec.Detail["version"] = s.Version
+		var dek cipher.AEAD
+		if dek, err = v.dataKey(); err == nil {
+			if value, err = dek.Open(nil, s.Nonce, s.Ciphertext, secretAAD(name, s.Version)); err != nil {
+				err = fault.New(fault.Unavailable, "secret %s does not decrypt", name)
+			}
+		}
+	}
+	if err != nil {
+		return nil, audit.Refuse(context.WithoutCancel(ctx), v.audit, rec, err)
+	}
+	if _, err := v.audit.Write(context.WithoutCancel(ctx), audit.Entry{Record: rec}); err != nil {
+		return nil, err
+	}
+	v.store.TouchSecret(context.WithoutCancel(ctx), name, s.Version, v.now())
+	return value, nil
+}
+
+// Refs returns the secret names referred to in s.
+func Refs(s string) []string {
+	var out []string
+	for _, m := range RefRE.FindAllStringSubmatch(s, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// Expand replaces every ${secret:NAME} in s using resolve.
+func Expand(s string, resolve func(name string) ([]byte, error)) (string, error) {
+	var firstErr error
+	out := RefRE.ReplaceAllStringFunc(s, func(m string) string {
+		if firstErr != nil {
+			return ""
+		}
+		v, err := resolve(RefRE.FindStringSubmatch(m)[1])
+		if err != nil {
+			firstErr = err
+			return ""
+		}
+		return string(v)
+	})
+	return out, firstErr
+}
