@@ -209,7 +209,7 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, Catalog: a.catalog, Upstreams: a.pool, Auditor: a.writer,
-		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins}); err != nil {
+		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, CallTimeout: a.cfg.CallTimeout}); err != nil {
 		return err
 	}
 	a.gateway.SetKillSwitch(kill)

@@ -22,11 +22,12 @@ type Config struct {
 	LogFormat       string // text or json
 	CheckpointEvery time.Duration
 	ShutdownTimeout time.Duration
-	AllowedOrigins  []string // browser origins allowed to call /mcp
-	TLSCert         string   // PEM certificate chain; with TLSKey, serve HTTPS
-	TLSKey          string   // PEM private key
-	TLSMin          string   // minimum TLS version: "1.2" (default) or "1.3"
-	MasterKeyFile   string   // the vault's master key (32 bytes, hex); default DIR/keys/master.key
+	AllowedOrigins  []string      // browser origins allowed to call /mcp
+	TLSCert         string        // PEM certificate chain; with TLSKey, serve HTTPS
+	TLSKey          string        // PEM private key
+	TLSMin          string        // minimum TLS version: "1.2" (default) or "1.3"
+	MasterKeyFile   string        // the vault's master key (32 bytes, hex); default DIR/keys/master.key
+	CallTimeout     time.Duration // bound on one upstream call, progress or not
 }
 
 // Default returns the defaults.
@@ -38,6 +39,7 @@ func Default() Config {
 		CheckpointEvery: time.Second,
 		ShutdownTimeout: 10 * time.Second,
 		TLSMin:          "1.2",
+		CallTimeout:     time.Minute,
 	}
 }
 
@@ -100,6 +102,9 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
 			errs = append(errs, fmt.Errorf("allowed origin %q: want scheme://host[:port], e.g. https://chat.example.com", o))
 		}
+	}
+	if c.CallTimeout < time.Second || c.CallTimeout > time.Hour {
+		errs = append(errs, errors.New("--call-timeout must be between 1s and 1h"))
 	}
 	if c.CheckpointEvery < 10*time.Millisecond || c.CheckpointEvery > time.Hour {
 		errs = append(errs, errors.New("checkpoint interval must be between 10ms and 1h"))

@@ -55,13 +55,14 @@ const EventSpawn = "upstream-spawn"
 
 // PoolConfig configures a Pool; Signer, Auditor, Logger and Now are required.
 type PoolConfig struct {
-	Signer    *assertion.Signer
-	Auditor   audit.Appender
-	Logger    *slog.Logger
-	Now       func() time.Time
-	Transport http.RoundTripper // default: per upstream, a pooled transport with the SSRF guard
-	IdleAfter time.Duration     // close a session unused this long; default 5m
-	Version   string            // reported to upstreams as the client version
+	Signer      *assertion.Signer
+	Auditor     audit.Appender
+	Logger      *slog.Logger
+	Now         func() time.Time
+	Transport   http.RoundTripper // default: per upstream, a pooled transport with the SSRF guard
+	IdleAfter   time.Duration     // close a session unused this long; default 5m
+	MaxResponse int64             // bytes an upstream may send in one HTTP response; default 16 MiB
+	Version     string            // reported to upstreams as the client version
 	// Secrets resolves ${secret:NAME} in header and environment values;
 	// without it, an upstream that refers to a secret cannot be reached.
 	Secrets Resolver
@@ -126,6 +127,9 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 
 	if cfg.IdleAfter <= 0 {
 		cfg.IdleAfter = 5 * time.Minute
+	}
+	if cfg.MaxResponse <= 0 {
+		cfg.MaxResponse = 16 << 20
 	}
 	p := &Pool{cfg: cfg, sessions: map[poolKey]*pooled{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go p.reap()
@@ -512,11 +516,37 @@ func (t *injector) RoundTrip(r *http.Request) (*http.Response, error) {
 		r.Header.Set("Traceparent", c.Traceparent)
 	}
 	resp, err := t.base.RoundTrip(r)
-	if err == nil && relay != nil && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &capped{body: resp.Body, left: t.pool.cfg.MaxResponse, upstream: t.u.Name}
+	if relay != nil && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		resp.Body = &streamRelay{body: resp.Body, relay: relay}
 	}
-	return resp, err
+	return resp, nil
 }
+
+// capped fails a response body that exceeds its budget, so a flooding
+// upstream costs a bounded amount of memory.
+type capped struct {
+	body     io.ReadCloser
+	left     int64
+	upstream string
+}
+
+func (c *capped) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, fmt.Errorf("upstream %s sent more than the response limit", c.upstream)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.body.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+func (c *capped) Close() error { return c.body.Close() }
 
 // lineLogger logs a stdio upstream's stderr line by line, bounded.
 type lineLogger struct {

@@ -47,6 +47,7 @@ type Server struct {
 	Clock    *Clock
 	Log      *bytes.Buffer // the operational log
 	t        testing.TB
+	tune     func(*config.Config)
 }
 
 // logBuffer is a goroutine-safe buffer.
@@ -63,7 +64,10 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 
 // Start initialises a fresh data directory and starts a server on it. It
 // is stopped when the test ends.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { t.Helper(); return StartWith(t, nil) }
+
+// StartWith is Start with the configuration adjusted by tune.
+func StartWith(t testing.TB, tune func(*config.Config)) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	clock := &Clock{t: time.Now()}
@@ -71,7 +75,7 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Dir: dir, AdminKey: key, Clock: clock, t: t}
+	s := &Server{Dir: dir, AdminKey: key, Clock: clock, t: t, tune: tune}
 	s.start()
 	return s
 }
@@ -81,6 +85,9 @@ func (s *Server) start() {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir, cfg.Listen = s.Dir, "127.0.0.1:0"
+	if s.tune != nil {
+		s.tune(&cfg)
+	}
 	lb := &logBuffer{}
 	s.Log = &lb.Buffer
 	a, err := app.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(lb, nil)), s.Clock.Now)

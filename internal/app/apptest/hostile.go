@@ -1,0 +1,68 @@
+package apptest
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// NewHostileUpstream starts an MCP server whose tools misbehave at the HTTP
+// level when called: "hang" never answers, "boom" answers 500, "garbage"
+// answers malformed JSON-RPC, "flood" streams 100 MB, "reset" drops the
+// connection. "ok" behaves. Everything else (initialize, tools/list) is a
+// real SDK server, so the upstream registers normally.
+func NewHostileUpstream(t testing.TB) string {
+	t.Helper()
+	srv := mcp.NewServer(&mcp.Implementation{Name: "hostile", Version: "1"}, nil)
+	for _, name := range []string{"hang", "boom", "garbage", "flood", "reset", "ok"} {
+		mcp.AddTool(srv, &mcp.Tool{Name: name, Description: "misbehaves: " + name},
+			func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, map[string]any, error) {
+				return nil, map[string]any{"fine": true}, nil
+			})
+	}
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		call := func(name string) bool {
+			return bytes.Contains(body, []byte(`"tools/call"`)) && bytes.Contains(body, []byte(`"name":"`+name+`"`))
+		}
+		switch {
+		case call("hang"):
+			select {
+			case <-r.Context().Done():
+			case <-time.After(time.Minute):
+			}
+		case call("boom"):
+			http.Error(w, "internal error", http.StatusInternalServerError)
+		case call("garbage"):
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"jsonrpc":"2.0","id":`))
+		case call("flood"):
+			w.Header().Set("Content-Type", "application/json")
+			chunk := []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"` + strings.Repeat("A", 1<<20))
+			w.Write(chunk)
+			for i := 0; i < 100 && r.Context().Err() == nil; i++ {
+				if _, err := w.Write(bytes.Repeat([]byte("A"), 1<<20)); err != nil {
+					return
+				}
+			}
+		case call("reset"):
+			if hj, ok := w.(http.Hijacker); ok {
+				conn, _, _ := hj.Hijack()
+				conn.Close()
+			}
+		default:
+			h.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(hs.Close)
+	return hs.URL + "/mcp"
+}
