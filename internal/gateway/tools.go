@@ -201,7 +201,8 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 		out.Detail["error_code"] = rpcErr.Code
 	default:
 		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
-		g.cfg.Logger.Warn("upstream call failed", "request_id", p.RequestID, "principal", p.User, "tool", name, "upstream", u.Name, "err", err)
+		g.cfg.Logger.Warn("upstream call failed", "request_id", p.RequestID, "principal", p.User, "tool", name, "upstream", u.Name,
+			"err", string(relay.Redact([]byte(err.Error())))) // an upstream may echo what it was sent
 		err = nil
 		res = &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{
 			Text: fmt.Sprintf("upstream %s did not answer the call (request %s)", u.Name, p.RequestID)}}}

@@ -264,10 +264,19 @@ type Listing struct {
 const maxListed = 10000
 
 // List lists every tool and prompt of u in a short-lived session as System.
-func (p *Pool) List(ctx context.Context, u Upstream) (Listing, error) {
-	var l Listing
+func (p *Pool) List(ctx context.Context, u Upstream) (l Listing, err error) {
 	ctx, cancel := detach(ctx)
 	defer cancel()
+	// Collect what is injected, so that an error echoing it is redacted.
+	injected := &Relay{}
+	ctx = withRelay(ctx, injected)
+	defer func() {
+		if err != nil {
+			if red := string(injected.Redact([]byte(err.Error()))); red != err.Error() {
+				err = errors.New(red)
+			}
+		}
+	}()
 	cs, err := p.connect(ctx, System, u, nil)
 	if err != nil {
 		return l, err
