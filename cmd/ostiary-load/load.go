@@ -231,6 +231,7 @@ func startOstiary(ctx context.Context, upstream string) (target, func(), error) 
 	}
 	cfg := config.Default()
 	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
+	cfg.RateKey, cfg.RateUser, cfg.RateTool = config.Rate{}, config.Rate{}, config.Rate{} // measure the path, not the limits
 	a, err := app.Open(ctx, cfg, slog.New(slog.DiscardHandler), time.Now)
 	if err != nil {
 		cleanup()

@@ -209,7 +209,8 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, Catalog: a.catalog, Upstreams: a.pool, Auditor: a.writer,
-		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, CallTimeout: a.cfg.CallTimeout}); err != nil {
+		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, CallTimeout: a.cfg.CallTimeout,
+		Limits: gateway.Limits{PerKey: a.cfg.RateKey, PerUser: a.cfg.RateUser, PerTool: a.cfg.RateTool}}); err != nil {
 		return err
 	}
 	a.gateway.SetKillSwitch(kill)

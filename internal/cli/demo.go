@@ -29,7 +29,7 @@ create users with different rights, and print their API keys and commands that
 call tools through the gateway as an MCP client does.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := e.serverConfig(flags)
+			cfg, err := e.serverConfig(cmd, flags)
 			if err != nil {
 				return usageError("%v", err)
 			}

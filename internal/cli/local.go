@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -55,8 +56,28 @@ func (e *env) dataDir(flag string) string {
 	return e.getenv("OSTIARY_DATA")
 }
 
+// rateFlag is a pflag.Value for a config.Rate.
+type rateFlag struct{ r *config.Rate }
+
+func (f rateFlag) String() string { return "" }
+func (f rateFlag) Type() string   { return "rate" }
+func (f rateFlag) Set(s string) error {
+	r, err := config.ParseRate(s)
+	if err != nil {
+		return err
+	}
+	*f.r = r
+	return nil
+}
+
 // serverFlags binds the flags serve and demo share.
 func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
+	for _, rf := range []struct {
+		name, def string
+		r         *config.Rate
+	}{{"rate-key", "100/s", &cfg.RateKey}, {"rate-user", "200/s", &cfg.RateUser}, {"rate-tool", "500/s", &cfg.RateTool}} {
+		cmd.Flags().Var(rateFlag{rf.r}, rf.name, "request rate limit per "+strings.TrimPrefix(rf.name, "rate-")+": N/s or N/m[,burst=B], or off (default "+rf.def+")")
+	}
 	cmd.Flags().StringVar(&cfg.DataDir, "data", "", "data directory (or OSTIARY_DATA)")
 	cmd.Flags().StringVar(&cfg.Listen, "listen", "", "address to listen on, loopback only until TLS (default 127.0.0.1:8080, or OSTIARY_LISTEN)")
 	cmd.Flags().StringVar(&cfg.LogFormat, "log-format", "", "operational log format: text or json")
@@ -70,7 +91,7 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 }
 
 // serverConfig layers defaults, environment and flags.
-func (e *env) serverConfig(flags config.Config) (config.Config, error) {
+func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Config, error) {
 	cfg, err := config.Default().FromEnv(e.getenv)
 	if err != nil {
 		return cfg, err
@@ -89,6 +110,14 @@ func (e *env) serverConfig(flags config.Config) (config.Config, error) {
 	}
 	if flags.CallTimeout != 0 {
 		cfg.CallTimeout = flags.CallTimeout
+	}
+	for _, r := range []struct {
+		flag     string
+		from, to *config.Rate
+	}{{"rate-key", &flags.RateKey, &cfg.RateKey}, {"rate-user", &flags.RateUser, &cfg.RateUser}, {"rate-tool", &flags.RateTool, &cfg.RateTool}} {
+		if cmd.Flags().Changed(r.flag) {
+			*r.to = *r.from
+		}
 	}
 	if len(flags.AllowedOrigins) > 0 {
 		cfg.AllowedOrigins = flags.AllowedOrigins
@@ -109,7 +138,7 @@ func (e *env) serveCmd() *cobra.Command {
 		Short: "Run the server on an initialised data directory",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := e.serverConfig(flags)
+			cfg, err := e.serverConfig(cmd, flags)
 			if err != nil {
 				return usageError("%v", err)
 			}

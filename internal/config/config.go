@@ -28,6 +28,9 @@ type Config struct {
 	TLSMin          string        // minimum TLS version: "1.2" (default) or "1.3"
 	MasterKeyFile   string        // the vault's master key (32 bytes, hex); default DIR/keys/master.key
 	CallTimeout     time.Duration // bound on one upstream call, progress or not
+	RateKey         Rate          // requests per API key
+	RateUser        Rate          // requests per user, over all their keys
+	RateTool        Rate          // calls per tool, over all callers
 }
 
 // Default returns the defaults.
@@ -40,6 +43,9 @@ func Default() Config {
 		ShutdownTimeout: 10 * time.Second,
 		TLSMin:          "1.2",
 		CallTimeout:     time.Minute,
+		RateKey:         Rate{Per: 100, Burst: 200},
+		RateUser:        Rate{Per: 200, Burst: 400},
+		RateTool:        Rate{Per: 500, Burst: 1000},
 	}
 }
 
@@ -67,6 +73,15 @@ func (c Config) FromEnv(getenv func(string) string) (Config, error) {
 		"OSTIARY_MASTER_KEY_FILE": &c.MasterKeyFile} {
 		if v := getenv(name); v != "" {
 			*dst = v
+		}
+	}
+	for name, dst := range map[string]*Rate{"OSTIARY_RATE_KEY": &c.RateKey, "OSTIARY_RATE_USER": &c.RateUser, "OSTIARY_RATE_TOOL": &c.RateTool} {
+		if v := getenv(name); v != "" {
+			r, err := ParseRate(v)
+			if err != nil {
+				return c, fmt.Errorf("%s: %v", name, err)
+			}
+			*dst = r
 		}
 	}
 	if v := getenv("OSTIARY_ALLOWED_ORIGINS"); v != "" {

@@ -61,3 +61,22 @@ func TestValidateTLS(t *testing.T) {
 		t.Errorf("TLS 1.1 minimum: %v", err)
 	}
 }
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]Rate{
+		"10/s":         {Per: 10, Burst: 20},
+		"120/m":        {Per: 2, Burst: 4},
+		"5/s,burst=50": {Per: 5, Burst: 50},
+		"off":          {},
+		"0.5/s":        {Per: 0.5, Burst: 1},
+	} {
+		if got, err := ParseRate(in); err != nil || got != want {
+			t.Errorf("ParseRate(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"10", "10/h", "-1/s", "x/s", "10/s,burst=-2", ""} {
+		if _, err := ParseRate(bad); err == nil {
+			t.Errorf("ParseRate(%q) accepted", bad)
+		}
+	}
+}

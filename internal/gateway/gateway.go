@@ -65,6 +65,7 @@ type Config struct {
 	MaxBodyBytes   int64         // default 1 MiB
 	SessionIdle    time.Duration // legacy sessions close after this idle time; default 30m
 	CallTimeout    time.Duration // bound on one upstream tool call; default 5m
+	Limits         Limits        // request rate limits; zero rates mean none
 }
 
 // Gateway serves /mcp.
@@ -75,6 +76,9 @@ type Gateway struct {
 	sessions  *bindings
 	origins   map[string]bool
 	calls     inflight
+	perKey    *limiter
+	perUser   *limiter
+	perTool   *limiter
 }
 
 type principalKey struct{}
@@ -93,7 +97,8 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 5 * time.Minute
 	}
-	g := &Gateway{cfg: cfg, sessions: &bindings{m: map[string]binding{}, idle: cfg.SessionIdle, now: cfg.Now}, origins: map[string]bool{}}
+	g := &Gateway{cfg: cfg, sessions: &bindings{m: map[string]binding{}, idle: cfg.SessionIdle, now: cfg.Now}, origins: map[string]bool{},
+		perKey: newLimiter(cfg.Limits.PerKey), perUser: newLimiter(cfg.Limits.PerUser), perTool: newLimiter(cfg.Limits.PerTool)}
 	for _, o := range cfg.AllowedOrigins {
 		g.origins[strings.ToLower(o)] = true
 	}
@@ -193,6 +198,9 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 			g.refuseMethod(r.Context(), p, m.method)
 		}
 		writeRPCError(w, status, m.id, rpcErr)
+		return
+	}
+	if m.method != "" && g.overLimit(w, r, p, m.toolName) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))

@@ -196,7 +196,7 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 		res, err = nil, errKilled
 	case err == nil:
 		out.Detail["is_error"] = res.IsError
-	case errors.As(err, &rpcErr):
+	case upstream.Answered(err) && errors.As(err, &rpcErr):
 		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
 		out.Detail["error_code"] = rpcErr.Code
 	default:

@@ -55,14 +55,16 @@ const EventSpawn = "upstream-spawn"
 
 // PoolConfig configures a Pool; Signer, Auditor, Logger and Now are required.
 type PoolConfig struct {
-	Signer      *assertion.Signer
-	Auditor     audit.Appender
-	Logger      *slog.Logger
-	Now         func() time.Time
-	Transport   http.RoundTripper // default: per upstream, a pooled transport with the SSRF guard
-	IdleAfter   time.Duration     // close a session unused this long; default 5m
-	MaxResponse int64             // bytes an upstream may send in one HTTP response; default 16 MiB
-	Version     string            // reported to upstreams as the client version
+	Signer          *assertion.Signer
+	Auditor         audit.Appender
+	Logger          *slog.Logger
+	Now             func() time.Time
+	Transport       http.RoundTripper // default: per upstream, a pooled transport with the SSRF guard
+	IdleAfter       time.Duration     // close a session unused this long; default 5m
+	MaxResponse     int64             // bytes an upstream may send in one HTTP response; default 16 MiB
+	MaxConcurrent   int               // calls in flight per upstream; default 64
+	BreakerCooldown time.Duration     // how long a failing upstream's circuit stays open; default 30s
+	Version         string            // reported to upstreams as the client version
 	// Secrets resolves ${secret:NAME} in header and environment values;
 	// without it, an upstream that refers to a secret cannot be reached.
 	Secrets Resolver
@@ -97,6 +99,8 @@ func (p *Pool) resolve(ctx context.Context, c Caller, u Upstream, value string, 
 type Pool struct {
 	cfg        PoolConfig
 	transports sync.Map // upstream name + policy → *http.Transport
+	breakers   sync.Map // upstream name → *breaker
+	slots      sync.Map // upstream name → chan struct{} (concurrency limit)
 	mu         sync.Mutex
 	sessions   map[poolKey]*pooled
 	closed     bool
@@ -130,6 +134,12 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 	}
 	if cfg.MaxResponse <= 0 {
 		cfg.MaxResponse = 16 << 20
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 64
+	}
+	if cfg.BreakerCooldown <= 0 {
+		cfg.BreakerCooldown = breakerCooldown
 	}
 	p := &Pool{cfg: cfg, sessions: map[poolKey]*pooled{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go p.reap()
@@ -215,40 +225,35 @@ func (p *Pool) Drop(user, upstreamName string) {
 // inbound request's protocol state must not leak into upstream requests)
 // but is cancelled with it.
 func detach(parent context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	stop := context.AfterFunc(parent, cancel)
-	return ctx, func() { stop(); cancel() }
+	ctx, cancel := context.WithCancelCause(context.Background())
+	stop := context.AfterFunc(parent, func() { cancel(context.Cause(parent)) })
+	return ctx, func() { stop(); cancel(context.Canceled) }
 }
 
 // Call calls a tool on u as c. Progress and log notifications of the call
 // go to relay (if not nil); cancelling ctx cancels the upstream call.
 func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, params *mcp.CallToolParams, relay *Relay) (*mcp.CallToolResult, error) {
-	ctx, cancel := detach(ctx)
-	defer cancel()
-	e, err := p.entry(ctx, c, u)
-	if err != nil {
-		return nil, err
-	}
-	defer p.release(e)
-	ctx = WithCaller(ctx, c)
-	meta := mcp.Meta{}
-	if relay != nil {
-		relay.know(e.injected)
-		token := newToken()
-		defer e.track(token, relay)()
-		if relay.ProgressToken != nil {
-			meta["progressToken"] = token
+	var res *mcp.CallToolResult
+	err := p.do(ctx, c, u, func(ctx context.Context, e *pooled) (err error) {
+		meta := mcp.Meta{}
+		if relay != nil {
+			relay.know(e.injected)
+			token := newToken()
+			defer e.track(token, relay)()
+			if relay.ProgressToken != nil {
+				meta["progressToken"] = token
+			}
+			ctx = withRelay(ctx, relay)
 		}
-		ctx = withRelay(ctx, relay)
-	}
-	if u.Kind == Stdio {
-		meta[MetaIdentity] = p.assert(c, u)
-	}
-	if len(meta) > 0 {
-		params.Meta = meta
-	}
-	res, err := e.cs.CallTool(ctx, params)
-	p.dropIfBroken(ctx, c, u, err)
+		if u.Kind == Stdio {
+			meta[MetaIdentity] = p.assert(c, u)
+		}
+		if len(meta) > 0 {
+			params.Meta = meta
+		}
+		res, err = e.cs.CallTool(ctx, params)
+		return err
+	})
 	return res, err
 }
 
@@ -328,12 +333,12 @@ func collect[T any](seq iter.Seq2[T, error], what string) ([]T, error) {
 // ReadResource reads a resource from u as c.
 func (p *Pool) ReadResource(ctx context.Context, c Caller, u Upstream, uri string) (*mcp.ReadResourceResult, error) {
 	var res *mcp.ReadResourceResult
-	err := p.do(ctx, c, u, func(ctx context.Context, cs *mcp.ClientSession) (err error) {
+	err := p.do(ctx, c, u, func(ctx context.Context, e *pooled) (err error) {
 		params := &mcp.ReadResourceParams{URI: uri}
 		if u.Kind == Stdio {
 			params.Meta = mcp.Meta{MetaIdentity: p.assert(c, u)}
 		}
-		res, err = cs.ReadResource(ctx, params)
+		res, err = e.cs.ReadResource(ctx, params)
 		return err
 	})
 	return res, err
@@ -342,11 +347,11 @@ func (p *Pool) ReadResource(ctx context.Context, c Caller, u Upstream, uri strin
 // GetPrompt gets a prompt from u as c.
 func (p *Pool) GetPrompt(ctx context.Context, c Caller, u Upstream, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error) {
 	var res *mcp.GetPromptResult
-	err := p.do(ctx, c, u, func(ctx context.Context, cs *mcp.ClientSession) (err error) {
+	err := p.do(ctx, c, u, func(ctx context.Context, e *pooled) (err error) {
 		if u.Kind == Stdio {
 			params.Meta = mcp.Meta{MetaIdentity: p.assert(c, u)}
 		}
-		res, err = cs.GetPrompt(ctx, params)
+		res, err = e.cs.GetPrompt(ctx, params)
 		return err
 	})
 	return res, err
@@ -355,24 +360,27 @@ func (p *Pool) GetPrompt(ctx context.Context, c Caller, u Upstream, params *mcp.
 // Complete asks u as c for argument completions.
 func (p *Pool) Complete(ctx context.Context, c Caller, u Upstream, params *mcp.CompleteParams) (*mcp.CompleteResult, error) {
 	var res *mcp.CompleteResult
-	err := p.do(ctx, c, u, func(ctx context.Context, cs *mcp.ClientSession) (err error) {
-		res, err = cs.Complete(ctx, params)
+	err := p.do(ctx, c, u, func(ctx context.Context, e *pooled) (err error) {
+		res, err = e.cs.Complete(ctx, params)
 		return err
 	})
 	return res, err
 }
 
-// do runs one request on c's session to u, detached from the inbound
-// context's values, dropping the session if the transport failed.
-func (p *Pool) do(ctx context.Context, c Caller, u Upstream, fn func(context.Context, *mcp.ClientSession) error) error {
+// do runs one request on c's session to u, connecting if needed, under
+// u's circuit breaker and concurrency limit, detached from the inbound
+// context's values, and drops the session if the transport failed.
+func (p *Pool) do(ctx context.Context, c Caller, u Upstream, fn func(context.Context, *pooled) error) error {
 	ctx, cancel := detach(ctx)
 	defer cancel()
-	e, err := p.entry(ctx, c, u)
-	if err != nil {
-		return err
-	}
-	defer p.release(e)
-	err = fn(WithCaller(ctx, c), e.cs)
+	err := p.guard(ctx, u, func() error {
+		e, err := p.entry(ctx, c, u)
+		if err != nil {
+			return err
+		}
+		defer p.release(e)
+		return fn(WithCaller(ctx, c), e)
+	})
 	p.dropIfBroken(ctx, c, u, err)
 	return err
 }
@@ -380,13 +388,50 @@ func (p *Pool) do(ctx context.Context, c Caller, u Upstream, fn func(context.Con
 // dropIfBroken drops the session after a failure that was not a JSON-RPC
 // error answer (so the session itself may be broken).
 func (p *Pool) dropIfBroken(ctx context.Context, c Caller, u Upstream, err error) {
-	if err == nil || ctx.Err() != nil {
-		return
-	}
-	var rpcErr *jsonrpc.Error
-	if !errors.As(err, &rpcErr) {
+	if transportFailure(ctx, err) {
 		p.Drop(c.User, u.Name)
 	}
+}
+
+// transportFailure reports whether err is the upstream failing (not a
+// JSON-RPC error answer, and not the caller giving up).
+func transportFailure(ctx context.Context, err error) bool {
+	if err == nil {
+		return false
+	}
+	if ctx.Err() != nil { // a call that ran out of time failed; one the caller cancelled did not
+		return errors.Is(context.Cause(ctx), context.DeadlineExceeded)
+	}
+	return !Answered(err)
+}
+
+// codeRejected is the SDK's code for a request its transport could not
+// deliver (an HTTP error status, say); a JSON-RPC error with any other code
+// in the chain is the upstream's own answer.
+const codeRejected = -32005
+
+// Answered reports whether err carries a JSON-RPC error answer from the
+// upstream (as opposed to a failure to get one).
+func Answered(err error) bool {
+	var found bool
+	var walk func(error)
+	walk = func(e error) {
+		for e != nil && !found {
+			if we, ok := e.(*jsonrpc.Error); ok && we.Code != codeRejected {
+				found = true
+				return
+			}
+			if multi, ok := e.(interface{ Unwrap() []error }); ok {
+				for _, m := range multi.Unwrap() {
+					walk(m)
+				}
+				return
+			}
+			e = errors.Unwrap(e)
+		}
+	}
+	walk(err)
+	return found
 }
 
 func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*mcp.ClientSession, error) {

@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,4 +68,85 @@ func TestPoolDoesNotReapBusySessions(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// After repeated transport failures an upstream's circuit opens: calls fail
+// at once without reaching it, the opening is recorded, and after the
+// cooldown one trial call closes it again.
+func TestCircuitBreaker(t *testing.T) {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "flaky", Version: "1"}, nil)
+	mcp.AddTool(srv, &mcp.Tool{Name: "t"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, map[string]any, error) {
+		return nil, map[string]any{"ok": true}, nil
+	})
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{Stateless: true})
+	var failing atomic.Bool
+	var hits atomic.Int32
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if failing.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer hs.Close()
+	_, key, _ := ed25519.GenerateKey(nil)
+	signer, _ := assertion.NewSigner(key, time.Now)
+	rec := &recordingAuditor{}
+	p, _ := NewPool(PoolConfig{Signer: signer, Auditor: rec, Logger: slog.New(slog.DiscardHandler), Now: time.Now, BreakerCooldown: 200 * time.Millisecond})
+	defer p.Close()
+	u := Upstream{Name: "flaky", Kind: HTTP, URL: hs.URL, AllowPrivate: true}
+	c := Caller{User: "alice"}
+	call := func() error {
+		_, err := p.Call(context.Background(), c, u, &mcp.CallToolParams{Name: "t"}, nil)
+		return err
+	}
+	if err := call(); err != nil {
+		t.Fatal(err)
+	}
+	failing.Store(true)
+	for range breakerThreshold {
+		if call() == nil {
+			t.Fatal("a failing upstream answered")
+		}
+	}
+	before := hits.Load()
+	if err := call(); err == nil || !strings.Contains(err.Error(), "circuit breaker") || hits.Load() != before {
+		t.Fatalf("open circuit: %v (upstream hit %d more times)", err, hits.Load()-before)
+	}
+	if rec.count(EventCircuitOpen) != 1 {
+		t.Errorf("circuit-open records: %d", rec.count(EventCircuitOpen))
+	}
+	failing.Store(false)
+	time.Sleep(250 * time.Millisecond)
+	if err := call(); err != nil {
+		t.Fatalf("after the cooldown the trial call failed: %v", err)
+	}
+	if err := call(); err != nil {
+		t.Fatalf("the circuit did not close: %v", err)
+	}
+}
+
+type recordingAuditor struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (r *recordingAuditor) Write(_ context.Context, e audit.Entry) (audit.Record, error) {
+	r.mu.Lock()
+	r.events = append(r.events, e.Event)
+	r.mu.Unlock()
+	return e.Record, nil
+}
+
+func (r *recordingAuditor) count(event string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.events {
+		if e == event {
+			n++
+		}
+	}
+	return n
 }
