@@ -257,7 +257,9 @@ func (v *Vault) Resolve(ctx context.Context, name, upstream string, rec audit.Re
 	if _, err := v.audit.Write(context.WithoutCancel(ctx), audit.Entry{Record: rec}); err != nil {
 		return nil, err
 	}
-	v.store.TouchSecret(context.WithoutCancel(ctx), name, s.Version, v.now())
+	if now := v.now(); now.Sub(s.LastAccessed) >= time.Minute { // last access to the minute: no write per request
+		v.store.TouchSecret(context.WithoutCancel(ctx), name, s.Version, now)
+	}
 	return value, nil
 }
 
