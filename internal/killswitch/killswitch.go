@@ -169,7 +169,7 @@ func (s *Service) Engage(ctx context.Context, p *authn.Principal, kind Kind, tar
 	if kind == Tool {
 		resource = sw.Target
 	}
-	if !p.Allows(authz.OperateKillswitch, resource) {
+	if !p.Perms.Covers(authz.Grant{Action: authz.OperateKillswitch, Resource: resource}) { // a target may be a glob: covered, not matched
 		return sw, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Forbidden, "permission denied: this needs operate-killswitch:%s", resource))
 	}
 	if _, err := s.audit.Write(ctx, audit.Entry{Record: rec, Apply: func(ctx context.Context, tx audit.Tx, _ *audit.Record) error {
@@ -233,7 +233,7 @@ func (s *Service) Release(ctx context.Context, p *authn.Principal, id, reason st
 	if sw.Kind == Tool {
 		resource = sw.Target
 	}
-	if !p.Allows(authz.OperateKillswitch, resource) {
+	if !p.Perms.Covers(authz.Grant{Action: authz.OperateKillswitch, Resource: resource}) { // a target may be a glob: covered, not matched
 		return sw, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Forbidden, "permission denied: this needs operate-killswitch:%s", resource))
 	}
 	now := s.now().UTC()
