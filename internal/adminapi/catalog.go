@@ -21,10 +21,19 @@ type UpstreamView struct {
 	URL          string    `json:"url,omitempty"`
 	Command      []string  `json:"command,omitempty"`
 	AllowPrivate bool      `json:"allow_private"`
+	TLS          TLSView   `json:"tls"`
 	HeaderNames  []string  `json:"header_names"`
 	EnvNames     []string  `json:"env_names"`
 	CreatedAt    time.Time `json:"created_at"`
 	CreatedBy    string    `json:"created_by"`
+}
+
+// TLSView summarises an upstream's TLS options.
+type TLSView struct {
+	CustomCA           bool   `json:"custom_ca"`                     // verified against its own CA bundle, not the system roots
+	ClientCertSubject  string `json:"client_cert_subject,omitempty"` // mutual TLS: the certificate presented
+	ClientKeySecret    string `json:"client_key_secret,omitempty"`   // and the vault secret holding its key
+	InsecureSkipVerify bool   `json:"insecure_skip_verify"`
 }
 
 // UpstreamList is GET /upstreams.
@@ -43,6 +52,10 @@ type NewUpstream struct {
 	Env     map[string]string `json:"env"`
 	// AllowPrivate lets the upstream be reached at non-public addresses.
 	AllowPrivate bool `json:"allow_private"`
+	// TLS verifies an https upstream (ca: PEM bundle; insecure_skip_verify:
+	// loopback only) and may present a client certificate (client_cert:
+	// PEM chain; client_key_secret: the vault secret holding its key).
+	TLS upstream.TLS `json:"tls"`
 }
 
 // AddedUpstream is the answer to POST /upstreams.
@@ -82,7 +95,9 @@ type Activation struct {
 
 func upstreamView(u upstream.Upstream) UpstreamView {
 	v := UpstreamView{Name: u.Name, Prefix: u.Prefix, Kind: string(u.Kind), URL: u.DisplayURL(), Command: u.Command, AllowPrivate: u.AllowPrivate,
-		HeaderNames: []string{}, EnvNames: []string{}, CreatedAt: u.CreatedAt, CreatedBy: u.CreatedBy}
+		HeaderNames: []string{}, EnvNames: []string{}, CreatedAt: u.CreatedAt, CreatedBy: u.CreatedBy,
+		TLS: TLSView{CustomCA: u.TLS.CA != "", ClientCertSubject: u.TLS.ClientSubject(), ClientKeySecret: u.TLS.ClientKeySecret,
+			InsecureSkipVerify: u.TLS.InsecureSkipVerify}}
 	for k := range u.Headers {
 		v.HeaderNames = append(v.HeaderNames, k)
 	}
@@ -108,7 +123,7 @@ func (a *API) addUpstream(w http.ResponseWriter, r *http.Request, p *authn.Princ
 	if err := a.decode(w, r, p.Record(catalog.EventUpstreamAdd, ""), &in); err != nil {
 		return 0, nil, err
 	}
-	u := upstream.Upstream{Name: in.Name, Prefix: in.Name, URL: in.URL, Headers: in.Headers, Command: in.Command, Env: in.Env, AllowPrivate: in.AllowPrivate}
+	u := upstream.Upstream{Name: in.Name, Prefix: in.Name, URL: in.URL, Headers: in.Headers, Command: in.Command, Env: in.Env, AllowPrivate: in.AllowPrivate, TLS: in.TLS}
 	if in.Prefix != nil {
 		u.Prefix = *in.Prefix
 	}

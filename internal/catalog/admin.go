@@ -25,6 +25,9 @@ func (c *Catalog) AddUpstream(ctx context.Context, p *authn.Principal, u upstrea
 	rec := p.Record(EventUpstreamAdd, "upstream:"+u.Name)
 	rec.Detail = map[string]any{"kind": string(u.Kind), "prefix": u.Prefix, "url": u.DisplayURL(), "command": u.Command, "allow_private": u.AllowPrivate,
 		"header_names": keys(u.Headers), "env_names": keys(u.Env)}
+	if !u.TLS.IsZero() {
+		rec.Detail["tls"] = u.TLS.Summary()
+	}
 	if err := c.guard(ctx, p, rec, authz.ManageTools, authz.All); err != nil {
 		return u, SyncReport{}, err
 	}

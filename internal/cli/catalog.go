@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 
@@ -51,17 +52,23 @@ func (e *env) printSync(r catalog.SyncReport) {
 
 func (e *env) upstreamsAddCmd() *cobra.Command {
 	var in adminapi.NewUpstream
-	var prefix, command string
+	var prefix, command, caFile, certFile string
 	var headers, envs []string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "add NAME (--url URL [--header K=V]... [--allow-private] | --command \"CMD ARG...\" [--env K=V]...) [--prefix P]",
+		Use:   "add NAME (--url URL [--header K=V]... [--allow-private] [TLS options] | --command \"CMD ARG...\" [--env K=V]...) [--prefix P]",
 		Short: "Add an upstream MCP server and pin its tools",
 		Long: `Add an upstream MCP server, over Streamable HTTP (--url) or stdio (--command, a
 program and its arguments separated by spaces, started with a minimal environment).
 Its tools are exposed as NAME.TOOL, or PREFIX.TOOL with --prefix; --prefix ""
 exposes them unprefixed when no name collides. Each tool's first definition is
-pinned; later changes wait for review.`,
+pinned; later changes wait for review.
+
+An https upstream is verified against the system roots, or only against
+--tls-ca. --tls-client-cert presents a client certificate (mutual TLS) whose
+private key is the vault secret --tls-client-key-secret: store it first with
+'ostiary secrets set NAME --upstream UPSTREAM < key.pem'.
+--tls-insecure-skip-verify is accepted only for a literal loopback address.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			in.Name = a[0]
@@ -73,6 +80,12 @@ pinned; later changes wait for review.`,
 			}
 			in.Command = strings.Fields(command)
 			var err error
+			if in.TLS.CA, err = readPEM("--tls-ca", caFile); err != nil {
+				return err
+			}
+			if in.TLS.ClientCert, err = readPEM("--tls-client-cert", certFile); err != nil {
+				return err
+			}
 			if in.Headers, err = keyValues("header", headers); err != nil {
 				return err
 			}
@@ -96,8 +109,28 @@ pinned; later changes wait for review.`,
 	f.StringArrayVar(&envs, "env", nil, "environment variable of the stdio program, K=V (repeatable)")
 	f.StringVar(&prefix, "prefix", "", "namespace of its tools (default: NAME; \"\" for none)")
 	f.BoolVar(&in.AllowPrivate, "allow-private", false, "let an HTTP upstream be reached at loopback, private or link-local addresses (refused by default)")
+	f.StringVar(&caFile, "tls-ca", "", "PEM `FILE` of the CA certificates an https upstream must chain to (instead of the system roots)")
+	f.StringVar(&certFile, "tls-client-cert", "", "PEM `FILE` of the client certificate chain presented to the upstream (mutual TLS)")
+	f.StringVar(&in.TLS.ClientKeySecret, "tls-client-key-secret", "", "vault secret `NAME` holding the client certificate's private key (PEM)")
+	f.BoolVar(&in.TLS.InsecureSkipVerify, "tls-insecure-skip-verify", false, "accept any certificate (only for an upstream at 127.0.0.1 or [::1]; audited)")
 	jsonFlag(cmd, &asJSON)
 	return cmd
+}
+
+// readPEM reads a certificate file named by flag; "" reads nothing. A
+// private key is refused here: keys belong in the vault.
+func readPEM(flag, path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", usageError("%s: %v", flag, err)
+	}
+	if strings.Contains(string(b), "PRIVATE KEY-----") {
+		return "", usageError("%s: %s holds a private key; store keys with 'ostiary secrets set' and name them with --tls-client-key-secret", flag, path)
+	}
+	return string(b), nil
 }
 
 func (e *env) printUpstreams(ups ...adminapi.UpstreamView) error {

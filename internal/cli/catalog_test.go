@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -196,5 +197,31 @@ func TestSecretsCommands(t *testing.T) {
 		if r := runIn(env, c.stdin, c.args...); r.code != c.code {
 			t.Errorf("%v: exit %d %s", c.args, r.code, r.stderr)
 		}
+	}
+}
+
+// TLS options arrive as files; a private key handed where a certificate
+// belongs is refused before anything is sent, and skipping verification
+// shows in the listing.
+func TestUpstreamTLSFlags(t *testing.T) {
+	s := apptest.Start(t)
+	env := map[string]string{"OSTIARY_ADDR": s.URL, "OSTIARY_TOKEN": s.AdminKey}
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "c.key")
+	apptest.NewCA(t).IssueClient(t, cert, key, "gw")
+	if r := run(env, "upstreams", "add", "x", "--url", "https://127.0.0.1:9/mcp", "--allow-private", "--tls-client-cert", key, "--tls-client-key-secret", "k"); r.code != ExitUsage || !strings.Contains(r.stderr, "holds a private key") {
+		t.Errorf("key as certificate: %+v", r)
+	}
+	if r := run(env, "upstreams", "add", "x", "--url", "https://127.0.0.1:9/mcp", "--allow-private", "--tls-ca", filepath.Join(dir, "missing.pem")); r.code != ExitUsage {
+		t.Errorf("missing CA file: %+v", r)
+	}
+	if r := run(env, "upstreams", "add", "x", "--url", "https://example.com/mcp", "--tls-insecure-skip-verify"); r.code != ExitError || !strings.Contains(r.stderr, "loopback") {
+		t.Errorf("skip-verify for a remote upstream: %+v", r)
+	}
+	run(env, "upstreams", "add", "x", "--url", "https://127.0.0.1:9/mcp", "--allow-private", "--tls-insecure-skip-verify",
+		"--tls-client-cert", cert, "--tls-client-key-secret", "k").mustOK(t)
+	r := run(env, "upstreams", "list", "--json").mustOK(t)
+	if !strings.Contains(r.stdout, `"insecure_skip_verify": true`) || !strings.Contains(r.stdout, `"client_cert_subject": "CN=gw"`) {
+		t.Errorf("listing: %s", r.stdout)
 	}
 }

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -482,13 +483,24 @@ func (p *Pool) transport(u Upstream) http.RoundTripper {
 	if p.cfg.Transport != nil {
 		return p.cfg.Transport
 	}
-	key := fmt.Sprintf("%s/%t/%d", u.Name, u.AllowPrivate, u.CreatedAt.UnixNano())
+	tlsID := sha256.Sum256(fmt.Appendf(nil, "%q/%q/%q/%t", u.TLS.CA, u.TLS.ClientCert, u.TLS.ClientKeySecret, u.TLS.InsecureSkipVerify))
+	key := fmt.Sprintf("%s/%t/%d/%x", u.Name, u.AllowPrivate, u.CreatedAt.UnixNano(), tlsID[:8])
 	if t, ok := p.transports.Load(key); ok {
 		return t.(http.RoundTripper)
 	}
-	t, _ := p.transports.LoadOrStore(key, guardedTransport(u.AllowPrivate))
+	base := guardedTransport(u.AllowPrivate)
+	cfg, err := p.tlsConfig(u)
+	if err != nil { // validated when added: only a damaged store gets here
+		return failingTransport{fmt.Errorf("upstream %s: TLS configuration: %w", u.Name, err)}
+	}
+	base.TLSClientConfig = cfg
+	t, _ := p.transports.LoadOrStore(key, base)
 	return t.(http.RoundTripper)
 }
+
+type failingTransport struct{ err error }
+
+func (f failingTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, f.err }
 
 func (p *Pool) command(ctx context.Context, c Caller, u Upstream, e *pooled) (*exec.Cmd, error) {
 	rec := audit.Record{Event: EventSpawn, Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID,
@@ -549,7 +561,9 @@ func (t *injector) RoundTrip(r *http.Request) (*http.Response, error) {
 	if !ok {
 		c = t.owner
 	}
-	r = r.Clone(r.Context())
+	// The caller rides along in the context so that a TLS handshake this
+	// request opens resolves the client key under their name.
+	r = r.Clone(context.WithValue(r.Context(), callerKey{}, c))
 	relay, _ := r.Context().Value(relayKey{}).(*Relay)
 	known := vault.Known{}
 	for k, v := range t.u.Headers {

@@ -33,9 +33,11 @@ type Upstream struct {
 	Env     map[string]string `json:"-"`
 	// AllowPrivate lets an HTTP upstream be reached at loopback, private,
 	// link-local and other non-public addresses (off by default: SSRF).
-	AllowPrivate bool      `json:"allow_private"`
-	CreatedAt    time.Time `json:"created_at"`
-	CreatedBy    string    `json:"created_by"`
+	AllowPrivate bool `json:"allow_private"`
+	// TLS verifies an https upstream and may identify Ostiary to it.
+	TLS       TLS       `json:"tls"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
@@ -87,9 +89,12 @@ func (u Upstream) Validate() error {
 				return err
 			}
 		}
+		if err := u.TLS.validate(u.URL); err != nil {
+			return err
+		}
 	case Stdio:
-		if u.URL != "" || len(u.Headers) > 0 {
-			return fmt.Errorf("a stdio upstream takes --command and --env, not --url or --header")
+		if u.URL != "" || len(u.Headers) > 0 || !u.TLS.IsZero() {
+			return fmt.Errorf("a stdio upstream takes --command and --env, not --url, --header or TLS options")
 		}
 		if len(u.Command) == 0 || u.Command[0] == "" {
 			return fmt.Errorf("a stdio upstream needs a command")

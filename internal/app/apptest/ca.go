@@ -39,10 +39,20 @@ func NewCA(t testing.TB) *CA {
 // to certFile and its key to keyFile (mode 0600).
 func (ca *CA) Issue(t testing.TB, certFile, keyFile string, serial int64) {
 	t.Helper()
+	ca.issue(t, certFile, keyFile, &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "ostiary"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+}
+
+// IssueClient writes a client certificate for cn, for mutual TLS.
+func (ca *CA) IssueClient(t testing.TB, certFile, keyFile, cn string) {
+	t.Helper()
+	ca.issue(t, certFile, keyFile, &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+}
+
+func (ca *CA) issue(t testing.TB, certFile, keyFile string, tmpl *x509.Certificate) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "ostiary"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		KeyUsage: x509.KeyUsageDigitalSignature, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	tmpl.KeyUsage, tmpl.NotBefore, tmpl.NotAfter = x509.KeyUsageDigitalSignature, time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
 		t.Fatal(err)

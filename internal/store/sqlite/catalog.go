@@ -33,7 +33,7 @@ func (s queries) UpstreamByName(ctx context.Context, name string) (upstream.Upst
 }
 
 func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]upstream.Upstream, error) {
-	rows, err := s.q.QueryContext(ctx, `SELECT name, prefix, kind, url, headers, command, env, allow_private, created_at, created_by
+	rows, err := s.q.QueryContext(ctx, `SELECT name, prefix, kind, url, headers, command, env, allow_private, tls, created_at, created_by
 		FROM upstreams `+where+` ORDER BY name`, args...)
 	if err != nil {
 		return nil, classify("list upstreams", err)
@@ -42,13 +42,13 @@ func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]up
 	var out []upstream.Upstream
 	for rows.Next() {
 		var u upstream.Upstream
-		var kind, headers, command, env string
+		var kind, headers, command, env, tlsOpts string
 		var created int64
-		if err := rows.Scan(&u.Name, &u.Prefix, &kind, &u.URL, &headers, &command, &env, &u.AllowPrivate, &created, &u.CreatedBy); err != nil {
+		if err := rows.Scan(&u.Name, &u.Prefix, &kind, &u.URL, &headers, &command, &env, &u.AllowPrivate, &tlsOpts, &created, &u.CreatedBy); err != nil {
 			return nil, classify("list upstreams", err)
 		}
 		u.Kind, u.CreatedAt = upstream.Kind(kind), time.UnixMicro(created).UTC()
-		if err := jsonFields(map[string]any{headers: &u.Headers, command: &u.Command, env: &u.Env}); err != nil {
+		if err := jsonFields(headers, &u.Headers, command, &u.Command, env, &u.Env, tlsOpts, &u.TLS); err != nil {
 			return nil, classify("list upstreams", err)
 		}
 		out = append(out, u)
@@ -56,10 +56,12 @@ func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]up
 	return out, classify("list upstreams", rows.Err())
 }
 
-// jsonFields decodes each stored JSON text into its destination.
-func jsonFields(m map[string]any) error {
-	for text, dst := range m {
-		if err := json.Unmarshal([]byte(text), dst); err != nil {
+// jsonFields decodes stored JSON texts into their destinations, given as
+// text, destination pairs. (Not a map keyed by text: two columns holding
+// the same text, "{}" say, must both be decoded.)
+func jsonFields(pairs ...any) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if err := json.Unmarshal([]byte(pairs[i].(string)), pairs[i+1]); err != nil {
 			return err
 		}
 	}
@@ -120,9 +122,9 @@ func (t *Tx) InsertUpstream(ctx context.Context, u upstream.Upstream) error {
 	if command == nil {
 		command = []string{}
 	}
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO upstreams (name, prefix, kind, url, headers, command, env, allow_private, created_at, created_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Name, u.Prefix, string(u.Kind), u.URL, enc(headers), enc(command), enc(env),
-		u.AllowPrivate, micros(u.CreatedAt), u.CreatedBy)
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO upstreams (name, prefix, kind, url, headers, command, env, allow_private, tls, created_at, created_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Name, u.Prefix, string(u.Kind), u.URL, enc(headers), enc(command), enc(env),
+		u.AllowPrivate, enc(u.TLS), micros(u.CreatedAt), u.CreatedBy)
 	if isUnique(err) {
 		return fault.New(fault.Conflict, "upstream %q already exists", u.Name)
 	}
