@@ -29,7 +29,7 @@ func TestHostileUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, tool := range []string{"hang", "boom", "garbage", "flood", "reset"} {
+	for _, tool := range []string{"hang", "boom", "garbage", "flood", "drip", "reset"} {
 		runtime.GC()
 		peak := heapPeak(t)
 		start := time.Now()
@@ -55,8 +55,8 @@ func TestHostileUpstream(t *testing.T) {
 		}
 	}
 	failed := records(t, s, audit.Query{Event: "tool-result", Outcome: audit.Failed})
-	if len(failed) != 5 {
-		t.Errorf("failed tool-result records: %d, want 5", len(failed))
+	if len(failed) != 6 {
+		t.Errorf("failed tool-result records: %d, want 6", len(failed))
 	}
 }
 

@@ -15,13 +15,14 @@ import (
 
 // NewHostileUpstream starts an MCP server whose tools misbehave at the HTTP
 // level when called: "hang" never answers, "boom" answers 500, "garbage"
-// answers malformed JSON-RPC, "flood" streams 100 MB, "reset" drops the
+// answers malformed JSON-RPC, "flood" streams 100 MB, "drip" sends a byte
+// every 50 ms for two minutes, "reset" drops the
 // connection. "ok" behaves. Everything else (initialize, tools/list) is a
 // real SDK server, so the upstream registers normally.
 func NewHostileUpstream(t testing.TB) string {
 	t.Helper()
 	srv := mcp.NewServer(&mcp.Implementation{Name: "hostile", Version: "1"}, nil)
-	for _, name := range []string{"hang", "boom", "garbage", "flood", "reset", "ok"} {
+	for _, name := range []string{"hang", "boom", "garbage", "flood", "drip", "reset", "ok"} {
 		mcp.AddTool(srv, &mcp.Tool{Name: name, Description: "misbehaves: " + name},
 			func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, map[string]any, error) {
 				return nil, map[string]any{"fine": true}, nil
@@ -54,6 +55,17 @@ func NewHostileUpstream(t testing.TB) string {
 				if _, err := w.Write(fill); err != nil {
 					return
 				}
+			}
+		case call("drip"):
+			// A byte every 50 ms: always almost there, never done.
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			for i := 0; i < 2400 && r.Context().Err() == nil; i++ {
+				if _, err := w.Write([]byte(" ")); err != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+				time.Sleep(50 * time.Millisecond)
 			}
 		case call("reset"):
 			if hj, ok := w.(http.Hijacker); ok {
