@@ -36,6 +36,7 @@ func (a *API) routes() {
 
 	m.HandleFunc("GET /api/v1/secrets", a.handle(a.listSecrets))
 	m.HandleFunc("PUT /api/v1/secrets/{name}", a.handle(a.setSecret))
+	m.HandleFunc("POST /api/v1/vault/rewrap", a.handle(a.rewrap))
 
 	// Anything else is refused, and the attempt recorded.
 	m.HandleFunc("/", a.handle(a.notFound))

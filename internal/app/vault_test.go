@@ -90,7 +90,7 @@ func TestVaultCanary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for _, table := range []string{"audit_records", "secrets", "upstreams", "vault_keys"} {
+	for _, table := range []string{"audit_records", "secrets", "upstreams", "vault_wraps"} {
 		rows, err := db.Query("SELECT * FROM " + table)
 		if err != nil {
 			t.Fatal(err)

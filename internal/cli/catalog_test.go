@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -223,5 +224,32 @@ func TestUpstreamTLSFlags(t *testing.T) {
 	r := run(env, "upstreams", "list", "--json").mustOK(t)
 	if !strings.Contains(r.stdout, `"insecure_skip_verify": true`) || !strings.Contains(r.stdout, `"client_cert_subject": "CN=gw"`) {
 		t.Errorf("listing: %s", r.stdout)
+	}
+}
+
+// secrets rewrap creates the new key file when it is missing, refuses a
+// key file others can read, and reports how many keys open the vault.
+func TestSecretsRewrap(t *testing.T) {
+	s := apptest.Start(t)
+	env := map[string]string{"OSTIARY_ADDR": s.URL, "OSTIARY_TOKEN": s.AdminKey}
+	file := filepath.Join(t.TempDir(), "new.key")
+	r := run(env, "secrets", "rewrap", "--new-master-key-file", file).mustOK(t)
+	if !strings.Contains(r.stderr, "wrote a new master key") || !strings.Contains(r.stdout, "2 master key(s)") {
+		t.Errorf("first rewrap: %+v", r)
+	}
+	st, err := os.Stat(file)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("new key file: %v %v", st, err)
+	}
+	b, _ := os.ReadFile(file)
+	if r := run(env, "secrets", "rewrap", "--new-master-key-file", file, "--retire-others").mustOK(t); !strings.Contains(r.stdout, "1 master key(s)") || strings.Contains(r.stdout+r.stderr, strings.TrimSpace(string(b))) {
+		t.Errorf("retire: %+v", r)
+	}
+	os.Chmod(file, 0o644)
+	if r := run(env, "secrets", "rewrap", "--new-master-key-file", file); r.code != ExitUsage || !strings.Contains(r.stderr, "chmod 600") {
+		t.Errorf("world-readable key file: %+v", r)
+	}
+	if r := run(env, "secrets", "rewrap"); r.code != ExitUsage {
+		t.Errorf("no file: %+v", r)
 	}
 }

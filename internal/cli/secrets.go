@@ -1,9 +1,14 @@
 package cli
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 
@@ -15,7 +20,7 @@ import (
 
 func (e *env) secretsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "secrets", Short: "Manage upstream credentials in the vault (values are never shown)"}
-	cmd.AddCommand(e.secretsSetCmd("set"), e.secretsSetCmd("rotate"), e.secretsListCmd())
+	cmd.AddCommand(e.secretsSetCmd("set"), e.secretsSetCmd("rotate"), e.secretsListCmd(), e.secretsRewrapCmd())
 	return cmd
 }
 
@@ -105,4 +110,86 @@ func (e *env) secretsListCmd() *cobra.Command {
 	}
 	jsonFlag(cmd, &asJSON)
 	return cmd
+}
+
+func (e *env) secretsRewrapCmd() *cobra.Command {
+	var file string
+	var retire, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "rewrap --new-master-key-file FILE [--retire-others]",
+		Short: "Rotate the vault master key without downtime",
+		Long: `Rotate the vault master key without downtime. The vault's data key is wrapped
+under the key in FILE (64 hex characters; FILE is created with a fresh random
+key, mode 0600, if it does not exist). Secret values are not re-encrypted.
+
+  1. ostiary secrets rewrap --new-master-key-file NEW
+       both the old and the new master key now open the vault
+  2. point OSTIARY_MASTER_KEY_FILE (or --master-key-file) of every server at
+     NEW and restart them when convenient
+  3. ostiary secrets rewrap --new-master-key-file NEW --retire-others
+       only NEW opens the vault; the old key can be destroyed
+
+Needs the admin grant; each step is audited (never the key).`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageError("--new-master-key-file is required")
+			}
+			key, created, err := masterKeyFile(file)
+			if err != nil {
+				return err
+			}
+			if created {
+				fmt.Fprintf(e.stderr, "wrote a new master key to %s\n", file)
+			}
+			var out adminapi.Rewrapped
+			return e.call(cmd, "POST", "/vault/rewrap", nil, adminapi.Rewrap{NewMasterKey: key, RetireOthers: retire}, &out, asJSON, func() error {
+				fmt.Fprintf(e.stdout, "vault data key wrapped under %s; %d master key(s) open the vault\n", file, out.MasterKeys)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&file, "new-master-key-file", "", "`FILE` holding the new master key (created if missing)")
+	cmd.Flags().BoolVar(&retire, "retire-others", false, "delete every other wrapping: only the new key will open the vault")
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+// masterKeyFile reads a hex master key, first creating the file with a
+// fresh random key if it does not exist.
+func masterKeyFile(path string) (string, bool, error) {
+	created := false
+	if f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		k := make([]byte, 32)
+		rand.Read(k)
+		_, werr := f.Write([]byte(hex.EncodeToString(k) + "\n"))
+		if serr := f.Sync(); werr == nil {
+			werr = serr
+		}
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return "", false, werr
+		}
+		created = true
+	} else if !errors.Is(err, fs.ErrExist) {
+		return "", false, usageError("--new-master-key-file: %v", err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", false, usageError("--new-master-key-file: %v", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return "", false, usageError("%s is readable by group or others (mode %04o): chmod 600 it", path, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", false, usageError("--new-master-key-file: %v", err)
+	}
+	key := strings.TrimSpace(string(b))
+	if k, err := hex.DecodeString(key); err != nil || len(k) != 32 {
+		return "", false, usageError("%s does not hold a 32-byte hex master key", path)
+	}
+	return key, created, nil
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"regexp"
@@ -46,11 +47,12 @@ const (
 	EventSet    = "secret-set"
 	EventList   = "secret-list"
 	EventAccess = "secret-access"
+	EventRewrap = "vault-rewrap"
 )
 
 // Store is the read side.
 type Store interface {
-	WrappedDataKey(ctx context.Context) ([]byte, error) // fault.NotFound if none yet
+	WrappedDataKeys(ctx context.Context) ([][]byte, error) // newest first; none before the first start
 	LatestSecret(ctx context.Context, name string) (Sealed, error)
 	ListSecrets(ctx context.Context) ([]Secret, error)
 	TouchSecret(ctx context.Context, name string, version int, at time.Time) error
@@ -59,7 +61,10 @@ type Store interface {
 // TxStore is the write side, inside an audit transaction.
 type TxStore interface {
 	Store
-	SaveWrappedDataKey(ctx context.Context, wrapped []byte) error
+	SaveWrappedDataKey(ctx context.Context, wrapped []byte, at time.Time) error // the first: fault.Conflict if there is one
+	// AddDataKeyWrap stores another wrapping of the data key, first deleting
+	// every other if retireOthers; it returns how many wrappings remain.
+	AddDataKeyWrap(ctx context.Context, wrapped []byte, at time.Time, retireOthers bool) (int, error)
 	InsertSecret(ctx context.Context, s Sealed) error
 }
 
@@ -78,8 +83,9 @@ type Vault struct {
 	now    func() time.Time
 	master []byte
 
-	mu  sync.Mutex
-	dek cipher.AEAD // the data key, unwrapped on first use
+	mu     sync.Mutex
+	dek    cipher.AEAD // the data key, unwrapped by Open
+	dekRaw []byte      // kept to wrap it under a new master key
 }
 
 // New returns a Vault; master must be 32 bytes.
@@ -109,12 +115,18 @@ const EventInit = "vault-init"
 // Open unwraps the data key, creating (and recording) it first if the store
 // has none: this happens before any secret is stored, in a transaction of
 // its own, so no secret is ever sealed under a key that was not kept.
+// While a master key is being rotated the data key has several
+// wrappings; the one this master key opens is used.
 func (v *Vault) Open(ctx context.Context) error {
-	wrapped, err := v.store.WrappedDataKey(ctx)
-	if fault.Is(err, fault.NotFound) {
+	wraps, err := v.store.WrappedDataKeys(ctx)
+	if err != nil {
+		return err
+	}
+	if len(wraps) == 0 {
 		key := make([]byte, 32)
 		rand.Read(key)
-		if wrapped, err = wrap(v.master, key, dekAAD); err != nil {
+		wrapped, err := wrap(v.master, key, dekAAD)
+		if err != nil {
 			return err
 		}
 		rec := audit.Record{Event: EventInit, Outcome: audit.Success, Actor: "system"}
@@ -123,21 +135,28 @@ func (v *Vault) Open(ctx context.Context) error {
 			if !ok {
 				return fmt.Errorf("vault: store transaction %T lacks vault operations", tx)
 			}
-			return ts.SaveWrappedDataKey(ctx, wrapped)
+			return ts.SaveWrappedDataKey(ctx, wrapped, v.now().UTC())
 		}})
-	}
-	if err != nil {
-		return err
+		if err != nil {
+			return err
+		}
+		wraps = [][]byte{wrapped}
 	}
 	m, err := gcm(v.master)
 	if err != nil {
 		return err
 	}
-	if len(wrapped) < m.NonceSize() {
-		return errors.New("vault: the stored data key is malformed")
+	var key []byte
+	for _, w := range wraps {
+		if len(w) < m.NonceSize() {
+			return errors.New("vault: a stored data key wrapping is malformed")
+		}
+		if k, err := m.Open(nil, w[:m.NonceSize()], w[m.NonceSize():], []byte(dekAAD)); err == nil {
+			key = k
+			break
+		}
 	}
-	key, err := m.Open(nil, wrapped[:m.NonceSize()], wrapped[m.NonceSize():], []byte(dekAAD))
-	if err != nil {
+	if key == nil {
 		return errors.New("vault: the data key does not open with this master key (wrong OSTIARY_MASTER_KEY_FILE?)")
 	}
 	dek, err := gcm(key)
@@ -145,9 +164,51 @@ func (v *Vault) Open(ctx context.Context) error {
 		return err
 	}
 	v.mu.Lock()
-	v.dek = dek
+	v.dek, v.dekRaw = dek, key
 	v.mu.Unlock()
 	return nil
+}
+
+// Rewrap wraps the data key under a new master key (admin only), so that
+// servers can move to it without downtime: until they have, the old master
+// key still opens the vault; retireOthers then deletes every other
+// wrapping, after which only the new key does. Secret values are not
+// re-encrypted: they are sealed under the data key, which does not change.
+// It returns how many master keys now open the vault.
+func (v *Vault) Rewrap(ctx context.Context, p *authn.Principal, newMaster []byte, retireOthers bool) (int, error) {
+	rec := p.Record(EventRewrap, "vault")
+	rec.Detail = map[string]any{"retire_others": retireOthers}
+	if !p.Allows(authz.Admin, authz.All) {
+		return 0, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Forbidden, "permission denied: rotating the master key needs the admin grant"))
+	}
+	if len(newMaster) != 32 {
+		return 0, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Invalid, "a master key is 32 bytes (64 hex characters)"))
+	}
+	if subtle.ConstantTimeCompare(newMaster, v.master) == 1 && !retireOthers {
+		return 0, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Invalid, "that is already this server's master key"))
+	}
+	v.mu.Lock()
+	raw := v.dekRaw
+	v.mu.Unlock()
+	if raw == nil {
+		return 0, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Unavailable, "the vault is not open"))
+	}
+	wrapped, err := wrap(newMaster, raw, dekAAD)
+	if err != nil {
+		return 0, audit.Refuse(ctx, v.audit, rec, err)
+	}
+	var n int
+	_, err = v.audit.Write(ctx, audit.Entry{Record: rec, Apply: func(ctx context.Context, tx audit.Tx, r *audit.Record) error {
+		ts, ok := tx.(TxStore)
+		if !ok {
+			return fmt.Errorf("vault: store transaction %T lacks vault operations", tx)
+		}
+		var err error
+		n, err = ts.AddDataKeyWrap(ctx, wrapped, v.now().UTC(), retireOthers)
+		r.Detail["master_keys"] = n
+		return err
+	}})
+	return n, err
 }
 
 func (v *Vault) dataKey() (cipher.AEAD, error) {

@@ -109,6 +109,14 @@ func (s *Server) Stop() {
 	}
 }
 
+// Restart starts the server again on the same data directory (after Stop),
+// with the configuration adjusted by tune instead.
+func (s *Server) Restart(tune func(*config.Config)) {
+	s.t.Helper()
+	s.tune = tune
+	s.start()
+}
+
 // Response is an answer from the server.
 type Response struct {
 	Status int

@@ -15,13 +15,21 @@ var (
 	_ vault.TxStore = (*Tx)(nil)
 )
 
-func (s queries) WrappedDataKey(ctx context.Context) ([]byte, error) {
-	var w []byte
-	err := s.q.QueryRowContext(ctx, "SELECT wrapped FROM vault_keys WHERE id = 1").Scan(&w)
-	if err == sql.ErrNoRows {
-		return nil, fault.New(fault.NotFound, "no vault data key")
+func (s queries) WrappedDataKeys(ctx context.Context) ([][]byte, error) {
+	rows, err := s.q.QueryContext(ctx, "SELECT wrapped FROM vault_wraps ORDER BY id DESC")
+	if err != nil {
+		return nil, classify("vault keys", err)
 	}
-	return w, classify("vault key", err)
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var w []byte
+		if err := rows.Scan(&w); err != nil {
+			return nil, classify("vault keys", err)
+		}
+		out = append(out, w)
+	}
+	return out, classify("vault keys", rows.Err())
 }
 
 const secretColumns = "name, version, upstreams, nonce, ciphertext, created_at, created_by, last_accessed"
@@ -74,12 +82,30 @@ func (t *Tx) TouchSecret(ctx context.Context, name string, version int, at time.
 	return classify("touch secret", err)
 }
 
-func (t *Tx) SaveWrappedDataKey(ctx context.Context, wrapped []byte) error {
-	_, err := t.tx.ExecContext(ctx, "INSERT INTO vault_keys (id, wrapped) VALUES (1, ?)", wrapped)
-	if isUnique(err) {
+func (t *Tx) SaveWrappedDataKey(ctx context.Context, wrapped []byte, at time.Time) error {
+	var n int
+	if err := t.tx.QueryRowContext(ctx, "SELECT count(*) FROM vault_wraps").Scan(&n); err != nil {
+		return classify("save vault key", err)
+	}
+	if n > 0 {
 		return fault.New(fault.Conflict, "the vault already has a data key")
 	}
+	_, err := t.tx.ExecContext(ctx, "INSERT INTO vault_wraps (wrapped, created_at) VALUES (?, ?)", wrapped, micros(at))
 	return classify("save vault key", err)
+}
+
+func (t *Tx) AddDataKeyWrap(ctx context.Context, wrapped []byte, at time.Time, retireOthers bool) (int, error) {
+	if retireOthers {
+		if _, err := t.tx.ExecContext(ctx, "DELETE FROM vault_wraps"); err != nil {
+			return 0, classify("rewrap vault key", err)
+		}
+	}
+	if _, err := t.tx.ExecContext(ctx, "INSERT INTO vault_wraps (wrapped, created_at) VALUES (?, ?)", wrapped, micros(at)); err != nil {
+		return 0, classify("rewrap vault key", err)
+	}
+	var n int
+	err := t.tx.QueryRowContext(ctx, "SELECT count(*) FROM vault_wraps").Scan(&n)
+	return n, classify("rewrap vault key", err)
 }
 
 func (t *Tx) InsertSecret(ctx context.Context, s vault.Sealed) error {
