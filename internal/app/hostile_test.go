@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"runtime"
 	"runtime/metrics"
@@ -83,4 +84,39 @@ func heapPeak(t *testing.T) func() int64 {
 		}
 	}()
 	return func() int64 { close(done); return <-result }
+}
+
+// A read-only tool whose upstream fails to answer is tried again, with
+// backoff; a tool that may write is not: the failure goes to the client.
+func TestRetryIdempotentOnly(t *testing.T) {
+	s := apptest.Start(t)
+	url := apptest.NewHostileUpstream(t)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "bad", "url": url, "allow_private": true}), http.StatusCreated)
+	setup(t, s, "brave", []string{"invoke:bad.*"}, "alice", false)
+	key, _ := newKey(t, s, map[string]any{"user": "alice"})
+	cs, err := s.Client(t, key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "bad.flaky"})
+	if err != nil || res.IsError {
+		t.Fatalf("read-only tool after two failures: %+v %v", res, err)
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "bad.flaky_write"})
+	if err == nil && !res.IsError {
+		t.Fatalf("a tool that may write was retried: %+v", res)
+	}
+	for _, r := range records(t, s, audit.Query{Event: "tool-result"}) {
+		switch r.Target {
+		case "tool:bad.flaky":
+			if r.Outcome != audit.Success || fmt.Sprint(r.Detail["attempts"]) != "3" {
+				t.Errorf("read-only result record: %s %v", r.Outcome, r.Detail)
+			}
+		case "tool:bad.flaky_write":
+			if r.Outcome != audit.Failed || r.Detail["attempts"] != nil {
+				t.Errorf("write result record: %s %v", r.Outcome, r.Detail)
+			}
+		}
+	}
 }

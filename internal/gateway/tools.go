@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
 	"reflect"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -16,6 +18,7 @@ import (
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/authz"
+	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/jcs"
 	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/strictjson"
@@ -185,10 +188,12 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 	defer cancel()
 	callCtx, cut := context.WithCancelCause(callCtx)
 	defer g.calls.add(sub, cut)()
-	res, err := g.cfg.Upstreams.Call(callCtx, upstream.CallerOf(p), u,
-		&mcp.CallToolParams{Name: e.UpstreamTool, Arguments: json.RawMessage(params.Arguments)}, relay)
+	res, attempts, err := g.call(callCtx, p, u, e, params.Arguments, relay)
 	out := p.Record(EventToolResult, "tool:"+name)
 	out.Detail = map[string]any{"upstream": e.Upstream, "latency_us": g.cfg.Now().Sub(start).Microseconds()}
+	if attempts > 1 {
+		out.Detail["attempts"] = attempts
+	}
 	var rpcErr *jsonrpc.Error
 	switch {
 	case context.Cause(callCtx) == errKilled:
@@ -217,6 +222,41 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 		return nil, err
 	}
 	return redactResult(res, relay)
+}
+
+// Retries: a tool whose pinned definition says it is read-only or
+// idempotent is called again when the upstream failed to answer (never
+// when it answered, even with an error), up to maxAttempts in all, with
+// exponential backoff and jitter, within the call's deadline, and not
+// while the upstream's circuit is open.
+const (
+	maxAttempts  = 3
+	retryBackoff = 100 * time.Millisecond
+)
+
+// retryable reports whether the pinned definition allows repeating a call.
+func retryable(t *mcp.Tool) bool {
+	return t != nil && t.Annotations != nil && (t.Annotations.ReadOnlyHint || t.Annotations.IdempotentHint)
+}
+
+// call runs the tool on its upstream as p, retrying as above; it returns
+// how many attempts were made.
+func (g *Gateway) call(ctx context.Context, p *authn.Principal, u upstream.Upstream, e *catalog.Entry, args json.RawMessage,
+	relay *upstream.Relay) (*mcp.CallToolResult, int, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := g.cfg.Upstreams.Call(ctx, upstream.CallerOf(p), u, &mcp.CallToolParams{Name: e.UpstreamTool, Arguments: args}, relay)
+		if err == nil || attempt == maxAttempts || !retryable(e.Tool) || upstream.Answered(err) || upstream.Suspended(err) || ctx.Err() != nil {
+			return res, attempt, err
+		}
+		wait := retryBackoff << (2 * (attempt - 1))
+		wait += time.Duration(mathrand.Int64N(int64(wait) / 2))
+		g.cfg.Logger.Info("retrying an idempotent call", "request_id", p.RequestID, "tool", e.Name, "attempt", attempt+1, "after", wait)
+		select {
+		case <-ctx.Done():
+			return res, attempt, err
+		case <-time.After(wait):
+		}
+	}
 }
 
 // redactResult removes injected secrets and credential shapes from what an

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -67,7 +68,7 @@ func (p *Pool) guard(ctx context.Context, u Upstream, fn func() error) error {
 	bv, _ := p.breakers.LoadOrStore(u.Name, &breaker{})
 	b := bv.(*breaker)
 	if ok, wait := b.allow(p.cfg.Now()); !ok {
-		return fmt.Errorf("upstream %s is failing; calls are suspended for %s (circuit breaker)", u.Name, wait.Round(time.Second))
+		return &suspendedError{fmt.Sprintf("upstream %s is failing; calls are suspended for %s (circuit breaker)", u.Name, wait.Round(time.Second))}
 	}
 	sv, _ := p.slots.LoadOrStore(u.Name, make(chan struct{}, p.cfg.MaxConcurrent))
 	slots := sv.(chan struct{})
@@ -88,4 +89,16 @@ func (p *Pool) guard(ctx context.Context, u Upstream, fn func() error) error {
 		}
 	}
 	return err
+}
+
+// suspendedError is a call refused by an open circuit: it never reached
+// the upstream.
+type suspendedError struct{ msg string }
+
+func (e *suspendedError) Error() string { return e.msg }
+
+// Suspended reports whether err is a call refused by an open circuit.
+func Suspended(err error) bool {
+	var s *suspendedError
+	return errors.As(err, &s)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,18 @@ func NewHostileUpstream(t testing.TB) string {
 				return nil, map[string]any{"fine": true}, nil
 			})
 	}
+	// "flaky" (read-only) and "flaky_write" (not) answer 503 to their first
+	// two calls, then behave.
+	mcp.AddTool(srv, &mcp.Tool{Name: "flaky", Description: "fails twice, read-only", Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}},
+		func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, map[string]any, error) {
+			return nil, map[string]any{"fine": true}, nil
+		})
+	mcp.AddTool(srv, &mcp.Tool{Name: "flaky_write", Description: "fails twice, writes"},
+		func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, map[string]any, error) {
+			return nil, map[string]any{"fine": true}, nil
+		})
+	var mu sync.Mutex
+	failures := map[string]int{}
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -67,6 +80,20 @@ func NewHostileUpstream(t testing.TB) string {
 				w.(http.Flusher).Flush()
 				time.Sleep(50 * time.Millisecond)
 			}
+		case call("flaky") || call("flaky_write"):
+			name := "flaky"
+			if call("flaky_write") {
+				name = "flaky_write"
+			}
+			mu.Lock()
+			failures[name]++
+			n := failures[name]
+			mu.Unlock()
+			if n <= 2 {
+				http.Error(w, "try again", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
 		case call("reset"):
 			if hj, ok := w.(http.Hijacker); ok {
 				conn, _, _ := hj.Hijack()
