@@ -22,6 +22,7 @@ type UpstreamView struct {
 	Command      []string  `json:"command,omitempty"`
 	AllowPrivate bool      `json:"allow_private"`
 	TLS          TLSView   `json:"tls"`
+	CallTimeout  string    `json:"call_timeout,omitempty"` // Go duration; absent: the server's
 	HeaderNames  []string  `json:"header_names"`
 	EnvNames     []string  `json:"env_names"`
 	CreatedAt    time.Time `json:"created_at"`
@@ -56,6 +57,9 @@ type NewUpstream struct {
 	// loopback only) and may present a client certificate (client_cert:
 	// PEM chain; client_key_secret: the vault secret holding its key).
 	TLS upstream.TLS `json:"tls"`
+	// CallTimeout bounds its tool calls, as a Go duration ("30s"); the
+	// server's bound still caps it.
+	CallTimeout string `json:"call_timeout"`
 }
 
 // AddedUpstream is the answer to POST /upstreams.
@@ -73,6 +77,7 @@ type ToolView struct {
 	Digest       string `json:"digest"`
 	Pending      int    `json:"pending_versions"`
 	Vanished     bool   `json:"vanished"`
+	CallTimeout  string `json:"call_timeout,omitempty"` // its own, if set
 	Description  string `json:"description,omitempty"`
 }
 
@@ -87,6 +92,12 @@ type VersionList struct {
 	Versions []catalog.Version `json:"versions"`
 }
 
+// ToolTimeout is POST /tools/timeout: a Go duration, "0" to clear.
+type ToolTimeout struct {
+	Tool    string `json:"tool"`
+	Timeout string `json:"timeout"`
+}
+
 // Activation is POST /tools/activate.
 type Activation struct {
 	Tool    string `json:"tool"`
@@ -98,6 +109,9 @@ func upstreamView(u upstream.Upstream) UpstreamView {
 		HeaderNames: []string{}, EnvNames: []string{}, CreatedAt: u.CreatedAt, CreatedBy: u.CreatedBy,
 		TLS: TLSView{CustomCA: u.TLS.CA != "", ClientCertSubject: u.TLS.ClientSubject(), ClientKeySecret: u.TLS.ClientKeySecret,
 			InsecureSkipVerify: u.TLS.InsecureSkipVerify}}
+	if u.CallTimeout > 0 {
+		v.CallTimeout = u.CallTimeout.String()
+	}
 	for k := range u.Headers {
 		v.HeaderNames = append(v.HeaderNames, k)
 	}
@@ -124,6 +138,14 @@ func (a *API) addUpstream(w http.ResponseWriter, r *http.Request, p *authn.Princ
 		return 0, nil, err
 	}
 	u := upstream.Upstream{Name: in.Name, Prefix: in.Name, URL: in.URL, Headers: in.Headers, Command: in.Command, Env: in.Env, AllowPrivate: in.AllowPrivate, TLS: in.TLS}
+	if in.CallTimeout != "" {
+		d, err := time.ParseDuration(in.CallTimeout)
+		if err != nil {
+			return 0, nil, audit.Refuse(r.Context(), a.Auditor, p.Record(catalog.EventUpstreamAdd, "upstream:"+in.Name),
+				fault.New(fault.Invalid, "call_timeout: want a duration such as 30s or 2m"))
+		}
+		u.CallTimeout = d
+	}
 	if in.Prefix != nil {
 		u.Prefix = *in.Prefix
 	}
@@ -152,8 +174,12 @@ func (a *API) listTools(w http.ResponseWriter, r *http.Request, p *authn.Princip
 	entries, err := a.Catalog.ListTools(r.Context(), p, r.URL.Query().Get("as"))
 	out := ToolList{Tools: []ToolView{}}
 	for _, e := range entries {
-		out.Tools = append(out.Tools, ToolView{Name: e.Name, Upstream: e.Upstream, UpstreamTool: e.UpstreamTool, Version: e.Version,
-			Digest: e.Digest, Pending: e.Pending, Vanished: e.Vanished, Description: e.Tool.Description})
+		v := ToolView{Name: e.Name, Upstream: e.Upstream, UpstreamTool: e.UpstreamTool, Version: e.Version,
+			Digest: e.Digest, Pending: e.Pending, Vanished: e.Vanished, Description: e.Tool.Description}
+		if e.CallTimeout > 0 {
+			v.CallTimeout = e.CallTimeout.String()
+		}
+		out.Tools = append(out.Tools, v)
 	}
 	return http.StatusOK, out, err
 }
@@ -176,5 +202,23 @@ func (a *API) activateTool(w http.ResponseWriter, r *http.Request, p *authn.Prin
 		return 0, nil, err
 	}
 	err := a.Catalog.Activate(r.Context(), p, in.Tool, in.Version)
+	return http.StatusOK, in, err
+}
+
+func (a *API) setToolTimeout(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+	var in ToolTimeout
+	rec := p.Record(catalog.EventToolTimeout, "")
+	if err := a.decode(w, r, rec, &in); err != nil {
+		return 0, nil, err
+	}
+	d, err := time.ParseDuration(in.Timeout)
+	if in.Timeout == "0" {
+		d, err = 0, nil
+	}
+	if err != nil {
+		rec.Target = "tool:" + in.Tool
+		return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.Invalid, "timeout: want a duration such as 30s or 2m, or 0 to clear"))
+	}
+	err = a.Catalog.SetTimeout(r.Context(), p, in.Tool, d)
 	return http.StatusOK, in, err
 }

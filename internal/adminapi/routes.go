@@ -29,6 +29,7 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/tools", a.handle(a.listTools))
 	m.HandleFunc("GET /api/v1/tools/versions", a.handle(a.toolVersions))
 	m.HandleFunc("POST /api/v1/tools/activate", a.handle(a.activateTool))
+	m.HandleFunc("POST /api/v1/tools/timeout", a.handle(a.setToolTimeout))
 
 	m.HandleFunc("GET /api/v1/killswitches", a.handle(a.listKillSwitches))
 	m.HandleFunc("POST /api/v1/killswitches", a.handle(a.engageKillSwitch))

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/metrics"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,5 +119,59 @@ func TestRetryIdempotentOnly(t *testing.T) {
 				t.Errorf("write result record: %s %v", r.Outcome, r.Detail)
 			}
 		}
+	}
+}
+
+// Timeouts per upstream and per tool: the tightest applies, and the
+// server's bound caps them all.
+func TestCallTimeouts(t *testing.T) {
+	s := apptest.StartWith(t, func(c *config.Config) { c.CallTimeout = 3 * time.Second })
+	url := apptest.NewHostileUpstream(t)
+	for _, bad := range []string{"soon", "50ms", "-1s", "25h"} {
+		if r := s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "bad", "url": url, "allow_private": true, "call_timeout": bad}); r.Status != http.StatusBadRequest {
+			t.Errorf("call_timeout %q: %d %s", bad, r.Status, r.Body)
+		}
+	}
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "bad", "url": url, "allow_private": true, "call_timeout": "1s"}), http.StatusCreated)
+	setup(t, s, "brave", []string{"invoke:bad.*"}, "alice", false)
+	key, _ := newKey(t, s, map[string]any{"user": "alice"})
+	cs, err := s.Client(t, key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := func() time.Duration {
+		start := time.Now()
+		res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "bad.hang"})
+		if err == nil && !res.IsError {
+			t.Fatalf("hang succeeded: %+v", res)
+		}
+		return time.Since(start)
+	}
+	setTimeout := func(d string, want int) {
+		t.Helper()
+		mustStatus(t, s.Do("POST", "/api/v1/tools/timeout", s.AdminKey, map[string]any{"tool": "bad.hang", "timeout": d}), want)
+	}
+	if d := took(); d < time.Second || d > 2500*time.Millisecond {
+		t.Errorf("upstream timeout 1s: took %s", d)
+	}
+	setTimeout("200ms", http.StatusOK)
+	if d := took(); d < 200*time.Millisecond || d > 900*time.Millisecond {
+		t.Errorf("tool timeout 200ms: took %s", d)
+	}
+	setTimeout("2s", http.StatusOK) // looser than its upstream's: the upstream's applies
+	if d := took(); d < time.Second || d > 1900*time.Millisecond {
+		t.Errorf("tool 2s under upstream 1s: took %s", d)
+	}
+	setTimeout("0", http.StatusOK)
+	setTimeout("soon", http.StatusBadRequest)
+	setTimeout("10ms", http.StatusBadRequest)
+	mustStatus(t, s.Do("POST", "/api/v1/tools/timeout", s.AdminKey, map[string]any{"tool": "bad.nope", "timeout": "1s"}), http.StatusNotFound)
+	mustStatus(t, s.Do("POST", "/api/v1/tools/timeout", key, map[string]any{"tool": "bad.hang", "timeout": "1s"}), http.StatusForbidden)
+	list := s.Do("GET", "/api/v1/upstreams", s.AdminKey, nil)
+	if !strings.Contains(string(list.Body), `"call_timeout":"1s"`) {
+		t.Errorf("upstream listing: %s", list.Body)
+	}
+	if n := len(records(t, s, audit.Query{Event: "tool-timeout-set"})); n != 7 {
+		t.Errorf("tool-timeout-set records: %d, want 7", n)
 	}
 }

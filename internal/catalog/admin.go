@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
@@ -23,7 +24,7 @@ func (c *Catalog) guard(ctx context.Context, p *authn.Principal, rec audit.Recor
 // used by another upstream is refused: namespaces are not shared.
 func (c *Catalog) AddUpstream(ctx context.Context, p *authn.Principal, u upstream.Upstream) (upstream.Upstream, SyncReport, error) {
 	rec := p.Record(EventUpstreamAdd, "upstream:"+u.Name)
-	rec.Detail = map[string]any{"kind": string(u.Kind), "prefix": u.Prefix, "url": u.DisplayURL(), "command": u.Command, "allow_private": u.AllowPrivate,
+	rec.Detail = map[string]any{"kind": string(u.Kind), "prefix": u.Prefix, "url": u.DisplayURL(), "command": u.Command, "allow_private": u.AllowPrivate, "call_timeout_ms": u.CallTimeout.Milliseconds(),
 		"header_names": keys(u.Headers), "env_names": keys(u.Env)}
 	if !u.TLS.IsZero() {
 		rec.Detail["tls"] = u.TLS.Summary()
@@ -164,6 +165,29 @@ func (c *Catalog) Activate(ctx context.Context, p *authn.Principal, name string,
 		return fault.New(fault.NotFound, "tool %s has no version %d", name, version)
 	})
 	if err != nil {
+		return err
+	}
+	return c.reload(ctx)
+}
+
+// SetTimeout sets (or, with 0, clears) the call timeout of an exposed tool.
+// The server's bound still caps it.
+func (c *Catalog) SetTimeout(ctx context.Context, p *authn.Principal, name string, d time.Duration) error {
+	rec := p.Record(EventToolTimeout, "tool:"+name)
+	rec.Detail = map[string]any{"timeout_ms": d.Milliseconds()}
+	if err := c.guard(ctx, p, rec, authz.ManageTools, name); err != nil {
+		return err
+	}
+	if err := upstream.ValidTimeout(d); err != nil {
+		return audit.Refuse(ctx, c.audit, rec, fault.New(fault.Invalid, "%s", err))
+	}
+	e, ok := c.Snapshot().byName[name]
+	if !ok {
+		return audit.Refuse(ctx, c.audit, rec, fault.New(fault.NotFound, "tool %q is not in the catalog", name))
+	}
+	if err := c.record(ctx, rec, func(ctx context.Context, tx TxStore) error {
+		return tx.SetToolTimeout(ctx, e.Upstream, e.UpstreamTool, d)
+	}); err != nil {
 		return err
 	}
 	return c.reload(ctx)

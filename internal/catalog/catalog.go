@@ -46,10 +46,11 @@ type Version struct {
 
 // ToolState is everything stored about one upstream tool.
 type ToolState struct {
-	Upstream string
-	Tool     string
-	Vanished bool
-	Versions []Version // ascending
+	Upstream    string
+	Tool        string
+	Vanished    bool
+	CallTimeout time.Duration // 0: not set
+	Versions    []Version     // ascending
 }
 
 // Store is the read side.
@@ -69,6 +70,7 @@ type TxStore interface {
 	InsertToolVersion(ctx context.Context, v Version) error
 	SetToolVanished(ctx context.Context, upstreamName, tool string, at time.Time) error // zero: reappeared
 	ActivateToolVersion(ctx context.Context, upstreamName, tool string, version int, at time.Time, by string) error
+	SetToolTimeout(ctx context.Context, upstreamName, tool string, d time.Duration) error // 0 clears it
 }
 
 // Auditor appends records (audit.Writer).

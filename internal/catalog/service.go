@@ -30,6 +30,7 @@ const (
 	EventToolRefused    = "tool-refused"
 	EventCatalogList    = "catalog-list"
 	EventToolVersions   = "tool-versions"
+	EventToolTimeout    = "tool-timeout-set"
 )
 
 // Catalog keeps the tool catalog and its in-memory snapshot.

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -26,6 +27,9 @@ type Entry struct {
 	Tool         *mcp.Tool // pinned definition, Name = exposed name
 	Pending      int       // versions awaiting review
 	Vanished     bool      // the upstream no longer lists it
+	// CallTimeout bounds a call (the tightest of the tool's, its
+	// upstream's and the server's); 0 here: the tool sets none.
+	CallTimeout time.Duration
 	// Schema validates arguments against the pinned input schema. If the
 	// schema cannot be compiled, SchemaErr says why and calls are refused.
 	Schema    *jsonschema.Schema
@@ -76,7 +80,7 @@ func newSnapshot(ups []upstream.Upstream, tools []ToolState, listed map[string]u
 		if !ok {
 			continue
 		}
-		e := &Entry{Name: u.Expose(ts.Tool), Upstream: u.Name, UpstreamTool: ts.Tool, Vanished: ts.Vanished}
+		e := &Entry{Name: u.Expose(ts.Tool), Upstream: u.Name, UpstreamTool: ts.Tool, Vanished: ts.Vanished, CallTimeout: ts.CallTimeout}
 		for _, v := range ts.Versions {
 			switch v.Status {
 			case Active:

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -112,6 +113,7 @@ private key is the vault secret --tls-client-key-secret: store it first with
 	f.StringVar(&caFile, "tls-ca", "", "PEM `FILE` of the CA certificates an https upstream must chain to (instead of the system roots)")
 	f.StringVar(&certFile, "tls-client-cert", "", "PEM `FILE` of the client certificate chain presented to the upstream (mutual TLS)")
 	f.StringVar(&in.TLS.ClientKeySecret, "tls-client-key-secret", "", "vault secret `NAME` holding the client certificate's private key (PEM)")
+	f.StringVar(&in.CallTimeout, "call-timeout", "", "bound on each tool call, e.g. 30s (default and cap: the server's --call-timeout)")
 	f.BoolVar(&in.TLS.InsecureSkipVerify, "tls-insecure-skip-verify", false, "accept any certificate (only for an upstream at 127.0.0.1 or [::1]; audited)")
 	jsonFlag(cmd, &asJSON)
 	return cmd
@@ -199,7 +201,7 @@ func (e *env) upstreamsSyncCmd() *cobra.Command {
 
 func (e *env) toolsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "tools", Short: "The tool catalog: versions, review and rollback"}
-	cmd.AddCommand(e.toolsListCmd(), e.toolsVersionsCmd(), e.toolsActivateCmd())
+	cmd.AddCommand(e.toolsListCmd(), e.toolsVersionsCmd(), e.toolsActivateCmd(), e.toolsTimeoutCmd())
 	return cmd
 }
 
@@ -217,7 +219,7 @@ func (e *env) toolsListCmd() *cobra.Command {
 			}
 			var l adminapi.ToolList
 			return e.call(cmd, "GET", "/tools", q, nil, &l, asJSON, func() error {
-				t := newTable(e.stdout, "TOOL", "UPSTREAM", "VERSION", "PENDING", "STATE", "DESCRIPTION")
+				t := newTable(e.stdout, "TOOL", "UPSTREAM", "VERSION", "PENDING", "STATE", "TIMEOUT", "DESCRIPTION")
 				for _, tool := range l.Tools {
 					state := "ok"
 					if tool.Vanished {
@@ -227,7 +229,11 @@ func (e *env) toolsListCmd() *cobra.Command {
 					if len(desc) > 60 {
 						desc = desc[:60] + "…"
 					}
-					t.row(tool.Name, tool.Upstream, strconv.Itoa(tool.Version), strconv.Itoa(tool.Pending), state, desc)
+					timeout := tool.CallTimeout
+					if timeout == "" {
+						timeout = "-"
+					}
+					t.row(tool.Name, tool.Upstream, strconv.Itoa(tool.Version), strconv.Itoa(tool.Pending), state, timeout, desc)
 				}
 				return t.flush()
 			})
@@ -276,4 +282,27 @@ func (e *env) toolsActivateCmd() *cobra.Command {
 		},
 	}
 	return cmd
+}
+
+func (e *env) toolsTimeoutCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "timeout TOOL DURATION",
+		Short: "Bound a tool's calls (e.g. 30s; 0 clears); the upstream's and the server's bounds still apply",
+		Args:  args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if a[1] != "0" {
+				if _, err := time.ParseDuration(a[1]); err != nil {
+					return usageError("DURATION must be like 30s or 2m, or 0 to clear")
+				}
+			}
+			return e.call(cmd, "POST", "/tools/timeout", nil, adminapi.ToolTimeout{Tool: a[0], Timeout: a[1]}, nil, false, func() error {
+				if a[1] == "0" {
+					fmt.Fprintf(e.stdout, "%s has no timeout of its own now\n", a[0])
+				} else {
+					fmt.Fprintf(e.stdout, "calls of %s now time out after %s\n", a[0], a[1])
+				}
+				return nil
+			})
+		},
+	}
 }

@@ -253,3 +253,25 @@ func TestSecretsRewrap(t *testing.T) {
 		t.Errorf("no file: %+v", r)
 	}
 }
+
+func TestTimeoutCommands(t *testing.T) {
+	s := apptest.Start(t)
+	env := map[string]string{"OSTIARY_ADDR": s.URL, "OSTIARY_TOKEN": s.AdminKey}
+	up := apptest.NewUpstream(t, s, "fin", false)
+	if r := run(env, "upstreams", "add", "fin", "--url", up.URL, "--allow-private", "--call-timeout", "forever"); r.code != ExitError || !strings.Contains(r.stderr, "duration") {
+		t.Errorf("bad --call-timeout: %+v", r)
+	}
+	run(env, "upstreams", "add", "fin", "--url", up.URL, "--allow-private", "--call-timeout", "45s").mustOK(t)
+	if r := run(env, "tools", "timeout", "fin.pay", "2m").mustOK(t); !strings.Contains(r.stdout, "after 2m") {
+		t.Errorf("tools timeout: %s", r.stdout)
+	}
+	if r := run(env, "tools", "list").mustOK(t); !regexp.MustCompile(`fin\.pay\s+fin\s+1\s+0\s+ok\s+2m0s`).MatchString(r.stdout) {
+		t.Errorf("tools list: %s", r.stdout)
+	}
+	if r := run(env, "tools", "timeout", "fin.pay", "later"); r.code != ExitUsage {
+		t.Errorf("bad duration: %+v", r)
+	}
+	if r := run(env, "upstreams", "list", "--json").mustOK(t); !strings.Contains(r.stdout, `"call_timeout": "45s"`) {
+		t.Errorf("upstreams list: %s", r.stdout)
+	}
+}

@@ -184,7 +184,7 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 	}
 
 	start := g.cfg.Now()
-	callCtx, cancel := context.WithTimeout(ctx, g.cfg.CallTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, callTimeout(g.cfg.CallTimeout, u.CallTimeout, e.CallTimeout))
 	defer cancel()
 	callCtx, cut := context.WithCancelCause(callCtx)
 	defer g.calls.add(sub, cut)()
@@ -233,6 +233,19 @@ const (
 	maxAttempts  = 3
 	retryBackoff = 100 * time.Millisecond
 )
+
+// callTimeout is the tightest of the server's bound and the upstream's and
+// tool's timeouts where set: the server's is the overall maximum, even
+// while progress keeps arriving.
+func callTimeout(server time.Duration, set ...time.Duration) time.Duration {
+	d := server
+	for _, s := range set {
+		if s > 0 && s < d {
+			d = s
+		}
+	}
+	return d
+}
 
 // retryable reports whether the pinned definition allows repeating a call.
 func retryable(t *mcp.Tool) bool {

@@ -35,9 +35,12 @@ type Upstream struct {
 	// link-local and other non-public addresses (off by default: SSRF).
 	AllowPrivate bool `json:"allow_private"`
 	// TLS verifies an https upstream and may identify Ostiary to it.
-	TLS       TLS       `json:"tls"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by"`
+	TLS TLS `json:"tls"`
+	// CallTimeout bounds a tool call on this upstream (0: the server's
+	// bound, which also caps it).
+	CallTimeout time.Duration `json:"call_timeout,omitempty"`
+	CreatedAt   time.Time     `json:"created_at"`
+	CreatedBy   string        `json:"created_by"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
@@ -69,6 +72,9 @@ func (u Upstream) Validate() error {
 		if err := ValidName("prefix", u.Prefix); err != nil {
 			return err
 		}
+	}
+	if err := ValidTimeout(u.CallTimeout); err != nil {
+		return err
 	}
 	switch u.Kind {
 	case HTTP:
@@ -106,6 +112,18 @@ func (u Upstream) Validate() error {
 		}
 	default:
 		return fmt.Errorf("an upstream needs --url (HTTP) or --command (stdio)")
+	}
+	return nil
+}
+
+// MaxCallTimeout bounds any configured call timeout.
+const MaxCallTimeout = 24 * time.Hour
+
+// ValidTimeout checks a per-upstream or per-tool call timeout: 0 (not
+// set) or 100 ms to 24 h.
+func ValidTimeout(d time.Duration) error {
+	if d != 0 && (d < 100*time.Millisecond || d > MaxCallTimeout) {
+		return fmt.Errorf("a call timeout must be between 100ms and 24h (or 0 for none), not %s", d)
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ func (s queries) UpstreamByName(ctx context.Context, name string) (upstream.Upst
 }
 
 func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]upstream.Upstream, error) {
-	rows, err := s.q.QueryContext(ctx, `SELECT name, prefix, kind, url, headers, command, env, allow_private, tls, created_at, created_by
+	rows, err := s.q.QueryContext(ctx, `SELECT name, prefix, kind, url, headers, command, env, allow_private, tls, call_timeout_ms, created_at, created_by
 		FROM upstreams `+where+` ORDER BY name`, args...)
 	if err != nil {
 		return nil, classify("list upstreams", err)
@@ -43,11 +43,11 @@ func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]up
 	for rows.Next() {
 		var u upstream.Upstream
 		var kind, headers, command, env, tlsOpts string
-		var created int64
-		if err := rows.Scan(&u.Name, &u.Prefix, &kind, &u.URL, &headers, &command, &env, &u.AllowPrivate, &tlsOpts, &created, &u.CreatedBy); err != nil {
+		var created, timeout int64
+		if err := rows.Scan(&u.Name, &u.Prefix, &kind, &u.URL, &headers, &command, &env, &u.AllowPrivate, &tlsOpts, &timeout, &created, &u.CreatedBy); err != nil {
 			return nil, classify("list upstreams", err)
 		}
-		u.Kind, u.CreatedAt = upstream.Kind(kind), time.UnixMicro(created).UTC()
+		u.Kind, u.CreatedAt, u.CallTimeout = upstream.Kind(kind), time.UnixMicro(created).UTC(), time.Duration(timeout)*time.Millisecond
 		if err := jsonFields(headers, &u.Headers, command, &u.Command, env, &u.Env, tlsOpts, &u.TLS); err != nil {
 			return nil, classify("list upstreams", err)
 		}
@@ -70,7 +70,7 @@ func jsonFields(pairs ...any) error {
 
 func (s queries) CatalogTools(ctx context.Context) ([]catalog.ToolState, error) {
 	rows, err := s.q.QueryContext(ctx, `
-		SELECT u.name, t.name, t.vanished_at IS NOT NULL, v.version, v.digest, v.definition, v.status, v.seen_at, v.activated_at, coalesce(v.activated_by, '')
+		SELECT u.name, t.name, t.vanished_at IS NOT NULL, t.call_timeout_ms, v.version, v.digest, v.definition, v.status, v.seen_at, v.activated_at, coalesce(v.activated_by, '')
 		FROM catalog_tools t JOIN upstreams u ON u.id = t.upstream_id JOIN tool_versions v ON v.tool_id = t.id
 		ORDER BY u.name, t.name, v.version`)
 	if err != nil {
@@ -82,15 +82,15 @@ func (s queries) CatalogTools(ctx context.Context) ([]catalog.ToolState, error) 
 		var up, tool, status, def string
 		var vanished bool
 		var v catalog.Version
-		var seen int64
+		var seen, timeout int64
 		var activated sql.NullInt64
-		if err := rows.Scan(&up, &tool, &vanished, &v.Version, &v.Digest, &def, &status, &seen, &activated, &v.ActivatedBy); err != nil {
+		if err := rows.Scan(&up, &tool, &vanished, &timeout, &v.Version, &v.Digest, &def, &status, &seen, &activated, &v.ActivatedBy); err != nil {
 			return nil, classify("catalog", err)
 		}
 		v.Upstream, v.Tool, v.Definition, v.Status = up, tool, json.RawMessage(def), catalog.Status(status)
 		v.SeenAt, v.ActivatedAt = time.UnixMicro(seen).UTC(), fromMicros(activated)
 		if n := len(out); n == 0 || out[n-1].Upstream != up || out[n-1].Tool != tool {
-			out = append(out, catalog.ToolState{Upstream: up, Tool: tool, Vanished: vanished})
+			out = append(out, catalog.ToolState{Upstream: up, Tool: tool, Vanished: vanished, CallTimeout: time.Duration(timeout) * time.Millisecond})
 		}
 		out[len(out)-1].Versions = append(out[len(out)-1].Versions, v)
 	}
@@ -122,13 +122,25 @@ func (t *Tx) InsertUpstream(ctx context.Context, u upstream.Upstream) error {
 	if command == nil {
 		command = []string{}
 	}
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO upstreams (name, prefix, kind, url, headers, command, env, allow_private, tls, created_at, created_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Name, u.Prefix, string(u.Kind), u.URL, enc(headers), enc(command), enc(env),
-		u.AllowPrivate, enc(u.TLS), micros(u.CreatedAt), u.CreatedBy)
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO upstreams (name, prefix, kind, url, headers, command, env, allow_private, tls, call_timeout_ms, created_at, created_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Name, u.Prefix, string(u.Kind), u.URL, enc(headers), enc(command), enc(env),
+		u.AllowPrivate, enc(u.TLS), u.CallTimeout.Milliseconds(), micros(u.CreatedAt), u.CreatedBy)
 	if isUnique(err) {
 		return fault.New(fault.Conflict, "upstream %q already exists", u.Name)
 	}
 	return classify("insert upstream", err)
+}
+
+func (t *Tx) SetToolTimeout(ctx context.Context, upstreamName, tool string, d time.Duration) error {
+	res, err := t.tx.ExecContext(ctx, `UPDATE catalog_tools SET call_timeout_ms = ?
+		WHERE name = ? AND upstream_id = (SELECT id FROM upstreams WHERE name = ?)`, d.Milliseconds(), tool, upstreamName)
+	if err != nil {
+		return classify("set tool timeout", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fault.New(fault.NotFound, "tool %s of upstream %s is not in the catalog", tool, upstreamName)
+	}
+	return nil
 }
 
 func (t *Tx) DeleteUpstream(ctx context.Context, name string) error {
