@@ -19,13 +19,16 @@ var eventRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
 func parseQuery(v url.Values) (audit.Query, error) {
 	for k := range v {
 		switch k {
-		case "user", "event", "outcome", "request_id", "target", "since", "until", "before_seq", "limit":
+		case "user", "event", "outcome", "request_id", "target", "since", "until", "before_seq", "limit", "contains":
 		default:
 			return audit.Query{}, fault.New(fault.Invalid, "unknown query parameter %q", clip(k, 40))
 		}
 	}
 	q := audit.Query{Actor: v.Get("user"), Event: v.Get("event"), Outcome: audit.Outcome(v.Get("outcome")),
-		RequestID: v.Get("request_id"), Target: v.Get("target"), Limit: audit.DefaultLimit}
+		RequestID: v.Get("request_id"), Target: v.Get("target"), Contains: v.Get("contains"), Limit: audit.DefaultLimit}
+	if len(q.Contains) > 256 {
+		return q, fault.New(fault.Invalid, "contains: at most 256 bytes")
+	}
 	if q.Event != "" && !eventRE.MatchString(q.Event) {
 		return q, fault.New(fault.Invalid, "event must be a kebab-case event type such as user-create")
 	}
@@ -92,7 +95,7 @@ func (a *API) queryAudit(w http.ResponseWriter, r *http.Request, p *authn.Princi
 func queryDetail(q audit.Query) map[string]any {
 	d := map[string]any{"limit": q.Limit}
 	for k, v := range map[string]string{"user": q.Actor, "event": q.Event, "outcome": string(q.Outcome),
-		"request_id": q.RequestID, "target": q.Target} {
+		"request_id": q.RequestID, "target": q.Target, "contains": q.Contains} {
 		if v != "" {
 			d[k] = v
 		}

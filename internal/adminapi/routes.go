@@ -20,6 +20,7 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v1/keys/{id}/revoke", a.handle(a.revokeKey))
 
 	m.HandleFunc("GET /api/v1/audit", a.handle(a.queryAudit))
+	m.HandleFunc("POST /api/v1/audit/search-token", a.handle(a.searchToken))
 
 	m.HandleFunc("GET /api/v1/upstreams", a.handle(a.listUpstreams))
 	m.HandleFunc("POST /api/v1/upstreams", a.handle(a.addUpstream))

@@ -27,6 +27,16 @@ type Rewrapped struct {
 	MasterKeys int `json:"master_keys"` // how many master keys now open the vault
 }
 
+// SearchTokenRequest is POST /audit/search-token: a suspected credential.
+type SearchTokenRequest struct {
+	Value string `json:"value"`
+}
+
+// SearchToken is the token that replaces that credential in audit records.
+type SearchToken struct {
+	Token string `json:"token"`
+}
+
 // SecretList is GET /secrets: names, versions, scopes, last access.
 type SecretList struct {
 	Secrets []vault.Secret `json:"secrets"`
@@ -59,4 +69,13 @@ func (a *API) rewrap(w http.ResponseWriter, r *http.Request, p *authn.Principal)
 	n, err := a.Vault.Rewrap(r.Context(), p, key, in.RetireOthers)
 	clear(key)
 	return http.StatusOK, Rewrapped{MasterKeys: n}, err
+}
+
+func (a *API) searchToken(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+	var in SearchTokenRequest
+	if err := a.decode(w, r, p.Record(vault.EventToken, ""), &in); err != nil {
+		return 0, nil, err
+	}
+	tok, err := a.Vault.SearchToken(r.Context(), p, in.Value)
+	return http.StatusOK, SearchToken{Token: tok}, err
 }

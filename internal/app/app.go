@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ostiary/ostiary/internal/adminapi"
@@ -170,8 +171,12 @@ func (a *App) open(ctx context.Context) error {
 	if a.store, err = sqlite.Open(ctx, l.DB(), sqlite.Options{}); err != nil {
 		return err
 	}
+	// Credentials in audit text become search tokens keyed by the vault,
+	// which opens after the writer: until then they are plainly redacted.
+	var vaultRef atomic.Pointer[vault.Vault]
 	if a.writer, err = audit.NewWriter(ctx, audit.WriterConfig{Store: a.store, Signer: priv, CheckpointPath: l.Checkpoint(),
-		Now: a.now, Logger: a.log, CheckpointEvery: a.cfg.CheckpointEvery, RequireCheckpoint: true}); err != nil {
+		Now: a.now, Logger: a.log, CheckpointEvery: a.cfg.CheckpointEvery, RequireCheckpoint: true,
+		Scrub: func(s string) string { return vaultRef.Load().ScrubAudit(s) }}); err != nil {
 		return err
 	}
 	if a.authn, err = authn.NewAuthenticator(a.store, hasher, a.now); err != nil {
@@ -198,6 +203,7 @@ func (a *App) open(ctx context.Context) error {
 	if err := a.vault.Open(ctx); err != nil {
 		return err
 	}
+	vaultRef.Store(a.vault)
 	if a.pool, err = upstream.NewPool(upstream.PoolConfig{Signer: a.signer, Auditor: a.writer, Logger: a.log, Now: a.now, Version: Version, Secrets: a.vault}); err != nil {
 		return err
 	}

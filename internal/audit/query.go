@@ -13,7 +13,10 @@ type Query struct {
 	Since     time.Time `json:"since,omitzero"`
 	Until     time.Time `json:"until,omitzero"`
 	BeforeSeq uint64    `json:"before_seq,omitempty"`
-	Limit     int       `json:"limit"`
+	// Contains matches records whose target, reason or detail holds this
+	// text (a search token from SearchToken, say).
+	Contains string `json:"contains,omitempty"`
+	Limit    int    `json:"limit"`
 }
 
 // Query limits.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -62,6 +64,9 @@ type WriterConfig struct {
 	// RequireCheckpoint makes NewWriter refuse a store whose chain does not
 	// reach and match the checkpoint file (false only for a fresh store).
 	RequireCheckpoint bool
+	// Scrub, if set, rewrites every string of a record's reason, target
+	// and detail before it is sealed: credentials never reach the chain.
+	Scrub func(string) string
 }
 
 // Writer appends records to the chain. Write blocks until its record is
@@ -163,6 +168,9 @@ func (w *Writer) Write(ctx context.Context, e Entry) (Record, error) {
 	}
 	e.Time = normalTime(e.Time)
 	sanitize(&e.Record)
+	if w.cfg.Scrub != nil {
+		scrubRecord(&e.Record, w.cfg.Scrub)
+	}
 	j := &job{entry: e, done: make(chan result, 1)}
 	w.mu.RLock()
 	if w.closed {
@@ -360,6 +368,64 @@ func sanitize(r *Record) {
 		}
 		*f = strings.ToValidUTF8(s, "\uFFFD")
 	}
+}
+
+// scrubRecord applies scrub to r's free-text fields and every string in its
+// detail. The detail is copied where it changes, never edited in place: the
+// caller may still hold it.
+func scrubRecord(r *Record, scrub func(string) string) {
+	r.Reason, r.Target = scrub(r.Reason), scrub(r.Target)
+	if d, changed := scrubValue(r.Detail, scrub); changed {
+		r.Detail = d.(map[string]any)
+	}
+}
+
+func scrubValue(v any, scrub func(string) string) (any, bool) {
+	switch v := v.(type) {
+	case string:
+		s := scrub(v)
+		return s, s != v
+	case map[string]any:
+		var out map[string]any
+		for k, x := range v {
+			if y, changed := scrubValue(x, scrub); changed {
+				if out == nil {
+					out = maps.Clone(v)
+				}
+				out[k] = y
+			}
+		}
+		if out != nil {
+			return out, true
+		}
+	case []any:
+		var out []any
+		for i, x := range v {
+			if y, changed := scrubValue(x, scrub); changed {
+				if out == nil {
+					out = slices.Clone(v)
+				}
+				out[i] = y
+			}
+		}
+		if out != nil {
+			return out, true
+		}
+	case []string:
+		var out []string
+		for i, x := range v {
+			if y := scrub(x); y != x {
+				if out == nil {
+					out = slices.Clone(v)
+				}
+				out[i] = y
+			}
+		}
+		if out != nil {
+			return out, true
+		}
+	}
+	return v, false
 }
 
 func sealAndAppend(ctx context.Context, tx Tx, r *Record) error {

@@ -14,7 +14,7 @@ import (
 
 func (e *env) auditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Query and verify the audit log"}
-	cmd.AddCommand(e.auditQueryCmd(), e.auditVerifyCmd())
+	cmd.AddCommand(e.auditQueryCmd(), e.auditVerifyCmd(), e.auditSearchTokenCmd())
 	return cmd
 }
 
@@ -31,7 +31,7 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 }
 
 func (e *env) auditQueryCmd() *cobra.Command {
-	var user, event, outcome, reqID, target, since, until string
+	var user, event, outcome, reqID, target, since, until, contains string
 	var limit int
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -40,7 +40,7 @@ func (e *env) auditQueryCmd() *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q := url.Values{}
-			for k, v := range map[string]string{"user": user, "event": event, "outcome": outcome, "request_id": reqID, "target": target} {
+			for k, v := range map[string]string{"user": user, "event": event, "outcome": outcome, "request_id": reqID, "target": target, "contains": contains} {
 				if v != "" {
 					q.Set(k, v)
 				}
@@ -76,9 +76,41 @@ func (e *env) auditQueryCmd() *cobra.Command {
 	f.StringVar(&outcome, "outcome", "", "success, denied or error")
 	f.StringVar(&reqID, "request-id", "", "records of one request (correlation id)")
 	f.StringVar(&target, "target", "", "records about one object, e.g. user:alice or key:KEYID")
+	f.StringVar(&contains, "contains", "", "records whose target, reason or detail hold this text, e.g. a token from 'audit search-token'")
 	f.StringVar(&since, "since", "", "records from this long ago (12h, 7d) or this time (RFC 3339)")
 	f.StringVar(&until, "until", "", "records before this long ago or this time")
 	f.IntVar(&limit, "limit", 50, "at most this many records (1–1000)")
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func (e *env) auditSearchTokenCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "search-token",
+		Short: "Turn a suspected credential (read from standard input) into the token that replaces it in audit records",
+		Long: `Credentials (private keys, bearer tokens, cloud access keys, Ostiary API keys)
+never reach the audit log: each is replaced by "[REDACTED hmac:…]", a keyed HMAC of
+the credential. Give a suspected value on standard input (for a bearer token, the
+token without "Bearer ") to get its token, then find the records that held it:
+
+  ostiary audit search-token < suspect.txt
+  ostiary audit query --contains hmac:…
+
+Needs the read-audit grant; the request is recorded, never the value.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			value, err := e.readValue()
+			if err != nil {
+				return err
+			}
+			var out adminapi.SearchToken
+			return e.call(cmd, "POST", "/audit/search-token", nil, adminapi.SearchTokenRequest{Value: value}, &out, asJSON, func() error {
+				fmt.Fprintln(e.stdout, out.Token)
+				return nil
+			})
+		},
+	}
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

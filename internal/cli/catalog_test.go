@@ -275,3 +275,22 @@ func TestTimeoutCommands(t *testing.T) {
 		t.Errorf("upstreams list: %s", r.stdout)
 	}
 }
+
+// audit search-token reads the suspect from stdin; query --contains finds
+// the records holding its token.
+func TestAuditSearchTokenCommand(t *testing.T) {
+	s := apptest.Start(t)
+	env := map[string]string{"OSTIARY_ADDR": s.URL, "OSTIARY_TOKEN": s.AdminKey}
+	run(env, "upstreams", "add", "hook", "--url", "http://127.0.0.1:1/AKIAIOSFODNN7EXAMPLE/mcp", "--allow-private").mustOK(t)
+	r := runIn(env, "AKIAIOSFODNN7EXAMPLE\n", "audit", "search-token").mustOK(t)
+	tok := strings.TrimSpace(r.stdout)
+	if !strings.HasPrefix(tok, "hmac:") {
+		t.Fatalf("search-token: %q", r.stdout)
+	}
+	if r := run(env, "audit", "query", "--contains", tok).mustOK(t); !strings.Contains(r.stdout, "upstream-add") || !strings.Contains(r.stdout, "upstream:hook") {
+		t.Errorf("query --contains: %s", r.stdout)
+	}
+	if r := runIn(env, "", "audit", "search-token"); r.code != ExitUsage {
+		t.Errorf("empty stdin: %+v", r)
+	}
+}

@@ -2,9 +2,13 @@ package vault
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"regexp"
 	"sort"
+	"strings"
 )
 
 // Known is a set of secret values that must never leave Ostiary, by name.
@@ -48,3 +52,75 @@ func (k Known) Redact(b []byte) []byte {
 
 // RedactString is Redact for strings.
 func (k Known) RedactString(s string) string { return string(k.Redact([]byte(s))) }
+
+// auditShapes are the credential shapes scrubbed from audit records; group
+// 1, where present, is the credential itself (what the token is made of).
+var auditShapes = []*regexp.Regexp{
+	regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----`),
+	regexp.MustCompile(`(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{16,})`),
+	regexp.MustCompile(`\b(?:AKIA|ASIA)[A-Z0-9]{16}\b`),
+	regexp.MustCompile(`ost_[a-z2-7]{16}_[a-z2-7]{52}`),
+}
+
+// mayHoldCredential is a cheap test that lets almost every string skip the
+// regular expressions.
+func mayHoldCredential(s string) bool {
+	if len(s) < 20 {
+		return false
+	}
+	return strings.Contains(s, "PRIVATE KEY") || strings.Contains(s, "AKIA") || strings.Contains(s, "ASIA") ||
+		strings.Contains(s, "ost_") || strings.Contains(s, "earer") || strings.Contains(s, "EARER")
+}
+
+// ScrubAudit replaces each credential shape in s with a search token,
+// "[REDACTED hmac:…]": a keyed HMAC of the credential under a key derived
+// from the data key, so that an investigator holding a suspected value can
+// find the records that held it (SearchToken) while the records reveal
+// nothing. Before the vault is open (or on a nil Vault) the shape is
+// replaced without a token.
+func (v *Vault) ScrubAudit(s string) string {
+	if !mayHoldCredential(s) {
+		return s
+	}
+	key := v.searchKey()
+	for _, re := range auditShapes {
+		s = re.ReplaceAllStringFunc(s, func(m string) string {
+			cred := m
+			if sub := re.FindStringSubmatch(m); len(sub) > 1 && sub[1] != "" {
+				cred = sub[1]
+			}
+			tok := "[REDACTED]"
+			if key != nil {
+				tok = "[REDACTED " + token(key, cred) + "]"
+			}
+			return strings.Replace(m, cred, tok, 1)
+		})
+	}
+	return s
+}
+
+// token is the search token of a credential under key.
+func token(key []byte, cred string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(cred))
+	return "hmac:" + hex.EncodeToString(m.Sum(nil)[:12])
+}
+
+// searchKey derives the audit search key from the data key (not the master
+// key, so that tokens survive a master-key rotation); nil before Open.
+func (v *Vault) searchKey() []byte {
+	if v == nil {
+		return nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.dekRaw == nil {
+		return nil
+	}
+	if v.search == nil {
+		m := hmac.New(sha256.New, v.dekRaw)
+		m.Write([]byte("ostiary-audit-search-token-v1"))
+		v.search = m.Sum(nil)
+	}
+	return v.search
+}

@@ -48,6 +48,7 @@ const (
 	EventList   = "secret-list"
 	EventAccess = "secret-access"
 	EventRewrap = "vault-rewrap"
+	EventToken  = "audit-search-token"
 )
 
 // Store is the read side.
@@ -86,6 +87,7 @@ type Vault struct {
 	mu     sync.Mutex
 	dek    cipher.AEAD // the data key, unwrapped by Open
 	dekRaw []byte      // kept to wrap it under a new master key
+	search []byte      // audit search-token key, derived from the data key
 }
 
 // New returns a Vault; master must be 32 bytes.
@@ -322,6 +324,27 @@ func (v *Vault) Resolve(ctx context.Context, name, upstream string, rec audit.Re
 		v.store.TouchSecret(context.WithoutCancel(ctx), name, s.Version, now)
 	}
 	return value, nil
+}
+
+// SearchToken returns the token that stands in audit records for value, a
+// credential an investigator suspects was recorded (read-audit). The
+// request is itself recorded, without the value.
+func (v *Vault) SearchToken(ctx context.Context, p *authn.Principal, value string) (string, error) {
+	rec := p.Record(EventToken, "")
+	if !p.Allows(authz.ReadAudit, authz.All) {
+		return "", audit.Refuse(ctx, v.audit, rec, fault.New(fault.Forbidden, "permission denied: this needs the read-audit grant"))
+	}
+	if value == "" || len(value) > MaxValue {
+		return "", audit.Refuse(ctx, v.audit, rec, fault.New(fault.Invalid, "give the suspected value, 1 to %d bytes", MaxValue))
+	}
+	key := v.searchKey()
+	if key == nil {
+		return "", audit.Refuse(ctx, v.audit, rec, fault.New(fault.Unavailable, "the vault is not open"))
+	}
+	if _, err := v.audit.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return "", err
+	}
+	return token(key, value), nil
 }
 
 // Refs returns the secret names referred to in s.

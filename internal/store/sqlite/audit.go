@@ -171,6 +171,10 @@ func (s *Store) QueryAudit(ctx context.Context, q audit.Query) ([]audit.Record, 
 	if q.BeforeSeq > 0 {
 		add("seq < ?", int64(q.BeforeSeq))
 	}
+	if q.Contains != "" {
+		where = append(where, "(instr(detail, ?) > 0 OR instr(target, ?) > 0 OR instr(reason, ?) > 0)")
+		args = append(args, q.Contains, q.Contains, q.Contains)
+	}
 	sqlText := "SELECT " + recordColumns + " FROM audit_records"
 	if len(where) > 0 {
 		sqlText += " WHERE " + strings.Join(where, " AND ")
