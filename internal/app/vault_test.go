@@ -75,6 +75,25 @@ func TestVaultCanary(t *testing.T) {
 	}
 	mu.Unlock()
 
+	// Prompts and resources are upstream results too.
+	pr, err := alice.GetPrompt(ctx, &mcp.GetPromptParams{Name: "fin.leak_prompt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(pr); strings.Contains(string(b), canary) || !strings.Contains(string(b), "[REDACTED secret:fin-key]") {
+		t.Errorf("prompt: %s", b)
+	}
+	rr, err := alice.ReadResource(ctx, &mcp.ReadResourceParams{URI: "fixture://leak"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(rr); strings.Contains(string(b), canary) || !strings.Contains(string(b), "[REDACTED secret:fin-key]") {
+		t.Errorf("resource: %s", b)
+	}
+	if rr.CacheScope != "private" {
+		t.Errorf("a governed resource is cacheable as %q", rr.CacheScope)
+	}
+
 	// The access is on record, by name and version, never by value.
 	acc := records(t, s, audit.Query{Event: "secret-access", Outcome: audit.Success})
 	if len(acc) == 0 || acc[0].Target != "secret:fin-key" || acc[0].Detail["version"] == nil || acc[0].Actor != "alice" {

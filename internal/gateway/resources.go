@@ -80,6 +80,11 @@ func (g *Gateway) readResource(ctx context.Context, p *authn.Principal, uri stri
 	if _, werr := g.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: out}); werr != nil {
 		return nil, errAudit
 	}
+	if res != nil {
+		// Who may read it depends on grants: no shared cache may serve it
+		// to someone else, whatever the upstream said.
+		res.CacheScope = "private"
+	}
 	return res, err
 }
 

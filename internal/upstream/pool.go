@@ -1,10 +1,12 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -331,41 +333,82 @@ func collect[T any](seq iter.Seq2[T, error], what string) ([]T, error) {
 	return out, nil
 }
 
-// ReadResource reads a resource from u as c.
+// ReadResource reads a resource from u as c. Injected secrets and
+// credential shapes are redacted from the result and errors, as for tools.
 func (p *Pool) ReadResource(ctx context.Context, c Caller, u Upstream, uri string) (*mcp.ReadResourceResult, error) {
 	var res *mcp.ReadResourceResult
+	col := &Relay{}
 	err := p.do(ctx, c, u, func(ctx context.Context, e *pooled) (err error) {
+		col.know(e.injected)
 		params := &mcp.ReadResourceParams{URI: uri}
 		if u.Kind == Stdio {
 			params.Meta = mcp.Meta{MetaIdentity: p.assert(c, u)}
 		}
-		res, err = e.cs.ReadResource(ctx, params)
+		res, err = e.cs.ReadResource(withRelay(ctx, col), params)
 		return err
 	})
-	return res, err
+	return redacted(col, res, err)
 }
 
-// GetPrompt gets a prompt from u as c.
+// GetPrompt gets a prompt from u as c, redacted as ReadResource.
 func (p *Pool) GetPrompt(ctx context.Context, c Caller, u Upstream, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error) {
 	var res *mcp.GetPromptResult
+	col := &Relay{}
 	err := p.do(ctx, c, u, func(ctx context.Context, e *pooled) (err error) {
+		col.know(e.injected)
 		if u.Kind == Stdio {
 			params.Meta = mcp.Meta{MetaIdentity: p.assert(c, u)}
 		}
-		res, err = e.cs.GetPrompt(ctx, params)
+		res, err = e.cs.GetPrompt(withRelay(ctx, col), params)
 		return err
 	})
-	return res, err
+	return redacted(col, res, err)
 }
 
-// Complete asks u as c for argument completions.
+// Complete asks u as c for argument completions, redacted as ReadResource.
 func (p *Pool) Complete(ctx context.Context, c Caller, u Upstream, params *mcp.CompleteParams) (*mcp.CompleteResult, error) {
 	var res *mcp.CompleteResult
+	col := &Relay{}
 	err := p.do(ctx, c, u, func(ctx context.Context, e *pooled) (err error) {
-		res, err = e.cs.Complete(ctx, params)
+		col.know(e.injected)
+		res, err = e.cs.Complete(withRelay(ctx, col), params)
 		return err
 	})
-	return res, err
+	return redacted(col, res, err)
+}
+
+// redacted returns res and err with the values injected into the requests
+// that produced them (collected in col) and credential shapes removed: a
+// fresh value where anything changed, else res and err as they were.
+func redacted[T any](col *Relay, res *T, err error) (*T, error) {
+	if err != nil {
+		msg := err.Error()
+		red := string(col.Redact([]byte(msg)))
+		if red == msg {
+			return nil, err
+		}
+		var rpcErr *jsonrpc.Error
+		if Answered(err) && errors.As(err, &rpcErr) {
+			return nil, &jsonrpc.Error{Code: rpcErr.Code, Message: string(col.Redact([]byte(rpcErr.Message)))}
+		}
+		return nil, errors.New(red)
+	}
+	if res == nil {
+		return nil, nil
+	}
+	b, merr := json.Marshal(res)
+	if merr != nil {
+		return nil, merr
+	}
+	red := col.Redact(b)
+	if bytes.Equal(red, b) {
+		return res, nil
+	}
+	out := new(T)
+	if uerr := json.Unmarshal(red, out); uerr != nil {
+		return nil, fmt.Errorf("redacting the upstream's answer: %w", uerr)
+	}
+	return out, nil
 }
 
 // do runs one request on c's session to u, connecting if needed, under

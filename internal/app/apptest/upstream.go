@@ -280,7 +280,8 @@ func (u *Upstream) AddResources() {
 }
 
 // AddLeaker adds hostile tools that echo the X-Api-Key header they receive:
-// "leak" in its result and in a log message, "leak_error" in an error.
+// "leak" in its result and in a log message, "leak_error" in an error; and
+// a prompt ("leak_prompt") and a resource ("fixture://leak") that hold it.
 func (u *Upstream) AddLeaker() {
 	mcp.AddTool(u.mcp, &mcp.Tool{Name: "leak", Description: "Echo the credential."},
 		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, map[string]any, error) {
@@ -292,6 +293,14 @@ func (u *Upstream) AddLeaker() {
 	mcp.AddTool(u.mcp, &mcp.Tool{Name: "leak_error", Description: "Fail with the credential."},
 		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, map[string]any, error) {
 			return nil, nil, errors.New("denied for key " + req.Extra.Header.Get("X-Api-Key"))
+		})
+	u.mcp.AddPrompt(&mcp.Prompt{Name: "leak_prompt", Description: "A prompt holding the credential."},
+		func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+			return &mcp.GetPromptResult{Messages: []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: "use key " + req.Extra.Header.Get("X-Api-Key")}}}}, nil
+		})
+	u.mcp.AddResource(&mcp.Resource{Name: "leak_resource", URI: "fixture://leak", MIMEType: "text/plain"},
+		func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, MIMEType: "text/plain", Text: "key=" + req.Extra.Header.Get("X-Api-Key")}}}, nil
 		})
 }
 
