@@ -28,6 +28,7 @@ import (
 
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/upstream"
@@ -206,6 +207,9 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	if m.modern || r.Header.Get("Mcp-Protocol-Version") >= "2026-07-28" {
+		if m.method == "tools/call" && r.Header.Get("Mcp-Protocol-Version") >= "2026-07-28" && !g.paramHeadersMatch(w, r, p, m) {
+			return
+		}
 		g.stateless.ServeHTTP(w, r)
 		return
 	}
@@ -214,6 +218,29 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 		return
 	}
 	g.stateful.ServeHTTP(&captureSession{ResponseWriter: w, onID: func(id string) { g.sessions.bind(id, p.KeyID) }}, r)
+}
+
+// paramHeadersMatch checks the Mcp-Param-* headers of a tools/call against
+// the pinned schema of a tool p may call (others are refused later as
+// unknown, so nothing here reveals them); a mismatch is recorded and
+// answered 400 with -32020.
+func (g *Gateway) paramHeadersMatch(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message) bool {
+	e, ok := g.cfg.Catalog.Snapshot().Lookup(m.toolName)
+	if !ok || e.Tool == nil || !p.Allows(authz.Invoke, m.toolName) {
+		return true
+	}
+	err := checkParamHeaders(r.Header, e.Tool.InputSchema, m.args)
+	if err == nil {
+		return true
+	}
+	rec := p.Record(EventToolCall, "tool:"+m.toolName)
+	rec.Detail = map[string]any{"upstream": e.Upstream, "version": e.Version}
+	if derr := g.deny(r.Context(), rec, ReasonHeaderMismatch, err); derr == errAudit {
+		writeRPCError(w, http.StatusServiceUnavailable, m.id, errAudit)
+		return false
+	}
+	writeRPCError(w, http.StatusBadRequest, m.id, &jsonrpc.Error{Code: codeHeaderMismatch, Message: err.Error()})
+	return false
 }
 
 // refuseMethod records a call of a method that is not exposed.

@@ -36,8 +36,9 @@ var allowedMethods = map[string]bool{
 type message struct {
 	id       any // nil for notifications and unparsable bodies
 	method   string
-	toolName string // for tools/call and prompts/get
-	modern   bool   // carries 2026-07-28 per-request _meta
+	toolName string         // for tools/call and prompts/get
+	args     map[string]any // tools/call arguments, as parsed (numbers are json.Number)
+	modern   bool           // carries 2026-07-28 per-request _meta
 }
 
 // metaProtocolVersion is the per-request _meta key of protocol 2026-07-28.
@@ -124,6 +125,7 @@ func parseMessage(body []byte) (message, *jsonrpc.Error) {
 			return m, invalid(m.method + " needs a name without control characters")
 		}
 		m.toolName = name
+		m.args, _ = params["arguments"].(map[string]any)
 	}
 	return m, nil
 }

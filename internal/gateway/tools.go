@@ -41,6 +41,8 @@ const (
 	ReasonBadArguments = "arguments-invalid"
 	ReasonBadSchema    = "tool-schema-invalid"
 	ReasonUpstream     = "upstream-error"
+	// ReasonHeaderMismatch: Mcp-Param-* headers disagree with the arguments.
+	ReasonHeaderMismatch = "header-mismatch"
 )
 
 // errAudit is what a client sees when its request cannot be recorded.
@@ -334,7 +336,7 @@ func completeResult(res mcp.Result) (mcp.Result, error) {
 // deny records a refused call and returns what the client sees.
 func (g *Gateway) deny(ctx context.Context, rec audit.Record, reason string, clientErr error) error {
 	rec.Outcome, rec.Reason = audit.Denied, reason
-	if reason == ReasonBadArguments || reason == ReasonBadSchema {
+	if reason == ReasonBadArguments || reason == ReasonBadSchema || reason == ReasonHeaderMismatch {
 		rec.Outcome = audit.Failed
 	}
 	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
