@@ -17,9 +17,9 @@ import (
 	"github.com/ostiary/ostiary/internal/config"
 )
 
-// An upstream that hangs, fails, answers garbage, floods or resets costs a
-// bounded time and memory, is recorded, and does not stop the gateway from
-// serving the next call.
+// An upstream that hangs, fails, answers garbage, floods, drips or resets
+// costs a bounded time and memory, is recorded, and does not stop the
+// gateway from serving the next call, or another user meanwhile.
 func TestHostileUpstream(t *testing.T) {
 	s := apptest.StartWith(t, func(c *config.Config) { c.CallTimeout = 2 * time.Second })
 	url := apptest.NewHostileUpstream(t)
@@ -30,8 +30,25 @@ func TestHostileUpstream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Bob uses a healthy upstream meanwhile.
+	good := apptest.NewUpstream(t, s, "good", false)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "good", "url": good.URL, "allow_private": true}), http.StatusCreated)
+	setup(t, s, "calm", []string{"invoke:good.*"}, "bob", false)
+	bobKey, _ := newKey(t, s, map[string]any{"user": "bob"})
+	bob, err := s.Client(t, bobKey, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	for _, tool := range []string{"hang", "boom", "garbage", "flood", "drip", "reset"} {
+		bobDone := make(chan error, 1)
+		go func() {
+			res, err := bob.CallTool(ctx, &mcp.CallToolParams{Name: "good.lookup", Arguments: map[string]any{"id": "1"}})
+			if err == nil && res.IsError {
+				err = fmt.Errorf("error result: %+v", res.Content)
+			}
+			bobDone <- err
+		}()
 		runtime.GC()
 		peak := heapPeak(t)
 		start := time.Now()
@@ -54,6 +71,9 @@ func TestHostileUpstream(t *testing.T) {
 		t.Logf("%s: heap grew by %d MB, took %s", tool, held>>20, took.Round(time.Millisecond))
 		if res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "bad.ok"}); err != nil || res.IsError {
 			t.Fatalf("after %s the gateway stopped serving: %+v %v", tool, res, err)
+		}
+		if err := <-bobDone; err != nil {
+			t.Errorf("while alice's upstream misbehaved (%s), bob's call failed: %v", tool, err)
 		}
 	}
 	failed := records(t, s, audit.Query{Event: "tool-result", Outcome: audit.Failed})
