@@ -69,7 +69,11 @@ func (c *Catalog) RemoveUpstream(ctx context.Context, p *authn.Principal, name s
 	if err := c.record(ctx, rec, func(ctx context.Context, tx TxStore) error { return tx.DeleteUpstream(ctx, name) }); err != nil {
 		return err
 	}
-	return c.reload(ctx)
+	err := c.reload(ctx)
+	if f, ok := c.lister.(interface{ Forget(string) }); ok { // nothing stays open to it
+		f.Forget(name)
+	}
+	return err
 }
 
 // ListUpstreams lists the configured upstreams (never header or env values).

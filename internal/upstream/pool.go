@@ -224,6 +224,36 @@ func (p *Pool) Drop(user, upstreamName string) {
 	}
 }
 
+// Forget closes every user's session to the named upstream (stdio
+// processes end), and drops its transports (and their idle connections),
+// circuit breaker and concurrency slots: an upstream an admin removed
+// keeps nothing open. Calls still running on it are cut.
+func (p *Pool) Forget(upstreamName string) {
+	p.mu.Lock()
+	var gone []*pooled
+	for k, e := range p.sessions {
+		if k.upstream == upstreamName {
+			gone = append(gone, e)
+			delete(p.sessions, k)
+		}
+	}
+	p.mu.Unlock()
+	for _, e := range gone {
+		go closeWhenReady(e)
+	}
+	p.transports.Range(func(k, t any) bool {
+		if strings.HasPrefix(k.(string), upstreamName+"/") {
+			p.transports.Delete(k)
+			if ht, ok := t.(*http.Transport); ok {
+				ht.CloseIdleConnections()
+			}
+		}
+		return true
+	})
+	p.breakers.Delete(upstreamName)
+	p.slots.Delete(upstreamName)
+}
+
 // detach returns a context that carries none of parent's values (the
 // inbound request's protocol state must not leak into upstream requests)
 // but is cancelled with it.

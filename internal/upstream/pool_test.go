@@ -150,3 +150,55 @@ func (r *recordingAuditor) count(event string) int {
 	}
 	return n
 }
+
+// Forgetting an upstream (it was removed) closes every user's session to
+// it and drops its transport, breaker and slots; other upstreams keep theirs.
+func TestPoolForget(t *testing.T) {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "s", Version: "1"}, nil)
+	mcp.AddTool(srv, &mcp.Tool{Name: "ping"}, func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, map[string]any, error) {
+		return nil, map[string]any{"ok": true}, nil
+	})
+	hs := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	defer hs.Close()
+	_, key, _ := ed25519.GenerateKey(nil)
+	signer, _ := assertion.NewSigner(key, time.Now)
+	p, err := NewPool(PoolConfig{Signer: signer, Auditor: nopAuditor{}, Logger: slog.New(slog.DiscardHandler), Now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	gone := Upstream{Name: "gone", Kind: HTTP, URL: hs.URL, AllowPrivate: true}
+	kept := Upstream{Name: "kept", Kind: HTTP, URL: hs.URL, AllowPrivate: true}
+	for _, c := range []Caller{{User: "alice"}, {User: "bob"}} {
+		for _, u := range []Upstream{gone, kept} {
+			if _, err := p.Call(context.Background(), c, u, &mcp.CallToolParams{Name: "ping"}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	p.Forget("gone")
+	p.mu.Lock()
+	var left []string
+	for k := range p.sessions {
+		left = append(left, k.upstream)
+	}
+	p.mu.Unlock()
+	if len(left) != 2 || left[0] != "kept" || left[1] != "kept" {
+		t.Errorf("sessions left: %v", left)
+	}
+	count := func(m *sync.Map, prefix string) (n int) {
+		m.Range(func(k, _ any) bool {
+			if strings.HasPrefix(k.(string), prefix) {
+				n++
+			}
+			return true
+		})
+		return n
+	}
+	if count(&p.transports, "gone/") != 0 || count(&p.breakers, "gone") != 0 || count(&p.slots, "gone") != 0 {
+		t.Error("state of the forgotten upstream remains")
+	}
+	if count(&p.transports, "kept/") != 1 || count(&p.breakers, "kept") != 1 {
+		t.Error("the other upstream lost its state")
+	}
+}
