@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -223,7 +222,7 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 		}
 		return nil, err
 	}
-	return redactResult(res, relay)
+	return upstream.RedactValue(relay, res) // an upstream may echo what it was sent
 }
 
 // Retries: a tool whose pinned definition says it is read-only or
@@ -272,24 +271,6 @@ func (g *Gateway) call(ctx context.Context, p *authn.Principal, u upstream.Upstr
 		case <-time.After(wait):
 		}
 	}
-}
-
-// redactResult removes injected secrets and credential shapes from what an
-// upstream returned, before it leaves Ostiary.
-func redactResult(res *mcp.CallToolResult, relay *upstream.Relay) (*mcp.CallToolResult, error) {
-	b, err := json.Marshal(res)
-	if err != nil {
-		return nil, err
-	}
-	red := relay.Redact(b)
-	if bytes.Equal(red, b) {
-		return res, nil
-	}
-	var out mcp.CallToolResult
-	if err := json.Unmarshal(red, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
 }
 
 // isModern reports whether a request carries 2026-07-28 per-request _meta.

@@ -1,12 +1,10 @@
 package upstream
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -363,54 +361,45 @@ func collect[T any](seq iter.Seq2[T, error], what string) ([]T, error) {
 	return out, nil
 }
 
-// ReadResource reads a resource from u as c. Injected secrets and
-// credential shapes are redacted from the result and errors, as for tools.
+// ReadResource reads a resource from u as c, redacted as by ask.
 func (p *Pool) ReadResource(ctx context.Context, c Caller, u Upstream, uri string) (*mcp.ReadResourceResult, error) {
-	var res *mcp.ReadResourceResult
-	col := &Relay{}
-	err := p.do(ctx, c, u, func(ctx context.Context, e *pooled) (err error) {
-		col.know(e.injected)
+	return ask(p, ctx, c, u, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.ReadResourceResult, error) {
 		params := &mcp.ReadResourceParams{URI: uri}
 		if u.Kind == Stdio {
 			params.Meta = mcp.Meta{MetaIdentity: p.assert(c, u)}
 		}
-		res, err = e.cs.ReadResource(withRelay(ctx, col), params)
-		return err
+		return cs.ReadResource(ctx, params)
 	})
-	return redacted(col, res, err)
 }
 
-// GetPrompt gets a prompt from u as c, redacted as ReadResource.
+// GetPrompt gets a prompt from u as c, redacted as by ask.
 func (p *Pool) GetPrompt(ctx context.Context, c Caller, u Upstream, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error) {
-	var res *mcp.GetPromptResult
-	col := &Relay{}
-	err := p.do(ctx, c, u, func(ctx context.Context, e *pooled) (err error) {
-		col.know(e.injected)
+	return ask(p, ctx, c, u, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.GetPromptResult, error) {
 		if u.Kind == Stdio {
 			params.Meta = mcp.Meta{MetaIdentity: p.assert(c, u)}
 		}
-		res, err = e.cs.GetPrompt(withRelay(ctx, col), params)
-		return err
+		return cs.GetPrompt(ctx, params)
 	})
-	return redacted(col, res, err)
 }
 
-// Complete asks u as c for argument completions, redacted as ReadResource.
+// Complete asks u as c for argument completions, redacted as by ask.
 func (p *Pool) Complete(ctx context.Context, c Caller, u Upstream, params *mcp.CompleteParams) (*mcp.CompleteResult, error) {
-	var res *mcp.CompleteResult
+	return ask(p, ctx, c, u, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.CompleteResult, error) {
+		return cs.Complete(ctx, params)
+	})
+}
+
+// ask runs one request on c's session to u (as do) and removes from its
+// answer, result or error, the secrets injected into the requests that
+// produced it and credential shapes, as for tool calls.
+func ask[T any](p *Pool, ctx context.Context, c Caller, u Upstream, fn func(context.Context, *mcp.ClientSession) (*T, error)) (*T, error) {
+	var res *T
 	col := &Relay{}
 	err := p.do(ctx, c, u, func(ctx context.Context, e *pooled) (err error) {
 		col.know(e.injected)
-		res, err = e.cs.Complete(withRelay(ctx, col), params)
+		res, err = fn(withRelay(ctx, col), e.cs)
 		return err
 	})
-	return redacted(col, res, err)
-}
-
-// redacted returns res and err with the values injected into the requests
-// that produced them (collected in col) and credential shapes removed: a
-// fresh value where anything changed, else res and err as they were.
-func redacted[T any](col *Relay, res *T, err error) (*T, error) {
 	if err != nil {
 		msg := err.Error()
 		red := string(col.Redact([]byte(msg)))
@@ -423,22 +412,7 @@ func redacted[T any](col *Relay, res *T, err error) (*T, error) {
 		}
 		return nil, errors.New(red)
 	}
-	if res == nil {
-		return nil, nil
-	}
-	b, merr := json.Marshal(res)
-	if merr != nil {
-		return nil, merr
-	}
-	red := col.Redact(b)
-	if bytes.Equal(red, b) {
-		return res, nil
-	}
-	out := new(T)
-	if uerr := json.Unmarshal(red, out); uerr != nil {
-		return nil, fmt.Errorf("redacting the upstream's answer: %w", uerr)
-	}
-	return out, nil
+	return RedactValue(col, res)
 }
 
 // do runs one request on c's session to u, connecting if needed, under

@@ -3,6 +3,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -46,6 +47,27 @@ func (r *Relay) Redact(b []byte) []byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.injected.Redact(b)
+}
+
+// RedactValue returns v with r's injected secrets and credential shapes
+// removed: v itself if nothing changed, else a fresh value of its type.
+func RedactValue[T any](r *Relay, v *T) (*T, error) {
+	if v == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	red := r.Redact(b)
+	if bytes.Equal(red, b) {
+		return v, nil
+	}
+	out := new(T)
+	if err := json.Unmarshal(red, out); err != nil {
+		return nil, fmt.Errorf("redacting the upstream's answer: %w", err)
+	}
+	return out, nil
 }
 
 func (e *pooled) track(token string, r *Relay) func() {
