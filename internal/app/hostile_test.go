@@ -23,22 +23,10 @@ import (
 func TestHostileUpstream(t *testing.T) {
 	s := apptest.StartWith(t, func(c *config.Config) { c.CallTimeout = 2 * time.Second })
 	url := apptest.NewHostileUpstream(t)
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "bad", "url": url, "allow_private": true}), http.StatusCreated)
-	setup(t, s, "brave", []string{"invoke:bad.*"}, "alice", false)
-	key, _ := newKey(t, s, map[string]any{"user": "alice"})
-	cs, err := s.Client(t, key, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, _ := userOn(t, s, "alice", map[string]any{"name": "bad", "url": url, "allow_private": true})
 	// Bob uses a healthy upstream meanwhile.
 	good := apptest.NewUpstream(t, s, "good", false)
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "good", "url": good.URL, "allow_private": true}), http.StatusCreated)
-	setup(t, s, "calm", []string{"invoke:good.*"}, "bob", false)
-	bobKey, _ := newKey(t, s, map[string]any{"user": "bob"})
-	bob, err := s.Client(t, bobKey, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	bob, _ := userOn(t, s, "bob", map[string]any{"name": "good", "url": good.URL, "allow_private": true})
 	ctx := context.Background()
 	for _, tool := range []string{"hang", "boom", "garbage", "flood", "drip", "reset"} {
 		bobDone := make(chan error, 1)
@@ -112,13 +100,7 @@ func heapPeak(t *testing.T) func() int64 {
 func TestRetryIdempotentOnly(t *testing.T) {
 	s := apptest.Start(t)
 	url := apptest.NewHostileUpstream(t)
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "bad", "url": url, "allow_private": true}), http.StatusCreated)
-	setup(t, s, "brave", []string{"invoke:bad.*"}, "alice", false)
-	key, _ := newKey(t, s, map[string]any{"user": "alice"})
-	cs, err := s.Client(t, key, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, _ := userOn(t, s, "alice", map[string]any{"name": "bad", "url": url, "allow_private": true})
 	ctx := context.Background()
 	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "bad.flaky"})
 	if err != nil || res.IsError {
@@ -152,13 +134,7 @@ func TestCallTimeouts(t *testing.T) {
 			t.Errorf("call_timeout %q: %d %s", bad, r.Status, r.Body)
 		}
 	}
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "bad", "url": url, "allow_private": true, "call_timeout": "1s"}), http.StatusCreated)
-	setup(t, s, "brave", []string{"invoke:bad.*"}, "alice", false)
-	key, _ := newKey(t, s, map[string]any{"user": "alice"})
-	cs, err := s.Client(t, key, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, key := userOn(t, s, "alice", map[string]any{"name": "bad", "url": url, "allow_private": true, "call_timeout": "1s"})
 	took := func() time.Duration {
 		start := time.Now()
 		res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "bad.hang"})
@@ -194,4 +170,18 @@ func TestCallTimeouts(t *testing.T) {
 	if n := len(records(t, s, audit.Query{Event: "tool-timeout-set"})); n != 7 {
 		t.Errorf("tool-timeout-set records: %d, want 7", n)
 	}
+}
+
+// userOn registers the upstream described by body and returns a client
+// (and the key) of a new user who may invoke its tools.
+func userOn(t *testing.T, s *apptest.Server, user string, body map[string]any) (*mcp.ClientSession, string) {
+	t.Helper()
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, body), http.StatusCreated)
+	setup(t, s, user+"-role", []string{"invoke:" + body["name"].(string) + ".*"}, user, false)
+	key, _ := newKey(t, s, map[string]any{"user": user})
+	cs, err := s.Client(t, key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs, key
 }
