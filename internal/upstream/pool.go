@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -569,7 +570,7 @@ func (p *Pool) command(ctx context.Context, c Caller, u Upstream, e *pooled) (*e
 		e.injected = known
 	}
 	cmd.Dir = "/"
-	cmd.Stderr = &lineLogger{log: p.cfg.Logger, upstream: u.Name, user: c.User}
+	cmd.Stderr = &lineLogger{log: p.cfg.Logger, upstream: u.Name, user: c.User, known: known}
 	return cmd, nil
 }
 
@@ -667,19 +668,14 @@ func (c *capped) Close() error { return c.body.Close() }
 type lineLogger struct {
 	log            *slog.Logger
 	upstream, user string
+	known          vault.Known // the secrets in the process's environment: redacted
 	buf            []byte
 }
 
 func (l *lineLogger) Write(b []byte) (int, error) {
 	l.buf = append(l.buf, b...)
 	for {
-		i := -1
-		for j, c := range l.buf {
-			if c == '\n' {
-				i = j
-				break
-			}
-		}
+		i := bytes.IndexByte(l.buf, '\n')
 		if i < 0 {
 			if len(l.buf) > 4096 { // an endless line: log what we have
 				i = len(l.buf)
@@ -687,7 +683,8 @@ func (l *lineLogger) Write(b []byte) (int, error) {
 				return len(b), nil
 			}
 		}
-		line := string(l.buf[:min(i, 1024)])
+		line := l.known.RedactString(string(l.buf[:i])) // before cutting: a cut secret would not match
+		line = line[:min(len(line), 1024)]
 		l.log.Info("upstream stderr", "upstream", l.upstream, "user", l.user, "line", line)
 		l.buf = l.buf[min(i+1, len(l.buf)):]
 	}

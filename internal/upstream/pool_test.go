@@ -16,6 +16,7 @@ import (
 
 	"github.com/ostiary/ostiary/internal/assertion"
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/vault"
 )
 
 type nopAuditor struct{}
@@ -200,5 +201,23 @@ func TestPoolForget(t *testing.T) {
 	}
 	if count(&p.transports, "kept/") != 1 || count(&p.breakers, "kept") != 1 {
 		t.Error("the other upstream lost its state")
+	}
+}
+
+// A stdio process that prints a secret from its environment on stderr gets
+// it redacted from the operational log, and long lines are cut.
+func TestStderrIsRedacted(t *testing.T) {
+	var buf strings.Builder
+	l := &lineLogger{log: slog.New(slog.NewTextHandler(&buf, nil)), upstream: "u", user: "alice",
+		known: vault.Known{"tok": []byte("s3cret-token-value")}}
+	l.Write([]byte("starting with s3cret-tok"))
+	l.Write([]byte("en-value\nsecond line\n"))
+	l.Write([]byte(strings.Repeat("x", 5000)))
+	out := buf.String()
+	if strings.Contains(out, "s3cret-token-value") || !strings.Contains(out, "[REDACTED secret:tok]") || !strings.Contains(out, "second line") {
+		t.Errorf("log: %s", out)
+	}
+	if strings.Count(out, "upstream stderr") != 3 || strings.Contains(out, strings.Repeat("x", 1025)) {
+		t.Errorf("long line not cut to 1024 bytes: %d records", strings.Count(out, "upstream stderr"))
 	}
 }
