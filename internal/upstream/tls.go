@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
-	"regexp"
 	"strings"
 
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/vault"
 )
 
 // TLS is how Ostiary verifies an HTTPS upstream and identifies itself to
@@ -73,7 +73,7 @@ func (t TLS) validate(rawURL string) error {
 		if _, err := certChain(t.ClientCert); err != nil {
 			return err
 		}
-		if !secretNameRE.MatchString(t.ClientKeySecret) {
+		if !vault.ValidName(t.ClientKeySecret) {
 			return fmt.Errorf("invalid secret name %q for the client key", clip(t.ClientKeySecret))
 		}
 	}
@@ -88,8 +88,6 @@ func (t TLS) validate(rawURL string) error {
 	}
 	return nil
 }
-
-var secretNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`) // as the vault names secrets
 
 // certPool parses a PEM bundle that must hold at least one certificate
 // and nothing else.

@@ -71,6 +71,9 @@ type TxStore interface {
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
+// ValidName reports whether name can name a secret.
+func ValidName(name string) bool { return nameRE.MatchString(name) }
+
 // RefRE matches a secret reference in a header or environment value.
 var RefRE = regexp.MustCompile(`\$\{secret:([A-Za-z0-9][A-Za-z0-9_.-]{0,63})\}`)
 
@@ -247,7 +250,7 @@ func (v *Vault) Set(ctx context.Context, p *authn.Principal, name string, value 
 	switch {
 	case !p.Allows(authz.ManageSecrets, authz.All):
 		return s, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Forbidden, "permission denied: this needs the manage-secrets grant"))
-	case !nameRE.MatchString(name):
+	case !ValidName(name):
 		return s, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Invalid, "invalid secret name: 1–64 letters, digits, '_', '.', '-'"))
 	case len(value) == 0 || len(value) > MaxValue:
 		return s, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Invalid, "a secret value must be 1 to %d bytes", MaxValue))
