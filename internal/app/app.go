@@ -193,7 +193,7 @@ func (a *App) open(ctx context.Context) error {
 		}
 		masterFile = l.MasterKey()
 	}
-	master, err := readMasterKey(masterFile)
+	master, err := ReadMasterKey(masterFile)
 	if err != nil {
 		return err
 	}

@@ -118,19 +118,27 @@ func (l Layout) writeKeys() error {
 // its path with OSTIARY_MASTER_KEY_FILE: a copy of the data directory then
 // holds no way to open the vault.
 func (l Layout) ensureMasterKey() error {
-	if _, err := os.Stat(l.MasterKey()); err == nil {
-		return nil
-	}
-	k := make([]byte, 32)
-	rand.Read(k)
-	if err := writeFileSync(l.MasterKey(), []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
+	created, err := EnsureMasterKeyFile(l.MasterKey())
+	if err != nil || !created {
 		return err
 	}
 	return syncDir(l.KeysDir())
 }
 
-// readMasterKey reads a hex master key file (owner-only).
-func readMasterKey(path string) ([]byte, error) {
+// EnsureMasterKeyFile writes a fresh random master key (hex, mode 0600) to
+// path unless the file exists; it reports whether it wrote one.
+func EnsureMasterKeyFile(path string) (bool, error) {
+	k := make([]byte, 32)
+	rand.Read(k)
+	err := writeFileSync(path, []byte(hex.EncodeToString(k)+"\n"), 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// ReadMasterKey reads a hex master key file (owner-only).
+func ReadMasterKey(path string) ([]byte, error) {
 	b, err := readSecretFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("vault master key: %w", err)

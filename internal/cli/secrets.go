@@ -1,20 +1,17 @@
 package cli
 
 import (
-	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/app"
 	"github.com/ostiary/ostiary/internal/vault"
 )
 
@@ -158,38 +155,14 @@ Needs the admin grant; each step is audited (never the key).`,
 // masterKeyFile reads a hex master key, first creating the file with a
 // fresh random key if it does not exist.
 func masterKeyFile(path string) (string, bool, error) {
-	created := false
-	if f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
-		k := make([]byte, 32)
-		rand.Read(k)
-		_, werr := f.Write([]byte(hex.EncodeToString(k) + "\n"))
-		if serr := f.Sync(); werr == nil {
-			werr = serr
-		}
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr != nil {
-			return "", false, werr
-		}
-		created = true
-	} else if !errors.Is(err, fs.ErrExist) {
-		return "", false, usageError("--new-master-key-file: %v", err)
-	}
-	st, err := os.Stat(path)
+	created, err := app.EnsureMasterKeyFile(path)
 	if err != nil {
 		return "", false, usageError("--new-master-key-file: %v", err)
 	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return "", false, usageError("%s is readable by group or others (mode %04o): chmod 600 it", path, st.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
+	key, err := app.ReadMasterKey(path)
 	if err != nil {
 		return "", false, usageError("--new-master-key-file: %v", err)
 	}
-	key := strings.TrimSpace(string(b))
-	if k, err := hex.DecodeString(key); err != nil || len(k) != 32 {
-		return "", false, usageError("%s does not hold a 32-byte hex master key", path)
-	}
-	return key, created, nil
+	defer clear(key)
+	return hex.EncodeToString(key), created, nil
 }
