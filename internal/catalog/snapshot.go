@@ -34,7 +34,9 @@ type Entry struct {
 	// schema cannot be compiled, SchemaErr says why and calls are refused.
 	Schema    *jsonschema.Schema
 	SchemaErr error
-	words     string // lower-cased name and description, for search
+	// ParamHeaders are the arguments mirrored in Mcp-Param-* headers.
+	ParamHeaders []ParamHeader
+	words        string // lower-cased name and description, for search
 }
 
 // Snapshot is an immutable view of the catalog for the hot path: no
@@ -91,6 +93,7 @@ func newSnapshot(ups []upstream.Upstream, tools []ToolState, listed map[string]u
 				t.Name = e.Name
 				e.Tool, e.Version, e.Digest = &t, v.Version, v.Digest
 				e.Schema, e.SchemaErr = compileSchema(v.Definition)
+				e.ParamHeaders = ParamHeaders(v.Definition)
 				e.words = strings.ToLower(e.Name + " " + t.Title + " " + t.Description)
 			case Pending:
 				e.Pending++

@@ -226,10 +226,10 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 // answered 400 with -32020.
 func (g *Gateway) paramHeadersMatch(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message) bool {
 	e, ok := g.cfg.Catalog.Snapshot().Lookup(m.toolName)
-	if !ok || e.Tool == nil || !p.Allows(authz.Invoke, m.toolName) {
+	if !ok || len(e.ParamHeaders) == 0 || !p.Allows(authz.Invoke, m.toolName) {
 		return true
 	}
-	err := checkParamHeaders(r.Header, e.Tool.InputSchema, m.args)
+	err := checkParamHeaders(r.Header, e.ParamHeaders, m.args)
 	if err == nil {
 		return true
 	}

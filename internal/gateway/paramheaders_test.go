@@ -5,16 +5,20 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/ostiary/ostiary/internal/catalog"
 )
 
 func TestCheckParamHeaders(t *testing.T) {
-	var schema any
-	json.Unmarshal([]byte(`{"type":"object","properties":{
+	bindings := catalog.ParamHeaders(json.RawMessage(`{"inputSchema":{"type":"object","properties":{
 		"region":{"type":"string","x-mcp-header":"Region"},
 		"count":{"type":"integer","x-mcp-header":"Count"},
 		"dry":{"type":"boolean","x-mcp-header":"Dry"},
 		"opts":{"type":"object","properties":{"tenant":{"type":"string","x-mcp-header":"Tenant"}}},
-		"note":{"type":"string"}}}`), &schema)
+		"note":{"type":"string"}}}}`))
+	if len(bindings) != 4 {
+		t.Fatalf("bindings: %+v", bindings)
+	}
 	args := func(s string) map[string]any {
 		var m map[string]any
 		d := json.NewDecoder(strings.NewReader(s))
@@ -49,7 +53,7 @@ func TestCheckParamHeaders(t *testing.T) {
 		for k, v := range c.headers {
 			h.Set(k, v)
 		}
-		if err := checkParamHeaders(h, schema, args(c.args)); (err == nil) != c.ok {
+		if err := checkParamHeaders(h, bindings, args(c.args)); (err == nil) != c.ok {
 			t.Errorf("%s: %v", c.name, err)
 		}
 	}

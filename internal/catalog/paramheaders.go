@@ -1,0 +1,41 @@
+package catalog
+
+import "encoding/json"
+
+// ParamHeader is a tool argument, by property path, that a 2026-07-28
+// client mirrors in an HTTP header (x-mcp-header, SEP-2243).
+type ParamHeader struct {
+	Path   []string
+	Header string // Mcp-Param-<name>
+}
+
+// headerProp is what x-mcp-header processing needs of a schema property.
+type headerProp struct {
+	Header     string                `json:"x-mcp-header"`
+	Properties map[string]headerProp `json:"properties"`
+}
+
+// ParamHeaders lists the x-mcp-header annotations of a tool definition's
+// input schema, nested object properties included. It runs once per pinned
+// version, when the snapshot is built, not per call.
+func ParamHeaders(definition json.RawMessage) []ParamHeader {
+	var def struct {
+		InputSchema headerProp `json:"inputSchema"`
+	}
+	if json.Unmarshal(definition, &def) != nil {
+		return nil
+	}
+	var out []ParamHeader
+	var walk func(props map[string]headerProp, prefix []string)
+	walk = func(props map[string]headerProp, prefix []string) {
+		for name, p := range props {
+			path := append(append([]string(nil), prefix...), name)
+			if p.Header != "" {
+				out = append(out, ParamHeader{Path: path, Header: "Mcp-Param-" + p.Header})
+			}
+			walk(p.Properties, path)
+		}
+	}
+	walk(def.InputSchema.Properties, nil)
+	return out
+}
