@@ -13,6 +13,8 @@ import (
 type SetSecret struct {
 	Value     string   `json:"value"`
 	Upstreams []string `json:"upstreams"`
+	// Environment whose value this is; empty: the default environment.
+	Environment string `json:"environment,omitempty"`
 }
 
 // Rewrap is POST /vault/rewrap: wrap the vault's data key under a new
@@ -47,7 +49,7 @@ func (a *API) setSecret(w http.ResponseWriter, r *http.Request, p *authn.Princip
 	if err := a.decode(w, r, p.Record(vault.EventSet, "secret:"+r.PathValue("name")), &in); err != nil {
 		return 0, nil, err
 	}
-	s, err := a.Vault.Set(r.Context(), p, r.PathValue("name"), []byte(in.Value), in.Upstreams)
+	s, err := a.Vault.Set(r.Context(), p, r.PathValue("name"), in.Environment, []byte(in.Value), in.Upstreams)
 	return http.StatusOK, s, err
 }
 

@@ -29,6 +29,8 @@ type Whoami struct {
 	KeyID   string   `json:"key_id"`
 	Grants  []string `json:"grants"`
 	Scope   []string `json:"scope,omitempty"`
+	// Environment is the key's environment.
+	Environment string `json:"environment"`
 }
 
 // UserView is a user.
@@ -54,15 +56,16 @@ type RoleList struct {
 
 // KeyView is a key as listed: never its secret or hash.
 type KeyView struct {
-	ID         string     `json:"id"`
-	User       string     `json:"user"`
-	Status     string     `json:"status"` // active, expired or revoked
-	Scope      []string   `json:"scope"`  // null: unscoped
-	CreatedAt  time.Time  `json:"created_at"`
-	CreatedBy  string     `json:"created_by"`
-	ExpiresAt  *time.Time `json:"expires_at"`
-	RevokedAt  *time.Time `json:"revoked_at"`
-	LastUsedAt *time.Time `json:"last_used_at"`
+	ID          string     `json:"id"`
+	User        string     `json:"user"`
+	Status      string     `json:"status"` // active, expired or revoked
+	Scope       []string   `json:"scope"`  // null: unscoped
+	Environment string     `json:"environment"`
+	CreatedAt   time.Time  `json:"created_at"`
+	CreatedBy   string     `json:"created_by"`
+	ExpiresAt   *time.Time `json:"expires_at"`
+	RevokedAt   *time.Time `json:"revoked_at"`
+	LastUsedAt  *time.Time `json:"last_used_at"`
 }
 
 // KeyList is GET /keys.
@@ -83,7 +86,7 @@ type AuditPage struct {
 }
 
 func keyView(k identity.Key, now time.Time) KeyView {
-	v := KeyView{ID: k.ID, User: k.User, Status: "active", CreatedAt: k.CreatedAt, CreatedBy: k.CreatedBy,
+	v := KeyView{ID: k.ID, User: k.User, Status: "active", Environment: k.Environment, CreatedAt: k.CreatedAt, CreatedBy: k.CreatedBy,
 		ExpiresAt: opt(k.ExpiresAt), RevokedAt: opt(k.RevokedAt), LastUsedAt: opt(k.LastUsedAt)}
 	if k.Scope != nil {
 		v.Scope = k.Scope.Strings()

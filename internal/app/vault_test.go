@@ -3,6 +3,7 @@
 package app_test
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -172,5 +173,118 @@ func TestVaultWrongMasterKey(t *testing.T) {
 	_, err := openWith(cfg)
 	if err == nil || !strings.Contains(err.Error(), "master key") {
 		t.Fatalf("opened with the wrong master key: %v", err)
+	}
+}
+
+// A secret has a value per environment, and a key's environment picks the
+// one its calls get: over HTTP per request, over stdio per process (the
+// same user in two environments has two). A key whose environment has no
+// value reaches nothing, on record.
+func TestVaultEnvironments(t *testing.T) {
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", false)
+	const devValue, prodValue = "canary-default-71c2", "canary-prod-9e04"
+	mustStatus(t, s.Do("PUT", "/api/v1/secrets/fin-key", s.AdminKey, map[string]any{"value": devValue, "upstreams": []string{"fin"}}), http.StatusOK)
+	mustStatus(t, s.Do("PUT", "/api/v1/secrets/fin-key", s.AdminKey, map[string]any{"value": prodValue, "upstreams": []string{"fin"}, "environment": "prod"}), http.StatusOK)
+	mustStatus(t, s.Do("PUT", "/api/v1/secrets/fin-key", s.AdminKey, map[string]any{"value": "x", "upstreams": []string{"fin"}, "environment": "Prod!"}), http.StatusBadRequest)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true,
+		"headers": map[string]string{"X-Api-Key": "${secret:fin-key}"}}), http.StatusCreated)
+	mustStatus(t, s.Do("PUT", "/api/v1/secrets/shop-token", s.AdminKey, map[string]any{"value": devValue, "upstreams": []string{"shop"}}), http.StatusOK)
+	mustStatus(t, s.Do("PUT", "/api/v1/secrets/shop-token", s.AdminKey, map[string]any{"value": prodValue, "upstreams": []string{"shop"}, "environment": "prod"}), http.StatusOK)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "shop", "command": []string{os.Args[0], "demo-upstream"},
+		"env": map[string]string{"SHOP_TOKEN": "${secret:shop-token}"}}), http.StatusCreated)
+	setup(t, s, "ops", []string{"invoke:fin.*", "invoke:shop.*"}, "alice", false)
+	mustStatus(t, s.Do("POST", "/api/v1/keys", s.AdminKey, map[string]any{"user": "alice", "environment": "PROD"}), http.StatusBadRequest)
+	keys := map[string]string{}
+	for _, env := range []string{"", "prod", "dev"} {
+		body := map[string]any{"user": "alice"}
+		if env != "" {
+			body["environment"] = env
+		}
+		keys[env], _ = newKey(t, s, body)
+	}
+	ctx := context.Background()
+	want := map[string]string{"": devValue, "prod": prodValue}
+	for _, env := range []string{"", "prod", "dev"} {
+		cs, err := s.Client(t, keys[env], "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := len(up.Calls())
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "fin.lookup", Arguments: map[string]any{"id": "C-7"}})
+		calls := up.Calls()
+		if env == "dev" {
+			if err == nil && !res.IsError || len(calls) != before {
+				t.Errorf("a dev key without a dev value reached the upstream: %+v %v", res, err)
+			}
+		} else if err != nil || res.IsError || len(calls) != before+1 {
+			t.Errorf("env %q: %+v %v", env, res, err)
+		} else if c := calls[len(calls)-1]; c.APIKey != want[env] || c.Identity.Env != cmp.Or(env, "default") {
+			t.Errorf("env %q: the upstream got key %q, assertion env %q", env, c.APIKey, c.Identity.Env)
+		}
+		res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "shop.lookup_order", Arguments: map[string]any{"order_id": "A-1001"}})
+		if ok := err == nil && !res.IsError; ok != (env != "dev") {
+			t.Errorf("env %q: stdio call %+v %v", env, res, err)
+		}
+	}
+	// Refused injections say nothing of the upstream's health: they are
+	// not retried and do not open its circuit for everyone else.
+	devRefusals := func() int {
+		n := 0
+		for _, r := range records(t, s, audit.Query{Event: "secret-access", Actor: "alice", Target: "secret:fin-key"}) {
+			if r.Detail["environment"] == "dev" {
+				n++
+			}
+		}
+		return n
+	}
+	dev, err := s.Client(t, keys["dev"], "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := devRefusals()
+	// pay is not read-only, so never retried: one attempt's refusals (a
+	// connection attempt may make more than one request).
+	dev.CallTool(ctx, &mcp.CallToolParams{Name: "fin.pay", Arguments: map[string]any{"amount": 1, "to": "x"}})
+	perCall := devRefusals() - base
+	base += perCall
+	for range 6 {
+		dev.CallTool(ctx, &mcp.CallToolParams{Name: "fin.lookup", Arguments: map[string]any{"id": "C-7"}})
+	}
+	cs, err := s.Client(t, keys[""], "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "fin.lookup", Arguments: map[string]any{"id": "C-7"}}); err != nil || res.IsError {
+		t.Errorf("after refused dev calls, a default call failed: %+v %v", res, err)
+	}
+	spawns := 0
+	for _, r := range records(t, s, audit.Query{Event: "upstream-spawn", Actor: "alice"}) {
+		if r.Target == "upstream:shop" {
+			spawns++
+		}
+	}
+	if spawns != 2 { // default and prod; dev was refused before a process started
+		t.Errorf("alice's stdio spawns: %d, want one per environment", spawns)
+	}
+	if n := devRefusals() - base; perCall == 0 || n != 6*perCall {
+		t.Errorf("%d refused accesses for 6 read-only dev calls to fin, %d for one: retried?", n, perCall)
+	}
+	got := map[string]audit.Outcome{}
+	for _, r := range records(t, s, audit.Query{Event: "secret-access", Actor: "alice"}) {
+		got[fmt.Sprint(r.Target, " ", r.Detail["environment"])] = r.Outcome
+	}
+	for _, k := range []string{"secret:fin-key default", "secret:fin-key prod", "secret:shop-token default", "secret:shop-token prod"} {
+		if got[k] != audit.Success {
+			t.Errorf("access %s: %q (all: %v)", k, got[k], got)
+		}
+	}
+	if got["secret:fin-key dev"] != audit.Denied || got["secret:shop-token dev"] != audit.Denied {
+		t.Errorf("the dev accesses were not recorded as refused: %v", got)
+	}
+	var list struct{ Secrets []map[string]any }
+	s.Do("GET", "/api/v1/secrets", s.AdminKey, nil).JSON(t, &list)
+	if len(list.Secrets) != 4 {
+		t.Errorf("secrets list: %+v", list.Secrets)
 	}
 }

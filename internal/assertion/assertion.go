@@ -39,6 +39,7 @@ type Claims struct {
 	Roles     []string `json:"roles"`
 	KeyID     string   `json:"key_id,omitempty"`
 	Service   bool     `json:"service_account,omitempty"`
+	Env       string   `json:"env,omitempty"`        // the caller's key's environment
 	RequestID string   `json:"request_id,omitempty"` // correlation id
 }
 

@@ -24,6 +24,7 @@ type Credential struct {
 	Roles        []string
 	RoleGrants   authz.Grants
 	Scope        authz.Grants // nil: unscoped
+	Environment  string
 }
 
 // Store is what the Authenticator reads and writes.
@@ -148,11 +149,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization string) 
 	}
 	a.touch(id, now)
 	return &Principal{
-		User:    cred.User,
-		Service: cred.Service,
-		Roles:   cred.Roles,
-		KeyID:   id,
-		Perms:   authz.Permissions{Roles: cred.RoleGrants, Scope: cred.Scope},
+		User:        cred.User,
+		Service:     cred.Service,
+		Roles:       cred.Roles,
+		KeyID:       id,
+		Environment: cred.Environment,
+		Perms:       authz.Permissions{Roles: cred.RoleGrants, Scope: cred.Scope},
 	}, nil
 }
 

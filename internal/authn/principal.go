@@ -3,6 +3,7 @@ package authn
 import (
 	"errors"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/ostiary/ostiary/internal/audit"
@@ -16,11 +17,22 @@ type Principal struct {
 	Service     bool     // a service account rather than a human
 	Roles       []string // role names, for display and audit
 	KeyID       string
+	Environment string // the key's environment: which secret values its calls get
 	Perms       authz.Permissions
 	RequestID   string // correlation id
 	Traceparent string // the client's W3C traceparent, if well-formed
 	Remote      string // client address
 }
+
+// DefaultEnvironment is the environment of keys and secrets created without
+// naming one, and of everything that existed before environments did.
+const DefaultEnvironment = "default"
+
+var envRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
+// ValidEnvironment reports whether name can name an environment: 1–32
+// lower-case letters, digits and '-', starting with a letter ("prod").
+func ValidEnvironment(name string) bool { return envRE.MatchString(name) }
 
 // Allows reports whether the principal may perform action on resource.
 func (p *Principal) Allows(a authz.Action, resource string) bool { return p.Perms.Allows(a, resource) }

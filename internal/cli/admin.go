@@ -43,7 +43,7 @@ func (e *env) whoamiCmd() *cobra.Command {
 				if w.Service {
 					kind = "service account"
 				}
-				fmt.Fprintf(e.stdout, "user:   %s (%s)\nkey:    %s\nroles:  %s\ngrants: %s\n", printable(w.User), kind, w.KeyID, list(w.Roles), list(w.Grants))
+				fmt.Fprintf(e.stdout, "user:   %s (%s)\nkey:    %s\nenv:    %s\nroles:  %s\ngrants: %s\n", printable(w.User), kind, w.KeyID, w.Environment, list(w.Roles), list(w.Grants))
 				if w.Scope != nil {
 					fmt.Fprintf(e.stdout, "scope:  %s\n", list(w.Scope))
 				}

@@ -179,8 +179,16 @@ func TestSecretsCommands(t *testing.T) {
 		t.Fatalf("set: %+v", r)
 	}
 	r = runIn(env, "rotated-value-77aa\n", "secrets", "rotate", "api-token").mustOK(t)
-	if !regexp.MustCompile(`api-token\s+2\s+fin,hr`).MatchString(r.stdout) {
+	if !regexp.MustCompile(`api-token\s+default\s+2\s+fin,hr`).MatchString(r.stdout) {
 		t.Errorf("rotate keeps the scope and bumps the version: %s", r.stdout)
+	}
+	runIn(env, "prod-value-3e1b\n", "secrets", "set", "api-token", "--env", "prod", "--upstream", "fin").mustOK(t)
+	r = runIn(env, "prod-value-2\n", "secrets", "rotate", "api-token", "--env", "prod").mustOK(t)
+	if !regexp.MustCompile(`api-token\s+prod\s+2\s+fin\s`).MatchString(r.stdout) {
+		t.Errorf("rotate --env prod keeps prod's scope and bumps prod's version: %s", r.stdout)
+	}
+	if r := runIn(env, "v\n", "secrets", "rotate", "api-token", "--env", "dev"); r.code != ExitError || !strings.Contains(r.stderr, `no value in environment "dev"`) {
+		t.Errorf("rotate in an environment without a value: %+v", r)
 	}
 	if r := run(env, "secrets", "list", "--json").mustOK(t); strings.Contains(r.stdout, value) || strings.Contains(r.stdout, "rotated-value") {
 		t.Errorf("list shows a value: %s", r.stdout)

@@ -135,6 +135,14 @@ func TestCommandSurface(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &created); err != nil || created.Key.Scope[0] != "read-audit:*" || created.Key.ExpiresAt == nil {
 		t.Fatalf("keys create --json: %s", r.stdout)
 	}
+	var staging adminapi.CreatedKey
+	r = run(env, "keys", "create", "--user", "alice", "--env", "staging", "--json").mustOK(t)
+	if err := json.Unmarshal([]byte(r.stdout), &staging); err != nil || staging.Key.Environment != "staging" {
+		t.Fatalf("keys create --env --json: %s", r.stdout)
+	}
+	if r := run(map[string]string{"OSTIARY_ADDR": env["OSTIARY_ADDR"], "OSTIARY_TOKEN": staging.APIKey}, "whoami").mustOK(t); !strings.Contains(r.stdout, "env:    staging") {
+		t.Errorf("whoami of a staging key: %s", r.stdout)
+	}
 	r = run(env, "keys", "create", "--user", "alice").mustOK(t)
 	if !strings.Contains(r.stdout, "shown once") || !regexp.MustCompile(`ost_[a-z2-7]{16}_[a-z2-7]{52}`).MatchString(r.stdout) {
 		t.Errorf("keys create: %s", r.stdout)
@@ -145,7 +153,7 @@ func TestCommandSurface(t *testing.T) {
 		t.Errorf("scoped key listing users: %+v", r)
 	}
 	r = run(env, "keys", "list", "--user", "alice").mustOK(t)
-	if strings.Count(r.stdout, "alice") != 2 || strings.Contains(r.stdout, created.APIKey) {
+	if strings.Count(r.stdout, "alice") != 3 || !strings.Contains(r.stdout, " staging ") || strings.Contains(r.stdout, created.APIKey) {
 		t.Errorf("keys list: %s", r.stdout)
 	}
 	run(env, "keys", "revoke", created.Key.ID).mustOK(t)
@@ -206,6 +214,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"roles", "create", "r"}, ExitUsage, "--grant"},
 		{[]string{"keys", "create"}, ExitUsage, "--user"},
 		{[]string{"keys", "create", "--user", "a", "--expires", "forever"}, ExitUsage, "invalid lifetime"},
+		{[]string{"keys", "create", "--user", "a", "--env", "Prod"}, ExitUsage, "--env"},
+		{[]string{"secrets", "set", "x", "--upstream", "u", "--env", "prod env"}, ExitUsage, "--env"},
 		{[]string{"audit", "query", "--since", "last tuesday"}, ExitUsage, "--since"},
 		{[]string{"audit", "query", "--limit", "0"}, ExitUsage, "--limit"},
 		{[]string{"init"}, ExitUsage, "--data"},

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/identity"
 )
 
@@ -17,13 +18,13 @@ func (e *env) keysCmd() *cobra.Command {
 }
 
 func (e *env) printKeys(keys ...adminapi.KeyView) error {
-	t := newTable(e.stdout, "ID", "USER", "STATUS", "SCOPE", "CREATED", "EXPIRES", "LAST USED")
+	t := newTable(e.stdout, "ID", "USER", "ENV", "STATUS", "SCOPE", "CREATED", "EXPIRES", "LAST USED")
 	for _, k := range keys {
 		scope := "(all of user's grants)"
 		if k.Scope != nil {
 			scope = list(k.Scope)
 		}
-		t.row(k.ID, k.User, k.Status, scope, when(&k.CreatedAt), when(k.ExpiresAt), when(k.LastUsedAt))
+		t.row(k.ID, k.User, k.Environment, k.Status, scope, when(&k.CreatedAt), when(k.ExpiresAt), when(k.LastUsedAt))
 	}
 	return t.flush()
 }
@@ -32,16 +33,20 @@ func (e *env) keysCreateCmd() *cobra.Command {
 	var in identity.NewKeyRequest
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "create --user NAME [--expires DURATION] [--scope ACTION:RESOURCE]...",
+		Use:   "create --user NAME [--env ENV] [--expires DURATION] [--scope ACTION:RESOURCE]...",
 		Short: "Create an API key; it is printed once",
 		Long: `Create an API key for a user. The key is printed once and stored only as a
 keyed hash. --expires takes a duration such as 12h or 30d. --scope narrows the
 key to a subset of the user's grants (repeatable); without it the key carries
-all of them.`,
+all of them. --env puts the key in an environment (default "default"): its
+calls get that environment's values of the secrets their upstreams use.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if in.User == "" {
 				return usageError("--user NAME is required")
+			}
+			if in.Environment != "" && !authn.ValidEnvironment(in.Environment) {
+				return usageError("--env: %q is not an environment name (1–32 lower-case letters, digits and '-', starting with a letter)", in.Environment)
 			}
 			if in.ExpiresIn != "" {
 				if _, err := identity.ParseLifetime(in.ExpiresIn); err != nil {
@@ -61,6 +66,7 @@ all of them.`,
 	cmd.Flags().StringVar(&in.User, "user", "", "user the key belongs to")
 	cmd.Flags().StringVar(&in.ExpiresIn, "expires", "", "lifetime, e.g. 12h or 30d (default: never)")
 	cmd.Flags().StringArrayVar(&in.Scope, "scope", nil, "narrow the key to this grant (repeatable)")
+	cmd.Flags().StringVar(&in.Environment, "env", "", "the key's environment (default \"default\")")
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

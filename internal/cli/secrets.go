@@ -12,6 +12,7 @@ import (
 
 	"github.com/ostiary/ostiary/internal/adminapi"
 	"github.com/ostiary/ostiary/internal/app"
+	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/vault"
 )
 
@@ -36,20 +37,32 @@ func (e *env) readValue() (string, error) {
 
 func (e *env) secretsSetCmd(verb string) *cobra.Command {
 	var upstreams []string
+	var environment string
 	var asJSON bool
 	short := "Store a secret (its value read from standard input), usable by the named upstreams"
 	if verb == "rotate" {
 		short = "Store a new version of a secret (value from standard input); same upstreams unless --upstream is given"
 	}
 	cmd := &cobra.Command{
-		Use:   verb + " NAME [--upstream U]...",
+		Use:   verb + " NAME [--env ENV] [--upstream U]...",
 		Short: short,
 		Long: short + `.
 Refer to it in an upstream's --header or --env value as ${secret:NAME}; it is
 resolved at the last moment on each request, every access is audited, and its
-value is redacted from anything the upstream sends back.`,
+value is redacted from anything the upstream sends back.
+
+A secret has a value (and versions) per environment: --env ENV (default
+"default") sets the one that calls made with keys of ENV receive
+('ostiary keys create --env ENV'). A key whose environment has no value
+cannot reach the upstreams that need it.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
+			if environment == "" {
+				environment = authn.DefaultEnvironment
+			}
+			if !authn.ValidEnvironment(environment) {
+				return usageError("--env: %q is not an environment name (1–32 lower-case letters, digits and '-', starting with a letter)", environment)
+			}
 			if verb == "set" && len(upstreams) == 0 {
 				return usageError("--upstream is required: name where the secret may be injected")
 			}
@@ -63,12 +76,12 @@ value is redacted from anything the upstream sends back.`,
 					return err
 				}
 				for _, s := range l.Secrets {
-					if s.Name == a[0] {
+					if s.Name == a[0] && s.Environment == environment {
 						upstreams = s.Upstreams
 					}
 				}
 				if len(upstreams) == 0 {
-					return fmt.Errorf("secret %q does not exist: use 'secrets set'", a[0])
+					return fmt.Errorf("secret %q has no value in environment %q: use 'secrets set'", a[0], environment)
 				}
 			}
 			value, err := e.readValue()
@@ -76,20 +89,21 @@ value is redacted from anything the upstream sends back.`,
 				return err
 			}
 			var s vault.Secret
-			return e.call(cmd, "PUT", "/secrets/"+url.PathEscape(a[0]), nil, adminapi.SetSecret{Value: value, Upstreams: upstreams}, &s, asJSON, func() error {
+			return e.call(cmd, "PUT", "/secrets/"+url.PathEscape(a[0]), nil, adminapi.SetSecret{Value: value, Upstreams: upstreams, Environment: environment}, &s, asJSON, func() error {
 				return e.printSecrets(s)
 			})
 		},
 	}
 	cmd.Flags().StringArrayVar(&upstreams, "upstream", nil, "an upstream the secret may be injected into (repeatable)")
+	cmd.Flags().StringVar(&environment, "env", "", "the environment whose value this is (default \"default\")")
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }
 
 func (e *env) printSecrets(ss ...vault.Secret) error {
-	t := newTable(e.stdout, "NAME", "VERSION", "UPSTREAMS", "CREATED", "BY", "LAST ACCESS")
+	t := newTable(e.stdout, "NAME", "ENV", "VERSION", "UPSTREAMS", "CREATED", "BY", "LAST ACCESS")
 	for _, s := range ss {
-		t.row(s.Name, strconv.Itoa(s.Version), list(s.Upstreams), when(&s.CreatedAt), s.CreatedBy, when(&s.LastAccessed))
+		t.row(s.Name, s.Environment, strconv.Itoa(s.Version), list(s.Upstreams), when(&s.CreatedAt), s.CreatedBy, when(&s.LastAccessed))
 	}
 	return t.flush()
 }

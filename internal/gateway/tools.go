@@ -259,7 +259,7 @@ func (g *Gateway) call(ctx context.Context, p *authn.Principal, u upstream.Upstr
 	relay *upstream.Relay) (*mcp.CallToolResult, int, error) {
 	for attempt := 1; ; attempt++ {
 		res, err := g.cfg.Upstreams.Call(ctx, upstream.CallerOf(p), u, &mcp.CallToolParams{Name: e.UpstreamTool, Arguments: args}, relay)
-		if err == nil || attempt == maxAttempts || !retryable(e.Tool) || upstream.Answered(err) || upstream.Suspended(err) || ctx.Err() != nil {
+		if err == nil || attempt == maxAttempts || !retryable(e.Tool) || upstream.Answered(err) || upstream.Suspended(err) || upstream.Refused(err) || ctx.Err() != nil {
 			return res, attempt, err
 		}
 		wait := retryBackoff << (2 * (attempt - 1))

@@ -34,15 +34,16 @@ type Role struct {
 
 // Key is an API key's stored form: never its secret.
 type Key struct {
-	ID         string       `json:"id"`
-	User       string       `json:"user"`
-	Hash       []byte       `json:"-"`
-	Scope      authz.Grants `json:"-"` // nil: unscoped
-	CreatedAt  time.Time    `json:"created_at"`
-	CreatedBy  string       `json:"created_by"`
-	ExpiresAt  time.Time    `json:"-"` // zero: never
-	RevokedAt  time.Time    `json:"-"`
-	LastUsedAt time.Time    `json:"-"`
+	ID          string       `json:"id"`
+	User        string       `json:"user"`
+	Hash        []byte       `json:"-"`
+	Scope       authz.Grants `json:"-"` // nil: unscoped
+	Environment string       `json:"environment"`
+	CreatedAt   time.Time    `json:"created_at"`
+	CreatedBy   string       `json:"created_by"`
+	ExpiresAt   time.Time    `json:"-"` // zero: never
+	RevokedAt   time.Time    `json:"-"`
+	LastUsedAt  time.Time    `json:"-"`
 }
 
 // Built-in roles, created by Bootstrap.

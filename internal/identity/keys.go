@@ -39,6 +39,8 @@ type NewKeyRequest struct {
 	User      string   `json:"user"`
 	ExpiresIn string   `json:"expires_in,omitempty"` // ParseLifetime syntax; empty: never
 	Scope     []string `json:"scope,omitempty"`      // empty: unscoped
+	// Environment is the key's environment; empty: authn.DefaultEnvironment.
+	Environment string `json:"environment,omitempty"`
 }
 
 // CreateKey creates an API key for a user and returns it with its secret
@@ -47,9 +49,16 @@ type NewKeyRequest struct {
 func (s *Service) CreateKey(ctx context.Context, p *authn.Principal, in NewKeyRequest) (Key, string, error) {
 	id, secretKey := authn.NewKey()
 	rec := p.Record(audit.EventKeyCreate, target("key", id))
-	rec.Detail = map[string]any{"user": in.User, "scope": sortedCopy(in.Scope), "expires_in": in.ExpiresIn}
+	if in.Environment == "" {
+		in.Environment = authn.DefaultEnvironment
+	}
+	rec.Detail = map[string]any{"user": in.User, "scope": sortedCopy(in.Scope), "expires_in": in.ExpiresIn, "environment": in.Environment}
 	now := s.now().UTC()
-	k := Key{ID: id, User: in.User, CreatedAt: now, CreatedBy: p.User}
+	k := Key{ID: id, User: in.User, Environment: in.Environment, CreatedAt: now, CreatedBy: p.User}
+	if !authn.ValidEnvironment(in.Environment) {
+		rec.Detail["environment"] = "?"
+		return Key{}, "", audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "invalid environment name: 1–32 lower-case letters, digits and '-', starting with a letter"))
+	}
 	if in.ExpiresIn != "" {
 		d, err := ParseLifetime(in.ExpiresIn)
 		if err != nil {

@@ -32,14 +32,23 @@ type Caller struct {
 	User        string
 	Roles       []string
 	KeyID       string
+	Environment string // the key's: picks the secret values injected, and the session
 	Service     bool
 	RequestID   string // correlation id, propagated as X-Request-ID and in the assertion
 	Traceparent string // W3C trace context, propagated as is
 }
 
+// env is the caller's environment, the default if none is set.
+func (c Caller) env() string {
+	if c.Environment == "" {
+		return authn.DefaultEnvironment
+	}
+	return c.Environment
+}
+
 // CallerOf returns the Caller for a principal.
 func CallerOf(p *authn.Principal) Caller {
-	return Caller{User: p.User, Roles: p.Roles, KeyID: p.KeyID, Service: p.Service, RequestID: p.RequestID, Traceparent: p.Traceparent}
+	return Caller{User: p.User, Roles: p.Roles, KeyID: p.KeyID, Environment: p.Environment, Service: p.Service, RequestID: p.RequestID, Traceparent: p.Traceparent}
 }
 
 // System is the caller Ostiary itself uses to list an upstream's tools.
@@ -75,7 +84,7 @@ type PoolConfig struct {
 // Resolver returns a secret's value for injection into an upstream, having
 // recorded the access (rec carries who it is for).
 type Resolver interface {
-	Resolve(ctx context.Context, name, upstream string, rec audit.Record) ([]byte, error)
+	Resolve(ctx context.Context, name, upstream, env string, rec audit.Record) ([]byte, error)
 }
 
 // resolve expands the secret references in value for c and u, noting what
@@ -85,19 +94,41 @@ func (p *Pool) resolve(ctx context.Context, c Caller, u Upstream, value string, 
 		return value, nil
 	}
 	if p.cfg.Secrets == nil {
-		return "", fmt.Errorf("upstream %s refers to a secret but no vault is open", u.Name)
+		return "", &refusedError{fmt.Errorf("upstream %s refers to a secret but no vault is open", u.Name)}
 	}
 	rec := audit.Record{Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID}
-	return vault.Expand(value, func(name string) ([]byte, error) {
-		v, err := p.cfg.Secrets.Resolve(ctx, name, u.Name, rec)
+	out, err := vault.Expand(value, func(name string) ([]byte, error) {
+		v, err := p.cfg.Secrets.Resolve(ctx, name, u.Name, c.env(), rec)
 		if err == nil && known != nil {
 			known[name] = v
 		}
 		return v, err
 	})
+	if err != nil {
+		return "", &refusedError{err}
+	}
+	return out, nil
 }
 
-// Pool holds the client sessions to upstreams: one per (user, upstream).
+// refusedError is a request Ostiary would not send on the caller's behalf:
+// a secret its environment has no value for, or one not scoped to the
+// upstream. It says nothing of the upstream's health, so it neither counts
+// against its circuit breaker nor drops the session, and it is not retried.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
+
+// Refused reports whether err is a request Ostiary refused to send (see
+// refusedError).
+func Refused(err error) bool {
+	var r *refusedError
+	return errors.As(err, &r)
+}
+
+// Pool holds the client sessions to upstreams: one per (user, environment,
+// upstream), since a stdio process holds the secret values of the
+// environment it was started for.
 type Pool struct {
 	cfg        PoolConfig
 	transports sync.Map // upstream name + policy → *http.Transport
@@ -110,7 +141,7 @@ type Pool struct {
 	done       chan struct{}
 }
 
-type poolKey struct{ user, upstream string }
+type poolKey struct{ user, env, upstream string }
 
 type pooled struct {
 	ready    chan struct{} // closed once cs or err is set
@@ -158,7 +189,7 @@ func (p *Pool) Session(ctx context.Context, c Caller, u Upstream) (*mcp.ClientSe
 }
 
 func (p *Pool) entry(ctx context.Context, c Caller, u Upstream) (*pooled, error) {
-	k := poolKey{c.User, u.Name}
+	k := poolKey{c.User, c.env(), u.Name}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -213,10 +244,11 @@ func closeWhenReady(e *pooled) {
 
 // Drop closes and forgets the caller's session to u (after a transport
 // failure, so the next call reconnects).
-func (p *Pool) Drop(user, upstreamName string) {
+func (p *Pool) Drop(c Caller, upstreamName string) {
+	k := poolKey{c.User, c.env(), upstreamName}
 	p.mu.Lock()
-	e, ok := p.sessions[poolKey{user, upstreamName}]
-	delete(p.sessions, poolKey{user, upstreamName})
+	e, ok := p.sessions[k]
+	delete(p.sessions, k)
 	p.mu.Unlock()
 	if ok {
 		go closeWhenReady(e)
@@ -438,7 +470,7 @@ func (p *Pool) do(ctx context.Context, c Caller, u Upstream, fn func(context.Con
 // error answer (so the session itself may be broken).
 func (p *Pool) dropIfBroken(ctx context.Context, c Caller, u Upstream, err error) {
 	if transportFailure(ctx, err) {
-		p.Drop(c.User, u.Name)
+		p.Drop(c, u.Name)
 	}
 }
 
@@ -451,7 +483,7 @@ func transportFailure(ctx context.Context, err error) bool {
 	if ctx.Err() != nil { // a call that ran out of time failed; one the caller cancelled did not
 		return errors.Is(context.Cause(ctx), context.DeadlineExceeded)
 	}
-	return !Answered(err)
+	return !Answered(err) && !Refused(err)
 }
 
 // codeRejected is the SDK's code for a request its transport could not
@@ -497,7 +529,7 @@ func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*m
 	case HTTP:
 		t = &mcp.StreamableClientTransport{
 			Endpoint:             u.URL,
-			HTTPClient:           &http.Client{Transport: &injector{base: p.transport(u), pool: p, u: u, owner: c}},
+			HTTPClient:           &http.Client{Transport: &injector{base: p.transport(u, c.env()), pool: p, u: u, owner: c}},
 			DisableStandaloneSSE: true,
 			MaxRetries:           -1,
 		}
@@ -527,11 +559,17 @@ func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*m
 // drained into the log, and the spawn audited before it happens.
 // transport returns the HTTP transport for u: its own, so that a connection
 // opened under one upstream's address policy is never reused by another.
-func (p *Pool) transport(u Upstream) http.RoundTripper {
+// With a client certificate, whose key is a secret valued per environment,
+// each environment has its own transport, so that a connection
+// authenticated with one environment's key never carries another's calls.
+func (p *Pool) transport(u Upstream, env string) http.RoundTripper {
 	if p.cfg.Transport != nil {
 		return p.cfg.Transport
 	}
-	tlsID := sha256.Sum256(fmt.Appendf(nil, "%q/%q/%q/%t", u.TLS.CA, u.TLS.ClientCert, u.TLS.ClientKeySecret, u.TLS.InsecureSkipVerify))
+	if u.TLS.ClientKeySecret == "" {
+		env = ""
+	}
+	tlsID := sha256.Sum256(fmt.Appendf(nil, "%q/%q/%q/%t/%q", u.TLS.CA, u.TLS.ClientCert, u.TLS.ClientKeySecret, u.TLS.InsecureSkipVerify, env))
 	key := fmt.Sprintf("%s/%t/%d/%x", u.Name, u.AllowPrivate, u.CreatedAt.UnixNano(), tlsID[:8])
 	if t, ok := p.transports.Load(key); ok {
 		return t.(http.RoundTripper)
@@ -551,11 +589,6 @@ type failingTransport struct{ err error }
 func (f failingTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, f.err }
 
 func (p *Pool) command(ctx context.Context, c Caller, u Upstream, e *pooled) (*exec.Cmd, error) {
-	rec := audit.Record{Event: EventSpawn, Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID,
-		Target: "upstream:" + u.Name, Detail: map[string]any{"command": u.Command}}
-	if _, err := p.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, err
-	}
 	cmd := exec.Command(u.Command[0], u.Command[1:]...)
 	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
 	known := vault.Known{}
@@ -565,6 +598,11 @@ func (p *Pool) command(ctx context.Context, c Caller, u Upstream, e *pooled) (*e
 			return nil, err
 		}
 		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	rec := audit.Record{Event: EventSpawn, Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID,
+		Target: "upstream:" + u.Name, Detail: map[string]any{"command": u.Command}}
+	if _, err := p.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return nil, err
 	}
 	if e != nil {
 		e.injected = known
@@ -576,7 +614,7 @@ func (p *Pool) command(ctx context.Context, c Caller, u Upstream, e *pooled) (*e
 
 func (p *Pool) assert(c Caller, u Upstream) string {
 	tok, err := p.cfg.Signer.Sign(assertion.Claims{Subject: c.User, Audience: u.Name, Roles: c.Roles, KeyID: c.KeyID,
-		Service: c.Service, RequestID: c.RequestID})
+		Service: c.Service, Env: c.env(), RequestID: c.RequestID})
 	if err != nil {
 		p.cfg.Logger.Error("cannot sign identity assertion", "err", err)
 	}

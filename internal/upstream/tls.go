@@ -159,13 +159,13 @@ func (p *Pool) tlsConfig(u Upstream) (*tls.Config, error) {
 
 func (p *Pool) clientCertificate(ctx context.Context, u Upstream, chain []*x509.Certificate) (*tls.Certificate, error) {
 	if p.cfg.Secrets == nil {
-		return nil, fmt.Errorf("upstream %s: its client key is a vault secret but no vault is open", u.Name)
+		return nil, &refusedError{fmt.Errorf("upstream %s: its client key is a vault secret but no vault is open", u.Name)}
 	}
 	c, _ := ctx.Value(callerKey{}).(Caller)
 	rec := audit.Record{Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID}
-	keyPEM, err := p.cfg.Secrets.Resolve(ctx, u.TLS.ClientKeySecret, u.Name, rec)
+	keyPEM, err := p.cfg.Secrets.Resolve(ctx, u.TLS.ClientKeySecret, u.Name, c.env(), rec)
 	if err != nil {
-		return nil, fmt.Errorf("upstream %s: client key: %w", u.Name, err)
+		return nil, &refusedError{fmt.Errorf("upstream %s: client key: %w", u.Name, err)}
 	}
 	var certPEM []byte
 	for _, c := range chain {

@@ -1,6 +1,7 @@
 // Package vault keeps upstream credentials: encrypted at rest with
 // AES-256-GCM under a data key, itself wrapped by a master key that never
-// touches the store. Secrets are versioned and scoped to upstreams; no API
+// touches the store. Secrets are versioned, scoped to upstreams, and have a
+// value per environment (a key's environment picks which one); no API
 // ever returns a value; upstream headers and stdio environments refer to
 // them as ${secret:NAME}, resolved at the last moment and audited on every
 // access by name and version, never by value. See DESIGN.md.
@@ -29,6 +30,7 @@ import (
 // Secret is a secret's metadata: never its value.
 type Secret struct {
 	Name         string    `json:"name"`
+	Environment  string    `json:"environment"`
 	Version      int       `json:"version"`
 	Upstreams    []string  `json:"upstreams"` // where it may be injected
 	CreatedAt    time.Time `json:"created_at"`
@@ -54,9 +56,11 @@ const (
 // Store is the read side.
 type Store interface {
 	WrappedDataKeys(ctx context.Context) ([][]byte, error) // newest first; none before the first start
-	LatestSecret(ctx context.Context, name string) (Sealed, error)
-	ListSecrets(ctx context.Context) ([]Secret, error)
-	TouchSecret(ctx context.Context, name string, version int, at time.Time) error
+	// LatestSecret returns the newest version of name in env, or an error
+	// of kind fault.NotFound.
+	LatestSecret(ctx context.Context, name, env string) (Sealed, error)
+	ListSecrets(ctx context.Context) ([]Secret, error) // the newest version per name and environment
+	TouchSecret(ctx context.Context, name, env string, version int, at time.Time) error
 }
 
 // TxStore is the write side, inside an audit transaction.
@@ -235,23 +239,35 @@ func wrap(key, plain []byte, aad string) ([]byte, error) {
 	return a.Seal(nonce, nonce, plain, []byte(aad)), nil
 }
 
-// secretAAD binds a ciphertext to its name and version, so rows cannot be
-// swapped.
-func secretAAD(name string, version int) []byte {
-	return []byte("ostiary-secret-v1\x00" + name + "\x00" + strconv.Itoa(version))
+// secretAAD binds a ciphertext to its name, environment and version, so
+// rows cannot be swapped. The default environment keeps the binding of
+// schema 5 (before environments), so values sealed then still open; no
+// other environment's binding can equal it.
+func secretAAD(name, env string, version int) []byte {
+	if env == authn.DefaultEnvironment {
+		return []byte("ostiary-secret-v1\x00" + name + "\x00" + strconv.Itoa(version))
+	}
+	return []byte("ostiary-secret-v2\x00" + name + "\x00" + env + "\x00" + strconv.Itoa(version))
 }
 
-// Set stores a new version of a secret (manage-secrets:*). The value is
-// encrypted before it reaches the transaction; it appears nowhere else.
-func (v *Vault) Set(ctx context.Context, p *authn.Principal, name string, value []byte, upstreams []string) (Secret, error) {
+// Set stores a new version of a secret's value in env (empty: the default
+// environment) (manage-secrets:*). The value is encrypted before it reaches
+// the transaction; it appears nowhere else.
+func (v *Vault) Set(ctx context.Context, p *authn.Principal, name, env string, value []byte, upstreams []string) (Secret, error) {
+	if env == "" {
+		env = authn.DefaultEnvironment
+	}
 	rec := p.Record(EventSet, "secret:"+name)
-	rec.Detail = map[string]any{"upstreams": upstreams}
-	s := Secret{Name: name, Upstreams: upstreams, CreatedAt: v.now().UTC(), CreatedBy: p.User}
+	rec.Detail = map[string]any{"upstreams": upstreams, "environment": env}
+	s := Secret{Name: name, Environment: env, Upstreams: upstreams, CreatedAt: v.now().UTC(), CreatedBy: p.User}
 	switch {
 	case !p.Allows(authz.ManageSecrets, authz.All):
 		return s, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Forbidden, "permission denied: this needs the manage-secrets grant"))
 	case !ValidName(name):
 		return s, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Invalid, "invalid secret name: 1–64 letters, digits, '_', '.', '-'"))
+	case !authn.ValidEnvironment(env):
+		rec.Detail["environment"] = "?"
+		return s, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Invalid, "invalid environment name: 1–32 lower-case letters, digits and '-', starting with a letter"))
 	case len(value) == 0 || len(value) > MaxValue:
 		return s, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Invalid, "a secret value must be 1 to %d bytes", MaxValue))
 	case len(upstreams) == 0:
@@ -267,7 +283,7 @@ func (v *Vault) Set(ctx context.Context, p *authn.Principal, name string, value 
 			return err
 		}
 		s.Version = 1
-		if prev, err := ts.LatestSecret(ctx, name); err == nil {
+		if prev, err := ts.LatestSecret(ctx, name, env); err == nil {
 			s.Version = prev.Version + 1
 		} else if !fault.Is(err, fault.NotFound) {
 			return err
@@ -275,12 +291,13 @@ func (v *Vault) Set(ctx context.Context, p *authn.Principal, name string, value 
 		nonce := make([]byte, dek.NonceSize())
 		rand.Read(nonce)
 		r.Detail["version"] = s.Version
-		return ts.InsertSecret(ctx, Sealed{Secret: s, Nonce: nonce, Ciphertext: dek.Seal(nil, nonce, value, secretAAD(name, s.Version))})
+		return ts.InsertSecret(ctx, Sealed{Secret: s, Nonce: nonce, Ciphertext: dek.Seal(nil, nonce, value, secretAAD(name, env, s.Version))})
 	}})
 	return s, err
 }
 
-// List returns every secret's latest metadata (manage-secrets:*).
+// List returns the latest metadata of every secret in every environment
+// (manage-secrets:*).
 func (v *Vault) List(ctx context.Context, p *authn.Principal) ([]Secret, error) {
 	rec := p.Record(EventList, "")
 	if !p.Allows(authz.ManageSecrets, authz.All) {
@@ -296,14 +313,18 @@ func (v *Vault) List(ctx context.Context, p *authn.Principal) ([]Secret, error) 
 	return ss, nil
 }
 
-// Resolve returns the latest value of name for injection into upstream on
-// behalf of actor, after recording the access. It fails (and the request
-// with it) if the secret does not exist, is not scoped to upstream, or the
-// access cannot be recorded.
-func (v *Vault) Resolve(ctx context.Context, name, upstream string, rec audit.Record) ([]byte, error) {
+// Resolve returns the latest value of name in env for injection into
+// upstream on behalf of the caller rec names, after recording the access.
+// It fails (and the request with it) if the secret has no value in env, is
+// not scoped to upstream, or the access cannot be recorded: a key of one
+// environment never receives another's value.
+func (v *Vault) Resolve(ctx context.Context, name, upstream, env string, rec audit.Record) ([]byte, error) {
 	rec.Event, rec.Target = EventAccess, "secret:"+name
-	rec.Detail = map[string]any{"upstream": upstream}
-	s, err := v.store.LatestSecret(ctx, name)
+	rec.Detail = map[string]any{"upstream": upstream, "environment": env}
+	s, err := v.store.LatestSecret(ctx, name, env)
+	if fault.Is(err, fault.NotFound) { // refused: the caller's environment has no value
+		err = fault.New(fault.Forbidden, "secret %s has no value in environment %s", name, env)
+	}
 	if err == nil && !slices.Contains(s.Upstreams, upstream) {
 		err = fault.New(fault.Forbidden, "secret %s is not scoped to upstream %s", name, upstream)
 	}
@@ -312,7 +333,7 @@ func (v *Vault) Resolve(ctx context.Context, name, upstream string, rec audit.Re
 		rec.Detail["version"] = s.Version
 		var dek cipher.AEAD
 		if dek, err = v.dataKey(); err == nil {
-			if value, err = dek.Open(nil, s.Nonce, s.Ciphertext, secretAAD(name, s.Version)); err != nil {
+			if value, err = dek.Open(nil, s.Nonce, s.Ciphertext, secretAAD(name, env, s.Version)); err != nil {
 				err = fault.New(fault.Unavailable, "secret %s does not decrypt", name)
 			}
 		}
@@ -324,7 +345,7 @@ func (v *Vault) Resolve(ctx context.Context, name, upstream string, rec audit.Re
 		return nil, err
 	}
 	if now := v.now(); now.Sub(s.LastAccessed) >= time.Minute { // last access to the minute: no write per request
-		v.store.TouchSecret(context.WithoutCancel(ctx), name, s.Version, now)
+		v.store.TouchSecret(context.WithoutCancel(ctx), name, env, s.Version, now)
 	}
 	return value, nil
 }

@@ -28,6 +28,7 @@ type Call struct {
 	IDError     string           // why the identity assertion did not verify, if it did not
 	RequestID   string
 	Traceparent string
+	APIKey      string // the X-Api-Key header the call arrived with
 }
 
 // Upstream is a real MCP server (the official SDK) on a loopback port with
@@ -115,7 +116,7 @@ func (u *Upstream) record(req *mcp.CallToolRequest, tool string) {
 	c := Call{Tool: tool}
 	json.Unmarshal(req.Params.Arguments, &c.Args)
 	if h := req.Extra.Header; h != nil {
-		c.RequestID, c.Traceparent = h.Get("X-Request-ID"), h.Get("Traceparent")
+		c.RequestID, c.Traceparent, c.APIKey = h.Get("X-Request-ID"), h.Get("Traceparent"), h.Get("X-Api-Key")
 		claims, err := assertion.Verify(h.Get(assertion.Header), u.jwksPub, u.name, time.Now())
 		c.Identity = claims
 		if err != nil {

@@ -102,7 +102,7 @@ func (s queries) roles(ctx context.Context, where string, args ...any) ([]identi
 	return out, classify("list roles", rows.Err())
 }
 
-const keyColumns = `k.id, u.name, k.hash, k.scoped, k.created_at, k.created_by, k.expires_at, k.revoked_at, k.last_used_at,
+const keyColumns = `k.id, u.name, k.hash, k.scoped, k.environment, k.created_at, k.created_by, k.expires_at, k.revoked_at, k.last_used_at,
 	(SELECT json_group_array(s.grant_text ORDER BY s.grant_text) FROM key_scopes s WHERE s.key_id = k.id)`
 
 func (s queries) KeyByID(ctx context.Context, id string) (identity.Key, error) {
@@ -136,7 +136,7 @@ func (s queries) keys(ctx context.Context, where string, args ...any) ([]identit
 		var created int64
 		var expires, revoked, used sql.NullInt64
 		var scope string
-		if err := rows.Scan(&k.ID, &k.User, &k.Hash, &scoped, &created, &k.CreatedBy, &expires, &revoked, &used, &scope); err != nil {
+		if err := rows.Scan(&k.ID, &k.User, &k.Hash, &scoped, &k.Environment, &created, &k.CreatedBy, &expires, &revoked, &used, &scope); err != nil {
 			return nil, classify("list keys", err)
 		}
 		k.CreatedAt = time.UnixMicro(created).UTC()

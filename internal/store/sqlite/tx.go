@@ -107,9 +107,9 @@ func (t *Tx) InsertRole(ctx context.Context, r identity.Role) error {
 }
 
 func (t *Tx) InsertKey(ctx context.Context, k identity.Key) error {
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO api_keys (id, user_id, hash, scoped, created_at, created_by, expires_at)
-		SELECT ?, id, ?, ?, ?, ?, ? FROM users WHERE name = ?`,
-		k.ID, k.Hash, k.Scope != nil, micros(k.CreatedAt), k.CreatedBy, micros(k.ExpiresAt), k.User)
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO api_keys (id, user_id, hash, scoped, environment, created_at, created_by, expires_at)
+		SELECT ?, id, ?, ?, ?, ?, ?, ? FROM users WHERE name = ?`,
+		k.ID, k.Hash, k.Scope != nil, k.Environment, micros(k.CreatedAt), k.CreatedBy, micros(k.ExpiresAt), k.User)
 	if isUnique(err) {
 		return fault.New(fault.Conflict, "key id collision; retry")
 	}

@@ -32,31 +32,31 @@ func (s queries) WrappedDataKeys(ctx context.Context) ([][]byte, error) {
 	return out, classify("vault keys", rows.Err())
 }
 
-const secretColumns = "name, version, upstreams, nonce, ciphertext, created_at, created_by, last_accessed"
+const secretColumns = "name, environment, version, upstreams, nonce, ciphertext, created_at, created_by, last_accessed"
 
 func scanSecret(row interface{ Scan(...any) error }) (vault.Sealed, error) {
 	var s vault.Sealed
 	var ups string
 	var created int64
 	var accessed sql.NullInt64
-	if err := row.Scan(&s.Name, &s.Version, &ups, &s.Nonce, &s.Ciphertext, &created, &s.CreatedBy, &accessed); err != nil {
+	if err := row.Scan(&s.Name, &s.Environment, &s.Version, &ups, &s.Nonce, &s.Ciphertext, &created, &s.CreatedBy, &accessed); err != nil {
 		return s, err
 	}
 	s.CreatedAt, s.LastAccessed = time.UnixMicro(created).UTC(), fromMicros(accessed)
 	return s, json.Unmarshal([]byte(ups), &s.Upstreams)
 }
 
-func (s queries) LatestSecret(ctx context.Context, name string) (vault.Sealed, error) {
-	sec, err := scanSecret(s.q.QueryRowContext(ctx, "SELECT "+secretColumns+" FROM secrets WHERE name = ? ORDER BY version DESC LIMIT 1", name))
+func (s queries) LatestSecret(ctx context.Context, name, env string) (vault.Sealed, error) {
+	sec, err := scanSecret(s.q.QueryRowContext(ctx, "SELECT "+secretColumns+" FROM secrets WHERE name = ? AND environment = ? ORDER BY version DESC LIMIT 1", name, env))
 	if err == sql.ErrNoRows {
-		return sec, fault.New(fault.NotFound, "secret %q does not exist", name)
+		return sec, fault.New(fault.NotFound, "secret %q has no value in environment %q", name, env)
 	}
 	return sec, classify("secret", err)
 }
 
 func (s queries) ListSecrets(ctx context.Context) ([]vault.Secret, error) {
 	rows, err := s.q.QueryContext(ctx, `SELECT `+secretColumns+` FROM secrets s
-		WHERE version = (SELECT max(version) FROM secrets WHERE name = s.name) ORDER BY name`)
+		WHERE version = (SELECT max(version) FROM secrets WHERE name = s.name AND environment = s.environment) ORDER BY name, environment`)
 	if err != nil {
 		return nil, classify("list secrets", err)
 	}
@@ -72,13 +72,13 @@ func (s queries) ListSecrets(ctx context.Context) ([]vault.Secret, error) {
 	return out, classify("list secrets", rows.Err())
 }
 
-func (s *Store) TouchSecret(ctx context.Context, name string, version int, at time.Time) error {
-	_, err := s.w.ExecContext(ctx, "UPDATE secrets SET last_accessed = ? WHERE name = ? AND version = ?", micros(at), name, version)
+func (s *Store) TouchSecret(ctx context.Context, name, env string, version int, at time.Time) error {
+	_, err := s.w.ExecContext(ctx, "UPDATE secrets SET last_accessed = ? WHERE name = ? AND environment = ? AND version = ?", micros(at), name, env, version)
 	return classify("touch secret", err)
 }
 
-func (t *Tx) TouchSecret(ctx context.Context, name string, version int, at time.Time) error {
-	_, err := t.tx.ExecContext(ctx, "UPDATE secrets SET last_accessed = ? WHERE name = ? AND version = ?", micros(at), name, version)
+func (t *Tx) TouchSecret(ctx context.Context, name, env string, version int, at time.Time) error {
+	_, err := t.tx.ExecContext(ctx, "UPDATE secrets SET last_accessed = ? WHERE name = ? AND environment = ? AND version = ?", micros(at), name, env, version)
 	return classify("touch secret", err)
 }
 
@@ -110,8 +110,8 @@ func (t *Tx) AddDataKeyWrap(ctx context.Context, wrapped []byte, at time.Time, r
 
 func (t *Tx) InsertSecret(ctx context.Context, s vault.Sealed) error {
 	ups, _ := json.Marshal(s.Upstreams)
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO secrets (name, version, upstreams, nonce, ciphertext, created_at, created_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, s.Name, s.Version, string(ups), s.Nonce, s.Ciphertext, micros(s.CreatedAt), s.CreatedBy)
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO secrets (name, environment, version, upstreams, nonce, ciphertext, created_at, created_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, s.Name, s.Environment, s.Version, string(ups), s.Nonce, s.Ciphertext, micros(s.CreatedAt), s.CreatedBy)
 	if isUnique(err) {
 		return fault.New(fault.Conflict, "secret %s changed concurrently; retry", s.Name)
 	}
