@@ -20,8 +20,10 @@ import (
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/fault"
+	"github.com/ostiary/ostiary/internal/gateway"
 	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/killswitch"
+	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/strictjson"
 	"github.com/ostiary/ostiary/internal/vault"
 )
@@ -50,6 +52,8 @@ type Config struct {
 	Audit    AuditStore
 	Logger   *slog.Logger
 	Now      func() time.Time
+	Policy   *policy.Service
+	Gateway  *gateway.Gateway // for policy explain
 }
 
 // API serves /api/v1.
@@ -60,7 +64,7 @@ type API struct {
 
 // New returns the admin API handler.
 func New(cfg Config) (*API, error) {
-	if cfg.Authn == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Kill == nil || cfg.Vault == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil {
+	if cfg.Authn == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Kill == nil || cfg.Vault == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Gateway == nil {
 		return nil, errors.New("adminapi: missing dependency")
 	}
 	a := &API{Config: cfg, mux: http.NewServeMux()}

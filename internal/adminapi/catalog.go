@@ -9,6 +9,7 @@ import (
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/fault"
+	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
 
@@ -79,6 +80,17 @@ type ToolView struct {
 	Vanished     bool   `json:"vanished"`
 	CallTimeout  string `json:"call_timeout,omitempty"` // its own, if set
 	Description  string `json:"description,omitempty"`
+	// Labels are Ostiary's governance labels; null: not labelled, and
+	// Hints (the upstream's annotations) stand in.
+	Labels *policy.Labels `json:"labels"`
+	Hints  policy.Hints   `json:"hints"`
+}
+
+// ToolLabels is POST /tools/labels: a tool's labels in full (null clears
+// them).
+type ToolLabels struct {
+	Tool   string         `json:"tool"`
+	Labels *policy.Labels `json:"labels"`
 }
 
 // ToolList is GET /tools.
@@ -175,7 +187,7 @@ func (a *API) listTools(w http.ResponseWriter, r *http.Request, p *authn.Princip
 	out := ToolList{Tools: []ToolView{}}
 	for _, e := range entries {
 		v := ToolView{Name: e.Name, Upstream: e.Upstream, UpstreamTool: e.UpstreamTool, Version: e.Version,
-			Digest: e.Digest, Pending: e.Pending, Vanished: e.Vanished, Description: e.Tool.Description}
+			Digest: e.Digest, Pending: e.Pending, Vanished: e.Vanished, Description: e.Tool.Description, Labels: e.Labels, Hints: e.Hints}
 		if e.CallTimeout > 0 {
 			v.CallTimeout = e.CallTimeout.String()
 		}
@@ -220,5 +232,14 @@ func (a *API) setToolTimeout(w http.ResponseWriter, r *http.Request, p *authn.Pr
 		return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.Invalid, "timeout: want a duration such as 30s or 2m, or 0 to clear"))
 	}
 	err = a.Catalog.SetTimeout(r.Context(), p, in.Tool, d)
+	return http.StatusOK, in, err
+}
+
+func (a *API) setToolLabels(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+	var in ToolLabels
+	if err := a.decode(w, r, p.Record(catalog.EventToolLabels, ""), &in); err != nil {
+		return 0, nil, err
+	}
+	err := a.Catalog.SetLabels(r.Context(), p, in.Tool, in.Labels)
 	return http.StatusOK, in, err
 }

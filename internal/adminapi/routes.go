@@ -31,6 +31,7 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/tools/versions", a.handle(a.toolVersions))
 	m.HandleFunc("POST /api/v1/tools/activate", a.handle(a.activateTool))
 	m.HandleFunc("POST /api/v1/tools/timeout", a.handle(a.setToolTimeout))
+	m.HandleFunc("POST /api/v1/tools/labels", a.handle(a.setToolLabels))
 
 	m.HandleFunc("GET /api/v1/killswitches", a.handle(a.listKillSwitches))
 	m.HandleFunc("POST /api/v1/killswitches", a.handle(a.engageKillSwitch))
@@ -39,6 +40,11 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/secrets", a.handle(a.listSecrets))
 	m.HandleFunc("PUT /api/v1/secrets/{name}", a.handle(a.setSecret))
 	m.HandleFunc("POST /api/v1/vault/rewrap", a.handle(a.rewrap))
+
+	m.HandleFunc("GET /api/v1/policy", a.handle(a.showPolicy))
+	m.HandleFunc("PUT /api/v1/policy", a.handle(a.setPolicy))
+	m.HandleFunc("GET /api/v1/policy/history", a.handle(a.policyHistory))
+	m.HandleFunc("POST /api/v1/policy/explain", a.handle(a.explainPolicy))
 
 	// Anything else is refused, and the attempt recorded.
 	m.HandleFunc("/", a.handle(a.notFound))

@@ -23,11 +23,13 @@ import (
 	"github.com/ostiary/ostiary/internal/assertion"
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/config"
 	"github.com/ostiary/ostiary/internal/gateway"
 	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/killswitch"
+	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/store/sqlite"
 	"github.com/ostiary/ostiary/internal/upstream"
 	"github.com/ostiary/ostiary/internal/vault"
@@ -214,13 +216,19 @@ func (a *App) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	policies, err := policy.NewService(ctx, a.store, a.writer, a.now)
+	if err != nil {
+		return err
+	}
 	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, Catalog: a.catalog, Upstreams: a.pool, Auditor: a.writer,
 		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, CallTimeout: a.cfg.CallTimeout,
-		Limits: gateway.Limits{PerKey: a.cfg.RateKey, PerUser: a.cfg.RateUser, PerTool: a.cfg.RateTool}}); err != nil {
+		Limits: gateway.Limits{PerKey: a.cfg.RateKey, PerUser: a.cfg.RateUser, PerTool: a.cfg.RateTool},
+		Policy: policies, Users: users{a.store}}); err != nil {
 		return err
 	}
 	a.gateway.SetKillSwitch(kill)
-	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now}); err != nil {
+	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
+		Policy: policies, Gateway: a.gateway}); err != nil {
 		return err
 	}
 	if a.cfg.TLS() {
@@ -428,3 +436,20 @@ func VerifyAudit(ctx context.Context, dir, pubPath string) (audit.Summary, error
 // SetStoreReadOnlyForTest makes the store refuse writes as a read-only or
 // failed disk would, so tests can prove the server fails closed.
 func (a *App) SetStoreReadOnlyForTest(on bool) error { return a.store.SetQueryOnlyForTest(on) }
+
+// users finds callers for policy explain: a user's roles and grants, as
+// an unscoped key of the default environment would carry them.
+type users struct{ store *sqlite.Store }
+
+func (u users) PrincipalOf(ctx context.Context, name string) (*authn.Principal, error) {
+	usr, err := u.store.UserByName(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	grants, err := u.store.UserGrants(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return &authn.Principal{User: usr.Name, Service: usr.Service, Roles: usr.Roles, Environment: authn.DefaultEnvironment,
+		Perms: authz.Permissions{Roles: grants}}, nil
+}

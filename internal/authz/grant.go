@@ -24,6 +24,7 @@ const (
 	ManageIdentities  Action = "manage-identities"
 	ManageSecrets     Action = "manage-secrets"
 	OperateKillswitch Action = "operate-killswitch"
+	ManagePolicy      Action = "manage-policy"
 	Admin             Action = "admin" // implies everything
 )
 
@@ -38,6 +39,7 @@ var actions = map[Action]bool{
 	ReadAudit:         false,
 	ManageIdentities:  false,
 	ManageSecrets:     false,
+	ManagePolicy:      false,
 	Admin:             false,
 }
 
@@ -45,7 +47,7 @@ var actions = map[Action]bool{
 func Actions() []string {
 	return []string{string(Discover), string(Invoke), string(ManageTools), string(Approve),
 		string(ReadAudit), string(ManageIdentities), string(ManageSecrets),
-		string(OperateKillswitch), string(Admin)}
+		string(OperateKillswitch), string(ManagePolicy), string(Admin)}
 }
 
 // All is the resource that stands for everything.

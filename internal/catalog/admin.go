@@ -9,6 +9,7 @@ import (
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/fault"
+	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
 
@@ -195,6 +196,43 @@ func (c *Catalog) SetTimeout(ctx context.Context, p *authn.Principal, name strin
 		return err
 	}
 	return c.reload(ctx)
+}
+
+// SetLabels sets a tool's governance labels (nil: clears them, so the
+// upstream's hints stand in again). The record keeps the labels before and
+// after.
+func (c *Catalog) SetLabels(ctx context.Context, p *authn.Principal, name string, l *policy.Labels) error {
+	rec := p.Record(EventToolLabels, "tool:"+name)
+	rec.Detail = map[string]any{"labels": labelsDetail(l)}
+	if err := c.guard(ctx, p, rec, authz.ManageTools, name); err != nil {
+		return err
+	}
+	if l != nil {
+		if err := l.Validate(); err != nil {
+			return audit.Refuse(ctx, c.audit, rec, fault.New(fault.Invalid, "%s", err))
+		}
+		rec.Detail["labels"] = labelsDetail(l)
+	}
+	e, ok := c.Snapshot().byName[name]
+	if !ok {
+		return audit.Refuse(ctx, c.audit, rec, fault.New(fault.NotFound, "tool %q is not in the catalog", name))
+	}
+	rec.Detail["previous"] = labelsDetail(e.Labels)
+	if err := c.record(ctx, rec, func(ctx context.Context, tx TxStore) error {
+		return tx.SetToolLabels(ctx, e.Upstream, e.UpstreamTool, l, c.now().UTC(), p.User)
+	}); err != nil {
+		return err
+	}
+	return c.reload(ctx)
+}
+
+// labelsDetail is labels as an audit detail value (nil: "none").
+func labelsDetail(l *policy.Labels) any {
+	if l == nil {
+		return "none"
+	}
+	return map[string]any{"data_classes": l.DataClasses, "risk": l.Risk, "irreversible": l.Irreversible, "egress": l.Egress,
+		"owner": l.Owner, "require_approval": l.RequireApproval, "approvers": l.Approvers}
 }
 
 // toolState finds an exposed name's stored state.

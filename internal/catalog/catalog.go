@@ -18,6 +18,7 @@ import (
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/jcs"
+	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/strictjson"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
@@ -49,8 +50,11 @@ type ToolState struct {
 	Upstream    string
 	Tool        string
 	Vanished    bool
-	CallTimeout time.Duration // 0: not set
-	Versions    []Version     // ascending
+	CallTimeout time.Duration  // 0: not set
+	Labels      *policy.Labels // nil: not labelled
+	LabelledAt  time.Time
+	LabelledBy  string
+	Versions    []Version // ascending
 }
 
 // Store is the read side.
@@ -71,6 +75,8 @@ type TxStore interface {
 	SetToolVanished(ctx context.Context, upstreamName, tool string, at time.Time) error // zero: reappeared
 	ActivateToolVersion(ctx context.Context, upstreamName, tool string, version int, at time.Time, by string) error
 	SetToolTimeout(ctx context.Context, upstreamName, tool string, d time.Duration) error // 0 clears it
+	// SetToolLabels sets (nil: clears) a tool's governance labels.
+	SetToolLabels(ctx context.Context, upstreamName, tool string, l *policy.Labels, at time.Time, by string) error
 }
 
 // Auditor appends records (audit.Writer).

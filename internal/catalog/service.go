@@ -31,6 +31,7 @@ const (
 	EventCatalogList    = "catalog-list"
 	EventToolVersions   = "tool-versions"
 	EventToolTimeout    = "tool-timeout-set"
+	EventToolLabels     = "tool-labels-set"
 )
 
 // Catalog keeps the tool catalog and its in-memory snapshot.

@@ -12,6 +12,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/yosida95/uritemplate/v3"
 
+	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/strictjson"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
@@ -36,7 +37,11 @@ type Entry struct {
 	SchemaErr error
 	// ParamHeaders are the arguments mirrored in Mcp-Param-* headers.
 	ParamHeaders []ParamHeader
-	words        string // lower-cased name and description, for search
+	// Labels are Ostiary's governance labels (nil: not labelled); Hints
+	// the pinned definition's annotations, which stand in until then.
+	Labels *policy.Labels
+	Hints  policy.Hints
+	words  string // lower-cased name and description, for search
 }
 
 // Snapshot is an immutable view of the catalog for the hot path: no
@@ -82,7 +87,7 @@ func newSnapshot(ups []upstream.Upstream, tools []ToolState, listed map[string]u
 		if !ok {
 			continue
 		}
-		e := &Entry{Name: u.Expose(ts.Tool), Upstream: u.Name, UpstreamTool: ts.Tool, Vanished: ts.Vanished, CallTimeout: ts.CallTimeout}
+		e := &Entry{Name: u.Expose(ts.Tool), Upstream: u.Name, UpstreamTool: ts.Tool, Vanished: ts.Vanished, CallTimeout: ts.CallTimeout, Labels: ts.Labels}
 		for _, v := range ts.Versions {
 			switch v.Status {
 			case Active:
@@ -94,6 +99,7 @@ func newSnapshot(ups []upstream.Upstream, tools []ToolState, listed map[string]u
 				e.Tool, e.Version, e.Digest = &t, v.Version, v.Digest
 				e.Schema, e.SchemaErr = compileSchema(v.Definition)
 				e.ParamHeaders = ParamHeaders(v.Definition)
+				e.Hints = hints(t.Annotations)
 				e.words = strings.ToLower(e.Name + " " + t.Title + " " + t.Description)
 			case Pending:
 				e.Pending++
@@ -356,4 +362,21 @@ func compileSchema(def json.RawMessage) (*jsonschema.Schema, error) {
 		return nil, err
 	}
 	return c.Compile(loc)
+}
+
+// hints reads MCP tool annotations with the protocol's defaults: a tool
+// that does not say otherwise is not read-only, destructive, not
+// idempotent and open-world.
+func hints(a *mcp.ToolAnnotations) policy.Hints {
+	if a == nil {
+		return policy.Hints{Destructive: true, OpenWorld: true}
+	}
+	return policy.Hints{ReadOnly: a.ReadOnlyHint, Idempotent: a.IdempotentHint,
+		Destructive: a.DestructiveHint == nil || *a.DestructiveHint,
+		OpenWorld:   a.OpenWorldHint == nil || *a.OpenWorldHint}
+}
+
+// PolicyTool is what the policy knows of e.
+func (e *Entry) PolicyTool() policy.Tool {
+	return policy.Tool{Name: e.Name, Upstream: e.Upstream, Version: e.Version, Labels: e.Labels, Hints: e.Hints}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ostiary/ostiary/internal/adminapi"
 	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/policy"
 )
 
 func (e *env) upstreamsCmd() *cobra.Command {
@@ -201,7 +202,7 @@ func (e *env) upstreamsSyncCmd() *cobra.Command {
 
 func (e *env) toolsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "tools", Short: "The tool catalog: versions, review and rollback"}
-	cmd.AddCommand(e.toolsListCmd(), e.toolsVersionsCmd(), e.toolsActivateCmd(), e.toolsTimeoutCmd())
+	cmd.AddCommand(e.toolsListCmd(), e.toolsVersionsCmd(), e.toolsActivateCmd(), e.toolsTimeoutCmd(), e.toolsLabelCmd())
 	return cmd
 }
 
@@ -219,7 +220,7 @@ func (e *env) toolsListCmd() *cobra.Command {
 			}
 			var l adminapi.ToolList
 			return e.call(cmd, "GET", "/tools", q, nil, &l, asJSON, func() error {
-				t := newTable(e.stdout, "TOOL", "UPSTREAM", "VERSION", "PENDING", "STATE", "TIMEOUT", "DESCRIPTION")
+				t := newTable(e.stdout, "TOOL", "UPSTREAM", "VERSION", "PENDING", "STATE", "TIMEOUT", "LABELS", "DESCRIPTION")
 				for _, tool := range l.Tools {
 					state := "ok"
 					if tool.Vanished {
@@ -233,7 +234,7 @@ func (e *env) toolsListCmd() *cobra.Command {
 					if timeout == "" {
 						timeout = "-"
 					}
-					t.row(tool.Name, tool.Upstream, strconv.Itoa(tool.Version), strconv.Itoa(tool.Pending), state, timeout, desc)
+					t.row(tool.Name, tool.Upstream, strconv.Itoa(tool.Version), strconv.Itoa(tool.Pending), state, timeout, labelSummary(tool.Labels), desc)
 				}
 				return t.flush()
 			})
@@ -305,4 +306,140 @@ func (e *env) toolsTimeoutCmd() *cobra.Command {
 			})
 		},
 	}
+}
+
+// labelSummary is labels in a table cell.
+func labelSummary(l *policy.Labels) string {
+	if l == nil {
+		return "(unlabelled)"
+	}
+	parts := []string{}
+	if len(l.DataClasses) > 0 {
+		parts = append(parts, strings.Join(l.DataClasses, ","))
+	}
+	if l.Risk != "" {
+		parts = append(parts, "risk="+l.Risk)
+	}
+	if l.Irreversible {
+		parts = append(parts, "irreversible")
+	}
+	if l.Egress {
+		parts = append(parts, "egress")
+	}
+	if l.RequireApproval {
+		parts = append(parts, fmt.Sprintf("approval×%d", max(l.Approvers, 1)))
+	}
+	if l.Owner != "" {
+		parts = append(parts, "owner="+l.Owner)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}
+
+func (e *env) toolsLabelCmd() *cobra.Command {
+	var l policy.Labels
+	var clearAll, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "label TOOL [--data-class C]... [--risk TIER] [--irreversible] [--egress] [--owner NAME] [--require-approval [--approvers N]] | --clear",
+		Short: "Set a tool's governance labels (what the policy and the risk score work from)",
+		Long: `Set a tool's governance labels: data classes (public, internal, pii, financial,
+secret, regulated, or your own), risk tier (low, medium, high, critical), whether
+it is irreversible, whether it sends data outside (egress), its owner, and
+whether every call needs approval (--require-approval, by --approvers N distinct
+people; 1 by default).
+
+Flags given replace those labels; the others keep their values (so
+--irreversible=false unsets one, and --data-class replaces the list).
+--clear removes every label: the upstream's annotations (read-only,
+destructive, open-world hints) stand in again. Needs manage-tools on the tool;
+the change is audited with the labels before and after.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			f := cmd.Flags()
+			if clearAll {
+				if f.NFlag() > 1+boolInt(f.Changed("json")) {
+					return usageError("--clear takes no other label flags")
+				}
+				return e.call(cmd, "POST", "/tools/labels", nil, adminapi.ToolLabels{Tool: a[0]}, nil, asJSON, func() error {
+					fmt.Fprintf(e.stdout, "%s is unlabelled now: its upstream's hints stand in\n", a[0])
+					return nil
+				})
+			}
+			if f.NFlag() == boolInt(f.Changed("json")) {
+				return usageError("give at least one label flag, or --clear")
+			}
+			var tl adminapi.ToolList
+			c, err := e.newClient()
+			if err != nil {
+				return err
+			}
+			if err := c.do(cmd.Context(), "GET", "/tools", nil, nil, &tl, nil); err != nil {
+				return err
+			}
+			next := policy.Labels{}
+			found := false
+			for _, t := range tl.Tools {
+				if t.Name == a[0] {
+					found = true
+					if t.Labels != nil {
+						next = *t.Labels
+					}
+				}
+			}
+			if !found {
+				return fmt.Errorf("tool %q is not in the catalog", a[0])
+			}
+			if f.Changed("data-class") {
+				next.DataClasses = l.DataClasses
+			}
+			if f.Changed("risk") {
+				next.Risk = l.Risk
+			}
+			if f.Changed("irreversible") {
+				next.Irreversible = l.Irreversible
+			}
+			if f.Changed("egress") {
+				next.Egress = l.Egress
+			}
+			if f.Changed("owner") {
+				next.Owner = l.Owner
+			}
+			if f.Changed("require-approval") {
+				next.RequireApproval = l.RequireApproval
+				if !l.RequireApproval {
+					next.Approvers = 0
+				}
+			}
+			if f.Changed("approvers") {
+				next.Approvers = l.Approvers
+			}
+			if err := next.Validate(); err != nil {
+				return usageError("%v", err)
+			}
+			return e.call(cmd, "POST", "/tools/labels", nil, adminapi.ToolLabels{Tool: a[0], Labels: &next}, nil, asJSON, func() error {
+				fmt.Fprintf(e.stdout, "%s: %s\n", a[0], labelSummary(&next))
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&l.DataClasses, "data-class", nil, "a data class of what the tool touches (repeatable)")
+	f.StringVar(&l.Risk, "risk", "", "risk tier: low, medium, high or critical")
+	f.BoolVar(&l.Irreversible, "irreversible", false, "its effects cannot be undone")
+	f.BoolVar(&l.Egress, "egress", false, "it sends data outside the organisation")
+	f.StringVar(&l.Owner, "owner", "", "who answers for the tool")
+	f.BoolVar(&l.RequireApproval, "require-approval", false, "every call needs approval, without a policy rule")
+	f.IntVar(&l.Approvers, "approvers", 0, "distinct approvers --require-approval needs (default 1)")
+	f.BoolVar(&clearAll, "clear", false, "remove every label")
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

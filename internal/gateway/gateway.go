@@ -31,6 +31,7 @@ import (
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/killswitch"
+	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
 
@@ -67,6 +68,9 @@ type Config struct {
 	SessionIdle    time.Duration // legacy sessions close after this idle time; default 30m
 	CallTimeout    time.Duration // bound on one upstream tool call; default 5m
 	Limits         Limits        // request rate limits; zero rates mean none
+	Policy         Policies      // decides every tools/call
+	History        *policy.History
+	Users          Users // for explain; optional
 }
 
 // Gateway serves /mcp.
@@ -80,13 +84,14 @@ type Gateway struct {
 	perKey    *limiter
 	perUser   *limiter
 	perTool   *limiter
+	history   *policy.History
 }
 
 type principalKey struct{}
 
 // New returns the gateway.
 func New(cfg Config) (*Gateway, error) {
-	if cfg.Authn == nil || cfg.Catalog == nil || cfg.Upstreams == nil || cfg.Auditor == nil || cfg.Logger == nil || cfg.Now == nil {
+	if cfg.Authn == nil || cfg.Catalog == nil || cfg.Upstreams == nil || cfg.Auditor == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil {
 		return nil, errors.New("gateway: missing dependency")
 	}
 	if cfg.MaxBodyBytes <= 0 {
@@ -99,7 +104,10 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.CallTimeout = 5 * time.Minute
 	}
 	g := &Gateway{cfg: cfg, sessions: &bindings{m: map[string]binding{}, idle: cfg.SessionIdle, now: cfg.Now}, origins: map[string]bool{},
-		perKey: newLimiter(cfg.Limits.PerKey), perUser: newLimiter(cfg.Limits.PerUser), perTool: newLimiter(cfg.Limits.PerTool)}
+		perKey: newLimiter(cfg.Limits.PerKey), perUser: newLimiter(cfg.Limits.PerUser), perTool: newLimiter(cfg.Limits.PerTool), history: cfg.History}
+	if g.history == nil {
+		g.history = policy.NewHistory()
+	}
 	for _, o := range cfg.AllowedOrigins {
 		g.origins[strings.ToLower(o)] = true
 	}

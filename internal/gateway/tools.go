@@ -20,6 +20,7 @@ import (
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/jcs"
 	"github.com/ostiary/ostiary/internal/killswitch"
+	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/strictjson"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
@@ -179,7 +180,14 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 	if !ok {
 		return nil, g.deny(ctx, rec, ReasonUnknownTool, unknownTool(name))
 	}
-	rec.Detail["decision"] = "allow"
+	d := g.decide(p, e, args)
+	noteDecision(&rec, d)
+	switch d.Effect {
+	case policy.Deny:
+		return g.policyDenied(ctx, p, rec, d)
+	case policy.Approve:
+		return g.held(ctx, p, rec, d)
+	}
 	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
 		return nil, errAudit
 	}
@@ -202,6 +210,7 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 		res, err = nil, errKilled
 	case err == nil:
 		out.Detail["is_error"] = res.IsError
+		g.history.Touch(p.User, e.PolicyTool().Classes(), g.cfg.Now())
 	case upstream.Answered(err) && errors.As(err, &rpcErr):
 		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
 		out.Detail["error_code"] = rpcErr.Code

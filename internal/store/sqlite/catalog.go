@@ -9,6 +9,7 @@ import (
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/fault"
+	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
 
@@ -70,7 +71,7 @@ func jsonFields(pairs ...any) error {
 
 func (s queries) CatalogTools(ctx context.Context) ([]catalog.ToolState, error) {
 	rows, err := s.q.QueryContext(ctx, `
-		SELECT u.name, t.name, t.vanished_at IS NOT NULL, t.call_timeout_ms, v.version, v.digest, v.definition, v.status, v.seen_at, v.activated_at, coalesce(v.activated_by, '')
+		SELECT u.name, t.name, t.vanished_at IS NOT NULL, t.call_timeout_ms, t.labels, t.labelled_at, coalesce(t.labelled_by, ''), v.version, v.digest, v.definition, v.status, v.seen_at, v.activated_at, coalesce(v.activated_by, '')
 		FROM catalog_tools t JOIN upstreams u ON u.id = t.upstream_id JOIN tool_versions v ON v.tool_id = t.id
 		ORDER BY u.name, t.name, v.version`)
 	if err != nil {
@@ -83,14 +84,24 @@ func (s queries) CatalogTools(ctx context.Context) ([]catalog.ToolState, error) 
 		var vanished bool
 		var v catalog.Version
 		var seen, timeout int64
-		var activated sql.NullInt64
-		if err := rows.Scan(&up, &tool, &vanished, &timeout, &v.Version, &v.Digest, &def, &status, &seen, &activated, &v.ActivatedBy); err != nil {
+		var activated, labelledAt sql.NullInt64
+		var labels sql.NullString
+		var labelledBy string
+		if err := rows.Scan(&up, &tool, &vanished, &timeout, &labels, &labelledAt, &labelledBy, &v.Version, &v.Digest, &def, &status, &seen, &activated, &v.ActivatedBy); err != nil {
 			return nil, classify("catalog", err)
 		}
 		v.Upstream, v.Tool, v.Definition, v.Status = up, tool, json.RawMessage(def), catalog.Status(status)
 		v.SeenAt, v.ActivatedAt = time.UnixMicro(seen).UTC(), fromMicros(activated)
 		if n := len(out); n == 0 || out[n-1].Upstream != up || out[n-1].Tool != tool {
-			out = append(out, catalog.ToolState{Upstream: up, Tool: tool, Vanished: vanished, CallTimeout: time.Duration(timeout) * time.Millisecond})
+			st := catalog.ToolState{Upstream: up, Tool: tool, Vanished: vanished, CallTimeout: time.Duration(timeout) * time.Millisecond,
+				LabelledAt: fromMicros(labelledAt), LabelledBy: labelledBy}
+			if labels.Valid {
+				st.Labels = &policy.Labels{}
+				if err := json.Unmarshal([]byte(labels.String), st.Labels); err != nil {
+					return nil, classify("catalog", err)
+				}
+			}
+			out = append(out, st)
 		}
 		out[len(out)-1].Versions = append(out[len(out)-1].Versions, v)
 	}
@@ -136,6 +147,28 @@ func (t *Tx) SetToolTimeout(ctx context.Context, upstreamName, tool string, d ti
 		WHERE name = ? AND upstream_id = (SELECT id FROM upstreams WHERE name = ?)`, d.Milliseconds(), tool, upstreamName)
 	if err != nil {
 		return classify("set tool timeout", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fault.New(fault.NotFound, "tool %s of upstream %s is not in the catalog", tool, upstreamName)
+	}
+	return nil
+}
+
+func (t *Tx) SetToolLabels(ctx context.Context, upstreamName, tool string, l *policy.Labels, at time.Time, by string) error {
+	var labels, labelledBy sql.NullString
+	var labelledAt any
+	if l != nil {
+		labelledAt = micros(at)
+		b, err := json.Marshal(l)
+		if err != nil {
+			return classify("set tool labels", err)
+		}
+		labels, labelledBy = sql.NullString{String: string(b), Valid: true}, sql.NullString{String: by, Valid: true}
+	}
+	res, err := t.tx.ExecContext(ctx, `UPDATE catalog_tools SET labels = ?, labelled_at = ?, labelled_by = ?
+		WHERE name = ? AND upstream_id = (SELECT id FROM upstreams WHERE name = ?)`, labels, labelledAt, labelledBy, tool, upstreamName)
+	if err != nil {
+		return classify("set tool labels", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fault.New(fault.NotFound, "tool %s of upstream %s is not in the catalog", tool, upstreamName)
