@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ostiary/ostiary/internal/approval"
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/catalog"
@@ -43,17 +44,18 @@ type AuditStore interface {
 
 // Config holds the API's dependencies; all are required.
 type Config struct {
-	Authn    Authenticator
-	Identity *identity.Service
-	Catalog  *catalog.Catalog
-	Kill     *killswitch.Service
-	Vault    *vault.Vault
-	Auditor  identity.Auditor
-	Audit    AuditStore
-	Logger   *slog.Logger
-	Now      func() time.Time
-	Policy   *policy.Service
-	Gateway  *gateway.Gateway // for policy explain
+	Authn     Authenticator
+	Identity  *identity.Service
+	Catalog   *catalog.Catalog
+	Kill      *killswitch.Service
+	Vault     *vault.Vault
+	Auditor   identity.Auditor
+	Audit     AuditStore
+	Logger    *slog.Logger
+	Now       func() time.Time
+	Policy    *policy.Service
+	Gateway   *gateway.Gateway // for policy explain
+	Approvals *approval.Service
 }
 
 // API serves /api/v1.
@@ -64,7 +66,7 @@ type API struct {
 
 // New returns the admin API handler.
 func New(cfg Config) (*API, error) {
-	if cfg.Authn == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Kill == nil || cfg.Vault == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Gateway == nil {
+	if cfg.Authn == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Kill == nil || cfg.Vault == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Gateway == nil || cfg.Approvals == nil {
 		return nil, errors.New("adminapi: missing dependency")
 	}
 	a := &API{Config: cfg, mux: http.NewServeMux()}

@@ -46,6 +46,11 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/policy/history", a.handle(a.policyHistory))
 	m.HandleFunc("POST /api/v1/policy/explain", a.handle(a.explainPolicy))
 
+	m.HandleFunc("GET /api/v1/approvals", a.handle(a.listApprovals))
+	m.HandleFunc("GET /api/v1/approvals/{id}", a.handle(a.showApproval))
+	m.HandleFunc("POST /api/v1/approvals/{id}/approve", a.handle(a.decideApproval(true)))
+	m.HandleFunc("POST /api/v1/approvals/{id}/deny", a.handle(a.decideApproval(false)))
+
 	// Anything else is refused, and the attempt recorded.
 	m.HandleFunc("/", a.handle(a.notFound))
 }

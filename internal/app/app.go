@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/approval"
 	"github.com/ostiary/ostiary/internal/assertion"
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
@@ -62,6 +63,8 @@ type App struct {
 	cancelBase context.CancelFunc // ends long-lived streams at shutdown
 	stopFlush  chan struct{}
 	flushDone  chan struct{}
+	approvals  *approval.Service
+	sweepDone  chan struct{} // closed when the approval expiry loop has ended
 	closeOnce  sync.Once
 	closeErr   error
 }
@@ -220,15 +223,18 @@ func (a *App) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if a.approvals, err = approval.New(a.store, a.writer, a.now); err != nil {
+		return err
+	}
 	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, Catalog: a.catalog, Upstreams: a.pool, Auditor: a.writer,
 		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, CallTimeout: a.cfg.CallTimeout,
 		Limits: gateway.Limits{PerKey: a.cfg.RateKey, PerUser: a.cfg.RateUser, PerTool: a.cfg.RateTool},
-		Policy: policies, Users: users{a.store}}); err != nil {
+		Policy: policies, Users: users{a.store}, Approvals: a.approvals, ApprovalWait: a.cfg.ApprovalWait}); err != nil {
 		return err
 	}
 	a.gateway.SetKillSwitch(kill)
 	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
-		Policy: policies, Gateway: a.gateway}); err != nil {
+		Policy: policies, Gateway: a.gateway, Approvals: a.approvals}); err != nil {
 		return err
 	}
 	if a.cfg.TLS() {
@@ -310,6 +316,11 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.stopFlush, a.flushDone = make(chan struct{}), make(chan struct{})
 	go a.flushLastUsed()
+	a.sweepDone = make(chan struct{})
+	go func() {
+		defer close(a.sweepDone)
+		a.approvals.Run(a.base, time.Second, func(err error) { a.log.Error("approval expiry", "err", err) })
+	}()
 	go a.syncUpstreams(context.WithoutCancel(ctx))
 	go func() {
 		if err := a.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -374,6 +385,7 @@ func (a *App) Close(ctx context.Context) error {
 			grace.Stop()
 			a.cancelBase()
 			cancel()
+			<-a.sweepDone
 			close(a.stopFlush)
 			<-a.flushDone
 			if err := a.authn.FlushLastUsed(context.Background()); err != nil {

@@ -78,7 +78,7 @@ func TestKillSwitch(t *testing.T) {
 
 	// An upstream switch hides all of its tools.
 	sw = engage(t, s, "upstream", "fin")
-	if got := toolNames(t, alice); !slices.Equal(got, []string{"discover_tools"}) {
+	if got := toolNames(t, alice); !slices.Equal(got, []string{"approval_status", "discover_tools"}) {
 		t.Errorf("tools under an upstream switch: %v", got)
 	}
 	release(t, s, sw.ID)

@@ -69,10 +69,10 @@ func TestGatewayBothEras(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := toolNames(t, alice); !slices.Equal(got, []string{"discover_tools", "fin.lookup", "fin.pay"}) {
+			if got := toolNames(t, alice); !slices.Equal(got, []string{"approval_status", "discover_tools", "fin.lookup", "fin.pay"}) {
 				t.Errorf("alice sees %v", got)
 			}
-			if got := toolNames(t, bob); !slices.Equal(got, []string{"discover_tools", "fin.lookup"}) {
+			if got := toolNames(t, bob); !slices.Equal(got, []string{"approval_status", "discover_tools", "fin.lookup"}) {
 				t.Errorf("bob sees %v", got)
 			}
 			ctx := context.Background()

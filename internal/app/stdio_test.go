@@ -34,7 +34,7 @@ func TestStdioUpstreamPerUser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := toolNames(t, bot); !slices.Equal(got, []string{"discover_tools", "shop.lookup_order"}) {
+		if got := toolNames(t, bot); !slices.Equal(got, []string{"approval_status", "discover_tools", "shop.lookup_order"}) {
 			t.Errorf("bot sees %v", got)
 		}
 		for user, cs := range map[string]*mcp.ClientSession{"alice": alice, "order-bot": bot} {

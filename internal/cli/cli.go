@@ -85,7 +85,8 @@ func (e *env) root() *cobra.Command {
 		Long: `Ostiary authenticates, authorizes, audits and governs every request an AI agent makes.
 
 Local commands:   init, serve, demo, audit verify, policy test
-Admin commands:   users, roles, keys, upstreams, tools, secrets, policy, killswitch, audit query, whoami
+Admin commands:   users, roles, keys, upstreams, tools, secrets, policy, approvals, killswitch,
+                  audit query, whoami
 MCP client:       mcp tools, mcp call
                   (these talk to a running server: set OSTIARY_ADDR and OSTIARY_TOKEN)`,
 		SilenceUsage:  true,
@@ -94,7 +95,7 @@ MCP client:       mcp tools, mcp call
 	}
 	root.SetFlagErrorFunc(usage)
 	root.AddCommand(e.initCmd(), e.serveCmd(), e.demoCmd(), e.usersCmd(), e.rolesCmd(), e.keysCmd(), e.auditCmd(), e.whoamiCmd(),
-		e.upstreamsCmd(), e.toolsCmd(), e.killswitchCmd(), e.secretsCmd(), e.policyCmd(), e.mcpCmd(), e.demoUpstreamCmd())
+		e.upstreamsCmd(), e.toolsCmd(), e.killswitchCmd(), e.secretsCmd(), e.policyCmd(), e.approvalsCmd(), e.mcpCmd(), e.demoUpstreamCmd())
 	return root
 }
 

@@ -273,7 +273,7 @@ func TestDemo(t *testing.T) {
 		out, errb := &syncBuf{}, &syncBuf{}
 		done := make(chan int)
 		go func() {
-			done <- Run(ctx, []string{"demo", "--data", dir, "--listen", "127.0.0.1:0"}, nil, out, errb, func(string) string { return "" })
+			done <- Run(ctx, []string{"demo", "--data", dir, "--listen", "127.0.0.1:0", "--approval-wait", "1s"}, nil, out, errb, func(string) string { return "" })
 		}()
 		ready := regexp.MustCompile(`(?s)export OSTIARY_ADDR=(\S+).*Stop with Ctrl-C|set up earlier`)
 		deadline := time.Now().Add(20 * time.Second)
@@ -308,6 +308,32 @@ func TestDemo(t *testing.T) {
 			r = run(as("bob"), "mcp", "tools", "--protocol", "2025-11-25").mustOK(t)
 			if !strings.Contains(r.stdout, "shop.pay_invoice") || strings.Contains(r.stdout, "customer_profile") {
 				t.Errorf("bob's tools: %s", r.stdout)
+			}
+			// The printed approval walk-through: bob's payment is held,
+			// carol approves it from the CLI, bob's repeat is paid.
+			pay := regexp.MustCompile(`OSTIARY_TOKEN=\S+ ostiary mcp call shop.pay_invoice '([^']+)'`).FindStringSubmatch(out.String())
+			if pay == nil {
+				t.Fatalf("the banner shows no payment: %s", out)
+			}
+			r = run(as("bob"), "mcp", "call", "shop.pay_invoice", pay[1])
+			id := regexp.MustCompile(`apr_[a-z2-7]{16}`).FindString(r.stdout)
+			if r.code != ExitError || id == "" || strings.Contains(r.stdout, "paid_eur") {
+				t.Fatalf("bob's payment was not held: %+v", r)
+			}
+			if r := run(as("carol"), "approvals", "list", "--pending").mustOK(t); !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "irreversible-financial") {
+				t.Errorf("carol's pending list: %s", r.stdout)
+			}
+			if r := run(as("bob"), "approvals", "approve", id, "--reason", "mine"); r.code != ExitError || !strings.Contains(r.stderr, "permission denied") {
+				t.Errorf("bob approving his own payment: %+v", r)
+			}
+			if r := run(as("carol"), "approvals", "approve", id, "--reason", "invoice INV-1 checked").mustOK(t); !strings.Contains(r.stdout, "approved") {
+				t.Errorf("carol's approval: %s", r.stdout)
+			}
+			if r := run(as("bob"), "mcp", "call", "shop.pay_invoice", pay[1]).mustOK(t); !strings.Contains(r.stdout, `"paid_eur":120`) {
+				t.Errorf("bob's approved payment: %s", r.stdout)
+			}
+			if r := run(as("carol"), "approvals", "show", id).mustOK(t); !strings.Contains(r.stdout, "(used)") || !strings.Contains(r.stdout, "carol approved") {
+				t.Errorf("approvals show: %s", r.stdout)
 			}
 			r = run(as("admin"), "audit", "query", "--event", "tool-call").mustOK(t)
 			if !strings.Contains(r.stdout, "tool-not-permitted") {

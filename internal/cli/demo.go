@@ -15,6 +15,7 @@ import (
 	"github.com/ostiary/ostiary/internal/app"
 	"github.com/ostiary/ostiary/internal/config"
 	"github.com/ostiary/ostiary/internal/identity"
+	"github.com/ostiary/ostiary/internal/policy"
 )
 
 func (e *env) demoCmd() *cobra.Command {
@@ -101,9 +102,23 @@ func (e *env) seedDemo(ctx context.Context, base, adminKey string) ([]demoUser, 
 	if added.Sync.Error != "" || added.Sync.Tools == 0 {
 		return nil, fmt.Errorf("the demo upstream did not list its tools: %s", added.Sync.Error)
 	}
+	// Governance labels: what the policy's risk score and rules work from.
+	// The default policy holds every irreversible financial call for one
+	// approver (two above 10,000).
+	for tool, l := range map[string]policy.Labels{
+		"shop.lookup_order":     {DataClasses: []string{policy.ClassInternal}, Risk: "low", Owner: "Customer service"},
+		"shop.customer_profile": {DataClasses: []string{policy.ClassPII}, Owner: "Customer service"},
+		"shop.pay_invoice":      {DataClasses: []string{policy.ClassFinancial}, Irreversible: true, Egress: true, Owner: "Finance"},
+		"shop.purge_records":    {DataClasses: []string{policy.ClassRegulated}, Irreversible: true, Risk: "critical", Owner: "Data protection"},
+	} {
+		if err := c.do(ctx, "POST", "/tools/labels", nil, adminapi.ToolLabels{Tool: tool, Labels: &l}, nil, nil); err != nil {
+			return nil, fmt.Errorf("labelling %s: %w", tool, err)
+		}
+	}
 	roles := []identity.NewRole{
 		{Name: "support", Grants: []string{"invoke:shop.lookup_order", "invoke:shop.customer_profile"}},
 		{Name: "finance", Grants: []string{"invoke:shop.lookup_order", "invoke:shop.pay_invoice"}},
+		{Name: "finance-lead", Grants: []string{"discover:shop.*", "approve:shop.pay_invoice"}},
 		{Name: "order-bot", Grants: []string{"invoke:shop.lookup_order"}},
 	}
 	for _, r := range roles {
@@ -117,6 +132,7 @@ func (e *env) seedDemo(ctx context.Context, base, adminKey string) ([]demoUser, 
 	}{
 		{identity.NewUser{Name: "alice", Roles: []string{"support"}}, "orders and customer profiles (personal data)"},
 		{identity.NewUser{Name: "bob", Roles: []string{"finance"}}, "orders and invoice payments"},
+		{identity.NewUser{Name: "carol", Roles: []string{"finance-lead"}}, "nothing, but approves invoice payments"},
 		{identity.NewUser{Name: "order-bot", Service: true, Roles: []string{"order-bot"}}, "order lookups only (a service account)"},
 	}
 	var out []demoUser
@@ -150,6 +166,12 @@ func (e *env) demoBanner(base, dir string, users []demoUser) {
 	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary mcp call shop.customer_profile '{\"customer_id\":\"C-7\"}'\n", alice)
 	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary mcp call shop.customer_profile '{\"customer_id\":\"C-7\"}'   # bob: refused\n", bob)
 	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary mcp tools\n", bob)
+	carol := users[3].key
+	fmt.Fprintf(w, "\nA payment is held until someone else approves it (the default policy; see 'ostiary policy show'):\n\n")
+	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary mcp call shop.pay_invoice '{\"invoice_id\":\"INV-1\",\"amount\":120}'   # bob: held, names apr_…\n", bob)
+	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary approvals list --pending\n", carol)
+	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary approvals approve apr_… --reason 'invoice INV-1 checked'\n", carol)
+	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary mcp call shop.pay_invoice '{\"invoice_id\":\"INV-1\",\"amount\":120}'   # bob again: paid, once\n", bob)
 	fmt.Fprintf(w, "\nOr with curl (MCP 2026-07-28, one self-contained request):\n\n  %s\n", curlCall(base, alice))
 	fmt.Fprintf(w, "\nAny MCP client works: point it at %s/mcp with the header 'Authorization: Bearer <key>'.\n", base)
 	fmt.Fprintf(w, "\nThen see the evidence:\n\n  OSTIARY_TOKEN=%s ostiary audit query --limit 20\n", users[0].key)

@@ -28,6 +28,7 @@ type Config struct {
 	TLSMin          string        // minimum TLS version: "1.2" (default) or "1.3"
 	MasterKeyFile   string        // the vault's master key (32 bytes, hex); default DIR/keys/master.key
 	CallTimeout     time.Duration // bound on one upstream call, progress or not
+	ApprovalWait    time.Duration // how long a call held for approval waits for it (0: answer at once)
 	RateKey         Rate          // requests per API key
 	RateUser        Rate          // requests per user, over all their keys
 	RateTool        Rate          // calls per tool, over all callers
@@ -43,6 +44,7 @@ func Default() Config {
 		ShutdownTimeout: 10 * time.Second,
 		TLSMin:          "1.2",
 		CallTimeout:     time.Minute,
+		ApprovalWait:    10 * time.Second,
 		RateKey:         Rate{Per: 100, Burst: 200},
 		RateUser:        Rate{Per: 200, Burst: 400},
 		RateTool:        Rate{Per: 500, Burst: 1000},
@@ -120,6 +122,9 @@ func (c Config) Validate() error {
 	}
 	if c.CallTimeout < time.Second || c.CallTimeout > time.Hour {
 		errs = append(errs, errors.New("--call-timeout must be between 1s and 1h"))
+	}
+	if c.ApprovalWait < 0 || c.ApprovalWait > 10*time.Minute {
+		errs = append(errs, errors.New("--approval-wait must be between 0s and 10m"))
 	}
 	if c.CheckpointEvery < 10*time.Millisecond || c.CheckpointEvery > time.Hour {
 		errs = append(errs, errors.New("checkpoint interval must be between 10ms and 1h"))

@@ -71,6 +71,8 @@ type Config struct {
 	Policy         Policies      // decides every tools/call
 	History        *policy.History
 	Users          Users // for explain; optional
+	Approvals      Approvals
+	ApprovalWait   time.Duration // how long a held call waits (0: answer at once); rules may say otherwise
 }
 
 // Gateway serves /mcp.
@@ -91,7 +93,7 @@ type principalKey struct{}
 
 // New returns the gateway.
 func New(cfg Config) (*Gateway, error) {
-	if cfg.Authn == nil || cfg.Catalog == nil || cfg.Upstreams == nil || cfg.Auditor == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil {
+	if cfg.Authn == nil || cfg.Catalog == nil || cfg.Upstreams == nil || cfg.Auditor == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Approvals == nil {
 		return nil, errors.New("gateway: missing dependency")
 	}
 	if cfg.MaxBodyBytes <= 0 {
@@ -99,6 +101,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.SessionIdle <= 0 {
 		cfg.SessionIdle = 30 * time.Minute
+	}
+	if cfg.ApprovalWait < 0 {
+		return nil, errors.New("gateway: negative approval wait")
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 5 * time.Minute

@@ -5,15 +5,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/ostiary/ostiary/internal/approval"
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/fault"
+	"github.com/ostiary/ostiary/internal/jcs"
 	"github.com/ostiary/ostiary/internal/policy"
+	"github.com/ostiary/ostiary/internal/strictjson"
+	"github.com/ostiary/ostiary/internal/upstream"
 )
 
 // Reason codes of policy outcomes.
@@ -122,12 +128,156 @@ func (g *Gateway) Explain(ctx context.Context, asker *authn.Principal, user, too
 	return out, nil
 }
 
-// held answers a call the policy holds for approval.
-func (g *Gateway) held(ctx context.Context, p *authn.Principal, rec audit.Record, d policy.Decision) (mcp.Result, error) {
+// Approvals keeps approval requests (approval.Service).
+type Approvals interface {
+	Claim(ctx context.Context, c approval.Call, keyID, requestID string) (approval.Approval, bool, error)
+	Request(ctx context.Context, a approval.Approval) (approval.Approval, bool, error)
+	Wait(id string) (<-chan struct{}, func())
+	// Mine returns user's own requests: the one with id, or the recent ones.
+	Mine(ctx context.Context, user, id string) ([]approval.Approval, error)
+}
+
+// held runs the approval gate for a call the policy wants approved. If an
+// approval for exactly this call (requester, tool version, arguments) is
+// there, it is used, once, and held returns its id with proceed set. Else
+// the call becomes (or joins) a pending request and waits for it, up to
+// the rule's or the server's wait, keeping the client informed with
+// progress notifications if it asked for them; approved in time, it
+// proceeds; otherwise the client gets a tool error naming the request.
+func (g *Gateway) held(ctx context.Context, p *authn.Principal, rec audit.Record, d policy.Decision, e *catalog.Entry,
+	args any, digest string, relay *upstream.Relay) (id string, proceed bool, res mcp.Result, err error) {
+	call := approval.Call{Requester: p.User, Tool: e.Name, ToolDigest: e.Digest, ArgsSHA256: digest}
+	if a, ok, err := g.cfg.Approvals.Claim(ctx, call, p.KeyID, p.RequestID); err != nil {
+		return "", false, nil, errAudit
+	} else if ok {
+		return a.ID, true, nil, nil
+	}
+	canonical, err := jcs.Append(nil, args)
+	if err != nil {
+		return "", false, nil, err
+	}
+	a, _, err := g.cfg.Approvals.Request(ctx, approval.Approval{Requester: p.User, KeyID: p.KeyID, Tool: e.Name, Upstream: e.Upstream,
+		ToolVersion: e.Version, ToolDigest: e.Digest, ArgsSHA256: digest, Args: canonical, Decision: d, RequestID: p.RequestID})
+	if err != nil {
+		return "", false, nil, errAudit
+	}
 	rec.Outcome, rec.Reason = audit.Denied, ReasonHeld
+	rec.Detail["approval"] = a.ID
+	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return "", false, nil, errAudit
+	}
+	wait := g.cfg.ApprovalWait
+	if d.Wait > 0 {
+		wait = d.Wait
+	}
+	settled, stop := g.cfg.Approvals.Wait(a.ID)
+	defer stop()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	g.progress(relay, fmt.Sprintf("waiting for approval %s (%s)", a.ID, strings.Join(d.Reasons, ", ")))
+	// A decision may have landed between Request and Wait: look once.
+	if a2, ok, err := g.cfg.Approvals.Claim(ctx, call, p.KeyID, p.RequestID); err == nil && ok {
+		return a2.ID, true, nil, nil
+	}
+wait:
+	for {
+		select {
+		case <-settled:
+			if a2, ok, err := g.cfg.Approvals.Claim(ctx, call, p.KeyID, p.RequestID); err != nil {
+				return "", false, nil, errAudit
+			} else if ok {
+				return a2.ID, true, nil, nil
+			}
+			break wait
+		case <-tick.C:
+			g.progress(relay, fmt.Sprintf("still waiting for approval %s", a.ID))
+		case <-timer.C:
+			break wait
+		case <-ctx.Done():
+			return "", false, nil, ctx.Err()
+		}
+	}
+	msg := fmt.Sprintf("This call needs approval (%s; risk %d/100, policy version %d) and was not performed. Approval request %s is %s until %s: "+
+		"once it is approved, repeat exactly the same call to run it (once). Check with the approval_status tool.",
+		strings.Join(d.Reasons, ", "), d.Score, d.Policy, a.ID, "open", a.ExpiresAt.UTC().Format(time.RFC3339))
+	if d.Message != "" {
+		msg += " " + d.Message
+	}
+	return "", false, toolError(msg), nil
+}
+
+// progress sends a progress notification on the call, if its client
+// asked for them.
+func (g *Gateway) progress(relay *upstream.Relay, msg string) {
+	if relay == nil || relay.ProgressToken == nil || relay.Session == nil {
+		return
+	}
+	relay.Session.NotifyProgress(relay.Ctx, &mcp.ProgressNotificationParams{ProgressToken: relay.ProgressToken, Message: msg})
+}
+
+// approvalStatus serves the built-in approval_status: the caller's own
+// requests only (another user's id answers like an unknown one).
+func (g *Gateway) approvalStatus(ctx context.Context, p *authn.Principal, rec audit.Record, args any, argErr error) (mcp.Result, error) {
+	var in struct {
+		ID string `json:"id"`
+	}
+	if argErr == nil {
+		b, _ := json.Marshal(args)
+		argErr = strictjson.Decode(b, &in)
+	}
+	if argErr != nil || (in.ID != "" && !approval.ValidID(in.ID)) {
+		return nil, g.deny(ctx, rec, ReasonBadArguments, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams,
+			Message: "invalid arguments for tool \"approval_status\": want {\"id\": \"apr_…\"} or {}"})
+	}
+	mine, err := g.cfg.Approvals.Mine(ctx, p.User, in.ID)
+	if err != nil {
+		return nil, g.deny(ctx, rec, ReasonUnknownTool, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "approvals are unavailable"})
+	}
+	type item struct {
+		ID        string    `json:"id"`
+		Status    string    `json:"status"`
+		Tool      string    `json:"tool"`
+		Reasons   []string  `json:"reasons"`
+		RiskScore int       `json:"risk_score"`
+		Approvals int       `json:"approvals"`
+		Needs     []string  `json:"needs"`
+		ExpiresAt time.Time `json:"expires_at"`
+		Next      string    `json:"next"`
+	}
+	items := []item{}
+	for _, a := range mine {
+		it := item{ID: a.ID, Status: string(a.Status), Tool: a.Tool, Reasons: a.Decision.Reasons, RiskScore: a.Decision.Score, ExpiresAt: a.ExpiresAt, Needs: []string{}}
+		for _, v := range a.Votes {
+			if v.Approve {
+				it.Approvals++
+			}
+		}
+		for _, r := range a.Decision.Requires {
+			n := fmt.Sprintf("%d approver(s)", r.Approvers)
+			if r.Role != "" {
+				n += " with role " + r.Role
+			}
+			it.Needs = append(it.Needs, n)
+		}
+		switch a.Status {
+		case approval.Pending:
+			it.Next = "wait for the approvers"
+		case approval.Approved:
+			it.Next = "repeat exactly the same call (same tool and arguments) to run it, once"
+		case approval.Used:
+			it.Next = "done: the approved call ran"
+		default:
+			it.Next = "the call will not run; ask again by repeating it if it is still needed"
+		}
+		items = append(items, it)
+	}
+	rec.Detail["decision"], rec.Detail["results"] = "allow", len(items)
 	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
 		return nil, errAudit
 	}
-	return toolError(fmt.Sprintf("This call needs approval (policy version %d; reasons: %s), and approvals are not available on this server: it was not performed. Request %s.",
-		d.Policy, strings.Join(d.Reasons, ", "), p.RequestID)), nil
+	body, _ := json.Marshal(map[string]any{"approvals": items})
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(body)}},
+		StructuredContent: map[string]any{"approvals": items}}, nil
 }

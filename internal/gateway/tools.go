@@ -126,6 +126,11 @@ var builtins = []*mcp.Tool{{
 	Description: "Search the tools you may use by words in their name or description. Use it when the tool list is too long to read.",
 	InputSchema: json.RawMessage(`{"type":"object","properties":{"query":{"type":"string","description":"words to look for"},"limit":{"type":"integer","minimum":1,"maximum":100}},"additionalProperties":false}`),
 	Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true},
+}, {
+	Name:        "approval_status",
+	Description: "Check your own calls held for approval: one by its id, or your recent ones. Once a request is approved, repeat exactly the same call to run it.",
+	InputSchema: json.RawMessage(`{"type":"object","properties":{"id":{"type":"string","description":"an approval id (apr_…)"}},"additionalProperties":false}`),
+	Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true},
 }}
 
 // listTools returns exactly the tools p may discover (cacheScope private).
@@ -149,8 +154,11 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 	rec := p.Record(EventToolCall, "tool:"+name)
 	args, digest, argErr := arguments(params.Arguments)
 	rec.Detail = map[string]any{"args_sha256": digest}
-	if name == "discover_tools" {
+	switch name {
+	case "discover_tools":
 		return g.discover(ctx, p, rec, args, argErr)
+	case "approval_status":
+		return g.approvalStatus(ctx, p, rec, args, argErr)
 	}
 	e, ok := g.cfg.Catalog.Snapshot().Lookup(name)
 	switch {
@@ -186,7 +194,12 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 	case policy.Deny:
 		return g.policyDenied(ctx, p, rec, d)
 	case policy.Approve:
-		return g.held(ctx, p, rec, d)
+		id, proceed, res, err := g.held(ctx, p, rec, d, e, args, digest, relay)
+		if !proceed {
+			return res, err
+		}
+		rec.Outcome, rec.Reason = audit.Success, ""
+		rec.Detail["approval"] = id
 	}
 	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
 		return nil, errAudit

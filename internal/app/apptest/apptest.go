@@ -85,6 +85,7 @@ func (s *Server) start() {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir, cfg.Listen = s.Dir, "127.0.0.1:0"
+	cfg.ApprovalWait = 0 // held calls answer at once; tests that wait say so
 	if s.tune != nil {
 		s.tune(&cfg)
 	}

@@ -1,0 +1,304 @@
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/app/apptest"
+	"github.com/ostiary/ostiary/internal/approval"
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/config"
+	"github.com/ostiary/ostiary/internal/policy"
+)
+
+var approvalIDRE = regexp.MustCompile(`apr_[a-z2-7]{16}`)
+
+type approvalWorld struct {
+	s                  *apptest.Server
+	up                 *apptest.Upstream
+	bob                *mcp.ClientSession // requester
+	bobKey, bobKey2    string
+	carol, dave, robot string // approvers' keys (robot: a service account)
+	eve                string // no approve grant
+}
+
+func newApprovalWorld(t *testing.T, tune func(*config.Config)) *approvalWorld {
+	t.Helper()
+	s := apptest.StartWith(t, tune)
+	up := apptest.NewUpstream(t, s, "fin", false)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
+	setup(t, s, "payer", []string{"invoke:fin.*", "approve:fin.*"}, "bob", false) // bob could approve others' payments
+	setup(t, s, "approver", []string{"approve:fin.*", "discover:fin.*"}, "carol", false)
+	mustStatus(t, s.Do("POST", "/api/v1/users", s.AdminKey, map[string]any{"name": "robot", "service": true, "roles": []string{"approver"}}), http.StatusCreated)
+	setup(t, s, "", nil, "eve", false)
+	w := &approvalWorld{s: s, up: up}
+	w.bobKey, _ = newKey(t, s, map[string]any{"user": "bob"})
+	w.bobKey2, _ = newKey(t, s, map[string]any{"user": "bob"})
+	w.carol, _ = newKey(t, s, map[string]any{"user": "carol"})
+	w.robot, _ = newKey(t, s, map[string]any{"user": "robot"})
+	w.eve, _ = newKey(t, s, map[string]any{"user": "eve"})
+	// dave holds the approver role too: two distinct people can approve.
+	mustStatus(t, s.Do("POST", "/api/v1/users", s.AdminKey, map[string]any{"name": "dave", "roles": []string{"approver"}}), http.StatusCreated)
+	w.dave, _ = newKey(t, s, map[string]any{"user": "dave"})
+	var err error
+	if w.bob, err = s.Client(t, w.bobKey, ""); err != nil {
+		t.Fatal(err)
+	}
+	label(t, s, "fin.pay", policy.Labels{DataClasses: []string{"financial"}, Irreversible: true})
+	return w
+}
+
+func (w *approvalWorld) pay(t *testing.T, amount float64) (*mcp.CallToolResult, string) {
+	t.Helper()
+	res, err := w.bob.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.pay", Arguments: map[string]any{"amount": amount, "to": "ACME"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, approvalIDRE.FindString(resultText(res))
+}
+
+func (w *approvalWorld) vote(key, id, verb, reason string) apptest.Response {
+	return w.s.Do("POST", "/api/v1/approvals/"+id+"/"+verb, key, adminapi.ApprovalDecision{Reason: reason})
+}
+
+func (w *approvalWorld) status(t *testing.T, id string) approval.Approval {
+	t.Helper()
+	var a approval.Approval
+	r := w.s.Do("GET", "/api/v1/approvals/"+id, w.s.AdminKey, nil)
+	mustStatus(t, r, http.StatusOK)
+	r.JSON(t, &a)
+	return a
+}
+
+func (w *approvalWorld) paid() int {
+	n := 0
+	for _, c := range w.up.Calls() {
+		if c.Tool == "pay" {
+			n++
+		}
+	}
+	return n
+}
+
+// The whole life of a held payment: nothing reaches the upstream before
+// approval; the requester can never approve (through any key), nor can a
+// service account or someone without the grant; two distinct people are
+// needed; a changed argument is not covered; the identical call runs once;
+// a replay is held again.
+func TestApprovalLifecycle(t *testing.T) {
+	w := newApprovalWorld(t, nil)
+	res, id := w.pay(t, 25000)
+	if !res.IsError || id == "" || !strings.Contains(resultText(res), "large-irreversible-payment") || w.paid() != 0 {
+		t.Fatalf("held call: %s (paid %d)", resultText(res), w.paid())
+	}
+	a := w.status(t, id)
+	if a.Status != approval.Pending || a.Requester != "bob" || a.Tool != "fin.pay" || string(a.Args) != `{"amount":25000,"to":"ACME"}` ||
+		len(a.Decision.Requires) != 2 || a.Decision.Requires[0].Approvers != 2 {
+		t.Fatalf("request: %+v", a)
+	}
+	// The same call again joins the same request.
+	if _, id2 := w.pay(t, 25000); id2 != id {
+		t.Errorf("identical held call made a second request %s", id2)
+	}
+	// Segregation of duties.
+	for _, c := range []struct {
+		who, key string
+		status   int
+	}{{"bob", w.bobKey, 403}, {"bob's other key", w.bobKey2, 403}, {"a service account", w.robot, 403}, {"eve", w.eve, 403}} {
+		if r := w.vote(c.key, id, "approve", "looks fine"); r.Status != c.status {
+			t.Errorf("%s approving: %d %s", c.who, r.Status, r.Body)
+		}
+	}
+	mustStatus(t, w.vote(w.carol, id, "approve", ""), http.StatusBadRequest) // a reason is mandatory
+	mustStatus(t, w.vote(w.carol, id, "approve", "invoice INV-7 checked"), http.StatusOK)
+	if a := w.status(t, id); a.Status != approval.Pending || len(a.Votes) != 1 {
+		t.Fatalf("after one of two approvals: %+v", a)
+	}
+	mustStatus(t, w.vote(w.carol, id, "approve", "again"), http.StatusConflict) // one vote per person
+	if res, _ := w.pay(t, 25000); !res.IsError || w.paid() != 0 {
+		t.Fatal("ran with one of two approvals")
+	}
+	mustStatus(t, w.vote(w.dave, id, "approve", "second pair of eyes"), http.StatusOK)
+	if a := w.status(t, id); a.Status != approval.Approved {
+		t.Fatalf("after two approvals: %+v", a)
+	}
+	// Another argument is another call.
+	if res, other := w.pay(t, 25001); !res.IsError || other == id || w.paid() != 0 {
+		t.Fatalf("argument swap: %s", resultText(res))
+	}
+	// The identical call runs, once.
+	if res, _ := w.pay(t, 25000); res.IsError || w.paid() != 1 {
+		t.Fatalf("approved call: %s", resultText(res))
+	}
+	if a := w.status(t, id); a.Status != approval.Used || a.UsedAt.IsZero() {
+		t.Errorf("after use: %+v", a)
+	}
+	rec := callRecord(t, w.s, "fin.pay")
+	if rec.Outcome != audit.Success || rec.Detail["approval"] != id || rec.Detail["decision"] != "approve" {
+		t.Errorf("decision record of the approved call: %+v", rec)
+	}
+	if res, again := w.pay(t, 25000); !res.IsError || again == id || w.paid() != 1 {
+		t.Errorf("replay: %s", resultText(res))
+	}
+	// Every step is on record.
+	for ev, min := range map[string]int{approval.EventRequested: 3, approval.EventDecided: 8, approval.EventUsed: 1} {
+		if n := len(records(t, w.s, audit.Query{Event: ev})); n < min {
+			t.Errorf("%d %s records, want at least %d", n, ev, min)
+		}
+	}
+	if n := len(records(t, w.s, audit.Query{Event: approval.EventDecided, Outcome: audit.Denied})); n != 4 {
+		t.Errorf("%d refused votes on record, want 4", n)
+	}
+}
+
+// A denied request does not run; neither does an expired one; a new tool
+// version is not covered by an approval of the old one.
+func TestApprovalDenyExpiryAndVersion(t *testing.T) {
+	w := newApprovalWorld(t, nil)
+	label(t, w.s, "fin.pay", policy.Labels{DataClasses: []string{"internal"}, RequireApproval: true})
+	_, id := w.pay(t, 10)
+	mustStatus(t, w.vote(w.carol, id, "deny", "not this supplier"), http.StatusOK)
+	if a := w.status(t, id); a.Status != approval.Denied {
+		t.Fatalf("denied: %+v", a)
+	}
+	mustStatus(t, w.vote(w.dave, id, "approve", "too late"), http.StatusConflict)
+	if res, again := w.pay(t, 10); !res.IsError || again == id || w.paid() != 0 {
+		t.Fatalf("after a deny: %s", resultText(res))
+	}
+
+	// Approved, then expired before use.
+	_, id = w.pay(t, 11)
+	mustStatus(t, w.vote(w.carol, id, "approve", "ok"), http.StatusOK)
+	w.s.Clock.Advance(2 * time.Hour)
+	if res, again := w.pay(t, 11); !res.IsError || again == id || w.paid() != 0 {
+		t.Fatalf("expired approval used: %s", resultText(res))
+	}
+	// Past their expiry, pending and approved-but-unused requests are
+	// settled by the sweeper, on record.
+	_, pend := w.pay(t, 12)
+	w.s.Clock.Advance(2 * time.Hour)
+	deadline := time.Now().Add(5 * time.Second)
+	for (w.status(t, pend).Status != approval.Expired || w.status(t, id).Status != approval.Expired) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if p, a := w.status(t, pend), w.status(t, id); p.Status != approval.Expired || a.Status != approval.Expired {
+		t.Fatalf("past expiry: pending one %s, approved one %s", p.Status, a.Status)
+	}
+	if n := len(records(t, w.s, audit.Query{Event: approval.EventExpired})); n < 3 {
+		t.Errorf("%d expiries on record, want 3 or more", n)
+	}
+
+	// An approval binds the tool version.
+	label(t, w.s, "fin.lookup", policy.Labels{DataClasses: []string{"pii"}, RequireApproval: true})
+	lookup := func() (*mcp.CallToolResult, string) {
+		res, err := w.bob.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.lookup", Arguments: map[string]any{"id": "C-7"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, approvalIDRE.FindString(resultText(res))
+	}
+	_, id = lookup()
+	mustStatus(t, w.vote(w.carol, id, "approve", "ok"), http.StatusOK)
+	w.up.Redefine("Look up a customer, now with more fields.")
+	mustStatus(t, w.s.Do("POST", "/api/v1/upstreams/fin/sync", w.s.AdminKey, nil), http.StatusOK)
+	mustStatus(t, w.s.Do("POST", "/api/v1/tools/activate", w.s.AdminKey, map[string]any{"tool": "fin.lookup", "version": 2}), http.StatusOK)
+	if res, again := lookup(); !res.IsError || again == id {
+		t.Errorf("an approval of version 1 ran version 2: %s", resultText(res))
+	}
+}
+
+// Approve and deny racing on a one-approver request: exactly one wins.
+func TestApprovalRace(t *testing.T) {
+	w := newApprovalWorld(t, nil)
+	label(t, w.s, "fin.pay", policy.Labels{DataClasses: []string{"internal"}, RequireApproval: true})
+	for i := range 5 {
+		_, id := w.pay(t, float64(100+i))
+		var wg sync.WaitGroup
+		codes := make([]int, 2)
+		for j, c := range []struct{ key, verb string }{{w.carol, "approve"}, {w.dave, "deny"}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				codes[j] = w.vote(c.key, id, c.verb, "race").Status
+			}()
+		}
+		wg.Wait()
+		a := w.status(t, id)
+		won := map[int]int{}
+		for _, c := range codes {
+			won[c]++
+		}
+		if won[200] != 1 || won[409] != 1 || len(a.Votes) != 1 || (a.Status != approval.Approved && a.Status != approval.Denied) {
+			t.Errorf("race %d: codes %v, %+v", i, codes, a)
+		}
+	}
+}
+
+// A held call waits for its approval and runs when it comes in time; the
+// client hears progress meanwhile; approval_status shows the caller their
+// own requests only.
+func TestApprovalWaitAndStatusTool(t *testing.T) {
+	w := newApprovalWorld(t, func(c *config.Config) { c.ApprovalWait = 10 * time.Second })
+	label(t, w.s, "fin.pay", policy.Labels{DataClasses: []string{"internal"}, RequireApproval: true})
+	var progress []string
+	var mu sync.Mutex
+	bob, err := w.s.ClientWith(t, w.bobKey, "2025-11-25", &mcp.ClientOptions{ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
+		mu.Lock()
+		progress = append(progress, r.Params.Message)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range 100 {
+			var l adminapi.ApprovalList
+			w.s.Do("GET", "/api/v1/approvals?status=pending", w.carol, nil).JSON(t, &l)
+			if len(l.Approvals) == 1 {
+				w.vote(w.carol, l.Approvals[0].ID, "approve", "while it waited")
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	params := &mcp.CallToolParams{Name: "fin.pay", Arguments: map[string]any{"amount": 5, "to": "x"}}
+	params.SetProgressToken("p1")
+	res, err := bob.CallTool(context.Background(), params)
+	if err != nil || res.IsError || w.paid() != 1 || time.Since(start) > 8*time.Second {
+		t.Fatalf("waited call: %+v %v (paid %d after %s)", res, err, w.paid(), time.Since(start))
+	}
+	mu.Lock()
+	if len(progress) == 0 || !strings.Contains(progress[0], "waiting for approval apr_") {
+		t.Errorf("progress: %q", progress)
+	}
+	mu.Unlock()
+
+	status := func(cs *mcp.ClientSession, args map[string]any) string {
+		res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "approval_status", Arguments: args})
+		if err != nil || res.IsError {
+			t.Fatalf("approval_status: %+v %v", res, err)
+		}
+		return resultText(res)
+	}
+	out := status(bob, nil)
+	id := approvalIDRE.FindString(out)
+	if id == "" || !strings.Contains(out, `"status":"used"`) {
+		t.Errorf("bob's approval_status: %s", out)
+	}
+	carol, err := w.s.Client(t, w.carol, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := status(carol, map[string]any{"id": id}); strings.Contains(out, id) {
+		t.Errorf("carol sees bob's request: %s", out)
+	}
+}

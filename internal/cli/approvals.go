@@ -1,0 +1,151 @@
+package cli
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/approval"
+)
+
+func (e *env) approvalsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "approvals", Short: "Calls held for approval: list, show, approve, deny"}
+	cmd.AddCommand(e.approvalsListCmd(), e.approvalsShowCmd(), e.approvalsDecideCmd(true), e.approvalsDecideCmd(false))
+	return cmd
+}
+
+func needs(a approval.Approval) string {
+	var parts []string
+	for _, r := range a.Decision.Requires {
+		s := strconv.Itoa(r.Approvers)
+		if r.Role != "" {
+			s += " " + r.Role
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ",")
+}
+
+func approvers(a approval.Approval) string {
+	var out []string
+	for _, v := range a.Votes {
+		mark := "+"
+		if !v.Approve {
+			mark = "-"
+		}
+		out = append(out, mark+v.Approver)
+	}
+	return list(out)
+}
+
+func (e *env) approvalsListCmd() *cobra.Command {
+	var pending, asJSON bool
+	var status string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "list [--pending | --status STATUS] [--limit N]",
+		Short: "List approval requests you may see, newest first",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{}
+			if pending {
+				if status != "" {
+					return usageError("--pending and --status exclude each other")
+				}
+				status = string(approval.Pending)
+			}
+			if status != "" {
+				q.Set("status", status)
+			}
+			if limit != 0 {
+				q.Set("limit", strconv.Itoa(limit))
+			}
+			var l adminapi.ApprovalList
+			return e.call(cmd, "GET", "/approvals", q, nil, &l, asJSON, func() error {
+				t := newTable(e.stdout, "ID", "STATUS", "REQUESTER", "TOOL", "RISK", "REASONS", "NEEDS", "VOTES", "EXPIRES")
+				for _, a := range l.Approvals {
+					t.row(a.ID, string(a.Status), a.Requester, a.Tool, strconv.Itoa(a.Decision.Score), strings.Join(a.Decision.Reasons, ","),
+						needs(a), approvers(a), when(&a.ExpiresAt))
+				}
+				return t.flush()
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&pending, "pending", false, "only requests waiting for a decision")
+	cmd.Flags().StringVar(&status, "status", "", "only requests in this status: pending, approved, denied, expired or used")
+	cmd.Flags().IntVar(&limit, "limit", 0, "at most N (default 100, at most 500)")
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func (e *env) printApproval(a approval.Approval) {
+	fmt.Fprintf(e.stdout, "approval:   %s (%s)\nrequester:  %s (key %s, request %s)\ntool:       %s version %d (%s…)\narguments:  %s\n",
+		a.ID, a.Status, a.Requester, a.KeyID, a.RequestID, a.Tool, a.ToolVersion, a.ToolDigest[:min(12, len(a.ToolDigest))], printable(string(a.Args)))
+	fmt.Fprintf(e.stdout, "risk:       %d/100, policy version %d, reasons %s\nneeds:      %s\ncreated:    %s\nexpires:    %s\n",
+		a.Decision.Score, a.Decision.Policy, strings.Join(a.Decision.Reasons, ", "), needs(a), when(&a.CreatedAt), when(&a.ExpiresAt))
+	for _, v := range a.Votes {
+		verb := "approved"
+		if !v.Approve {
+			verb = "denied"
+		}
+		fmt.Fprintf(e.stdout, "vote:       %s %s at %s: %s\n", v.Approver, verb, when(&v.At), printable(v.Reason))
+	}
+}
+
+func (e *env) approvalsShowCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one approval request: who asked, for exactly what, why it is held, and the votes",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			var ap approval.Approval
+			return e.call(cmd, "GET", "/approvals/"+url.PathEscape(a[0]), nil, nil, &ap, asJSON, func() error {
+				e.printApproval(ap)
+				return nil
+			})
+		},
+	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func (e *env) approvalsDecideCmd(approve bool) *cobra.Command {
+	verb := "approve"
+	short := "Approve a held call (needs the approve grant on its tool; never your own request)"
+	if !approve {
+		verb = "deny"
+		short = "Deny a held call (needs the approve grant on its tool; never your own request)"
+	}
+	var reason string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   verb + " ID --reason TEXT",
+		Short: short,
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if strings.TrimSpace(reason) == "" {
+				return usageError("--reason is required: say why")
+			}
+			var ap approval.Approval
+			return e.call(cmd, "POST", "/approvals/"+url.PathEscape(a[0])+"/"+verb, nil, adminapi.ApprovalDecision{Reason: reason}, &ap, asJSON, func() error {
+				switch ap.Status {
+				case approval.Approved:
+					fmt.Fprintf(e.stdout, "%s approved: %s may now repeat the call once, until %s\n", ap.ID, ap.Requester, when(&ap.ExpiresAt))
+				case approval.Denied:
+					fmt.Fprintf(e.stdout, "%s denied\n", ap.ID)
+				default:
+					fmt.Fprintf(e.stdout, "your vote on %s is recorded; it still needs %s (votes so far: %s)\n", ap.ID, needs(ap), approvers(ap))
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded)")
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
