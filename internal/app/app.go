@@ -462,6 +462,6 @@ func (u users) PrincipalOf(ctx context.Context, name string) (*authn.Principal, 
 	if err != nil {
 		return nil, err
 	}
-	return &authn.Principal{User: usr.Name, Service: usr.Service, Roles: usr.Roles, Environment: authn.DefaultEnvironment,
+	return &authn.Principal{User: usr.Name, Service: usr.Service, Owner: usr.Owner, Roles: usr.Roles, Environment: authn.DefaultEnvironment,
 		Perms: authz.Permissions{Roles: grants}}, nil
 }

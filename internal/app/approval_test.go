@@ -148,14 +148,33 @@ func TestApprovalLifecycle(t *testing.T) {
 	if res, again := w.pay(t, 25000); !res.IsError || again == id || w.paid() != 1 {
 		t.Errorf("replay: %s", resultText(res))
 	}
+	// A service account's owner cannot approve its requests.
+	mustStatus(t, w.s.Do("POST", "/api/v1/users", w.s.AdminKey, map[string]any{"name": "pay-bot", "service": true, "owner": "carol", "roles": []string{"payer"}}), http.StatusCreated)
+	mustStatus(t, w.s.Do("POST", "/api/v1/users", w.s.AdminKey, map[string]any{"name": "bad-bot", "service": true, "owner": "robot"}), http.StatusBadRequest)
+	mustStatus(t, w.s.Do("POST", "/api/v1/users", w.s.AdminKey, map[string]any{"name": "odd", "owner": "carol"}), http.StatusBadRequest)
+	botKey, _ := newKey(t, w.s, map[string]any{"user": "pay-bot"})
+	bot, err := w.s.Client(t, botKey, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = bot.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.pay", Arguments: map[string]any{"amount": 50, "to": "x"}})
+	botReq := approvalIDRE.FindString(resultText(res))
+	if err != nil || botReq == "" {
+		t.Fatalf("bot's payment: %+v %v", res, err)
+	}
+	if r := w.vote(w.carol, botReq, "approve", "my bot"); r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), "service account they own") {
+		t.Errorf("owner approving their bot's request: %d %s", r.Status, r.Body)
+	}
+	mustStatus(t, w.vote(w.dave, botReq, "approve", "not my bot"), http.StatusOK)
+
 	// Every step is on record.
 	for ev, min := range map[string]int{approval.EventRequested: 3, approval.EventDecided: 8, approval.EventUsed: 1} {
 		if n := len(records(t, w.s, audit.Query{Event: ev})); n < min {
 			t.Errorf("%d %s records, want at least %d", n, ev, min)
 		}
 	}
-	if n := len(records(t, w.s, audit.Query{Event: approval.EventDecided, Outcome: audit.Denied})); n != 4 {
-		t.Errorf("%d refused votes on record, want 4", n)
+	if n := len(records(t, w.s, audit.Query{Event: approval.EventDecided, Outcome: audit.Denied})); n != 5 {
+		t.Errorf("%d refused votes on record, want 5", n)
 	}
 }
 

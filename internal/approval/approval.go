@@ -50,6 +50,7 @@ type Approval struct {
 	ID          string          `json:"id"`
 	Status      Status          `json:"status"`
 	Requester   string          `json:"requester"`
+	Owner       string          `json:"requester_owner,omitempty"` // who owns the requesting service account
 	KeyID       string          `json:"key_id"`
 	Tool        string          `json:"tool"`
 	Upstream    string          `json:"upstream"`
@@ -162,7 +163,7 @@ func (s *Service) Request(ctx context.Context, a Approval) (Approval, bool, erro
 	a.ID, a.Status, a.CreatedAt, a.Votes = newID(), Pending, now, []Vote{}
 	a.ExpiresAt = now.Add(a.Decision.Expires)
 	rec := audit.Record{Event: EventRequested, Outcome: audit.Success, Actor: a.Requester, KeyID: a.KeyID, RequestID: a.RequestID,
-		Target: "approval:" + a.ID, Detail: map[string]any{"tool": a.Tool, "tool_version": a.ToolVersion, "tool_digest": a.ToolDigest,
+		Target: "approval:" + a.ID, Detail: map[string]any{"tool": a.Tool, "requester_owner": a.Owner, "tool_version": a.ToolVersion, "tool_digest": a.ToolDigest,
 			"args_sha256": a.ArgsSHA256, "risk_score": a.Decision.Score, "reasons": a.Decision.Reasons, "policy_version": a.Decision.Policy,
 			"requires": requiresDetail(a.Decision.Requires), "expires_at": a.ExpiresAt.Format(time.RFC3339)}}
 	_, err := s.audit.Write(ctx, audit.Entry{Record: rec, Apply: func(ctx context.Context, tx audit.Tx, _ *audit.Record) error {
@@ -220,7 +221,8 @@ func (s *Service) Claim(ctx context.Context, c Call, keyID, requestID string) (A
 const MaxReason = 1000
 
 // Decide records p's vote on request id (approve or deny, with a reason).
-// The requester can never vote on their own request, a service account
+// The requester can never vote on their own request (through any key),
+// nor can the owner of a requesting service account; a service account
 // never votes, and an approver needs the approve grant on the tool. A
 // deny settles the request; approvals settle it once every requirement
 // has its count of distinct qualifying approvers.
@@ -255,6 +257,8 @@ func (s *Service) Decide(ctx context.Context, p *authn.Principal, id string, app
 			return fault.New(fault.Forbidden, "permission denied: deciding on %s needs the approve grant on it", a.Tool)
 		case p.User == a.Requester:
 			return fault.New(fault.Forbidden, "segregation of duties: nobody decides on their own request")
+		case a.Owner != "" && p.User == a.Owner:
+			return fault.New(fault.Forbidden, "segregation of duties: nobody decides on a request of a service account they own")
 		case p.Service:
 			return fault.New(fault.Forbidden, "segregation of duties: service accounts do not decide on approvals")
 		case a.Status != Pending:

@@ -17,6 +17,7 @@ type Credential struct {
 	KeyID        string
 	User         string
 	Service      bool
+	Owner        string // a service account's owning human
 	UserDisabled bool
 	Hash         []byte
 	ExpiresAt    time.Time // zero: never
@@ -151,6 +152,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization string) 
 	return &Principal{
 		User:        cred.User,
 		Service:     cred.Service,
+		Owner:       cred.Owner,
 		Roles:       cred.Roles,
 		KeyID:       id,
 		Environment: cred.Environment,

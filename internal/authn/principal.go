@@ -15,6 +15,7 @@ import (
 type Principal struct {
 	User        string
 	Service     bool     // a service account rather than a human
+	Owner       string   // a service account's owning human, if named
 	Roles       []string // role names, for display and audit
 	KeyID       string
 	Environment string // the key's environment: which secret values its calls get

@@ -22,6 +22,9 @@ func (e *env) printUsers(users ...adminapi.UserView) error {
 		kind, status := "human", "enabled"
 		if u.Service {
 			kind = "service"
+			if u.Owner != "" {
+				kind += " (owner " + u.Owner + ")"
+			}
 		}
 		if u.Disabled {
 			status = "disabled"
@@ -35,17 +38,21 @@ func (e *env) usersCreateCmd() *cobra.Command {
 	var in identity.NewUser
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "create NAME [--service] [--role ROLE]...",
+		Use:   "create NAME [--service [--owner USER]] [--role ROLE]...",
 		Short: "Create a user (or, with --service, a service account)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			in.Name = a[0]
+			if in.Owner != "" && !in.Service {
+				return usageError("--owner names the person who owns a service account: use it with --service")
+			}
 			var u adminapi.UserView
 			return e.call(cmd, "POST", "/users", nil, in, &u, asJSON, func() error { return e.printUsers(u) })
 		},
 	}
 	cmd.Flags().BoolVar(&in.Service, "service", false, "create a service account (an automation identity)")
 	cmd.Flags().StringArrayVar(&in.Roles, "role", nil, "role to hold (repeatable)")
+	cmd.Flags().StringVar(&in.Owner, "owner", "", "the person who owns the service account (they cannot approve its requests)")
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

@@ -156,7 +156,7 @@ func (g *Gateway) held(ctx context.Context, p *authn.Principal, rec audit.Record
 	if err != nil {
 		return "", false, nil, err
 	}
-	a, _, err := g.cfg.Approvals.Request(ctx, approval.Approval{Requester: p.User, KeyID: p.KeyID, Tool: e.Name, Upstream: e.Upstream,
+	a, _, err := g.cfg.Approvals.Request(ctx, approval.Approval{Requester: p.User, Owner: p.Owner, KeyID: p.KeyID, Tool: e.Name, Upstream: e.Upstream,
 		ToolVersion: e.Version, ToolDigest: e.Digest, ArgsSHA256: digest, Args: canonical, Decision: d, RequestID: p.RequestID})
 	if err != nil {
 		return "", false, nil, errAudit

@@ -18,6 +18,7 @@ import (
 type User struct {
 	Name      string    `json:"name"`
 	Service   bool      `json:"service"`
+	Owner     string    `json:"owner,omitempty"` // a service account's owning human
 	Disabled  bool      `json:"disabled"`
 	Roles     []string  `json:"roles"`
 	CreatedAt time.Time `json:"created_at"`

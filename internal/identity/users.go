@@ -14,23 +14,43 @@ type NewUser struct {
 	Name    string   `json:"name"`
 	Service bool     `json:"service"`
 	Roles   []string `json:"roles"`
+	// Owner is the human who answers for a service account: they can no
+	// more approve its requests than their own.
+	Owner string `json:"owner,omitempty"`
 }
 
 // CreateUser creates a user holding the given roles. The caller must hold
 // every grant those roles carry.
 func (s *Service) CreateUser(ctx context.Context, p *authn.Principal, in NewUser) (User, error) {
 	rec := p.Record(audit.EventUserCreate, target("user", in.Name))
-	rec.Detail = map[string]any{"service": in.Service, "roles": sortedCopy(in.Roles)}
+	rec.Detail = map[string]any{"service": in.Service, "roles": sortedCopy(in.Roles), "owner": in.Owner}
 	if err := ValidName("user", in.Name); err != nil {
 		return User{}, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
+	}
+	if in.Owner != "" {
+		if !in.Service {
+			return User{}, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "only a service account has an owner"))
+		}
+		if err := ValidName("user", in.Owner); err != nil {
+			return User{}, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "owner: %s", err))
+		}
 	}
 	for _, r := range in.Roles {
 		if err := ValidName("role", r); err != nil {
 			return User{}, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
 		}
 	}
-	u := User{Name: in.Name, Service: in.Service, Roles: sortedCopy(in.Roles), CreatedAt: s.now().UTC(), CreatedBy: p.User}
+	u := User{Name: in.Name, Service: in.Service, Owner: in.Owner, Roles: sortedCopy(in.Roles), CreatedAt: s.now().UTC(), CreatedBy: p.User}
 	err := s.mutate(ctx, p, rec, func(ctx context.Context, tx TxStore, _ *audit.Record) error {
+		if u.Owner != "" {
+			owner, err := tx.UserByName(ctx, u.Owner)
+			if err != nil {
+				return err
+			}
+			if owner.Service {
+				return fault.New(fault.Invalid, "owner %s is a service account; a person owns a service account", owner.Name)
+			}
+		}
 		gs, err := grantsOf(ctx, tx, u.Roles)
 		if err != nil {
 			return err

@@ -15,7 +15,7 @@ var (
 	_ approval.TxStore = (*Tx)(nil)
 )
 
-const approvalColumns = `id, status, requester, key_id, tool, upstream, tool_version, tool_digest, args_sha256, args, decision,
+const approvalColumns = `id, status, requester, requester_owner, key_id, tool, upstream, tool_version, tool_digest, args_sha256, args, decision,
 	request_id, created_at, expires_at, decided_at, used_at,
 	(SELECT json_group_array(json_object('approver', v.approver, 'roles', json(v.roles), 'approve', json(CASE v.approve WHEN 1 THEN 'true' ELSE 'false' END),
 		'reason', v.reason, 'at', v.at) ORDER BY v.at) FROM approval_votes v WHERE v.approval_id = approvals.id)`
@@ -25,7 +25,7 @@ func scanApproval(row interface{ Scan(...any) error }) (approval.Approval, error
 	var status, args, decision, votes string
 	var created, expires int64
 	var decided, used sql.NullInt64
-	if err := row.Scan(&a.ID, &status, &a.Requester, &a.KeyID, &a.Tool, &a.Upstream, &a.ToolVersion, &a.ToolDigest, &a.ArgsSHA256,
+	if err := row.Scan(&a.ID, &status, &a.Requester, &a.Owner, &a.KeyID, &a.Tool, &a.Upstream, &a.ToolVersion, &a.ToolDigest, &a.ArgsSHA256,
 		&args, &decision, &a.RequestID, &created, &expires, &decided, &used, &votes); err != nil {
 		return a, err
 	}
@@ -116,9 +116,9 @@ func (t *Tx) InsertApproval(ctx context.Context, a approval.Approval) error {
 	if err != nil {
 		return classify("insert approval", err)
 	}
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO approvals (id, status, requester, key_id, tool, upstream, tool_version, tool_digest, args_sha256, args,
-		decision, request_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, string(a.Status), a.Requester, a.KeyID, a.Tool, a.Upstream, a.ToolVersion, a.ToolDigest, a.ArgsSHA256, string(a.Args),
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO approvals (id, status, requester, requester_owner, key_id, tool, upstream, tool_version, tool_digest, args_sha256, args,
+		decision, request_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, string(a.Status), a.Requester, a.Owner, a.KeyID, a.Tool, a.Upstream, a.ToolVersion, a.ToolDigest, a.ArgsSHA256, string(a.Args),
 		string(d), a.RequestID, micros(a.CreatedAt), micros(a.ExpiresAt))
 	if isUnique(err) {
 		return fault.New(fault.Conflict, "approval id collision; retry")

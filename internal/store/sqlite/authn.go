@@ -20,12 +20,12 @@ func (s *Store) LookupCredential(ctx context.Context, keyID string) (authn.Crede
 	var scoped bool
 	var roles, grants, scope string
 	err := s.r.QueryRowContext(ctx, `
-		SELECT k.id, u.name, u.service, u.disabled, k.hash, k.expires_at, k.revoked_at, k.scoped, k.environment,
+		SELECT k.id, u.name, u.service, u.owner, u.disabled, k.hash, k.expires_at, k.revoked_at, k.scoped, k.environment,
 		       (SELECT json_group_array(r.name ORDER BY r.name) FROM user_roles ur JOIN roles r ON r.id = ur.role_id WHERE ur.user_id = u.id),
 		       (SELECT json_group_array(DISTINCT g.grant_text) FROM user_roles ur JOIN role_grants g ON g.role_id = ur.role_id WHERE ur.user_id = u.id),
 		       (SELECT json_group_array(s.grant_text) FROM key_scopes s WHERE s.key_id = k.id)
 		FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?`, keyID).
-		Scan(&c.KeyID, &c.User, &c.Service, &c.UserDisabled, &c.Hash, &expires, &revoked, &scoped, &c.Environment, &roles, &grants, &scope)
+		Scan(&c.KeyID, &c.User, &c.Service, &c.Owner, &c.UserDisabled, &c.Hash, &expires, &revoked, &scoped, &c.Environment, &roles, &grants, &scope)
 	if err == sql.ErrNoRows {
 		return c, fault.New(fault.NotFound, "no such key")
 	}

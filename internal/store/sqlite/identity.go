@@ -37,7 +37,7 @@ func (s queries) ListUsers(ctx context.Context) ([]identity.User, error) {
 
 func (s queries) users(ctx context.Context, where string, args ...any) ([]identity.User, error) {
 	rows, err := s.q.QueryContext(ctx, `
-		SELECT u.name, u.service, u.disabled, u.created_at, u.created_by,
+		SELECT u.name, u.service, u.owner, u.disabled, u.created_at, u.created_by,
 		       (SELECT json_group_array(r.name ORDER BY r.name) FROM user_roles ur JOIN roles r ON r.id = ur.role_id WHERE ur.user_id = u.id)
 		FROM users u `+where+` ORDER BY u.name`, args...)
 	if err != nil {
@@ -49,7 +49,7 @@ func (s queries) users(ctx context.Context, where string, args ...any) ([]identi
 		var u identity.User
 		var created int64
 		var roles string
-		if err := rows.Scan(&u.Name, &u.Service, &u.Disabled, &created, &u.CreatedBy, &roles); err != nil {
+		if err := rows.Scan(&u.Name, &u.Service, &u.Owner, &u.Disabled, &created, &u.CreatedBy, &roles); err != nil {
 			return nil, classify("list users", err)
 		}
 		u.CreatedAt = time.UnixMicro(created).UTC()

@@ -51,8 +51,8 @@ func (t *Tx) Step(ctx context.Context, fn func() error) error {
 }
 
 func (t *Tx) InsertUser(ctx context.Context, u identity.User) error {
-	res, err := t.tx.ExecContext(ctx, "INSERT INTO users (name, service, disabled, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
-		u.Name, u.Service, u.Disabled, micros(u.CreatedAt), u.CreatedBy)
+	res, err := t.tx.ExecContext(ctx, "INSERT INTO users (name, service, owner, disabled, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+		u.Name, u.Service, u.Owner, u.Disabled, micros(u.CreatedAt), u.CreatedBy)
 	if isUnique(err) {
 		return fault.New(fault.Conflict, "user %q already exists", u.Name)
 	}

@@ -1,12 +1,16 @@
 -- Ostiary schema version 11: approvals. A call the policy holds becomes an
 -- approval request bound to its requester, the tool version and the
 -- canonical arguments; people vote on it; an approved request is used by
--- exactly one identical call.
+-- exactly one identical call. A service account may name the person who
+-- owns it, who then can no more approve its requests than their own.
+
+ALTER TABLE users ADD COLUMN owner TEXT NOT NULL DEFAULT ''; -- service accounts: the owning human's name
 
 CREATE TABLE approvals (
     id             TEXT    PRIMARY KEY,
     status         TEXT    NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'expired', 'used')),
     requester      TEXT    NOT NULL, -- user name
+    requester_owner TEXT   NOT NULL DEFAULT '', -- the requester's owner, if a service account has one
     key_id         TEXT    NOT NULL, -- the key the request came with
     tool           TEXT    NOT NULL, -- exposed name
     upstream       TEXT    NOT NULL,
