@@ -34,6 +34,7 @@ import (
 	"github.com/ostiary/ostiary/internal/store/sqlite"
 	"github.com/ostiary/ostiary/internal/upstream"
 	"github.com/ostiary/ostiary/internal/vault"
+	"github.com/ostiary/ostiary/internal/webhook"
 )
 
 // Version is set at build time with -ldflags "-X ...app.Version=…".
@@ -64,7 +65,8 @@ type App struct {
 	stopFlush  chan struct{}
 	flushDone  chan struct{}
 	approvals  *approval.Service
-	sweepDone  chan struct{} // closed when the approval expiry loop has ended
+	webhooks   *webhook.Dispatcher // nil without --approval-webhook
+	sweepDone  chan struct{}       // closed when the approval expiry loop has ended
 	closeOnce  sync.Once
 	closeErr   error
 }
@@ -225,6 +227,32 @@ func (a *App) open(ctx context.Context) error {
 	}
 	if a.approvals, err = approval.New(a.store, a.writer, a.now); err != nil {
 		return err
+	}
+	if len(a.cfg.Webhooks) > 0 {
+		keyFile := a.cfg.WebhookKeyFile
+		if keyFile == "" {
+			keyFile = l.WebhookKey()
+			if _, err := EnsureMasterKeyFile(keyFile); err != nil { // 64 random hex characters, 0600
+				return fmt.Errorf("cannot create the webhook signing key: %w", err)
+			}
+		}
+		key, err := readWebhookKey(keyFile)
+		if err != nil {
+			return err
+		}
+		var targets []webhook.Target
+		for _, w := range a.cfg.Webhooks {
+			t, err := webhook.ParseTarget(w)
+			if err != nil {
+				return err
+			}
+			targets = append(targets, t)
+		}
+		if a.webhooks, err = webhook.New(webhook.Config{Targets: targets, Key: key, Auditor: a.writer, Logger: a.log, Now: a.now,
+			Backoff: a.cfg.WebhookBackoff}); err != nil {
+			return err
+		}
+		a.approvals.SetNotifier(a.webhooks)
 	}
 	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, Catalog: a.catalog, Upstreams: a.pool, Auditor: a.writer,
 		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, CallTimeout: a.cfg.CallTimeout,
@@ -404,6 +432,9 @@ func (a *App) Close(ctx context.Context) error {
 
 // release closes what open acquired, in reverse order.
 func (a *App) release() {
+	if a.webhooks != nil { // what is still queued is dropped, on record, while the writer is open
+		a.webhooks.Close()
+	}
 	if a.pool != nil {
 		a.pool.Close()
 	}

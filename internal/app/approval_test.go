@@ -2,7 +2,12 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -17,6 +22,7 @@ import (
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/config"
 	"github.com/ostiary/ostiary/internal/policy"
+	"github.com/ostiary/ostiary/internal/webhook"
 )
 
 var approvalIDRE = regexp.MustCompile(`apr_[a-z2-7]{16}`)
@@ -319,5 +325,60 @@ func TestApprovalWaitAndStatusTool(t *testing.T) {
 	}
 	if out := status(carol, map[string]any{"id": id}); strings.Contains(out, id) {
 		t.Errorf("carol sees bob's request: %s", out)
+	}
+}
+
+// Approval events reach a webhook receiver, signed with the key in the
+// data directory, and each delivery is on record.
+func TestApprovalWebhooks(t *testing.T) {
+	type got struct {
+		event string
+		ok    bool
+		body  webhook.Event
+	}
+	ch := make(chan got, 10)
+	var key []byte
+	var keyMu sync.Mutex
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		keyMu.Lock()
+		ok := webhook.Verify(key, r.Header.Get(webhook.HeaderTimestamp), b, r.Header.Get(webhook.HeaderSignature))
+		keyMu.Unlock()
+		var ev webhook.Event
+		json.Unmarshal(b, &ev)
+		ch <- got{r.Header.Get(webhook.HeaderEvent), ok, ev}
+	}))
+	defer recv.Close()
+	w := newApprovalWorld(t, func(c *config.Config) { c.Webhooks = []string{recv.URL + "/hook"} })
+	b, err := os.ReadFile(filepath.Join(w.s.Dir, "keys", "webhook-signing.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyMu.Lock()
+	key = []byte(strings.TrimSpace(string(b)))
+	keyMu.Unlock()
+	next := func() got {
+		select {
+		case g := <-ch:
+			return g
+		case <-time.After(5 * time.Second):
+			t.Fatal("no webhook delivery")
+		}
+		return got{}
+	}
+	_, id := w.pay(t, 300)
+	if g := next(); g.event != webhook.Requested || !g.ok || g.body.Approval.ID != id || g.body.Approval.Requester != "bob" {
+		t.Errorf("requested: %+v", g)
+	}
+	mustStatus(t, w.vote(w.carol, id, "approve", "fine"), http.StatusOK)
+	if g := next(); g.event != webhook.Decided || !g.ok || g.body.Approval.Status != "approved" {
+		t.Errorf("decided: %+v", g)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(records(t, w.s, audit.Query{Event: webhook.EventDelivery, Outcome: audit.Success})) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := len(records(t, w.s, audit.Query{Event: webhook.EventDelivery, Outcome: audit.Success})); n != 2 {
+		t.Errorf("%d deliveries on record", n)
 	}
 }

@@ -33,6 +33,7 @@ func (l Layout) SigningKey() string { return filepath.Join(l.KeysDir(), "audit-s
 func (l Layout) SigningPub() string { return filepath.Join(l.KeysDir(), "audit-signing.pub") }
 func (l Layout) HMACKey() string    { return filepath.Join(l.KeysDir(), "apikey-hmac.key") }
 func (l Layout) MasterKey() string  { return filepath.Join(l.KeysDir(), "master.key") }
+func (l Layout) WebhookKey() string { return filepath.Join(l.KeysDir(), "webhook-signing.key") }
 func (l Layout) IdentityKey() string {
 	return filepath.Join(l.KeysDir(), "identity-signing.key")
 }
@@ -135,6 +136,20 @@ func EnsureMasterKeyFile(path string) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// readWebhookKey reads the webhook signing key (owner-only): the file's
+// text, trimmed, is the HMAC key; at least 32 characters.
+func readWebhookKey(path string) ([]byte, error) {
+	b, err := readSecretFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("webhook signing key: %w", err)
+	}
+	k := []byte(strings.TrimSpace(string(b)))
+	if len(k) < 32 {
+		return nil, fmt.Errorf("%s: a webhook signing key is at least 32 characters", path)
+	}
+	return k, nil
 }
 
 // ReadMasterKey reads a hex master key file (owner-only).

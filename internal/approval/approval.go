@@ -45,6 +45,19 @@ const (
 	EventList      = "approval-list"
 )
 
+// Notifications of a Notifier.
+const (
+	NotifyRequested = "approval.requested"
+	NotifyDecided   = "approval.decided"
+	NotifyExpired   = "approval.expired"
+)
+
+// Notifier hears of requests opened, votes cast and requests expired
+// (webhook.Dispatcher). It must not block.
+type Notifier interface {
+	Notify(event string, a Approval)
+}
+
 // Approval is one request and its votes.
 type Approval struct {
 	ID          string          `json:"id"`
@@ -114,6 +127,16 @@ type Service struct {
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
+	notify  Notifier
+}
+
+// SetNotifier makes n hear of every request, vote and expiry.
+func (s *Service) SetNotifier(n Notifier) { s.notify = n }
+
+func (s *Service) tell(event string, a Approval) {
+	if s.notify != nil {
+		s.notify.Notify(event, a)
+	}
 }
 
 // New returns a Service.
@@ -173,7 +196,11 @@ func (s *Service) Request(ctx context.Context, a Approval) (Approval, bool, erro
 		}
 		return ts.InsertApproval(ctx, a)
 	}})
-	return a, true, err
+	if err != nil {
+		return Approval{}, false, err
+	}
+	s.tell(NotifyRequested, a)
+	return a, true, nil
 }
 
 func requiresDetail(rs []policy.Requirement) []any {
@@ -295,6 +322,7 @@ func (s *Service) Decide(ctx context.Context, p *authn.Principal, id string, app
 	if settled != "" {
 		s.wake(id)
 	}
+	s.tell(NotifyDecided, a)
 	return a, nil
 }
 
@@ -372,6 +400,8 @@ func (s *Service) Expire(ctx context.Context) error {
 		}
 		if err == nil {
 			s.wake(a.ID)
+			a.Status = Expired
+			s.tell(NotifyExpired, a)
 		}
 	}
 	return nil

@@ -221,6 +221,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"init"}, ExitUsage, "--data"},
 		{[]string{"audit", "verify"}, ExitUsage, "--data"},
 		{[]string{"serve", "--data", "/tmp/x", "--listen", "0.0.0.0:8080"}, ExitUsage, "non-loopback"},
+		{[]string{"serve", "--data", "/tmp/x", "--approval-webhook", "http://example.com/T0/x"}, ExitUsage, "loopback"},
+		{[]string{"serve", "--data", "/tmp/x", "--approval-wait", "11m"}, ExitUsage, "--approval-wait"},
 		{[]string{"nonsense"}, ExitError, "unknown command"},
 		{[]string{"whoami"}, ExitError, "cannot reach ostiary"},
 	}

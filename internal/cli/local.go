@@ -86,6 +86,8 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert, mode 0600 (or OSTIARY_TLS_KEY)")
 	cmd.Flags().StringVar(&cfg.TLSMin, "tls-min", "", "minimum TLS version: 1.2 (default) or 1.3")
 	cmd.Flags().DurationVar(&cfg.CallTimeout, "call-timeout", 0, "bound on one upstream call, even while progress keeps arriving (default 1m)")
+	cmd.Flags().StringArrayVar(&cfg.Webhooks, "approval-webhook", nil, "POST approval events here, signed (https, or http to loopback; slack:URL for Slack's format; repeatable; or OSTIARY_APPROVAL_WEBHOOKS, comma-separated)")
+	cmd.Flags().StringVar(&cfg.WebhookKeyFile, "webhook-key-file", "", "HMAC-SHA256 key of webhook signatures, at least 32 characters, mode 0600 (default DIR/keys/webhook-signing.key, created if missing; or OSTIARY_WEBHOOK_KEY_FILE)")
 	cmd.Flags().DurationVar(&cfg.ApprovalWait, "approval-wait", 0, "how long a call held for approval waits for it before answering with the request id (default 10s; 0s: answer at once)")
 	cmd.Flags().StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the vault's master key, 64 hex characters, mode 0600 (default DIR/keys/master.key; or OSTIARY_MASTER_KEY_FILE)")
 	cmd.Flags().StringArrayVar(&cfg.AllowedOrigins, "allow-origin", nil, "browser origin allowed to call /mcp, e.g. https://chat.example.com (repeatable; or OSTIARY_ALLOWED_ORIGINS, comma-separated)")
@@ -111,6 +113,12 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	}
 	if flags.CallTimeout != 0 {
 		cfg.CallTimeout = flags.CallTimeout
+	}
+	if len(flags.Webhooks) > 0 {
+		cfg.Webhooks = flags.Webhooks
+	}
+	if flags.WebhookKeyFile != "" {
+		cfg.WebhookKeyFile = flags.WebhookKeyFile
 	}
 	if cmd.Flags().Changed("approval-wait") {
 		cfg.ApprovalWait = flags.ApprovalWait

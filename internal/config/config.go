@@ -3,6 +3,8 @@
 package config
 
 import (
+	"github.com/ostiary/ostiary/internal/webhook"
+
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +31,9 @@ type Config struct {
 	MasterKeyFile   string        // the vault's master key (32 bytes, hex); default DIR/keys/master.key
 	CallTimeout     time.Duration // bound on one upstream call, progress or not
 	ApprovalWait    time.Duration // how long a call held for approval waits for it (0: answer at once)
+	Webhooks        []string      // approval webhook URLs ("slack:URL" for Slack's format)
+	WebhookKeyFile  string        // HMAC signing key of webhooks; default DIR/keys/webhook-signing.key
+	WebhookBackoff  time.Duration // first retry delay of a webhook delivery (default 1s; tests shorten it)
 	RateKey         Rate          // requests per API key
 	RateUser        Rate          // requests per user, over all their keys
 	RateTool        Rate          // calls per tool, over all callers
@@ -89,6 +94,12 @@ func (c Config) FromEnv(getenv func(string) string) (Config, error) {
 	if v := getenv("OSTIARY_ALLOWED_ORIGINS"); v != "" {
 		c.AllowedOrigins = strings.Split(v, ",")
 	}
+	if v := getenv("OSTIARY_APPROVAL_WEBHOOKS"); v != "" {
+		c.Webhooks = strings.Split(v, ",")
+	}
+	if v := getenv("OSTIARY_WEBHOOK_KEY_FILE"); v != "" {
+		c.WebhookKeyFile = v
+	}
 	return c, nil
 }
 
@@ -122,6 +133,11 @@ func (c Config) Validate() error {
 	}
 	if c.CallTimeout < time.Second || c.CallTimeout > time.Hour {
 		errs = append(errs, errors.New("--call-timeout must be between 1s and 1h"))
+	}
+	for i, w := range c.Webhooks {
+		if _, err := webhook.ParseTarget(w); err != nil {
+			errs = append(errs, fmt.Errorf("--approval-webhook %d: %w", i+1, err))
+		}
 	}
 	if c.ApprovalWait < 0 || c.ApprovalWait > 10*time.Minute {
 		errs = append(errs, errors.New("--approval-wait must be between 0s and 10m"))
