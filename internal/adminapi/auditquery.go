@@ -10,6 +10,7 @@ import (
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/authz"
+	"github.com/ostiary/ostiary/internal/evidence"
 	"github.com/ostiary/ostiary/internal/fault"
 )
 
@@ -110,4 +111,57 @@ func queryDetail(q audit.Query) map[string]any {
 		d["before_seq"] = q.BeforeSeq
 	}
 	return d
+}
+
+// EvidencePage answers GET /audit/approval_records and
+// /audit/exception_records: one of the two lists, newest first.
+type EvidencePage struct {
+	Kind             string                     `json:"kind"`
+	ApprovalRecords  []evidence.ApprovalRecord  `json:"approval_records,omitzero"`
+	ExceptionRecords []evidence.ExceptionRecord `json:"exception_records,omitzero"`
+}
+
+// evidence serves the structured evidence records (read-audit); the query
+// is recorded like any audit query.
+func (a *API) evidence(kind string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+		rec := p.Record(audit.EventAuditQuery, "")
+		v := r.URL.Query()
+		for k := range v {
+			switch k {
+			case "user", "since", "until", "limit":
+			default:
+				return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.Invalid, "unknown query parameter %q (evidence takes user, since, until, limit)", clip(k, 40)))
+			}
+		}
+		q, err := parseQuery(v)
+		if err != nil {
+			return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, err)
+		}
+		if v.Get("limit") == "" {
+			q.Limit = 50
+		}
+		if q.Limit > 500 {
+			return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.Invalid, "limit: at most 500 evidence records"))
+		}
+		rec.Detail = queryDetail(q)
+		rec.Detail["kind"] = kind
+		if !p.Allows(authz.ReadAudit, authz.All) {
+			return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.Forbidden, "permission denied: this needs the read-audit grant"))
+		}
+		eq := evidence.Query{User: q.Actor, Since: q.Since, Until: q.Until, Limit: q.Limit}
+		page := EvidencePage{Kind: kind}
+		if kind == evidence.KindApproval {
+			page.ApprovalRecords, err = evidence.ApprovalRecords(r.Context(), a.Audit, a.Audit, eq)
+		} else {
+			page.ExceptionRecords, err = evidence.ExceptionRecords(r.Context(), a.Audit, eq)
+		}
+		if err != nil {
+			return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, err)
+		}
+		if _, err := a.Auditor.Write(r.Context(), audit.Entry{Record: rec}); err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, page, nil
+	}
 }

@@ -1,5 +1,7 @@
 package adminapi
 
+import "github.com/ostiary/ostiary/internal/evidence"
+
 // routes lists every endpoint of /api/v1 with the handler that serves it.
 // Each handler authorizes and audits through the services it calls.
 func (a *API) routes() {
@@ -21,6 +23,8 @@ func (a *API) routes() {
 
 	m.HandleFunc("GET /api/v1/audit", a.handle(a.queryAudit))
 	m.HandleFunc("POST /api/v1/audit/search-token", a.handle(a.searchToken))
+	m.HandleFunc("GET /api/v1/audit/approval_records", a.handle(a.evidence(evidence.KindApproval)))
+	m.HandleFunc("GET /api/v1/audit/exception_records", a.handle(a.evidence(evidence.KindException)))
 
 	m.HandleFunc("GET /api/v1/upstreams", a.handle(a.listUpstreams))
 	m.HandleFunc("POST /api/v1/upstreams", a.handle(a.addUpstream))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,8 @@ import (
 	"github.com/ostiary/ostiary/internal/approval"
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/config"
+	"github.com/ostiary/ostiary/internal/evidence"
+	"github.com/ostiary/ostiary/internal/gateway"
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/webhook"
 )
@@ -381,4 +384,72 @@ func TestApprovalWebhooks(t *testing.T) {
 	if n := len(records(t, w.s, audit.Query{Event: webhook.EventDelivery, Outcome: audit.Success})); n != 2 {
 		t.Errorf("%d deliveries on record", n)
 	}
+}
+
+// Evidence: each approval's story and each exception, as such, citing the
+// audit records they come from.
+func TestEvidenceRecords(t *testing.T) {
+	w := newApprovalWorld(t, nil)
+	_, id1 := w.pay(t, 300)
+	mustStatus(t, w.vote(w.bobKey2, id1, "approve", "mine"), http.StatusForbidden)
+	mustStatus(t, w.vote(w.carol, id1, "approve", "checked"), http.StatusOK)
+	if res, _ := w.pay(t, 300); res.IsError {
+		t.Fatal(resultText(res))
+	}
+	_, id2 := w.pay(t, 301)
+	mustStatus(t, w.vote(w.carol, id2, "deny", "duplicate invoice"), http.StatusOK)
+
+	var page adminapi.EvidencePage
+	r := w.s.Do("GET", "/api/v1/audit/approval_records?user=bob", w.s.AdminKey, nil)
+	mustStatus(t, r, http.StatusOK)
+	r.JSON(t, &page)
+	if page.Kind != "approval_record" || len(page.ApprovalRecords) != 2 {
+		t.Fatalf("approval records: %s", r.Body)
+	}
+	byID := map[string]evidence.ApprovalRecord{}
+	for _, ar := range page.ApprovalRecords {
+		byID[ar.Approval.ID] = ar
+	}
+	a1, a2 := byID[id1], byID[id2]
+	events := func(refs []evidence.Ref) []string {
+		var out []string
+		for _, x := range refs {
+			out = append(out, x.Event+"/"+string(x.Outcome))
+		}
+		return out
+	}
+	if a1.Outcome != "executed" || a1.Execution == nil || a1.Execution.Outcome != audit.Success ||
+		!slices.Equal(events(a1.Records), []string{"approval-requested/success", "approval-decided/denied", "approval-decided/success", "approval-used/success"}) ||
+		len(a1.Approval.Votes) != 1 || a1.Approval.Votes[0].Reason != "checked" {
+		t.Errorf("approval record 1: %+v", a1)
+	}
+	if a2.Outcome != "denied" || a2.Execution != nil || len(a2.Records) != 2 {
+		t.Errorf("approval record 2: %+v", a2)
+	}
+	// Each cited record is the one in the chain.
+	for _, x := range a1.Records {
+		recs := records(t, w.s, audit.Query{Target: "approval:" + id1})
+		found := false
+		for _, rr := range recs {
+			found = found || (rr.Seq == x.Seq && rr.Event == x.Event)
+		}
+		if !found {
+			t.Errorf("cited record %d %s is not in the chain", x.Seq, x.Event)
+		}
+	}
+
+	r = w.s.Do("GET", "/api/v1/audit/exception_records?user=bob", w.s.AdminKey, nil)
+	mustStatus(t, r, http.StatusOK)
+	page = adminapi.EvidencePage{}
+	r.JSON(t, &page)
+	var held, refusedVote bool
+	for _, x := range page.ExceptionRecords {
+		held = held || (x.Reason == gateway.ReasonHeld && strings.Contains(x.Mitigation, id2) && x.Exception == "deny")
+		refusedVote = refusedVote || (x.Event == approval.EventDecided && strings.Contains(x.Mitigation, "not counted"))
+	}
+	if !held || !refusedVote {
+		t.Errorf("exception records: %s", r.Body)
+	}
+	mustStatus(t, w.s.Do("GET", "/api/v1/audit/exception_records", w.carol, nil), http.StatusForbidden)
+	mustStatus(t, w.s.Do("GET", "/api/v1/audit/approval_records?event=x", w.s.AdminKey, nil), http.StatusBadRequest)
 }

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/evidence"
 	"github.com/ostiary/ostiary/internal/identity"
 )
 
@@ -31,13 +33,22 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 }
 
 func (e *env) auditQueryCmd() *cobra.Command {
-	var user, event, outcome, reqID, target, since, until, contains string
+	var user, event, outcome, reqID, target, since, until, contains, kind string
 	var limit int
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "query [--user NAME] [--event TYPE] [--since DURATION|TIME] [--limit N]",
-		Short: "Query audit records, newest first (needs the read-audit grant)",
-		Args:  args(cobra.NoArgs),
+		Use:   "query [--kind approval_record|exception_record] [--user NAME] [--event TYPE] [--since DURATION|TIME] [--limit N]",
+		Short: "Query audit records, or evidence records assembled from them, newest first (needs the read-audit grant)",
+		Long: `Query audit records, newest first (needs the read-audit grant).
+
+--kind approval_record gives each approval's whole story: the request (who,
+which tool version, the argument digest, score, reasons, policy version), the
+votes, whether it ran and how that call ended, and the sequence numbers of
+every audit record involved. --kind exception_record gives each denial or
+failure (refused calls, holds, policy denials, rate limits, kill switches,
+refused votes, failed upstream calls, undelivered webhooks) with what Ostiary
+did about it. With --kind, only --user, --since, --until and --limit apply.`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q := url.Values{}
 			for k, v := range map[string]string{"user": user, "event": event, "outcome": outcome, "request_id": reqID, "target": target, "contains": contains} {
@@ -59,6 +70,9 @@ func (e *env) auditQueryCmd() *cobra.Command {
 				return usageError("--limit must be between 1 and 1000")
 			}
 			q.Set("limit", strconv.Itoa(limit))
+			if kind != "" {
+				return e.evidenceQuery(cmd, kind, q, asJSON)
+			}
 			var page adminapi.AuditPage
 			return e.call(cmd, "GET", "/audit", q, nil, &page, asJSON, func() error {
 				t := newTable(e.stdout, "SEQ", "TIME", "EVENT", "OUTCOME", "REASON", "ACTOR", "KEY", "TARGET", "REQUEST")
@@ -80,6 +94,7 @@ func (e *env) auditQueryCmd() *cobra.Command {
 	f.StringVar(&since, "since", "", "records from this long ago (12h, 7d) or this time (RFC 3339)")
 	f.StringVar(&until, "until", "", "records before this long ago or this time")
 	f.IntVar(&limit, "limit", 50, "at most this many records (1–1000)")
+	f.StringVar(&kind, "kind", "", "evidence records instead: approval_record or exception_record")
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }
@@ -113,4 +128,49 @@ Needs the read-audit grant; the request is recorded, never the value.`,
 	}
 	jsonFlag(cmd, &asJSON)
 	return cmd
+}
+
+// evidenceQuery lists approval or exception records.
+func (e *env) evidenceQuery(cmd *cobra.Command, kind string, q url.Values, asJSON bool) error {
+	for k := range q {
+		if k != "user" && k != "since" && k != "until" && k != "limit" {
+			return usageError("--kind takes only --user, --since, --until and --limit")
+		}
+	}
+	if l, _ := strconv.Atoi(q.Get("limit")); l > 500 {
+		return usageError("--limit: at most 500 evidence records")
+	}
+	var path string
+	switch kind {
+	case evidence.KindApproval:
+		path = "/audit/approval_records"
+	case evidence.KindException:
+		path = "/audit/exception_records"
+	default:
+		return usageError("--kind: approval_record or exception_record")
+	}
+	var page adminapi.EvidencePage
+	return e.call(cmd, "GET", path, q, nil, &page, asJSON, func() error {
+		if kind == evidence.KindApproval {
+			t := newTable(e.stdout, "APPROVAL", "OUTCOME", "REQUESTER", "TOOL", "RISK", "REASONS", "VOTES", "CALL", "AUDIT SEQS")
+			for _, r := range page.ApprovalRecords {
+				call := "-"
+				if r.Execution != nil {
+					call = string(r.Execution.Outcome)
+				}
+				seqs := make([]string, len(r.Records))
+				for i, x := range r.Records {
+					seqs[i] = strconv.FormatUint(x.Seq, 10)
+				}
+				t.row(r.Approval.ID, r.Outcome, r.Approval.Requester, r.Approval.Tool, strconv.Itoa(r.Approval.Decision.Score),
+					strings.Join(r.Approval.Decision.Reasons, ","), approvers(r.Approval), call, strings.Join(seqs, ","))
+			}
+			return t.flush()
+		}
+		t := newTable(e.stdout, "SEQ", "TIME", "EXCEPTION", "EVENT", "REASON", "ACTOR", "TARGET", "MITIGATION")
+		for _, r := range page.ExceptionRecords {
+			t.row(strconv.FormatUint(r.Seq, 10), when(&r.Time), r.Exception, r.Event, dash(r.Reason), dash(r.Actor), dash(r.Target), r.Mitigation)
+		}
+		return t.flush()
+	})
 }

@@ -337,6 +337,15 @@ func TestDemo(t *testing.T) {
 			if r := run(as("carol"), "approvals", "show", id).mustOK(t); !strings.Contains(r.stdout, "(used)") || !strings.Contains(r.stdout, "carol approved") {
 				t.Errorf("approvals show: %s", r.stdout)
 			}
+			if r := run(as("admin"), "audit", "query", "--kind", "approval_record").mustOK(t); !regexp.MustCompile(id + `\s+executed\s+bob\s+shop.pay_invoice`).MatchString(r.stdout) {
+				t.Errorf("approval records: %s", r.stdout)
+			}
+			if r := run(as("admin"), "audit", "query", "--kind", "exception_record", "--user", "bob").mustOK(t); !strings.Contains(r.stdout, "held for approval as "+id) {
+				t.Errorf("exception records: %s", r.stdout)
+			}
+			if r := run(as("admin"), "audit", "query", "--kind", "exception_record", "--event", "x"); r.code != ExitUsage {
+				t.Errorf("--kind with --event: %+v", r)
+			}
 			r = run(as("admin"), "audit", "query", "--event", "tool-call").mustOK(t)
 			if !strings.Contains(r.stdout, "tool-not-permitted") {
 				t.Errorf("the refusal was not audited: %s", r.stdout)
