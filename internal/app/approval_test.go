@@ -270,6 +270,58 @@ func TestApprovalRace(t *testing.T) {
 	}
 }
 
+// Two identical calls racing for one approval: exactly one runs.
+func TestApprovalDoubleUseRace(t *testing.T) {
+	w := newApprovalWorld(t, nil)
+	label(t, w.s, "fin.pay", policy.Labels{DataClasses: []string{"internal"}, RequireApproval: true})
+	bob2, err := w.s.Client(t, w.bobKey2, "2025-11-25")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		amount := float64(200 + i)
+		_, id := w.pay(t, amount)
+		mustStatus(t, w.vote(w.carol, id, "approve", "ok"), http.StatusOK)
+		before := w.paid()
+		var wg sync.WaitGroup
+		ran := make([]bool, 2)
+		for j, cs := range []*mcp.ClientSession{w.bob, bob2} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.pay", Arguments: map[string]any{"amount": amount, "to": "ACME"}})
+				ran[j] = err == nil && !res.IsError
+			}()
+		}
+		wg.Wait()
+		if ran[0] == ran[1] || w.paid() != before+1 {
+			t.Errorf("round %d: ran %v, upstream paid %d times", i, ran, w.paid()-before)
+		}
+	}
+}
+
+// A denied request says so to the waiting call.
+func TestApprovalDeniedWhileWaiting(t *testing.T) {
+	w := newApprovalWorld(t, func(c *config.Config) { c.ApprovalWait = 10 * time.Second })
+	label(t, w.s, "fin.pay", policy.Labels{DataClasses: []string{"internal"}, RequireApproval: true})
+	go func() {
+		for range 100 {
+			var l adminapi.ApprovalList
+			w.s.Do("GET", "/api/v1/approvals?status=pending", w.carol, nil).JSON(t, &l)
+			if len(l.Approvals) == 1 {
+				w.vote(w.carol, l.Approvals[0].ID, "deny", "no")
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	res, id := w.pay(t, 9)
+	if !res.IsError || !strings.Contains(resultText(res), "Approval request "+id+" was denied") || time.Since(start) > 8*time.Second || w.paid() != 0 {
+		t.Errorf("denied while waiting: %s after %s", resultText(res), time.Since(start))
+	}
+}
+
 // A held call waits for its approval and runs when it comes in time; the
 // client hears progress meanwhile; approval_status shows the caller their
 // own requests only.

@@ -199,9 +199,21 @@ wait:
 			return "", false, nil, ctx.Err()
 		}
 	}
-	msg := fmt.Sprintf("This call needs approval (%s; risk %d/100, policy version %d) and was not performed. Approval request %s is %s until %s: "+
-		"once it is approved, repeat exactly the same call to run it (once). Check with the approval_status tool.",
-		strings.Join(d.Reasons, ", "), d.Score, d.Policy, a.ID, "open", a.ExpiresAt.UTC().Format(time.RFC3339))
+	msg := fmt.Sprintf("This call needs approval (%s; risk %d/100, policy version %d) and was not performed. ",
+		strings.Join(d.Reasons, ", "), d.Score, d.Policy)
+	status := approval.Pending
+	if mine, err := g.cfg.Approvals.Mine(ctx, p.User, a.ID); err == nil && len(mine) == 1 {
+		status = mine[0].Status
+	}
+	switch status {
+	case approval.Denied:
+		msg += fmt.Sprintf("Approval request %s was denied: the call will not run.", a.ID)
+	case approval.Expired:
+		msg += fmt.Sprintf("Approval request %s expired undecided: repeat the call to ask again.", a.ID)
+	default:
+		msg += fmt.Sprintf("Approval request %s is open until %s: once it is approved, repeat exactly the same call to run it (once). "+
+			"Check with the approval_status tool.", a.ID, a.ExpiresAt.UTC().Format(time.RFC3339))
+	}
 	if d.Message != "" {
 		msg += " " + d.Message
 	}
