@@ -69,6 +69,9 @@ func run(ctx context.Context, d time.Duration, maxCalls int, out io.Writer) erro
 			if r.errors > 0 {
 				return fmt.Errorf("%s at %d clients: %d of %d calls failed", t.name, conc, r.errors, r.calls+r.errors)
 			}
+			if r.calls == 0 {
+				return fmt.Errorf("%s at %d clients: no call completed in %s", t.name, conc, d)
+			}
 			if results[t.name] == nil {
 				results[t.name] = map[int]result{}
 			}
@@ -254,7 +257,7 @@ func startOstiary(ctx context.Context, upstream string) (target, func(), error) 
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 201 {
+		if resp.StatusCode != 201 && resp.StatusCode != 200 {
 			return fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, b)
 		}
 		if out != nil {
@@ -267,6 +270,9 @@ func startOstiary(ctx context.Context, upstream string) (target, func(), error) 
 		{"/upstreams", `{"name":"fix","url":"` + upstream + `","allow_private":true}`},
 		{"/roles", `{"name":"loader","grants":["invoke:fix.*"]}`},
 		{"/users", `{"name":"loader","roles":["loader"],"service":true}`},
+		// Labelled, so the default policy allows the agent's calls (an
+		// unlabelled tool that may write would be held for approval).
+		{"/tools/labels", `{"tool":"fix.echo","labels":{"data_classes":["internal"],"irreversible":false,"egress":false,"require_approval":false}}`},
 	} {
 		if err := admin(step.path, step.body, nil); err != nil {
 			stop()
