@@ -300,6 +300,29 @@ func TestApprovalDoubleUseRace(t *testing.T) {
 	}
 }
 
+// A kill switch engaged while a call waits for its approval stops it even
+// when the approval comes.
+func TestApprovalKilledWhileWaiting(t *testing.T) {
+	w := newApprovalWorld(t, func(c *config.Config) { c.ApprovalWait = 10 * time.Second })
+	label(t, w.s, "fin.pay", policy.Labels{DataClasses: []string{"internal"}, RequireApproval: true})
+	go func() {
+		for range 100 {
+			var l adminapi.ApprovalList
+			w.s.Do("GET", "/api/v1/approvals?status=pending", w.carol, nil).JSON(t, &l)
+			if len(l.Approvals) == 1 {
+				w.s.Do("POST", "/api/v1/killswitches", w.s.AdminKey, map[string]any{"kind": "tool", "target": "fin.pay", "reason": "incident"})
+				w.vote(w.carol, l.Approvals[0].ID, "approve", "ok")
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	_, err := w.bob.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.pay", Arguments: map[string]any{"amount": 7, "to": "x"}})
+	if err == nil || w.paid() != 0 {
+		t.Errorf("a call approved after its tool was killed ran: %v (paid %d)", err, w.paid())
+	}
+}
+
 // A denied request says so to the waiting call.
 func TestApprovalDeniedWhileWaiting(t *testing.T) {
 	w := newApprovalWorld(t, func(c *config.Config) { c.ApprovalWait = 10 * time.Second })

@@ -200,6 +200,10 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 		}
 		rec.Outcome, rec.Reason = audit.Success, ""
 		rec.Detail["approval"] = id
+		if sw, killed := g.blocked(sub); killed { // engaged while the call waited
+			rec.Detail["killswitch"] = sw.ID
+			return nil, g.deny(ctx, rec, ReasonKilled, unknownTool(name))
+		}
 	}
 	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
 		return nil, errAudit

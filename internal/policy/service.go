@@ -153,7 +153,12 @@ func (s *Service) Set(ctx context.Context, p *authn.Principal, src []byte) (Vers
 		return Version{}, results, err
 	}
 	pol.Version, pol.Digest = v.Version, v.Digest
-	s.cur.Store(pol)
+	for { // two sets racing: the higher version stays in force, as in the store
+		cur := s.cur.Load()
+		if cur.Version >= pol.Version || s.cur.CompareAndSwap(cur, pol) {
+			break
+		}
+	}
 	v.Source = ""
 	return v, results, nil
 }
