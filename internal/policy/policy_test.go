@@ -288,3 +288,26 @@ func BenchmarkEvaluate(b *testing.B) {
 		}
 	}
 }
+
+// Policy documents come from admins over the API: whatever the text,
+// Parse answers with a policy or an error, and a policy that parses
+// evaluates any input without panicking and decides something valid.
+func FuzzParse(f *testing.F) {
+	f.Add(string(DefaultSource()))
+	f.Add(ruleDoc)
+	f.Add("version: 1\nrules:\n  - id: a\n    when: args.x.y.z > 1 || size(args.l) > 2\n    decision: approve\n")
+	f.Add("version: 1\nsession: {window: 1h}\napproval: {at_score: 50}\nrules: []\ntests:\n  - principal: {user: a}\n    tool: {name: t}\n    expect: {decision: allow}\n")
+	f.Fuzz(func(t *testing.T, src string) {
+		p, err := Parse([]byte(src))
+		if err != nil {
+			return
+		}
+		p.RunTests()
+		for _, in := range []Input{input(nil), {Granted: true, Args: map[string]any{"x": []any{json.Number("1e400"), nil, "s"}}}} {
+			d := p.Evaluate(in)
+			if d.Effect != Allow && d.Effect != Approve && d.Effect != Deny || d.Score < 0 || d.Score > 100 || len(d.Reasons) == 0 {
+				t.Fatalf("decision %+v", d)
+			}
+		}
+	})
+}
