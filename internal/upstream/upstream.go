@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/ostiary/ostiary/internal/vault"
 )
 
 // Kind is how an upstream is reached.
@@ -94,6 +96,9 @@ func (u Upstream) Validate() error {
 			if err := validHeader(k, v); err != nil {
 				return err
 			}
+			if err := notLiteralCredential("header "+http.CanonicalHeaderKey(k), credentialHeaders[http.CanonicalHeaderKey(k)], v); err != nil {
+				return err
+			}
 		}
 		if err := u.TLS.validate(u.URL); err != nil {
 			return err
@@ -105,13 +110,45 @@ func (u Upstream) Validate() error {
 		if len(u.Command) == 0 || u.Command[0] == "" {
 			return fmt.Errorf("a stdio upstream needs a command")
 		}
-		for k := range u.Env {
+		for k, v := range u.Env {
 			if !envRE.MatchString(k) {
 				return fmt.Errorf("invalid environment variable name %q", clip(k))
+			}
+			if err := notLiteralCredential("environment variable "+k, credentialEnvRE.MatchString(k), v); err != nil {
+				return err
 			}
 		}
 	default:
 		return fmt.Errorf("an upstream needs --url (HTTP) or --command (stdio)")
+	}
+	return nil
+}
+
+// credentialHeaders carry credentials by convention: their values must
+// come from the vault.
+var credentialHeaders = map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true,
+	"X-Api-Key": true, "Api-Key": true, "X-Auth-Token": true, "Private-Token": true, "X-Access-Token": true}
+
+// credentialEnvRE matches environment variable names that carry credentials
+// by convention.
+var credentialEnvRE = regexp.MustCompile(`(?i)(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|PRIVATE_KEY|CREDENTIAL|ACCESS_KEY)`)
+
+// framing is what may surround a secret reference in a credential-bearing
+// value: a scheme word ("Bearer "), a cookie name ("session="), no digits.
+var framing = regexp.MustCompile(`^[A-Za-z _=;:-]{0,20}$`)
+
+// notLiteralCredential keeps upstream credentials in the vault: a value
+// that looks like a credential is refused wherever it is written, and a
+// credential-bearing header or variable must take its credential from a
+// ${secret:NAME} reference, around which only framing is allowed.
+func notLiteralCredential(what string, bearing bool, v string) error {
+	literal := vault.RefRE.ReplaceAllString(v, "")
+	hint := "store it with 'ostiary secrets set NAME --upstream UPSTREAM' (value on standard input) and write ${secret:NAME} here"
+	if vault.LooksLikeCredential(literal) {
+		return fmt.Errorf("%s holds what looks like a credential: %s", what, hint)
+	}
+	if bearing && (literal == v || !framing.MatchString(literal)) {
+		return fmt.Errorf("%s carries a credential, which must come from the vault: %s", what, hint)
 	}
 	return nil
 }

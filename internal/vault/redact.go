@@ -25,6 +25,18 @@ var shapes = []struct {
 	{regexp.MustCompile(`ost_[a-z2-7]{16}_[a-z2-7]{52}`), []byte("[REDACTED api key]")},
 }
 
+// LooksLikeCredential reports whether s holds a well-known credential
+// shape (a private key, a bearer token, a cloud access key, an Ostiary API
+// key).
+func LooksLikeCredential(s string) bool {
+	for _, sh := range shapes {
+		if sh.re.MatchString(s) {
+			return true
+		}
+	}
+	return false
+}
+
 // Redact replaces, in b (text or JSON), every known value (as it is and as
 // it appears escaped inside a JSON string) and every well-known credential
 // shape. Longer values go first, so one value inside another cannot leave a
