@@ -26,6 +26,8 @@ import (
 const (
 	ReasonPolicyDeny = "policy-deny"
 	ReasonHeld       = "approval-required"
+	// ReasonApprovalsDown: approval_status could not read the requests.
+	ReasonApprovalsDown = "approvals-unavailable"
 )
 
 // Policies gives the policy in force (policy.Service).
@@ -245,7 +247,7 @@ func (g *Gateway) approvalStatus(ctx context.Context, p *authn.Principal, rec au
 	}
 	mine, err := g.cfg.Approvals.Mine(ctx, p.User, in.ID)
 	if err != nil {
-		return nil, g.deny(ctx, rec, ReasonUnknownTool, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "approvals are unavailable"})
+		return nil, g.deny(ctx, rec, ReasonApprovalsDown, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "approvals are unavailable"})
 	}
 	type item struct {
 		ID        string    `json:"id"`
