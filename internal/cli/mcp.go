@@ -39,7 +39,14 @@ func (e *env) mcpSession(ctx context.Context, version string) (*mcp.ClientSessio
 		HTTPClient: &http.Client{Timeout: 5 * time.Minute, Transport: bearerTransport{token: c.token, base: base}},
 		MaxRetries: -1,
 	}
-	client := mcp.NewClient(&mcp.Implementation{Name: "ostiary-cli", Version: "1"}, nil)
+	// Progress (a call waiting for approval, a long job) goes to stderr, so
+	// stdout stays the result.
+	client := mcp.NewClient(&mcp.Implementation{Name: "ostiary-cli", Version: "1"}, &mcp.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
+			if r.Params.Message != "" {
+				fmt.Fprintf(e.stderr, "… %s\n", printable(r.Params.Message))
+			}
+		}})
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cs, err := client.Connect(cctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: version})
@@ -108,7 +115,9 @@ func (e *env) mcpCallCmd(version *string) *cobra.Command {
 				return err
 			}
 			defer cs.Close()
-			res, err := cs.CallTool(cmd.Context(), &mcp.CallToolParams{Name: a[0], Arguments: args})
+			params := &mcp.CallToolParams{Name: a[0], Arguments: args}
+			params.SetProgressToken("ostiary-cli")
+			res, err := cs.CallTool(cmd.Context(), params)
 			if err != nil {
 				return err
 			}
