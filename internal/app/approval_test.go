@@ -87,6 +87,22 @@ func (w *approvalWorld) status(t *testing.T, id string) approval.Approval {
 	return a
 }
 
+// whenPending runs act, in the background, on the first request carol
+// sees pending (polling for up to 5 s): a decision made while a call waits.
+func (w *approvalWorld) whenPending(act func(id string)) {
+	go func() {
+		for range 100 {
+			var l adminapi.ApprovalList
+			r := w.s.Do("GET", "/api/v1/approvals?status=pending", w.carol, nil)
+			if json.Unmarshal(r.Body, &l) == nil && len(l.Approvals) == 1 {
+				act(l.Approvals[0].ID)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+}
+
 func (w *approvalWorld) paid() int {
 	n := 0
 	for _, c := range w.up.Calls() {
@@ -305,18 +321,10 @@ func TestApprovalDoubleUseRace(t *testing.T) {
 func TestApprovalKilledWhileWaiting(t *testing.T) {
 	w := newApprovalWorld(t, func(c *config.Config) { c.ApprovalWait = 10 * time.Second })
 	label(t, w.s, "fin.pay", policy.Labels{DataClasses: []string{"internal"}, RequireApproval: true})
-	go func() {
-		for range 100 {
-			var l adminapi.ApprovalList
-			w.s.Do("GET", "/api/v1/approvals?status=pending", w.carol, nil).JSON(t, &l)
-			if len(l.Approvals) == 1 {
-				w.s.Do("POST", "/api/v1/killswitches", w.s.AdminKey, map[string]any{"kind": "tool", "target": "fin.pay", "reason": "incident"})
-				w.vote(w.carol, l.Approvals[0].ID, "approve", "ok")
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
+	w.whenPending(func(id string) {
+		w.s.Do("POST", "/api/v1/killswitches", w.s.AdminKey, map[string]any{"kind": "tool", "target": "fin.pay", "reason": "incident"})
+		w.vote(w.carol, id, "approve", "ok")
+	})
 	_, err := w.bob.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.pay", Arguments: map[string]any{"amount": 7, "to": "x"}})
 	if err == nil || w.paid() != 0 {
 		t.Errorf("a call approved after its tool was killed ran: %v (paid %d)", err, w.paid())
@@ -327,17 +335,7 @@ func TestApprovalKilledWhileWaiting(t *testing.T) {
 func TestApprovalDeniedWhileWaiting(t *testing.T) {
 	w := newApprovalWorld(t, func(c *config.Config) { c.ApprovalWait = 10 * time.Second })
 	label(t, w.s, "fin.pay", policy.Labels{DataClasses: []string{"internal"}, RequireApproval: true})
-	go func() {
-		for range 100 {
-			var l adminapi.ApprovalList
-			w.s.Do("GET", "/api/v1/approvals?status=pending", w.carol, nil).JSON(t, &l)
-			if len(l.Approvals) == 1 {
-				w.vote(w.carol, l.Approvals[0].ID, "deny", "no")
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
+	w.whenPending(func(id string) { w.vote(w.carol, id, "deny", "no") })
 	start := time.Now()
 	res, id := w.pay(t, 9)
 	if !res.IsError || !strings.Contains(resultText(res), "Approval request "+id+" was denied") || time.Since(start) > 8*time.Second || w.paid() != 0 {
@@ -361,17 +359,7 @@ func TestApprovalWaitAndStatusTool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for range 100 {
-			var l adminapi.ApprovalList
-			w.s.Do("GET", "/api/v1/approvals?status=pending", w.carol, nil).JSON(t, &l)
-			if len(l.Approvals) == 1 {
-				w.vote(w.carol, l.Approvals[0].ID, "approve", "while it waited")
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
+	w.whenPending(func(id string) { w.vote(w.carol, id, "approve", "while it waited") })
 	start := time.Now()
 	params := &mcp.CallToolParams{Name: "fin.pay", Arguments: map[string]any{"amount": 5, "to": "x"}}
 	params.SetProgressToken("p1")
