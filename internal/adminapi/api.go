@@ -40,7 +40,7 @@ type Authenticator interface {
 // AuditStore answers audit queries.
 type AuditStore interface {
 	QueryAudit(ctx context.Context, q audit.Query) ([]audit.Record, error)
-	Approvals(ctx context.Context, status approval.Status, limit int) ([]approval.Approval, error)
+	Approvals(ctx context.Context, q approval.Query) ([]approval.Approval, error)
 }
 
 // Config holds the API's dependencies; all are required.

@@ -501,6 +501,19 @@ func TestEvidenceRecords(t *testing.T) {
 		}
 	}
 
+	for _, q := range []string{"user=carol", "since=" + w.s.Clock.Now().Add(time.Minute).UTC().Format(time.RFC3339), "until=2020-01-01T00:00:00Z"} {
+		page = adminapi.EvidencePage{}
+		w.s.Do("GET", "/api/v1/audit/approval_records?"+q, w.s.AdminKey, nil).JSON(t, &page)
+		if len(page.ApprovalRecords) != 0 {
+			t.Errorf("approval records for %s: %d", q, len(page.ApprovalRecords))
+		}
+	}
+	page = adminapi.EvidencePage{}
+	w.s.Do("GET", "/api/v1/audit/approval_records?limit=1", w.s.AdminKey, nil).JSON(t, &page)
+	if len(page.ApprovalRecords) != 1 || page.ApprovalRecords[0].Approval.ID != id2 {
+		t.Errorf("newest approval record: %+v", page.ApprovalRecords)
+	}
+
 	r = w.s.Do("GET", "/api/v1/audit/exception_records?user=bob", w.s.AdminKey, nil)
 	mustStatus(t, r, http.StatusOK)
 	page = adminapi.EvidencePage{}

@@ -101,12 +101,19 @@ func (a *Approval) call() Call { return Call{a.Requester, a.Tool, a.ToolDigest, 
 
 // Store is the read side.
 type Store interface {
-	Approval(ctx context.Context, id string) (Approval, error) // with votes; fault.NotFound
-	Approvals(ctx context.Context, status Status, limit int) ([]Approval, error)
+	Approval(ctx context.Context, id string) (Approval, error)  // with votes; fault.NotFound
+	Approvals(ctx context.Context, q Query) ([]Approval, error) // newest first
 	// FindApproval returns the newest request for c in status.
 	FindApproval(ctx context.Context, c Call, status Status) (Approval, error)
-	DueApprovals(ctx context.Context, now time.Time) ([]Approval, error)                // pending or approved (unused), and expired by now
-	RequesterApprovals(ctx context.Context, user string, limit int) ([]Approval, error) // newest first
+	DueApprovals(ctx context.Context, now time.Time) ([]Approval, error) // pending or approved (unused), and expired by now
+}
+
+// Query selects requests; zero fields select everything.
+type Query struct {
+	Status       Status
+	Requester    string
+	Since, Until time.Time // created in [Since, Until)
+	Limit        int       // required
 }
 
 // TxStore is the write side, inside an audit transaction.
@@ -431,7 +438,7 @@ func (s *Service) List(ctx context.Context, p *authn.Principal, status Status, l
 	if limit <= 0 || limit > 500 {
 		limit = 500
 	}
-	all, err := s.store.Approvals(ctx, status, limit)
+	all, err := s.store.Approvals(ctx, Query{Status: status, Limit: limit})
 	if err != nil {
 		return nil, audit.Refuse(ctx, s.audit, rec, err)
 	}
@@ -476,7 +483,7 @@ func (s *Service) Show(ctx context.Context, p *authn.Principal, id string) (Appr
 // approval_status tool's call, recorded by the gateway.
 func (s *Service) Mine(ctx context.Context, user, id string) ([]Approval, error) {
 	if id == "" {
-		return s.store.RequesterApprovals(ctx, user, 20)
+		return s.store.Approvals(ctx, Query{Requester: user, Limit: 20})
 	}
 	a, err := s.store.Approval(ctx, id)
 	if fault.Is(err, fault.NotFound) || err == nil && a.Requester != user {

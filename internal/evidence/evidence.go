@@ -30,7 +30,7 @@ type Auditor interface {
 
 // Approvals reads approval requests.
 type Approvals interface {
-	Approvals(ctx context.Context, status approval.Status, limit int) ([]approval.Approval, error)
+	Approvals(ctx context.Context, q approval.Query) ([]approval.Approval, error)
 }
 
 // Query filters evidence records. User is the requester (approval_record)
@@ -39,10 +39,6 @@ type Query struct {
 	User         string
 	Since, Until time.Time
 	Limit        int
-}
-
-func (q Query) in(t time.Time) bool {
-	return (q.Since.IsZero() || !t.Before(q.Since)) && (q.Until.IsZero() || t.Before(q.Until))
 }
 
 // Ref is one audit record as evidence cites it.
@@ -81,18 +77,12 @@ type Execution struct {
 
 // ApprovalRecords returns the approval records matching q, newest first.
 func ApprovalRecords(ctx context.Context, a Auditor, ap Approvals, q Query) ([]ApprovalRecord, error) {
-	all, err := ap.Approvals(ctx, "", 5000)
+	all, err := ap.Approvals(ctx, approval.Query{Requester: q.User, Since: q.Since, Until: q.Until, Limit: q.Limit})
 	if err != nil {
 		return nil, err
 	}
 	out := []ApprovalRecord{}
 	for _, x := range all {
-		if len(out) == q.Limit {
-			break
-		}
-		if (q.User != "" && x.Requester != q.User) || !q.in(x.CreatedAt) {
-			continue
-		}
 		ar := ApprovalRecord{Kind: KindApproval, Approval: x, Outcome: string(x.Status), Records: []Ref{}}
 		recs, err := a.QueryAudit(ctx, audit.Query{Target: "approval:" + x.ID, Limit: audit.MaxLimit})
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/ostiary/ostiary/internal/approval"
@@ -80,15 +81,29 @@ func (s queries) Approval(ctx context.Context, id string) (approval.Approval, er
 	return as[0], nil
 }
 
-func (s queries) Approvals(ctx context.Context, status approval.Status, limit int) ([]approval.Approval, error) {
-	if status == "" {
-		return s.approvals(ctx, "ORDER BY created_at DESC, id LIMIT ?", limit)
+func (s queries) Approvals(ctx context.Context, q approval.Query) ([]approval.Approval, error) {
+	where, args := []string{"1 = 1"}, []any{}
+	if q.Status != "" {
+		where, args = append(where, "status = ?"), append(args, string(q.Status))
 	}
-	return s.approvals(ctx, "WHERE status = ? ORDER BY created_at DESC, id LIMIT ?", string(status), limit)
+	if q.Requester != "" {
+		where, args = append(where, "requester = ?"), append(args, q.Requester)
+	}
+	if !q.Since.IsZero() {
+		where, args = append(where, "created_at >= ?"), append(args, q.Since.UnixMicro())
+	}
+	if !q.Until.IsZero() {
+		where, args = append(where, "created_at < ?"), append(args, q.Until.UnixMicro())
+	}
+	out, err := s.approvals(ctx, "WHERE "+strings.Join(where, " AND ")+" ORDER BY created_at DESC, rowid DESC LIMIT ?", append(args, q.Limit)...)
+	if out == nil && err == nil {
+		out = []approval.Approval{}
+	}
+	return out, err
 }
 
 func (s queries) FindApproval(ctx context.Context, c approval.Call, status approval.Status) (approval.Approval, error) {
-	as, err := s.approvals(ctx, "WHERE requester = ? AND tool = ? AND tool_digest = ? AND args_sha256 = ? AND status = ? ORDER BY created_at DESC LIMIT 1",
+	as, err := s.approvals(ctx, "WHERE requester = ? AND tool = ? AND tool_digest = ? AND args_sha256 = ? AND status = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
 		c.Requester, c.Tool, c.ToolDigest, c.ArgsSHA256, string(status))
 	if err != nil {
 		return approval.Approval{}, err
@@ -101,14 +116,6 @@ func (s queries) FindApproval(ctx context.Context, c approval.Call, status appro
 
 func (s queries) DueApprovals(ctx context.Context, now time.Time) ([]approval.Approval, error) {
 	return s.approvals(ctx, "WHERE status IN ('pending', 'approved') AND expires_at <= ? ORDER BY expires_at", now.UnixMicro())
-}
-
-func (s queries) RequesterApprovals(ctx context.Context, user string, limit int) ([]approval.Approval, error) {
-	out, err := s.approvals(ctx, "WHERE requester = ? ORDER BY created_at DESC, id LIMIT ?", user, limit)
-	if out == nil && err == nil {
-		out = []approval.Approval{}
-	}
-	return out, err
 }
 
 func (t *Tx) InsertApproval(ctx context.Context, a approval.Approval) error {
