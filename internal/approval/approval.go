@@ -97,6 +97,33 @@ type Call struct {
 	ArgsSHA256 string
 }
 
+// Needs lists what the request requires, as text ("2 approver(s) with
+// role finance-lead").
+func (a *Approval) Needs() []string {
+	out := make([]string, 0, len(a.Decision.Requires))
+	for _, r := range a.Decision.Requires {
+		n := fmt.Sprintf("%d approver(s)", max(r.Approvers, 1))
+		if r.Role != "" {
+			n += " with role " + r.Role
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// Tally lists the votes as "+carol" (approve) and "-dave" (deny).
+func (a *Approval) Tally() []string {
+	out := make([]string, 0, len(a.Votes))
+	for _, v := range a.Votes {
+		mark := "+"
+		if !v.Approve {
+			mark = "-"
+		}
+		out = append(out, mark+v.Approver)
+	}
+	return out
+}
+
 func (a *Approval) call() Call { return Call{a.Requester, a.Tool, a.ToolDigest, a.ArgsSHA256} }
 
 // Store is the read side.

@@ -18,29 +18,9 @@ func (e *env) approvalsCmd() *cobra.Command {
 	return cmd
 }
 
-func needs(a approval.Approval) string {
-	var parts []string
-	for _, r := range a.Decision.Requires {
-		s := strconv.Itoa(r.Approvers)
-		if r.Role != "" {
-			s += " " + r.Role
-		}
-		parts = append(parts, s)
-	}
-	return strings.Join(parts, ",")
-}
+func needs(a approval.Approval) string { return strings.Join(a.Needs(), "; ") }
 
-func approvers(a approval.Approval) string {
-	var out []string
-	for _, v := range a.Votes {
-		mark := "+"
-		if !v.Approve {
-			mark = "-"
-		}
-		out = append(out, mark+v.Approver)
-	}
-	return list(out)
-}
+func approvers(a approval.Approval) string { return list(a.Tally()) }
 
 func (e *env) approvalsListCmd() *cobra.Command {
 	var pending, asJSON bool

@@ -16,7 +16,6 @@ import (
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/fault"
-	"github.com/ostiary/ostiary/internal/jcs"
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/strictjson"
 	"github.com/ostiary/ostiary/internal/upstream"
@@ -111,18 +110,18 @@ func (g *Gateway) Explain(ctx context.Context, asker *authn.Principal, user, too
 	if !ok {
 		return out, audit.Refuse(ctx, g.cfg.Auditor, rec, fault.New(fault.NotFound, "tool %q is not in the catalog", tool))
 	}
-	args, digest, err := arguments(raw)
+	args, err := arguments(raw)
 	if err != nil {
 		return out, audit.Refuse(ctx, g.cfg.Auditor, rec, fault.New(fault.Invalid, "ARGS must be a JSON object: %s", clip(err.Error())))
 	}
 	if e.SchemaErr != nil {
 		out.Problem = "the tool's pinned input schema is invalid: every call is refused"
-	} else if err := e.Schema.Validate(args); err != nil {
+	} else if err := e.Schema.Validate(args.value); err != nil {
 		out.Problem = "the arguments do not match the pinned input schema, so the call would be refused before the policy: " + clip(err.Error())
 	}
 	out.Version, out.Labels, out.Hints = e.Version, e.Labels, e.Hints
-	out.Decision = g.decide(p, e, args)
-	rec.Detail["args_sha256"] = digest
+	out.Decision = g.decide(p, e, args.value)
+	rec.Detail["args_sha256"] = args.digest
 	noteDecision(&rec, out.Decision)
 	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
 		return out, err
@@ -147,19 +146,15 @@ type Approvals interface {
 // progress notifications if it asked for them; approved in time, it
 // proceeds; otherwise the client gets a tool error naming the request.
 func (g *Gateway) held(ctx context.Context, p *authn.Principal, rec audit.Record, d policy.Decision, e *catalog.Entry,
-	args any, digest string, relay *upstream.Relay) (id string, proceed bool, res mcp.Result, err error) {
-	call := approval.Call{Requester: p.User, Tool: e.Name, ToolDigest: e.Digest, ArgsSHA256: digest}
+	args callArgs, relay *upstream.Relay) (id string, proceed bool, res mcp.Result, err error) {
+	call := approval.Call{Requester: p.User, Tool: e.Name, ToolDigest: e.Digest, ArgsSHA256: args.digest}
 	if a, ok, err := g.cfg.Approvals.Claim(ctx, call, p.KeyID, p.RequestID); err != nil {
 		return "", false, nil, errAudit
 	} else if ok {
 		return a.ID, true, nil, nil
 	}
-	canonical, err := jcs.Append(nil, args)
-	if err != nil {
-		return "", false, nil, err
-	}
 	a, _, err := g.cfg.Approvals.Request(ctx, approval.Approval{Requester: p.User, Owner: p.Owner, KeyID: p.KeyID, Tool: e.Name, Upstream: e.Upstream,
-		ToolVersion: e.Version, ToolDigest: e.Digest, ArgsSHA256: digest, Args: canonical, Decision: d, RequestID: p.RequestID})
+		ToolVersion: e.Version, ToolDigest: e.Digest, ArgsSHA256: args.digest, Args: args.canonical, Decision: d, RequestID: p.RequestID})
 	if err != nil {
 		return "", false, nil, errAudit
 	}
@@ -262,18 +257,11 @@ func (g *Gateway) approvalStatus(ctx context.Context, p *authn.Principal, rec au
 	}
 	items := []item{}
 	for _, a := range mine {
-		it := item{ID: a.ID, Status: string(a.Status), Tool: a.Tool, Reasons: a.Decision.Reasons, RiskScore: a.Decision.Score, ExpiresAt: a.ExpiresAt, Needs: []string{}}
+		it := item{ID: a.ID, Status: string(a.Status), Tool: a.Tool, Reasons: a.Decision.Reasons, RiskScore: a.Decision.Score, ExpiresAt: a.ExpiresAt, Needs: a.Needs()}
 		for _, v := range a.Votes {
 			if v.Approve {
 				it.Approvals++
 			}
-		}
-		for _, r := range a.Decision.Requires {
-			n := fmt.Sprintf("%d approver(s)", r.Approvers)
-			if r.Role != "" {
-				n += " with role " + r.Role
-			}
-			it.Needs = append(it.Needs, n)
 		}
 		switch a.Status {
 		case approval.Pending:

@@ -152,13 +152,13 @@ func (g *Gateway) listTools(ctx context.Context, p *authn.Principal) (mcp.Result
 func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.CallToolParamsRaw, relay *upstream.Relay) (mcp.Result, error) {
 	name := params.Name
 	rec := p.Record(EventToolCall, "tool:"+name)
-	args, digest, argErr := arguments(params.Arguments)
-	rec.Detail = map[string]any{"args_sha256": digest}
+	args, argErr := arguments(params.Arguments)
+	rec.Detail = map[string]any{"args_sha256": args.digest}
 	switch name {
 	case "discover_tools":
-		return g.discover(ctx, p, rec, args, argErr)
+		return g.discover(ctx, p, rec, args.value, argErr)
 	case "approval_status":
-		return g.approvalStatus(ctx, p, rec, args, argErr)
+		return g.approvalStatus(ctx, p, rec, args.value, argErr)
 	}
 	e, ok := g.cfg.Catalog.Snapshot().Lookup(name)
 	switch {
@@ -178,7 +178,7 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 			Message: fmt.Sprintf("tool %q has an invalid pinned input schema and cannot be called", name)})
 	}
 	if argErr == nil {
-		argErr = e.Schema.Validate(args)
+		argErr = e.Schema.Validate(args.value)
 	}
 	if argErr != nil {
 		return nil, g.deny(ctx, rec, ReasonBadArguments, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams,
@@ -188,13 +188,13 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 	if !ok {
 		return nil, g.deny(ctx, rec, ReasonUnknownTool, unknownTool(name))
 	}
-	d := g.decide(p, e, args)
+	d := g.decide(p, e, args.value)
 	noteDecision(&rec, d)
 	switch d.Effect {
 	case policy.Deny:
 		return g.policyDenied(ctx, p, rec, d)
 	case policy.Approve:
-		id, proceed, res, err := g.held(ctx, p, rec, d, e, args, digest, relay)
+		id, proceed, res, err := g.held(ctx, p, rec, d, e, args, relay)
 		if !proceed {
 			return res, err
 		}
@@ -352,26 +352,33 @@ func (g *Gateway) deny(ctx context.Context, rec audit.Record, reason string, cli
 	return clientErr
 }
 
-// arguments parses call arguments strictly and digests their canonical
-// form, so that the audit log can prove which arguments a call carried
-// without holding them.
-func arguments(raw json.RawMessage) (any, string, error) {
+// arguments parses call arguments strictly and returns them with their
+// canonical (RFC 8785) form and its SHA-256, so that the audit log can
+// prove which arguments a call carried without holding them, and an
+// approval can bind them.
+type callArgs struct {
+	value     any
+	canonical []byte
+	digest    string
+}
+
+func arguments(raw json.RawMessage) (callArgs, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		raw = json.RawMessage("{}")
 	}
 	v, err := strictjson.Parse(raw)
 	if err != nil {
-		return nil, "", err
+		return callArgs{}, err
 	}
 	if _, ok := v.(map[string]any); !ok {
-		return nil, "", errors.New("arguments must be an object")
+		return callArgs{}, errors.New("arguments must be an object")
 	}
 	c, err := jcs.Append(nil, v)
 	if err != nil {
-		return nil, "", err
+		return callArgs{}, err
 	}
 	sum := sha256.Sum256(c)
-	return v, hex.EncodeToString(sum[:]), nil
+	return callArgs{v, c, hex.EncodeToString(sum[:])}, nil
 }
 
 // discover serves the built-in discover_tools: a search over only what the

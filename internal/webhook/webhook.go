@@ -306,21 +306,7 @@ type Summary struct {
 func summary(a approval.Approval) Summary {
 	s := Summary{ID: a.ID, Status: string(a.Status), Requester: a.Requester, Tool: a.Tool, ToolVersion: a.ToolVersion,
 		ArgsSHA256: a.ArgsSHA256, RiskScore: a.Decision.Score, Reasons: a.Decision.Reasons, PolicyVersion: a.Decision.Policy,
-		ExpiresAt: a.ExpiresAt, Needs: []string{}, Votes: []string{}}
-	for _, r := range a.Decision.Requires {
-		n := fmt.Sprintf("%d approver(s)", r.Approvers)
-		if r.Role != "" {
-			n += " with role " + r.Role
-		}
-		s.Needs = append(s.Needs, n)
-	}
-	for _, v := range a.Votes {
-		mark := "+"
-		if !v.Approve {
-			mark = "-"
-		}
-		s.Votes = append(s.Votes, mark+v.Approver)
-	}
+		ExpiresAt: a.ExpiresAt, Needs: a.Needs(), Votes: a.Tally()}
 	return s
 }
 
