@@ -465,20 +465,16 @@ func (s *Service) List(ctx context.Context, p *authn.Principal, status Status, l
 	if limit <= 0 || limit > 500 {
 		limit = 500
 	}
-	all, err := s.store.Approvals(ctx, Query{Status: status, Limit: limit})
-	if err != nil {
-		return nil, audit.Refuse(ctx, s.audit, rec, err)
-	}
-	out := []Approval{}
-	for _, a := range all {
-		if visible(p, a) {
-			out = append(out, a)
+	return audit.Read(ctx, s.audit, rec, func() ([]Approval, error) {
+		all, err := s.store.Approvals(ctx, Query{Status: status, Limit: limit})
+		out := []Approval{}
+		for _, a := range all {
+			if visible(p, a) {
+				out = append(out, a)
+			}
 		}
-	}
-	if _, err := s.audit.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, err
-	}
-	return out, nil
+		return out, err
+	})
 }
 
 func visible(p *authn.Principal, a Approval) bool {
@@ -492,17 +488,13 @@ func (s *Service) Show(ctx context.Context, p *authn.Principal, id string) (Appr
 		rec.Target = "approval:?"
 		return Approval{}, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%q is not an approval id", clip(id)))
 	}
-	a, err := s.store.Approval(ctx, id)
-	if err == nil && !visible(p, a) {
-		err = fault.New(fault.NotFound, "approval %s does not exist", id)
-	}
-	if err != nil {
-		return Approval{}, audit.Refuse(ctx, s.audit, rec, err)
-	}
-	if _, err := s.audit.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return Approval{}, err
-	}
-	return a, nil
+	return audit.Read(ctx, s.audit, rec, func() (Approval, error) {
+		a, err := s.store.Approval(ctx, id)
+		if err == nil && !visible(p, a) {
+			return Approval{}, fault.New(fault.NotFound, "approval %s does not exist", id)
+		}
+		return a, err
+	})
 }
 
 // Mine returns user's own requests: the one with id (none if it is not

@@ -452,6 +452,21 @@ func Refuse(ctx context.Context, a Appender, rec Record, err error) error {
 	return err
 }
 
+// Read runs fetch for a read that is itself evidence (who looked at what):
+// a failed fetch is refused on record, a successful one is recorded before
+// its result is returned — no record, no result.
+func Read[T any](ctx context.Context, a Appender, rec Record, fetch func() (T, error)) (T, error) {
+	var zero T
+	v, err := fetch()
+	if err != nil {
+		return zero, Refuse(ctx, a, rec, err)
+	}
+	if _, err := a.Write(ctx, Entry{Record: rec}); err != nil {
+		return zero, err
+	}
+	return v, nil
+}
+
 // OutcomeOf maps an error to the outcome and reason code it is recorded with.
 func OutcomeOf(err error) (Outcome, string) {
 	if err == nil {

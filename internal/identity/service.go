@@ -63,18 +63,11 @@ func (s *Service) mutate(ctx context.Context, p *authn.Principal, rec audit.Reco
 
 // read authorizes a read, performs it, and records it before returning.
 func read[T any](ctx context.Context, s *Service, p *authn.Principal, rec audit.Record, need authz.Action, fetch func() (T, error)) (T, error) {
-	var zero T
 	if err := s.guard(ctx, p, rec, need); err != nil {
+		var zero T
 		return zero, err
 	}
-	v, err := fetch()
-	if err != nil {
-		return zero, audit.Refuse(ctx, s.audit, rec, err)
-	}
-	if _, err := s.audit.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return zero, err
-	}
-	return v, nil
+	return audit.Read(ctx, s.audit, rec, fetch)
 }
 
 // grantsOf returns the union of the grants of the named roles.

@@ -257,12 +257,5 @@ func (s *Service) List(ctx context.Context, p *authn.Principal) ([]Switch, error
 	if !p.Allows(authz.OperateKillswitch, authz.All) && !p.Allows(authz.ReadAudit, authz.All) {
 		return nil, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Forbidden, "permission denied: this needs operate-killswitch:* or read-audit:*"))
 	}
-	all, err := s.store.ListKillSwitches(ctx)
-	if err != nil {
-		return nil, audit.Refuse(ctx, s.audit, rec, err)
-	}
-	if _, err := s.audit.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, err
-	}
-	return all, nil
+	return audit.Read(ctx, s.audit, rec, func() ([]Switch, error) { return s.store.ListKillSwitches(ctx) })
 }

@@ -193,14 +193,7 @@ func (s *Service) read(ctx context.Context, p *authn.Principal, what string, get
 	if !mayRead(p) {
 		return nil, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Forbidden, "permission denied: this needs the manage-policy or read-audit grant"))
 	}
-	vs, err := get()
-	if err != nil {
-		return nil, audit.Refuse(ctx, s.audit, rec, err)
-	}
-	if _, err := s.audit.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, err
-	}
-	return vs, nil
+	return audit.Read(ctx, s.audit, rec, get)
 }
 
 // MayExplain reports whether p may see decisions explained.

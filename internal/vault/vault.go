@@ -303,14 +303,7 @@ func (v *Vault) List(ctx context.Context, p *authn.Principal) ([]Secret, error) 
 	if !p.Allows(authz.ManageSecrets, authz.All) {
 		return nil, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Forbidden, "permission denied: this needs the manage-secrets grant"))
 	}
-	ss, err := v.store.ListSecrets(ctx)
-	if err != nil {
-		return nil, audit.Refuse(ctx, v.audit, rec, err)
-	}
-	if _, err := v.audit.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, err
-	}
-	return ss, nil
+	return audit.Read(ctx, v.audit, rec, func() ([]Secret, error) { return v.store.ListSecrets(ctx) })
 }
 
 // Resolve returns the latest value of name in env for injection into
