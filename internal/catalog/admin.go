@@ -202,7 +202,7 @@ func (c *Catalog) SetTimeout(ctx context.Context, p *authn.Principal, name strin
 // upstream's hints stand in again). The record keeps the labels before and
 // after.
 func (c *Catalog) SetLabels(ctx context.Context, p *authn.Principal, name string, l *policy.Labels) error {
-	rec := p.Record(EventToolLabels, "tool:"+name)
+	rec := p.Record(EventToolLabels, "tool:"+clip(name)) // a name from the request: bounded on record
 	rec.Detail = map[string]any{"labels": labelsDetail(l)}
 	if err := c.guard(ctx, p, rec, authz.ManageTools, name); err != nil {
 		return err

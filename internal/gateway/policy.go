@@ -93,8 +93,8 @@ type Explanation struct {
 // without calling anything (manage-policy:* or read-audit:*). A tool the
 // user may not see is explained as denied for no-grant, like any other.
 func (g *Gateway) Explain(ctx context.Context, asker *authn.Principal, user, tool string, raw json.RawMessage) (Explanation, error) {
-	rec := asker.Record(policy.EventExplain, "tool:"+tool)
-	rec.Detail = map[string]any{"as": user}
+	rec := asker.Record(policy.EventExplain, "tool:"+clip(tool)) // names from the request: bounded on record
+	rec.Detail = map[string]any{"as": clip(user)}
 	out := Explanation{User: user, Tool: tool}
 	if !policy.MayExplain(asker) {
 		return out, audit.Refuse(ctx, g.cfg.Auditor, rec, fault.New(fault.Forbidden, "permission denied: this needs the manage-policy or read-audit grant"))
