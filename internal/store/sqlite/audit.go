@@ -44,16 +44,39 @@ func (s *Store) AuditBatch(ctx context.Context, fn func(audit.Tx) error) error {
 	if s.w == nil {
 		return fault.New(fault.Unavailable, "store opened read-only")
 	}
+	st, err := s.appendStmt(ctx) // before BeginTx: the pool has one connection
+	if err != nil {
+		return err
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return classify("begin", err)
 	}
-	t := &Tx{queries: queries{q: tx}, tx: tx}
+	t := &Tx{queries: queries{q: tx}, tx: tx, insert: tx.StmtContext(ctx, st)}
 	if err := fn(t); err != nil {
 		tx.Rollback()
 		return err
 	}
 	return classify("commit", tx.Commit())
+}
+
+const insertRecord = `INSERT INTO audit_records
+	(seq, time, event, outcome, reason, actor, key_id, request_id, remote, target, detail, prev, hash)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// appendStmt returns the audit insert prepared on the write connection:
+// batches reuse it instead of preparing their own.
+func (s *Store) appendStmt(ctx context.Context) (*sql.Stmt, error) {
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	if s.appendSt == nil {
+		st, err := s.w.PrepareContext(ctx, insertRecord)
+		if err != nil {
+			return nil, classify("prepare audit insert", err)
+		}
+		s.appendSt = st
+	}
+	return s.appendSt, nil
 }
 
 func (t *Tx) AppendRecord(ctx context.Context, r *audit.Record) error {
@@ -62,9 +85,7 @@ func (t *Tx) AppendRecord(ctx context.Context, r *audit.Record) error {
 		return err
 	}
 	if t.insert == nil {
-		if t.insert, err = t.tx.PrepareContext(ctx, `INSERT INTO audit_records
-			(seq, time, event, outcome, reason, actor, key_id, request_id, remote, target, detail, prev, hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+		if t.insert, err = t.tx.PrepareContext(ctx, insertRecord); err != nil {
 			return classify("append audit record", err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -31,6 +32,9 @@ type Store struct {
 	w    *sql.DB // one connection: every write, in BEGIN IMMEDIATE transactions
 	r    *sql.DB // read-only pool
 	queries
+
+	appendMu sync.Mutex
+	appendSt *sql.Stmt // the audit insert, prepared once on the write connection
 }
 
 // Options controls Open.
