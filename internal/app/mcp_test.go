@@ -3,7 +3,9 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -319,4 +321,95 @@ func TestDiscoverTools(t *testing.T) {
 			t.Errorf("discover_tools found %v, want %v", got, want)
 		}
 	}
+}
+
+// A plain 2026-07-28 tools/call is answered on the gateway's direct path
+// (one application/json response); the same call asking for progress goes
+// through the SDK's server (an event stream). Both must give the same
+// JSON-RPC answer for every outcome, and both are on record.
+func TestDirectCallMatchesSDK(t *testing.T) {
+	for _, stateless := range []bool{true, false} {
+		t.Run(fmt.Sprintf("stateless upstream %t", stateless), func(t *testing.T) { testDirectCall(t, stateless) })
+	}
+}
+
+func testDirectCall(t *testing.T, statelessUpstream bool) {
+	s := apptest.Start(t)
+	up, aliceKey, bobKey := gatewaySetup(t, s, statelessUpstream)
+	const streaming = `"_meta":{"progressToken":"p1","io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}`
+	body := func(name, args, meta string) string {
+		return `{"jsonrpc":"2.0","id":"c-1","method":"tools/call","params":{"name":"` + name + `","arguments":` + args + `,` + meta + `}}`
+	}
+	// message extracts the one JSON-RPC response from either framing.
+	message := func(t *testing.T, r apptest.Response) any {
+		t.Helper()
+		raw := r.Body
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "text/event-stream") {
+			raw = nil
+			for _, line := range strings.Split(string(r.Body), "\n") {
+				if d, ok := strings.CutPrefix(line, "data: "); ok && strings.Contains(d, `"id":"c-1"`) {
+					raw = []byte(d)
+				}
+			}
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			t.Fatalf("no JSON-RPC response in %d %q: %v", r.Status, r.Body, err)
+		}
+		return v
+	}
+	for _, c := range []struct {
+		name, key, tool, args, want string
+	}{
+		{"allowed", aliceKey, "fin.lookup", `{"id":"7"}`, `"name":"Ada Lovelace"`},
+		{"big integer kept", aliceKey, "fin.lookup", `{"id":"12345678901234567890"}`, `12345678901234567890`},
+		{"not permitted", bobKey, "fin.pay", `{"amount":1,"to":"x"}`, `unknown tool`},
+		{"hidden", aliceKey, "fin.delete_all", `{}`, `unknown tool`},
+		{"missing", aliceKey, "fin.nope", `{}`, `unknown tool`},
+		{"bad arguments", aliceKey, "fin.lookup", `{"id":7}`, `invalid arguments`},
+		{"no arguments", aliceKey, "fin.lookup", `null`, `invalid arguments`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := modernHeaders("tools/call", c.tool)
+			h["X-Request-ID"] = "direct-" + strings.ReplaceAll(c.name, " ", "-")
+			fast := rpc(t, s, c.key, body(c.tool, c.args, modern), h)
+			fastRecords := h["X-Request-ID"]
+			h["X-Request-ID"] = "sdk-" + strings.ReplaceAll(c.name, " ", "-")
+			slow := rpc(t, s, c.key, body(c.tool, c.args, streaming), h)
+			// 2026-07-28 answers some errors with an HTTP status and a
+			// plain JSON body on either path; results stream on the SDK's.
+			if ct := fast.Header.Get("Content-Type"); fast.Status != slow.Status || ct != "application/json" {
+				t.Fatalf("direct path: %d %s %s; SDK path: %d", fast.Status, ct, fast.Body, slow.Status)
+			}
+			if ct := slow.Header.Get("Content-Type"); slow.Status == 200 && ct != "text/event-stream" {
+				t.Fatalf("SDK path: %d %s %s", slow.Status, ct, slow.Body)
+			}
+			if !strings.Contains(string(fast.Body), c.want) {
+				t.Errorf("direct path answered %s, want %s", fast.Body, c.want)
+			}
+			if f, sl := message(t, fast), message(t, slow); !reflect.DeepEqual(f, sl) {
+				t.Errorf("the paths differ:\ndirect %s\nSDK    %v", fast.Body, sl)
+			}
+			if f, sl := onRecord(t, s, fastRecords), onRecord(t, s, h["X-Request-ID"]); len(f) == 0 || !slices.Equal(f, sl) {
+				t.Errorf("records differ:\ndirect %q\nSDK    %q", f, sl)
+			}
+		})
+	}
+	// The upstream got the client's arguments as sent, digits and all.
+	if calls := up.Calls(); len(calls) < 4 || fmt.Sprint(calls[2].Args["id"]) != "12345678901234567890" {
+		t.Errorf("upstream saw %+v", calls)
+	}
+}
+
+// onRecord lists what the audit log says about one request: event,
+// outcome, reason and decision of each record.
+func onRecord(t *testing.T, s *apptest.Server, requestID string) []string {
+	t.Helper()
+	var page adminapi.AuditPage
+	s.Do("GET", "/api/v1/audit?request_id="+requestID, s.AdminKey, nil).JSON(t, &page)
+	var out []string
+	for _, r := range page.Records {
+		out = append(out, fmt.Sprint(r.Event, " ", r.Outcome, " ", r.Reason, " ", r.Detail["decision"], " ", r.Detail["args_sha256"]))
+	}
+	return out
 }

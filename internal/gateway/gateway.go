@@ -87,6 +87,7 @@ type Gateway struct {
 	perUser   *limiter
 	perTool   *limiter
 	history   *policy.History
+	impl      *mcp.Implementation // who answers, in 2026-07-28 results
 }
 
 type principalKey struct{}
@@ -116,7 +117,8 @@ func New(cfg Config) (*Gateway, error) {
 	for _, o := range cfg.AllowedOrigins {
 		g.origins[strings.ToLower(o)] = true
 	}
-	server := mcp.NewServer(&mcp.Implementation{Name: "ostiary", Version: cfg.Version},
+	g.impl = &mcp.Implementation{Name: "ostiary", Version: cfg.Version}
+	server := mcp.NewServer(g.impl,
 		&mcp.ServerOptions{Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}, Prompts: &mcp.PromptCapabilities{},
 			Resources: &mcp.ResourceCapabilities{}, Completions: &mcp.CompletionCapabilities{}}, Logger: cfg.Logger})
 	server.AddReceivingMiddleware(g.govern)
@@ -221,6 +223,10 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 	r.ContentLength = int64(len(body))
 	if m.modern || r.Header.Get("Mcp-Protocol-Version") >= "2026-07-28" {
 		if m.method == "tools/call" && r.Header.Get("Mcp-Protocol-Version") >= "2026-07-28" && !g.paramHeadersMatch(w, r, p, m) {
+			return
+		}
+		if sessionID == "" && direct(r.Header, m) {
+			g.serveDirect(w, r, p, m)
 			return
 		}
 		g.stateless.ServeHTTP(w, r)

@@ -38,6 +38,8 @@ type message struct {
 	method   string
 	toolName string         // for tools/call and prompts/get
 	args     map[string]any // tools/call arguments, as parsed (numbers are json.Number)
+	params   map[string]any // as parsed; nil if absent
+	meta     map[string]any // params._meta as parsed; nil if absent
 	modern   bool           // carries 2026-07-28 per-request _meta
 }
 
@@ -102,7 +104,9 @@ func parseMessage(body []byte) (message, *jsonrpc.Error) {
 			return m, invalid("params must be an object")
 		}
 	}
+	m.params = params
 	if meta, ok := params["_meta"].(map[string]any); ok {
+		m.meta = meta
 		_, m.modern = meta[metaProtocolVersion]
 	}
 	if !allowedMethods[m.method] {

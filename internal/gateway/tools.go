@@ -89,9 +89,11 @@ func (g *Gateway) govern(next mcp.MethodHandler) mcp.MethodHandler {
 		default:
 			call := req.(*mcp.CallToolRequest)
 			relay := &upstream.Relay{Session: call.Session, Ctx: ctx, ProgressToken: call.Params.GetProgressToken(), RequestID: p.RequestID}
-			res, err = g.callTool(ctx, p, call.Params, relay)
+			args, argErr := arguments(call.Params.Arguments)
+			res, err = g.callTool(ctx, p, call.Params.Name, args, argErr, relay)
 		}
 		if err == nil && isModern(req) {
+			g.answeredBy(res)
 			return completeResult(res)
 		}
 		return res, err
@@ -149,10 +151,8 @@ func (g *Gateway) listTools(ctx context.Context, p *authn.Principal) (mcp.Result
 // callTool authorizes, validates, records the decision, executes as p on
 // the upstream and records the outcome. Nothing reaches the upstream unless
 // the decision record is durable.
-func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.CallToolParamsRaw, relay *upstream.Relay) (mcp.Result, error) {
-	name := params.Name
+func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, name string, args callArgs, argErr error, relay *upstream.Relay) (mcp.Result, error) {
 	rec := p.Record(EventToolCall, "tool:"+name)
-	args, argErr := arguments(params.Arguments)
 	rec.Detail = map[string]any{"args_sha256": args.digest}
 	switch name {
 	case "discover_tools":
@@ -214,7 +214,7 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, params *mcp.
 	defer cancel()
 	callCtx, cut := context.WithCancelCause(callCtx)
 	defer g.calls.add(sub, cut)()
-	res, attempts, err := g.call(callCtx, p, u, e, params.Arguments, relay)
+	res, attempts, err := g.call(callCtx, p, u, e, args.raw, relay)
 	out := p.Record(EventToolResult, "tool:"+name)
 	out.Detail = map[string]any{"upstream": e.Upstream, "latency_us": g.cfg.Now().Sub(start).Microseconds()}
 	if attempts > 1 {
@@ -309,6 +309,21 @@ func isModern(req mcp.Request) bool {
 	return modern
 }
 
+// answeredBy names Ostiary in a 2026-07-28 result's _meta as the server
+// that answered: the client talks to Ostiary, and an upstream's own name
+// (which the SDK would otherwise leave in place) is not its business.
+func (g *Gateway) answeredBy(res mcp.Result) {
+	if res == nil || reflect.ValueOf(res).IsNil() {
+		return
+	}
+	m := res.GetMeta()
+	if m == nil {
+		m = map[string]any{}
+	}
+	m[mcp.MetaKeyServerInfo] = g.impl
+	res.SetMeta(m)
+}
+
 // completeResult marks an upstream's result for a 2026-07-28 client as
 // complete (resultType is required there) unless the upstream set a result
 // type itself. The SDK sets it only for results of handlers registered with
@@ -358,6 +373,7 @@ func (g *Gateway) deny(ctx context.Context, rec audit.Record, reason string, cli
 // approval can bind them.
 type callArgs struct {
 	value     any
+	raw       json.RawMessage // as the client sent them: what the upstream gets
 	canonical []byte
 	digest    string
 }
@@ -370,6 +386,12 @@ func arguments(raw json.RawMessage) (callArgs, error) {
 	if err != nil {
 		return callArgs{}, err
 	}
+	return parsedArguments(v, raw)
+}
+
+// parsedArguments is arguments for a value already parsed strictly; raw
+// is its JSON text (encoded from v if nil: json.Number keeps every digit).
+func parsedArguments(v any, raw json.RawMessage) (callArgs, error) {
 	if _, ok := v.(map[string]any); !ok {
 		return callArgs{}, errors.New("arguments must be an object")
 	}
@@ -377,8 +399,13 @@ func arguments(raw json.RawMessage) (callArgs, error) {
 	if err != nil {
 		return callArgs{}, err
 	}
+	if raw == nil {
+		if raw, err = json.Marshal(v); err != nil {
+			return callArgs{}, err
+		}
+	}
 	sum := sha256.Sum256(c)
-	return callArgs{v, c, hex.EncodeToString(sum[:])}, nil
+	return callArgs{v, raw, c, hex.EncodeToString(sum[:])}, nil
 }
 
 // discover serves the built-in discover_tools: a search over only what the

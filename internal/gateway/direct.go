@@ -1,0 +1,203 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/upstream"
+)
+
+// The hot path. A 2026-07-28 tools/call is one self-contained POST: the
+// front door has already parsed it strictly, authenticated its sender and
+// checked its headers, so when it asks for nothing that needs the SDK's
+// server machinery (a progress or log stream, a task, a multi-round trip,
+// a client that can be asked questions) it is answered here, through the
+// same callTool as every other call, with one application/json response.
+// Anything else, including every malformed variant, goes to the SDK, which
+// gives the protocol's own answers. Both paths produce the same JSON-RPC
+// response (TestDirectCallMatchesSDK).
+
+// modernVersion is the protocol revision served statelessly.
+const modernVersion = "2026-07-28"
+
+// builtinNames are answered by the SDK path (they are not on the hot path).
+var builtinNames = map[string]bool{"discover_tools": true, "approval_status": true}
+
+// direct reports whether a request can be answered by serveDirect.
+func direct(h http.Header, m message) bool {
+	if m.method != "tools/call" || m.id == nil || builtinNames[m.toolName] ||
+		h.Get("Mcp-Protocol-Version") != modernVersion || h.Get("Mcp-Method") != "tools/call" || h.Get("Mcp-Name") != m.toolName ||
+		len(h.Values("Last-Event-ID")) > 0 || !jsonContent(h.Get("Content-Type")) || !acceptsBoth(h.Values("Accept")) {
+		return false
+	}
+	for _, k := range []string{"task", "inputResponses", "requestState"} {
+		if _, ok := m.params[k]; ok {
+			return false
+		}
+	}
+	if a, ok := m.params["arguments"]; ok && a != nil {
+		if _, isObject := a.(map[string]any); !isObject {
+			return false // the SDK path words the refusal
+		}
+	}
+	if m.meta[metaProtocolVersion] != modernVersion {
+		return false
+	}
+	for k := range m.meta {
+		switch k {
+		case "progressToken", "io.modelcontextprotocol/logLevel":
+			return false // wants a stream
+		}
+	}
+	caps, ok := m.meta["io.modelcontextprotocol/clientCapabilities"].(map[string]any)
+	if !ok || caps["sampling"] != nil || caps["elicitation"] != nil {
+		return false // absent or malformed: the SDK refuses; one that can be asked: the SDK relays
+	}
+	if len(caps) > 0 && !decodes(caps, &struct {
+		mcp.ClientCapabilities
+		Roots *mcp.RootCapabilities `json:"roots,omitempty"`
+	}{}) {
+		return false
+	}
+	if info, present := m.meta["io.modelcontextprotocol/clientInfo"]; present && !decodes(info, &mcp.Implementation{}) {
+		return false
+	}
+	return true
+}
+
+// decodes reports whether v, as JSON, decodes into into.
+func decodes(v any, into any) bool {
+	b, err := json.Marshal(v)
+	return err == nil && json.Unmarshal(b, into) == nil
+}
+
+func jsonContent(ct string) bool {
+	if ct == "application/json" {
+		return true
+	}
+	t, _, err := mime.ParseMediaType(ct)
+	return err == nil && t == "application/json"
+}
+
+// acceptsBoth is the SDK's test of a streamable HTTP Accept header.
+func acceptsBoth(values []string) bool {
+	var jsonOK, streamOK bool
+	for _, v := range values {
+		for _, raw := range strings.Split(v, ",") {
+			base, _, _ := strings.Cut(strings.TrimSpace(raw), ";")
+			switch strings.ToLower(strings.TrimSpace(base)) {
+			case "application/json", "application/*":
+				jsonOK = true
+			case "text/event-stream", "text/*":
+				streamOK = true
+			case "*/*":
+				jsonOK, streamOK = true, true
+			}
+		}
+	}
+	return jsonOK && streamOK
+}
+
+// serveDirect answers a request direct accepted.
+func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message) {
+	var args callArgs
+	var argErr error
+	if m.args != nil {
+		args, argErr = parsedArguments(m.args, nil)
+	} else {
+		args, argErr = arguments(nil)
+	}
+	relay := &upstream.Relay{Ctx: r.Context(), RequestID: p.RequestID}
+	res, err := g.callTool(r.Context(), p, m.toolName, args, argErr, relay)
+	var body []byte
+	if err == nil {
+		g.answeredBy(res)
+		body, err = resultMessage(m.id, res)
+	}
+	status := http.StatusOK
+	if err != nil {
+		body, status = errorMessage(m.id, err)
+	}
+	w.Header().Set("Cache-Control", "no-cache, no-transform")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// resultMessage is the JSON-RPC response carrying res, marked complete
+// (2026-07-28 requires a resultType) unless it says otherwise.
+func resultMessage(id any, res mcp.Result) ([]byte, error) {
+	idJSON, err := json.Marshal(id)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 2 || b[0] != '{' {
+		return nil, errors.New("gateway: a result must be an object")
+	}
+	out := make([]byte, 0, len(b)+len(idJSON)+64)
+	out = append(out, `{"jsonrpc":"2.0","id":`...)
+	out = append(out, idJSON...)
+	out = append(out, `,"result":`...)
+	if hasResultType(b) {
+		out = append(out, b...)
+	} else {
+		out = append(out, `{"resultType":"complete"`...)
+		if b[1] != '}' {
+			out = append(out, ',')
+		}
+		out = append(out, b[1:]...)
+	}
+	return append(out, '}'), nil
+}
+
+// hasResultType reports whether the JSON object b has a top-level
+// resultType member.
+func hasResultType(b []byte) bool {
+	if !bytes.Contains(b, []byte(`"resultType"`)) {
+		return false
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(b, &top) != nil {
+		return false
+	}
+	_, ok := top["resultType"]
+	return ok
+}
+
+// errorMessage is the JSON-RPC error response for err, coded as the SDK
+// codes a handler's error, with the HTTP status 2026-07-28 gives its code.
+func errorMessage(id any, err error) ([]byte, int) {
+	var rpcErr *jsonrpc.Error
+	if !errors.As(err, &rpcErr) {
+		rpcErr = &jsonrpc.Error{Message: err.Error()}
+	} else if rpcErr != err {
+		rpcErr = &jsonrpc.Error{Code: rpcErr.Code, Message: err.Error()}
+	}
+	b, merr := json.Marshal(struct {
+		JSONRPC string         `json:"jsonrpc"`
+		ID      any            `json:"id"`
+		Error   *jsonrpc.Error `json:"error"`
+	}{"2.0", id, rpcErr})
+	if merr != nil {
+		b, _ = json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "error": map[string]any{"code": jsonrpc.CodeInternalError, "message": "internal error"}})
+	}
+	switch rpcErr.Code {
+	case jsonrpc.CodeMethodNotFound:
+		return b, http.StatusNotFound
+	case jsonrpc.CodeInvalidParams, mcp.CodeUnsupportedProtocolVersion, mcp.CodeMissingRequiredClientCapabilities:
+		return b, http.StatusBadRequest
+	}
+	return b, http.StatusOK
+}
