@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,7 +18,10 @@ import (
 )
 
 // TestConformance runs the official MCP conformance suite through the
-// gateway, in front of the Go SDK's own conformance server as the upstream.
+// gateway, in front of the Go SDK's own conformance server as the upstream:
+// session-based for the 2025 revisions (so the gateway also bridges eras),
+// stateless for 2026-07-28 (so a client's multi round-trip reaches an
+// upstream that speaks it).
 // The suite sends no credentials, so a test-only proxy adds the tester's
 // key (the product has no authentication bypass). The suites are installed
 // by .ci/run; set OSTIARY_CONFORMANCE_2025 and OSTIARY_CONFORMANCE_2026 to
@@ -26,9 +30,10 @@ func TestConformance(t *testing.T) {
 	runs := []struct {
 		name, env, baseline string
 		extra               []string
+		stateless           bool
 	}{
-		{"2025 revisions", "OSTIARY_CONFORMANCE_2025", "testdata/conformance-2025.yml", nil},
-		{"2026-07-28", "OSTIARY_CONFORMANCE_2026", "testdata/conformance-2026.yml", []string{"--requirements", "2026-07-28"}},
+		{"2025 revisions", "OSTIARY_CONFORMANCE_2025", "testdata/conformance-2025.yml", nil, false},
+		{"2026-07-28", "OSTIARY_CONFORMANCE_2026", "testdata/conformance-2026.yml", []string{"--requirements", "2026-07-28"}, true},
 	}
 	var configured bool
 	for _, r := range runs {
@@ -37,26 +42,26 @@ func TestConformance(t *testing.T) {
 	if !configured {
 		t.Skip("set OSTIARY_CONFORMANCE_2025 / OSTIARY_CONFORMANCE_2026 (see .ci/run) to run the conformance suites")
 	}
-	upstreamURL := startEverythingServer(t)
-	s := apptest.Start(t)
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "conf", "url": upstreamURL, "prefix": "", "allow_private": true}), http.StatusCreated)
-	setup(t, s, "everything", []string{"invoke:*"}, "tester", false)
-	key, _ := newKey(t, s, map[string]any{"user": "tester"})
-	target, _ := url.Parse(s.URL)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.FlushInterval = -1
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Header.Set("Authorization", "Bearer "+key) // the client's Host and Origin pass unchanged
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
-
+	server := buildEverythingServer(t)
 	for _, r := range runs {
 		t.Run(r.name, func(t *testing.T) {
 			prefix := os.Getenv(r.env)
 			if prefix == "" {
 				t.Skipf("%s is not set", r.env)
 			}
+			upstreamURL := startEverythingServer(t, server, r.stateless)
+			s := apptest.Start(t)
+			mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "conf", "url": upstreamURL, "prefix": "", "allow_private": true}), http.StatusCreated)
+			setup(t, s, "everything", []string{"invoke:*"}, "tester", false)
+			key, _ := newKey(t, s, map[string]any{"user": "tester"})
+			target, _ := url.Parse(s.URL)
+			rp := httputil.NewSingleHostReverseProxy(target)
+			rp.FlushInterval = -1
+			proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				r.Header.Set("Authorization", "Bearer "+key) // the client's Host and Origin pass unchanged
+				rp.ServeHTTP(w, r)
+			}))
+			t.Cleanup(proxy.Close)
 			bin := filepath.Join(prefix, "node_modules", ".bin")
 			baseline, _ := filepath.Abs(r.baseline)
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
@@ -82,12 +87,10 @@ func summary(out []byte) string {
 	return string(out[max(0, len(out)-400):])
 }
 
-// startEverythingServer builds and starts the Go SDK's conformance server
-// (session-based, so the gateway also bridges eras) on a loopback port.
-func startEverythingServer(t *testing.T) string {
+// buildEverythingServer builds the Go SDK's conformance server.
+func buildEverythingServer(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	exe := filepath.Join(dir, "everything-server")
+	exe := filepath.Join(t.TempDir(), "everything-server")
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatal(err)
@@ -96,13 +99,19 @@ func startEverythingServer(t *testing.T) string {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the SDK conformance server: %v\n%s", err, out)
 	}
+	return exe
+}
+
+// startEverythingServer starts the conformance server on a loopback port.
+func startEverythingServer(t *testing.T, exe string, stateless bool) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(exe, "-http", addr, "-stateless=false")
+	cmd := exec.Command(exe, "-http", addr, fmt.Sprintf("-stateless=%t", stateless))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

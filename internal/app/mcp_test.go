@@ -340,24 +340,6 @@ func testDirectCall(t *testing.T, statelessUpstream bool) {
 	body := func(name, args, meta string) string {
 		return `{"jsonrpc":"2.0","id":"c-1","method":"tools/call","params":{"name":"` + name + `","arguments":` + args + `,` + meta + `}}`
 	}
-	// message extracts the one JSON-RPC response from either framing.
-	message := func(t *testing.T, r apptest.Response) any {
-		t.Helper()
-		raw := r.Body
-		if strings.HasPrefix(r.Header.Get("Content-Type"), "text/event-stream") {
-			raw = nil
-			for _, line := range strings.Split(string(r.Body), "\n") {
-				if d, ok := strings.CutPrefix(line, "data: "); ok && strings.Contains(d, `"id":"c-1"`) {
-					raw = []byte(d)
-				}
-			}
-		}
-		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
-			t.Fatalf("no JSON-RPC response in %d %q: %v", r.Status, r.Body, err)
-		}
-		return v
-	}
 	for _, c := range []struct {
 		name, key, tool, args, want string
 	}{
@@ -387,7 +369,7 @@ func testDirectCall(t *testing.T, statelessUpstream bool) {
 			if !strings.Contains(string(fast.Body), c.want) {
 				t.Errorf("direct path answered %s, want %s", fast.Body, c.want)
 			}
-			if f, sl := message(t, fast), message(t, slow); !reflect.DeepEqual(f, sl) {
+			if f, sl := rpcMessage(t, fast), rpcMessage(t, slow); !reflect.DeepEqual(f, sl) {
 				t.Errorf("the paths differ:\ndirect %s\nSDK    %v", fast.Body, sl)
 			}
 			if f, sl := onRecord(t, s, fastRecords), onRecord(t, s, h["X-Request-ID"]); len(f) == 0 || !slices.Equal(f, sl) {
@@ -412,4 +394,25 @@ func onRecord(t *testing.T, s *apptest.Server, requestID string) []string {
 		out = append(out, fmt.Sprint(r.Event, " ", r.Outcome, " ", r.Reason, " ", r.Detail["decision"], " ", r.Detail["args_sha256"]))
 	}
 	return out
+}
+
+// rpcMessage extracts the one JSON-RPC response from a JSON body or an
+// event stream.
+func rpcMessage(t *testing.T, r apptest.Response) map[string]any {
+	t.Helper()
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "text/event-stream") {
+		var v map[string]any
+		if err := json.Unmarshal(r.Body, &v); err != nil {
+			t.Fatalf("no JSON-RPC response in %d %q: %v", r.Status, r.Body, err)
+		}
+		return v
+	}
+	for _, line := range strings.Split(string(r.Body), "\n") {
+		var v map[string]any
+		if d, ok := strings.CutPrefix(line, "data: "); ok && json.Unmarshal([]byte(d), &v) == nil && v["method"] == nil {
+			return v
+		}
+	}
+	t.Fatalf("no JSON-RPC response in %d %q", r.Status, r.Body)
+	return nil
 }

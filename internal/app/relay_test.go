@@ -5,6 +5,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -165,5 +166,118 @@ func TestGatewayRelaysElicitation(t *testing.T) {
 	recs := records(t, s, audit.Query{Event: "upstream-request"})
 	if len(recs) != 1 || recs[0].Actor != "alice" || recs[0].Outcome != audit.Success || recs[0].Detail["method"] != "elicitation/create" {
 		t.Errorf("upstream-request records: %+v", recs)
+	}
+}
+
+// A 2026-07-28 upstream's input_required result reaches a 2026-07-28
+// client as the upstream asked it, with a requestState only this caller
+// can continue this call with; the answers and the upstream's own state go
+// back to the upstream; every leg is governed and on record.
+func TestGatewayRelaysInputRequired(t *testing.T) {
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", true)
+	up.AddConfirm()
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
+	setup(t, s, "confirmers", []string{"invoke:fin.confirm"}, "alice", false)
+	setup(t, s, "confirmers2", []string{"invoke:fin.confirm"}, "bob", false)
+	alice, _ := newKey(t, s, map[string]any{"user": "alice"})
+	bob, _ := newKey(t, s, map[string]any{"user": "bob"})
+	const caps = `{"elicitation":{}}`
+	call := func(key, args, extra, caps string) (int, map[string]any) {
+		t.Helper()
+		meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":` + caps + `}`
+		r := rpc(t, s, key, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fin.confirm","arguments":`+args+extra+`,`+meta+`}}`,
+			modernHeaders("tools/call", "fin.confirm"))
+		return r.Status, rpcMessage(t, r)
+	}
+	// Leg 1: the upstream's question, under its own id, and Ostiary's state.
+	status, m := call(alice, `{"amount":5}`, "", caps)
+	res, _ := m["result"].(map[string]any)
+	reqs, _ := res["inputRequests"].(map[string]any)
+	state, _ := res["requestState"].(string)
+	if status != 200 || res["resultType"] != "input_required" || reqs["user_name"] == nil || !strings.HasPrefix(state, "ost1.") || strings.Contains(state, "st-1") {
+		t.Fatalf("leg 1: %d %v", status, m)
+	}
+	answers := `,"inputResponses":{"user_name":{"action":"accept","content":{"name":"Ada"}}},"requestState":"` + state + `"`
+	before := len(up.Calls())
+	// Refused before the upstream: a tampered state, another caller's
+	// replay, other arguments.
+	for _, c := range []struct{ name, key, args, extra string }{
+		{"tampered", alice, `{"amount":5}`, strings.Replace(answers, state, state[:len(state)-2]+"xx", 1)},
+		{"replayed by bob", bob, `{"amount":5}`, answers},
+		{"other arguments", alice, `{"amount":500}`, answers},
+	} {
+		status, m := call(c.key, c.args, c.extra, caps)
+		e, _ := m["error"].(map[string]any)
+		if status != 400 || e["code"] != float64(-32602) || !strings.Contains(fmt.Sprint(e["message"]), "invalid requestState") {
+			t.Errorf("%s: %d %v", c.name, status, m)
+		}
+	}
+	if n := len(up.Calls()) - before; n != 0 {
+		t.Errorf("refused continuations reached the upstream %d times", n)
+	}
+	// Leg 2: the answer completes the call; the upstream got its own state.
+	status, m = call(alice, `{"amount":5}`, answers, caps)
+	res, _ = m["result"].(map[string]any)
+	if status != 200 || res["resultType"] != "complete" || !strings.Contains(fmt.Sprint(res["structuredContent"]), "Hello, Ada! 5 confirmed.") {
+		t.Fatalf("leg 2: %d %v", status, m)
+	}
+	calls := up.Calls()
+	if last := calls[len(calls)-1]; last.State != "st-1" || last.Identity.Subject != "alice" {
+		t.Errorf("upstream saw state %q as %q", last.State, last.Identity.Subject)
+	}
+	// A client that cannot answer an elicitation is told so (-32021).
+	status, m = call(alice, `{"amount":5}`, "", `{}`)
+	e, _ := m["error"].(map[string]any)
+	data, _ := e["data"].(map[string]any)
+	if need, _ := data["requiredCapabilities"].(map[string]any); status != 400 || e["code"] != float64(-32021) || need["elicitation"] == nil {
+		t.Errorf("no elicitation capability: %d %v", status, m)
+	}
+	// On record: the question, the refusals, the continuation.
+	results := records(t, s, audit.Query{Event: "tool-result"})
+	var asked, continued, refused int
+	for _, r := range results {
+		if fmt.Sprint(r.Detail["input_required"]) == "[user_name]" {
+			asked++
+		}
+	}
+	for _, r := range records(t, s, audit.Query{Event: "tool-call"}) {
+		if r.Detail["continues"] == true && len(fmt.Sprint(r.Detail["input_sha256"])) == 64 {
+			continued++
+		}
+		if r.Reason == "request-state-invalid" {
+			refused++
+		}
+	}
+	if asked != 2 || continued != 1 || refused != 3 {
+		t.Errorf("records: %d questions, %d continuations, %d refusals", asked, continued, refused)
+	}
+}
+
+// The official SDK's 2026-07-28 client answers the relayed question with
+// its own elicitation handler: the whole round trip through the gateway.
+func TestGatewayInputRequiredWithSDKClient(t *testing.T) {
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", true)
+	up.AddConfirm()
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
+	setup(t, s, "confirmers", []string{"invoke:fin.confirm"}, "alice", false)
+	key, _ := newKey(t, s, map[string]any{"user": "alice"})
+	asked := 0
+	cs, err := s.ClientWith(t, key, "", &mcp.ClientOptions{
+		ElicitationHandler: func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			asked++
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "Grace"}}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.confirm", Arguments: map[string]any{"amount": 7}})
+	if err != nil || res.IsError {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if b, _ := json.Marshal(res.StructuredContent); asked != 1 || !strings.Contains(string(b), "Hello, Grace! 7 confirmed.") {
+		t.Errorf("asked %d times, result %s", asked, b)
 	}
 }

@@ -1,13 +1,13 @@
 package catalog
 
-import "encoding/json"
+import (
+	"encoding/json"
 
-// ParamHeader is a tool argument, by property path, that a 2026-07-28
-// client mirrors in an HTTP header (x-mcp-header, SEP-2243).
-type ParamHeader struct {
-	Path   []string
-	Header string // Mcp-Param-<name>
-}
+	"github.com/ostiary/ostiary/internal/upstream"
+)
+
+// ParamHeader is a tool argument mirrored in an HTTP header.
+type ParamHeader = upstream.ParamHeader
 
 // headerProp is what x-mcp-header processing needs of a schema property.
 type headerProp struct {

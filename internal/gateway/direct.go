@@ -38,8 +38,16 @@ func direct(h http.Header, m message) bool {
 		len(h.Values("Last-Event-ID")) > 0 || !jsonContent(h.Get("Content-Type")) || !acceptsBoth(h.Values("Accept")) {
 		return false
 	}
-	for _, k := range []string{"task", "inputResponses", "requestState"} {
-		if _, ok := m.params[k]; ok {
+	if _, ok := m.params["task"]; ok {
+		return false
+	}
+	if v, ok := m.params["inputResponses"]; ok {
+		if _, isObject := v.(map[string]any); !isObject {
+			return false
+		}
+	}
+	if v, ok := m.params["requestState"]; ok {
+		if _, isString := v.(string); !isString {
 			return false
 		}
 	}
@@ -108,15 +116,15 @@ func acceptsBoth(values []string) bool {
 
 // serveDirect answers a request direct accepted.
 func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message) {
-	var args callArgs
-	var argErr error
+	tr := toolRequest{name: m.toolName, caps: rawJSON(m.meta[metaCapabilities]), inputResponses: rawJSON(m.params["inputResponses"])}
+	tr.requestState, _ = m.params["requestState"].(string)
 	if m.args != nil {
-		args, argErr = parsedArguments(m.args, nil)
+		tr.args, tr.argErr = parsedArguments(m.args, nil)
 	} else {
-		args, argErr = arguments(nil)
+		tr.args, tr.argErr = arguments(nil)
 	}
 	relay := &upstream.Relay{Ctx: r.Context(), RequestID: p.RequestID}
-	res, err := g.callTool(r.Context(), p, m.toolName, args, argErr, relay)
+	res, err := g.callTool(r.Context(), p, tr, relay)
 	var body []byte
 	if err == nil {
 		g.answeredBy(res)

@@ -47,7 +47,7 @@ type Catalog interface {
 
 // Caller executes requests on upstreams as a user.
 type Caller interface {
-	Call(ctx context.Context, c upstream.Caller, u upstream.Upstream, params *mcp.CallToolParams, relay *upstream.Relay) (*mcp.CallToolResult, error)
+	Call(ctx context.Context, c upstream.Caller, u upstream.Upstream, call upstream.ToolCall, relay *upstream.Relay) (*mcp.CallToolResult, error)
 	GetPrompt(ctx context.Context, c upstream.Caller, u upstream.Upstream, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error)
 	Complete(ctx context.Context, c upstream.Caller, u upstream.Upstream, params *mcp.CompleteParams) (*mcp.CompleteResult, error)
 	ReadResource(ctx context.Context, c upstream.Caller, u upstream.Upstream, uri string) (*mcp.ReadResourceResult, error)
@@ -88,6 +88,7 @@ type Gateway struct {
 	perTool   *limiter
 	history   *policy.History
 	impl      *mcp.Implementation // who answers, in 2026-07-28 results
+	states    *sealer             // requestState of relayed input_required results
 }
 
 type principalKey struct{}
@@ -113,6 +114,10 @@ func New(cfg Config) (*Gateway, error) {
 		perKey: newLimiter(cfg.Limits.PerKey), perUser: newLimiter(cfg.Limits.PerUser), perTool: newLimiter(cfg.Limits.PerTool), history: cfg.History}
 	if g.history == nil {
 		g.history = policy.NewHistory()
+	}
+	var err error
+	if g.states, err = newSealer(); err != nil {
+		return nil, err
 	}
 	for _, o := range cfg.AllowedOrigins {
 		g.origins[strings.ToLower(o)] = true

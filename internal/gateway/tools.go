@@ -89,8 +89,15 @@ func (g *Gateway) govern(next mcp.MethodHandler) mcp.MethodHandler {
 		default:
 			call := req.(*mcp.CallToolRequest)
 			relay := &upstream.Relay{Session: call.Session, Ctx: ctx, ProgressToken: call.Params.GetProgressToken(), RequestID: p.RequestID}
-			args, argErr := arguments(call.Params.Arguments)
-			res, err = g.callTool(ctx, p, call.Params.Name, args, argErr, relay)
+			tr := toolRequest{name: call.Params.Name, requestState: call.Params.RequestState}
+			tr.args, tr.argErr = arguments(call.Params.Arguments)
+			if isModern(req) {
+				tr.caps = rawJSON(call.Params.Meta[metaCapabilities])
+				if call.Params.InputResponses != nil {
+					tr.inputResponses = rawJSON(call.Params.InputResponses)
+				}
+			}
+			res, err = g.callTool(ctx, p, tr, relay)
 		}
 		if err == nil && isModern(req) {
 			g.answeredBy(res)
@@ -151,7 +158,8 @@ func (g *Gateway) listTools(ctx context.Context, p *authn.Principal) (mcp.Result
 // callTool authorizes, validates, records the decision, executes as p on
 // the upstream and records the outcome. Nothing reaches the upstream unless
 // the decision record is durable.
-func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, name string, args callArgs, argErr error, relay *upstream.Relay) (mcp.Result, error) {
+func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolRequest, relay *upstream.Relay) (mcp.Result, error) {
+	name, args, argErr := tr.name, tr.args, tr.argErr
 	rec := p.Record(EventToolCall, "tool:"+name)
 	rec.Detail = map[string]any{"args_sha256": args.digest}
 	switch name {
@@ -188,18 +196,33 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, name string,
 	if !ok {
 		return nil, g.deny(ctx, rec, ReasonUnknownTool, unknownTool(name))
 	}
+	var cont continuation
+	if tr.requestState != "" {
+		var err error
+		if cont, err = g.states.open(tr.requestState, p, name, args.digest, g.cfg.Now()); err != nil {
+			return nil, g.deny(ctx, rec, ReasonBadState, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid requestState: " + err.Error()})
+		}
+		rec.Detail["continues"] = true
+	}
+	if tr.inputResponses != nil {
+		sum := sha256.Sum256(tr.inputResponses) // what the client answered, provable without holding it
+		rec.Detail["input_sha256"] = hex.EncodeToString(sum[:])
+	}
 	d := g.decide(p, e, args.value)
 	noteDecision(&rec, d)
-	switch d.Effect {
-	case policy.Deny:
+	switch {
+	case d.Effect == policy.Deny:
 		return g.policyDenied(ctx, p, rec, d)
-	case policy.Approve:
+	case d.Effect == policy.Approve && cont.Approval != "":
+		rec.Detail["approval"] = cont.Approval // the approved call, continued
+	case d.Effect == policy.Approve:
 		id, proceed, res, err := g.held(ctx, p, rec, d, e, args, relay)
 		if !proceed {
 			return res, err
 		}
 		rec.Outcome, rec.Reason = audit.Success, ""
 		rec.Detail["approval"] = id
+		cont.Approval = id
 		if sw, killed := g.blocked(sub); killed { // engaged while the call waited
 			rec.Detail["killswitch"] = sw.ID
 			return nil, g.deny(ctx, rec, ReasonKilled, unknownTool(name))
@@ -214,7 +237,10 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, name string,
 	defer cancel()
 	callCtx, cut := context.WithCancelCause(callCtx)
 	defer g.calls.add(sub, cut)()
-	res, attempts, err := g.call(callCtx, p, u, e, args.raw, relay)
+	tc := upstream.ToolCall{Name: e.UpstreamTool, Arguments: args.raw, ParamHeaders: e.ParamHeaders, Capabilities: tr.caps,
+		InputResponses: tr.inputResponses, RequestState: cont.Upstream}
+	tc.Args, _ = args.value.(map[string]any)
+	res, attempts, err := g.call(callCtx, p, u, e, tc, relay)
 	out := p.Record(EventToolResult, "tool:"+name)
 	out.Detail = map[string]any{"upstream": e.Upstream, "latency_us": g.cfg.Now().Sub(start).Microseconds()}
 	if attempts > 1 {
@@ -225,6 +251,21 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, name string,
 	case context.Cause(callCtx) == errKilled:
 		out.Outcome, out.Reason = audit.Failed, ReasonKilled
 		res, err = nil, errKilled
+	case err == nil && res.InputRequests != nil:
+		// The upstream asks the client something before it goes on: the
+		// client answers and calls again with Ostiary's sealed state.
+		out.Detail["input_required"] = inputKeys(res.InputRequests)
+		g.history.Touch(p.User, e.PolicyTool().Classes(), g.cfg.Now())
+		if missing := missingCapabilities(tr.caps, res.InputRequests); len(missing) > 0 {
+			out.Outcome, out.Reason = audit.Failed, ReasonCapabilities
+			res, err = nil, missingCapabilitiesError(missing)
+			break
+		}
+		cont.Upstream = res.RequestState
+		if res.RequestState, err = g.states.seal(cont, p, name, args.digest, g.cfg.Now()); err != nil {
+			out.Outcome, out.Reason = audit.Failed, ReasonUpstream
+			res, err = nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "the upstream's requestState cannot be relayed: " + err.Error()}
+		}
 	case err == nil:
 		out.Detail["is_error"] = res.IsError
 		g.history.Touch(p.User, e.PolicyTool().Classes(), g.cfg.Now())
@@ -244,7 +285,7 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, name string,
 	}
 	if err != nil {
 		if errors.As(err, &rpcErr) {
-			return nil, &jsonrpc.Error{Code: rpcErr.Code, Message: string(relay.Redact([]byte(rpcErr.Message)))}
+			return nil, &jsonrpc.Error{Code: rpcErr.Code, Message: string(relay.Redact([]byte(rpcErr.Message))), Data: redactData(relay, rpcErr.Data)}
 		}
 		return nil, err
 	}
@@ -281,10 +322,10 @@ func retryable(t *mcp.Tool) bool {
 
 // call runs the tool on its upstream as p, retrying as above; it returns
 // how many attempts were made.
-func (g *Gateway) call(ctx context.Context, p *authn.Principal, u upstream.Upstream, e *catalog.Entry, args json.RawMessage,
+func (g *Gateway) call(ctx context.Context, p *authn.Principal, u upstream.Upstream, e *catalog.Entry, tc upstream.ToolCall,
 	relay *upstream.Relay) (*mcp.CallToolResult, int, error) {
 	for attempt := 1; ; attempt++ {
-		res, err := g.cfg.Upstreams.Call(ctx, upstream.CallerOf(p), u, &mcp.CallToolParams{Name: e.UpstreamTool, Arguments: args}, relay)
+		res, err := g.cfg.Upstreams.Call(ctx, upstream.CallerOf(p), u, tc, relay)
 		if err == nil || attempt == maxAttempts || !retryable(e.Tool) || upstream.Answered(err) || upstream.Suspended(err) || upstream.Refused(err) || ctx.Err() != nil {
 			return res, attempt, err
 		}
@@ -367,6 +408,31 @@ func (g *Gateway) deny(ctx context.Context, rec audit.Record, reason string, cli
 	return clientErr
 }
 
+// toolRequest is a tools/call as the front door received it.
+type toolRequest struct {
+	name   string
+	args   callArgs
+	argErr error
+	// A 2026-07-28 client's declared capabilities (nil for an earlier
+	// client), and its answers to an input_required result with the
+	// requestState Ostiary gave it.
+	caps           json.RawMessage
+	inputResponses json.RawMessage
+	requestState   string
+}
+
+// rawJSON encodes v (nil stays nil).
+func rawJSON(v any) json.RawMessage {
+	if v == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
 // arguments parses call arguments strictly and returns them with their
 // canonical (RFC 8785) form and its SHA-256, so that the audit log can
 // prove which arguments a call carried without holding them, and an
@@ -443,4 +509,12 @@ func (g *Gateway) discover(ctx context.Context, p *authn.Principal, rec audit.Re
 	body, _ := json.Marshal(map[string]any{"tools": hits})
 	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(body)}},
 		StructuredContent: map[string]any{"tools": hits}}, nil
+}
+
+// redactData is an upstream error's data with injected secrets removed.
+func redactData(relay *upstream.Relay, data json.RawMessage) json.RawMessage {
+	if len(data) == 0 {
+		return nil
+	}
+	return relay.Redact(data)
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -146,6 +147,8 @@ type poolKey struct{ user, env, upstream string }
 type pooled struct {
 	ready    chan struct{} // closed once cs or err is set
 	cs       *mcp.ClientSession
+	http     *http.Client // the session's HTTP client (HTTP upstreams)
+	endpoint string
 	err      error
 	lastUsed time.Time
 	created  time.Time // the upstream's CreatedAt when connected: a re-added upstream gets new sessions
@@ -294,24 +297,55 @@ func detach(parent context.Context) (context.Context, context.CancelFunc) {
 	return ctx, func() { stop(); cancel(context.Canceled) }
 }
 
+// ToolCall is one tools/call to make on an upstream.
+type ToolCall struct {
+	Name      string          // the upstream's own name of the tool
+	Arguments json.RawMessage // as the client sent them
+	// ParamHeaders mirror arguments in Mcp-Param-* headers (x-mcp-header).
+	ParamHeaders []ParamHeader
+	Args         map[string]any // Arguments as parsed, for ParamHeaders
+
+	// For a 2026-07-28 client (nil Capabilities: an earlier one). Its
+	// capabilities are declared to the upstream as its own; its answers to
+	// an input_required result go back with the upstream's requestState.
+	Capabilities   json.RawMessage
+	InputResponses json.RawMessage
+	RequestState   string
+}
+
 // Call calls a tool on u as c. Progress and log notifications of the call
 // go to relay (if not nil); cancelling ctx cancels the upstream call.
-func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, params *mcp.CallToolParams, relay *Relay) (*mcp.CallToolResult, error) {
+//
+// A 2026-07-28 client's call to an HTTP upstream that speaks 2026-07-28
+// too is one POST made here (callModern): an input_required result then
+// reaches the client as the upstream sent it, so the client answers the
+// upstream's questions itself. Other calls go through the SDK's session,
+// which answers an input_required result by asking the client of the
+// call (a session-based one) through the relay.
+func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, call ToolCall, relay *Relay) (*mcp.CallToolResult, error) {
 	var res *mcp.CallToolResult
 	err := p.do(ctx, c, u, func(ctx context.Context, e *pooled) (err error) {
 		meta := mcp.Meta{}
+		token := newToken()
 		if relay != nil {
 			relay.know(e.injected)
-			token := newToken()
 			defer e.track(token, relay)()
 			if relay.ProgressToken != nil {
 				meta["progressToken"] = token
 			}
 			ctx = withRelay(ctx, relay)
 		}
+		if call.Capabilities != nil && e.http != nil && modern(e.cs) {
+			res, err = p.callModern(ctx, e, call, meta)
+			return err
+		}
+		if call.InputResponses != nil || call.RequestState != "" {
+			return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "this call cannot be continued: the upstream no longer speaks 2026-07-28"}
+		}
 		if u.Kind == Stdio {
 			meta[MetaIdentity] = p.assert(c, u)
 		}
+		params := &mcp.CallToolParams{Name: call.Name, Arguments: call.Arguments}
 		if len(meta) > 0 {
 			params.Meta = meta
 		}
@@ -527,9 +561,13 @@ func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*m
 	var t mcp.Transport
 	switch u.Kind {
 	case HTTP:
+		hc := &http.Client{Transport: &injector{base: p.transport(u, c.env()), pool: p, u: u, owner: c}}
+		if e != nil {
+			e.http, e.endpoint = hc, u.URL
+		}
 		t = &mcp.StreamableClientTransport{
 			Endpoint:             u.URL,
-			HTTPClient:           &http.Client{Transport: &injector{base: p.transport(u, c.env()), pool: p, u: u, owner: c}},
+			HTTPClient:           hc,
 			DisableStandaloneSSE: true,
 			MaxRetries:           -1,
 		}

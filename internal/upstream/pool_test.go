@@ -46,7 +46,7 @@ func TestPoolDoesNotReapBusySessions(t *testing.T) {
 	defer p.Close()
 	u := Upstream{Name: "slow", Kind: HTTP, URL: hs.URL, AllowPrivate: true}
 	c := Caller{User: "alice"}
-	res, err := p.Call(context.Background(), c, u, &mcp.CallToolParams{Name: "slow"}, nil)
+	res, err := p.Call(context.Background(), c, u, ToolCall{Name: "slow"}, nil)
 	if err != nil || res.IsError {
 		t.Fatalf("a call longer than the idle timeout failed: %+v %v", res, err)
 	}
@@ -99,7 +99,7 @@ func TestCircuitBreaker(t *testing.T) {
 	u := Upstream{Name: "flaky", Kind: HTTP, URL: hs.URL, AllowPrivate: true}
 	c := Caller{User: "alice"}
 	call := func() error {
-		_, err := p.Call(context.Background(), c, u, &mcp.CallToolParams{Name: "t"}, nil)
+		_, err := p.Call(context.Background(), c, u, ToolCall{Name: "t"}, nil)
 		return err
 	}
 	if err := call(); err != nil {
@@ -172,7 +172,7 @@ func TestPoolForget(t *testing.T) {
 	kept := Upstream{Name: "kept", Kind: HTTP, URL: hs.URL, AllowPrivate: true}
 	for _, c := range []Caller{{User: "alice"}, {User: "bob"}} {
 		for _, u := range []Upstream{gone, kept} {
-			if _, err := p.Call(context.Background(), c, u, &mcp.CallToolParams{Name: "ping"}, nil); err != nil {
+			if _, err := p.Call(context.Background(), c, u, ToolCall{Name: "ping"}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -29,6 +30,7 @@ type Call struct {
 	RequestID   string
 	Traceparent string
 	APIKey      string // the X-Api-Key header the call arrived with
+	State       string // the requestState a multi round-trip call came back with
 }
 
 // Upstream is a real MCP server (the official SDK) on a loopback port with
@@ -245,6 +247,29 @@ func (u *Upstream) AddAsker() {
 				return nil, nil, err
 			}
 			return nil, map[string]any{"action": res.Action, "name": res.Content["name"]}, nil
+		})
+}
+
+// AddConfirm adds the tool "confirm" (2026-07-28 multi round-trip): without
+// an answer it returns an input_required result asking for a name
+// (elicitation, id "user_name") with requestState "st-1"; with an accepted
+// answer and that state it greets the name.
+func (u *Upstream) AddConfirm() {
+	type in struct {
+		Amount int `json:"amount"`
+	}
+	mcp.AddTool(u.mcp, &mcp.Tool{Name: "confirm", Description: "Confirm with the user."},
+		func(ctx context.Context, req *mcp.CallToolRequest, a in) (*mcp.CallToolResult, map[string]any, error) {
+			u.record(req, "confirm")
+			u.mu.Lock()
+			u.calls[len(u.calls)-1].State = req.Params.RequestState
+			u.mu.Unlock()
+			if r, ok := req.Params.InputResponses["user_name"].(*mcp.ElicitResult); ok && r.Action == "accept" && req.Params.RequestState == "st-1" {
+				return nil, map[string]any{"greeting": fmt.Sprintf("Hello, %v! %d confirmed.", r.Content["name"], a.Amount)}, nil
+			}
+			return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{"user_name": &mcp.ElicitParams{Message: "Your name?",
+				RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}}}}},
+				RequestState: "st-1"}, nil, nil
 		})
 }
 

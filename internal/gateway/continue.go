@@ -1,0 +1,169 @@
+package gateway
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ostiary/ostiary/internal/authn"
+)
+
+// Multi round-trip (2026-07-28, SEP-2322). An upstream that needs the
+// client's input before it goes on answers a call with an input_required
+// result: questions (elicitation, sampling, roots) keyed by its own ids,
+// and an opaque requestState. The gateway relays the result to the client
+// as it is, except for the state: the client gets Ostiary's sealed state,
+// which binds the upstream's to the user, key, tool and argument digest of
+// the call and expires. The client's next call, with its answers and that
+// state, is governed like any other (authenticated, authorized, checked by
+// policy, audited); the state is opened, checked and the upstream's own
+// goes back to the upstream with the answers. A call an approval let run
+// is continued under the same approval.
+
+// Reason codes of continued calls.
+const (
+	// ReasonBadState: a requestState that Ostiary did not seal for this
+	// caller and call, or that expired.
+	ReasonBadState = "request-state-invalid"
+	// ReasonCapabilities: the upstream asked what the client cannot answer.
+	ReasonCapabilities = "client-capability-missing"
+)
+
+const (
+	metaCapabilities = "io.modelcontextprotocol/clientCapabilities"
+	// stateTTL bounds how long a client may take to answer.
+	stateTTL = 10 * time.Minute
+	// maxUpstreamState bounds the upstream state carried by a client.
+	maxUpstreamState = 32 << 10
+	statePrefix      = "ost1."
+)
+
+// continuation is what a sealed requestState carries.
+type continuation struct {
+	Upstream string `json:"s,omitempty"` // the upstream's own requestState
+	Approval string `json:"ap,omitempty"`
+	User     string `json:"u"`
+	KeyID    string `json:"k"`
+	Tool     string `json:"t"`
+	Args     string `json:"a"` // argument digest
+	Expires  int64  `json:"x"` // Unix seconds
+}
+
+// sealer seals and opens continuations with a key of this process: a
+// state outlives neither a restart nor the replica that issued it.
+type sealer struct{ aead cipher.AEAD }
+
+func newSealer() (*sealer, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &sealer{aead}, nil
+}
+
+func (s *sealer) seal(c continuation, p *authn.Principal, tool, digest string, now time.Time) (string, error) {
+	if len(c.Upstream) > maxUpstreamState {
+		return "", fmt.Errorf("it is longer than %d bytes", maxUpstreamState)
+	}
+	c.User, c.KeyID, c.Tool, c.Args, c.Expires = p.User, p.KeyID, tool, digest, now.Add(stateTTL).Unix()
+	plain, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, s.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	return statePrefix + base64.RawURLEncoding.EncodeToString(s.aead.Seal(nonce, nonce, plain, []byte(statePrefix))), nil
+}
+
+// open returns the continuation sealed in state, if it was sealed for this
+// caller (same key), tool and arguments and has not expired.
+func (s *sealer) open(state string, p *authn.Principal, tool, digest string, now time.Time) (continuation, error) {
+	var c continuation
+	raw, ok := strings.CutPrefix(state, statePrefix)
+	if !ok || len(raw) > 2*maxUpstreamState {
+		return c, errors.New("not issued by this gateway")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil || len(b) < s.aead.NonceSize() {
+		return c, errors.New("not issued by this gateway")
+	}
+	plain, err := s.aead.Open(nil, b[:s.aead.NonceSize()], b[s.aead.NonceSize():], []byte(statePrefix))
+	if err != nil || json.Unmarshal(plain, &c) != nil {
+		return c, errors.New("not issued by this gateway, or altered")
+	}
+	switch {
+	case c.User != p.User || c.KeyID != p.KeyID:
+		return continuation{}, errors.New("issued to another caller")
+	case c.Tool != tool || c.Args != digest:
+		return continuation{}, errors.New("issued for another call (the tool and arguments must be repeated as they were)")
+	case now.Unix() > c.Expires:
+		return continuation{}, errors.New("expired; call again without it")
+	}
+	return c, nil
+}
+
+// inputKeys lists the upstream's question ids, for the record.
+func inputKeys(m mcp.InputRequestMap) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, clip(k))
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// missingCapabilities names the client capabilities the questions need
+// and the client did not declare.
+func missingCapabilities(caps json.RawMessage, m mcp.InputRequestMap) []string {
+	var declared map[string]json.RawMessage
+	json.Unmarshal(caps, &declared)
+	var missing []string
+	for _, ir := range m {
+		var need string
+		switch ir.(type) {
+		case *mcp.ElicitParams:
+			need = "elicitation"
+		case *mcp.CreateMessageParams, *mcp.CreateMessageWithToolsParams:
+			need = "sampling"
+		case *mcp.ListRootsParams:
+			need = "roots"
+		default:
+			continue
+		}
+		if v, ok := declared[need]; (!ok || string(v) == "null") && !slices.Contains(missing, need) {
+			missing = append(missing, need)
+		}
+	}
+	slices.Sort(missing)
+	return missing
+}
+
+func missingCapabilitiesError(missing []string) error {
+	req := map[string]any{}
+	for _, m := range missing {
+		req[m] = map[string]any{}
+	}
+	data, _ := json.Marshal(map[string]any{"requiredCapabilities": req})
+	return &jsonrpc.Error{Code: mcp.CodeMissingRequiredClientCapabilities,
+		Message: "the tool needs client capabilities the client did not declare: " + strings.Join(missing, ", "), Data: data}
+}

@@ -1,0 +1,251 @@
+package upstream
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// ParamHeader is a tool argument, by property path, that a 2026-07-28
+// client mirrors in an HTTP header (x-mcp-header, SEP-2243).
+type ParamHeader struct {
+	Path   []string
+	Header string // Mcp-Param-<name>
+}
+
+// modernVersion is the protocol revision spoken per request.
+const modernVersion = "2026-07-28"
+
+// modern reports whether a session negotiated 2026-07-28 (or later).
+func modern(cs *mcp.ClientSession) bool {
+	r := cs.InitializeResult()
+	return r != nil && r.ProtocolVersion >= modernVersion
+}
+
+var callIDs atomic.Int64
+
+// callModern makes one 2026-07-28 tools/call on e's HTTP upstream and
+// reads its answer: a JSON body, or an event stream whose notifications the
+// injector relays while the response to this call is looked for. The
+// result is the upstream's own, input_required ones included.
+func (p *Pool) callModern(ctx context.Context, e *pooled, call ToolCall, meta mcp.Meta) (*mcp.CallToolResult, error) {
+	id := callIDs.Add(1)
+	body, err := modernBody(id, call, meta, p.cfg.Version)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	h := req.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("Accept", "application/json, text/event-stream")
+	h.Set("Mcp-Protocol-Version", modernVersion)
+	h.Set("Mcp-Method", "tools/call")
+	h.Set("Mcp-Name", call.Name)
+	for k, v := range paramHeaderValues(call.ParamHeaders, call.Args) {
+		h.Set(k, v)
+	}
+	resp, err := e.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	ct, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
+	var msg []byte
+	switch strings.TrimSpace(strings.ToLower(ct)) {
+	case "application/json":
+		if msg, err = io.ReadAll(resp.Body); err != nil {
+			return nil, err
+		}
+	case "text/event-stream":
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("upstream answered HTTP %d", resp.StatusCode)
+		}
+		if msg, err = responseEvent(resp.Body, id); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("upstream answered HTTP %d (%s)", resp.StatusCode, clipText(ct))
+	}
+	res, err := decodeResponse(msg, id)
+	if err != nil && !answeredErr(err) && resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("upstream answered HTTP %d", resp.StatusCode)
+	}
+	return res, err
+}
+
+// modernBody is the request: the call with the per-request _meta triple,
+// the client's capabilities declared as Ostiary's.
+func modernBody(id int64, call ToolCall, meta mcp.Meta, version string) ([]byte, error) {
+	m := map[string]any{}
+	for k, v := range meta {
+		m[k] = v
+	}
+	m["io.modelcontextprotocol/protocolVersion"] = modernVersion
+	m["io.modelcontextprotocol/clientInfo"] = map[string]string{"name": "ostiary", "version": version}
+	m["io.modelcontextprotocol/clientCapabilities"] = call.Capabilities
+	params := map[string]any{"name": call.Name, "_meta": m}
+	if call.Arguments != nil {
+		params["arguments"] = call.Arguments
+	} else {
+		params["arguments"] = json.RawMessage("{}")
+	}
+	if call.InputResponses != nil {
+		params["inputResponses"] = call.InputResponses
+	}
+	if call.RequestState != "" {
+		params["requestState"] = call.RequestState
+	}
+	return json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params})
+}
+
+// responseEvent reads server-sent events until the one carrying the
+// response to call id.
+func responseEvent(r io.Reader, id int64) ([]byte, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxEvent)
+	var data []string
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if v, ok := strings.CutPrefix(line, "data:"); ok {
+			data = append(data, strings.TrimPrefix(v, " "))
+			continue
+		}
+		if line != "" || len(data) == 0 {
+			continue
+		}
+		ev := []byte(strings.Join(data, "\n"))
+		data = data[:0]
+		var head struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		if json.Unmarshal(ev, &head) == nil && head.Method == "" && string(head.ID) == strconv.FormatInt(id, 10) {
+			return ev, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("the upstream's event stream ended without an answer")
+}
+
+// decodeResponse checks a JSON-RPC response to call id and returns its
+// result, or its error as a *jsonrpc.Error (an answer).
+func decodeResponse(msg []byte, id int64) (*mcp.CallToolResult, error) {
+	var r struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Result  json.RawMessage `json:"result"`
+		Error   *jsonrpc.Error  `json:"error"`
+	}
+	if err := json.Unmarshal(msg, &r); err != nil {
+		return nil, fmt.Errorf("the upstream's answer is not JSON-RPC: %w", err)
+	}
+	if r.JSONRPC != "2.0" || string(r.ID) != strconv.FormatInt(id, 10) {
+		return nil, errors.New("the upstream's answer is not the response to the call")
+	}
+	if r.Error != nil {
+		return nil, r.Error
+	}
+	if len(r.Result) == 0 || r.Result[0] != '{' {
+		return nil, errors.New("the upstream's answer carries no result")
+	}
+	res := new(mcp.CallToolResult)
+	if err := json.Unmarshal(r.Result, res); err != nil {
+		return nil, fmt.Errorf("the upstream's result is malformed: %w", err)
+	}
+	return res, nil
+}
+
+func answeredErr(err error) bool {
+	var rpcErr *jsonrpc.Error
+	return errors.As(err, &rpcErr)
+}
+
+func clipText(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+// paramHeaderValues are the Mcp-Param-* headers mirroring args, encoded as
+// SEP-2243 says: strings as they are (base64 in =?base64?…?= if not plain
+// visible ASCII), booleans, and integers within ±(2^53−1).
+func paramHeaderValues(bindings []ParamHeader, args map[string]any) map[string]string {
+	if len(bindings) == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for _, b := range bindings {
+		v, ok := lookupArg(args, b.Path)
+		if !ok {
+			continue
+		}
+		var s string
+		switch v := v.(type) {
+		case string:
+			s = v
+			if needsBase64(s) {
+				s = "=?base64?" + base64.StdEncoding.EncodeToString([]byte(s)) + "?="
+			}
+		case bool:
+			s = strconv.FormatBool(v)
+		case json.Number:
+			f, err := v.Float64()
+			if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53-1 {
+				continue
+			}
+			s = strconv.FormatInt(int64(f), 10)
+		default:
+			continue
+		}
+		out[b.Header] = s
+	}
+	return out
+}
+
+func lookupArg(args map[string]any, path []string) (any, bool) {
+	var cur any = args
+	for _, k := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[k]; !ok {
+			return nil, false
+		}
+	}
+	return cur, cur != nil
+}
+
+func needsBase64(s string) bool {
+	if s == "" {
+		return false
+	}
+	if s[0] == ' ' || s[0] == '\t' || s[len(s)-1] == ' ' || s[len(s)-1] == '\t' {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return true
+		}
+	}
+	return strings.HasPrefix(s, "=?base64?") && strings.HasSuffix(s, "?=")
+}
