@@ -281,3 +281,45 @@ func TestGatewayInputRequiredWithSDKClient(t *testing.T) {
 		t.Errorf("asked %d times, result %s", asked, b)
 	}
 }
+
+// prompts/get relays input_required too; a state is bound to its prompt
+// and arguments (a tool call cannot use it, nor other arguments).
+func TestGatewayRelaysInputRequiredForPrompts(t *testing.T) {
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", true)
+	up.AddBrief()
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
+	setup(t, s, "briefed", []string{"invoke:fin.brief", "invoke:fin.lookup"}, "alice", false)
+	alice, _ := newKey(t, s, map[string]any{"user": "alice"})
+	const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`
+	get := func(topic, extra string) (int, map[string]any) {
+		t.Helper()
+		r := rpc(t, s, alice, `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"fin.brief","arguments":{"topic":"`+topic+`"}`+extra+`,`+meta+`}}`,
+			modernHeaders("prompts/get", "fin.brief"))
+		return r.Status, rpcMessage(t, r)
+	}
+	status, m := get("tea", "")
+	res, _ := m["result"].(map[string]any)
+	state, _ := res["requestState"].(string)
+	if status != 200 || res["resultType"] != "input_required" || !strings.HasPrefix(state, "ost1.") {
+		t.Fatalf("leg 1: %d %v", status, m)
+	}
+	answers := `,"inputResponses":{"user_context":{"action":"accept","content":{"context":"the board"}}},"requestState":"` + state + `"`
+	if status, m := get("coffee", answers); status != 400 || !strings.Contains(fmt.Sprint(m["error"]), "invalid requestState") {
+		t.Errorf("other arguments: %d %v", status, m)
+	}
+	// A state for the prompt with {"id":"7"} does not continue the tool
+	// call with the same arguments.
+	r := rpc(t, s, alice, `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"fin.brief","arguments":{"id":"7"},`+meta+`}}`,
+		modernHeaders("prompts/get", "fin.brief"))
+	idState, _ := rpcMessage(t, r)["result"].(map[string]any)["requestState"].(string)
+	r = rpc(t, s, alice, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fin.lookup","arguments":{"id":"7"},"requestState":"`+idState+`",`+meta+`}}`,
+		modernHeaders("tools/call", "fin.lookup"))
+	if m := rpcMessage(t, r); idState == "" || !strings.Contains(fmt.Sprint(m["error"]), "issued for another call") {
+		t.Errorf("a prompt's state continued a tool call: %d %v", r.Status, m)
+	}
+	status, m = get("tea", answers)
+	if status != 200 || !strings.Contains(fmt.Sprint(m["result"]), "Brief on tea for the board") {
+		t.Errorf("leg 2: %d %v", status, m)
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +17,9 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/upstream"
 )
 
 // Multi round-trip (2026-07-28, SEP-2322). An upstream that needs the
@@ -166,4 +170,64 @@ func missingCapabilitiesError(missing []string) error {
 	data, _ := json.Marshal(map[string]any{"requiredCapabilities": req})
 	return &jsonrpc.Error{Code: mcp.CodeMissingRequiredClientCapabilities,
 		Message: "the tool needs client capabilities the client did not declare: " + strings.Join(missing, ", "), Data: data}
+}
+
+// clientContinuation is what a request brings to a multi round-trip: for
+// a 2026-07-28 client its declared capabilities, answers and state.
+func clientContinuation(req mcp.Request, meta mcp.Meta, answers mcp.InputResponseMap, state string) upstream.Continuation {
+	if !isModern(req) {
+		return upstream.Continuation{RequestState: state}
+	}
+	c := upstream.Continuation{Capabilities: rawJSON(meta[metaCapabilities]), RequestState: state}
+	if answers != nil {
+		c.InputResponses = rawJSON(answers)
+	}
+	return c
+}
+
+// resume opens the requestState a request brings, if any, for p and this
+// target and argument digest, noting on rec that it continues and what
+// was answered (its SHA-256: provable without holding it). The error is
+// what the client sees.
+func (g *Gateway) resume(rec *audit.Record, p *authn.Principal, target, digest string, client upstream.Continuation) (continuation, error) {
+	var cont continuation
+	if client.InputResponses != nil {
+		sum := sha256.Sum256(client.InputResponses)
+		rec.Detail["input_sha256"] = hex.EncodeToString(sum[:])
+	}
+	if client.RequestState == "" {
+		return cont, nil
+	}
+	cont, err := g.states.open(client.RequestState, p, target, digest, g.cfg.Now())
+	if err != nil {
+		return cont, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid requestState: " + err.Error()}
+	}
+	rec.Detail["continues"] = true
+	return cont, nil
+}
+
+// forward is what goes upstream: the client's capabilities and answers
+// with the upstream's own state.
+func forward(client upstream.Continuation, cont continuation) upstream.Continuation {
+	return upstream.Continuation{Capabilities: client.Capabilities, InputResponses: client.InputResponses, RequestState: cont.Upstream}
+}
+
+// ask relays an upstream's input_required result: it notes the question
+// ids on out, refuses (-32021) questions the client declared no
+// capability for, and returns the requestState for the client, sealing
+// the upstream's own in it.
+func (g *Gateway) ask(out *audit.Record, p *authn.Principal, target, digest string, client upstream.Continuation,
+	reqs mcp.InputRequestMap, upstreamState string, cont continuation) (string, error) {
+	out.Detail["input_required"] = inputKeys(reqs)
+	if missing := missingCapabilities(client.Capabilities, reqs); len(missing) > 0 {
+		out.Outcome, out.Reason = audit.Failed, ReasonCapabilities
+		return "", missingCapabilitiesError(missing)
+	}
+	cont.Upstream = upstreamState
+	state, err := g.states.seal(cont, p, target, digest, g.cfg.Now())
+	if err != nil {
+		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
+		return "", &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "the upstream's requestState cannot be relayed: " + err.Error()}
+	}
+	return state, nil
 }

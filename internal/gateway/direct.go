@@ -116,8 +116,9 @@ func acceptsBoth(values []string) bool {
 
 // serveDirect answers a request direct accepted.
 func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message) {
-	tr := toolRequest{name: m.toolName, caps: rawJSON(m.meta[metaCapabilities]), inputResponses: rawJSON(m.params["inputResponses"])}
-	tr.requestState, _ = m.params["requestState"].(string)
+	tr := toolRequest{name: m.toolName, client: upstream.Continuation{Capabilities: rawJSON(m.meta[metaCapabilities]),
+		InputResponses: rawJSON(m.params["inputResponses"])}}
+	tr.client.RequestState, _ = m.params["requestState"].(string)
 	if m.args != nil {
 		tr.args, tr.argErr = parsedArguments(m.args, nil)
 	} else {

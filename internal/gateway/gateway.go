@@ -48,7 +48,7 @@ type Catalog interface {
 // Caller executes requests on upstreams as a user.
 type Caller interface {
 	Call(ctx context.Context, c upstream.Caller, u upstream.Upstream, call upstream.ToolCall, relay *upstream.Relay) (*mcp.CallToolResult, error)
-	GetPrompt(ctx context.Context, c upstream.Caller, u upstream.Upstream, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error)
+	GetPrompt(ctx context.Context, c upstream.Caller, u upstream.Upstream, get upstream.PromptGet) (*mcp.GetPromptResult, error)
 	Complete(ctx context.Context, c upstream.Caller, u upstream.Upstream, params *mcp.CompleteParams) (*mcp.CompleteResult, error)
 	ReadResource(ctx context.Context, c upstream.Caller, u upstream.Upstream, uri string) (*mcp.ReadResourceResult, error)
 }

@@ -49,7 +49,7 @@ const metaProtocolVersion = "io.modelcontextprotocol/protocolVersion"
 var (
 	topLevelKeys     = map[string]bool{"jsonrpc": true, "id": true, "method": true, "params": true, "result": true, "error": true}
 	callParamKeys    = map[string]bool{"name": true, "arguments": true, "_meta": true, "task": true, "inputResponses": true, "requestState": true}
-	promptParamKeys  = map[string]bool{"name": true, "arguments": true, "_meta": true}
+	promptParamKeys  = map[string]bool{"name": true, "arguments": true, "_meta": true, "inputResponses": true, "requestState": true}
 	errBatch         = &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "batch requests are not supported: send one JSON-RPC message per request"}
 	errNotAnObject   = &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "the body must be one JSON-RPC message object"}
 	errMethodUnknown = &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: "method not found"}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -61,7 +62,7 @@ func (g *Gateway) promptTarget(ctx context.Context, p *authn.Principal, rec audi
 	return e, u, nil
 }
 
-func (g *Gateway) getPrompt(ctx context.Context, p *authn.Principal, params *mcp.GetPromptParams) (mcp.Result, error) {
+func (g *Gateway) getPrompt(ctx context.Context, p *authn.Principal, params *mcp.GetPromptParams, client upstream.Continuation) (mcp.Result, error) {
 	rec := p.Record(EventPromptGet, "prompt:"+params.Name)
 	rec.Detail = map[string]any{"arguments": len(params.Arguments)}
 	e, u, err := g.promptTarget(ctx, p, rec, params.Name)
@@ -69,20 +70,42 @@ func (g *Gateway) getPrompt(ctx context.Context, p *authn.Principal, params *mcp
 		return nil, err
 	}
 	rec.Detail["upstream"], rec.Detail["decision"] = u.Name, "allow"
+	// The digest binds a continuation to these arguments.
+	args := make(map[string]any, len(params.Arguments))
+	for k, v := range params.Arguments {
+		args[k] = v
+	}
+	digest := ""
+	if a, err := parsedArguments(args, json.RawMessage("{}")); err == nil {
+		digest = a.digest
+	}
+	cont, err := g.resume(&rec, p, "prompt:"+params.Name, digest, client)
+	if err != nil {
+		return nil, g.deny(ctx, rec, ReasonBadState, err)
+	}
 	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
 		return nil, errAudit
 	}
 	start := g.cfg.Now()
-	res, err := g.cfg.Upstreams.GetPrompt(ctx, upstream.CallerOf(p), u, &mcp.GetPromptParams{Name: e.UpstreamName, Arguments: params.Arguments})
+	res, err := g.cfg.Upstreams.GetPrompt(ctx, upstream.CallerOf(p), u, upstream.PromptGet{Name: e.UpstreamName, Arguments: params.Arguments,
+		Continuation: forward(client, cont)})
 	out := p.Record(EventPromptResult, "prompt:"+params.Name)
 	out.Detail = map[string]any{"upstream": u.Name, "latency_us": g.cfg.Now().Sub(start).Microseconds()}
-	if err != nil {
+	switch {
+	case err != nil:
 		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
+	case res.InputRequests != nil:
+		if res.RequestState, err = g.ask(&out, p, "prompt:"+params.Name, digest, client, res.InputRequests, res.RequestState, cont); err != nil {
+			res = nil
+		}
 	}
 	if _, werr := g.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: out}); werr != nil {
 		return nil, errAudit
 	}
-	return res, err
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // complete forwards argument completion for a prompt or resource template

@@ -83,20 +83,15 @@ func (g *Gateway) govern(next mcp.MethodHandler) mcp.MethodHandler {
 		case "resources/read":
 			res, err = g.readResource(ctx, p, req.(*mcp.ReadResourceRequest).Params.URI)
 		case "prompts/get":
-			res, err = g.getPrompt(ctx, p, req.(*mcp.GetPromptRequest).Params)
+			params := req.(*mcp.GetPromptRequest).Params
+			res, err = g.getPrompt(ctx, p, params, clientContinuation(req, params.Meta, params.InputResponses, params.RequestState))
 		case "completion/complete":
 			res, err = g.complete(ctx, p, req.(*mcp.CompleteRequest).Params)
 		default:
 			call := req.(*mcp.CallToolRequest)
 			relay := &upstream.Relay{Session: call.Session, Ctx: ctx, ProgressToken: call.Params.GetProgressToken(), RequestID: p.RequestID}
-			tr := toolRequest{name: call.Params.Name, requestState: call.Params.RequestState}
+			tr := toolRequest{name: call.Params.Name, client: clientContinuation(req, call.Params.Meta, call.Params.InputResponses, call.Params.RequestState)}
 			tr.args, tr.argErr = arguments(call.Params.Arguments)
-			if isModern(req) {
-				tr.caps = rawJSON(call.Params.Meta[metaCapabilities])
-				if call.Params.InputResponses != nil {
-					tr.inputResponses = rawJSON(call.Params.InputResponses)
-				}
-			}
 			res, err = g.callTool(ctx, p, tr, relay)
 		}
 		if err == nil && isModern(req) {
@@ -196,17 +191,9 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolReque
 	if !ok {
 		return nil, g.deny(ctx, rec, ReasonUnknownTool, unknownTool(name))
 	}
-	var cont continuation
-	if tr.requestState != "" {
-		var err error
-		if cont, err = g.states.open(tr.requestState, p, name, args.digest, g.cfg.Now()); err != nil {
-			return nil, g.deny(ctx, rec, ReasonBadState, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid requestState: " + err.Error()})
-		}
-		rec.Detail["continues"] = true
-	}
-	if tr.inputResponses != nil {
-		sum := sha256.Sum256(tr.inputResponses) // what the client answered, provable without holding it
-		rec.Detail["input_sha256"] = hex.EncodeToString(sum[:])
+	cont, err := g.resume(&rec, p, "tool:"+name, args.digest, tr.client)
+	if err != nil {
+		return nil, g.deny(ctx, rec, ReasonBadState, err)
 	}
 	d := g.decide(p, e, args.value)
 	noteDecision(&rec, d)
@@ -237,8 +224,7 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolReque
 	defer cancel()
 	callCtx, cut := context.WithCancelCause(callCtx)
 	defer g.calls.add(sub, cut)()
-	tc := upstream.ToolCall{Name: e.UpstreamTool, Arguments: args.raw, ParamHeaders: e.ParamHeaders, Capabilities: tr.caps,
-		InputResponses: tr.inputResponses, RequestState: cont.Upstream}
+	tc := upstream.ToolCall{Name: e.UpstreamTool, Arguments: args.raw, ParamHeaders: e.ParamHeaders, Continuation: forward(tr.client, cont)}
 	tc.Args, _ = args.value.(map[string]any)
 	res, attempts, err := g.call(callCtx, p, u, e, tc, relay)
 	out := p.Record(EventToolResult, "tool:"+name)
@@ -252,19 +238,9 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolReque
 		out.Outcome, out.Reason = audit.Failed, ReasonKilled
 		res, err = nil, errKilled
 	case err == nil && res.InputRequests != nil:
-		// The upstream asks the client something before it goes on: the
-		// client answers and calls again with Ostiary's sealed state.
-		out.Detail["input_required"] = inputKeys(res.InputRequests)
 		g.history.Touch(p.User, e.PolicyTool().Classes(), g.cfg.Now())
-		if missing := missingCapabilities(tr.caps, res.InputRequests); len(missing) > 0 {
-			out.Outcome, out.Reason = audit.Failed, ReasonCapabilities
-			res, err = nil, missingCapabilitiesError(missing)
-			break
-		}
-		cont.Upstream = res.RequestState
-		if res.RequestState, err = g.states.seal(cont, p, name, args.digest, g.cfg.Now()); err != nil {
-			out.Outcome, out.Reason = audit.Failed, ReasonUpstream
-			res, err = nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "the upstream's requestState cannot be relayed: " + err.Error()}
+		if res.RequestState, err = g.ask(&out, p, "tool:"+name, args.digest, tr.client, res.InputRequests, res.RequestState, cont); err != nil {
+			res = nil
 		}
 	case err == nil:
 		out.Detail["is_error"] = res.IsError
@@ -413,12 +389,7 @@ type toolRequest struct {
 	name   string
 	args   callArgs
 	argErr error
-	// A 2026-07-28 client's declared capabilities (nil for an earlier
-	// client), and its answers to an input_required result with the
-	// requestState Ostiary gave it.
-	caps           json.RawMessage
-	inputResponses json.RawMessage
-	requestState   string
+	client upstream.Continuation // as the client sent it: the requestState is Ostiary's
 }
 
 // rawJSON encodes v (nil stays nil).

@@ -35,15 +35,68 @@ func modern(cs *mcp.ClientSession) bool {
 	return r != nil && r.ProtocolVersion >= modernVersion
 }
 
-var callIDs atomic.Int64
-
-// callModern makes one 2026-07-28 tools/call on e's HTTP upstream and
-// reads its answer: a JSON body, or an event stream whose notifications the
-// injector relays while the response to this call is looked for. The
+// callModern makes one 2026-07-28 tools/call on e's HTTP upstream. The
 // result is the upstream's own, input_required ones included.
 func (p *Pool) callModern(ctx context.Context, e *pooled, call ToolCall, meta mcp.Meta) (*mcp.CallToolResult, error) {
+	params := map[string]any{"name": call.Name, "arguments": json.RawMessage("{}")}
+	if call.Arguments != nil {
+		params["arguments"] = call.Arguments
+	}
+	raw, err := p.modernRequest(ctx, e, "tools/call", call.Name, params, call.Continuation, meta, paramHeaderValues(call.ParamHeaders, call.Args))
+	if err != nil {
+		return nil, err
+	}
+	res := new(mcp.CallToolResult)
+	if err := json.Unmarshal(raw, res); err != nil {
+		return nil, fmt.Errorf("the upstream's result is malformed: %w", err)
+	}
+	return res, nil
+}
+
+// Continuation is what a 2026-07-28 client brings to a request: its
+// declared capabilities (nil: an earlier client), and its answers to an
+// input_required result with the upstream's requestState.
+type Continuation struct {
+	Capabilities   json.RawMessage
+	InputResponses json.RawMessage
+	RequestState   string
+}
+
+// modern reports whether the request comes from a 2026-07-28 client.
+func (c Continuation) modern() bool { return c.Capabilities != nil }
+
+// continues reports whether the request answers an input_required result.
+func (c Continuation) continues() bool { return c.InputResponses != nil || c.RequestState != "" }
+
+// errNotContinuable refuses a continuation the upstream cannot take.
+var errNotContinuable = &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "this request cannot be continued: the upstream no longer speaks 2026-07-28"}
+
+var callIDs atomic.Int64
+
+// modernRequest makes one 2026-07-28 request on e's HTTP upstream, with
+// the per-request _meta triple (the client's capabilities declared as
+// Ostiary's) and the client's continuation, and reads its answer: a JSON
+// body, or an event stream whose notifications the injector relays while
+// the response to this request is looked for. It returns the result
+// object as sent.
+func (p *Pool) modernRequest(ctx context.Context, e *pooled, method, name string, params map[string]any, cont Continuation, meta mcp.Meta,
+	headers map[string]string) (json.RawMessage, error) {
 	id := callIDs.Add(1)
-	body, err := modernBody(id, call, meta, p.cfg.Version)
+	m := map[string]any{}
+	for k, v := range meta {
+		m[k] = v
+	}
+	m["io.modelcontextprotocol/protocolVersion"] = modernVersion
+	m["io.modelcontextprotocol/clientInfo"] = map[string]string{"name": "ostiary", "version": p.cfg.Version}
+	m["io.modelcontextprotocol/clientCapabilities"] = cont.Capabilities
+	params["_meta"] = m
+	if cont.InputResponses != nil {
+		params["inputResponses"] = cont.InputResponses
+	}
+	if cont.RequestState != "" {
+		params["requestState"] = cont.RequestState
+	}
+	body, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 	if err != nil {
 		return nil, err
 	}
@@ -55,9 +108,9 @@ func (p *Pool) callModern(ctx context.Context, e *pooled, call ToolCall, meta mc
 	h.Set("Content-Type", "application/json")
 	h.Set("Accept", "application/json, text/event-stream")
 	h.Set("Mcp-Protocol-Version", modernVersion)
-	h.Set("Mcp-Method", "tools/call")
-	h.Set("Mcp-Name", call.Name)
-	for k, v := range paramHeaderValues(call.ParamHeaders, call.Args) {
+	h.Set("Mcp-Method", method)
+	h.Set("Mcp-Name", name)
+	for k, v := range headers {
 		h.Set(k, v)
 	}
 	resp, err := e.http.Do(req)
@@ -87,31 +140,6 @@ func (p *Pool) callModern(ctx context.Context, e *pooled, call ToolCall, meta mc
 		return nil, fmt.Errorf("upstream answered HTTP %d", resp.StatusCode)
 	}
 	return res, err
-}
-
-// modernBody is the request: the call with the per-request _meta triple,
-// the client's capabilities declared as Ostiary's.
-func modernBody(id int64, call ToolCall, meta mcp.Meta, version string) ([]byte, error) {
-	m := map[string]any{}
-	for k, v := range meta {
-		m[k] = v
-	}
-	m["io.modelcontextprotocol/protocolVersion"] = modernVersion
-	m["io.modelcontextprotocol/clientInfo"] = map[string]string{"name": "ostiary", "version": version}
-	m["io.modelcontextprotocol/clientCapabilities"] = call.Capabilities
-	params := map[string]any{"name": call.Name, "_meta": m}
-	if call.Arguments != nil {
-		params["arguments"] = call.Arguments
-	} else {
-		params["arguments"] = json.RawMessage("{}")
-	}
-	if call.InputResponses != nil {
-		params["inputResponses"] = call.InputResponses
-	}
-	if call.RequestState != "" {
-		params["requestState"] = call.RequestState
-	}
-	return json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params})
 }
 
 // responseEvent reads server-sent events until the one carrying the
@@ -145,9 +173,9 @@ func responseEvent(r io.Reader, id int64) ([]byte, error) {
 	return nil, errors.New("the upstream's event stream ended without an answer")
 }
 
-// decodeResponse checks a JSON-RPC response to call id and returns its
-// result, or its error as a *jsonrpc.Error (an answer).
-func decodeResponse(msg []byte, id int64) (*mcp.CallToolResult, error) {
+// decodeResponse checks a JSON-RPC response to request id and returns its
+// result object, or its error as a *jsonrpc.Error (an answer).
+func decodeResponse(msg []byte, id int64) (json.RawMessage, error) {
 	var r struct {
 		JSONRPC string          `json:"jsonrpc"`
 		ID      json.RawMessage `json:"id"`
@@ -166,11 +194,7 @@ func decodeResponse(msg []byte, id int64) (*mcp.CallToolResult, error) {
 	if len(r.Result) == 0 || r.Result[0] != '{' {
 		return nil, errors.New("the upstream's answer carries no result")
 	}
-	res := new(mcp.CallToolResult)
-	if err := json.Unmarshal(r.Result, res); err != nil {
-		return nil, fmt.Errorf("the upstream's result is malformed: %w", err)
-	}
-	return res, nil
+	return r.Result, nil
 }
 
 func answeredErr(err error) bool {

@@ -305,12 +305,7 @@ type ToolCall struct {
 	ParamHeaders []ParamHeader
 	Args         map[string]any // Arguments as parsed, for ParamHeaders
 
-	// For a 2026-07-28 client (nil Capabilities: an earlier one). Its
-	// capabilities are declared to the upstream as its own; its answers to
-	// an input_required result go back with the upstream's requestState.
-	Capabilities   json.RawMessage
-	InputResponses json.RawMessage
-	RequestState   string
+	Continuation
 }
 
 // Call calls a tool on u as c. Progress and log notifications of the call
@@ -335,12 +330,12 @@ func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, call ToolCall, re
 			}
 			ctx = withRelay(ctx, relay)
 		}
-		if call.Capabilities != nil && e.http != nil && modern(e.cs) {
+		if call.modern() && e.http != nil && modern(e.cs) {
 			res, err = p.callModern(ctx, e, call, meta)
 			return err
 		}
-		if call.InputResponses != nil || call.RequestState != "" {
-			return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "this call cannot be continued: the upstream no longer speaks 2026-07-28"}
+		if call.continues() {
+			return errNotContinuable
 		}
 		if u.Kind == Stdio {
 			meta[MetaIdentity] = p.assert(c, u)
@@ -430,41 +425,69 @@ func collect[T any](seq iter.Seq2[T, error], what string) ([]T, error) {
 
 // ReadResource reads a resource from u as c, redacted as by ask.
 func (p *Pool) ReadResource(ctx context.Context, c Caller, u Upstream, uri string) (*mcp.ReadResourceResult, error) {
-	return ask(p, ctx, c, u, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.ReadResourceResult, error) {
+	return ask(p, ctx, c, u, func(ctx context.Context, e *pooled) (*mcp.ReadResourceResult, error) {
 		params := &mcp.ReadResourceParams{URI: uri}
 		if u.Kind == Stdio {
 			params.Meta = mcp.Meta{MetaIdentity: p.assert(c, u)}
 		}
-		return cs.ReadResource(ctx, params)
+		return e.cs.ReadResource(ctx, params)
 	})
 }
 
-// GetPrompt gets a prompt from u as c, redacted as by ask.
-func (p *Pool) GetPrompt(ctx context.Context, c Caller, u Upstream, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error) {
-	return ask(p, ctx, c, u, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.GetPromptResult, error) {
+// PromptGet is one prompts/get to make on an upstream.
+type PromptGet struct {
+	Name      string // the upstream's own name of the prompt
+	Arguments map[string]string
+	Continuation
+}
+
+// GetPrompt gets a prompt from u as c, redacted as by ask. As for Call, a
+// 2026-07-28 client's request to a 2026-07-28 HTTP upstream is made here,
+// so that an input_required result reaches the client.
+func (p *Pool) GetPrompt(ctx context.Context, c Caller, u Upstream, get PromptGet) (*mcp.GetPromptResult, error) {
+	return ask(p, ctx, c, u, func(ctx context.Context, e *pooled) (*mcp.GetPromptResult, error) {
+		if get.modern() && e.http != nil && modern(e.cs) {
+			params := map[string]any{"name": get.Name}
+			if get.Arguments != nil {
+				params["arguments"] = get.Arguments
+			}
+			raw, err := p.modernRequest(ctx, e, "prompts/get", get.Name, params, get.Continuation, nil, nil)
+			if err != nil {
+				return nil, err
+			}
+			res := new(mcp.GetPromptResult)
+			if err := json.Unmarshal(raw, res); err != nil {
+				return nil, fmt.Errorf("the upstream's result is malformed: %w", err)
+			}
+			return res, nil
+		}
+		if get.continues() {
+			return nil, errNotContinuable
+		}
+		params := &mcp.GetPromptParams{Name: get.Name, Arguments: get.Arguments}
 		if u.Kind == Stdio {
 			params.Meta = mcp.Meta{MetaIdentity: p.assert(c, u)}
 		}
-		return cs.GetPrompt(ctx, params)
+		return e.cs.GetPrompt(ctx, params)
 	})
 }
 
 // Complete asks u as c for argument completions, redacted as by ask.
 func (p *Pool) Complete(ctx context.Context, c Caller, u Upstream, params *mcp.CompleteParams) (*mcp.CompleteResult, error) {
-	return ask(p, ctx, c, u, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.CompleteResult, error) {
-		return cs.Complete(ctx, params)
+	return ask(p, ctx, c, u, func(ctx context.Context, e *pooled) (*mcp.CompleteResult, error) {
+		return e.cs.Complete(ctx, params)
 	})
 }
 
 // ask runs one request on c's session to u (as do) and removes from its
 // answer, result or error, the secrets injected into the requests that
 // produced it and credential shapes, as for tool calls.
-func ask[T any](p *Pool, ctx context.Context, c Caller, u Upstream, fn func(context.Context, *mcp.ClientSession) (*T, error)) (*T, error) {
+func ask[T any](p *Pool, ctx context.Context, c Caller, u Upstream, fn func(context.Context, *pooled) (*T, error)) (*T, error) {
 	var res *T
 	col := &Relay{}
 	err := p.do(ctx, c, u, func(ctx context.Context, e *pooled) (err error) {
 		col.know(e.injected)
-		res, err = fn(withRelay(ctx, col), e.cs)
+		res, err = fn(withRelay(ctx, col), e)
 		return err
 	})
 	if err != nil {

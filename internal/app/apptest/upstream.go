@@ -273,6 +273,22 @@ func (u *Upstream) AddConfirm() {
 		})
 }
 
+// AddBrief adds the prompt "brief" (argument "topic", 2026-07-28 multi
+// round-trip): without an answer it asks for context (elicitation, id
+// "user_context", requestState "p-1"); with one it returns the brief.
+func (u *Upstream) AddBrief() {
+	u.mcp.AddPrompt(&mcp.Prompt{Name: "brief", Description: "Brief on a topic.", Arguments: []*mcp.PromptArgument{{Name: "topic"}}},
+		func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+			if r, ok := req.Params.InputResponses["user_context"].(*mcp.ElicitResult); ok && r.Action == "accept" && req.Params.RequestState == "p-1" {
+				return &mcp.GetPromptResult{Messages: []*mcp.PromptMessage{{Role: "user",
+					Content: &mcp.TextContent{Text: fmt.Sprintf("Brief on %s for %v", req.Params.Arguments["topic"], r.Content["context"])}}}}, nil
+			}
+			return &mcp.GetPromptResult{InputRequests: mcp.InputRequestMap{"user_context": &mcp.ElicitParams{Message: "For whom?",
+				RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"context": map[string]any{"type": "string"}}}}},
+				RequestState: "p-1"}, nil
+		})
+}
+
 // AddPrompt adds the prompt "greeting" (argument "name", completed from a
 // short list); gets are counted in PromptGets.
 func (u *Upstream) AddPrompt() {
