@@ -323,3 +323,28 @@ func TestGatewayRelaysInputRequiredForPrompts(t *testing.T) {
 		t.Errorf("leg 2: %d %v", status, m)
 	}
 }
+
+// A session-based upstream's elicitation during a 2026-07-28 client's call
+// cannot reach that client (it takes no requests): refused and on record,
+// whichever path the call took.
+func TestGatewayRefusesRequestsToModernClients(t *testing.T) {
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", false)
+	up.AddAsker()
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
+	setup(t, s, "askers", []string{"invoke:fin.ask"}, "alice", false)
+	key, _ := newKey(t, s, map[string]any{"user": "alice"})
+	for _, meta := range []string{
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`,
+		`"_meta":{"progressToken":"p","io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`,
+	} {
+		r := rpc(t, s, key, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fin.ask","arguments":{},`+meta+`}}`, modernHeaders("tools/call", "fin.ask"))
+		if m := rpcMessage(t, r); !strings.Contains(fmt.Sprint(m), "isError:true") || strings.Contains(fmt.Sprint(m), "Ada") {
+			t.Errorf("%d %v", r.Status, m)
+		}
+	}
+	recs := records(t, s, audit.Query{Event: "upstream-request"})
+	if len(recs) != 2 || recs[0].Reason != "client-takes-no-requests" || recs[1].Reason != "client-takes-no-requests" {
+		t.Errorf("upstream-request records: %+v", recs)
+	}
+}

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 roots are deprecated as of 2026-07-28 (SEP-2577) but a client may still declare them; the capabilities are checked as the SDK checks them.
+
 package gateway
 
 import (
@@ -18,8 +20,7 @@ import (
 // The hot path. A 2026-07-28 tools/call is one self-contained POST: the
 // front door has already parsed it strictly, authenticated its sender and
 // checked its headers, so when it asks for nothing that needs the SDK's
-// server machinery (a progress or log stream, a task, a multi-round trip,
-// a client that can be asked questions) it is answered here, through the
+// server machinery (a progress or log stream, a task) it is answered here, through the
 // same callTool as every other call, with one application/json response.
 // Anything else, including every malformed variant, goes to the SDK, which
 // gives the protocol's own answers. Both paths produce the same JSON-RPC
@@ -66,8 +67,8 @@ func direct(h http.Header, m message) bool {
 		}
 	}
 	caps, ok := m.meta["io.modelcontextprotocol/clientCapabilities"].(map[string]any)
-	if !ok || caps["sampling"] != nil || caps["elicitation"] != nil {
-		return false // absent or malformed: the SDK refuses; one that can be asked: the SDK relays
+	if !ok {
+		return false // absent or malformed: the SDK refuses
 	}
 	if len(caps) > 0 && !decodes(caps, &struct {
 		mcp.ClientCapabilities
@@ -124,7 +125,7 @@ func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, p *authn.P
 	} else {
 		tr.args, tr.argErr = arguments(nil)
 	}
-	relay := &upstream.Relay{Ctx: r.Context(), RequestID: p.RequestID}
+	relay := &upstream.Relay{Ctx: r.Context(), RequestID: p.RequestID, Modern: true}
 	res, err := g.callTool(r.Context(), p, tr, relay)
 	var body []byte
 	if err == nil {

@@ -89,7 +89,7 @@ func (g *Gateway) govern(next mcp.MethodHandler) mcp.MethodHandler {
 			res, err = g.complete(ctx, p, req.(*mcp.CompleteRequest).Params)
 		default:
 			call := req.(*mcp.CallToolRequest)
-			relay := &upstream.Relay{Session: call.Session, Ctx: ctx, ProgressToken: call.Params.GetProgressToken(), RequestID: p.RequestID}
+			relay := &upstream.Relay{Session: call.Session, Ctx: ctx, ProgressToken: call.Params.GetProgressToken(), RequestID: p.RequestID, Modern: isModern(req)}
 			tr := toolRequest{name: call.Params.Name, client: clientContinuation(req, call.Params.Meta, call.Params.InputResponses, call.Params.RequestState)}
 			tr.args, tr.argErr = arguments(call.Params.Arguments)
 			res, err = g.callTool(ctx, p, tr, relay)

@@ -129,7 +129,7 @@ func (p *Pool) modernRequest(ctx context.Context, e *pooled, method, name string
 		if resp.StatusCode != http.StatusOK {
 			return nil, fmt.Errorf("upstream answered HTTP %d", resp.StatusCode)
 		}
-		if msg, err = responseEvent(resp.Body, id); err != nil {
+		if msg, err = responseEvent(resp.Body, id, int(p.cfg.MaxResponse)); err != nil {
 			return nil, err
 		}
 	default:
@@ -143,10 +143,10 @@ func (p *Pool) modernRequest(ctx context.Context, e *pooled, method, name string
 }
 
 // responseEvent reads server-sent events until the one carrying the
-// response to call id.
-func responseEvent(r io.Reader, id int64) ([]byte, error) {
+// response to request id; a line may be as long as the whole response.
+func responseEvent(r io.Reader, id int64, maxLine int) ([]byte, error) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxEvent)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine+1)
 	var data []string
 	for sc.Scan() {
 		line := strings.TrimRight(sc.Text(), "\r")

@@ -22,6 +22,7 @@ type Relay struct {
 	Ctx           context.Context // the inbound request's context
 	ProgressToken any             // nil if the client asked for no progress
 	RequestID     string          // the inbound request's correlation id
+	Modern        bool            // a 2026-07-28 client: it takes no requests (it is asked through input_required results)
 
 	mu       sync.Mutex
 	injected vault.Known // secrets injected for this call: never relayed back
@@ -162,10 +163,16 @@ func (e *pooled) sole(ctx context.Context, p *Pool, c Caller, u Upstream, method
 	rec := audit.Record{Event: EventUpstreamRequest, Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID,
 		Target: "upstream:" + u.Name, Detail: map[string]any{"method": method, "calls_in_flight": n}}
 	var refusal error
-	if n != 1 || only.Session == nil {
+	switch {
+	case n != 1:
 		rec.Outcome, rec.Reason = audit.Denied, "no-single-call-in-flight"
 		refusal = fmt.Errorf("%s refused: it can only be relayed during exactly one call of this user", method)
-	} else {
+	case only.Session == nil || only.Modern:
+		// A 2026-07-28 client takes no requests: its questions come as
+		// input_required results, which a session-based upstream does not send.
+		rec.Outcome, rec.Reason = audit.Denied, "client-takes-no-requests"
+		refusal = fmt.Errorf("%s refused: the client (2026-07-28) takes no requests from the upstream", method)
+	default:
 		rec.RequestID = only.RequestID
 	}
 	if _, err := p.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: rec}); err != nil {
