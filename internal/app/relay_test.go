@@ -348,3 +348,34 @@ func TestGatewayRefusesRequestsToModernClients(t *testing.T) {
 		t.Errorf("upstream-request records: %+v", recs)
 	}
 }
+
+// resources/read relays input_required too, bound to the URI.
+func TestGatewayRelaysInputRequiredForResources(t *testing.T) {
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", true)
+	up.AddResources()
+	up.AddGuardedNote()
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
+	setup(t, s, "readers", []string{"invoke:fin.*"}, "alice", false)
+	alice, _ := newKey(t, s, map[string]any{"user": "alice"})
+	const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`
+	read := func(uri, extra string) (int, map[string]any) {
+		t.Helper()
+		r := rpc(t, s, alice, `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"`+uri+`"`+extra+`,`+meta+`}}`,
+			modernHeaders("resources/read", uri))
+		return r.Status, rpcMessage(t, r)
+	}
+	status, m := read("fixture://note", "")
+	res, _ := m["result"].(map[string]any)
+	state, _ := res["requestState"].(string)
+	if status != 200 || res["resultType"] != "input_required" || !strings.HasPrefix(state, "ost1.") {
+		t.Fatalf("leg 1: %d %v", status, m)
+	}
+	answers := `,"inputResponses":{"why":{"action":"accept","content":{"why":"audit"}}},"requestState":"` + state + `"`
+	if status, m := read("fixture://ledger", answers); status != 400 || !strings.Contains(fmt.Sprint(m["error"]), "issued for another call") {
+		t.Errorf("another resource: %d %v", status, m)
+	}
+	if status, m := read("fixture://note", answers); status != 200 || !strings.Contains(fmt.Sprint(m["result"]), "note read for audit") {
+		t.Errorf("leg 2: %d %v", status, m)
+	}
+}

@@ -50,7 +50,7 @@ type Caller interface {
 	Call(ctx context.Context, c upstream.Caller, u upstream.Upstream, call upstream.ToolCall, relay *upstream.Relay) (*mcp.CallToolResult, error)
 	GetPrompt(ctx context.Context, c upstream.Caller, u upstream.Upstream, get upstream.PromptGet) (*mcp.GetPromptResult, error)
 	Complete(ctx context.Context, c upstream.Caller, u upstream.Upstream, params *mcp.CompleteParams) (*mcp.CompleteResult, error)
-	ReadResource(ctx context.Context, c upstream.Caller, u upstream.Upstream, uri string) (*mcp.ReadResourceResult, error)
+	ReadResource(ctx context.Context, c upstream.Caller, u upstream.Upstream, uri string, cont upstream.Continuation) (*mcp.ReadResourceResult, error)
 }
 
 // Config holds the gateway's dependencies and settings.

@@ -59,7 +59,7 @@ func (g *Gateway) resourceTarget(ctx context.Context, p *authn.Principal, rec au
 	return u, nil
 }
 
-func (g *Gateway) readResource(ctx context.Context, p *authn.Principal, uri string) (mcp.Result, error) {
+func (g *Gateway) readResource(ctx context.Context, p *authn.Principal, uri string, client upstream.Continuation) (mcp.Result, error) {
 	rec := p.Record(EventResourceRead, "resource:"+uri)
 	e, found := g.cfg.Catalog.Snapshot().ResolveURI(uri)
 	u, err := g.resourceTarget(ctx, p, rec, e, found, mcp.ResourceNotFoundError(uri))
@@ -67,25 +67,36 @@ func (g *Gateway) readResource(ctx context.Context, p *authn.Principal, uri stri
 		return nil, err
 	}
 	rec.Detail = map[string]any{"upstream": u.Name, "name": e.Name, "decision": "allow"}
+	// A read has no arguments: the URI is the target.
+	cont, err := g.resume(&rec, p, "resource:"+uri, "", client)
+	if err != nil {
+		return nil, g.deny(ctx, rec, ReasonBadState, err)
+	}
 	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
 		return nil, errAudit
 	}
 	start := g.cfg.Now()
-	res, err := g.cfg.Upstreams.ReadResource(ctx, upstream.CallerOf(p), u, uri)
+	res, err := g.cfg.Upstreams.ReadResource(ctx, upstream.CallerOf(p), u, uri, forward(client, cont))
 	out := p.Record(EventResourceResult, "resource:"+uri)
 	out.Detail = map[string]any{"upstream": u.Name, "latency_us": g.cfg.Now().Sub(start).Microseconds()}
-	if err != nil {
+	switch {
+	case err != nil:
 		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
+	case res.InputRequests != nil:
+		if res.RequestState, err = g.ask(&out, p, "resource:"+uri, "", client, res.InputRequests, res.RequestState, cont); err != nil {
+			res = nil
+		}
 	}
 	if _, werr := g.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: out}); werr != nil {
 		return nil, errAudit
 	}
-	if res != nil {
-		// Who may read it depends on grants: no shared cache may serve it
-		// to someone else, whatever the upstream said.
-		res.CacheScope = "private"
+	if err != nil {
+		return nil, err
 	}
-	return res, err
+	// Who may read it depends on grants: no shared cache may serve it to
+	// someone else, whatever the upstream said.
+	res.CacheScope = "private"
+	return res, nil
 }
 
 // completeTemplate forwards completion of a resource template's variables.

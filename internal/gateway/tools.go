@@ -81,7 +81,8 @@ func (g *Gateway) govern(next mcp.MethodHandler) mcp.MethodHandler {
 		case "resources/templates/list":
 			return g.listResources(ctx, p, true)
 		case "resources/read":
-			res, err = g.readResource(ctx, p, req.(*mcp.ReadResourceRequest).Params.URI)
+			params := req.(*mcp.ReadResourceRequest).Params
+			res, err = g.readResource(ctx, p, params.URI, clientContinuation(req, params.Meta, params.InputResponses, params.RequestState))
 		case "prompts/get":
 			params := req.(*mcp.GetPromptRequest).Params
 			res, err = g.getPrompt(ctx, p, params, clientContinuation(req, params.Meta, params.InputResponses, params.RequestState))

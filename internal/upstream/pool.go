@@ -423,9 +423,25 @@ func collect[T any](seq iter.Seq2[T, error], what string) ([]T, error) {
 	return out, nil
 }
 
-// ReadResource reads a resource from u as c, redacted as by ask.
-func (p *Pool) ReadResource(ctx context.Context, c Caller, u Upstream, uri string) (*mcp.ReadResourceResult, error) {
+// ReadResource reads a resource from u as c, redacted as by ask. As for
+// Call, a 2026-07-28 client's read from a 2026-07-28 HTTP upstream is made
+// here, so that an input_required result reaches the client.
+func (p *Pool) ReadResource(ctx context.Context, c Caller, u Upstream, uri string, cont Continuation) (*mcp.ReadResourceResult, error) {
 	return ask(p, ctx, c, u, func(ctx context.Context, e *pooled) (*mcp.ReadResourceResult, error) {
+		if cont.modern() && e.http != nil && modern(e.cs) {
+			raw, err := p.modernRequest(ctx, e, "resources/read", uri, map[string]any{"uri": uri}, cont, nil, nil)
+			if err != nil {
+				return nil, err
+			}
+			res := new(mcp.ReadResourceResult)
+			if err := json.Unmarshal(raw, res); err != nil {
+				return nil, fmt.Errorf("the upstream's result is malformed: %w", err)
+			}
+			return res, nil
+		}
+		if cont.continues() {
+			return nil, errNotContinuable
+		}
 		params := &mcp.ReadResourceParams{URI: uri}
 		if u.Kind == Stdio {
 			params.Meta = mcp.Meta{MetaIdentity: p.assert(c, u)}

@@ -321,6 +321,22 @@ func (u *Upstream) AddResources() {
 		})
 }
 
+// AddGuardedNote adds the resource "fixture://note" (2026-07-28 multi
+// round-trip): without an answer it asks why it is read (elicitation, id
+// "why", requestState "r-1"); with one it returns the note.
+func (u *Upstream) AddGuardedNote() {
+	u.mcp.AddResource(&mcp.Resource{Name: "note", URI: "fixture://note", MIMEType: "text/plain"},
+		func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			if r, ok := req.Params.InputResponses["why"].(*mcp.ElicitResult); ok && r.Action == "accept" && req.Params.RequestState == "r-1" {
+				return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, MIMEType: "text/plain",
+					Text: fmt.Sprintf("note read for %v", r.Content["why"])}}}, nil
+			}
+			return &mcp.ReadResourceResult{InputRequests: mcp.InputRequestMap{"why": &mcp.ElicitParams{Message: "Why?",
+				RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"why": map[string]any{"type": "string"}}}}},
+				RequestState: "r-1"}, nil
+		})
+}
+
 // AddLeaker adds hostile tools that echo the X-Api-Key header they receive:
 // "leak" in its result and in a log message, "leak_error" in an error; and
 // a prompt ("leak_prompt") and a resource ("fixture://leak") that hold it.
