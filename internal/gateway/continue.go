@@ -29,8 +29,8 @@ import (
 // result: questions (elicitation, sampling, roots) keyed by its own ids,
 // and an opaque requestState. The gateway relays the result to the client
 // as it is, except for the state: the client gets Ostiary's sealed state,
-// which binds the upstream's to the user, key, tool and argument digest of
-// the call and expires. The client's next call, with its answers and that
+// which binds the upstream's to the user, key, target (tool, prompt or
+// resource) and argument digest of the request, and expires. The client's next call, with its answers and that
 // state, is governed like any other (authenticated, authorized, checked by
 // policy, audited); the state is opened, checked and the upstream's own
 // goes back to the upstream with the answers. A call an approval let run
@@ -60,7 +60,7 @@ type continuation struct {
 	Approval string `json:"ap,omitempty"`
 	User     string `json:"u"`
 	KeyID    string `json:"k"`
-	Tool     string `json:"t"`
+	Target   string `json:"t"` // tool:NAME, prompt:NAME or resource:URI
 	Args     string `json:"a"` // argument digest
 	Expires  int64  `json:"x"` // Unix seconds
 }
@@ -85,11 +85,11 @@ func newSealer() (*sealer, error) {
 	return &sealer{aead}, nil
 }
 
-func (s *sealer) seal(c continuation, p *authn.Principal, tool, digest string, now time.Time) (string, error) {
+func (s *sealer) seal(c continuation, p *authn.Principal, target, digest string, now time.Time) (string, error) {
 	if len(c.Upstream) > maxUpstreamState {
 		return "", fmt.Errorf("it is longer than %d bytes", maxUpstreamState)
 	}
-	c.User, c.KeyID, c.Tool, c.Args, c.Expires = p.User, p.KeyID, tool, digest, now.Add(stateTTL).Unix()
+	c.User, c.KeyID, c.Target, c.Args, c.Expires = p.User, p.KeyID, target, digest, now.Add(stateTTL).Unix()
 	plain, err := json.Marshal(c)
 	if err != nil {
 		return "", err
@@ -102,8 +102,8 @@ func (s *sealer) seal(c continuation, p *authn.Principal, tool, digest string, n
 }
 
 // open returns the continuation sealed in state, if it was sealed for this
-// caller (same key), tool and arguments and has not expired.
-func (s *sealer) open(state string, p *authn.Principal, tool, digest string, now time.Time) (continuation, error) {
+// caller (same key), target and arguments and has not expired.
+func (s *sealer) open(state string, p *authn.Principal, target, digest string, now time.Time) (continuation, error) {
 	var c continuation
 	raw, ok := strings.CutPrefix(state, statePrefix)
 	if !ok || len(raw) > 2*maxUpstreamState {
@@ -120,8 +120,8 @@ func (s *sealer) open(state string, p *authn.Principal, tool, digest string, now
 	switch {
 	case c.User != p.User || c.KeyID != p.KeyID:
 		return continuation{}, errors.New("issued to another caller")
-	case c.Tool != tool || c.Args != digest:
-		return continuation{}, errors.New("issued for another call (the tool and arguments must be repeated as they were)")
+	case c.Target != target || c.Args != digest:
+		return continuation{}, errors.New("issued for another call (the request must be repeated as it was, with the answers)")
 	case now.Unix() > c.Expires:
 		return continuation{}, errors.New("expired; call again without it")
 	}

@@ -20,8 +20,9 @@ import (
 // The hot path. A 2026-07-28 tools/call is one self-contained POST: the
 // front door has already parsed it strictly, authenticated its sender and
 // checked its headers, so when it asks for nothing that needs the SDK's
-// server machinery (a progress or log stream, a task) it is answered here, through the
-// same callTool as every other call, with one application/json response.
+// server machinery (a progress or log stream, a task) it is answered
+// here, through the same callTool as every other call, with one
+// application/json response.
 // Anything else, including every malformed variant, goes to the SDK, which
 // gives the protocol's own answers. Both paths produce the same JSON-RPC
 // response (TestDirectCallMatchesSDK).

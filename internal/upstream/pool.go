@@ -321,9 +321,9 @@ func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, call ToolCall, re
 	var res *mcp.CallToolResult
 	err := p.do(ctx, c, u, func(ctx context.Context, e *pooled) (err error) {
 		meta := mcp.Meta{}
-		token := newToken()
 		if relay != nil {
 			relay.know(e.injected)
+			token := newToken()
 			defer e.track(token, relay)()
 			if relay.ProgressToken != nil {
 				meta["progressToken"] = token
