@@ -109,7 +109,7 @@ func (s *sealer) open(state string, p *authn.Principal, target, digest string, n
 	if !ok || len(raw) > 2*maxUpstreamState {
 		return c, errors.New("not issued by this gateway")
 	}
-	b, err := base64.RawURLEncoding.DecodeString(raw)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(raw) // one text per state
 	if err != nil || len(b) < s.aead.NonceSize() {
 		return c, errors.New("not issued by this gateway")
 	}

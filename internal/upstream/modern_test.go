@@ -51,3 +51,22 @@ func TestParamHeaderValues(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUpstreamAnswer: whatever an upstream sends as its answer, reading it
+// returns the response to the request or an error, and never panics.
+func FuzzUpstreamAnswer(f *testing.F) {
+	f.Add([]byte("data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n\n"))
+	f.Add([]byte("data: {\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32602,\"message\":\"x\",\"data\":{}}}\n\n"))
+	f.Add([]byte("event: message\ndata: {\"method\":\"notifications/progress\"}\n\ndata: [1,2]\n\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if msg, err := responseEvent(strings.NewReader(string(b)), 7, 1<<20); err == nil {
+			res, err := decodeResponse(msg, 7)
+			if err == nil && (len(res) == 0 || res[0] != '{' || !json.Valid(res)) {
+				t.Errorf("result %q from %q", res, b)
+			}
+		}
+		if res, err := decodeResponse(b, 7); err == nil && !json.Valid(res) {
+			t.Errorf("result %q from %q", res, b)
+		}
+	})
+}
