@@ -2,8 +2,9 @@
 // protocol eras (2026-07-28 stateless requests and the 2025 session-based
 // revisions), where every request is authenticated by itself, checked
 // strictly, and every tool call is authorized, executed as the user on the
-// upstream and audited. The official Go SDK speaks the protocol; this
-// package decides who may do what. See DESIGN.md.
+// upstream and audited. The official Go SDK speaks the protocol, except
+// on the hot path of plain 2026-07-28 tool calls (direct.go); this package
+// decides who may do what. See DESIGN.md.
 package gateway
 
 import (
