@@ -379,3 +379,35 @@ func TestGatewayRelaysInputRequiredForResources(t *testing.T) {
 		t.Errorf("leg 2: %d %v", status, m)
 	}
 }
+
+// The other bridge: a 2025-11-25 client (which takes requests) calling a
+// 2026-07-28 upstream that asks with input_required is asked directly,
+// through its session, and the call completes.
+func TestGatewayAnswersInputRequiredForLegacyClients(t *testing.T) {
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", true)
+	up.AddConfirm()
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
+	setup(t, s, "confirmers", []string{"invoke:fin.confirm"}, "alice", false)
+	key, _ := newKey(t, s, map[string]any{"user": "alice"})
+	asked := 0
+	cs, err := s.ClientWith(t, key, "2025-11-25", &mcp.ClientOptions{
+		ElicitationHandler: func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			asked++
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "Edsger"}}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.confirm", Arguments: map[string]any{"amount": 3}})
+	if err != nil || res.IsError {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if b, _ := json.Marshal(res.StructuredContent); asked != 1 || !strings.Contains(string(b), "Hello, Edsger! 3 confirmed.") {
+		t.Errorf("asked %d times, result %s", asked, b)
+	}
+	if calls := up.Calls(); len(calls) != 2 || calls[1].State != "st-1" {
+		t.Errorf("upstream saw %+v", calls)
+	}
+}
