@@ -412,6 +412,7 @@ func (a *App) Close(ctx context.Context) error {
 			errs = append(errs, a.server.Shutdown(sctx))
 			grace.Stop()
 			a.cancelBase()
+			a.gateway.Close()
 			cancel()
 			<-a.sweepDone
 			close(a.stopFlush)

@@ -325,58 +325,95 @@ func TestGatewayRelaysInputRequiredForPrompts(t *testing.T) {
 }
 
 // A session-based upstream's elicitation during a 2026-07-28 client's call
-// cannot reach that client (it takes no requests): refused and on record,
-// whichever path the call took.
-func TestGatewayRefusesRequestsToModernClients(t *testing.T) {
+// (which takes no requests) reaches the client as an input_required result;
+// the client's next call answers it, and the call goes on to its result.
+func TestGatewayBridgesQuestionsToModernClients(t *testing.T) {
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", false)
+	up.AddAsker()
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
+	setup(t, s, "askers", []string{"invoke:fin.ask"}, "alice", false)
+	setup(t, s, "askers2", []string{"invoke:fin.ask"}, "bob", false)
+	alice, _ := newKey(t, s, map[string]any{"user": "alice"})
+	bob, _ := newKey(t, s, map[string]any{"user": "bob"})
+	call := func(key, caps, extra string) map[string]any {
+		t.Helper()
+		meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":` + caps + `}`
+		r := rpc(t, s, key, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fin.ask","arguments":{}`+extra+`,`+meta+`}}`,
+			modernHeaders("tools/call", "fin.ask"))
+		return rpcMessage(t, r)
+	}
+	question := func(m map[string]any) (id, state string) {
+		t.Helper()
+		res, _ := m["result"].(map[string]any)
+		reqs, _ := res["inputRequests"].(map[string]any)
+		for k, v := range reqs {
+			if q, _ := v.(map[string]any); q["method"] == "elicitation/create" {
+				id = k
+			}
+		}
+		state, _ = res["requestState"].(string)
+		if res["resultType"] != "input_required" || id == "" || !strings.HasPrefix(state, "ost1.") {
+			t.Fatalf("no question: %v", m)
+		}
+		return id, state
+	}
+	id, state := question(call(alice, `{"elicitation":{}}`, ""))
+	// Not answered: asked again. Another user: refused.
+	if id2, _ := question(call(alice, `{"elicitation":{}}`, `,"requestState":"`+state+`"`)); id2 != id {
+		t.Errorf("asked again as %s, first as %s", id2, id)
+	}
+	if m := call(bob, `{"elicitation":{}}`, `,"requestState":"`+state+`"`); !strings.Contains(fmt.Sprint(m["error"]), "issued to another caller") {
+		t.Errorf("bob continued alice's call: %v", m)
+	}
+	m := call(alice, `{"elicitation":{}}`, `,"inputResponses":{"`+id+`":{"action":"accept","content":{"name":"Ada"}}},"requestState":"`+state+`"`)
+	if res, _ := m["result"].(map[string]any); res["resultType"] != "complete" || !strings.Contains(fmt.Sprint(res["structuredContent"]), "Ada") {
+		t.Fatalf("answered: %v", m)
+	}
+	// The state is spent with the call.
+	if m := call(alice, `{"elicitation":{}}`, `,"inputResponses":{"`+id+`":{"action":"accept","content":{"name":"Eve"}}},"requestState":"`+state+`"`); !strings.Contains(fmt.Sprint(m["error"]), "has ended") {
+		t.Errorf("a spent state continued: %v", m)
+	}
+	// A client that declares no elicitation is not asked.
+	if m := call(alice, `{}`, ""); !strings.Contains(fmt.Sprint(m), "isError:true") {
+		t.Errorf("no capability: %v", m)
+	}
+	recs := records(t, s, audit.Query{Event: "upstream-request"})
+	if len(recs) != 2 || recs[1].Detail["via"] != "input_required" || recs[1].Outcome != audit.Success ||
+		recs[0].Reason != "client-capability-missing" {
+		t.Errorf("upstream-request records: %+v", recs)
+	}
+	results := records(t, s, audit.Query{Event: "tool-result"})
+	if len(results) != 2 || results[1].Outcome != audit.Success || results[1].Actor != "alice" {
+		t.Errorf("tool-result records: %+v", results)
+	}
+}
+
+// The official SDK's 2026-07-28 client answers a session-based upstream's
+// elicitation with its own handler, through the bridge.
+func TestGatewayBridgesQuestionsToSDKClient(t *testing.T) {
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	up.AddAsker()
 	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
 	setup(t, s, "askers", []string{"invoke:fin.ask"}, "alice", false)
 	key, _ := newKey(t, s, map[string]any{"user": "alice"})
-	for _, meta := range []string{
-		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`,
-		`"_meta":{"progressToken":"p","io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`,
-	} {
-		r := rpc(t, s, key, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fin.ask","arguments":{},`+meta+`}}`, modernHeaders("tools/call", "fin.ask"))
-		if m := rpcMessage(t, r); !strings.Contains(fmt.Sprint(m), "isError:true") || strings.Contains(fmt.Sprint(m), "Ada") {
-			t.Errorf("%d %v", r.Status, m)
-		}
+	asked := 0
+	cs, err := s.ClientWith(t, key, "", &mcp.ClientOptions{
+		ElicitationHandler: func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			asked++
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "Grace"}}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	recs := records(t, s, audit.Query{Event: "upstream-request"})
-	if len(recs) != 2 || recs[0].Reason != "client-takes-no-requests" || recs[1].Reason != "client-takes-no-requests" {
-		t.Errorf("upstream-request records: %+v", recs)
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.ask"})
+	if err != nil || res.IsError {
+		t.Fatalf("%+v %v", res, err)
 	}
-}
-
-// resources/read relays input_required too, bound to the URI.
-func TestGatewayRelaysInputRequiredForResources(t *testing.T) {
-	s := apptest.Start(t)
-	up := apptest.NewUpstream(t, s, "fin", true)
-	up.AddResources()
-	up.AddGuardedNote()
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
-	setup(t, s, "readers", []string{"invoke:fin.*"}, "alice", false)
-	alice, _ := newKey(t, s, map[string]any{"user": "alice"})
-	const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`
-	read := func(uri, extra string) (int, map[string]any) {
-		t.Helper()
-		r := rpc(t, s, alice, `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"`+uri+`"`+extra+`,`+meta+`}}`,
-			modernHeaders("resources/read", uri))
-		return r.Status, rpcMessage(t, r)
-	}
-	status, m := read("fixture://note", "")
-	res, _ := m["result"].(map[string]any)
-	state, _ := res["requestState"].(string)
-	if status != 200 || res["resultType"] != "input_required" || !strings.HasPrefix(state, "ost1.") {
-		t.Fatalf("leg 1: %d %v", status, m)
-	}
-	answers := `,"inputResponses":{"why":{"action":"accept","content":{"why":"audit"}}},"requestState":"` + state + `"`
-	if status, m := read("fixture://ledger", answers); status != 400 || !strings.Contains(fmt.Sprint(m["error"]), "issued for another call") {
-		t.Errorf("another resource: %d %v", status, m)
-	}
-	if status, m := read("fixture://note", answers); status != 200 || !strings.Contains(fmt.Sprint(m["result"]), "note read for audit") {
-		t.Errorf("leg 2: %d %v", status, m)
+	if b, _ := json.Marshal(res.StructuredContent); asked != 1 || !strings.Contains(string(b), "Grace") {
+		t.Errorf("asked %d times, result %s", asked, b)
 	}
 }
 
@@ -409,5 +446,49 @@ func TestGatewayAnswersInputRequiredForLegacyClients(t *testing.T) {
 	}
 	if calls := up.Calls(); len(calls) != 2 || calls[1].State != "st-1" {
 		t.Errorf("upstream saw %+v", calls)
+	}
+}
+
+// A call waiting for its client's answer is still under the kill switch,
+// and a stopping gateway ends such calls; each outcome is on record.
+func TestParkedCallsEnd(t *testing.T) {
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", false)
+	up.AddAsker()
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
+	setup(t, s, "askers", []string{"invoke:fin.ask"}, "alice", false)
+	alice, _ := newKey(t, s, map[string]any{"user": "alice"})
+	ask := func() {
+		t.Helper()
+		r := rpc(t, s, alice, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fin.ask","arguments":{},`+
+			`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}}}`,
+			modernHeaders("tools/call", "fin.ask"))
+		if res, _ := rpcMessage(t, r)["result"].(map[string]any); res["resultType"] != "input_required" {
+			t.Fatalf("no question: %s", r.Body)
+		}
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("waited in vain for %s", what)
+			}
+		}
+	}
+	ask()
+	sw := engage(t, s, "tool", "fin.ask")
+	waitFor("the killed call's record", func() bool {
+		recs := records(t, s, audit.Query{Event: "tool-result"})
+		return len(recs) == 1 && recs[0].Reason == "killswitch"
+	})
+	release(t, s, sw.ID)
+	ask()
+	start := time.Now()
+	s.Stop()
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("stopping took %s: it waited for the parked call to give up", d)
+	}
+	if recs := records(t, s, audit.Query{Event: "tool-result"}); len(recs) != 2 || recs[0].Outcome != audit.Failed {
+		t.Errorf("tool-result records after stopping: %+v", recs)
 	}
 }

@@ -58,6 +58,7 @@ const (
 type continuation struct {
 	Upstream string `json:"s,omitempty"` // the upstream's own requestState
 	Approval string `json:"ap,omitempty"`
+	Parked   string `json:"p,omitempty"` // a call under way that asked the client (bridge.go)
 	User     string `json:"u"`
 	KeyID    string `json:"k"`
 	Target   string `json:"t"` // tool:NAME, prompt:NAME or resource:URI

@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -78,18 +79,22 @@ type Config struct {
 
 // Gateway serves /mcp.
 type Gateway struct {
-	cfg       Config
-	stateful  http.Handler // legacy revisions: sessions, GET stream, DELETE
-	stateless http.Handler // 2026-07-28: one request, no session
-	sessions  *bindings
-	origins   map[string]bool
-	calls     inflight
-	perKey    *limiter
-	perUser   *limiter
-	perTool   *limiter
-	history   *policy.History
-	impl      *mcp.Implementation // who answers, in 2026-07-28 results
-	states    *sealer             // requestState of relayed input_required results
+	cfg         Config
+	stateful    http.Handler // legacy revisions: sessions, GET stream, DELETE
+	stateless   http.Handler // 2026-07-28: one request, no session
+	sessions    *bindings
+	origins     map[string]bool
+	calls       inflight
+	perKey      *limiter
+	perUser     *limiter
+	perTool     *limiter
+	history     *policy.History
+	impl        *mcp.Implementation // who answers, in 2026-07-28 results
+	states      *sealer             // requestState of relayed input_required results
+	parkedCalls sync.Map            // token → *parkedCall: 2026-07-28 calls that may ask their client
+	life        context.Context     // ends with Close: calls that outlive their request end then
+	end         context.CancelFunc
+	detached    sync.WaitGroup // the goroutines of those calls
 }
 
 type principalKey struct{}
@@ -120,6 +125,7 @@ func New(cfg Config) (*Gateway, error) {
 	if g.states, err = newSealer(); err != nil {
 		return nil, err
 	}
+	g.life, g.end = context.WithCancel(context.Background())
 	for _, o := range cfg.AllowedOrigins {
 		g.origins[strings.ToLower(o)] = true
 	}
@@ -143,6 +149,20 @@ func New(cfg Config) (*Gateway, error) {
 	g.stateless = handOver(mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
 		Stateless: true, MaxRequestBodyBytes: cfg.MaxBodyBytes, Logger: cfg.Logger, PropagateRequestCancellation: true}))
 	return g, nil
+}
+
+// Close ends the calls that outlived their requests (parked calls waiting
+// for a client's answer) and waits, a few seconds at most, for their
+// outcomes to be recorded.
+func (g *Gateway) Close() {
+	g.end()
+	done := make(chan struct{})
+	go func() { g.detached.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		g.cfg.Logger.Warn("calls still under way at shutdown")
+	}
 }
 
 // ServeHTTP checks origin, authenticates, checks the message and hands it

@@ -196,13 +196,23 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolReque
 	if err != nil {
 		return nil, g.deny(ctx, rec, ReasonBadState, err)
 	}
+	var pc *parkedCall // the call this request continues, still under way
+	if cont.Parked != "" {
+		if pc, err = g.parkedFor(cont, p, "tool:"+name, args.digest); err != nil {
+			return nil, g.deny(ctx, rec, ReasonBadState, err)
+		}
+		rec.Detail["parked"] = true
+	}
 	d := g.decide(p, e, args.value)
 	noteDecision(&rec, d)
 	switch {
 	case d.Effect == policy.Deny:
+		if pc != nil {
+			pc.cancel(errors.New("denied by policy when continued"))
+		}
 		return g.policyDenied(ctx, p, rec, d)
-	case d.Effect == policy.Approve && cont.Approval != "":
-		rec.Detail["approval"] = cont.Approval // the approved call, continued
+	case d.Effect == policy.Approve && (cont.Approval != "" || pc != nil):
+		rec.Detail["approval"] = cont.Approval // the call under way (approved if it had to be), continued
 	case d.Effect == policy.Approve:
 		id, proceed, res, err := g.held(ctx, p, rec, d, e, args, relay)
 		if !proceed {
@@ -219,12 +229,59 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolReque
 	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
 		return nil, errAudit
 	}
+	if pc != nil {
+		if q, err := pc.attach(tr.client.InputResponses); err != nil || q != nil {
+			if err != nil {
+				return nil, err
+			}
+			return g.asking(pc, q) // not answered: asked again
+		}
+		return g.await(ctx, pc)
+	}
+	t := &toolRun{p: p, name: name, e: e, u: u, sub: sub, relay: relay, tr: tr, args: args, cont: cont}
+	if !relay.Modern {
+		return g.run(ctx, t)
+	}
+	// A 2026-07-28 client: the call runs on its own, so that it can outlive
+	// this request if the upstream asks the client something (bridge.go).
+	pc = g.park(p, "tool:"+name, args.digest, cont.Approval, tr.client.Capabilities)
+	relay.Ask, relay.Capabilities = pc.ask, tr.client.Capabilities
+	callCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(g.life, func() { cancel(errShutdown) })
+	pc.cancel, pc.ctx, pc.attached = cancel, callCtx, true
+	g.detached.Add(1)
+	go func() {
+		defer g.detached.Done()
+		defer stop()
+		res, err := g.run(callCtx, t)
+		cancel(nil)
+		g.ended(pc, res, err)
+	}()
+	return g.await(ctx, pc)
+}
 
+// toolRun is a call on its way upstream, with what recording it needs.
+type toolRun struct {
+	p     *authn.Principal
+	name  string
+	e     *catalog.Entry
+	u     upstream.Upstream
+	sub   killswitch.Subject
+	relay *upstream.Relay
+	tr    toolRequest
+	args  callArgs
+	cont  continuation
+}
+
+// run calls the upstream (bounded by ctx, the timeouts and kill switches)
+// and records the outcome before returning what the client gets.
+func (g *Gateway) run(ctx context.Context, t *toolRun) (mcp.Result, error) {
+	p, name, e, u, relay, tr, args, cont := t.p, t.name, t.e, t.u, t.relay, t.tr, t.args, t.cont
 	start := g.cfg.Now()
 	callCtx, cancel := context.WithTimeout(ctx, callTimeout(g.cfg.CallTimeout, u.CallTimeout, e.CallTimeout))
 	defer cancel()
 	callCtx, cut := context.WithCancelCause(callCtx)
-	defer g.calls.add(sub, cut)()
+	defer g.calls.add(t.sub, cut)()
 	tc := upstream.ToolCall{Name: e.UpstreamTool, Arguments: args.raw, ParamHeaders: e.ParamHeaders, Continuation: forward(tr.client, cont)}
 	tc.Args, _ = args.value.(map[string]any)
 	res, attempts, err := g.call(callCtx, p, u, e, tc, relay)

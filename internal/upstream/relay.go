@@ -23,6 +23,12 @@ type Relay struct {
 	ProgressToken any             // nil if the client asked for no progress
 	RequestID     string          // the inbound request's correlation id
 	Modern        bool            // a 2026-07-28 client: it takes no requests (it is asked through input_required results)
+	// Ask, for a 2026-07-28 client, puts an upstream's request to it as an
+	// input_required result and returns its answer (JSON).
+	Ask func(ctx context.Context, method string, params any) (json.RawMessage, error)
+	// Capabilities are a 2026-07-28 client's declared capabilities: it is
+	// asked only what they cover.
+	Capabilities json.RawMessage
 
 	mu       sync.Mutex
 	injected vault.Known // secrets injected for this call: never relayed back
@@ -139,6 +145,9 @@ func (e *pooled) askClient(p *Pool, c Caller, u Upstream, opts *mcp.ClientOption
 		if err != nil {
 			return nil, err
 		}
+		if r.Modern {
+			return answer[mcp.CreateMessageResult](r.Ask(ctx, "sampling/createMessage", req.Params))
+		}
 		return r.Session.CreateMessage(r.Ctx, req.Params)
 	}
 	opts.ElicitationHandler = func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
@@ -146,8 +155,35 @@ func (e *pooled) askClient(p *Pool, c Caller, u Upstream, opts *mcp.ClientOption
 		if err != nil {
 			return nil, err
 		}
+		if r.Modern {
+			return answer[mcp.ElicitResult](r.Ask(ctx, "elicitation/create", req.Params))
+		}
 		return r.Session.Elicit(r.Ctx, req.Params)
 	}
+}
+
+// Declares reports whether a 2026-07-28 client's declared capabilities
+// cover being asked method.
+func Declares(caps json.RawMessage, method string) bool {
+	need := map[string]string{"elicitation/create": "elicitation", "sampling/createMessage": "sampling", "roots/list": "roots"}[method]
+	var declared map[string]json.RawMessage
+	if need == "" || json.Unmarshal(caps, &declared) != nil {
+		return false
+	}
+	v, ok := declared[need]
+	return ok && string(v) != "null"
+}
+
+// answer decodes a 2026-07-28 client's answer to an upstream's request.
+func answer[T any](raw json.RawMessage, err error) (*T, error) {
+	if err != nil {
+		return nil, err
+	}
+	v := new(T)
+	if err := json.Unmarshal(raw, v); err != nil {
+		return nil, fmt.Errorf("the client's answer is malformed: %w", err)
+	}
+	return v, nil
 }
 
 // sole returns the one call in flight to relay an upstream request to, and
@@ -167,11 +203,17 @@ func (e *pooled) sole(ctx context.Context, p *Pool, c Caller, u Upstream, method
 	case n != 1:
 		rec.Outcome, rec.Reason = audit.Denied, "no-single-call-in-flight"
 		refusal = fmt.Errorf("%s refused: it can only be relayed during exactly one call of this user", method)
-	case only.Session == nil || only.Modern:
-		// A 2026-07-28 client takes no requests: its questions come as
-		// input_required results, which a session-based upstream does not send.
+	case only.Modern && only.Ask == nil, !only.Modern && only.Session == nil:
 		rec.Outcome, rec.Reason = audit.Denied, "client-takes-no-requests"
-		refusal = fmt.Errorf("%s refused: the client (2026-07-28) takes no requests from the upstream", method)
+		refusal = fmt.Errorf("%s refused: the client cannot be asked", method)
+	case only.Modern && !Declares(only.Capabilities, method):
+		rec.Outcome, rec.Reason = audit.Denied, "client-capability-missing"
+		refusal = fmt.Errorf("%s refused: the client did not declare the capability", method)
+	case only.Modern:
+		// A 2026-07-28 client takes no requests: it is asked with an
+		// input_required result and answers in its next call.
+		rec.RequestID = only.RequestID
+		rec.Detail["via"] = "input_required"
 	default:
 		rec.RequestID = only.RequestID
 	}
