@@ -75,11 +75,20 @@ func (g *Gateway) park(p *authn.Principal, target, digest, approval string, caps
 	return pc
 }
 
-// ended records the call's outcome and forgets it once a request has
-// taken it, or after stateTTL.
+// ended keeps the call's outcome for the request waiting, or, if the call
+// asked its client something, for the client's next call: until one takes
+// it, or stateTTL has passed. A call that asked nothing is forgotten at once
+// (the request that made it is waiting on it).
 func (g *Gateway) ended(pc *parkedCall, res any, err error) {
 	pc.res, pc.err = res, err
+	pc.mu.Lock()
+	parked := pc.parked
+	pc.mu.Unlock()
 	close(pc.done)
+	if !parked {
+		g.parkedCalls.Delete(pc.token)
+		return
+	}
 	time.AfterFunc(stateTTL, func() { g.parkedCalls.Delete(pc.token) })
 }
 
