@@ -189,7 +189,7 @@ func (a *App) open(ctx context.Context) error {
 	if a.authn, err = authn.NewAuthenticator(a.store, hasher, a.now); err != nil {
 		return err
 	}
-	ids, err := identity.NewService(a.store, a.writer, a.authn, hasher, a.now)
+	ids, err := identity.NewService(a.store, a.writer, identityChanges{a}, hasher, a.now)
 	if err != nil {
 		return err
 	}
@@ -496,4 +496,15 @@ func (u users) PrincipalOf(ctx context.Context, name string) (*authn.Principal, 
 	}
 	return &authn.Principal{User: usr.Name, Service: usr.Service, Owner: usr.Owner, Roles: usr.Roles, Environment: authn.DefaultEnvironment,
 		Perms: authz.Permissions{Roles: grants}}, nil
+}
+
+// identityChanges is told of every change to users, roles and keys: the
+// credential cache is dropped, and the gateway checks its open streams.
+type identityChanges struct{ a *App }
+
+func (c identityChanges) Invalidate() {
+	c.a.authn.Invalidate()
+	if c.a.gateway != nil {
+		c.a.gateway.IdentityChanged()
+	}
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -415,4 +417,54 @@ func rpcMessage(t *testing.T, r apptest.Response) map[string]any {
 	}
 	t.Fatalf("no JSON-RPC response in %d %q", r.Status, r.Body)
 	return nil
+}
+
+// A 2025 session's GET stream, open before its key is revoked, is ended by
+// the revocation; another user's stream stays open.
+func TestRevocationEndsStreams(t *testing.T) {
+	s := apptest.Start(t)
+	_, aliceKey, bobKey := gatewaySetup(t, s, false)
+	open := func(key string) <-chan struct{} {
+		t.Helper()
+		r := rpc(t, s, key, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`,
+			map[string]string{"Mcp-Protocol-Version": "2025-11-25"})
+		sid := r.Header.Get("Mcp-Session-Id")
+		if sid == "" {
+			t.Fatalf("no session: %d %s", r.Status, r.Body)
+		}
+		h := map[string]string{"Mcp-Protocol-Version": "2025-11-25", "Mcp-Session-Id": sid}
+		if r := rpc(t, s, key, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, h); r.Status != http.StatusAccepted {
+			t.Fatalf("initialized: %d %s", r.Status, r.Body)
+		}
+		req, _ := http.NewRequest("GET", s.URL+"/mcp", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Accept", "text/event-stream")
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET stream: %v %v", resp, err)
+		}
+		ended := make(chan struct{})
+		go func() {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			close(ended)
+		}()
+		t.Cleanup(func() { resp.Body.Close() })
+		return ended
+	}
+	alice, bob := open(aliceKey), open(bobKey)
+	mustStatus(t, s.Do("POST", "/api/v1/keys/"+strings.Split(aliceKey, "_")[1]+"/revoke", s.AdminKey, nil), http.StatusOK)
+	select {
+	case <-alice:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the revoked key's stream is still open")
+	}
+	select {
+	case <-bob:
+		t.Error("another key's stream was ended")
+	case <-time.After(300 * time.Millisecond):
+	}
 }

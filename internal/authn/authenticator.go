@@ -160,6 +160,19 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization string) 
 	}, nil
 }
 
+// KeyValid reports whether the key with this id would authenticate now
+// (given its secret): known, not revoked or expired, its user enabled.
+func (a *Authenticator) KeyValid(ctx context.Context, id string) (bool, error) {
+	cred, err := a.credential(ctx, id)
+	if fault.Is(err, fault.NotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !cred.Revoked && !cred.UserDisabled && (cred.ExpiresAt.IsZero() || a.now().Before(cred.ExpiresAt)), nil
+}
+
 func (a *Authenticator) credential(ctx context.Context, id string) (Credential, error) {
 	gen := a.gen.Load() // read before the store, so a racing change leaves this entry stale
 	a.mu.Lock()

@@ -95,6 +95,7 @@ type Gateway struct {
 	life        context.Context     // ends with Close: calls that outlive their request end then
 	end         context.CancelFunc
 	detached    sync.WaitGroup // the goroutines of those calls
+	streams     streams        // open GET streams, ended when their key stops authenticating
 }
 
 type principalKey struct{}
@@ -208,8 +209,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if r.Method == http.MethodDelete {
 			defer g.sessions.unbind(sessionID)
+			g.stateful.ServeHTTP(w, r)
+			return
 		}
-		g.stateful.ServeHTTP(w, r)
+		g.streams.serve(p.KeyID, g.stateful, w, r)
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
