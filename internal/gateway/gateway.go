@@ -127,6 +127,7 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g.life, g.end = context.WithCancel(context.Background())
+	go g.watchStreams()
 	for _, o := range cfg.AllowedOrigins {
 		g.origins[strings.ToLower(o)] = true
 	}

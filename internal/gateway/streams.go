@@ -68,24 +68,42 @@ type KeyChecker interface {
 }
 
 // IdentityChanged is called after any change to users, roles or keys: the
-// keys holding open streams are checked again, in the background.
-func (g *Gateway) IdentityChanged() {
+// keys holding open streams are checked again, in the background. They
+// are also checked every minute, for keys that expire.
+func (g *Gateway) IdentityChanged() { go g.recheckStreams() }
+
+// streamRecheck is how often keys holding streams are checked anyway.
+const streamRecheck = time.Minute
+
+func (g *Gateway) recheckStreams() {
 	kc, ok := g.cfg.Authn.(KeyChecker)
 	if !ok {
 		return
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(g.life, 30*time.Second)
-		defer cancel()
-		for _, id := range g.streams.keys() {
-			valid, err := kc.KeyValid(ctx, id)
-			if err != nil {
-				g.cfg.Logger.Warn("cannot check a key with open streams", "key_id", id, "err", err)
-				continue
-			}
-			if !valid {
-				g.cfg.Logger.Info("streams of a key that no longer authenticates ended", "key_id", id, "streams", g.streams.end(id))
-			}
+	ctx, cancel := context.WithTimeout(g.life, 30*time.Second)
+	defer cancel()
+	for _, id := range g.streams.keys() {
+		valid, err := kc.KeyValid(ctx, id)
+		if err != nil {
+			g.cfg.Logger.Warn("cannot check a key with open streams", "key_id", id, "err", err)
+			continue
 		}
-	}()
+		if !valid {
+			g.cfg.Logger.Info("streams of a key that no longer authenticates ended", "key_id", id, "streams", g.streams.end(id))
+		}
+	}
+}
+
+// watchStreams checks the keys holding streams every streamRecheck.
+func (g *Gateway) watchStreams() {
+	t := time.NewTicker(streamRecheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.life.Done():
+			return
+		case <-t.C:
+			g.recheckStreams()
+		}
+	}
 }
