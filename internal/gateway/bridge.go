@@ -41,7 +41,7 @@ type parkedCall struct {
 	res                 any             // mcp.Result
 	err                 error
 	cancel              context.CancelCauseFunc
-	ctx                 context.Context // the call\'s: a question is not waited on past it
+	ctx                 context.Context // the call's: a question is not waited on past it
 	mu                  sync.Mutex
 	parked              bool      // a question went out: the call no longer ends with a request
 	attached            bool      // a request is waiting on it
