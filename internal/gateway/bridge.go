@@ -46,6 +46,39 @@ type parkedCall struct {
 	parked              bool      // a question went out: the call no longer ends with a request
 	attached            bool      // a request is waiting on it
 	outstanding         *question // the question the client was given
+	limit               *parkLimit
+	counted             bool // holds one of its user's places (limit)
+}
+
+// maxParkedPerUser bounds the calls a user may leave waiting on questions:
+// each holds one of its upstream's concurrency slots while it waits.
+const maxParkedPerUser = 4
+
+// parkLimit counts each user's calls waiting on questions.
+type parkLimit struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (l *parkLimit) take(user string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n == nil {
+		l.n = map[string]int{}
+	}
+	if l.n[user] >= maxParkedPerUser {
+		return false
+	}
+	l.n[user]++
+	return true
+}
+
+func (l *parkLimit) give(user string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n[user]--; l.n[user] <= 0 {
+		delete(l.n, user)
+	}
 }
 
 // question is an upstream's request of the client.
@@ -70,7 +103,7 @@ func newID() string {
 // park registers a new call of p's as able to ask its client questions.
 func (g *Gateway) park(p *authn.Principal, target, digest, approval string, caps json.RawMessage) *parkedCall {
 	pc := &parkedCall{token: newID(), user: p.User, keyID: p.KeyID, target: target, digest: digest, approval: approval, caps: caps,
-		asks: make(chan *question), done: make(chan struct{})}
+		asks: make(chan *question), done: make(chan struct{}), limit: &g.parkLimit}
 	g.parkedCalls.Store(pc.token, pc)
 	return pc
 }
@@ -83,6 +116,10 @@ func (g *Gateway) ended(pc *parkedCall, res any, err error) {
 	pc.res, pc.err = res, err
 	pc.mu.Lock()
 	parked := pc.parked
+	if pc.counted {
+		pc.limit.give(pc.user)
+		pc.counted = false
+	}
 	pc.mu.Unlock()
 	close(pc.done)
 	if !parked {
@@ -92,12 +129,29 @@ func (g *Gateway) ended(pc *parkedCall, res any, err error) {
 	time.AfterFunc(stateTTL, func() { g.parkedCalls.Delete(pc.token) })
 }
 
-// ask is the relay's Ask for pc: it hands the question to the request
+// admit is the relay's Admit for pc: the client is asked only what its
+// declared capabilities cover, and a user leaves at most maxParkedPerUser
+// calls waiting on answers (each holds an upstream concurrency slot).
+func (pc *parkedCall) admit(method string) error {
+	if !upstream.Declares(pc.caps, method) {
+		return &upstream.Refusal{Reason: "client-capability-missing", Message: method + " refused: the client did not declare the capability"}
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if !pc.counted {
+		if !pc.limit.take(pc.user) {
+			return &upstream.Refusal{Reason: "too-many-waiting",
+				Message: fmt.Sprintf("%s refused: %d calls of this user already wait for answers", method, maxParkedPerUser)}
+		}
+		pc.counted = true
+	}
+	return nil
+}
+
+// ask is the relay's Ask for pc (once admit let the question through): it hands the question to the request
 // waiting on the call (or the next one) and waits for the answer.
 func (pc *parkedCall) ask(ctx context.Context, method string, params any) (json.RawMessage, error) {
-	if !upstream.Declares(pc.caps, method) { // the relay refused it already, on record
-		return nil, fmt.Errorf("%s refused: the client did not declare the capability", method)
-	}
+
 	q := &question{id: "q-" + newID()[:8], method: method, params: params, answer: make(chan json.RawMessage, 1)}
 	timer := time.NewTimer(stateTTL)
 	defer timer.Stop()

@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/upstream"
 )
 
 // A sealed state opens only for its caller, target, arguments and time,
@@ -87,4 +90,38 @@ func FuzzOpenState(f *testing.F) {
 			t.Errorf("opened %q", state)
 		}
 	})
+}
+
+// A parked call's client is asked only what it declared, and a user has
+// at most maxParkedPerUser calls waiting on answers.
+func TestParkedAdmit(t *testing.T) {
+	var g Gateway
+	alice := &authn.Principal{User: "alice", KeyID: "k1"}
+	pc := g.park(alice, "tool:t", "d", "", json.RawMessage(`{"elicitation":{}}`))
+	var r *upstream.Refusal
+	if err := pc.admit("sampling/createMessage"); !errors.As(err, &r) || r.Reason != "client-capability-missing" {
+		t.Errorf("sampling without the capability: %v", err)
+	}
+	var calls []*parkedCall
+	for range maxParkedPerUser {
+		c := g.park(alice, "tool:t", "d", "", json.RawMessage(`{"elicitation":{}}`))
+		if err := c.admit("elicitation/create"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.admit("elicitation/create"); err != nil { // a second question of the same call takes no place
+			t.Fatal(err)
+		}
+		calls = append(calls, c)
+	}
+	if err := pc.admit("elicitation/create"); !errors.As(err, &r) || r.Reason != "too-many-waiting" {
+		t.Errorf("one call too many: %v", err)
+	}
+	bob := g.park(&authn.Principal{User: "bob", KeyID: "k2"}, "tool:t", "d", "", json.RawMessage(`{"elicitation":{}}`))
+	if err := bob.admit("elicitation/create"); err != nil {
+		t.Errorf("another user: %v", err)
+	}
+	g.ended(calls[0], nil, nil)
+	if err := pc.admit("elicitation/create"); err != nil {
+		t.Errorf("after one ended: %v", err)
+	}
 }

@@ -96,6 +96,7 @@ type Gateway struct {
 	end         context.CancelFunc
 	detached    sync.WaitGroup // the goroutines of those calls
 	streams     streams        // open GET streams, ended when their key stops authenticating
+	parkLimit   parkLimit      // calls waiting on questions, by user
 }
 
 type principalKey struct{}

@@ -245,7 +245,7 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolReque
 	// A 2026-07-28 client: the call runs on its own, so that it can outlive
 	// this request if the upstream asks the client something (bridge.go).
 	pc = g.park(p, "tool:"+name, args.digest, cont.Approval, tr.client.Capabilities)
-	relay.Ask, relay.Capabilities = pc.ask, tr.client.Capabilities
+	relay.Ask, relay.Admit = pc.ask, pc.admit
 	callCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(g.life, func() { cancel(errShutdown) })
 	pc.cancel, pc.ctx, pc.attached = cancel, callCtx, true

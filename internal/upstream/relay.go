@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -26,9 +27,9 @@ type Relay struct {
 	// Ask, for a 2026-07-28 client, puts an upstream's request to it as an
 	// input_required result and returns its answer (JSON).
 	Ask func(ctx context.Context, method string, params any) (json.RawMessage, error)
-	// Capabilities are a 2026-07-28 client's declared capabilities: it is
-	// asked only what they cover.
-	Capabilities json.RawMessage
+	// Admit, for a 2026-07-28 client, says whether it may be asked method
+	// now; a refusal is a *Refusal, recorded with its reason.
+	Admit func(method string) error
 
 	mu       sync.Mutex
 	injected vault.Known // secrets injected for this call: never relayed back
@@ -162,6 +163,11 @@ func (e *pooled) askClient(p *Pool, c Caller, u Upstream, opts *mcp.ClientOption
 	}
 }
 
+// Refusal is a request the client is not asked, with the reason on record.
+type Refusal struct{ Reason, Message string }
+
+func (r *Refusal) Error() string { return r.Message }
+
 // Declares reports whether a 2026-07-28 client's declared capabilities
 // cover being asked method.
 func Declares(caps json.RawMessage, method string) bool {
@@ -206,14 +212,21 @@ func (e *pooled) sole(ctx context.Context, p *Pool, c Caller, u Upstream, method
 	case only.Modern && only.Ask == nil, !only.Modern && only.Session == nil:
 		rec.Outcome, rec.Reason = audit.Denied, "client-takes-no-requests"
 		refusal = fmt.Errorf("%s refused: the client cannot be asked", method)
-	case only.Modern && !Declares(only.Capabilities, method):
-		rec.Outcome, rec.Reason = audit.Denied, "client-capability-missing"
-		refusal = fmt.Errorf("%s refused: the client did not declare the capability", method)
 	case only.Modern:
 		// A 2026-07-28 client takes no requests: it is asked with an
 		// input_required result and answers in its next call.
 		rec.RequestID = only.RequestID
 		rec.Detail["via"] = "input_required"
+		if only.Admit != nil {
+			refusal = only.Admit(method)
+		}
+		if refusal != nil {
+			rec.Outcome, rec.Reason = audit.Denied, "client-not-asked"
+			var r *Refusal
+			if errors.As(refusal, &r) {
+				rec.Reason = r.Reason
+			}
+		}
 	default:
 		rec.RequestID = only.RequestID
 	}
