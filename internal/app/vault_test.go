@@ -9,10 +9,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -286,5 +290,50 @@ func TestVaultEnvironments(t *testing.T) {
 	s.Do("GET", "/api/v1/secrets", s.AdminKey, nil).JSON(t, &list)
 	if len(list.Secrets) != 4 {
 		t.Errorf("secrets list: %+v", list.Secrets)
+	}
+}
+
+// An upstream that answers with a redirect does not get Ostiary to send
+// its injected secret, or the caller's identity, to another host: the call
+// fails, in both eras, and the other host sees nothing.
+func TestUpstreamRedirectNotFollowed(t *testing.T) {
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", true)
+	var caught atomic.Int32
+	catcher := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { caught.Add(1) }))
+	t.Cleanup(catcher.Close)
+	target, _ := url.Parse(up.URL)
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	var redirect atomic.Bool
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if redirect.Load() {
+			http.Redirect(w, r, catcher.URL+"/mcp", http.StatusTemporaryRedirect)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	mustStatus(t, s.Do("PUT", "/api/v1/secrets/fin-key", s.AdminKey, map[string]any{"value": canary, "upstreams": []string{"fin"}}), http.StatusOK)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": front.URL + "/mcp", "allow_private": true,
+		"headers": map[string]string{"X-Api-Key": "${secret:fin-key}"}}), http.StatusCreated)
+	setup(t, s, "readers", []string{"invoke:fin.lookup"}, "alice", false)
+	key, _ := newKey(t, s, map[string]any{"user": "alice"})
+	modern, err := s.Client(t, key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy, err := s.Client(t, key, "2025-11-25")
+	if err != nil {
+		t.Fatal(err)
+	}
+	redirect.Store(true)
+	for name, cs := range map[string]*mcp.ClientSession{"2026-07-28": modern, "2025-11-25": legacy} {
+		res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.lookup", Arguments: map[string]any{"id": "1"}})
+		if err == nil && !res.IsError {
+			t.Errorf("%s: a redirected call succeeded: %+v", name, res)
+		}
+	}
+	if n := caught.Load(); n != 0 {
+		t.Errorf("the redirect target received %d requests", n)
 	}
 }

@@ -600,7 +600,10 @@ func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*m
 	var t mcp.Transport
 	switch u.Kind {
 	case HTTP:
-		hc := &http.Client{Transport: &injector{base: p.transport(u, c.env()), pool: p, u: u, owner: c}}
+		// Redirects are not followed: the injector would give the next
+		// host the admin's headers, secrets and the identity assertion.
+		hc := &http.Client{Transport: &injector{base: p.transport(u, c.env()), pool: p, u: u, owner: c},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		if e != nil {
 			e.http, e.endpoint = hc, u.URL
 		}
