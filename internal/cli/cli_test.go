@@ -5,11 +5,14 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -398,5 +401,30 @@ func TestServeTLS(t *testing.T) {
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("serve exited %d: %s", code, errb)
+	}
+}
+
+// The CLI never follows a redirect: its API key stays with the address it
+// was given, for admin commands and MCP calls alike.
+func TestCLIRefusesRedirects(t *testing.T) {
+	var leaked atomic.Int32
+	catcher := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			leaked.Add(1)
+		}
+	}))
+	defer catcher.Close()
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, catcher.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+	env := map[string]string{"OSTIARY_ADDR": redirector.URL, "OSTIARY_TOKEN": "ost_abcdefghijklmnop_abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuv"}
+	for _, args := range [][]string{{"users", "list"}, {"mcp", "tools"}} {
+		if r := run(env, args...); r.code == ExitOK {
+			t.Errorf("%v followed a redirect: %s", args, r.stdout)
+		}
+	}
+	if n := leaked.Load(); n != 0 {
+		t.Errorf("the API key reached the redirect target %d times", n)
 	}
 }

@@ -75,8 +75,12 @@ func (e *env) httpClient() (*http.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &http.Client{Timeout: 60 * time.Second, Transport: t}, nil
+	return &http.Client{Timeout: 60 * time.Second, Transport: t, CheckRedirect: noRedirects}, nil
 }
+
+// noRedirects keeps the API key with the server it was given for: a
+// redirect is an error, never followed.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 func (e *env) transport() (*http.Transport, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()

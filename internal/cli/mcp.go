@@ -36,7 +36,7 @@ func (e *env) mcpSession(ctx context.Context, version string) (*mcp.ClientSessio
 	}
 	transport := &mcp.StreamableClientTransport{
 		Endpoint:   c.base.String() + "/mcp",
-		HTTPClient: &http.Client{Timeout: 5 * time.Minute, Transport: bearerTransport{token: c.token, base: base}},
+		HTTPClient: &http.Client{Timeout: 5 * time.Minute, Transport: bearerTransport{token: c.token, base: base}, CheckRedirect: noRedirects},
 		MaxRetries: -1,
 	}
 	// Progress (a call waiting for approval, a long job) goes to stderr, so
