@@ -468,3 +468,30 @@ func TestRevocationEndsStreams(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 }
+
+// A request addressed to a non-loopback host name on the loopback listener
+// (DNS rebinding without an Origin) is refused on the direct path as the
+// SDK refuses it on its own.
+func TestDirectPathKeepsRebindingCheck(t *testing.T) {
+	s := apptest.Start(t)
+	_, aliceKey, _ := gatewaySetup(t, s, true)
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fin.lookup","arguments":{"id":"1"},` + modern + `}}`
+	for host, want := range map[string]int{"evil.example:80": http.StatusForbidden, "localhost": http.StatusOK} {
+		req, _ := http.NewRequest("POST", s.URL+"/mcp", strings.NewReader(body))
+		req.Host = host
+		req.Header.Set("Authorization", "Bearer "+aliceKey)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		for k, v := range modernHeaders("tools/call", "fin.lookup") {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"mime"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -81,6 +83,26 @@ func direct(h http.Header, m message) bool {
 		return false
 	}
 	return true
+}
+
+// rebindingSafe is the SDK's DNS-rebinding check, which the direct path
+// must not skip: a server listening on loopback answers only requests
+// addressed to a loopback host (the SDK refuses the others with 403).
+func rebindingSafe(r *http.Request) bool {
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	return !ok || local == nil || !loopback(local.String()) || loopback(r.Host)
+}
+
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = strings.Trim(addr, "[]")
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // decodes reports whether v, as JSON, decodes into into.
