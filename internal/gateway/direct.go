@@ -46,8 +46,8 @@ func direct(h http.Header, m message) bool {
 		return false
 	}
 	if v, ok := m.params["inputResponses"]; ok {
-		if _, isObject := v.(map[string]any); !isObject {
-			return false
+		if _, isObject := v.(map[string]any); !isObject || !decodes(v, &mcp.InputResponseMap{}) {
+			return false // the SDK words the refusal
 		}
 	}
 	if v, ok := m.params["requestState"]; ok {
