@@ -148,10 +148,10 @@ func (pc *parkedCall) admit(method string) error {
 	return nil
 }
 
-// ask is the relay's Ask for pc (once admit let the question through): it hands the question to the request
-// waiting on the call (or the next one) and waits for the answer.
+// ask is the relay's Ask for pc, once admit has let the question through:
+// it hands the question to the request waiting on the call (or the next
+// one) and waits for the answer.
 func (pc *parkedCall) ask(ctx context.Context, method string, params any) (json.RawMessage, error) {
-
 	q := &question{id: "q-" + newID()[:8], method: method, params: params, answer: make(chan json.RawMessage, 1)}
 	timer := time.NewTimer(stateTTL)
 	defer timer.Stop()
