@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -528,4 +529,52 @@ func TestEvidenceRecords(t *testing.T) {
 	}
 	mustStatus(t, w.s.Do("GET", "/api/v1/audit/exception_records", w.carol, nil), http.StatusForbidden)
 	mustStatus(t, w.s.Do("GET", "/api/v1/audit/approval_records?event=x", w.s.AdminKey, nil), http.StatusBadRequest)
+}
+
+// A held call that asks its client something continues under its one
+// approval, and the answering request cannot be replayed: the upstream's
+// final step runs once.
+func TestApprovedContinuationRunsOnce(t *testing.T) {
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", true)
+	up.AddConfirm()
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
+	setup(t, s, "payer", []string{"invoke:fin.*"}, "bob", false)
+	setup(t, s, "approver", []string{"approve:fin.*", "discover:fin.*"}, "carol", false)
+	bob, _ := newKey(t, s, map[string]any{"user": "bob"})
+	carol, _ := newKey(t, s, map[string]any{"user": "carol"})
+	label(t, s, "fin.confirm", policy.Labels{DataClasses: []string{"financial"}, Irreversible: true})
+	call := func(extra string) map[string]any {
+		t.Helper()
+		r := rpc(t, s, bob, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fin.confirm","arguments":{"amount":5}`+extra+`,`+
+			`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}}}`,
+			modernHeaders("tools/call", "fin.confirm"))
+		return rpcMessage(t, r)
+	}
+	id := approvalIDRE.FindString(fmt.Sprint(call("")))
+	if id == "" {
+		t.Fatal("the call was not held")
+	}
+	mustStatus(t, s.Do("POST", "/api/v1/approvals/"+id+"/approve", carol, adminapi.ApprovalDecision{Reason: "checked"}), http.StatusOK)
+	res, _ := call("")["result"].(map[string]any)
+	state, _ := res["requestState"].(string)
+	if res["resultType"] != "input_required" || state == "" {
+		t.Fatalf("approved call did not ask: %v", res)
+	}
+	answer := `,"inputResponses":{"user_name":{"action":"accept","content":{"name":"Bob"}}},"requestState":"` + state + `"`
+	if m := call(answer); !strings.Contains(fmt.Sprint(m["result"]), "Hello, Bob! 5 confirmed.") {
+		t.Fatalf("answered: %v", m)
+	}
+	if m := call(answer); !strings.Contains(fmt.Sprint(m["error"]), "already used") {
+		t.Errorf("a replayed answer: %v", m)
+	}
+	confirmed := 0
+	for _, c := range up.Calls() {
+		if c.Tool == "confirm" && c.State == "st-1" {
+			confirmed++
+		}
+	}
+	if confirmed != 1 {
+		t.Errorf("the final step ran %d times", confirmed)
+	}
 }

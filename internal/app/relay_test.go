@@ -358,10 +358,15 @@ func TestGatewayBridgesQuestionsToModernClients(t *testing.T) {
 		}
 		return id, state
 	}
-	id, state := question(call(alice, `{"elicitation":{}}`, ""))
-	// Not answered: asked again. Another user: refused.
-	if id2, _ := question(call(alice, `{"elicitation":{}}`, `,"requestState":"`+state+`"`)); id2 != id {
+	id, first := question(call(alice, `{"elicitation":{}}`, ""))
+	// Not answered: asked again, under a new state (each state continues
+	// one request). Another user: refused.
+	id2, state := question(call(alice, `{"elicitation":{}}`, `,"requestState":"`+first+`"`))
+	if id2 != id || state == first {
 		t.Errorf("asked again as %s, first as %s", id2, id)
+	}
+	if m := call(alice, `{"elicitation":{}}`, `,"requestState":"`+first+`"`); !strings.Contains(fmt.Sprint(m["error"]), "already used") {
+		t.Errorf("a state continued twice: %v", m)
 	}
 	if m := call(bob, `{"elicitation":{}}`, `,"requestState":"`+state+`"`); !strings.Contains(fmt.Sprint(m["error"]), "issued to another caller") {
 		t.Errorf("bob continued alice's call: %v", m)
@@ -370,8 +375,8 @@ func TestGatewayBridgesQuestionsToModernClients(t *testing.T) {
 	if res, _ := m["result"].(map[string]any); res["resultType"] != "complete" || !strings.Contains(fmt.Sprint(res["structuredContent"]), "Ada") {
 		t.Fatalf("answered: %v", m)
 	}
-	// The state is spent with the call.
-	if m := call(alice, `{"elicitation":{}}`, `,"inputResponses":{"`+id+`":{"action":"accept","content":{"name":"Eve"}}},"requestState":"`+state+`"`); !strings.Contains(fmt.Sprint(m["error"]), "has ended") {
+	// The state is spent.
+	if m := call(alice, `{"elicitation":{}}`, `,"inputResponses":{"`+id+`":{"action":"accept","content":{"name":"Eve"}}},"requestState":"`+state+`"`); !strings.Contains(fmt.Sprint(m["error"]), "already used") {
 		t.Errorf("a spent state continued: %v", m)
 	}
 	// A client that declares no elicitation is not asked.

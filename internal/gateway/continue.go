@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -68,7 +69,39 @@ type continuation struct {
 
 // sealer seals and opens continuations with a key of this process: a
 // state outlives neither a restart nor the replica that issued it.
-type sealer struct{ aead cipher.AEAD }
+//
+// A state is spent when it is opened: one state continues one request.
+// Each answer gets a new state (the upstream's next input_required result,
+// or a question asked again), so a client never needs one twice, while a
+// replayed final answer (say, the confirmation of an approved payment)
+// cannot run the call twice.
+type sealer struct {
+	aead  cipher.AEAD
+	mu    sync.Mutex
+	spent map[string]int64 // nonce → the state's expiry (Unix seconds)
+}
+
+// spend marks a state's nonce as used, reporting false if it already was;
+// entries are dropped once their states have expired anyway.
+func (s *sealer) spend(nonce []byte, expires, now int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.spent == nil {
+		s.spent = map[string]int64{}
+	}
+	if len(s.spent) > 0 && len(s.spent)%1024 == 0 {
+		for n, x := range s.spent {
+			if x < now {
+				delete(s.spent, n)
+			}
+		}
+	}
+	if _, used := s.spent[string(nonce)]; used {
+		return false
+	}
+	s.spent[string(nonce)] = expires
+	return true
+}
 
 func newSealer() (*sealer, error) {
 	key := make([]byte, 32)
@@ -83,7 +116,7 @@ func newSealer() (*sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sealer{aead}, nil
+	return &sealer{aead: aead}, nil
 }
 
 func (s *sealer) seal(c continuation, p *authn.Principal, target, digest string, now time.Time) (string, error) {
@@ -125,6 +158,8 @@ func (s *sealer) open(state string, p *authn.Principal, target, digest string, n
 		return continuation{}, errors.New("issued for another call (the request must be repeated as it was, with the answers)")
 	case now.Unix() > c.Expires:
 		return continuation{}, errors.New("expired; call again without it")
+	case !s.spend(b[:s.aead.NonceSize()], c.Expires, now.Unix()):
+		return continuation{}, errors.New("already used; each state continues one request")
 	}
 	return c, nil
 }

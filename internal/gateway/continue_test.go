@@ -28,6 +28,10 @@ func TestSealedState(t *testing.T) {
 	if err != nil || c.Upstream != "their state" || c.Approval != "apr_1" {
 		t.Fatalf("open: %+v %v", c, err)
 	}
+	if _, err := s.open(state, alice, "tool:fin.pay", "d1", now.Add(time.Minute)); err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Errorf("a state continued a second request: %v", err)
+	}
+	state, _ = s.seal(continuation{Upstream: "their state"}, alice, "tool:fin.pay", "d1", now)
 	for _, bad := range []struct {
 		name, state, target, digest string
 		who                         *authn.Principal
