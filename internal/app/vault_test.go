@@ -337,3 +337,35 @@ func TestUpstreamRedirectNotFollowed(t *testing.T) {
 		t.Errorf("the redirect target received %d requests", n)
 	}
 }
+
+// An upstream that quotes its injected secret in a question to the client
+// gets it redacted, whether the client takes requests (2025) or is asked
+// through an input_required result (2026-07-28).
+func TestVaultRedactsQuestions(t *testing.T) {
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", false)
+	up.AddLeaker()
+	mustStatus(t, s.Do("PUT", "/api/v1/secrets/fin-key", s.AdminKey, map[string]any{"value": canary, "upstreams": []string{"fin"}}), http.StatusOK)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true,
+		"headers": map[string]string{"X-Api-Key": "${secret:fin-key}"}}), http.StatusCreated)
+	setup(t, s, "leaky", []string{"invoke:fin.*"}, "alice", false)
+	key, _ := newKey(t, s, map[string]any{"user": "alice"})
+	for _, version := range []string{"2025-11-25", ""} {
+		var asked string
+		cs, err := s.ClientWith(t, key, version, &mcp.ClientOptions{
+			ElicitationHandler: func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+				asked = r.Params.Message
+				return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"ok": true}}, nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.leak_ask"}); err != nil {
+			t.Fatal(err)
+		}
+		if asked == "" || strings.Contains(asked, canary) || !strings.Contains(asked, "[REDACTED secret:fin-key]") {
+			t.Errorf("%q client was asked %q", version, asked)
+		}
+	}
+}

@@ -146,20 +146,28 @@ func (e *pooled) askClient(p *Pool, c Caller, u Upstream, opts *mcp.ClientOption
 		if err != nil {
 			return nil, err
 		}
-		if r.Modern {
-			return answer[mcp.CreateMessageResult](r.Ask(ctx, "sampling/createMessage", req.Params))
+		params, err := RedactValue(r, req.Params) // an upstream may quote what it was sent
+		if err != nil {
+			return nil, err
 		}
-		return r.Session.CreateMessage(r.Ctx, req.Params)
+		if r.Modern {
+			return answer[mcp.CreateMessageResult](r.Ask(ctx, "sampling/createMessage", params))
+		}
+		return r.Session.CreateMessage(r.Ctx, params)
 	}
 	opts.ElicitationHandler = func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
 		r, err := e.sole(ctx, p, c, u, "elicitation/create")
 		if err != nil {
 			return nil, err
 		}
-		if r.Modern {
-			return answer[mcp.ElicitResult](r.Ask(ctx, "elicitation/create", req.Params))
+		params, err := RedactValue(r, req.Params)
+		if err != nil {
+			return nil, err
 		}
-		return r.Session.Elicit(r.Ctx, req.Params)
+		if r.Modern {
+			return answer[mcp.ElicitResult](r.Ask(ctx, "elicitation/create", params))
+		}
+		return r.Session.Elicit(r.Ctx, params)
 	}
 }
 

@@ -352,6 +352,15 @@ func (u *Upstream) AddLeaker() {
 		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, map[string]any, error) {
 			return nil, nil, errors.New("denied for key " + req.Extra.Header.Get("X-Api-Key"))
 		})
+	mcp.AddTool(u.mcp, &mcp.Tool{Name: "leak_ask", Description: "Ask the client, quoting the credential."},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, map[string]any, error) {
+			res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{Message: "confirm key " + req.Extra.Header.Get("X-Api-Key"),
+				RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"ok": map[string]any{"type": "boolean"}}}})
+			if err != nil {
+				return nil, nil, err
+			}
+			return nil, map[string]any{"action": res.Action}, nil
+		})
 	u.mcp.AddPrompt(&mcp.Prompt{Name: "leak_prompt", Description: "A prompt holding the credential."},
 		func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
 			return &mcp.GetPromptResult{Messages: []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: "use key " + req.Extra.Header.Get("X-Api-Key")}}}}, nil
