@@ -98,6 +98,8 @@ func (g *Gateway) getPrompt(ctx context.Context, p *authn.Principal, params *mcp
 		if res.RequestState, err = g.ask(&out, p, "prompt:"+params.Name, digest, client, res.InputRequests, res.RequestState, cont); err != nil {
 			res = nil
 		}
+	default:
+		res.RequestState = "" // only Ostiary's sealed states reach the client
 	}
 	if _, werr := g.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: out}); werr != nil {
 		return nil, errAudit

@@ -86,6 +86,8 @@ func (g *Gateway) readResource(ctx context.Context, p *authn.Principal, uri stri
 		if res.RequestState, err = g.ask(&out, p, "resource:"+uri, "", client, res.InputRequests, res.RequestState, cont); err != nil {
 			res = nil
 		}
+	default:
+		res.RequestState = "" // only Ostiary's sealed states reach the client
 	}
 	if _, werr := g.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: out}); werr != nil {
 		return nil, errAudit

@@ -302,6 +302,7 @@ func (g *Gateway) run(ctx context.Context, t *toolRun) (mcp.Result, error) {
 		}
 	case err == nil:
 		out.Detail["is_error"] = res.IsError
+		res.RequestState = "" // only Ostiary's sealed states reach the client
 		g.history.Touch(p.User, e.PolicyTool().Classes(), g.cfg.Now())
 	case upstream.Answered(err) && errors.As(err, &rpcErr):
 		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
