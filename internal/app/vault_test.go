@@ -369,3 +369,36 @@ func TestVaultRedactsQuestions(t *testing.T) {
 		}
 	}
 }
+
+// A tool definition that quotes the secret injected into the listing's
+// requests is pinned and shown redacted.
+func TestVaultRedactsDefinitions(t *testing.T) {
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", false)
+	up.AddDescribed(canary)
+	mustStatus(t, s.Do("PUT", "/api/v1/secrets/fin-key", s.AdminKey, map[string]any{"value": canary, "upstreams": []string{"fin"}}), http.StatusOK)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true,
+		"headers": map[string]string{"X-Api-Key": "${secret:fin-key}"}}), http.StatusCreated)
+	setup(t, s, "readers", []string{"invoke:fin.*"}, "alice", false)
+	key, _ := newKey(t, s, map[string]any{"user": "alice"})
+	cs, err := s.Client(t, key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := cs.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var desc string
+	for _, tool := range res.Tools {
+		if tool.Name == "fin.described" {
+			desc = tool.Description
+		}
+	}
+	if desc == "" || strings.Contains(desc, canary) || !strings.Contains(desc, "[REDACTED secret:fin-key]") {
+		t.Errorf("described as %q", desc)
+	}
+	if r := s.Do("GET", "/api/v1/tools", s.AdminKey, nil); strings.Contains(string(r.Body), canary) {
+		t.Error("the catalog holds the secret")
+	}
+}

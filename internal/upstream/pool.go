@@ -406,7 +406,31 @@ func (p *Pool) List(ctx context.Context, u Upstream) (l Listing, err error) {
 			return l, err
 		}
 	}
-	return l, nil
+	// Definitions are shown to clients and pinned in the catalog: one that
+	// quotes what was injected into the listing's requests is redacted.
+	if err := redactAll(injected, l.Tools); err != nil {
+		return l, err
+	}
+	if err := redactAll(injected, l.Prompts); err != nil {
+		return l, err
+	}
+	if err := redactAll(injected, l.Resources); err != nil {
+		return l, err
+	}
+	return l, redactAll(injected, l.Templates)
+}
+
+// redactAll redacts each element of list in place (elements without
+// anything to redact are left as they are).
+func redactAll[T any](r *Relay, list []*T) error {
+	for i, v := range list {
+		red, err := RedactValue(r, v)
+		if err != nil {
+			return err
+		}
+		list[i] = red
+	}
+	return nil
 }
 
 // collect gathers a listing, bounded.
