@@ -165,9 +165,12 @@ func (s *sealer) open(state string, p *authn.Principal, target, digest string, n
 }
 
 // inputKeys lists the upstream's question ids, for the record.
-func inputKeys(m mcp.InputRequestMap) []string {
+func inputKeys(m mcp.InputRequestMap, redact func([]byte) []byte) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
+		if redact != nil { // ids are the upstream's: they may quote what it was sent
+			k = string(redact([]byte(k)))
+		}
 		keys = append(keys, clip(k))
 	}
 	slices.Sort(keys)
@@ -255,8 +258,8 @@ func forward(client upstream.Continuation, cont continuation) upstream.Continuat
 // capability for, and returns the requestState for the client, sealing
 // the upstream's own in it.
 func (g *Gateway) ask(out *audit.Record, p *authn.Principal, target, digest string, client upstream.Continuation,
-	reqs mcp.InputRequestMap, upstreamState string, cont continuation) (string, error) {
-	out.Detail["input_required"] = inputKeys(reqs)
+	reqs mcp.InputRequestMap, upstreamState string, cont continuation, redact func([]byte) []byte) (string, error) {
+	out.Detail["input_required"] = inputKeys(reqs, redact)
 	if missing := missingCapabilities(client.Capabilities, reqs); len(missing) > 0 {
 		out.Outcome, out.Reason = audit.Failed, ReasonCapabilities
 		return "", missingCapabilitiesError(missing)

@@ -83,7 +83,7 @@ func (g *Gateway) readResource(ctx context.Context, p *authn.Principal, uri stri
 	case err != nil:
 		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
 	case res.InputRequests != nil:
-		if res.RequestState, err = g.ask(&out, p, "resource:"+uri, "", client, res.InputRequests, res.RequestState, cont); err != nil {
+		if res.RequestState, err = g.ask(&out, p, "resource:"+uri, "", client, res.InputRequests, res.RequestState, cont, nil); err != nil { // redacted by the pool
 			res = nil
 		}
 	default:

@@ -297,7 +297,7 @@ func (g *Gateway) run(ctx context.Context, t *toolRun) (mcp.Result, error) {
 		res, err = nil, errKilled
 	case err == nil && res.InputRequests != nil:
 		g.history.Touch(p.User, e.PolicyTool().Classes(), g.cfg.Now())
-		if res.RequestState, err = g.ask(&out, p, "tool:"+name, args.digest, tr.client, res.InputRequests, res.RequestState, cont); err != nil {
+		if res.RequestState, err = g.ask(&out, p, "tool:"+name, args.digest, tr.client, res.InputRequests, res.RequestState, cont, relay.Redact); err != nil {
 			res = nil
 		}
 	case err == nil:
