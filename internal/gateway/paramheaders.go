@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/upstream"
 )
 
 // codeHeaderMismatch is the JSON-RPC error of a request whose HTTP headers
@@ -22,10 +23,10 @@ const codeHeaderMismatch = -32020
 // equals the argument. Errors are safe to show.
 func checkParamHeaders(h http.Header, bindings []catalog.ParamHeader, args map[string]any) error {
 	for _, b := range bindings {
-		val, present := lookupPath(args, b.Path)
+		val, present := upstream.ArgAt(args, b.Path)
 		hv, sent := h[http.CanonicalHeaderKey(b.Header)]
 		where := strings.Join(b.Path, ".")
-		if !present || val == nil {
+		if !present {
 			if sent {
 				return fmt.Errorf("header mismatch: %s sent for absent or null argument %q", b.Header, where)
 			}
@@ -43,20 +44,6 @@ func checkParamHeaders(h http.Header, bindings []catalog.ParamHeader, args map[s
 		}
 	}
 	return nil
-}
-
-func lookupPath(args map[string]any, path []string) (any, bool) {
-	var cur any = args
-	for _, k := range path {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = m[k]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
 }
 
 func decodeParam(v string) (string, bool) {

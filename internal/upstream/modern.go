@@ -218,7 +218,7 @@ func paramHeaderValues(bindings []ParamHeader, args map[string]any) map[string]s
 	}
 	out := map[string]string{}
 	for _, b := range bindings {
-		v, ok := lookupArg(args, b.Path)
+		v, ok := ArgAt(args, b.Path)
 		if !ok {
 			continue
 		}
@@ -245,7 +245,8 @@ func paramHeaderValues(bindings []ParamHeader, args map[string]any) map[string]s
 	return out
 }
 
-func lookupArg(args map[string]any, path []string) (any, bool) {
+// ArgAt is the argument at a property path; false if it is absent or null.
+func ArgAt(args map[string]any, path []string) (any, bool) {
 	var cur any = args
 	for _, k := range path {
 		m, ok := cur.(map[string]any)
