@@ -180,22 +180,20 @@ func inputKeys(m mcp.InputRequestMap, redact func([]byte) []byte) []string {
 // missingCapabilities names the client capabilities the questions need
 // and the client did not declare.
 func missingCapabilities(caps json.RawMessage, m mcp.InputRequestMap) []string {
-	var declared map[string]json.RawMessage
-	json.Unmarshal(caps, &declared)
 	var missing []string
 	for _, ir := range m {
-		var need string
+		var method string
 		switch ir.(type) {
 		case *mcp.ElicitParams:
-			need = "elicitation"
+			method = "elicitation/create"
 		case *mcp.CreateMessageParams, *mcp.CreateMessageWithToolsParams:
-			need = "sampling"
+			method = "sampling/createMessage"
 		case *mcp.ListRootsParams:
-			need = "roots"
+			method = "roots/list"
 		default:
 			continue
 		}
-		if v, ok := declared[need]; (!ok || string(v) == "null") && !slices.Contains(missing, need) {
+		if need := upstream.Capability(method); !upstream.Declares(caps, method) && !slices.Contains(missing, need) {
 			missing = append(missing, need)
 		}
 	}

@@ -176,10 +176,16 @@ type Refusal struct{ Reason, Message string }
 
 func (r *Refusal) Error() string { return r.Message }
 
+// Capability is the client capability that being asked method needs
+// ("" for a method no client is asked).
+func Capability(method string) string {
+	return map[string]string{"elicitation/create": "elicitation", "sampling/createMessage": "sampling", "roots/list": "roots"}[method]
+}
+
 // Declares reports whether a 2026-07-28 client's declared capabilities
 // cover being asked method.
 func Declares(caps json.RawMessage, method string) bool {
-	need := map[string]string{"elicitation/create": "elicitation", "sampling/createMessage": "sampling", "roots/list": "roots"}[method]
+	need := Capability(method)
 	var declared map[string]json.RawMessage
 	if need == "" || json.Unmarshal(caps, &declared) != nil {
 		return false
