@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,7 +37,7 @@ type parkedCall struct {
 	caps                json.RawMessage // the client's declared capabilities
 	asks                chan *question  // from the upstream, to the request waiting
 	done                chan struct{}   // closed when the call has ended and res, err are set
-	res                 any             // mcp.Result
+	res                 mcp.Result
 	err                 error
 	cancel              context.CancelCauseFunc
 	ctx                 context.Context // the call's: a question is not waited on past it
@@ -94,15 +93,9 @@ var errShutdown = errors.New("the gateway is stopping")
 // errNotWaiting refuses a continuation of a call that is no longer parked.
 var errNotWaiting = &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid requestState: the call it continues has ended or expired; call again without it"}
 
-func newID() string {
-	var b [12]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 // park registers a new call of p's as able to ask its client questions.
 func (g *Gateway) park(p *authn.Principal, target, digest, approval string, caps json.RawMessage) *parkedCall {
-	pc := &parkedCall{token: newID(), user: p.User, keyID: p.KeyID, target: target, digest: digest, approval: approval, caps: caps,
+	pc := &parkedCall{token: rand.Text(), user: p.User, keyID: p.KeyID, target: target, digest: digest, approval: approval, caps: caps,
 		asks: make(chan *question), done: make(chan struct{}), limit: &g.parkLimit}
 	g.parkedCalls.Store(pc.token, pc)
 	return pc
@@ -112,7 +105,7 @@ func (g *Gateway) park(p *authn.Principal, target, digest, approval string, caps
 // asked its client something, for the client's next call: until one takes
 // it, or stateTTL has passed. A call that asked nothing is forgotten at once
 // (the request that made it is waiting on it).
-func (g *Gateway) ended(pc *parkedCall, res any, err error) {
+func (g *Gateway) ended(pc *parkedCall, res mcp.Result, err error) {
 	pc.res, pc.err = res, err
 	pc.mu.Lock()
 	parked := pc.parked
@@ -152,7 +145,7 @@ func (pc *parkedCall) admit(method string) error {
 // it hands the question to the request waiting on the call (or the next
 // one) and waits for the answer.
 func (pc *parkedCall) ask(ctx context.Context, method string, params any) (json.RawMessage, error) {
-	q := &question{id: "q-" + newID()[:8], method: method, params: params, answer: make(chan json.RawMessage, 1)}
+	q := &question{id: "q-" + rand.Text()[:8], method: method, params: params, answer: make(chan json.RawMessage, 1)}
 	timer := time.NewTimer(stateTTL)
 	defer timer.Stop()
 	select {
@@ -212,8 +205,7 @@ func (g *Gateway) await(ctx context.Context, pc *parkedCall) (mcp.Result, error)
 	select {
 	case <-pc.done:
 		g.parkedCalls.Delete(pc.token)
-		res, _ := pc.res.(mcp.Result)
-		return res, pc.err
+		return pc.res, pc.err
 	case q := <-pc.asks:
 		pc.mu.Lock()
 		pc.parked, pc.outstanding = true, q

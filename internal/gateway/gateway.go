@@ -17,7 +17,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -333,11 +332,7 @@ func (g *Gateway) originAllowed(origin string) bool {
 		return false
 	}
 	host := u.Hostname()
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
+	return strings.EqualFold(host, "localhost") || loopback(host)
 }
 
 // ResourceMetadataURL is where the RFC 9728 metadata of /mcp is served.
