@@ -413,12 +413,12 @@ func completeResult(res mcp.Result) (mcp.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if hasResultType(b) {
+		return res, nil
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, err
-	}
-	if _, set := m["resultType"]; set {
-		return res, nil
 	}
 	m["resultType"] = json.RawMessage(`"complete"`)
 	if b, err = json.Marshal(m); err != nil {
