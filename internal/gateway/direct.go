@@ -35,54 +35,61 @@ const modernVersion = "2026-07-28"
 // builtinNames are answered by the SDK path (they are not on the hot path).
 var builtinNames = map[string]bool{"discover_tools": true, "approval_status": true}
 
-// direct reports whether a request can be answered by serveDirect.
-func direct(h http.Header, m message) bool {
+// direct reports whether a request can be answered by serveDirect, and
+// what the client brings to the call: its capabilities and any answers,
+// encoded once.
+func direct(h http.Header, m message) (client upstream.Continuation, ok bool) {
 	if m.method != "tools/call" || m.id == nil || builtinNames[m.toolName] ||
 		h.Get("Mcp-Protocol-Version") != modernVersion || h.Get("Mcp-Method") != "tools/call" || h.Get("Mcp-Name") != m.toolName ||
 		len(h.Values("Last-Event-ID")) > 0 || !jsonContent(h.Get("Content-Type")) || !acceptsBoth(h.Values("Accept")) {
-		return false
+		return client, false
 	}
 	if _, ok := m.params["task"]; ok {
-		return false
+		return client, false
 	}
-	if v, ok := m.params["inputResponses"]; ok {
-		if _, isObject := v.(map[string]any); !isObject || !decodes(v, &mcp.InputResponseMap{}) {
-			return false // the SDK words the refusal
+	if v, present := m.params["inputResponses"]; present {
+		if _, isObject := v.(map[string]any); !isObject {
+			return client, false // the SDK words the refusal
+		}
+		if client.InputResponses, ok = encodes(v, &mcp.InputResponseMap{}); !ok {
+			return client, false
 		}
 	}
-	if v, ok := m.params["requestState"]; ok {
-		if _, isString := v.(string); !isString {
-			return false
+	if v, present := m.params["requestState"]; present {
+		if client.RequestState, ok = v.(string); !ok {
+			return client, false
 		}
 	}
 	if a, ok := m.params["arguments"]; ok && a != nil {
 		if _, isObject := a.(map[string]any); !isObject {
-			return false // the SDK path words the refusal
+			return client, false // the SDK path words the refusal
 		}
 	}
 	if m.meta[metaProtocolVersion] != modernVersion {
-		return false
+		return client, false
 	}
 	for k := range m.meta {
 		switch k {
 		case "progressToken", "io.modelcontextprotocol/logLevel":
-			return false // wants a stream
+			return client, false // wants a stream
 		}
 	}
-	caps, ok := m.meta["io.modelcontextprotocol/clientCapabilities"].(map[string]any)
-	if !ok {
-		return false // absent or malformed: the SDK refuses
+	caps, isObject := m.meta[metaCapabilities].(map[string]any)
+	if !isObject {
+		return client, false // absent or malformed: the SDK refuses
 	}
-	if len(caps) > 0 && !decodes(caps, &struct {
+	if client.Capabilities, ok = encodes(caps, &struct {
 		mcp.ClientCapabilities
 		Roots *mcp.RootCapabilities `json:"roots,omitempty"`
-	}{}) {
-		return false
+	}{}); !ok {
+		return client, false
 	}
-	if info, present := m.meta["io.modelcontextprotocol/clientInfo"]; present && !decodes(info, &mcp.Implementation{}) {
-		return false
+	if info, present := m.meta["io.modelcontextprotocol/clientInfo"]; present {
+		if _, ok := encodes(info, &mcp.Implementation{}); !ok {
+			return client, false
+		}
 	}
-	return true
+	return client, true
 }
 
 // rebindingSafe is the SDK's DNS-rebinding check, which the direct path
@@ -105,10 +112,10 @@ func loopback(addr string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-// decodes reports whether v, as JSON, decodes into into.
-func decodes(v any, into any) bool {
+// encodes returns v as JSON, and whether that decodes into into.
+func encodes(v any, into any) (json.RawMessage, bool) {
 	b, err := json.Marshal(v)
-	return err == nil && json.Unmarshal(b, into) == nil
+	return b, err == nil && json.Unmarshal(b, into) == nil
 }
 
 func jsonContent(ct string) bool {
@@ -138,11 +145,10 @@ func acceptsBoth(values []string) bool {
 	return jsonOK && streamOK
 }
 
-// serveDirect answers a request direct accepted.
-func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message) {
-	tr := toolRequest{name: m.toolName, client: upstream.Continuation{Capabilities: rawJSON(m.meta[metaCapabilities]),
-		InputResponses: rawJSON(m.params["inputResponses"])}}
-	tr.client.RequestState, _ = m.params["requestState"].(string)
+// serveDirect answers a request direct accepted, with what direct
+// encoded of it.
+func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message, client upstream.Continuation) {
+	tr := toolRequest{name: m.toolName, client: client}
 	if m.args != nil {
 		tr.args, tr.argErr = parsedArguments(m.args, nil)
 	} else {

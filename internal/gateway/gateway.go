@@ -255,8 +255,8 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 		if m.method == "tools/call" && r.Header.Get("Mcp-Protocol-Version") >= "2026-07-28" && !g.paramHeadersMatch(w, r, p, m) {
 			return
 		}
-		if sessionID == "" && direct(r.Header, m) && rebindingSafe(r) {
-			g.serveDirect(w, r, p, m)
+		if client, ok := direct(r.Header, m); ok && sessionID == "" && rebindingSafe(r) {
+			g.serveDirect(w, r, p, m, client)
 			return
 		}
 		g.stateless.ServeHTTP(w, r)
