@@ -182,3 +182,28 @@ func TestBearerToken(t *testing.T) {
 		}
 	}
 }
+
+// KeyValid agrees with Authenticate, without the secret: unknown, revoked,
+// expired and disabled keys are not valid; a store failure is an error.
+func TestKeyValid(t *testing.T) {
+	hasher, _ := NewHasher(bytes.Repeat([]byte{7}, 32))
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	st := &fakeStore{creds: map[string]Credential{
+		"ok":       {User: "a"},
+		"later":    {User: "a", ExpiresAt: now.Add(time.Minute)},
+		"expired":  {User: "a", ExpiresAt: now},
+		"revoked":  {User: "a", Revoked: true},
+		"disabled": {User: "a", UserDisabled: true},
+	}}
+	a, _ := NewAuthenticator(st, hasher, func() time.Time { return now })
+	for id, want := range map[string]bool{"ok": true, "later": true, "expired": false, "revoked": false, "disabled": false, "unknown": false} {
+		if got, err := a.KeyValid(context.Background(), id); err != nil || got != want {
+			t.Errorf("KeyValid(%s) = %t, %v; want %t", id, got, err, want)
+		}
+	}
+	a.Invalidate()
+	st.err = errors.New("disk on fire")
+	if _, err := a.KeyValid(context.Background(), "ok"); err == nil {
+		t.Error("a store failure was not reported")
+	}
+}
