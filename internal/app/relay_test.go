@@ -49,12 +49,7 @@ func (b *inbox) counts() (int, int) {
 // its own progress token, and no one else; cancelling the call cancels it
 // upstream.
 func TestGatewayRelaysProgressLogsAndCancellation(t *testing.T) {
-	s := apptest.Start(t)
-	up := apptest.NewUpstream(t, s, "fin", false)
-	up.AddSlow()
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
-	setup(t, s, "slowpoke", []string{"invoke:fin.*"}, "alice", false)
-	aliceKey, _ := newKey(t, s, map[string]any{"user": "alice"})
+	s, up, aliceKey := withFin(t, false, (*apptest.Upstream).AddSlow, "alice", "invoke:fin.*")
 	aliceKey2, _ := newKey(t, s, map[string]any{"user": "alice"})
 
 	var mine, other inbox
@@ -107,12 +102,7 @@ func TestGatewayRelaysProgressLogsAndCancellation(t *testing.T) {
 
 // In the 2026-07-28 era progress arrives on the request's own stream.
 func TestGatewayRelaysProgressModern(t *testing.T) {
-	s := apptest.Start(t)
-	up := apptest.NewUpstream(t, s, "fin", true)
-	up.AddSlow()
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
-	setup(t, s, "slowpoke", []string{"invoke:fin.*"}, "alice", false)
-	key, _ := newKey(t, s, map[string]any{"user": "alice"})
+	s, up, key := withFin(t, true, (*apptest.Upstream).AddSlow, "alice", "invoke:fin.*")
 	var mine inbox
 	cs, err := s.ClientWith(t, key, "", mine.options())
 	if err != nil {
@@ -139,12 +129,7 @@ func TestGatewayRelaysProgressModern(t *testing.T) {
 // An upstream's elicitation during a call reaches the client that made the
 // call, and is audited.
 func TestGatewayRelaysElicitation(t *testing.T) {
-	s := apptest.Start(t)
-	up := apptest.NewUpstream(t, s, "fin", false)
-	up.AddAsker()
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
-	setup(t, s, "askers", []string{"invoke:fin.ask"}, "alice", false)
-	key, _ := newKey(t, s, map[string]any{"user": "alice"})
+	s, _, key := withFin(t, false, (*apptest.Upstream).AddAsker, "alice", "invoke:fin.ask")
 	var asked int
 	alice, err := s.ClientWith(t, key, "2025-11-25", &mcp.ClientOptions{
 		ElicitationHandler: func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
@@ -174,13 +159,8 @@ func TestGatewayRelaysElicitation(t *testing.T) {
 // can continue this call with; the answers and the upstream's own state go
 // back to the upstream; every leg is governed and on record.
 func TestGatewayRelaysInputRequired(t *testing.T) {
-	s := apptest.Start(t)
-	up := apptest.NewUpstream(t, s, "fin", true)
-	up.AddConfirm()
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
-	setup(t, s, "confirmers", []string{"invoke:fin.confirm"}, "alice", false)
-	setup(t, s, "confirmers2", []string{"invoke:fin.confirm"}, "bob", false)
-	alice, _ := newKey(t, s, map[string]any{"user": "alice"})
+	s, up, alice := withFin(t, true, (*apptest.Upstream).AddConfirm, "alice", "invoke:fin.confirm")
+	setup(t, s, "fin-bob", []string{"invoke:fin.confirm"}, "bob", false)
 	bob, _ := newKey(t, s, map[string]any{"user": "bob"})
 	const caps = `{"elicitation":{}}`
 	call := func(key, args, extra, caps string) (int, map[string]any) {
@@ -257,12 +237,7 @@ func TestGatewayRelaysInputRequired(t *testing.T) {
 // The official SDK's 2026-07-28 client answers the relayed question with
 // its own elicitation handler: the whole round trip through the gateway.
 func TestGatewayInputRequiredWithSDKClient(t *testing.T) {
-	s := apptest.Start(t)
-	up := apptest.NewUpstream(t, s, "fin", true)
-	up.AddConfirm()
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
-	setup(t, s, "confirmers", []string{"invoke:fin.confirm"}, "alice", false)
-	key, _ := newKey(t, s, map[string]any{"user": "alice"})
+	s, _, key := withFin(t, true, (*apptest.Upstream).AddConfirm, "alice", "invoke:fin.confirm")
 	asked := 0
 	cs, err := s.ClientWith(t, key, "", &mcp.ClientOptions{
 		ElicitationHandler: func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
@@ -285,12 +260,7 @@ func TestGatewayInputRequiredWithSDKClient(t *testing.T) {
 // prompts/get relays input_required too; a state is bound to its prompt
 // and arguments (a tool call cannot use it, nor other arguments).
 func TestGatewayRelaysInputRequiredForPrompts(t *testing.T) {
-	s := apptest.Start(t)
-	up := apptest.NewUpstream(t, s, "fin", true)
-	up.AddBrief()
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
-	setup(t, s, "briefed", []string{"invoke:fin.brief", "invoke:fin.lookup"}, "alice", false)
-	alice, _ := newKey(t, s, map[string]any{"user": "alice"})
+	s, _, alice := withFin(t, true, (*apptest.Upstream).AddBrief, "alice", "invoke:fin.brief", "invoke:fin.lookup")
 	const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`
 	get := func(topic, extra string) (int, map[string]any) {
 		t.Helper()
@@ -328,13 +298,8 @@ func TestGatewayRelaysInputRequiredForPrompts(t *testing.T) {
 // (which takes no requests) reaches the client as an input_required result;
 // the client's next call answers it, and the call goes on to its result.
 func TestGatewayBridgesQuestionsToModernClients(t *testing.T) {
-	s := apptest.Start(t)
-	up := apptest.NewUpstream(t, s, "fin", false)
-	up.AddAsker()
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
-	setup(t, s, "askers", []string{"invoke:fin.ask"}, "alice", false)
-	setup(t, s, "askers2", []string{"invoke:fin.ask"}, "bob", false)
-	alice, _ := newKey(t, s, map[string]any{"user": "alice"})
+	s, _, alice := withFin(t, false, (*apptest.Upstream).AddAsker, "alice", "invoke:fin.ask")
+	setup(t, s, "fin-bob", []string{"invoke:fin.ask"}, "bob", false)
 	bob, _ := newKey(t, s, map[string]any{"user": "bob"})
 	call := func(key, caps, extra string) map[string]any {
 		t.Helper()
@@ -397,12 +362,7 @@ func TestGatewayBridgesQuestionsToModernClients(t *testing.T) {
 // The official SDK's 2026-07-28 client answers a session-based upstream's
 // elicitation with its own handler, through the bridge.
 func TestGatewayBridgesQuestionsToSDKClient(t *testing.T) {
-	s := apptest.Start(t)
-	up := apptest.NewUpstream(t, s, "fin", false)
-	up.AddAsker()
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
-	setup(t, s, "askers", []string{"invoke:fin.ask"}, "alice", false)
-	key, _ := newKey(t, s, map[string]any{"user": "alice"})
+	s, _, key := withFin(t, false, (*apptest.Upstream).AddAsker, "alice", "invoke:fin.ask")
 	asked := 0
 	cs, err := s.ClientWith(t, key, "", &mcp.ClientOptions{
 		ElicitationHandler: func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
@@ -426,12 +386,7 @@ func TestGatewayBridgesQuestionsToSDKClient(t *testing.T) {
 // 2026-07-28 upstream that asks with input_required is asked directly,
 // through its session, and the call completes.
 func TestGatewayAnswersInputRequiredForLegacyClients(t *testing.T) {
-	s := apptest.Start(t)
-	up := apptest.NewUpstream(t, s, "fin", true)
-	up.AddConfirm()
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
-	setup(t, s, "confirmers", []string{"invoke:fin.confirm"}, "alice", false)
-	key, _ := newKey(t, s, map[string]any{"user": "alice"})
+	s, up, key := withFin(t, true, (*apptest.Upstream).AddConfirm, "alice", "invoke:fin.confirm")
 	asked := 0
 	cs, err := s.ClientWith(t, key, "2025-11-25", &mcp.ClientOptions{
 		ElicitationHandler: func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
@@ -457,12 +412,7 @@ func TestGatewayAnswersInputRequiredForLegacyClients(t *testing.T) {
 // A call waiting for its client's answer is still under the kill switch,
 // and a stopping gateway ends such calls; each outcome is on record.
 func TestParkedCallsEnd(t *testing.T) {
-	s := apptest.Start(t)
-	up := apptest.NewUpstream(t, s, "fin", false)
-	up.AddAsker()
-	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
-	setup(t, s, "askers", []string{"invoke:fin.ask"}, "alice", false)
-	alice, _ := newKey(t, s, map[string]any{"user": "alice"})
+	s, _, alice := withFin(t, false, (*apptest.Upstream).AddAsker, "alice", "invoke:fin.ask")
 	ask := func() {
 		t.Helper()
 		r := rpc(t, s, alice, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fin.ask","arguments":{},`+
@@ -496,4 +446,18 @@ func TestParkedCallsEnd(t *testing.T) {
 	if recs := records(t, s, audit.Query{Event: "tool-result"}); len(recs) != 2 || recs[0].Outcome != audit.Failed {
 		t.Errorf("tool-result records after stopping: %+v", recs)
 	}
+}
+
+// withFin starts a server with a fixture upstream "fin" (stateless: of the
+// 2026-07-28 era only), prepared by add and registered, and a user holding
+// grants; it returns the user's key.
+func withFin(t *testing.T, stateless bool, add func(*apptest.Upstream), user string, grants ...string) (*apptest.Server, *apptest.Upstream, string) {
+	t.Helper()
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", stateless)
+	add(up)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
+	setup(t, s, "fin-"+user, grants, user, false)
+	key, _ := newKey(t, s, map[string]any{"user": user})
+	return s, up, key
 }
