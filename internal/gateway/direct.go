@@ -161,13 +161,13 @@ func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, p *authn.P
 		g.answeredBy(res)
 		body, err = resultMessage(m.id, res)
 	}
-	status := http.StatusOK
-	if err != nil {
-		body, status = errorMessage(m.id, err)
-	}
 	w.Header().Set("Cache-Control", "no-cache, no-transform")
+	if err != nil {
+		rpcErr, status := rpcError(err)
+		writeRPCError(w, status, m.id, rpcErr)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
 	w.Write(body)
 }
 
@@ -215,28 +215,20 @@ func hasResultType(b []byte) bool {
 	return ok
 }
 
-// errorMessage is the JSON-RPC error response for err, coded as the SDK
-// codes a handler's error, with the HTTP status 2026-07-28 gives its code.
-func errorMessage(id any, err error) ([]byte, int) {
+// rpcError is err as the SDK codes a handler's error, with the HTTP
+// status 2026-07-28 gives its code.
+func rpcError(err error) (*jsonrpc.Error, int) {
 	var rpcErr *jsonrpc.Error
 	if !errors.As(err, &rpcErr) {
 		rpcErr = &jsonrpc.Error{Message: err.Error()}
 	} else if rpcErr != err {
 		rpcErr = &jsonrpc.Error{Code: rpcErr.Code, Message: err.Error()}
 	}
-	b, merr := json.Marshal(struct {
-		JSONRPC string         `json:"jsonrpc"`
-		ID      any            `json:"id"`
-		Error   *jsonrpc.Error `json:"error"`
-	}{"2.0", id, rpcErr})
-	if merr != nil {
-		b, _ = json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "error": map[string]any{"code": jsonrpc.CodeInternalError, "message": "internal error"}})
-	}
 	switch rpcErr.Code {
 	case jsonrpc.CodeMethodNotFound:
-		return b, http.StatusNotFound
+		return rpcErr, http.StatusNotFound
 	case jsonrpc.CodeInvalidParams, mcp.CodeUnsupportedProtocolVersion, mcp.CodeMissingRequiredClientCapabilities:
-		return b, http.StatusBadRequest
+		return rpcErr, http.StatusBadRequest
 	}
-	return b, http.StatusOK
+	return rpcErr, http.StatusOK
 }

@@ -384,7 +384,10 @@ func correlationID(r *http.Request) string {
 }
 
 func writeRPCError(w http.ResponseWriter, status int, id any, e *jsonrpc.Error) {
-	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "error": e})
+	body, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "error": e})
+	if err != nil { // data (an upstream's) that is not JSON: the error without it
+		body, _ = json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "error": &jsonrpc.Error{Code: e.Code, Message: e.Message}})
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(body)
