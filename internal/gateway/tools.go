@@ -198,7 +198,7 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolReque
 	}
 	var pc *parkedCall // the call this request continues, still under way
 	if cont.Parked != "" {
-		if pc, err = g.parkedFor(cont, p, "tool:"+name, args.digest); err != nil {
+		if pc, err = g.parkedFor(cont); err != nil {
 			return nil, g.deny(ctx, rec, ReasonBadState, err)
 		}
 		rec.Detail["parked"] = true
