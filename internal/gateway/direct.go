@@ -150,7 +150,7 @@ func acceptsBoth(values []string) bool {
 func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message, client upstream.Continuation) {
 	tr := toolRequest{name: m.toolName, client: client}
 	if m.args != nil {
-		tr.args, tr.argErr = parsedArguments(m.args, nil)
+		tr.args, tr.argErr = parsedArguments(m.args)
 	} else {
 		tr.args, tr.argErr = arguments(nil)
 	}

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -76,7 +75,7 @@ func (g *Gateway) getPrompt(ctx context.Context, p *authn.Principal, params *mcp
 		args[k] = v
 	}
 	digest := ""
-	if a, err := parsedArguments(args, json.RawMessage("{}")); err == nil {
+	if a, err := parsedArguments(args); err == nil {
 		digest = a.digest
 	}
 	cont, err := g.resume(&rec, p, "prompt:"+params.Name, digest, client)

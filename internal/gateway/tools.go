@@ -466,10 +466,14 @@ func rawJSON(v any) json.RawMessage {
 // arguments parses call arguments strictly and returns them with their
 // canonical (RFC 8785) form and its SHA-256, so that the audit log can
 // prove which arguments a call carried without holding them, and an
-// approval can bind them.
+// approval can bind them. The canonical bytes are also what the upstream
+// gets: what is hashed, validated, decided on, shown to an approver and
+// forwarded is one text. Arguments that would not be that one text are
+// refused: member names equal under case folding ({"ms":1,"MS":3000}),
+// and numbers the canonical form cannot carry exactly (jcs.Exact).
 type callArgs struct {
-	value     any
-	raw       json.RawMessage // as the client sent them: what the upstream gets
+	value     any // numbers rewritten to their canonical text
+	raw       json.RawMessage
 	canonical []byte
 	digest    string
 }
@@ -482,26 +486,27 @@ func arguments(raw json.RawMessage) (callArgs, error) {
 	if err != nil {
 		return callArgs{}, err
 	}
-	return parsedArguments(v, raw)
+	return parsedArguments(v)
 }
 
-// parsedArguments is arguments for a value already parsed strictly; raw
-// is its JSON text (encoded from v if nil: json.Number keeps every digit).
-func parsedArguments(v any, raw json.RawMessage) (callArgs, error) {
+// parsedArguments is arguments for a value already parsed strictly (and
+// owned by the caller: its numbers are rewritten in place).
+func parsedArguments(v any) (callArgs, error) {
 	if _, ok := v.(map[string]any); !ok {
 		return callArgs{}, errors.New("arguments must be an object")
+	}
+	if c := strictjson.FindCaseCollision(v, "$"); c != nil {
+		return callArgs{}, c
+	}
+	if err := jcs.Exact(v, "$"); err != nil {
+		return callArgs{}, err
 	}
 	c, err := jcs.Append(nil, v)
 	if err != nil {
 		return callArgs{}, err
 	}
-	if raw == nil {
-		if raw, err = json.Marshal(v); err != nil {
-			return callArgs{}, err
-		}
-	}
 	sum := sha256.Sum256(c)
-	return callArgs{v, raw, c, hex.EncodeToString(sum[:])}, nil
+	return callArgs{v, c, c, hex.EncodeToString(sum[:])}, nil
 }
 
 // discover serves the built-in discover_tools: a search over only what the
