@@ -20,6 +20,7 @@ import (
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/edge"
 	"github.com/ostiary/ostiary/internal/fault"
 	"github.com/ostiary/ostiary/internal/gateway"
 	"github.com/ostiary/ostiary/internal/identity"
@@ -88,6 +89,14 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	start := a.Now()
+	if f := edge.Check(r); f != nil {
+		if _, err := a.Auditor.Write(context.WithoutCancel(r.Context()), audit.Entry{Record: f.Record(r, reqID)}); err != nil {
+			a.Logger.Error("cannot record a refused request", "request_id", reqID, "reason", f.Reason, "err", err)
+		}
+		a.Logger.Warn("admin request refused", "request_id", reqID, "reason", f.Reason, "header", f.Header, "remote", r.RemoteAddr)
+		writeJSON(w, f.Status, ErrorBody{Error: ErrorDetail{Code: string(fault.Invalid), Message: f.Message}, RequestID: reqID})
+		return
+	}
 	p, err := a.Authn.Authenticate(r.Context(), r.Header.Get("Authorization"))
 	if err != nil {
 		a.authFailed(w, r, reqID, err)

@@ -31,6 +31,7 @@ import (
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/edge"
 	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/upstream"
@@ -172,6 +173,10 @@ func (g *Gateway) Close() {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := correlationID(r)
 	w.Header().Set("X-Request-ID", reqID)
+	if f := edge.Check(r); f != nil {
+		g.refuseAtEdge(w, r, reqID, f)
+		return
+	}
 	if o := r.Header.Get("Origin"); o != "" && !g.originAllowed(o) {
 		g.cfg.Logger.Warn("mcp origin refused", "request_id", reqID, "origin", clip(o))
 		writeRPCError(w, http.StatusForbidden, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "origin not allowed"})
@@ -290,6 +295,16 @@ func (g *Gateway) paramHeadersMatch(w http.ResponseWriter, r *http.Request, p *a
 	}
 	writeRPCError(w, http.StatusBadRequest, m.id, &jsonrpc.Error{Code: codeHeaderMismatch, Message: err.Error()})
 	return false
+}
+
+// refuseAtEdge records and answers a request refused before anything read
+// it (edge.Check).
+func (g *Gateway) refuseAtEdge(w http.ResponseWriter, r *http.Request, reqID string, f *edge.Refusal) {
+	if _, err := g.cfg.Auditor.Write(context.WithoutCancel(r.Context()), audit.Entry{Record: f.Record(r, reqID)}); err != nil {
+		g.cfg.Logger.Error("cannot record a refused request", "request_id", reqID, "reason", f.Reason, "err", err)
+	}
+	g.cfg.Logger.Warn("mcp request refused", "request_id", reqID, "reason", f.Reason, "header", f.Header, "remote", r.RemoteAddr)
+	writeRPCError(w, f.Status, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: f.Message})
 }
 
 // refuseMethod records a call of a method that is not exposed.
