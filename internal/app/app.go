@@ -42,23 +42,24 @@ var Version = "dev"
 
 // App is a running (or ready to run) Ostiary server.
 type App struct {
-	cfg     config.Config
-	log     *slog.Logger
-	now     func() time.Time
-	layout  Layout
-	lockF   *os.File
-	store   *sqlite.Store
-	writer  *audit.Writer
-	authn   *authn.Authenticator
-	signer  *assertion.Signer
-	pool    *upstream.Pool
-	catalog *catalog.Catalog
-	gateway *gateway.Gateway
-	api     *adminapi.API
-	tls     *tls.Config // nil: plain HTTP (loopback only)
-	vault   *vault.Vault
-	server  *http.Server
-	ln      net.Listener
+	cfg      config.Config
+	log      *slog.Logger
+	now      func() time.Time
+	layout   Layout
+	lockF    *os.File
+	store    *sqlite.Store
+	writer   *audit.Writer
+	authn    *authn.Authenticator
+	failures *authn.FailureGuard
+	signer   *assertion.Signer
+	pool     *upstream.Pool
+	catalog  *catalog.Catalog
+	gateway  *gateway.Gateway
+	api      *adminapi.API
+	tls      *tls.Config // nil: plain HTTP (loopback only)
+	vault    *vault.Vault
+	server   *http.Server
+	ln       net.Listener
 
 	base       context.Context    // every request's context derives from it
 	cancelBase context.CancelFunc // ends long-lived streams at shutdown
@@ -254,14 +255,17 @@ func (a *App) open(ctx context.Context) error {
 		}
 		a.approvals.SetNotifier(a.webhooks)
 	}
-	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, Catalog: a.catalog, Upstreams: a.pool, Auditor: a.writer,
+	if a.failures, err = authn.NewFailureGuard(a.cfg.RateAuthFail.Per, a.cfg.RateAuthFail.Burst, a.cfg.AuthFailWindow, a.writer, a.log, a.now); err != nil {
+		return err
+	}
+	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, AuthFailures: a.failures, Catalog: a.catalog, Upstreams: a.pool, Auditor: a.writer,
 		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, CallTimeout: a.cfg.CallTimeout,
 		Limits: gateway.Limits{PerKey: a.cfg.RateKey, PerUser: a.cfg.RateUser, PerTool: a.cfg.RateTool},
 		Policy: policies, Users: users{a.store}, Approvals: a.approvals, ApprovalWait: a.cfg.ApprovalWait}); err != nil {
 		return err
 	}
 	a.gateway.SetKillSwitch(kill)
-	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
+	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Failures: a.failures, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
 		Policy: policies, Gateway: a.gateway, Approvals: a.approvals}); err != nil {
 		return err
 	}
@@ -438,6 +442,9 @@ func (a *App) release() {
 	}
 	if a.pool != nil {
 		a.pool.Close()
+	}
+	if a.failures != nil { // what it still counts goes on record while the writer is open
+		a.failures.Close()
 	}
 	if a.writer != nil {
 		a.writer.Close()

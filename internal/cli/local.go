@@ -78,6 +78,7 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	}{{"rate-key", "100/s", &cfg.RateKey}, {"rate-user", "200/s", &cfg.RateUser}, {"rate-tool", "500/s", &cfg.RateTool}} {
 		cmd.Flags().Var(rateFlag{rf.r}, rf.name, "request rate limit per "+strings.TrimPrefix(rf.name, "rate-")+": N/s or N/m[,burst=B], or off (default "+rf.def+")")
 	}
+	cmd.Flags().Var(rateFlag{&cfg.RateAuthFail}, "rate-auth-fail", "failed authentications allowed per source address and per key id: N/s or N/m[,burst=B], or off (default 2/s,burst=20; then 429 with Retry-After)")
 	cmd.Flags().StringVar(&cfg.DataDir, "data", "", "data directory (or OSTIARY_DATA)")
 	cmd.Flags().StringVar(&cfg.Listen, "listen", "", "address to listen on, loopback only until TLS (default 127.0.0.1:8080, or OSTIARY_LISTEN)")
 	cmd.Flags().StringVar(&cfg.LogFormat, "log-format", "", "operational log format: text or json")
@@ -126,7 +127,7 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	for _, r := range []struct {
 		flag     string
 		from, to *config.Rate
-	}{{"rate-key", &flags.RateKey, &cfg.RateKey}, {"rate-user", &flags.RateUser, &cfg.RateUser}, {"rate-tool", &flags.RateTool, &cfg.RateTool}} {
+	}{{"rate-key", &flags.RateKey, &cfg.RateKey}, {"rate-user", &flags.RateUser, &cfg.RateUser}, {"rate-tool", &flags.RateTool, &cfg.RateTool}, {"rate-auth-fail", &flags.RateAuthFail, &cfg.RateAuthFail}} {
 		if cmd.Flags().Changed(r.flag) {
 			*r.to = *r.from
 		}

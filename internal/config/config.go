@@ -37,6 +37,8 @@ type Config struct {
 	RateKey         Rate          // requests per API key
 	RateUser        Rate          // requests per user, over all their keys
 	RateTool        Rate          // calls per tool, over all callers
+	RateAuthFail    Rate          // failed authentications per source address and per presented key id
+	AuthFailWindow  time.Duration // failures after a source's first in this window are recorded as one aggregated record
 }
 
 // Default returns the defaults.
@@ -53,6 +55,8 @@ func Default() Config {
 		RateKey:         Rate{Per: 100, Burst: 200},
 		RateUser:        Rate{Per: 200, Burst: 400},
 		RateTool:        Rate{Per: 500, Burst: 1000},
+		RateAuthFail:    Rate{Per: 2, Burst: 20},
+		AuthFailWindow:  10 * time.Second,
 	}
 }
 
@@ -82,7 +86,7 @@ func (c Config) FromEnv(getenv func(string) string) (Config, error) {
 			*dst = v
 		}
 	}
-	for name, dst := range map[string]*Rate{"OSTIARY_RATE_KEY": &c.RateKey, "OSTIARY_RATE_USER": &c.RateUser, "OSTIARY_RATE_TOOL": &c.RateTool} {
+	for name, dst := range map[string]*Rate{"OSTIARY_RATE_KEY": &c.RateKey, "OSTIARY_RATE_USER": &c.RateUser, "OSTIARY_RATE_TOOL": &c.RateTool, "OSTIARY_RATE_AUTH_FAIL": &c.RateAuthFail} {
 		if v := getenv(name); v != "" {
 			r, err := ParseRate(v)
 			if err != nil {

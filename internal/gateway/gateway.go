@@ -14,11 +14,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +61,7 @@ type Caller interface {
 // Config holds the gateway's dependencies and settings.
 type Config struct {
 	Authn          Authenticator
+	AuthFailures   *authn.FailureGuard // limits and aggregates failed authentications
 	Catalog        Catalog
 	Upstreams      Caller
 	Auditor        audit.Appender
@@ -103,7 +107,7 @@ type principalKey struct{}
 
 // New returns the gateway.
 func New(cfg Config) (*Gateway, error) {
-	if cfg.Authn == nil || cfg.Catalog == nil || cfg.Upstreams == nil || cfg.Auditor == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Approvals == nil {
+	if cfg.Authn == nil || cfg.AuthFailures == nil || cfg.Catalog == nil || cfg.Upstreams == nil || cfg.Auditor == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Approvals == nil {
 		return nil, errors.New("gateway: missing dependency")
 	}
 	if cfg.MaxBodyBytes <= 0 {
@@ -180,6 +184,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if o := r.Header.Get("Origin"); o != "" && !g.originAllowed(o) {
 		g.cfg.Logger.Warn("mcp origin refused", "request_id", reqID, "origin", clip(o))
 		writeRPCError(w, http.StatusForbidden, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "origin not allowed"})
+		return
+	}
+	if ok, wait := g.cfg.AuthFailures.Admit(r, reqID); !ok {
+		throttled(w, wait)
 		return
 	}
 	p, err := g.cfg.Authn.Authenticate(r.Context(), r.Header.Get("Authorization"))
@@ -320,11 +328,16 @@ func (g *Gateway) refuseMethod(ctx context.Context, p *authn.Principal, method s
 // resource metadata, identical whatever the reason; or 503 if the
 // credential store or the audit log is unavailable.
 func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request, reqID string, err error) {
-	rec := authn.FailureRecord(err, r, reqID)
-	if _, werr := g.cfg.Auditor.Write(context.WithoutCancel(r.Context()), audit.Entry{Record: rec}); werr != nil {
+	limited, wait, rec, werr := g.cfg.AuthFailures.Failed(r.Context(), r, reqID, err)
+	if werr != nil {
+		g.cfg.Logger.Error("cannot record a failed authentication", "request_id", reqID, "err", werr)
 		err = werr
 	}
 	g.cfg.Logger.Warn("mcp authentication failed", "request_id", reqID, "reason", rec.Reason, "key_id", rec.KeyID, "remote", r.RemoteAddr)
+	if limited && werr == nil {
+		throttled(w, wait)
+		return
+	}
 	var f *authn.Failure
 	if !errors.As(err, &f) {
 		w.Header().Set("Retry-After", "5")
@@ -333,6 +346,15 @@ func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request, reqID 
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer resource_metadata="`+ResourceMetadataURL(r)+`"`)
 	writeRPCError(w, http.StatusUnauthorized, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "authentication required"})
+}
+
+// throttled answers a source or key id that spent its budget of failed
+// authentications.
+func throttled(w http.ResponseWriter, wait time.Duration) {
+	secs := max(1, int(math.Ceil(wait.Seconds())))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	writeRPCError(w, http.StatusTooManyRequests, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest,
+		Message: fmt.Sprintf("too many failed authentications; retry in %d s", secs)})
 }
 
 // originAllowed accepts configured origins and loopback ones: a page can
