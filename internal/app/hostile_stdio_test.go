@@ -13,6 +13,7 @@ import (
 
 	"github.com/ostiary/ostiary/internal/app/apptest"
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/config"
 )
 
 // argvUpstream is the mode of this test binary that the stdio tests run
@@ -142,5 +143,147 @@ func TestStdioArgumentsVerbatim(t *testing.T) {
 	add := records(t, s, audit.Query{Event: "upstream-add"})[0]
 	if c := anyStrings(add.Detail["command"]); !slices.Equal(c[3:], args) {
 		t.Errorf("recorded command %q", add.Detail["command"])
+	}
+}
+
+// copyFile copies an executable into dir under name.
+func copyFile(t *testing.T, from, dir, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := filepath.Join(dir, name)
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return to
+}
+
+// An allowed directory allows the programs directly in it, and nothing
+// that merely looks as if it were there.
+func TestStdioAllowedDirectoryEscapes(t *testing.T) {
+	dir := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := copyFile(t, exe, dir, "server")
+	shell := copyFile(t, "/bin/sh", dir, "sh")
+	copyFile(t, "/bin/sh", dir, "bash5")
+	if err := os.Symlink("/bin/sh", filepath.Join(dir, "srv")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, exe, filepath.Join(dir, "sub"), "server")
+	s := apptest.StartWith(t, func(c *config.Config) { c.StdioAllow = []string{dir + "/"} })
+	m := marker(t)
+	attack := []string{"-c", "touch " + m}
+	// {"command":[DIR+"/../../../bin/sh","-c","touch M"]}: a traversal out of the directory.
+	refusedAdd(t, s, map[string]any{"name": "pwn", "command": append([]string{dir + "/../../../bin/sh"}, attack...)}, "clean")
+	// {"command":[DIR+"/srv",…]}, DIR/srv being a link to /bin/sh.
+	refusedAdd(t, s, map[string]any{"name": "pwn", "command": append([]string{filepath.Join(dir, "srv")}, attack...)}, "not on this server's list")
+	// A shell copied into the directory, by its name or a versioned one.
+	refusedAdd(t, s, map[string]any{"name": "pwn", "command": append([]string{shell}, attack...)}, "interpreter")
+	refusedAdd(t, s, map[string]any{"name": "pwn", "command": append([]string{filepath.Join(dir, "bash5")}, attack...)}, "interpreter")
+	// A program in a subdirectory is not directly inside.
+	refusedAdd(t, s, map[string]any{"name": "pwn", "command": []string{filepath.Join(dir, "sub", "server"), argvUpstream, m}}, "not on this server's list")
+	mustNotExist(t, m)
+	// What the directory does hold runs.
+	cs, _ := userOn(t, s, "alice", map[string]any{"name": "ok", "command": []string{server, argvUpstream, m, "x"}})
+	if res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "ok.argv"}); err != nil || res.IsError {
+		t.Fatalf("%+v %v", res, err)
+	}
+}
+
+// A shell runs only if the operator named that very file.
+func TestStdioInterpreterNamedExactly(t *testing.T) {
+	m := marker(t)
+	s := apptest.StartWith(t, func(c *config.Config) { c.StdioAllow = []string{"/bin/sh"} })
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "sh", "command": []string{"/bin/sh", "-c", "touch " + m}}), http.StatusCreated)
+	if _, err := os.Stat(m); err != nil {
+		t.Fatalf("the named shell did not run: %v", err)
+	}
+	// Naming /bin/sh allows that file, not its directory.
+	refusedAdd(t, s, map[string]any{"name": "pwn", "command": []string{"/bin/cat", "/etc/passwd"}}, "--stdio-allow")
+}
+
+// An upstream stored while its program was allowed does not start after a
+// restart whose list no longer holds it, nor with a list emptied: the call
+// fails, says why, and the refusal is recorded.
+func TestStdioNarrowedAtRestart(t *testing.T) {
+	s := apptest.Start(t)
+	m := marker(t)
+	cs, key := userOn(t, s, "alice", map[string]any{"name": "echo", "command": []string{os.Args[0], argvUpstream, m}})
+	if res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "echo.argv"}); err != nil || res.IsError {
+		t.Fatalf("%+v %v", res, err)
+	}
+	cs.Close()
+	s.Stop()
+	other := t.TempDir()
+	for _, allow := range [][]string{{other}, nil} {
+		if err := os.Remove(m); err != nil {
+			t.Fatal(err)
+		}
+		s.Restart(func(c *config.Config) { c.StdioAllow = allow })
+		cs, err := s.Client(t, key, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// tools/call {"name":"echo.argv"} after the restart.
+		res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "echo.argv"})
+		if err == nil && !res.IsError {
+			t.Fatalf("%v: the call succeeded: %+v", allow, res)
+		}
+		if err == nil && !strings.Contains(resultText(res), "not allowed") {
+			t.Errorf("%v: the caller is not told why: %s", allow, resultText(res))
+		}
+		mustNotExist(t, m)
+		spawn := records(t, s, audit.Query{Event: "upstream-spawn", Limit: 1})[0]
+		if spawn.Outcome != audit.Denied || spawn.Reason != "stdio-command-refused" || spawn.Actor != "alice" ||
+			!strings.Contains(spawn.Detail["error"].(string), "--stdio-allow") {
+			t.Errorf("%v: spawn record %+v", allow, spawn)
+		}
+		// A sync says so too, and starts nothing.
+		r := s.Do("POST", "/api/v1/upstreams/echo/sync", s.AdminKey, nil)
+		if !strings.Contains(string(r.Body), "cannot start the upstream") {
+			t.Errorf("%v: sync: %d %s", allow, r.Status, r.Body)
+		}
+		mustNotExist(t, m)
+		cs.Close()
+		s.Stop()
+		if err := os.WriteFile(m, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The list is the operator's to get right, and a wrong one stops the
+// start instead of allowing more, or less, than was meant.
+func TestStdioAllowCheckedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	open := filepath.Join(dir, "open")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(open, 0o777)
+	file := filepath.Join(dir, "data.txt")
+	os.WriteFile(file, nil, 0o644)
+	for entry, want := range map[string]string{
+		"bin/server":             "absolute",
+		filepath.Join(dir, "no"): "no such file",
+		file + "/":               "not a directory",
+		file:                     "not an executable",
+		open:                     "writable by everyone",
+		"/usr/bin/":              "one by one",
+		"/bin":                   "one by one",
+	} {
+		cfg := serveConfig(t.TempDir())
+		cfg.StdioAllow = []string{entry}
+		if _, err := openWith(cfg); err == nil || !strings.Contains(err.Error(), "--stdio-allow") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error naming --stdio-allow and %q", entry, err, want)
+		}
 	}
 }
