@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -88,6 +89,8 @@ func TestStdioShellRefused(t *testing.T) {
 	refusedAdd(t, s, map[string]any{"name": "pwn", "command": []string{"./touch", m}}, "absolute")
 	// The old CLI's shape: one string with spaces is not split by anyone.
 	refusedAdd(t, s, map[string]any{"name": "pwn", "command": []string{"/bin/sh -c touch " + m}}, "argument")
+	// {"command":"/bin/sh -c 'touch M'"}: a string is not a list.
+	refusedAdd(t, s, map[string]any{"name": "pwn", "command": "/bin/sh -c 'touch " + m + "'"}, "command")
 	mustNotExist(t, m)
 	if n := len(records(t, s, audit.Query{Event: "upstream-spawn"})); n != 0 {
 		t.Fatalf("%d processes were started", n)
@@ -143,6 +146,11 @@ func TestStdioArgumentsVerbatim(t *testing.T) {
 	add := records(t, s, audit.Query{Event: "upstream-add"})[0]
 	if c := anyStrings(add.Detail["command"]); !slices.Equal(c[3:], args) {
 		t.Errorf("recorded command %q", add.Detail["command"])
+	}
+	for _, r := range records(t, s, audit.Query{}) {
+		if b, _ := json.Marshal(r); strings.Contains(string(b), "a b $(x)") {
+			t.Fatalf("an environment value reached the audit log: %s", b)
+		}
 	}
 }
 
