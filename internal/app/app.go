@@ -152,6 +152,11 @@ func (a *App) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, e := range allow.Entries() {
+		if upstream.Interpreter(e) {
+			a.log.Warn("the stdio allow-list names a shell or interpreter: any admin can run code with it on this host", "path", e)
+		}
+	}
 	if err := l.checkInitialised(); err != nil {
 		return err
 	}

@@ -214,6 +214,9 @@ func TestStdioInterpreterNamedExactly(t *testing.T) {
 	if _, err := os.Stat(m); err != nil {
 		t.Fatalf("the named shell did not run: %v", err)
 	}
+	if !strings.Contains(s.Log.String(), "names a shell or interpreter") {
+		t.Error("the operator was not warned that the list names a shell")
+	}
 	// Naming /bin/sh allows that file, not its directory.
 	refusedAdd(t, s, map[string]any{"name": "pwn", "command": []string{"/bin/cat", "/etc/passwd"}}, "--stdio-allow")
 }

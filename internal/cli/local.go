@@ -150,7 +150,7 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 func (e *env) serveCmd() *cobra.Command {
 	var flags config.Config
 	cmd := &cobra.Command{
-		Use:   "serve --data DIR [--listen 127.0.0.1:8080] [--tls-cert FILE --tls-key FILE [--tls-min 1.2|1.3]]",
+		Use:   "serve --data DIR [--listen 127.0.0.1:8080] [--tls-cert FILE --tls-key FILE [--tls-min 1.2|1.3]] [--stdio-allow PATH]...",
 		Short: "Run the server on an initialised data directory",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
