@@ -50,8 +50,14 @@ type NewUpstream struct {
 	Prefix  *string           `json:"prefix"`
 	URL     string            `json:"url"`
 	Headers map[string]string `json:"headers"`
-	Command []string          `json:"command"`
-	Env     map[string]string `json:"env"`
+	// Command is a stdio upstream's command as a JSON list: first the
+	// absolute path of a program on the server's --stdio-allow list, then
+	// each argument, passed as it is (a string is refused: nothing is
+	// split or interpreted).
+	Command []string `json:"command"`
+	// Env holds its environment variables; names that change how programs
+	// load code (LD_*, NODE_OPTIONS, PATH…) are refused.
+	Env map[string]string `json:"env"`
 	// AllowPrivate lets the upstream be reached at non-public addresses.
 	AllowPrivate bool `json:"allow_private"`
 	// TLS verifies an https upstream (ca: PEM bundle; insecure_skip_verify:

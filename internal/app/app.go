@@ -147,10 +147,20 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, now func() t
 
 func (a *App) open(ctx context.Context) error {
 	l := a.layout
+	// The programs stdio upstreams may run are the operator's to fix, here
+	// and now: a list that does not check out stops the start.
+	allow, err := upstream.NewStdioAllow(a.cfg.StdioAllow)
+	if err != nil {
+		return err
+	}
+	for _, e := range allow.Entries() {
+		if upstream.Interpreter(e) {
+			a.log.Warn("the stdio allow-list names a shell or interpreter: any admin can run code with it on this host", "path", e)
+		}
+	}
 	if err := l.checkInitialised(); err != nil {
 		return err
 	}
-	var err error
 	if a.lockF, err = l.lock(); err != nil {
 		return err
 	}
@@ -212,7 +222,8 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 	vaultRef.Store(a.vault)
-	if a.pool, err = upstream.NewPool(upstream.PoolConfig{Signer: a.signer, Auditor: a.writer, Logger: a.log, Now: a.now, Version: Version, Secrets: a.vault}); err != nil {
+	if a.pool, err = upstream.NewPool(upstream.PoolConfig{Signer: a.signer, Auditor: a.writer, Logger: a.log, Now: a.now, Version: Version,
+		Secrets: a.vault, StdioAllow: allow}); err != nil {
 		return err
 	}
 	if a.catalog, err = catalog.New(ctx, a.store, a.writer, a.pool, a.now, a.log); err != nil {
@@ -359,7 +370,8 @@ func (a *App) Start(ctx context.Context) error {
 			a.log.Error("server stopped", "err", err)
 		}
 	}()
-	a.log.Info("ostiary serving", "addr", ln.Addr().String(), "tls", a.tls != nil, "data", a.cfg.DataDir, "version", Version)
+	a.log.Info("ostiary serving", "addr", ln.Addr().String(), "tls", a.tls != nil, "data", a.cfg.DataDir, "version", Version,
+		"stdio_allow", a.cfg.StdioAllow)
 	return nil
 }
 

@@ -36,6 +36,9 @@ func (c *Catalog) AddUpstream(ctx context.Context, p *authn.Principal, u upstrea
 	if err := u.Validate(); err != nil {
 		return u, SyncReport{}, audit.Refuse(ctx, c.audit, rec, fault.New(fault.Invalid, "%s", err))
 	}
+	if err := c.lister.Admit(u); err != nil {
+		return u, SyncReport{}, audit.Refuse(ctx, c.audit, rec, fault.New(fault.Invalid, "%s", err))
+	}
 	u.CreatedAt, u.CreatedBy = c.now().UTC(), p.User
 	err := c.record(ctx, rec, func(ctx context.Context, tx TxStore) error {
 		if u.Prefix != "" {

@@ -82,9 +82,12 @@ type TxStore interface {
 // Auditor appends records (audit.Writer).
 type Auditor = audit.Appender
 
-// Lister fetches what an upstream currently offers (upstream.Pool).
+// Lister fetches what an upstream currently offers, and says whether this
+// server may reach it at all (upstream.Pool: a stdio upstream's program
+// must be on the operator's allow-list).
 type Lister interface {
 	List(ctx context.Context, u upstream.Upstream) (upstream.Listing, error)
+	Admit(u upstream.Upstream) error
 }
 
 // Definition returns the canonical definition of t (what is versioned and

@@ -111,6 +111,9 @@ func (c *Catalog) Sync(ctx context.Context, name, actor string) (SyncReport, err
 		if msg, refused := upstream.RefusedAddress(err); refused {
 			rep.Error = msg
 		}
+		if msg, refused := upstream.RefusedCommand(err); refused {
+			rep.Error = "cannot start the upstream: " + msg
+		}
 		c.log.Warn("upstream sync failed", "upstream", name, "err", err)
 		c.record(ctx, audit.Record{Event: EventUpstreamSync, Outcome: audit.Failed, Reason: "upstream-unavailable", Actor: actor,
 			Target: "upstream:" + name, Detail: map[string]any{"error": rep.Error}}, nil)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -55,13 +56,16 @@ func (e *env) printSync(r catalog.SyncReport) {
 func (e *env) upstreamsAddCmd() *cobra.Command {
 	var in adminapi.NewUpstream
 	var prefix, command, caFile, certFile string
-	var headers, envs []string
+	var headers, envs, cmdArgs []string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "add NAME (--url URL [--header K=V]... [--allow-private] [TLS options] | --command \"CMD ARG...\" [--env K=V]...) [--prefix P]",
+		Use:   "add NAME (--url URL [--header K=V]... [--allow-private] [TLS options] | --command /ABS/PROGRAM [--arg ARG]... [--env K=V]...) [--prefix P]",
 		Short: "Add an upstream MCP server and pin its tools",
-		Long: `Add an upstream MCP server, over Streamable HTTP (--url) or stdio (--command, a
-program and its arguments separated by spaces, started with a minimal environment).
+		Long: `Add an upstream MCP server, over Streamable HTTP (--url) or stdio (--command, the
+absolute path of a program the server's operator allowed with 'serve --stdio-allow',
+with each argument given by its own --arg, passed as it is: nothing splits or
+interprets it; started with a minimal environment, where variables that change how
+programs load code, such as LD_PRELOAD, NODE_OPTIONS or PATH, cannot be set).
 Its tools are exposed as NAME.TOOL, or PREFIX.TOOL with --prefix; --prefix ""
 exposes them unprefixed when no name collides. Each tool's first definition is
 pinned; later changes wait for review.
@@ -77,11 +81,13 @@ private key is the vault secret --tls-client-key-secret: store it first with
 			if cmd.Flags().Changed("prefix") {
 				in.Prefix = &prefix
 			}
+			var err error
 			if (in.URL == "") == (command == "") {
 				return usageError("give exactly one of --url and --command")
 			}
-			in.Command = strings.Fields(command)
-			var err error
+			if in.Command, err = commandLine(command, cmdArgs); err != nil {
+				return err
+			}
 			if in.TLS.CA, err = readPEM("--tls-ca", caFile); err != nil {
 				return err
 			}
@@ -107,7 +113,8 @@ private key is the vault secret --tls-client-key-secret: store it first with
 	f := cmd.Flags()
 	f.StringVar(&in.URL, "url", "", "Streamable HTTP endpoint of the upstream")
 	f.StringArrayVar(&headers, "header", nil, "header sent to the upstream, K=V (repeatable)")
-	f.StringVar(&command, "command", "", "stdio upstream: program and arguments")
+	f.StringVar(&command, "command", "", "stdio upstream: the program's absolute `PATH`, alone (arguments go in --arg)")
+	f.StringArrayVar(&cmdArgs, "arg", nil, "stdio upstream: one argument of the program, passed as it is (repeatable, in order)")
 	f.StringArrayVar(&envs, "env", nil, "environment variable of the stdio program, K=V (repeatable)")
 	f.StringVar(&prefix, "prefix", "", "namespace of its tools (default: NAME; \"\" for none)")
 	f.BoolVar(&in.AllowPrivate, "allow-private", false, "let an HTTP upstream be reached at loopback, private or link-local addresses (refused by default)")
@@ -118,6 +125,22 @@ private key is the vault secret --tls-client-key-secret: store it first with
 	f.BoolVar(&in.TLS.InsecureSkipVerify, "tls-insecure-skip-verify", false, "accept any certificate (only for an upstream at 127.0.0.1 or [::1]; audited)")
 	jsonFlag(cmd, &asJSON)
 	return cmd
+}
+
+// commandLine is a stdio upstream's command: the program, alone, and its
+// arguments, each as given. A --command with whitespace is the old
+// "CMD ARG..." form, which is refused rather than split.
+func commandLine(command string, args []string) ([]string, error) {
+	if command == "" {
+		if len(args) > 0 {
+			return nil, usageError("--arg goes with --command")
+		}
+		return nil, nil
+	}
+	if strings.ContainsFunc(command, unicode.IsSpace) {
+		return nil, usageError("--command takes only the program's absolute path; give each argument with its own --arg, e.g. --command /usr/local/bin/server --arg --stdio")
+	}
+	return append([]string{command}, args...), nil
 }
 
 // readPEM reads a certificate file named by flag; "" reads nothing. A
@@ -141,7 +164,7 @@ func (e *env) printUpstreams(ups ...adminapi.UpstreamView) error {
 	for _, u := range ups {
 		endpoint := u.URL
 		if u.Kind == "stdio" {
-			endpoint = strings.Join(u.Command, " ")
+			endpoint = commandText(u.Command)
 		}
 		prefix := u.Prefix
 		if prefix == "" {
@@ -150,6 +173,19 @@ func (e *env) printUpstreams(ups ...adminapi.UpstreamView) error {
 		t.row(u.Name, prefix, u.Kind, endpoint, list(u.HeaderNames), when(&u.CreatedAt), u.CreatedBy)
 	}
 	return t.flush()
+}
+
+// commandText shows a stdio command unambiguously: an argument that is
+// empty or holds spaces or quotes is shown quoted.
+func commandText(command []string) string {
+	out := make([]string, len(command))
+	for i, a := range command {
+		out[i] = a
+		if a == "" || strings.ContainsFunc(a, func(r rune) bool { return unicode.IsSpace(r) || r == '"' || r == '\'' || r == '\\' }) {
+			out[i] = strconv.Quote(a)
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 func (e *env) upstreamsListCmd() *cobra.Command {

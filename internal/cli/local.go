@@ -91,6 +91,7 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().StringVar(&cfg.WebhookKeyFile, "webhook-key-file", "", "HMAC-SHA256 key of webhook signatures, at least 32 characters, mode 0600 (default DIR/keys/webhook-signing.key, created if missing; or OSTIARY_WEBHOOK_KEY_FILE)")
 	cmd.Flags().DurationVar(&cfg.ApprovalWait, "approval-wait", 0, "how long a call held for approval waits for it before answering with the request id (default 10s; 0s: answer at once)")
 	cmd.Flags().StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the vault's master key, 64 hex characters, mode 0600 (default DIR/keys/master.key; or OSTIARY_MASTER_KEY_FILE)")
+	cmd.Flags().StringArrayVar(&cfg.StdioAllow, "stdio-allow", nil, "absolute `PATH` of a program stdio upstreams may run, or of a directory whose programs they may run (not its subdirectories, nor shells and interpreters, which need their own entry); repeatable; none by default (or OSTIARY_STDIO_ALLOW, ':'-separated)")
 	cmd.Flags().StringArrayVar(&cfg.AllowedOrigins, "allow-origin", nil, "browser origin allowed to call /mcp, e.g. https://chat.example.com (repeatable; or OSTIARY_ALLOWED_ORIGINS, comma-separated)")
 }
 
@@ -135,6 +136,9 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	if len(flags.AllowedOrigins) > 0 {
 		cfg.AllowedOrigins = flags.AllowedOrigins
 	}
+	if len(flags.StdioAllow) > 0 {
+		cfg.StdioAllow = flags.StdioAllow
+	}
 	for _, f := range []struct{ from, to *string }{{&flags.TLSCert, &cfg.TLSCert}, {&flags.TLSKey, &cfg.TLSKey}, {&flags.TLSMin, &cfg.TLSMin},
 		{&flags.MasterKeyFile, &cfg.MasterKeyFile}} {
 		if *f.from != "" {
@@ -147,7 +151,7 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 func (e *env) serveCmd() *cobra.Command {
 	var flags config.Config
 	cmd := &cobra.Command{
-		Use:   "serve --data DIR [--listen 127.0.0.1:8080] [--tls-cert FILE --tls-key FILE [--tls-min 1.2|1.3]]",
+		Use:   "serve --data DIR [--listen 127.0.0.1:8080] [--tls-cert FILE --tls-key FILE [--tls-min 1.2|1.3]] [--stdio-allow PATH]...",
 		Short: "Run the server on an initialised data directory",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -38,7 +39,11 @@ type Config struct {
 	RateUser        Rate          // requests per user, over all their keys
 	RateTool        Rate          // calls per tool, over all callers
 	RateAuthFail    Rate          // failed authentications per source address and per presented key id
-	AuthFailWindow  time.Duration // failures after a source's first in this window are recorded as one aggregated record
+	AuthFailWindow  time.Duration // failures over budget in this window are recorded as one aggregated record
+	// StdioAllow lists the programs stdio upstreams may run: absolute
+	// paths of files, or of directories (their programs directly inside,
+	// interpreters excepted); none by default.
+	StdioAllow []string
 }
 
 // Default returns the defaults.
@@ -63,8 +68,9 @@ func Default() Config {
 // TLS reports whether the server serves HTTPS.
 func (c Config) TLS() bool { return c.TLSCert != "" }
 
-// FromEnv applies OSTIARY_DATA, OSTIARY_LISTEN, OSTIARY_LOG_LEVEL and
-// OSTIARY_LOG_FORMAT over c.
+// FromEnv applies the OSTIARY_* variables over c (OSTIARY_DATA,
+// OSTIARY_LISTEN, OSTIARY_LOG_LEVEL, OSTIARY_LOG_FORMAT, …, and
+// OSTIARY_STDIO_ALLOW, paths separated by ':').
 func (c Config) FromEnv(getenv func(string) string) (Config, error) {
 	if v := getenv("OSTIARY_DATA"); v != "" {
 		c.DataDir = v
@@ -103,6 +109,9 @@ func (c Config) FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if v := getenv("OSTIARY_WEBHOOK_KEY_FILE"); v != "" {
 		c.WebhookKeyFile = v
+	}
+	if v := getenv("OSTIARY_STDIO_ALLOW"); v != "" {
+		c.StdioAllow = strings.Split(v, ":")
 	}
 	return c, nil
 }
@@ -145,6 +154,11 @@ func (c Config) Validate() error {
 	}
 	if c.ApprovalWait < 0 || c.ApprovalWait > 10*time.Minute {
 		errs = append(errs, errors.New("--approval-wait must be between 0s and 10m"))
+	}
+	for _, p := range c.StdioAllow {
+		if !filepath.IsAbs(p) {
+			errs = append(errs, fmt.Errorf("--stdio-allow %q: want an absolute path (OSTIARY_STDIO_ALLOW separates paths with ':')", p))
+		}
 	}
 	if c.CheckpointEvery < 10*time.Millisecond || c.CheckpointEvery > time.Hour {
 		errs = append(errs, errors.New("checkpoint interval must be between 10ms and 1h"))

@@ -307,6 +307,13 @@ func (g *Gateway) run(ctx context.Context, t *toolRun) (mcp.Result, error) {
 	case upstream.Answered(err) && errors.As(err, &rpcErr):
 		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
 		out.Detail["error_code"] = rpcErr.Code
+	case isRefusedCommand(err):
+		// The operator's allow-list no longer holds the upstream's program:
+		// nothing was started (the pool recorded the refusal).
+		out.Outcome, out.Reason = audit.Denied, upstream.ReasonStdioRefused
+		err = nil
+		res = &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{
+			Text: fmt.Sprintf("upstream %s cannot be started: its command is not allowed on this server (request %s)", u.Name, p.RequestID)}}}
 	default:
 		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
 		g.cfg.Logger.Warn("upstream call failed", "request_id", p.RequestID, "principal", p.User, "tool", name, "upstream", u.Name,
@@ -348,6 +355,11 @@ func callTimeout(server time.Duration, set ...time.Duration) time.Duration {
 		}
 	}
 	return d
+}
+
+func isRefusedCommand(err error) bool {
+	_, refused := upstream.RefusedCommand(err)
+	return refused
 }
 
 // retryable reports whether the pinned definition allows repeating a call.

@@ -80,6 +80,9 @@ type PoolConfig struct {
 	// Secrets resolves ${secret:NAME} in header and environment values;
 	// without it, an upstream that refers to a secret cannot be reached.
 	Secrets Resolver
+	// StdioAllow is the operator's list of the programs stdio upstreams
+	// may run; nil allows none.
+	StdioAllow *StdioAllow
 }
 
 // Resolver returns a secret's value for injection into an upstream, having
@@ -658,9 +661,6 @@ func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*m
 	return cs, nil
 }
 
-// command prepares a stdio upstream's process: the admin's command with a
-// minimal environment (PATH and the configured variables only), stderr
-// drained into the log, and the spawn audited before it happens.
 // transport returns the HTTP transport for u: its own, so that a connection
 // opened under one upstream's address policy is never reused by another.
 // With a client certificate, whose key is a secret valued per environment,
@@ -692,8 +692,39 @@ type failingTransport struct{ err error }
 
 func (f failingTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, f.err }
 
+// Admit checks what only the running server can say of an upstream: that
+// a stdio upstream's program is on the operator's allow-list.
+func (p *Pool) Admit(u Upstream) error {
+	if u.Kind != Stdio {
+		return nil
+	}
+	_, err := p.admitStdio(u)
+	return err
+}
+
+// ReasonStdioRefused is the audit reason of a stdio process not started
+// because its command or environment is not allowed.
+const ReasonStdioRefused = "stdio-command-refused"
+
+// command prepares a stdio upstream's process: the admin's command,
+// checked again now against the allow-list and the environment rules (an
+// upstream stored earlier, or a list narrowed since, must not run; a
+// refusal is recorded), started from the real file that was checked, with
+// a minimal environment (PATH and the configured variables only), stderr
+// drained into the log, and the spawn audited before it happens.
 func (p *Pool) command(ctx context.Context, c Caller, u Upstream, e *pooled) (*exec.Cmd, error) {
-	cmd := exec.Command(u.Command[0], u.Command[1:]...)
+	rec := audit.Record{Event: EventSpawn, Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID,
+		Target: "upstream:" + u.Name, Detail: map[string]any{"command": u.Command}}
+	real, err := p.admitStdio(u)
+	if err != nil {
+		rec.Outcome, rec.Reason, rec.Detail["error"] = audit.Denied, ReasonStdioRefused, err.Error()
+		p.cfg.Logger.Warn("stdio upstream not started", "upstream", u.Name, "principal", c.User, "request_id", c.RequestID, "err", err)
+		if _, werr := p.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); werr != nil {
+			return nil, werr
+		}
+		return nil, &refusedError{err}
+	}
+	cmd := exec.Command(real, u.Command[1:]...)
 	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
 	known := vault.Known{}
 	for k, v := range u.Env {
@@ -703,8 +734,6 @@ func (p *Pool) command(ctx context.Context, c Caller, u Upstream, e *pooled) (*e
 		}
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	rec := audit.Record{Event: EventSpawn, Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID,
-		Target: "upstream:" + u.Name, Detail: map[string]any{"command": u.Command}}
 	if _, err := p.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
 		return nil, err
 	}
@@ -714,6 +743,19 @@ func (p *Pool) command(ctx context.Context, c Caller, u Upstream, e *pooled) (*e
 	cmd.Dir = "/"
 	cmd.Stderr = &lineLogger{log: p.cfg.Logger, upstream: u.Name, user: c.User, known: known}
 	return cmd, nil
+}
+
+// admitStdio is Admit at process start: it returns the real file to run,
+// and any refusal as a *CommandError.
+func (p *Pool) admitStdio(u Upstream) (string, error) {
+	if err := u.validStdio(); err != nil {
+		prog := ""
+		if len(u.Command) > 0 {
+			prog = u.Command[0]
+		}
+		return "", &CommandError{Command: prog, Reason: err.Error()}
+	}
+	return p.cfg.StdioAllow.Check(u.Command[0])
 }
 
 func (p *Pool) assert(c Caller, u Upstream) string {

@@ -65,7 +65,9 @@ var reservedHeaders = map[string]bool{
 	"Ostiary-Identity": true, "Traceparent": true, "X-Request-Id": true,
 }
 
-// Validate checks the configuration; errors are safe to show.
+// Validate checks the configuration; errors are safe to show. Whether a
+// stdio upstream's program may run is the server's allow-list's to say
+// (StdioAllow), checked when it is added and again at every start.
 func (u Upstream) Validate() error {
 	if err := ValidName("upstream name", u.Name); err != nil {
 		return err
@@ -107,16 +109,8 @@ func (u Upstream) Validate() error {
 		if u.URL != "" || len(u.Headers) > 0 || !u.TLS.IsZero() {
 			return fmt.Errorf("a stdio upstream takes --command and --env, not --url, --header or TLS options")
 		}
-		if len(u.Command) == 0 || u.Command[0] == "" {
-			return fmt.Errorf("a stdio upstream needs a command")
-		}
-		for k, v := range u.Env {
-			if !envRE.MatchString(k) {
-				return fmt.Errorf("invalid environment variable name %q", clip(k))
-			}
-			if err := notLiteralCredential("environment variable "+k, credentialEnvRE.MatchString(k), v); err != nil {
-				return err
-			}
+		if err := u.validStdio(); err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("an upstream needs --url (HTTP) or --command (stdio)")
