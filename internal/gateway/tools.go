@@ -43,6 +43,10 @@ const (
 	ReasonUpstream     = "upstream-error"
 	// ReasonHeaderMismatch: Mcp-Param-* headers disagree with the arguments.
 	ReasonHeaderMismatch = "header-mismatch"
+	// ReasonDefinitionChanged: the upstream presents a definition other
+	// than the pinned one, not yet reviewed. Shown to a caller who may
+	// invoke the tool (it names a state of the catalog, not a secret).
+	ReasonDefinitionChanged = "tool-definition-changed"
 )
 
 // errAudit is what a client sees when its request cannot be recorded.
@@ -177,6 +181,13 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolReque
 		return nil, g.deny(ctx, rec, ReasonKilled, unknownTool(name))
 	}
 	rec.Detail["upstream"], rec.Detail["version"], rec.Detail["digest"] = e.Upstream, e.Version, e.Digest
+	if e.Changed && !e.KeepPinned {
+		return nil, g.deny(ctx, rec, ReasonDefinitionChanged, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams,
+			Message: fmt.Sprintf("tool %q is refused (%s): its upstream now presents a definition other than the pinned one, and calls wait until an administrator reviews it", name, ReasonDefinitionChanged)})
+	}
+	if e.Changed {
+		rec.Detail["definition_changed"] = upstream.OnChangeKeepPinned // runs under the pinned definition
+	}
 	if e.SchemaErr != nil {
 		return nil, g.deny(ctx, rec, ReasonBadSchema, &jsonrpc.Error{Code: jsonrpc.CodeInternalError,
 			Message: fmt.Sprintf("tool %q has an invalid pinned input schema and cannot be called", name)})
