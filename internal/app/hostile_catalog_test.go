@@ -34,6 +34,7 @@ type (
 		Created    []string `json:"created"`
 		NewPending []string `json:"new_pending"`
 		Pending    []string `json:"pending"`
+		Changed    []string `json:"changed"`
 		Refused    []string `json:"refused"`
 		Flagged    []string `json:"flagged"`
 	}
@@ -167,6 +168,19 @@ func TestHostileCatalogRugPullStopsCalls(t *testing.T) {
 	}
 	if r := directCall(t, s, key, "fin.lookup", `{"id":"C-2"}`); r.Status != http.StatusOK || strings.Contains(string(r.Body), `"error"`) {
 		t.Errorf("direct call after review: %d %s", r.Status, r.Body)
+	}
+	// Going back to a definition reviewed once (v2, superseded by v3) is a
+	// change from the pinned one like any other.
+	activate(t, s, "fin.lookup", 3)
+	up.Redefine("Look up a customer, and everything else.")
+	if rep := syncUp(t, s, "fin"); !slices.Equal(rep.Changed, []string{"fin.lookup"}) {
+		t.Errorf("sync after the flip back: %+v", rep)
+	}
+	if _, err := call(); err == nil || !strings.Contains(err.Error(), "tool-definition-changed") {
+		t.Errorf("after a flip back to a superseded version: %v", err)
+	}
+	if n := len(records(t, s, audit.Query{Event: "tool-definition-changed"})); n != 3 {
+		t.Errorf("%d tool-definition-changed records, want 3", n)
 	}
 }
 
