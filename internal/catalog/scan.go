@@ -18,6 +18,21 @@ const (
 
 var flagOrder = []string{FlagImperative, FlagHiddenUnicode, FlagMarkupBlock, FlagEmail, FlagURL}
 
+// Holds reports whether flags keep a new tool from being activated by its
+// upstream's first sync: text addressed to the model, hidden characters or
+// markup blocks. An address or a URL alone is common in honest
+// descriptions (a link to the docs); it is shown to the reviewer but does
+// not hold the tool.
+func Holds(flags []string) bool {
+	for _, f := range flags {
+		switch f {
+		case FlagImperative, FlagHiddenUnicode, FlagMarkupBlock:
+			return true
+		}
+	}
+	return false
+}
+
 // imperativeRE matches phrases that address the model rather than describe
 // the tool: what tool-poisoning descriptions use to steer an agent (the
 // phrases of published attacks, kept short and specific so that honest

@@ -43,6 +43,23 @@ func TestScan(t *testing.T) {
 	}
 }
 
+func TestHolds(t *testing.T) {
+	for _, c := range []struct {
+		flags []string
+		want  bool
+	}{
+		{nil, false},
+		{[]string{FlagURL, FlagEmail}, false},
+		{[]string{FlagURL, FlagImperative}, true},
+		{[]string{FlagHiddenUnicode}, true},
+		{[]string{FlagMarkupBlock}, true},
+	} {
+		if got := Holds(c.flags); got != c.want {
+			t.Errorf("Holds(%v) = %v", c.flags, got)
+		}
+	}
+}
+
 // FuzzScan: no input panics, and the time is bounded by the input's length
 // (RE2 is linear; a big hostile definition costs no more than its size).
 func FuzzScan(f *testing.F) {

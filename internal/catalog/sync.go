@@ -202,7 +202,8 @@ func (c *Catalog) syncTool(ctx context.Context, run *syncRun, st ToolState, t *m
 
 // newVersion stores a definition not seen before: the next pending version
 // of a known tool; a new tool's version 1, active on the upstream's first
-// sync unless flagged, else pending. It returns the version number.
+// sync unless its flags hold it, else pending. It returns the version
+// number.
 func (c *Catalog) newVersion(ctx context.Context, run *syncRun, st ToolState, tool string, def []byte, digest string) (int, error) {
 	exposed, now := run.u.Expose(tool), c.now()
 	v := Version{Upstream: run.u.Name, Tool: tool, Version: 1, Digest: digest, Definition: def, Status: Pending, SeenAt: now, Flags: Scan(def)}
@@ -211,7 +212,7 @@ func (c *Catalog) newVersion(ctx context.Context, run *syncRun, st ToolState, to
 	case len(st.Versions) > 0:
 		v.Version = st.Versions[len(st.Versions)-1].Version + 1
 		run.rep.Pending = append(run.rep.Pending, fmt.Sprintf("%s v%d", exposed, v.Version))
-	case run.rep.FirstSync && len(v.Flags) == 0:
+	case run.rep.FirstSync && !Holds(v.Flags):
 		v.Status, v.ActivatedAt, v.ActivatedBy = Active, now, run.actor
 		event = EventToolCreated
 		run.rep.Created = append(run.rep.Created, exposed)

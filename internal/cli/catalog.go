@@ -77,7 +77,8 @@ func (e *env) upstreamsAddCmd() *cobra.Command {
 program and its arguments separated by spaces, started with a minimal environment).
 Its tools are exposed as NAME.TOOL, or PREFIX.TOOL with --prefix; --prefix ""
 exposes them unprefixed when no name collides. The first sync activates the
-tools it finds (except those flagged for instruction-like content); tools that
+tools it finds (except those whose text addresses the model or hides
+characters or markup: flagged, they wait for review); tools that
 appear later wait for review. A changed definition waits for review too, and
 calls of that tool are refused meanwhile (tool-definition-changed), unless
 --on-change keep-pinned lets them run under the pinned definition (recorded).
