@@ -24,6 +24,7 @@ type UpstreamView struct {
 	AllowPrivate bool      `json:"allow_private"`
 	TLS          TLSView   `json:"tls"`
 	CallTimeout  string    `json:"call_timeout,omitempty"` // Go duration; absent: the server's
+	OnChange     string    `json:"on_change"`              // refuse or keep-pinned
 	HeaderNames  []string  `json:"header_names"`
 	EnvNames     []string  `json:"env_names"`
 	CreatedAt    time.Time `json:"created_at"`
@@ -67,6 +68,9 @@ type NewUpstream struct {
 	// CallTimeout bounds its tool calls, as a Go duration ("30s"); the
 	// server's bound still caps it.
 	CallTimeout string `json:"call_timeout"`
+	// OnChange is what calls of a tool whose definition changed upstream
+	// do until it is reviewed: "refuse" (default) or "keep-pinned".
+	OnChange string `json:"on_change"`
 }
 
 // AddedUpstream is the answer to POST /upstreams.
@@ -84,8 +88,11 @@ type ToolView struct {
 	Digest       string `json:"digest"`
 	Pending      int    `json:"pending_versions"`
 	Vanished     bool   `json:"vanished"`
-	CallTimeout  string `json:"call_timeout,omitempty"` // its own, if set
-	Description  string `json:"description,omitempty"`
+	// State: ok, vanished, pending (new: no version active yet), changed
+	// (calls refused until review) or changed-keep-pinned.
+	State       string `json:"state"`
+	CallTimeout string `json:"call_timeout,omitempty"` // its own, if set
+	Description string `json:"description,omitempty"`
 	// Labels are Ostiary's governance labels; null: not labelled, and
 	// Hints (the upstream's annotations) stand in.
 	Labels *policy.Labels `json:"labels"`
@@ -123,12 +130,15 @@ type Activation struct {
 }
 
 func upstreamView(u upstream.Upstream) UpstreamView {
-	v := UpstreamView{Name: u.Name, Prefix: u.Prefix, Kind: string(u.Kind), URL: u.DisplayURL(), Command: u.Command, AllowPrivate: u.AllowPrivate,
+	v := UpstreamView{Name: u.Name, Prefix: u.Prefix, Kind: string(u.Kind), URL: u.DisplayURL(), Command: u.Command, AllowPrivate: u.AllowPrivate, OnChange: u.OnChange,
 		HeaderNames: []string{}, EnvNames: []string{}, CreatedAt: u.CreatedAt, CreatedBy: u.CreatedBy,
 		TLS: TLSView{CustomCA: u.TLS.CA != "", ClientCertSubject: u.TLS.ClientSubject(), ClientKeySecret: u.TLS.ClientKeySecret,
 			InsecureSkipVerify: u.TLS.InsecureSkipVerify}}
 	if u.CallTimeout > 0 {
 		v.CallTimeout = u.CallTimeout.String()
+	}
+	if v.OnChange == "" {
+		v.OnChange = upstream.OnChangeRefuse
 	}
 	for k := range u.Headers {
 		v.HeaderNames = append(v.HeaderNames, k)
@@ -155,7 +165,7 @@ func (a *API) addUpstream(w http.ResponseWriter, r *http.Request, p *authn.Princ
 	if err := a.decode(w, r, p.Record(catalog.EventUpstreamAdd, ""), &in); err != nil {
 		return 0, nil, err
 	}
-	u := upstream.Upstream{Name: in.Name, Prefix: in.Name, URL: in.URL, Headers: in.Headers, Command: in.Command, Env: in.Env, AllowPrivate: in.AllowPrivate, TLS: in.TLS}
+	u := upstream.Upstream{Name: in.Name, Prefix: in.Name, URL: in.URL, Headers: in.Headers, Command: in.Command, Env: in.Env, AllowPrivate: in.AllowPrivate, TLS: in.TLS, OnChange: in.OnChange}
 	if in.CallTimeout != "" {
 		d, err := time.ParseDuration(in.CallTimeout)
 		if err != nil {
@@ -193,7 +203,10 @@ func (a *API) listTools(w http.ResponseWriter, r *http.Request, p *authn.Princip
 	out := ToolList{Tools: []ToolView{}}
 	for _, e := range entries {
 		v := ToolView{Name: e.Name, Upstream: e.Upstream, UpstreamTool: e.UpstreamTool, Version: e.Version,
-			Digest: e.Digest, Pending: e.Pending, Vanished: e.Vanished, Description: e.Tool.Description, Labels: e.Labels, Hints: e.Hints}
+			Digest: e.Digest, Pending: e.Pending, Vanished: e.Vanished, State: e.State(), Labels: e.Labels, Hints: e.Hints}
+		if e.Tool != nil { // nil: held for review, no version active
+			v.Description = e.Tool.Description
+		}
 		if e.CallTimeout > 0 {
 			v.CallTimeout = e.CallTimeout.String()
 		}

@@ -41,9 +41,22 @@ func (e *env) printSync(r catalog.SyncReport) {
 		return
 	}
 	fmt.Fprintf(e.stdout, "%s lists %d tools: %d new, %d changed (pending review), %d vanished, %d refused\n",
-		r.Upstream, r.Tools, len(r.Created), len(r.Pending), len(r.Vanished), len(r.Refused))
+		r.Upstream, r.Tools, len(r.Created)+len(r.New), len(r.Pending), len(r.Vanished), len(r.Refused))
+	if r.FirstSync {
+		fmt.Fprintf(e.stdout, "%d tools activated (first sync)\n", len(r.Created))
+	}
+	if len(r.New) > 0 {
+		fmt.Fprintf(e.stdout, "%d new tools pending review: %s (neither listed nor callable until 'ostiary tools activate TOOL 1')\n",
+			len(r.New), printable(strings.Join(r.New, ", ")))
+	}
 	for _, p := range r.Pending {
 		fmt.Fprintf(e.stdout, "  pending: %s (review with 'ostiary tools versions')\n", printable(p))
+	}
+	for _, c := range r.Changed {
+		fmt.Fprintf(e.stdout, "  changed: %s (calls refused until a version is activated, unless the upstream keeps them pinned)\n", printable(c))
+	}
+	for _, f := range r.Flagged {
+		fmt.Fprintf(e.stdout, "  flagged: %s\n", printable(f))
 	}
 	for _, v := range r.Vanished {
 		fmt.Fprintf(e.stdout, "  vanished: %s\n", printable(v))
@@ -59,7 +72,7 @@ func (e *env) upstreamsAddCmd() *cobra.Command {
 	var headers, envs, cmdArgs []string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "add NAME (--url URL [--header K=V]... [--allow-private] [TLS options] | --command /ABS/PROGRAM [--arg ARG]... [--env K=V]...) [--prefix P]",
+		Use:   "add NAME (--url URL [--header K=V]... [--allow-private] [TLS options] | --command /ABS/PROGRAM [--arg ARG]... [--env K=V]...) [--prefix P] [--on-change refuse|keep-pinned]",
 		Short: "Add an upstream MCP server and pin its tools",
 		Long: `Add an upstream MCP server, over Streamable HTTP (--url) or stdio (--command, the
 absolute path of a program the server's operator allowed with 'serve --stdio-allow',
@@ -67,8 +80,12 @@ with each argument given by its own --arg, passed as it is: nothing splits or
 interprets it; started with a minimal environment, where variables that change how
 programs load code, such as LD_PRELOAD, NODE_OPTIONS or PATH, cannot be set).
 Its tools are exposed as NAME.TOOL, or PREFIX.TOOL with --prefix; --prefix ""
-exposes them unprefixed when no name collides. Each tool's first definition is
-pinned; later changes wait for review.
+exposes them unprefixed when no name collides. The first sync activates the
+tools it finds (except those whose text addresses the model or hides
+characters or markup: flagged, they wait for review); tools that
+appear later wait for review. A changed definition waits for review too, and
+calls of that tool are refused meanwhile (tool-definition-changed), unless
+--on-change keep-pinned lets them run under the pinned definition (recorded).
 
 An https upstream is verified against the system roots, or only against
 --tls-ca. --tls-client-cert presents a client certificate (mutual TLS) whose
@@ -121,6 +138,7 @@ private key is the vault secret --tls-client-key-secret: store it first with
 	f.StringVar(&caFile, "tls-ca", "", "PEM `FILE` of the CA certificates an https upstream must chain to (instead of the system roots)")
 	f.StringVar(&certFile, "tls-client-cert", "", "PEM `FILE` of the client certificate chain presented to the upstream (mutual TLS)")
 	f.StringVar(&in.TLS.ClientKeySecret, "tls-client-key-secret", "", "vault secret `NAME` holding the client certificate's private key (PEM)")
+	f.StringVar(&in.OnChange, "on-change", "", "what calls of a tool whose definition changed upstream do until reviewed: refuse (default) or keep-pinned")
 	f.StringVar(&in.CallTimeout, "call-timeout", "", "bound on each tool call, e.g. 30s (default and cap: the server's --call-timeout)")
 	f.BoolVar(&in.TLS.InsecureSkipVerify, "tls-insecure-skip-verify", false, "accept any certificate (only for an upstream at 127.0.0.1 or [::1]; audited)")
 	jsonFlag(cmd, &asJSON)
@@ -258,9 +276,9 @@ func (e *env) toolsListCmd() *cobra.Command {
 			return e.call(cmd, "GET", "/tools", q, nil, &l, asJSON, func() error {
 				t := newTable(e.stdout, "TOOL", "UPSTREAM", "VERSION", "PENDING", "STATE", "TIMEOUT", "LABELS", "DESCRIPTION")
 				for _, tool := range l.Tools {
-					state := "ok"
-					if tool.Vanished {
-						state = "vanished"
+					state := tool.State
+					if state == "" {
+						state = "ok"
 					}
 					desc := tool.Description
 					if len(desc) > 60 {
@@ -290,9 +308,13 @@ func (e *env) toolsVersionsCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, a []string) error {
 			var l adminapi.VersionList
 			return e.call(cmd, "GET", "/tools/versions", url.Values{"tool": {a[0]}}, nil, &l, asJSON, func() error {
-				t := newTable(e.stdout, "VERSION", "STATUS", "DIGEST", "SEEN", "ACTIVATED", "BY")
+				t := newTable(e.stdout, "VERSION", "STATUS", "DIGEST", "SEEN", "ACTIVATED", "BY", "REVIEW")
 				for _, v := range l.Versions {
-					t.row(strconv.Itoa(v.Version), string(v.Status), v.Digest[:16], when(&v.SeenAt), when(&v.ActivatedAt), dash(v.ActivatedBy))
+					review := "-"
+					if len(v.Flags) > 0 {
+						review = "flagged: " + strings.Join(v.Flags, ", ")
+					}
+					t.row(strconv.Itoa(v.Version), string(v.Status), v.Digest[:16], when(&v.SeenAt), when(&v.ActivatedAt), dash(v.ActivatedBy), printable(review))
 				}
 				return t.flush()
 			})
@@ -305,7 +327,7 @@ func (e *env) toolsVersionsCmd() *cobra.Command {
 func (e *env) toolsActivateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "activate TOOL VERSION",
-		Short: "Pin a version of a tool (approve a pending change, or roll back)",
+		Short: "Pin a version of a tool (approve a pending change or a new tool, roll back, or re-activate the pinned one to acknowledge a change)",
 		Args:  args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			v, err := strconv.Atoi(a[1])

@@ -114,7 +114,9 @@ func (g *Gateway) Explain(ctx context.Context, asker *authn.Principal, user, too
 	if err != nil {
 		return out, audit.Refuse(ctx, g.cfg.Auditor, rec, fault.New(fault.Invalid, "ARGS must be a JSON object: %s", clip(err.Error())))
 	}
-	if e.SchemaErr != nil {
+	if e.Changed && !e.KeepPinned {
+		out.Problem = "the upstream presents a definition other than the pinned one: every call is refused (" + ReasonDefinitionChanged + ") until a version is activated"
+	} else if e.SchemaErr != nil {
 		out.Problem = "the tool's pinned input schema is invalid: every call is refused"
 	} else if err := e.Schema.Validate(args.value); err != nil {
 		out.Problem = "the arguments do not match the pinned input schema, so the call would be refused before the policy: " + clip(err.Error())

@@ -43,6 +43,10 @@ const (
 	ReasonUpstream     = "upstream-error"
 	// ReasonHeaderMismatch: Mcp-Param-* headers disagree with the arguments.
 	ReasonHeaderMismatch = "header-mismatch"
+	// ReasonDefinitionChanged: the upstream presents a definition other
+	// than the pinned one, not yet reviewed. Shown to a caller who may
+	// invoke the tool (it names a state of the catalog, not a secret).
+	ReasonDefinitionChanged = "tool-definition-changed"
 )
 
 // errAudit is what a client sees when its request cannot be recorded.
@@ -177,6 +181,9 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolReque
 		return nil, g.deny(ctx, rec, ReasonKilled, unknownTool(name))
 	}
 	rec.Detail["upstream"], rec.Detail["version"], rec.Detail["digest"] = e.Upstream, e.Version, e.Digest
+	if err := g.definitionChanged(ctx, rec, e); err != nil {
+		return nil, err
+	}
 	if e.SchemaErr != nil {
 		return nil, g.deny(ctx, rec, ReasonBadSchema, &jsonrpc.Error{Code: jsonrpc.CodeInternalError,
 			Message: fmt.Sprintf("tool %q has an invalid pinned input schema and cannot be called", name)})
@@ -441,6 +448,23 @@ func completeResult(res mcp.Result) (mcp.Result, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// definitionChanged refuses (and records) a call of a tool whose upstream
+// presents a definition other than the pinned one, not yet reviewed; on an
+// upstream that keeps such tools pinned, it notes on rec that the call runs
+// under the pinned definition.
+func (g *Gateway) definitionChanged(ctx context.Context, rec audit.Record, e *catalog.Entry) error {
+	switch {
+	case !e.Changed:
+		return nil
+	case e.KeepPinned:
+		rec.Detail["definition_changed"] = upstream.OnChangeKeepPinned
+		return nil
+	}
+	return g.deny(ctx, rec, ReasonDefinitionChanged, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams,
+		Message: fmt.Sprintf("tool %q is refused (%s): its upstream now presents a definition other than the pinned one, and calls wait until an administrator reviews it",
+			e.Name, ReasonDefinitionChanged)})
 }
 
 // deny records a refused call and returns what the client sees.

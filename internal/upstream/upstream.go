@@ -41,9 +41,21 @@ type Upstream struct {
 	// CallTimeout bounds a tool call on this upstream (0: the server's
 	// bound, which also caps it).
 	CallTimeout time.Duration `json:"call_timeout,omitempty"`
-	CreatedAt   time.Time     `json:"created_at"`
-	CreatedBy   string        `json:"created_by"`
+	// OnChange says what a tool whose definition changed upstream does
+	// until it is reviewed: OnChangeRefuse ("" too) or OnChangeKeepPinned.
+	OnChange  string    `json:"on_change,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
+	// SyncedAt is its first successful sync (zero: none yet).
+	SyncedAt time.Time `json:"synced_at,omitzero"`
 }
+
+// What calls of a tool do while the upstream presents a definition that
+// differs from the pinned one and nobody has reviewed it.
+const (
+	OnChangeRefuse     = "refuse"      // refused (tool-definition-changed): the default
+	OnChangeKeepPinned = "keep-pinned" // run under the pinned definition, recorded as such
+)
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
@@ -79,6 +91,9 @@ func (u Upstream) Validate() error {
 	}
 	if err := ValidTimeout(u.CallTimeout); err != nil {
 		return err
+	}
+	if u.OnChange != "" && u.OnChange != OnChangeRefuse && u.OnChange != OnChangeKeepPinned {
+		return fmt.Errorf("invalid on_change %q: want %q (the default) or %q", clip(u.OnChange), OnChangeRefuse, OnChangeKeepPinned)
 	}
 	switch u.Kind {
 	case HTTP:

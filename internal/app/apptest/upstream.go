@@ -404,3 +404,17 @@ func (u *Upstream) AddSleeper() {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("slept %d ms", in.Ms)}}}, nil
 		})
 }
+
+// Present makes the upstream list t, added or in place of its tool of that
+// name (a tool that appears, or changes, after Ostiary pinned the
+// catalog). Its calls are recorded under t.Name and answered "ok".
+func (u *Upstream) Present(t *mcp.Tool) {
+	if t.InputSchema == nil {
+		t.InputSchema = json.RawMessage(`{"type":"object"}`)
+	}
+	name := t.Name
+	u.mcp.AddTool(t, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		u.record(req, name)
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil
+	})
+}
