@@ -7,8 +7,11 @@ package app_test
 
 import (
 	"fmt"
+	"net"
 	"net/http"
+	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,5 +89,42 @@ func TestHostileAuthenticationFlood(t *testing.T) {
 	s.Clock.Advance(time.Second)
 	if r := s.Do("GET", "/api/v1/whoami", s.AdminKey, nil); r.Status != 200 {
 		t.Errorf("admin after the flood: %d %s", r.Status, r.Body)
+	}
+}
+
+// A client that asks for a large result and never reads it: the write that
+// blocks ends after the stall bound and the handler with it, instead of the
+// response (8 MiB here) staying pinned in the gateway for as long as the
+// client keeps the connection. Before, /mcp cleared every write deadline, so
+// the handler waited in its write forever.
+func TestHostileSlowReader(t *testing.T) {
+	s := apptest.StartWith(t, func(c *config.Config) { c.WriteStall = 300 * time.Millisecond })
+	_, key := userOn(t, s, "alice", map[string]any{"name": "bad", "url": apptest.NewHostileUpstream(t), "allow_private": true})
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"bad.big","arguments":{},` + modern + `}}`
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"+
+		"Mcp-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: bad.big\r\nContent-Length: %d\r\n\r\n%s", key, len(body), body)
+	// The gateway serves in this process: its handlers are goroutines here.
+	serving := func() bool {
+		var b strings.Builder
+		pprof.Lookup("goroutine").WriteTo(&b, 2)
+		return strings.Contains(b.String(), "internal/gateway.(*Gateway).ServeHTTP")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !serving() { // the call is under way
+		if time.Now().After(deadline) {
+			t.Fatal("the call never reached the gateway")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for serving() {
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway is still writing to a client that does not read")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

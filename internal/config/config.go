@@ -31,6 +31,7 @@ type Config struct {
 	TLSMin          string        // minimum TLS version: "1.2" (default) or "1.3"
 	MasterKeyFile   string        // the vault's master key (32 bytes, hex); default DIR/keys/master.key
 	CallTimeout     time.Duration // bound on one upstream call, progress or not
+	WriteStall      time.Duration // how long one write to an MCP client that does not read may block (default 30s)
 	ApprovalWait    time.Duration // how long a call held for approval waits for it (0: answer at once)
 	Webhooks        []string      // approval webhook URLs ("slack:URL" for Slack's format)
 	WebhookKeyFile  string        // HMAC signing key of webhooks; default DIR/keys/webhook-signing.key

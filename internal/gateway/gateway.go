@@ -73,6 +73,7 @@ type Config struct {
 	MaxBodyBytes   int64         // default 1 MiB
 	SessionIdle    time.Duration // legacy sessions close after this idle time; default 30m
 	CallTimeout    time.Duration // bound on one upstream tool call; default 5m
+	WriteStall     time.Duration // how long one write to a client that does not read may block; default 30s
 	Limits         Limits        // request rate limits; zero rates mean none
 	Policy         Policies      // decides every tools/call
 	History        *policy.History
@@ -121,6 +122,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 5 * time.Minute
+	}
+	if cfg.WriteStall <= 0 {
+		cfg.WriteStall = 30 * time.Second
 	}
 	g := &Gateway{cfg: cfg, sessions: &bindings{m: map[string]binding{}, idle: cfg.SessionIdle, now: cfg.Now}, origins: map[string]bool{},
 		perKey: newLimiter(cfg.Limits.PerKey), perUser: newLimiter(cfg.Limits.PerUser), perTool: newLimiter(cfg.Limits.PerTool), history: cfg.History}
@@ -204,8 +208,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.Traceparent = tp
 	}
 	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
-	// Streams may outlive the server's default write timeout.
-	http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	// Streams and held calls may outlive the server's write timeout; a
+	// client that stops reading may not (stall.go).
+	w = newStallGuard(w, g.cfg.WriteStall)
 
 	sessionID := r.Header.Get("Mcp-Session-Id")
 	if sessionID != "" && !g.sessions.check(sessionID, p.KeyID) {
