@@ -320,11 +320,38 @@ func (g *Gateway) run(ctx context.Context, t *toolRun) (mcp.Result, error) {
 	}
 	if err != nil {
 		if errors.As(err, &rpcErr) {
-			return nil, &jsonrpc.Error{Code: rpcErr.Code, Message: string(relay.Redact([]byte(rpcErr.Message))), Data: redactData(relay, rpcErr.Data)}
+			err = &jsonrpc.Error{Code: rpcErr.Code, Message: string(relay.Redact([]byte(rpcErr.Message))), Data: redactData(relay, rpcErr.Data)}
 		}
+		res = nil
+	} else {
+		res, err = upstream.RedactValue(relay, res) // an upstream may echo what it was sent
+	}
+	if werr := g.echoed(ctx, p, name, u.Name, relay); werr != nil {
+		return nil, werr
+	}
+	if err != nil {
 		return nil, err
 	}
-	return upstream.RedactValue(relay, res) // an upstream may echo what it was sent
+	return res, nil
+}
+
+// echoed records, before the answer leaves, what was redacted from a tool
+// call's answers (its result or error, and the notifications and questions
+// relayed while it ran): one secret-echo-redacted record per call, naming
+// each secret and version, never its value. The answer is withheld if the
+// record cannot be written.
+func (g *Gateway) echoed(ctx context.Context, p *authn.Principal, tool, upstreamName string, relay *upstream.Relay) error {
+	reds := relay.Redactions()
+	if len(reds) == 0 {
+		return nil
+	}
+	rec := p.Record(upstream.EventSecretEcho, "tool:"+tool)
+	rec.Detail = upstream.EchoDetail(upstreamName, reds)
+	rec.Detail["tool"] = tool
+	if _, err := g.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: rec}); err != nil {
+		return errAudit
+	}
+	return nil
 }
 
 // Retries: a tool whose pinned definition says it is read-only or
@@ -546,5 +573,5 @@ func redactData(relay *upstream.Relay, data json.RawMessage) json.RawMessage {
 	if len(data) == 0 {
 		return nil
 	}
-	return relay.Redact(data)
+	return relay.RedactJSON(data)
 }
