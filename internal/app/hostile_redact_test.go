@@ -107,6 +107,16 @@ func newEchoUpstream(t *testing.T) string {
 				return build(req.Extra.Header.Get("X-Api-Key")), nil
 			})
 	}
+	srv.AddPrompt(&mcp.Prompt{Name: "echo_prompt", Description: "A prompt holding the key, hex."},
+		func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+			h := strings.ToUpper(hex.EncodeToString([]byte(req.Extra.Header.Get("X-Api-Key"))))
+			return &mcp.GetPromptResult{Messages: []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: "use " + h}}}}, nil
+		})
+	srv.AddResource(&mcp.Resource{Name: "echo_blob", URI: "fixture://echo", MIMEType: "application/octet-stream"},
+		func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, MIMEType: "application/octet-stream",
+				Blob: []byte("\x00key=" + req.Extra.Header.Get("X-Api-Key"))}}}, nil
+		})
 	srv.AddTool(&mcp.Tool{Name: "logged", Description: "logs its key", InputSchema: map[string]any{"type": "object"}},
 		func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			enc := base64.StdEncoding.EncodeToString([]byte("k=" + req.Extra.Header.Get("X-Api-Key")))
@@ -208,7 +218,7 @@ func seen(t *testing.T, res *mcp.CallToolResult) []string {
 	return append(out, joined.String())
 }
 
-func startEcho(t *testing.T) (*apptest.Server, *mcp.ClientSession) {
+func startEcho(t *testing.T, version string) (*apptest.Server, *mcp.ClientSession) {
 	t.Helper()
 	s := apptest.Start(t)
 	mustStatus(t, s.Do("PUT", "/api/v1/secrets/fin-key", s.AdminKey, map[string]any{"value": canary, "upstreams": []string{"fin"}}), http.StatusOK)
@@ -216,16 +226,16 @@ func startEcho(t *testing.T) (*apptest.Server, *mcp.ClientSession) {
 		"headers": map[string]string{"X-Api-Key": "${secret:fin-key}"}}), http.StatusCreated)
 	setup(t, s, "echoers", []string{"invoke:fin.*"}, "alice", false)
 	key, _ := newKey(t, s, map[string]any{"user": "alice"})
-	cs, err := s.Client(t, key, "2025-11-25")
+	cs, err := s.Client(t, key, version)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, cs
 }
 
-// echoRecord returns the one secret-echo-redacted record of target and the
-// encodings it names for fin-key (failing unless there is exactly one and
-// it names fin-key version 1).
+// echoRecord returns the encodings that the one secret-echo-redacted
+// record of target names for fin-key (failing unless there is exactly one,
+// by alice, naming fin-key version 1 and never its value).
 func echoRecord(t *testing.T, s *apptest.Server, target string) []string {
 	t.Helper()
 	var mine []audit.Record
@@ -244,6 +254,7 @@ func echoRecord(t *testing.T, s *apptest.Server, target string) []string {
 	}
 	var d struct {
 		Tool    string `json:"tool"`
+		Target  string `json:"target"`
 		Secrets []struct {
 			Secret    string   `json:"secret"`
 			Version   int      `json:"version"`
@@ -251,7 +262,7 @@ func echoRecord(t *testing.T, s *apptest.Server, target string) []string {
 		} `json:"secrets"`
 	}
 	json.Unmarshal(b, &d)
-	if d.Tool == "" || len(d.Secrets) != 1 || d.Secrets[0].Secret != "fin-key" || d.Secrets[0].Version != 1 {
+	if d.Tool == "" && d.Target == "" || len(d.Secrets) != 1 || d.Secrets[0].Secret != "fin-key" || d.Secrets[0].Version != 1 {
 		t.Errorf("record detail: %s", b)
 		return nil
 	}
@@ -263,8 +274,16 @@ func echoRecord(t *testing.T, s *apptest.Server, target string) []string {
 // tool but fin.resource's text item and fin.structured's key carried the
 // canary out (base64, hex, url, \u escapes, blob, _meta hex, split), and no
 // record was written.
+// Both eras: a 2025 client's call, and a 2026-07-28 client's (which runs
+// detached from its request).
 func TestHostileRedactEncodings(t *testing.T) {
-	s, cs := startEcho(t)
+	for _, version := range []string{"2025-11-25", ""} {
+		t.Run("version="+version, func(t *testing.T) { testRedactEncodings(t, version) })
+	}
+}
+
+func testRedactEncodings(t *testing.T, version string) {
+	s, cs := startEcho(t, version)
 	want := map[string]string{"b64": "base64", "hex": "hex", "pct": "url", "esc": "json-escape", "resource": "blob",
 		"structured": "base64", "split": "split"}
 	for tool, enc := range want {
@@ -318,5 +337,79 @@ func TestHostileRedactLogNotification(t *testing.T) {
 	}
 	if encs := echoRecord(t, s, "tool:fin.logged"); !slices.Contains(encs, "base64") {
 		t.Errorf("record names encodings %v", encs)
+	}
+}
+
+// Attack: prompts/get {"name":"fin.echo_prompt"} answering with the secret
+// in upper-case hex, and resources/read {"uri":"fixture://echo"} answering
+// with a blob holding it. Failed before: both reached the client readable
+// (hex, blob) with no record.
+func TestHostileRedactPromptAndResource(t *testing.T) {
+	s, cs := startEcho(t, "2025-11-25")
+	ctx := context.Background()
+	pr, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "fin.echo_prompt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(pr)
+	if got := revealed(string(b), canary); len(got) > 0 || !strings.Contains(string(b), "[REDACTED secret:fin-key]") {
+		t.Errorf("prompt %s reveals the secret (%v)", b, got)
+	}
+	rr, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "fixture://echo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = json.Marshal(rr)
+	if got := revealed(string(b), canary); len(got) > 0 || len(rr.Contents) != 1 || strings.Contains(string(rr.Contents[0].Blob), canary) ||
+		!strings.Contains(string(rr.Contents[0].Blob), "[REDACTED secret:fin-key]") {
+		t.Errorf("resource %s reveals the secret (%v)", b, got)
+	}
+	if encs := echoRecord(t, s, "prompt:echo_prompt"); !slices.Contains(encs, "hex") {
+		t.Errorf("prompt record names %v", encs)
+	}
+	if encs := echoRecord(t, s, "resource:fixture://echo"); !slices.Contains(encs, "blob") {
+		t.Errorf("resource record names %v", encs)
+	}
+}
+
+// Attack: an upstream whose tool definition quotes the secret injected
+// into the listing's requests, base64-encoded ("Uses key <base64>"); the
+// client lists tools. Failed before: the description reached the client
+// (and the catalog) with the base64 intact, and no record was written.
+func TestHostileRedactDefinition(t *testing.T) {
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", false)
+	up.AddDescribed(base64.RawURLEncoding.EncodeToString([]byte("key:" + canary)))
+	mustStatus(t, s.Do("PUT", "/api/v1/secrets/fin-key", s.AdminKey, map[string]any{"value": canary, "upstreams": []string{"fin"}}), http.StatusOK)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true,
+		"headers": map[string]string{"X-Api-Key": "${secret:fin-key}"}}), http.StatusCreated)
+	setup(t, s, "readers", []string{"invoke:fin.*"}, "alice", false)
+	key, _ := newKey(t, s, map[string]any{"user": "alice"})
+	cs, err := s.Client(t, key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := cs.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(res)
+	if got := revealed(string(b), canary); len(got) > 0 || !strings.Contains(string(b), "[REDACTED secret:fin-key]") {
+		t.Errorf("listing %s reveals the secret (%v)", b, got)
+	}
+	if r := s.Do("GET", "/api/v1/tools", s.AdminKey, nil); len(revealed(string(r.Body), canary)) > 0 {
+		t.Error("the catalog holds the secret, encoded")
+	}
+	var recs []audit.Record
+	for _, r := range records(t, s, audit.Query{Event: "secret-echo-redacted"}) {
+		if r.Target == "upstream:fin" {
+			recs = append(recs, r)
+		}
+	}
+	if len(recs) == 0 {
+		t.Fatal("no secret-echo-redacted record of the listing")
+	}
+	if b, _ := json.Marshal(recs[0].Detail); !strings.Contains(string(b), `"secret":"fin-key"`) || !strings.Contains(string(b), `"base64"`) {
+		t.Errorf("listing record: %s", b)
 	}
 }

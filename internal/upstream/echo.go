@@ -41,6 +41,7 @@ func (p *Pool) recordEcho(ctx context.Context, c Caller, u Upstream, target stri
 	}
 	rec := audit.Record{Event: EventSecretEcho, Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID,
 		Target: target, Detail: EchoDetail(u.Name, reds)}
+	rec.Detail["target"] = target
 	if _, err := p.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: rec}); err != nil {
 		return errEchoUnrecorded
 	}
