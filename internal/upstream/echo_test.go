@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -89,5 +91,31 @@ func TestEchoRecordFailsClosed(t *testing.T) {
 	aud.mu.Unlock()
 	if res, err := p.ReadResource(context.Background(), c, u, "fixture://r", Continuation{}); err == nil || res != nil || strings.Contains(err.Error(), secret) {
 		t.Errorf("with the audit log failing: %v, %v", res, err)
+	}
+}
+
+// A notification's params arrive as raw JSON: an upstream writing the
+// secret as \u escapes ({"level":"error","data":"\u0074ok-9d2c…"}) gets it
+// redacted all the same, as what the client decodes is what is searched.
+// Failed before: Redact on the raw bytes found nothing, and the client
+// decoded the secret.
+func TestRelayRedactsEscapedNotification(t *testing.T) {
+	const secret = "tok-9d2c71a0e4b3f58c"
+	r := &Relay{}
+	r.know(vault.Known{"tok": {Value: []byte(secret), Version: 1}})
+	var esc strings.Builder
+	for _, c := range secret {
+		esc.WriteString(`\u00` + strconv.FormatInt(int64(c), 16))
+	}
+	raw := []byte(`{"level":"error","data":"key ` + esc.String() + `"}`)
+	var p mcp.LoggingMessageParams
+	if err := json.Unmarshal(r.RedactJSON(raw), &p); err != nil {
+		t.Fatal(err)
+	}
+	if s := p.Data.(string); strings.Contains(s, secret) || s != "key [REDACTED secret:tok]" {
+		t.Errorf("relayed %q", s)
+	}
+	if red := r.Redactions(); len(red) != 1 || red[0].Secret != "tok" {
+		t.Errorf("redactions: %+v", red)
 	}
 }
