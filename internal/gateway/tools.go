@@ -335,25 +335,6 @@ func (g *Gateway) run(ctx context.Context, t *toolRun) (mcp.Result, error) {
 	return res, nil
 }
 
-// echoed records, before the answer leaves, what was redacted from a tool
-// call's answers (its result or error, and the notifications and questions
-// relayed while it ran): one secret-echo-redacted record per call, naming
-// each secret and version, never its value. The answer is withheld if the
-// record cannot be written.
-func (g *Gateway) echoed(ctx context.Context, p *authn.Principal, tool, upstreamName string, relay *upstream.Relay) error {
-	reds := relay.Redactions()
-	if len(reds) == 0 {
-		return nil
-	}
-	rec := p.Record(upstream.EventSecretEcho, "tool:"+tool)
-	rec.Detail = upstream.EchoDetail(upstreamName, reds)
-	rec.Detail["tool"] = tool
-	if _, err := g.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: rec}); err != nil {
-		return errAudit
-	}
-	return nil
-}
-
 // Retries: a tool whose pinned definition says it is read-only or
 // idempotent is called again when the upstream failed to answer (never
 // when it answered, even with an error), up to maxAttempts in all, with
