@@ -136,8 +136,9 @@ func (w *walker) text(s string) string {
 }
 
 // blob redacts a base64 member inside its decoded bytes. If the encoded
-// form still shows a value (its characters spelling one out), the blob is
-// replaced by the marker's bytes: it stays base64, which its readers need.
+// form still shows a value (its characters spelling one out) or a
+// credential shape, the blob is replaced by the marker's bytes: it stays
+// base64, which its readers need.
 // A member that is not standard base64 is redacted as a text.
 func (w *walker) blob(s string) string {
 	raw, err := base64.StdEncoding.DecodeString(s)
@@ -152,6 +153,8 @@ func (w *walker) blob(s string) string {
 	if spans := w.m.find([]byte(out), 0, nil); len(spans) > 0 {
 		note(w.f, spans[0].name, spans[0].enc|EncBlob)
 		out = base64.StdEncoding.EncodeToString([]byte(marker(spans[0].name)))
+	} else if mayHoldCredential(out) && LooksLikeCredential(out) { // an access key id is valid base64
+		out = base64.StdEncoding.EncodeToString([]byte("[REDACTED credential]"))
 	}
 	if out != s {
 		w.changed = true

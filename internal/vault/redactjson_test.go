@@ -51,6 +51,18 @@ func TestRedactJSON(t *testing.T) {
 	}
 }
 
+// A credential shape is redacted from a member that blobs are decoded
+// from, whether or not a secret was injected.
+func TestRedactJSONShapeInData(t *testing.T) {
+	doc := []byte(`{"structuredContent":{"data":"AKIAABCDEFGHIJKLMNOP"}}`)
+	for _, k := range []Known{nil, {"k": {Value: []byte(jsonSecret)}}} {
+		out, err := k.Matcher().RedactJSON(doc, nil)
+		if err != nil || LooksLikeCredential(string(out)) {
+			t.Errorf("%d secrets: %s (%v)", len(k), out, err)
+		}
+	}
+}
+
 // leaksJSON decodes every string of a JSON tree (and every blob, and the
 // texts of an array joined) and returns the encodings showing jsonSecret.
 func leaksJSON(v any) []string {
