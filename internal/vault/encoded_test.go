@@ -30,6 +30,8 @@ var encoders = []struct {
 	{"query", "url", func(b []byte) string { return url.QueryEscape(string(b)) }},
 	{"percent-all", "url", percentAll},
 	{"json-u", "json-escape", jsonU},
+	{"base64-in-query", "base64", func(b []byte) string { return url.QueryEscape(base64.StdEncoding.EncodeToString(b)) }},
+	{"hex-json-u", "hex", func(b []byte) string { return jsonU([]byte(hex.EncodeToString(b))) }},
 	{"json-marshal", "json-escape", func(b []byte) string { s, _ := json.Marshal(string(b)); return string(s[1 : len(s)-1]) }},
 }
 
