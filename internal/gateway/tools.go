@@ -334,11 +334,19 @@ func (g *Gateway) run(ctx context.Context, t *toolRun) (mcp.Result, error) {
 	}
 	if err != nil {
 		if errors.As(err, &rpcErr) {
-			return nil, &jsonrpc.Error{Code: rpcErr.Code, Message: string(relay.Redact([]byte(rpcErr.Message))), Data: redactData(relay, rpcErr.Data)}
+			err = &jsonrpc.Error{Code: rpcErr.Code, Message: string(relay.Redact([]byte(rpcErr.Message))), Data: redactData(relay, rpcErr.Data)}
 		}
+		res = nil
+	} else {
+		res, err = upstream.RedactValue(relay, res) // an upstream may echo what it was sent
+	}
+	if werr := g.echoed(ctx, p, name, u.Name, relay); werr != nil {
+		return nil, werr
+	}
+	if err != nil {
 		return nil, err
 	}
-	return upstream.RedactValue(relay, res) // an upstream may echo what it was sent
+	return res, nil
 }
 
 // Retries: a tool whose pinned definition says it is read-only or
@@ -587,5 +595,5 @@ func redactData(relay *upstream.Relay, data json.RawMessage) json.RawMessage {
 	if len(data) == 0 {
 		return nil
 	}
-	return relay.Redact(data)
+	return relay.RedactJSON(data)
 }

@@ -85,10 +85,10 @@ type PoolConfig struct {
 	StdioAllow *StdioAllow
 }
 
-// Resolver returns a secret's value for injection into an upstream, having
-// recorded the access (rec carries who it is for).
+// Resolver returns a secret's value (and its version) for injection into
+// an upstream, having recorded the access (rec carries who it is for).
 type Resolver interface {
-	Resolve(ctx context.Context, name, upstream, env string, rec audit.Record) ([]byte, error)
+	Resolve(ctx context.Context, name, upstream, env string, rec audit.Record) (vault.Injected, error)
 }
 
 // resolve expands the secret references in value for c and u, noting what
@@ -106,7 +106,7 @@ func (p *Pool) resolve(ctx context.Context, c Caller, u Upstream, value string, 
 		if err == nil && known != nil {
 			known[name] = v
 		}
-		return v, err
+		return v.Value, err
 	})
 	if err != nil {
 		return "", &refusedError{err}
@@ -420,7 +420,10 @@ func (p *Pool) List(ctx context.Context, u Upstream) (l Listing, err error) {
 	if err := redactAll(injected, l.Resources); err != nil {
 		return l, err
 	}
-	return l, redactAll(injected, l.Templates)
+	if err := redactAll(injected, l.Templates); err != nil {
+		return l, err
+	}
+	return l, p.recordEcho(ctx, System, u, "upstream:"+u.Name, injected)
 }
 
 // redactAll redacts each element of list in place (elements without
@@ -454,7 +457,7 @@ func collect[T any](seq iter.Seq2[T, error], what string) ([]T, error) {
 // Call, a 2026-07-28 client's read from a 2026-07-28 HTTP upstream is made
 // here, so that an input_required result reaches the client.
 func (p *Pool) ReadResource(ctx context.Context, c Caller, u Upstream, uri string, cont Continuation) (*mcp.ReadResourceResult, error) {
-	return ask(p, ctx, c, u, func(ctx context.Context, e *pooled) (*mcp.ReadResourceResult, error) {
+	return ask(p, ctx, c, u, "resource:"+uri, func(ctx context.Context, e *pooled) (*mcp.ReadResourceResult, error) {
 		if cont.modern() && e.http != nil && modern(e.cs) {
 			raw, err := p.modernRequest(ctx, e, "resources/read", uri, map[string]any{"uri": uri}, cont, nil, nil)
 			if err != nil {
@@ -488,7 +491,7 @@ type PromptGet struct {
 // 2026-07-28 client's request to a 2026-07-28 HTTP upstream is made here,
 // so that an input_required result reaches the client.
 func (p *Pool) GetPrompt(ctx context.Context, c Caller, u Upstream, get PromptGet) (*mcp.GetPromptResult, error) {
-	return ask(p, ctx, c, u, func(ctx context.Context, e *pooled) (*mcp.GetPromptResult, error) {
+	return ask(p, ctx, c, u, "prompt:"+get.Name, func(ctx context.Context, e *pooled) (*mcp.GetPromptResult, error) {
 		if get.modern() && e.http != nil && modern(e.cs) {
 			params := map[string]any{"name": get.Name}
 			if get.Arguments != nil {
@@ -517,15 +520,16 @@ func (p *Pool) GetPrompt(ctx context.Context, c Caller, u Upstream, get PromptGe
 
 // Complete asks u as c for argument completions, redacted as by ask.
 func (p *Pool) Complete(ctx context.Context, c Caller, u Upstream, params *mcp.CompleteParams) (*mcp.CompleteResult, error) {
-	return ask(p, ctx, c, u, func(ctx context.Context, e *pooled) (*mcp.CompleteResult, error) {
+	return ask(p, ctx, c, u, "completion:"+completionRef(params), func(ctx context.Context, e *pooled) (*mcp.CompleteResult, error) {
 		return e.cs.Complete(ctx, params)
 	})
 }
 
 // ask runs one request on c's session to u (as do) and removes from its
 // answer, result or error, the secrets injected into the requests that
-// produced it and credential shapes, as for tool calls.
-func ask[T any](p *Pool, ctx context.Context, c Caller, u Upstream, fn func(context.Context, *pooled) (*T, error)) (*T, error) {
+// produced it and credential shapes, as for tool calls, recording what it
+// removed (target names the request).
+func ask[T any](p *Pool, ctx context.Context, c Caller, u Upstream, target string, fn func(context.Context, *pooled) (*T, error)) (*T, error) {
 	var res *T
 	col := &Relay{}
 	err := p.do(ctx, c, u, func(ctx context.Context, e *pooled) (err error) {
@@ -534,18 +538,28 @@ func ask[T any](p *Pool, ctx context.Context, c Caller, u Upstream, fn func(cont
 		return err
 	})
 	if err != nil {
-		msg := err.Error()
-		red := string(col.Redact([]byte(msg)))
-		if red == msg {
-			return nil, err
-		}
-		var rpcErr *jsonrpc.Error
-		if Answered(err) && errors.As(err, &rpcErr) {
-			return nil, &jsonrpc.Error{Code: rpcErr.Code, Message: string(col.Redact([]byte(rpcErr.Message)))}
-		}
-		return nil, errors.New(red)
+		err = redactedError(col, err)
+	} else {
+		res, err = RedactValue(col, res)
 	}
-	return RedactValue(col, res)
+	if rerr := p.recordEcho(ctx, c, u, target, col); rerr != nil {
+		return nil, rerr
+	}
+	return res, err
+}
+
+// redactedError is err with what col redacts removed from its message.
+func redactedError(col *Relay, err error) error {
+	msg := err.Error()
+	red := string(col.Redact([]byte(msg)))
+	if red == msg {
+		return err
+	}
+	var rpcErr *jsonrpc.Error
+	if Answered(err) && errors.As(err, &rpcErr) {
+		return &jsonrpc.Error{Code: rpcErr.Code, Message: string(col.Redact([]byte(rpcErr.Message)))}
+	}
+	return errors.New(red)
 }
 
 // do runs one request on c's session to u, connecting if needed, under

@@ -209,7 +209,7 @@ func TestPoolForget(t *testing.T) {
 func TestStderrIsRedacted(t *testing.T) {
 	var buf strings.Builder
 	l := &lineLogger{log: slog.New(slog.NewTextHandler(&buf, nil)), upstream: "u", user: "alice",
-		known: vault.Known{"tok": []byte("s3cret-token-value")}}
+		known: vault.Known{"tok": {Value: []byte("s3cret-token-value")}}}
 	l.Write([]byte("starting with s3cret-tok"))
 	l.Write([]byte("en-value\nsecond line\n"))
 	l.Write([]byte(strings.Repeat("x", 5000)))
