@@ -424,10 +424,11 @@ func (a *App) Close(ctx context.Context) error {
 			// (MCP GET streams, held calls) are ended, so a stop never hangs
 			// on a client that keeps a stream open.
 			sctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
-			grace := time.AfterFunc(min(2*time.Second, a.cfg.ShutdownTimeout/2), a.cancelBase)
+			cut := func() { a.gateway.Drain(); a.cancelBase() }
+			grace := time.AfterFunc(min(2*time.Second, a.cfg.ShutdownTimeout/2), cut)
 			errs = append(errs, a.server.Shutdown(sctx))
 			grace.Stop()
-			a.cancelBase()
+			cut()
 			a.gateway.Close()
 			cancel()
 			<-a.sweepDone

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -102,6 +103,7 @@ type Gateway struct {
 	detached    sync.WaitGroup // the goroutines of those calls
 	streams     streams        // open GET streams, ended when their key stops authenticating
 	parkLimit   parkLimit      // calls waiting on questions, by user
+	stopping    atomic.Bool    // Drain was called: calls cut from now on are cut by the stop
 }
 
 type principalKey struct{}
@@ -161,6 +163,15 @@ func New(cfg Config) (*Gateway, error) {
 		Stateless: true, MaxRequestBodyBytes: cfg.MaxBodyBytes, Logger: cfg.Logger, PropagateRequestCancellation: true}))
 	return g, nil
 }
+
+// Drain tells the gateway that the server is stopping: calls cut from now
+// on are answered "the gateway is stopping" and recorded as
+// gateway-stopping, not as upstream failures. Call it before cancelling
+// the requests' base context.
+func (g *Gateway) Drain() { g.stopping.Store(true) }
+
+// Stopping reports whether Drain or Close was called.
+func (g *Gateway) Stopping() bool { return g.stopping.Load() || g.life.Err() != nil }
 
 // Close ends the calls that outlived their requests (parked calls waiting
 // for a client's answer) and waits, a few seconds at most, for their

@@ -41,6 +41,12 @@ const (
 	ReasonBadArguments = "arguments-invalid"
 	ReasonBadSchema    = "tool-schema-invalid"
 	ReasonUpstream     = "upstream-error"
+	// Outcomes of calls that reached the upstream and did not complete,
+	// each its own reason on the tool-result record.
+	ReasonTimeout         = "timeout"             // no answer within the call's bound
+	ReasonClientCancelled = "client-cancelled"    // the client went away or cancelled
+	ReasonGatewayStopping = "gateway-stopping"    // cut by a graceful stop
+	ReasonRefusedUpstream = "refused-by-upstream" // the upstream answered with a JSON-RPC error
 	// ReasonHeaderMismatch: Mcp-Param-* headers disagree with the arguments.
 	ReasonHeaderMismatch = "header-mismatch"
 	// ReasonDefinitionChanged: the upstream presents a definition other
@@ -51,6 +57,12 @@ const (
 
 // errAudit is what a client sees when its request cannot be recorded.
 var errAudit = &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "the audit log is unavailable; the request was not performed"}
+
+// errAuditRan is what a client sees when the call was sent to the
+// upstream but its outcome could not be recorded: the truth, so that it is
+// not blindly repeated.
+var errAuditRan = &jsonrpc.Error{Code: jsonrpc.CodeInternalError,
+	Message: "the call was sent to the upstream, but its outcome could not be recorded (the audit log is unavailable): check its effect before repeating it"}
 
 func unknownTool(name string) error {
 	return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown tool %q", name)}
@@ -312,7 +324,7 @@ func (g *Gateway) run(ctx context.Context, t *toolRun) (mcp.Result, error) {
 		res.RequestState = "" // only Ostiary's sealed states reach the client
 		g.history.Touch(p.User, e.PolicyTool().Classes(), g.cfg.Now())
 	case upstream.Answered(err) && errors.As(err, &rpcErr):
-		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
+		out.Outcome, out.Reason = audit.Failed, ReasonRefusedUpstream
 		out.Detail["error_code"] = rpcErr.Code
 	case isRefusedCommand(err):
 		// The operator's allow-list no longer holds the upstream's program:
@@ -322,15 +334,20 @@ func (g *Gateway) run(ctx context.Context, t *toolRun) (mcp.Result, error) {
 		res = &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{
 			Text: fmt.Sprintf("upstream %s cannot be started: its command is not allowed on this server (request %s)", u.Name, p.RequestID)}}}
 	default:
-		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
-		g.cfg.Logger.Warn("upstream call failed", "request_id", p.RequestID, "principal", p.User, "tool", name, "upstream", u.Name,
+		var text string
+		out.Outcome, out.Reason, text = audit.Failed, ReasonUpstream, fmt.Sprintf("upstream %s did not answer the call", u.Name)
+		switch {
+		case g.Stopping() || errors.Is(context.Cause(callCtx), errShutdown):
+			out.Reason, text = ReasonGatewayStopping, "the gateway is stopping; the call was cut"
+		case ctx.Err() != nil:
+			out.Reason, text = ReasonClientCancelled, "the call was cancelled"
+		case errors.Is(context.Cause(callCtx), context.DeadlineExceeded):
+			out.Reason, text = ReasonTimeout, fmt.Sprintf("upstream %s did not answer within the call's time limit", u.Name)
+		}
+		g.cfg.Logger.Warn("upstream call failed", "request_id", p.RequestID, "principal", p.User, "tool", name, "upstream", u.Name, "reason", out.Reason,
 			"err", string(relay.Redact([]byte(err.Error())))) // an upstream may echo what it was sent
 		err = nil
-		res = &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{
-			Text: fmt.Sprintf("upstream %s did not answer the call (request %s)", u.Name, p.RequestID)}}}
-	}
-	if _, werr := g.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: out}); werr != nil {
-		return nil, errAudit
+		res = &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("%s (request %s)", text, p.RequestID)}}}
 	}
 	if err != nil {
 		if errors.As(err, &rpcErr) {
@@ -340,8 +357,13 @@ func (g *Gateway) run(ctx context.Context, t *toolRun) (mcp.Result, error) {
 	} else {
 		res, err = upstream.RedactValue(relay, res) // an upstream may echo what it was sent
 	}
+	out.Detail["response_bytes"] = responseBytes(res, err)
+	if _, werr := g.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: out}); werr != nil {
+		g.cfg.Logger.Error("cannot record a call's outcome", "request_id", p.RequestID, "tool", name, "err", werr)
+		return nil, errAuditRan
+	}
 	if werr := g.echoed(ctx, p, name, u.Name, relay); werr != nil {
-		return nil, werr
+		return nil, errAuditRan
 	}
 	if err != nil {
 		return nil, err
@@ -358,6 +380,18 @@ const (
 	maxAttempts  = 3
 	retryBackoff = 100 * time.Millisecond
 )
+
+// responseBytes is the size of what the client gets for a call: the
+// result's JSON, or the error's.
+func responseBytes(res mcp.Result, err error) int {
+	var b []byte
+	if err != nil {
+		b, _ = json.Marshal(err)
+	} else if res != nil && !reflect.ValueOf(res).IsNil() {
+		b, _ = json.Marshal(res)
+	}
+	return len(b)
+}
 
 // callTimeout is the tightest of the server's bound and the upstream's and
 // tool's timeouts where set: the server's is the overall maximum, even

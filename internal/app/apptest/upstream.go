@@ -418,3 +418,20 @@ func (u *Upstream) Present(t *mcp.Tool) {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil
 	})
 }
+
+// AddGate adds the tool "gate": each call is recorded, then waits until the
+// returned channel is closed (or the call is cancelled), then answers.
+func (u *Upstream) AddGate() chan struct{} {
+	open := make(chan struct{})
+	mcp.AddTool(u.mcp, &mcp.Tool{Name: "gate", Description: "Waits for the test."},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, map[string]any, error) {
+			u.record(req, "gate")
+			select {
+			case <-open:
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+			return nil, map[string]any{"passed": true}, nil
+		})
+	return open
+}
