@@ -66,7 +66,7 @@ type Config struct {
 	Catalog        Catalog
 	Upstreams      Caller
 	Auditor        audit.Appender
-	Kill           KillSwitch // optional: no kill switches without it
+	Kill           KillSwitch // consulted on every request; the gateway cuts the calls it covers
 	Logger         *slog.Logger
 	Now            func() time.Time
 	Version        string
@@ -110,7 +110,7 @@ type principalKey struct{}
 
 // New returns the gateway.
 func New(cfg Config) (*Gateway, error) {
-	if cfg.Authn == nil || cfg.AuthFailures == nil || cfg.Catalog == nil || cfg.Upstreams == nil || cfg.Auditor == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Approvals == nil {
+	if cfg.Authn == nil || cfg.AuthFailures == nil || cfg.Kill == nil || cfg.Catalog == nil || cfg.Upstreams == nil || cfg.Auditor == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Approvals == nil {
 		return nil, errors.New("gateway: missing dependency")
 	}
 	if cfg.MaxBodyBytes <= 0 {
@@ -137,6 +137,7 @@ func New(cfg Config) (*Gateway, error) {
 	if g.states, err = newSealer(); err != nil {
 		return nil, err
 	}
+	cfg.Kill.SetCutter(g)
 	g.life, g.end = context.WithCancel(context.Background())
 	go g.watchStreams()
 	for _, o := range cfg.AllowedOrigins {

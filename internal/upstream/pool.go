@@ -67,7 +67,7 @@ const EventSpawn = "upstream-spawn"
 
 // PoolConfig configures a Pool; Signer, Auditor, Logger and Now are required.
 type PoolConfig struct {
-	Signer          *assertion.Signer
+	Signer          Signer
 	Auditor         audit.Appender
 	Logger          *slog.Logger
 	Now             func() time.Time
@@ -341,7 +341,11 @@ func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, call ToolCall, re
 			return errNotContinuable
 		}
 		if u.Kind == Stdio {
-			meta[MetaIdentity] = p.assert(c, u)
+			tok, err := p.assert(c, u)
+			if err != nil {
+				return err
+			}
+			meta[MetaIdentity] = tok
 		}
 		params := &mcp.CallToolParams{Name: call.Name, Arguments: call.Arguments}
 		if len(meta) > 0 {
@@ -474,7 +478,11 @@ func (p *Pool) ReadResource(ctx context.Context, c Caller, u Upstream, uri strin
 		}
 		params := &mcp.ReadResourceParams{URI: uri}
 		if u.Kind == Stdio {
-			params.Meta = mcp.Meta{MetaIdentity: p.assert(c, u)}
+			tok, err := p.assert(c, u)
+			if err != nil {
+				return nil, err
+			}
+			params.Meta = mcp.Meta{MetaIdentity: tok}
 		}
 		return e.cs.ReadResource(ctx, params)
 	})
@@ -512,7 +520,11 @@ func (p *Pool) GetPrompt(ctx context.Context, c Caller, u Upstream, get PromptGe
 		}
 		params := &mcp.GetPromptParams{Name: get.Name, Arguments: get.Arguments}
 		if u.Kind == Stdio {
-			params.Meta = mcp.Meta{MetaIdentity: p.assert(c, u)}
+			tok, err := p.assert(c, u)
+			if err != nil {
+				return nil, err
+			}
+			params.Meta = mcp.Meta{MetaIdentity: tok}
 		}
 		return e.cs.GetPrompt(ctx, params)
 	})
@@ -772,13 +784,23 @@ func (p *Pool) admitStdio(u Upstream) (string, error) {
 	return p.cfg.StdioAllow.Check(u.Command[0])
 }
 
-func (p *Pool) assert(c Caller, u Upstream) string {
+// Signer signs identity assertions (assertion.Signer).
+type Signer interface {
+	Sign(c assertion.Claims) (string, error)
+}
+
+// assert signs the caller's identity assertion for u. If it cannot be
+// signed the request is refused (a refusedError): an upstream never gets a
+// request without one, which it could take for a request of nobody or of
+// the gateway itself.
+func (p *Pool) assert(c Caller, u Upstream) (string, error) {
 	tok, err := p.cfg.Signer.Sign(assertion.Claims{Subject: c.User, Audience: u.Name, Roles: c.Roles, KeyID: c.KeyID,
 		Service: c.Service, Env: c.env(), RequestID: c.RequestID})
-	if err != nil {
-		p.cfg.Logger.Error("cannot sign identity assertion", "err", err)
+	if err != nil || tok == "" {
+		p.cfg.Logger.Error("cannot sign identity assertion", "request_id", c.RequestID, "upstream", u.Name, "err", err)
+		return "", &refusedError{errors.New("the caller's identity assertion cannot be signed")}
 	}
-	return tok
+	return tok, nil
 }
 
 // MetaIdentity is the _meta key carrying the identity assertion to stdio
@@ -822,7 +844,11 @@ func (t *injector) RoundTrip(r *http.Request) (*http.Response, error) {
 	if relay != nil {
 		relay.know(known)
 	}
-	r.Header.Set(assertion.Header, t.pool.assert(c, t.u))
+	tok, err := t.pool.assert(c, t.u)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: %w", t.u.Name, err)
+	}
+	r.Header.Set(assertion.Header, tok)
 	if c.RequestID != "" {
 		r.Header.Set("X-Request-ID", c.RequestID)
 	}
