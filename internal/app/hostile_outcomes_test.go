@@ -129,6 +129,14 @@ func TestHostileAuditRefusesHonestly(t *testing.T) {
 	if r.Status != 503 || r.Header.Get("Retry-After") == "" || !strings.Contains(string(r.Body), "not performed") || len(up.Calls()) != 0 {
 		t.Errorf("audit down before the call: %d %s (upstream calls %d)", r.Status, r.Body, len(up.Calls()))
 	}
+	// The cause is in the operational log, under the request's id.
+	id, logged := r.Header.Get("X-Request-ID"), false
+	for _, line := range strings.Split(s.Log.String(), "\n") {
+		logged = logged || (strings.Contains(line, "audit unavailable") && strings.Contains(line, "request_id="+id) && strings.Contains(line, "err="))
+	}
+	if id == "" || !logged {
+		t.Errorf("the store's refusal is not logged with request id %q", id)
+	}
 	s.App.SetStoreReadOnlyForTest(false)
 	done := make(chan apptest.Response, 1)
 	go func() { done <- call("fin.gate") }()

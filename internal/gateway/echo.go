@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 
-	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
@@ -21,8 +20,8 @@ func (g *Gateway) echoed(ctx context.Context, p *authn.Principal, tool, upstream
 	rec := p.Record(upstream.EventSecretEcho, "tool:"+tool)
 	rec.Detail = upstream.EchoDetail(upstreamName, reds)
 	rec.Detail["tool"] = tool
-	if _, err := g.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: rec}); err != nil {
-		return errAudit
+	if err := g.write(context.WithoutCancel(ctx), rec); err != nil {
+		return err
 	}
 	return nil
 }

@@ -159,8 +159,8 @@ func (g *Gateway) listTools(ctx context.Context, p *authn.Principal) (mcp.Result
 	tools := g.cfg.Catalog.Snapshot().Visible(g.visible(p))
 	rec := p.Record(EventToolsList, "")
 	rec.Detail = map[string]any{"tools": len(tools)}
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, errAudit
+	if err := g.write(ctx, rec); err != nil {
+		return nil, err
 	}
 	res := &mcp.ListToolsResult{Tools: append(append(make([]*mcp.Tool, 0, len(tools)+len(builtins)), builtins...), tools...)}
 	res.CacheScope = "private"
@@ -245,8 +245,8 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolReque
 			return nil, g.deny(ctx, rec, ReasonKilled, unknownTool(name))
 		}
 	}
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, errAudit
+	if err := g.write(ctx, rec); err != nil {
+		return nil, err
 	}
 	if pc != nil {
 		if q, err := pc.attach(tr.client.InputResponses); err != nil || q != nil {
@@ -509,14 +509,25 @@ func (g *Gateway) definitionChanged(ctx context.Context, rec audit.Record, e *ca
 			e.Name, ReasonDefinitionChanged)})
 }
 
+// write puts rec on record. If the audit log refuses, the cause goes to
+// the operational log with the request id, and the client gets errAudit
+// (its cause is not the client's business).
+func (g *Gateway) write(ctx context.Context, rec audit.Record) error {
+	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		g.cfg.Logger.Error("audit unavailable", "request_id", rec.RequestID, "event", rec.Event, "target", rec.Target, "err", err)
+		return errAudit
+	}
+	return nil
+}
+
 // deny records a refused call and returns what the client sees.
 func (g *Gateway) deny(ctx context.Context, rec audit.Record, reason string, clientErr error) error {
 	rec.Outcome, rec.Reason = audit.Denied, reason
 	if reason == ReasonBadArguments || reason == ReasonBadSchema || reason == ReasonHeaderMismatch {
 		rec.Outcome = audit.Failed
 	}
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return errAudit
+	if err := g.write(ctx, rec); err != nil {
+		return err
 	}
 	return clientErr
 }
@@ -616,8 +627,8 @@ func (g *Gateway) discover(ctx context.Context, p *authn.Principal, rec audit.Re
 		hits[i] = hit{e.Name, e.Tool.Description, p.Allows(authz.Invoke, e.Name)}
 	}
 	rec.Detail["decision"], rec.Detail["results"] = "allow", len(hits)
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, errAudit
+	if err := g.write(ctx, rec); err != nil {
+		return nil, err
 	}
 	body, _ := json.Marshal(map[string]any{"tools": hits})
 	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(body)}},
