@@ -104,6 +104,7 @@ type Gateway struct {
 	streams     streams        // open GET streams, ended when their key stops authenticating
 	parkLimit   parkLimit      // calls waiting on questions, by user
 	stopping    atomic.Bool    // Drain was called: calls cut from now on are cut by the stop
+	refused     *refusals      // budgets and counts of refused requests, by key
 }
 
 type principalKey struct{}
@@ -140,6 +141,9 @@ func New(cfg Config) (*Gateway, error) {
 	cfg.Kill.SetCutter(g)
 	g.life, g.end = context.WithCancel(context.Background())
 	go g.watchStreams()
+	g.refused = newRefusals()
+	g.detached.Add(1)
+	go g.flushRefusalsEvery(time.Second)
 	for _, o := range cfg.AllowedOrigins {
 		g.origins[strings.ToLower(o)] = true
 	}
@@ -197,9 +201,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuseAtEdge(w, r, reqID, f)
 		return
 	}
-	if o := r.Header.Get("Origin"); o != "" && !g.originAllowed(o) {
-		g.cfg.Logger.Warn("mcp origin refused", "request_id", reqID, "origin", clip(o))
-		writeRPCError(w, http.StatusForbidden, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "origin not allowed"})
+	unmapHost(r)
+	if o := r.Header.Get("Origin"); o != "" {
+		if !g.originAllowed(o) {
+			g.refuseBrowser(w, r, reqID, "origin-not-allowed", "origin not allowed")
+			return
+		}
+		cors(w, o)
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			preflight(w, r)
+			return
+		}
+	} else if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		// A browser sent this from another site without saying which.
+		g.refuseBrowser(w, r, reqID, "cross-site-without-origin", "cross-site requests must carry an allowed Origin")
 		return
 	}
 	if ok, wait := g.cfg.AuthFailures.Admit(r, reqID); !ok {
@@ -226,6 +241,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	sessionID := r.Header.Get("Mcp-Session-Id")
 	if sessionID != "" && !g.sessions.check(sessionID, p.KeyID) {
+		g.refuse(r.Context(), p, "session-unknown", map[string]any{"method": clip(r.Method)}) // another key's looks the same
 		unknownSession(w)
 		return
 	}
@@ -255,6 +271,7 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
+		g.refuse(r.Context(), p, "body-too-large", map[string]any{"limit": g.cfg.MaxBodyBytes})
 		writeRPCError(w, http.StatusRequestEntityTooLarge, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "request body too large"})
 		return
 	case err != nil:
@@ -262,6 +279,9 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 		return
 	}
 	m, rpcErr := parseMessage(body)
+	if rpcErr != nil && rpcErr != errMethodUnknown {
+		g.refuse(r.Context(), p, "message-malformed", map[string]any{"code": rpcErr.Code, "error": clip(rpcErr.Message)})
+	}
 	if rpcErr != nil {
 		status := http.StatusBadRequest
 		if rpcErr == errMethodUnknown {
@@ -320,6 +340,18 @@ func (g *Gateway) paramHeadersMatch(w http.ResponseWriter, r *http.Request, p *a
 	}
 	writeRPCError(w, http.StatusBadRequest, m.id, &jsonrpc.Error{Code: codeHeaderMismatch, Message: err.Error()})
 	return false
+}
+
+// refuseBrowser records and answers a request refused for where a browser
+// sent it from.
+func (g *Gateway) refuseBrowser(w http.ResponseWriter, r *http.Request, reqID, reason, msg string) {
+	rec := audit.Record{Event: edge.EventRequestRefused, Outcome: audit.Denied, Reason: reason, RequestID: reqID, Remote: r.RemoteAddr,
+		Detail: map[string]any{"origin": clip(r.Header.Get("Origin")), "sec_fetch_site": clip(r.Header.Get("Sec-Fetch-Site"))}}
+	if _, err := g.cfg.Auditor.Write(context.WithoutCancel(r.Context()), audit.Entry{Record: rec}); err != nil {
+		g.cfg.Logger.Error("cannot record a refused request", "request_id", reqID, "reason", reason, "err", err)
+	}
+	g.cfg.Logger.Warn("mcp request refused", "request_id", reqID, "reason", reason, "origin", clip(r.Header.Get("Origin")))
+	writeRPCError(w, http.StatusForbidden, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: msg})
 }
 
 // refuseAtEdge records and answers a request refused before anything read
