@@ -1,18 +1,39 @@
 package app_test
 
 import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/ostiary/ostiary/internal/app"
 	"github.com/ostiary/ostiary/internal/app/apptest"
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/config"
 	"github.com/ostiary/ostiary/internal/fault"
 )
 
@@ -170,5 +191,147 @@ func TestHostileURLCredential(t *testing.T) {
 	}
 	if strings.Contains(s.Log.String(), secret) {
 		t.Errorf("the server log holds the credential:\n%s", s.Log)
+	}
+}
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// writeCert writes a certificate for 127.0.0.1 whose key is key, signed
+// with sig by itself, or by parent (certificate and key) whose certificate
+// then follows it in the chain file; and key to keyFile.
+func writeCert(t *testing.T, certFile, keyFile string, key crypto.Signer, sig x509.SignatureAlgorithm, serial int64, parent *tls.Certificate) {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "weak"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), SignatureAlgorithm: sig,
+		IsCA: parent == nil, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign}
+	issuer, signer := tmpl, key
+	if parent != nil {
+		issuer, signer = parent.Leaf, parent.PrivateKey.(crypto.Signer)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, key.Public(), signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if parent != nil {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: parent.Certificate[0]})...)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// openTLS opens (and, if it opens, starts) a server with certFile/keyFile.
+func openTLS(t *testing.T, certFile, keyFile string, log io.Writer) (*app.App, error) {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := app.Init(context.Background(), dir, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen, cfg.TLSCert, cfg.TLSKey = dir, "127.0.0.1:0", certFile, keyFile
+	a, err := app.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(log, nil)), time.Now)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { a.Close(context.Background()) })
+	return a, a.Start(context.Background())
+}
+
+// A weak certificate given to serve, e.g.
+//
+//	ostiary serve --tls-cert rsa1024.pem --tls-key rsa1024.key
+//
+// (or ECDSA P-224, or any certificate of the chain signed with SHA-1)
+// stops serve from starting, with an error that says what is weak; one
+// swapped in later is not reloaded: the previous certificate is still
+// served and the refusal is logged.
+func TestHostileWeakServeCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
+	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	writeCert(t, certFile, keyFile, p256, x509.ECDSAWithSHA1, 1, nil)
+	sha1CA, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		key    crypto.Signer
+		sig    x509.SignatureAlgorithm
+		parent *tls.Certificate
+		want   string // "" serves
+	}{
+		{"RSA 1024", rsa1024, x509.SHA256WithRSA, nil, "1024-bit RSA key"},
+		{"ECDSA P-224", p224, x509.ECDSAWithSHA256, nil, "P-224"},
+		{"SHA-1 signature", rsa2048, x509.SHA1WithRSA, nil, "signed with SHA1-RSA"},
+		{"SHA-1 intermediate", p256, x509.ECDSAWithSHA256, &sha1CA, "certificate 2 of the chain (CN=weak) is signed with ECDSA-SHA1"},
+		{"RSA 2048", rsa2048, x509.SHA256WithRSA, nil, ""},
+		{"ECDSA P-256", p256, x509.ECDSAWithSHA256, nil, ""},
+		{"Ed25519", ed, x509.PureEd25519, nil, ""},
+	} {
+		writeCert(t, certFile, keyFile, c.key, c.sig, 2, c.parent)
+		_, err := openTLS(t, certFile, keyFile, io.Discard)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+
+	// Reload: a good certificate serves; a weak one replacing it does not.
+	writeCert(t, certFile, keyFile, p256, x509.ECDSAWithSHA256, 100, nil)
+	var log syncBuffer
+	a, err := openTLS(t, certFile, keyFile, &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := func() int64 {
+		conn, err := tls.Dial("tcp", a.Addr(), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	}
+	if got := serial(); got != 100 {
+		t.Fatalf("serving serial %d", got)
+	}
+	writeCert(t, certFile, keyFile, rsa1024, x509.SHA256WithRSA, 200, nil)
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(log.String(), "not reloaded"); time.Sleep(200 * time.Millisecond) {
+		if got := serial(); got != 100 {
+			t.Fatalf("the weak certificate was loaded: serving serial %d", got)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no refusal logged:\n%s", log.String())
+		}
+	}
+	if got := serial(); got != 100 || !strings.Contains(log.String(), "1024-bit RSA key") {
+		t.Errorf("after the refusal: serial %d, log:\n%s", got, log.String())
 	}
 }
