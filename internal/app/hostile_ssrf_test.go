@@ -173,6 +173,7 @@ func TestHostileURLCredential(t *testing.T) {
 		"https://admin:" + secret + "@[::1/mcp", // does not even parse
 		"https://mcp.example.com/mcp?%zz&token=" + secret,
 		"https://mcp.example.com/mcp#" + secret,
+		"https://mcp.example.com/mcp?" + secret, // a bare token
 	} {
 		r := s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "x", "url": raw, "allow_private": true})
 		if r.Status != http.StatusBadRequest || strings.Contains(string(r.Body), secret) {
@@ -183,8 +184,8 @@ func TestHostileURLCredential(t *testing.T) {
 	if strings.Contains(string(all), secret) {
 		t.Errorf("the audit log holds the credential: %s", all)
 	}
-	if n := len(upstreamAdds(t, s)); n != 11 {
-		t.Errorf("%d refusals recorded, want 11", n)
+	if n := len(upstreamAdds(t, s)); n != 12 {
+		t.Errorf("%d refusals recorded, want 12", n)
 	}
 	if page := s.Do("GET", "/api/v1/audit?event=upstream-add", s.AdminKey, nil); strings.Contains(string(page.Body), secret) {
 		t.Errorf("GET /api/v1/audit shows the credential: %s", page.Body)

@@ -189,8 +189,9 @@ func validHeader(k, v string) error {
 }
 
 // DisplayURL is the URL as shown in listings and audit records: without
-// user information, query values masked (either may be a credential), and
-// nothing of a URL that does not parse.
+// user information or fragment, query values masked (any may be a
+// credential), nothing of a query that does not parse or has a name
+// without a value, and nothing of a URL that does not parse.
 func (u Upstream) DisplayURL() string {
 	pu, err := url.Parse(u.URL)
 	if err != nil {
@@ -199,7 +200,10 @@ func (u Upstream) DisplayURL() string {
 	pu.User = nil
 	if pu.RawQuery != "" {
 		q, err := url.ParseQuery(pu.RawQuery)
-		for k := range q {
+		for k, vs := range q {
+			if strings.Join(vs, "") == "" { // a bare name may be a token itself
+				err = errBadURL
+			}
 			q[k] = []string{"…"}
 		}
 		pu.RawQuery = q.Encode()

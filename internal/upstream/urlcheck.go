@@ -63,7 +63,8 @@ var (
 )
 
 // queryCredential refuses a query that holds a credential: a parameter
-// named like one, or a value shaped like one. Only a parameter's name is
+// named like one, a value shaped like one, or a name without a value (a
+// bare token, which listings and records would show as a name). Only a parameter's name is
 // quoted, and only when it is not itself credential-shaped.
 func queryCredential(raw string) error {
 	if raw == "" {
@@ -80,6 +81,9 @@ func queryCredential(raw string) error {
 		}
 		if credentialName(name) {
 			return fmt.Errorf("the URL's %s carries a credential, which would be stored, listed and audited in clear: %s", shown, credentialHint)
+		}
+		if strings.Join(values, "") == "" {
+			return errors.New("the URL's query has a parameter without a value (?VALUE), which is how a bare token is passed: write it as name=value, or send a credential in a header: " + credentialHint)
 		}
 		for _, v := range values {
 			if vault.LooksLikeCredential(v) || vault.LooksLikeCredential(name+"="+v) {

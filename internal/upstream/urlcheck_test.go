@@ -90,6 +90,8 @@ func TestValidateURLCredentials(t *testing.T) {
 		"https://mcp.example.com/mcp?q=" + ostKey + "&x=" + secret,
 		"https://mcp.example.com/mcp?q=Bearer%20abcdefghijklmnopqrstuvwxyz&x=" + secret,
 		"https://mcp.example.com/mcp?%zz=" + secret,
+		"https://mcp.example.com/mcp?" + secret,
+		"https://mcp.example.com/mcp?v=1&" + secret + "=",
 		"https://mcp.example.com/mcp?" + secret + "=1;" + secret,
 		"https://admin:" + secret + "@[::1/mcp",
 		"https://mcp.example.com/mcp#" + secret,
@@ -115,6 +117,7 @@ func TestDisplayURLHidesCredentials(t *testing.T) {
 		"https://s3cret@api.example/mcp#s3cret":            "https://api.example/mcp",
 		"https://user:s3cret@[::1/mcp":                     "(invalid URL)",
 		"https://api.example/mcp?s3cret%zz":                "https://api.example/mcp?…",
+		"https://api.example/mcp?v=1&s3cret":               "https://api.example/mcp?…",
 		"http://x/mcp":                                     "http://x/mcp",
 	} {
 		if got := (Upstream{URL: raw}).DisplayURL(); got != want || strings.Contains(got, "s3cret") {
