@@ -16,19 +16,21 @@ import (
 // UpstreamView is an upstream as listed: header and environment values,
 // which may be credentials, are never returned, only their names.
 type UpstreamView struct {
-	Name         string    `json:"name"`
-	Prefix       string    `json:"prefix"`
-	Kind         string    `json:"kind"`
-	URL          string    `json:"url,omitempty"`
-	Command      []string  `json:"command,omitempty"`
-	AllowPrivate bool      `json:"allow_private"`
-	TLS          TLSView   `json:"tls"`
-	CallTimeout  string    `json:"call_timeout,omitempty"` // Go duration; absent: the server's
-	OnChange     string    `json:"on_change"`              // refuse or keep-pinned
-	HeaderNames  []string  `json:"header_names"`
-	EnvNames     []string  `json:"env_names"`
-	CreatedAt    time.Time `json:"created_at"`
-	CreatedBy    string    `json:"created_by"`
+	Name         string   `json:"name"`
+	Prefix       string   `json:"prefix"`
+	Kind         string   `json:"kind"`
+	URL          string   `json:"url,omitempty"`
+	Command      []string `json:"command,omitempty"`
+	AllowPrivate bool     `json:"allow_private"`
+	// AllowPlainHTTP: reached over http:// at a non-loopback address.
+	AllowPlainHTTP bool      `json:"allow_plain_http"`
+	TLS            TLSView   `json:"tls"`
+	CallTimeout    string    `json:"call_timeout,omitempty"` // Go duration; absent: the server's
+	OnChange       string    `json:"on_change"`              // refuse or keep-pinned
+	HeaderNames    []string  `json:"header_names"`
+	EnvNames       []string  `json:"env_names"`
+	CreatedAt      time.Time `json:"created_at"`
+	CreatedBy      string    `json:"created_by"`
 }
 
 // TLSView summarises an upstream's TLS options.
@@ -61,6 +63,9 @@ type NewUpstream struct {
 	Env map[string]string `json:"env"`
 	// AllowPrivate lets the upstream be reached at non-public addresses.
 	AllowPrivate bool `json:"allow_private"`
+	// AllowPlainHTTP lets an http:// upstream be reached at a non-loopback
+	// address, unencrypted (refused by default; recorded).
+	AllowPlainHTTP bool `json:"allow_plain_http"`
 	// TLS verifies an https upstream (ca: PEM bundle; insecure_skip_verify:
 	// loopback only) and may present a client certificate (client_cert:
 	// PEM chain; client_key_secret: the vault secret holding its key).
@@ -130,7 +135,7 @@ type Activation struct {
 }
 
 func upstreamView(u upstream.Upstream) UpstreamView {
-	v := UpstreamView{Name: u.Name, Prefix: u.Prefix, Kind: string(u.Kind), URL: u.DisplayURL(), Command: u.Command, AllowPrivate: u.AllowPrivate, OnChange: u.OnChange,
+	v := UpstreamView{Name: u.Name, Prefix: u.Prefix, Kind: string(u.Kind), URL: u.DisplayURL(), Command: u.Command, AllowPrivate: u.AllowPrivate, AllowPlainHTTP: u.AllowPlainHTTP, OnChange: u.OnChange,
 		HeaderNames: []string{}, EnvNames: []string{}, CreatedAt: u.CreatedAt, CreatedBy: u.CreatedBy,
 		TLS: TLSView{CustomCA: u.TLS.CA != "", ClientCertSubject: u.TLS.ClientSubject(), ClientKeySecret: u.TLS.ClientKeySecret,
 			InsecureSkipVerify: u.TLS.InsecureSkipVerify}}
@@ -165,7 +170,8 @@ func (a *API) addUpstream(w http.ResponseWriter, r *http.Request, p *authn.Princ
 	if err := a.decode(w, r, p.Record(catalog.EventUpstreamAdd, ""), &in); err != nil {
 		return 0, nil, err
 	}
-	u := upstream.Upstream{Name: in.Name, Prefix: in.Name, URL: in.URL, Headers: in.Headers, Command: in.Command, Env: in.Env, AllowPrivate: in.AllowPrivate, TLS: in.TLS, OnChange: in.OnChange}
+	u := upstream.Upstream{Name: in.Name, Prefix: in.Name, URL: in.URL, Headers: in.Headers, Command: in.Command, Env: in.Env, AllowPrivate: in.AllowPrivate,
+		AllowPlainHTTP: in.AllowPlainHTTP, TLS: in.TLS, OnChange: in.OnChange}
 	if in.CallTimeout != "" {
 		d, err := time.ParseDuration(in.CallTimeout)
 		if err != nil {

@@ -25,7 +25,7 @@ func (c *Catalog) guard(ctx context.Context, p *authn.Principal, rec audit.Recor
 // used by another upstream is refused: namespaces are not shared.
 func (c *Catalog) AddUpstream(ctx context.Context, p *authn.Principal, u upstream.Upstream) (upstream.Upstream, SyncReport, error) {
 	rec := p.Record(EventUpstreamAdd, "upstream:"+u.Name)
-	rec.Detail = map[string]any{"kind": string(u.Kind), "prefix": u.Prefix, "url": u.DisplayURL(), "command": u.Command, "allow_private": u.AllowPrivate, "call_timeout_ms": u.CallTimeout.Milliseconds(),
+	rec.Detail = map[string]any{"kind": string(u.Kind), "prefix": u.Prefix, "url": u.DisplayURL(), "command": u.Command, "allow_private": u.AllowPrivate, "allow_plain_http": u.AllowPlainHTTP, "call_timeout_ms": u.CallTimeout.Milliseconds(),
 		"on_change": onChange(u), "header_names": keys(u.Headers), "env_names": keys(u.Env)}
 	if !u.TLS.IsZero() {
 		rec.Detail["tls"] = u.TLS.Summary()

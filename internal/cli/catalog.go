@@ -72,7 +72,7 @@ func (e *env) upstreamsAddCmd() *cobra.Command {
 	var headers, envs, cmdArgs []string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "add NAME (--url URL [--header K=V]... [--allow-private] [TLS options] | --command /ABS/PROGRAM [--arg ARG]... [--env K=V]...) [--prefix P] [--on-change refuse|keep-pinned]",
+		Use:   "add NAME (--url URL [--header K=V]... [--allow-private] [--allow-plain-http] [TLS options] | --command /ABS/PROGRAM [--arg ARG]... [--env K=V]...) [--prefix P] [--on-change refuse|keep-pinned]",
 		Short: "Add an upstream MCP server and pin its tools",
 		Long: `Add an upstream MCP server, over Streamable HTTP (--url) or stdio (--command, the
 absolute path of a program the server's operator allowed with 'serve --stdio-allow',
@@ -91,7 +91,14 @@ An https upstream is verified against the system roots, or only against
 --tls-ca. --tls-client-cert presents a client certificate (mutual TLS) whose
 private key is the vault secret --tls-client-key-secret: store it first with
 'ostiary secrets set NAME --upstream UPSTREAM < key.pem'.
---tls-insecure-skip-verify is accepted only for a literal loopback address.`,
+--tls-insecure-skip-verify is accepted only for a literal loopback address.
+
+An http:// upstream is reached only at loopback unless --allow-plain-http;
+loopback, private and link-local addresses only with --allow-private; and
+addresses that are not hosts (0.0.0.0, broadcast, multicast, reserved,
+documentation) never. A credential in the URL (user:password@, or a query
+parameter such as token= or api_key=) is refused: send it in a header from
+the vault.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			in.Name = a[0]
@@ -135,6 +142,7 @@ private key is the vault secret --tls-client-key-secret: store it first with
 	f.StringArrayVar(&envs, "env", nil, "environment variable of the stdio program, K=V (repeatable)")
 	f.StringVar(&prefix, "prefix", "", "namespace of its tools (default: NAME; \"\" for none)")
 	f.BoolVar(&in.AllowPrivate, "allow-private", false, "let an HTTP upstream be reached at loopback, private or link-local addresses (refused by default)")
+	f.BoolVar(&in.AllowPlainHTTP, "allow-plain-http", false, "let an http:// upstream be reached at a non-loopback address, unencrypted (refused by default; recorded)")
 	f.StringVar(&caFile, "tls-ca", "", "PEM `FILE` of the CA certificates an https upstream must chain to (instead of the system roots)")
 	f.StringVar(&certFile, "tls-client-cert", "", "PEM `FILE` of the client certificate chain presented to the upstream (mutual TLS)")
 	f.StringVar(&in.TLS.ClientKeySecret, "tls-client-key-secret", "", "vault secret `NAME` holding the client certificate's private key (PEM)")

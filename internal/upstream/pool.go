@@ -700,11 +700,12 @@ func (p *Pool) transport(u Upstream, env string) http.RoundTripper {
 		env = ""
 	}
 	tlsID := sha256.Sum256(fmt.Appendf(nil, "%q/%q/%q/%t/%q", u.TLS.CA, u.TLS.ClientCert, u.TLS.ClientKeySecret, u.TLS.InsecureSkipVerify, env))
-	key := fmt.Sprintf("%s/%t/%d/%x", u.Name, u.AllowPrivate, u.CreatedAt.UnixNano(), tlsID[:8])
+	policy := u.dialPolicy()
+	key := fmt.Sprintf("%s/%+v/%d/%x", u.Name, policy, u.CreatedAt.UnixNano(), tlsID[:8])
 	if t, ok := p.transports.Load(key); ok {
 		return t.(http.RoundTripper)
 	}
-	base := guardedTransport(u.AllowPrivate)
+	base := guardedTransport(policy)
 	cfg, err := p.tlsConfig(u)
 	if err != nil { // validated when added: only a damaged store gets here
 		return failingTransport{fmt.Errorf("upstream %s: TLS configuration: %w", u.Name, err)}

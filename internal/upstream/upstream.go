@@ -7,7 +7,6 @@ package upstream
 import (
 	"fmt"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -36,6 +35,10 @@ type Upstream struct {
 	// AllowPrivate lets an HTTP upstream be reached at loopback, private,
 	// link-local and other non-public addresses (off by default: SSRF).
 	AllowPrivate bool `json:"allow_private"`
+	// AllowPlainHTTP lets an http:// upstream be reached at an address
+	// other than loopback, where calls cross the network unencrypted (off
+	// by default). It is recorded with the upstream and in its audit record.
+	AllowPlainHTTP bool `json:"allow_plain_http"`
 	// TLS verifies an https upstream and may identify Ostiary to it.
 	TLS TLS `json:"tls"`
 	// CallTimeout bounds a tool call on this upstream (0: the server's
@@ -100,14 +103,8 @@ func (u Upstream) Validate() error {
 		if len(u.Command) > 0 || len(u.Env) > 0 {
 			return fmt.Errorf("an HTTP upstream takes --url and --header, not --command or --env")
 		}
-		pu, err := url.Parse(u.URL)
-		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.User != nil || pu.Fragment != "" {
-			return fmt.Errorf("invalid URL %q: want http(s)://host[:port]/path, without credentials", clip(u.URL))
-		}
-		if ip, err := netip.ParseAddr(strings.Trim(pu.Hostname(), "[]")); err == nil && !u.AllowPrivate {
-			if kind, private := privateRange(ip); private {
-				return fmt.Errorf("URL %q points at a %s address: give --allow-private if that is intended", clip(u.DisplayURL()), kind)
-			}
+		if err := u.checkURL(); err != nil {
+			return err
 		}
 		for k, v := range u.Headers {
 			if err := validHeader(k, v); err != nil {
@@ -191,18 +188,30 @@ func validHeader(k, v string) error {
 	return nil
 }
 
-// DisplayURL is the URL as shown in listings and audit records: query
-// values, which may be credentials, are masked.
+// DisplayURL is the URL as shown in listings and audit records: without
+// user information or fragment, query values masked (any may be a
+// credential), nothing of a query that does not parse or has a name
+// without a value, and nothing of a URL that does not parse.
 func (u Upstream) DisplayURL() string {
 	pu, err := url.Parse(u.URL)
-	if err != nil || pu.RawQuery == "" {
-		return u.URL
+	if err != nil {
+		return "(invalid URL)"
 	}
-	q := pu.Query()
-	for k := range q {
-		q[k] = []string{"…"}
+	pu.User = nil
+	if pu.RawQuery != "" {
+		q, err := url.ParseQuery(pu.RawQuery)
+		for k, vs := range q {
+			if strings.Join(vs, "") == "" { // a bare name may be a token itself
+				err = errBadURL
+			}
+			q[k] = []string{"…"}
+		}
+		pu.RawQuery = q.Encode()
+		if err != nil {
+			pu.RawQuery = "…"
+		}
 	}
-	pu.RawQuery = q.Encode()
+	pu.Fragment, pu.RawFragment = "", ""
 	return pu.String()
 }
 

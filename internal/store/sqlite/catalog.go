@@ -34,7 +34,7 @@ func (s queries) UpstreamByName(ctx context.Context, name string) (upstream.Upst
 }
 
 func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]upstream.Upstream, error) {
-	rows, err := s.q.QueryContext(ctx, `SELECT name, prefix, kind, url, headers, command, env, allow_private, tls, call_timeout_ms, on_change, created_at, created_by, synced_at
+	rows, err := s.q.QueryContext(ctx, `SELECT name, prefix, kind, url, headers, command, env, allow_private, allow_plain_http, tls, call_timeout_ms, on_change, created_at, created_by, synced_at
 		FROM upstreams `+where+` ORDER BY name`, args...)
 	if err != nil {
 		return nil, classify("list upstreams", err)
@@ -46,7 +46,7 @@ func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]up
 		var kind, headers, command, env, tlsOpts string
 		var created, timeout int64
 		var synced sql.NullInt64
-		if err := rows.Scan(&u.Name, &u.Prefix, &kind, &u.URL, &headers, &command, &env, &u.AllowPrivate, &tlsOpts, &timeout, &u.OnChange, &created, &u.CreatedBy, &synced); err != nil {
+		if err := rows.Scan(&u.Name, &u.Prefix, &kind, &u.URL, &headers, &command, &env, &u.AllowPrivate, &u.AllowPlainHTTP, &tlsOpts, &timeout, &u.OnChange, &created, &u.CreatedBy, &synced); err != nil {
 			return nil, classify("list upstreams", err)
 		}
 		u.Kind, u.CreatedAt, u.CallTimeout = upstream.Kind(kind), time.UnixMicro(created).UTC(), time.Duration(timeout)*time.Millisecond
@@ -145,9 +145,9 @@ func (t *Tx) InsertUpstream(ctx context.Context, u upstream.Upstream) error {
 	if onChange == "" {
 		onChange = upstream.OnChangeRefuse
 	}
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO upstreams (name, prefix, kind, url, headers, command, env, allow_private, tls, call_timeout_ms, on_change, created_at, created_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Name, u.Prefix, string(u.Kind), u.URL, enc(headers), enc(command), enc(env),
-		u.AllowPrivate, enc(u.TLS), u.CallTimeout.Milliseconds(), onChange, micros(u.CreatedAt), u.CreatedBy)
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO upstreams (name, prefix, kind, url, headers, command, env, allow_private, allow_plain_http, tls, call_timeout_ms, on_change, created_at, created_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Name, u.Prefix, string(u.Kind), u.URL, enc(headers), enc(command), enc(env),
+		u.AllowPrivate, u.AllowPlainHTTP, enc(u.TLS), u.CallTimeout.Milliseconds(), onChange, micros(u.CreatedAt), u.CreatedBy)
 	if isUnique(err) {
 		return fault.New(fault.Conflict, "upstream %q already exists", u.Name)
 	}
