@@ -271,6 +271,7 @@ func (a *App) open(ctx context.Context) error {
 	}
 	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, AuthFailures: a.failures, Kill: kill, Catalog: a.catalog, Upstreams: a.pool, Auditor: a.writer,
 		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, CallTimeout: a.cfg.CallTimeout, WriteStall: a.cfg.WriteStall,
+		Caps:   gateway.Caps{Sessions: a.cfg.UserSessions, Streams: a.cfg.UserStreams, Calls: a.cfg.UserCalls},
 		Limits: gateway.Limits{PerKey: a.cfg.RateKey, PerUser: a.cfg.RateUser, PerTool: a.cfg.RateTool},
 		Policy: policies, Users: users{a.store}, Approvals: a.approvals, ApprovalWait: a.cfg.ApprovalWait}); err != nil {
 		return err

@@ -6,6 +6,7 @@ package app_test
 // ratios, not absolute times.
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -126,5 +127,94 @@ func TestHostileSlowReader(t *testing.T) {
 			t.Fatal("the gateway is still writing to a client that does not read")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// One user's caps, over all their keys: sessions, streams and calls in
+// flight. At each cap the next one is refused at once (429 with
+// Retry-After, or a JSON-RPC error for a call), recorded, and another user
+// is unaffected. Before, one key opened 5,000 sessions and held 300
+// streams.
+func TestHostileUserCaps(t *testing.T) {
+	s := apptest.StartWith(t, func(c *config.Config) { c.UserSessions, c.UserStreams, c.UserCalls = 3, 2, 2 })
+	up, alice, bob := gatewaySetup(t, s, false)
+	gate := up.AddGate()
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams/fin/sync", s.AdminKey, nil), http.StatusOK)
+	mustStatus(t, s.Do("POST", "/api/v1/tools/activate", s.AdminKey, map[string]any{"tool": "fin.gate", "version": 1}), http.StatusOK)
+	setup(t, s, "gater", []string{"invoke:fin.*"}, "carol", false)
+	carol, _ := newKey(t, s, map[string]any{"user": "carol"})
+	alice2, _ := newKey(t, s, map[string]any{"user": "alice"})
+	initialize := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
+	var sids []string
+	for i, key := range []string{alice, alice2, alice, alice2} {
+		r := rpc(t, s, key, initialize, nil)
+		if i < 3 {
+			if r.Status != 200 {
+				t.Fatalf("session %d: %d %s", i+1, r.Status, r.Body)
+			}
+			sids = append(sids, r.Header.Get("Mcp-Session-Id"))
+			continue
+		}
+		if r.Status != 429 || r.Header.Get("Retry-After") == "" || !strings.Contains(string(r.Body), "open sessions") {
+			t.Errorf("a 4th session over two keys: %d %s", r.Status, r.Body)
+		}
+	}
+	if r := rpc(t, s, bob, initialize, nil); r.Status != 200 {
+		t.Errorf("bob's session: %d", r.Status)
+	}
+	// Streams: two held open, the third refused.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i, sid := range sids {
+		req, _ := http.NewRequestWithContext(ctx, "GET", s.URL+"/mcp", nil)
+		req.Header.Set("Authorization", "Bearer "+map[bool]string{true: alice, false: alice2}[i%2 == 0])
+		req.Header.Set("Mcp-Session-Id", sid)
+		req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < 2 && resp.StatusCode != 200 {
+			t.Errorf("stream %d: %d", i+1, resp.StatusCode)
+		}
+		if i == 2 && resp.StatusCode != 429 {
+			t.Errorf("a 3rd stream: %d", resp.StatusCode)
+		}
+		if i == 2 {
+			resp.Body.Close()
+		}
+	}
+	// Calls in flight: two held at the gate, the third refused at once.
+	call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fin.gate","arguments":{},` + modern + `}}`
+	done := make(chan apptest.Response, 2)
+	for range 2 {
+		go func() { done <- rpc(t, s, carol, call, modernHeaders("tools/call", "fin.gate")) }()
+	}
+	for len(up.Calls()) < 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	r := rpc(t, s, carol, call, modernHeaders("tools/call", "fin.gate"))
+	if !strings.Contains(string(r.Body), "too many calls in flight") || time.Since(start) > 2*time.Second {
+		t.Errorf("a 3rd call in flight: %d %s after %s", r.Status, r.Body, time.Since(start))
+	}
+	close(gate)
+	for range 2 {
+		if r := <-done; r.Status != 200 {
+			t.Errorf("a held call: %d %s", r.Status, r.Body)
+		}
+	}
+	if r := rpc(t, s, carol, call, modernHeaders("tools/call", "fin.gate")); r.Status != 200 || strings.Contains(string(r.Body), "too many") {
+		t.Errorf("a call after the others ended: %d %s", r.Status, r.Body)
+	}
+	reasons := map[string]int{}
+	for _, rec := range records(t, s, audit.Query{}) {
+		reasons[rec.Reason]++
+	}
+	for _, want := range []string{"user-sessions-cap", "user-streams-cap", "user-calls-cap"} {
+		if reasons[want] == 0 {
+			t.Errorf("no record with reason %s", want)
+		}
 	}
 }

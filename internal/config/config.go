@@ -40,6 +40,9 @@ type Config struct {
 	RateUser        Rate          // requests per user, over all their keys
 	RateTool        Rate          // calls per tool, over all callers
 	RateAuthFail    Rate          // failed authentications per source address and per presented key id
+	UserSessions    int           // open 2025-era sessions per user (default 64)
+	UserStreams     int           // open GET streams per user (default 16)
+	UserCalls       int           // tool calls in flight per user, held ones included (default 32)
 	AuthFailWindow  time.Duration // failures over budget in this window are recorded as one aggregated record
 	// StdioAllow lists the programs stdio upstreams may run: absolute
 	// paths of files, or of directories (their programs directly inside,
@@ -63,6 +66,9 @@ func Default() Config {
 		RateTool:        Rate{Per: 500, Burst: 1000},
 		RateAuthFail:    Rate{Per: 2, Burst: 20},
 		AuthFailWindow:  10 * time.Second,
+		UserSessions:    64,
+		UserStreams:     16,
+		UserCalls:       32,
 	}
 }
 

@@ -76,6 +76,7 @@ type Config struct {
 	CallTimeout    time.Duration // bound on one upstream tool call; default 5m
 	WriteStall     time.Duration // how long one write to a client that does not read may block; default 30s
 	Limits         Limits        // request rate limits; zero rates mean none
+	Caps           Caps          // what one user may hold at once
 	Policy         Policies      // decides every tools/call
 	History        *policy.History
 	Users          Users // for explain; optional
@@ -105,6 +106,8 @@ type Gateway struct {
 	parkLimit   parkLimit      // calls waiting on questions, by user
 	stopping    atomic.Bool    // Drain was called: calls cut from now on are cut by the stop
 	refused     *refusals      // budgets and counts of refused requests, by key
+	userStreams *holding       // open GET streams, by user
+	userCalls   *holding       // tool calls in flight, by user
 }
 
 type principalKey struct{}
@@ -142,6 +145,8 @@ func New(cfg Config) (*Gateway, error) {
 	g.life, g.end = context.WithCancel(context.Background())
 	go g.watchStreams()
 	g.refused = newRefusals()
+	g.cfg.Caps = cfg.Caps.withDefaults()
+	g.userStreams, g.userCalls = newHolding(g.cfg.Caps.Streams), newHolding(g.cfg.Caps.Calls)
 	g.detached.Add(1)
 	go g.flushRefusalsEvery(time.Second)
 	for _, o := range cfg.AllowedOrigins {
@@ -259,6 +264,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.stateful.ServeHTTP(w, r)
 			return
 		}
+		if !g.userStreams.acquire(p.User) {
+			g.atCap(w, r, p, nil, ReasonStreamsCap, "open streams", g.cfg.Caps.Streams)
+			return
+		}
+		defer g.userStreams.release(p.User)
 		g.streams.serve(p.KeyID, g.stateful, w, r)
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
@@ -316,7 +326,11 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 		g.stateful.ServeHTTP(w, r)
 		return
 	}
-	g.stateful.ServeHTTP(&captureSession{ResponseWriter: w, onID: func(id string) { g.sessions.bind(id, p.KeyID) }}, r)
+	if m.method == "initialize" && g.sessions.held(p.User) >= g.cfg.Caps.Sessions {
+		g.atCap(w, r, p, m.id, ReasonSessionsCap, "open sessions", g.cfg.Caps.Sessions)
+		return
+	}
+	g.stateful.ServeHTTP(&captureSession{ResponseWriter: w, onID: func(id string) { g.sessions.bind(id, p.KeyID, p.User) }}, r)
 }
 
 // paramHeadersMatch checks the Mcp-Param-* headers of a tools/call against

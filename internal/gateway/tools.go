@@ -222,6 +222,19 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolReque
 		}
 		rec.Detail["parked"] = true
 	}
+	// A new call counts against the user's calls in flight until it ends:
+	// here for a legacy call, in its goroutine for a parked one (handed).
+	handed := false
+	if pc == nil {
+		if !g.userCalls.acquire(p.User) {
+			return nil, g.deny(ctx, rec, ReasonCallsCap, errCallsCap(g.cfg.Caps.Calls))
+		}
+		defer func() {
+			if !handed {
+				g.userCalls.release(p.User)
+			}
+		}()
+	}
 	d := g.decide(p, e, args.value)
 	noteDecision(&rec, d)
 	switch {
@@ -269,8 +282,10 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolReque
 	stop := context.AfterFunc(g.life, func() { cancel(errShutdown) })
 	pc.cancel, pc.ctx, pc.attached = cancel, callCtx, true
 	g.detached.Add(1)
+	handed = true
 	go func() {
 		defer g.detached.Done()
+		defer g.userCalls.release(p.User)
 		defer stop()
 		res, err := g.run(callCtx, t)
 		cancel(nil)
