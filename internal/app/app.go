@@ -222,7 +222,7 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 	vaultRef.Store(a.vault)
-	if a.pool, err = upstream.NewPool(upstream.PoolConfig{Signer: a.signer, Auditor: a.writer, Logger: a.log, Now: a.now, Version: Version,
+	if a.pool, err = upstream.NewPool(upstream.PoolConfig{MaxConcurrent: a.cfg.UpstreamSlots, Signer: a.signer, Auditor: a.writer, Logger: a.log, Now: a.now, Version: Version,
 		Secrets: a.vault, StdioAllow: allow}); err != nil {
 		return err
 	}

@@ -218,3 +218,71 @@ func TestHostileUserCaps(t *testing.T) {
 		}
 	}
 }
+
+// One user's hung calls cannot starve an upstream: with 4 slots alice may
+// hold 2 (her third is refused at once, not queued to the call timeout)
+// and bob's call on the same upstream goes through at once. Before, one
+// user's hung calls filled all 64 slots and a second user's call waited
+// 9.6 s.
+func TestHostileFairUpstreamSlots(t *testing.T) {
+	s := apptest.StartWith(t, func(c *config.Config) { c.UpstreamSlots, c.CallTimeout = 4, 20*time.Second })
+	url := apptest.NewHostileUpstream(t)
+	_, alice := userOn(t, s, "alice", map[string]any{"name": "bad", "url": url, "allow_private": true})
+	setup(t, s, "bob-role", []string{"invoke:bad.*"}, "bob", false)
+	bob, _ := newKey(t, s, map[string]any{"user": "bob"})
+	call := func(key, tool string) apptest.Response {
+		return rpc(t, s, key, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"`+tool+`","arguments":{},`+modern+`}}`, modernHeaders("tools/call", tool))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hung := make(chan int, 4)
+	for range 4 { // alice hangs four calls: two hold slots, two are refused at once
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, "POST", s.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"bad.hang","arguments":{},`+modern+`}}`))
+			for k, v := range modernHeaders("tools/call", "bad.hang") {
+				req.Header.Set(k, v)
+			}
+			req.Header.Set("Authorization", "Bearer "+alice)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			status := 0
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				status = resp.StatusCode
+				resp.Body.Close()
+			}
+			hung <- status
+		}()
+	}
+	for range 2 {
+		select {
+		case <-hung:
+		case <-time.After(3 * time.Second):
+			t.Fatal("alice's calls beyond her share were not refused at once")
+		}
+	}
+	start := time.Now()
+	r := call(alice, "bad.ok")
+	if !strings.Contains(string(r.Body), "its most for one user") || time.Since(start) > time.Second {
+		t.Errorf("alice's third call: %s after %s", r.Body, time.Since(start))
+	}
+	start = time.Now()
+	r = call(bob, "bad.ok")
+	if took := time.Since(start); r.Status != 200 || strings.Contains(string(r.Body), "isError\":true") || took > 2*time.Second {
+		t.Errorf("bob's call while alice's hang: %d %s after %s", r.Status, r.Body, took)
+	}
+	if rec := resultReason(t, s, "bad.ok"); rec.Reason != "" && rec.Reason != "upstream-busy" {
+		t.Errorf("record: %s", rec.Reason)
+	}
+	busy := 0
+	for _, rec := range records(t, s, audit.Query{Event: "tool-result"}) {
+		if rec.Reason == "upstream-busy" {
+			busy++
+		}
+	}
+	if busy != 3 { // two of alice's hangs and her third call
+		t.Errorf("upstream-busy records: %d, want 3", busy)
+	}
+	cancel()
+	<-hung
+	<-hung
+}

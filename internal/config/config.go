@@ -43,6 +43,7 @@ type Config struct {
 	UserSessions    int           // open 2025-era sessions per user (default 64)
 	UserStreams     int           // open GET streams per user (default 16)
 	UserCalls       int           // tool calls in flight per user, held ones included (default 32)
+	UpstreamSlots   int           // calls in flight per upstream, at most half per user and per tool (default 64)
 	AuthFailWindow  time.Duration // failures over budget in this window are recorded as one aggregated record
 	// StdioAllow lists the programs stdio upstreams may run: absolute
 	// paths of files, or of directories (their programs directly inside,
@@ -69,6 +70,7 @@ func Default() Config {
 		UserSessions:    64,
 		UserStreams:     16,
 		UserCalls:       32,
+		UpstreamSlots:   64,
 	}
 }
 

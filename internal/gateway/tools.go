@@ -47,6 +47,7 @@ const (
 	ReasonClientCancelled = "client-cancelled"    // the client went away or cancelled
 	ReasonGatewayStopping = "gateway-stopping"    // cut by a graceful stop
 	ReasonRefusedUpstream = "refused-by-upstream" // the upstream answered with a JSON-RPC error
+	ReasonUpstreamBusy    = "upstream-busy"       // no fair share of the upstream's slots was free
 	// ReasonHeaderMismatch: Mcp-Param-* headers disagree with the arguments.
 	ReasonHeaderMismatch = "header-mismatch"
 	// ReasonDefinitionChanged: the upstream presents a definition other
@@ -341,6 +342,10 @@ func (g *Gateway) run(ctx context.Context, t *toolRun) (mcp.Result, error) {
 	case upstream.Answered(err) && errors.As(err, &rpcErr):
 		out.Outcome, out.Reason = audit.Failed, ReasonRefusedUpstream
 		out.Detail["error_code"] = rpcErr.Code
+	case upstream.Busy(err):
+		// No slot was free: refused at once, nothing was sent.
+		out.Outcome, out.Reason = audit.Failed, ReasonUpstreamBusy
+		res, err = &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("%s (request %s)", err.Error(), p.RequestID)}}}, nil
 	case isRefusedCommand(err):
 		// The operator's allow-list no longer holds the upstream's program:
 		// nothing was started (the pool recorded the refusal).
@@ -437,7 +442,7 @@ func (g *Gateway) call(ctx context.Context, p *authn.Principal, u upstream.Upstr
 	relay *upstream.Relay) (*mcp.CallToolResult, int, error) {
 	for attempt := 1; ; attempt++ {
 		res, err := g.cfg.Upstreams.Call(ctx, upstream.CallerOf(p), u, tc, relay)
-		if err == nil || attempt == maxAttempts || !retryable(e.Tool) || upstream.Answered(err) || upstream.Suspended(err) || upstream.Refused(err) || ctx.Err() != nil {
+		if err == nil || attempt == maxAttempts || !retryable(e.Tool) || upstream.Answered(err) || upstream.Suspended(err) || upstream.Refused(err) || upstream.Busy(err) || ctx.Err() != nil {
 			return res, attempt, err
 		}
 		wait := retryBackoff << (2 * (attempt - 1))

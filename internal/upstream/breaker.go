@@ -16,12 +16,16 @@ const EventCircuitOpen = "upstream-circuit-open"
 // breaker is an upstream's circuit breaker: after threshold consecutive
 // transport failures it opens for cooldown, during which calls fail at once
 // without touching the upstream; then one trial call decides whether it
-// closes again.
+// closes again. Outcomes that say nothing of the upstream's health (the
+// caller cancelled, Ostiary refused to send, no slot was free) neither
+// count as failures nor reset the count, and a call that began before the
+// circuit last opened cannot close it (gen).
 type breaker struct {
 	mu        sync.Mutex
 	failures  int
 	openUntil time.Time
-	trial     bool // a half-open trial call is in flight
+	trial     bool   // a half-open trial call is in flight
+	gen       uint64 // times the circuit opened
 }
 
 const (
@@ -29,28 +33,49 @@ const (
 	breakerCooldown  = 30 * time.Second
 )
 
+// outcome is what a call says of its upstream's health.
+type outcome int
+
+const (
+	neutral outcome = iota
+	healthy
+	failing
+)
+
+// admission is a call let through: the circuit's generation when it
+// started, and whether it is the half-open trial.
+type admission struct {
+	gen   uint64
+	trial bool
+}
+
 // allow reports whether a call may go ahead now.
-func (b *breaker) allow(now time.Time) (bool, time.Duration) {
+func (b *breaker) allow(now time.Time) (admission, bool, time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch {
 	case b.failures < breakerThreshold:
-		return true, 0
+		return admission{gen: b.gen}, true, 0
 	case now.Before(b.openUntil):
-		return false, b.openUntil.Sub(now)
+		return admission{}, false, b.openUntil.Sub(now)
 	case b.trial:
-		return false, time.Second
+		return admission{}, false, time.Second
 	}
 	b.trial = true // half-open: let this one call through
-	return true, 0
+	return admission{gen: b.gen, trial: true}, true, 0
 }
 
 // done records a call's outcome; it reports whether the circuit just opened.
-func (b *breaker) done(failed bool, now time.Time, cooldown time.Duration) bool {
+func (b *breaker) done(a admission, o outcome, now time.Time, cooldown time.Duration) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.trial = false
-	if !failed {
+	if a.trial {
+		b.trial = false
+	}
+	if a.gen != b.gen || o == neutral { // began before the circuit last opened, or says nothing
+		return false
+	}
+	if o == healthy {
 		b.failures = 0
 		return false
 	}
@@ -58,29 +83,49 @@ func (b *breaker) done(failed bool, now time.Time, cooldown time.Duration) bool 
 	if b.failures >= breakerThreshold {
 		wasOpen := now.Before(b.openUntil)
 		b.openUntil = now.Add(cooldown)
+		if !wasOpen {
+			b.gen++
+		}
 		return !wasOpen
 	}
 	return false
 }
 
-// guard runs fn under u's circuit breaker and concurrency limit.
-func (p *Pool) guard(ctx context.Context, u Upstream, fn func() error) error {
+// health is what err, ending a call made under ctx, says of the upstream.
+func health(ctx context.Context, err error) outcome {
+	_, refusedCmd := RefusedCommand(err)
+	switch {
+	case err == nil || Answered(err):
+		return healthy
+	case Refused(err) || refusedCmd || Busy(err):
+		return neutral
+	case ctx.Err() != nil && !errors.Is(context.Cause(ctx), context.DeadlineExceeded):
+		return neutral // the caller gave up
+	}
+	return failing
+}
+
+// guard runs fn under u's circuit breaker and its fair share of u's
+// concurrency slots for user and what (a tool, prompt or resource).
+func (p *Pool) guard(ctx context.Context, u Upstream, user, what string, fn func() error) error {
 	bv, _ := p.breakers.LoadOrStore(u.Name, &breaker{})
 	b := bv.(*breaker)
-	if ok, wait := b.allow(p.cfg.Now()); !ok {
+	adm, ok, wait := b.allow(p.cfg.Now())
+	if !ok {
 		return &suspendedError{fmt.Sprintf("upstream %s is failing; calls are suspended for %s (circuit breaker)", u.Name, wait.Round(time.Second))}
 	}
-	sv, _ := p.slots.LoadOrStore(u.Name, make(chan struct{}, p.cfg.MaxConcurrent))
-	slots := sv.(chan struct{})
-	select {
-	case slots <- struct{}{}:
-		defer func() { <-slots }()
-	case <-ctx.Done():
-		b.done(false, p.cfg.Now(), p.cfg.BreakerCooldown) // not the upstream's fault
-		return fmt.Errorf("upstream %s is at its concurrency limit: %w", u.Name, ctx.Err())
+	sv, ok := p.slots.Load(u.Name)
+	if !ok {
+		sv, _ = p.slots.LoadOrStore(u.Name, newSlots(p.cfg.MaxConcurrent))
 	}
-	err := fn()
-	if b.done(transportFailure(ctx, err), p.cfg.Now(), p.cfg.BreakerCooldown) {
+	release, err := sv.(*slots).take(u.Name, user, what)
+	if err != nil {
+		b.done(adm, neutral, p.cfg.Now(), p.cfg.BreakerCooldown)
+		return err
+	}
+	defer release()
+	err = fn()
+	if b.done(adm, health(ctx, err), p.cfg.Now(), p.cfg.BreakerCooldown) {
 		p.cfg.Logger.Warn("upstream circuit opened", "upstream", u.Name)
 		rec := audit.Record{Event: EventCircuitOpen, Outcome: audit.Failed, Reason: "upstream-failing", Actor: "system",
 			Target: "upstream:" + u.Name, Detail: map[string]any{"cooldown_s": int(p.cfg.BreakerCooldown.Seconds())}}

@@ -322,7 +322,7 @@ type ToolCall struct {
 // call (a session-based one) through the relay.
 func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, call ToolCall, relay *Relay) (*mcp.CallToolResult, error) {
 	var res *mcp.CallToolResult
-	err := p.do(ctx, c, u, func(ctx context.Context, e *pooled) (err error) {
+	err := p.do(ctx, c, u, "tool:"+call.Name, func(ctx context.Context, e *pooled) (err error) {
 		meta := mcp.Meta{}
 		if relay != nil {
 			relay.know(e.injected)
@@ -544,7 +544,7 @@ func (p *Pool) Complete(ctx context.Context, c Caller, u Upstream, params *mcp.C
 func ask[T any](p *Pool, ctx context.Context, c Caller, u Upstream, target string, fn func(context.Context, *pooled) (*T, error)) (*T, error) {
 	var res *T
 	col := &Relay{}
-	err := p.do(ctx, c, u, func(ctx context.Context, e *pooled) (err error) {
+	err := p.do(ctx, c, u, target, func(ctx context.Context, e *pooled) (err error) {
 		col.know(e.injected)
 		res, err = fn(withRelay(ctx, col), e)
 		return err
@@ -577,10 +577,10 @@ func redactedError(col *Relay, err error) error {
 // do runs one request on c's session to u, connecting if needed, under
 // u's circuit breaker and concurrency limit, detached from the inbound
 // context's values, and drops the session if the transport failed.
-func (p *Pool) do(ctx context.Context, c Caller, u Upstream, fn func(context.Context, *pooled) error) error {
+func (p *Pool) do(ctx context.Context, c Caller, u Upstream, what string, fn func(context.Context, *pooled) error) error {
 	ctx, cancel := detach(ctx)
 	defer cancel()
-	err := p.guard(ctx, u, func() error {
+	err := p.guard(ctx, u, c.User, what, func() error {
 		e, err := p.entry(ctx, c, u)
 		if err != nil {
 			return err
