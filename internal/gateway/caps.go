@@ -80,4 +80,3 @@ func errCallsCap(limit int) error {
 	return &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest,
 		Message: fmt.Sprintf("too many calls in flight for this user (at most %d); retry when one ends", limit)}
 }
-
