@@ -17,17 +17,22 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/ostiary/ostiary/internal/approval"
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/config"
 	"github.com/ostiary/ostiary/internal/edge"
 	"github.com/ostiary/ostiary/internal/fault"
 	"github.com/ostiary/ostiary/internal/gateway"
 	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/killswitch"
+	"github.com/ostiary/ostiary/internal/lru"
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/strictjson"
 	"github.com/ostiary/ostiary/internal/vault"
@@ -49,8 +54,11 @@ type AuditStore interface {
 
 // Config holds the API's dependencies; all are required.
 type Config struct {
-	Authn     Authenticator
-	Failures  *authn.FailureGuard
+	Authn    Authenticator
+	Failures *authn.FailureGuard
+	// WriteRate bounds each key's writes (every method but GET and HEAD);
+	// a zero Per means no limit.
+	WriteRate config.Rate
 	Identity  *identity.Service
 	Catalog   *catalog.Catalog
 	Kill      *killswitch.Service
@@ -68,6 +76,9 @@ type Config struct {
 type API struct {
 	Config
 	mux *http.ServeMux
+
+	writesMu sync.Mutex
+	writes   *lru.Map[string, *rate.Limiter] // by key id
 }
 
 // New returns the admin API handler.
@@ -75,7 +86,7 @@ func New(cfg Config) (*API, error) {
 	if cfg.Authn == nil || cfg.Failures == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Kill == nil || cfg.Vault == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Gateway == nil || cfg.Approvals == nil {
 		return nil, errors.New("adminapi: missing dependency")
 	}
-	a := &API{Config: cfg, mux: http.NewServeMux()}
+	a := &API{Config: cfg, mux: http.NewServeMux(), writes: lru.New[string, *rate.Limiter](10000)}
 	a.routes()
 	return a, nil
 }
@@ -111,6 +122,18 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.RequestID, p.Remote = reqID, r.RemoteAddr
+	if wait, limited := a.writeLimited(r, p); limited {
+		secs := max(1, int(math.Ceil(wait.Seconds())))
+		rl := p.Record(gateway.EventRateLimited, "")
+		rl.Outcome, rl.Reason, rl.Detail = audit.Denied, "rate-limit-admin-writes", map[string]any{"method": r.Method, "path": clip(r.URL.Path, 200), "retry_after_s": secs}
+		if _, err := a.Auditor.Write(context.WithoutCancel(r.Context()), audit.Entry{Record: rl}); err != nil {
+			a.Logger.Error("cannot record a rate limit", "request_id", reqID, "err", err)
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeJSON(w, http.StatusTooManyRequests, ErrorBody{Error: ErrorDetail{Code: "rate-limited",
+			Message: fmt.Sprintf("too many admin writes with this key; retry in %d s", secs)}, RequestID: reqID})
+		return
+	}
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	a.mux.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
 	a.Logger.Info("admin request", "request_id", reqID, "principal", p.User, "key_id", p.KeyID,
@@ -133,6 +156,25 @@ func (a *API) authFailed(w http.ResponseWriter, r *http.Request, reqID string, e
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ostiary"`)
 	}
 	a.writeError(w, reqID, err)
+}
+
+// writeLimited takes a token from p's key's budget of writes, or says how
+// long to wait for one. Reads are not limited here.
+func (a *API) writeLimited(r *http.Request, p *authn.Principal) (time.Duration, bool) {
+	if a.WriteRate.Per == 0 || r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return 0, false
+	}
+	now := a.Now()
+	a.writesMu.Lock()
+	l := a.writes.GetOrAdd(p.KeyID, func() *rate.Limiter { return rate.NewLimiter(rate.Limit(a.WriteRate.Per), a.WriteRate.Burst) })
+	a.writesMu.Unlock()
+	if l.AllowN(now, 1) {
+		return 0, false
+	}
+	res := l.ReserveN(now, 1)
+	wait := res.DelayFrom(now)
+	res.CancelAt(now)
+	return wait, true
 }
 
 // throttled answers a source or key id that spent its budget of failed

@@ -276,7 +276,7 @@ func (a *App) open(ctx context.Context) error {
 		Policy: policies, Users: users{a.store}, Approvals: a.approvals, ApprovalWait: a.cfg.ApprovalWait}); err != nil {
 		return err
 	}
-	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Failures: a.failures, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
+	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Failures: a.failures, WriteRate: a.cfg.RateAdminWrite, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
 		Policy: policies, Gateway: a.gateway, Approvals: a.approvals}); err != nil {
 		return err
 	}

@@ -82,6 +82,7 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().IntVar(&cfg.UserStreams, "max-streams-per-user", 0, "open event streams one user may hold (default 16)")
 	cmd.Flags().IntVar(&cfg.UserCalls, "max-calls-per-user", 0, "tool calls one user may have in flight, held ones included (default 32)")
 	cmd.Flags().IntVar(&cfg.UpstreamSlots, "upstream-concurrency", 0, "calls in flight per upstream, at most half of them for one user and half for one tool; a call finding none free is refused at once (default 64)")
+	cmd.Flags().Var(rateFlag{&cfg.RateAdminWrite}, "rate-admin-write", "admin API writes allowed per API key: N/s or N/m[,burst=B], or off (default 10/s,burst=50; then 429 with Retry-After)")
 	cmd.Flags().Var(rateFlag{&cfg.RateAuthFail}, "rate-auth-fail", "failed authentications allowed per source address and per key id: N/s or N/m[,burst=B], or off (default 2/s,burst=20; then 429 with Retry-After)")
 	cmd.Flags().StringVar(&cfg.DataDir, "data", "", "data directory (or OSTIARY_DATA)")
 	cmd.Flags().StringVar(&cfg.Listen, "listen", "", "address to listen on, loopback only until TLS (default 127.0.0.1:8080, or OSTIARY_LISTEN)")
@@ -132,7 +133,7 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	for _, r := range []struct {
 		flag     string
 		from, to *config.Rate
-	}{{"rate-key", &flags.RateKey, &cfg.RateKey}, {"rate-user", &flags.RateUser, &cfg.RateUser}, {"rate-tool", &flags.RateTool, &cfg.RateTool}, {"rate-auth-fail", &flags.RateAuthFail, &cfg.RateAuthFail}} {
+	}{{"rate-key", &flags.RateKey, &cfg.RateKey}, {"rate-user", &flags.RateUser, &cfg.RateUser}, {"rate-tool", &flags.RateTool, &cfg.RateTool}, {"rate-auth-fail", &flags.RateAuthFail, &cfg.RateAuthFail}, {"rate-admin-write", &flags.RateAdminWrite, &cfg.RateAdminWrite}} {
 		if cmd.Flags().Changed(r.flag) {
 			*r.to = *r.from
 		}

@@ -40,6 +40,7 @@ type Config struct {
 	RateUser        Rate          // requests per user, over all their keys
 	RateTool        Rate          // calls per tool, over all callers
 	RateAuthFail    Rate          // failed authentications per source address and per presented key id
+	RateAdminWrite  Rate          // admin API writes per API key
 	UserSessions    int           // open 2025-era sessions per user (default 64)
 	UserStreams     int           // open GET streams per user (default 16)
 	UserCalls       int           // tool calls in flight per user, held ones included (default 32)
@@ -66,6 +67,7 @@ func Default() Config {
 		RateUser:        Rate{Per: 200, Burst: 400},
 		RateTool:        Rate{Per: 500, Burst: 1000},
 		RateAuthFail:    Rate{Per: 2, Burst: 20},
+		RateAdminWrite:  Rate{Per: 10, Burst: 50},
 		AuthFailWindow:  10 * time.Second,
 		UserSessions:    64,
 		UserStreams:     16,
@@ -101,7 +103,7 @@ func (c Config) FromEnv(getenv func(string) string) (Config, error) {
 			*dst = v
 		}
 	}
-	for name, dst := range map[string]*Rate{"OSTIARY_RATE_KEY": &c.RateKey, "OSTIARY_RATE_USER": &c.RateUser, "OSTIARY_RATE_TOOL": &c.RateTool, "OSTIARY_RATE_AUTH_FAIL": &c.RateAuthFail} {
+	for name, dst := range map[string]*Rate{"OSTIARY_RATE_KEY": &c.RateKey, "OSTIARY_RATE_USER": &c.RateUser, "OSTIARY_RATE_TOOL": &c.RateTool, "OSTIARY_RATE_AUTH_FAIL": &c.RateAuthFail, "OSTIARY_RATE_ADMIN_WRITE": &c.RateAdminWrite} {
 		if v := getenv(name); v != "" {
 			r, err := ParseRate(v)
 			if err != nil {
