@@ -18,9 +18,10 @@ import (
 
 // Audit event types.
 const (
-	EventSet     = "policy-set"
-	EventRead    = "policy-read"
-	EventExplain = "policy-explain"
+	EventSet      = "policy-set"
+	EventRead     = "policy-read"
+	EventExplain  = "policy-explain"
+	EventRollback = "policy-rolled-back" // an earlier version's document put back in force as a new version
 )
 
 // Version is one stored policy.
@@ -129,13 +130,20 @@ func (s *Service) Set(ctx context.Context, p *authn.Principal, src []byte) (Vers
 	if !p.Allows(authz.ManagePolicy, authz.All) {
 		return Version{}, nil, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Forbidden, "permission denied: this needs the manage-policy grant"))
 	}
+	return s.put(ctx, p, rec, src, "")
+}
+
+// put compiles src and runs its tests, and if it passes stores it as the
+// next version in rec's transaction and puts it in force. A refusal is on
+// record (prefixed with what, if given).
+func (s *Service) put(ctx context.Context, p *authn.Principal, rec audit.Record, src []byte, what string) (Version, []TestResult, error) {
 	pol, err := Parse(src)
 	if err != nil {
-		return Version{}, nil, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
+		return Version{}, nil, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s%s", what, err))
 	}
 	results, err := pol.RunTests()
 	if err != nil {
-		return Version{}, nil, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
+		return Version{}, nil, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s%s", what, err))
 	}
 	var failed []string
 	for _, r := range results {
@@ -144,9 +152,12 @@ func (s *Service) Set(ctx context.Context, p *authn.Principal, src []byte) (Vers
 		}
 	}
 	if len(failed) > 0 {
-		rec.Detail = map[string]any{"failed_tests": len(failed)}
+		if rec.Detail == nil {
+			rec.Detail = map[string]any{}
+		}
+		rec.Detail["failed_tests"] = len(failed)
 		return Version{}, results, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid,
-			"the policy fails %d of its %d tests, so it was not set: %s", len(failed), len(results), clipText(strings.Join(failed, "; "), 2000)))
+			"%sthe policy fails %d of its %d tests, so it was not set: %s", what, len(failed), len(results), clipText(strings.Join(failed, "; "), 2000)))
 	}
 	v, err := s.store1(ctx, rec, src, p.User)
 	if err != nil {
