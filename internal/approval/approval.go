@@ -70,8 +70,9 @@ type Approval struct {
 	Upstream    string          `json:"upstream"`
 	ToolVersion int             `json:"tool_version"`
 	ToolDigest  string          `json:"tool_digest"`
-	ArgsSHA256  string          `json:"args_sha256"`
-	Args        json.RawMessage `json:"args"`
+	ArgsSHA256  string          `json:"args_sha256"` // of Args
+	Args        json.RawMessage `json:"args"`        // RFC 8785 canonical (a JSON encoder may re-escape it on the way)
+	ArgsBytes   int             `json:"args_bytes"`  // len(Args) as stored and hashed
 	Decision    policy.Decision `json:"decision"`
 	RequestID   string          `json:"request_id"`
 	CreatedAt   time.Time       `json:"created_at"`
@@ -224,11 +225,11 @@ func (s *Service) Request(ctx context.Context, a Approval) (Approval, bool, erro
 		return Approval{}, false, err
 	}
 	now := s.now().UTC()
-	a.ID, a.Status, a.CreatedAt, a.Votes = newID(), Pending, now, []Vote{}
+	a.ID, a.Status, a.CreatedAt, a.Votes, a.ArgsBytes = newID(), Pending, now, []Vote{}, len(a.Args)
 	a.ExpiresAt = now.Add(a.Decision.Expires)
 	rec := audit.Record{Event: EventRequested, Outcome: audit.Success, Actor: a.Requester, KeyID: a.KeyID, RequestID: a.RequestID,
 		Target: "approval:" + a.ID, Detail: map[string]any{"tool": a.Tool, "requester_owner": a.Owner, "tool_version": a.ToolVersion, "tool_digest": a.ToolDigest,
-			"args_sha256": a.ArgsSHA256, "risk_score": a.Decision.Score, "reasons": a.Decision.Reasons, "policy_version": a.Decision.Policy,
+			"args_sha256": a.ArgsSHA256, "args_bytes": a.ArgsBytes, "risk_score": a.Decision.Score, "reasons": a.Decision.Reasons, "policy_version": a.Decision.Policy,
 			"requires": requiresDetail(a.Decision.Requires), "expires_at": a.ExpiresAt.Format(time.RFC3339)}}
 	_, err := s.audit.Write(ctx, audit.Entry{Record: rec, Apply: func(ctx context.Context, tx audit.Tx, _ *audit.Record) error {
 		ts, err := txStore(tx)

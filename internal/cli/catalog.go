@@ -36,19 +36,19 @@ func keyValues(flag string, kvs []string) (map[string]string, error) {
 
 func (e *env) printSync(r catalog.SyncReport) {
 	if r.Error != "" {
-		fmt.Fprintf(e.stdout, "sync of %s failed: %s\n", r.Upstream, r.Error)
+		fmt.Fprintf(e.stdout, "sync of %s failed: %s\n", safe(r.Upstream), safe(r.Error))
 		return
 	}
 	fmt.Fprintf(e.stdout, "%s lists %d tools: %d new, %d changed (pending review), %d vanished, %d refused\n",
-		r.Upstream, r.Tools, len(r.Created), len(r.Pending), len(r.Vanished), len(r.Refused))
+		safe(r.Upstream), r.Tools, len(r.Created), len(r.Pending), len(r.Vanished), len(r.Refused))
 	for _, p := range r.Pending {
-		fmt.Fprintf(e.stdout, "  pending: %s (review with 'ostiary tools versions')\n", printable(p))
+		fmt.Fprintf(e.stdout, "  pending: %s (review with 'ostiary tools versions')\n", safe(p))
 	}
 	for _, v := range r.Vanished {
-		fmt.Fprintf(e.stdout, "  vanished: %s\n", printable(v))
+		fmt.Fprintf(e.stdout, "  vanished: %s\n", safe(v))
 	}
 	for _, x := range r.Refused {
-		fmt.Fprintf(e.stdout, "  refused: %s\n", printable(x))
+		fmt.Fprintf(e.stdout, "  refused: %s\n", safe(x))
 	}
 }
 
@@ -174,7 +174,7 @@ func (e *env) upstreamsRemoveCmd() *cobra.Command {
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return e.call(cmd, "DELETE", "/upstreams/"+url.PathEscape(a[0]), nil, nil, nil, false, func() error {
-				fmt.Fprintf(e.stdout, "removed upstream %s\n", a[0])
+				fmt.Fprintf(e.stdout, "removed upstream %s\n", safe(a[0]))
 				return nil
 			})
 		},
@@ -277,7 +277,7 @@ func (e *env) toolsActivateCmd() *cobra.Command {
 				return usageError("VERSION must be a positive number")
 			}
 			return e.call(cmd, "POST", "/tools/activate", nil, adminapi.Activation{Tool: a[0], Version: v}, nil, false, func() error {
-				fmt.Fprintf(e.stdout, "%s is now pinned at version %d\n", a[0], v)
+				fmt.Fprintf(e.stdout, "%s is now pinned at version %d\n", safe(a[0]), v)
 				return nil
 			})
 		},
@@ -298,9 +298,9 @@ func (e *env) toolsTimeoutCmd() *cobra.Command {
 			}
 			return e.call(cmd, "POST", "/tools/timeout", nil, adminapi.ToolTimeout{Tool: a[0], Timeout: a[1]}, nil, false, func() error {
 				if a[1] == "0" {
-					fmt.Fprintf(e.stdout, "%s has no timeout of its own now\n", a[0])
+					fmt.Fprintf(e.stdout, "%s has no timeout of its own now\n", safe(a[0]))
 				} else {
-					fmt.Fprintf(e.stdout, "calls of %s now time out after %s\n", a[0], a[1])
+					fmt.Fprintf(e.stdout, "calls of %s now time out after %s\n", safe(a[0]), safe(a[1]))
 				}
 				return nil
 			})
@@ -363,7 +363,7 @@ the change is audited with the labels before and after.`,
 					return usageError("--clear takes no other label flags")
 				}
 				return e.call(cmd, "POST", "/tools/labels", nil, adminapi.ToolLabels{Tool: a[0]}, nil, asJSON, func() error {
-					fmt.Fprintf(e.stdout, "%s is unlabelled now: its upstream's hints stand in\n", a[0])
+					fmt.Fprintf(e.stdout, "%s is unlabelled now: its upstream's hints stand in\n", safe(a[0]))
 					return nil
 				})
 			}
@@ -419,7 +419,7 @@ the change is audited with the labels before and after.`,
 				return usageError("%v", err)
 			}
 			return e.call(cmd, "POST", "/tools/labels", nil, adminapi.ToolLabels{Tool: a[0], Labels: &next}, nil, asJSON, func() error {
-				fmt.Fprintf(e.stdout, "%s: %s\n", a[0], labelSummary(&next))
+				fmt.Fprintf(e.stdout, "%s: %s\n", safe(a[0]), safe(labelSummary(&next)))
 				return nil
 			})
 		},

@@ -99,8 +99,8 @@ func (e *env) policyShowCmd() *cobra.Command {
 			}
 			var v policy.Version
 			return e.call(cmd, "GET", "/policy", q, nil, &v, asJSON, func() error {
-				fmt.Fprintf(e.stdout, "# policy version %d, set %s by %s, sha256 %s\n", v.Version, when(&v.CreatedAt), v.CreatedBy, v.Digest)
-				fmt.Fprint(e.stdout, v.Source)
+				fmt.Fprintf(e.stdout, "# policy version %d, set %s by %s, sha256 %s\n", v.Version, when(&v.CreatedAt), safe(v.CreatedBy), safe(v.Digest))
+				fmt.Fprint(e.stdout, safeText(v.Source))
 				if !strings.HasSuffix(v.Source, "\n") {
 					fmt.Fprintln(e.stdout)
 				}
@@ -192,8 +192,10 @@ optionally reasons and the exact score). Exits 1 if any test fails.`,
 						failed++
 					}
 				}
-				b, _ := json.MarshalIndent(results, "", "  ")
-				fmt.Fprintln(e.stdout, string(b))
+				b, _ := json.Marshal(results)
+				if err := printJSON(e.stdout, b); err != nil {
+					return err
+				}
 			} else {
 				failed = e.printTests(results)
 				fmt.Fprintf(e.stdout, "\n%d rules, %d tests, %d failed\n", len(p.Doc.Rules), len(results), failed)
@@ -233,19 +235,19 @@ func (e *env) policyExplainCmd() *cobra.Command {
 			return e.call(cmd, "POST", "/policy/explain", nil, adminapi.ExplainRequest{User: as, Tool: a[0], Args: raw}, &x, asJSON, func() error {
 				d := x.Decision
 				fmt.Fprintf(e.stdout, "decision:  %s\nrisk:      %d/100\nreasons:   %s\npolicy:    version %d\ntool:      %s (version %d; labels: %s)\n",
-					d.Effect, d.Score, strings.Join(d.Reasons, ", "), d.Policy, x.Tool, x.Version, labelSummary(x.Labels))
+					safe(string(d.Effect)), d.Score, safe(strings.Join(d.Reasons, ", ")), d.Policy, safe(x.Tool), x.Version, safe(labelSummary(x.Labels)))
 				for _, r := range d.Requires {
 					who := "any holder of the approve grant"
 					if r.Role != "" {
-						who = "holders of role " + r.Role
+						who = "holders of role " + safe(r.Role)
 					}
-					fmt.Fprintf(e.stdout, "approval:  %d distinct approver(s), %s (%s)\n", r.Approvers, who, r.Reason)
+					fmt.Fprintf(e.stdout, "approval:  %d distinct approver(s), %s (%s)\n", r.Approvers, who, safe(r.Reason))
 				}
 				if d.Message != "" {
-					fmt.Fprintf(e.stdout, "message:   %s\n", d.Message)
+					fmt.Fprintf(e.stdout, "message:   %s\n", safe(d.Message))
 				}
 				if x.Problem != "" {
-					fmt.Fprintf(e.stdout, "note:      %s\n", x.Problem)
+					fmt.Fprintf(e.stdout, "note:      %s\n", safe(x.Problem))
 				}
 				return nil
 			})
