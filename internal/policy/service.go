@@ -57,6 +57,8 @@ type Service struct {
 	audit audit.Appender
 	now   func() time.Time
 	cur   atomic.Pointer[Policy]
+
+	problem string // why the stored policy did not compile at start; "" if it did
 }
 
 // NewService loads the newest policy, storing the default one first (as
@@ -75,12 +77,34 @@ func NewService(ctx context.Context, store Store, a audit.Appender, now func() t
 	}
 	p, err := Parse([]byte(v.Source))
 	if err != nil {
-		return nil, fmt.Errorf("the stored policy version %d does not compile with this ostiary: %w", v.Version, err)
+		// Typed variables (vars.go) refuse conditions that earlier versions
+		// accepted and then failed on every call. Such a policy is not put
+		// in force, nor is an older one (it may allow more): every call is
+		// denied, and the admin API stays up to set or roll back a policy.
+		s.problem = fmt.Sprintf("the stored policy version %d does not compile with this ostiary, so every tools/call is denied "+
+			"until 'ostiary policy set' or 'ostiary policy rollback' puts one that does in force: %v", v.Version, err)
+		if p, err = Parse([]byte(unavailableSource)); err != nil {
+			return nil, err
+		}
 	}
 	p.Version, p.Digest = v.Version, v.Digest
 	s.cur.Store(p)
 	return s, nil
 }
+
+// unavailableSource is in force when the stored policy does not compile.
+const unavailableSource = `version: 1
+description: the stored policy does not compile; every call is denied
+rules:
+  - id: policy-does-not-compile
+    when: "true"
+    decision: deny
+    message: The policy in force does not compile with this version of Ostiary; an administrator must set one that does.
+`
+
+// Problem says why the stored policy could not be put in force at start
+// (every call is denied meanwhile), or is empty.
+func (s *Service) Problem() string { return s.problem }
 
 // Current is the policy in force.
 func (s *Service) Current() *Policy { return s.cur.Load() }
