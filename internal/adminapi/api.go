@@ -10,9 +10,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/edge"
 	"github.com/ostiary/ostiary/internal/fault"
 	"github.com/ostiary/ostiary/internal/gateway"
 	"github.com/ostiary/ostiary/internal/identity"
@@ -46,6 +50,7 @@ type AuditStore interface {
 // Config holds the API's dependencies; all are required.
 type Config struct {
 	Authn     Authenticator
+	Failures  *authn.FailureGuard
 	Identity  *identity.Service
 	Catalog   *catalog.Catalog
 	Kill      *killswitch.Service
@@ -67,7 +72,7 @@ type API struct {
 
 // New returns the admin API handler.
 func New(cfg Config) (*API, error) {
-	if cfg.Authn == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Kill == nil || cfg.Vault == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Gateway == nil || cfg.Approvals == nil {
+	if cfg.Authn == nil || cfg.Failures == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Kill == nil || cfg.Vault == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Gateway == nil || cfg.Approvals == nil {
 		return nil, errors.New("adminapi: missing dependency")
 	}
 	a := &API{Config: cfg, mux: http.NewServeMux()}
@@ -88,6 +93,18 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	start := a.Now()
+	if f := edge.Check(r); f != nil {
+		if _, err := a.Auditor.Write(context.WithoutCancel(r.Context()), audit.Entry{Record: f.Record(r, reqID)}); err != nil {
+			a.Logger.Error("cannot record a refused request", "request_id", reqID, "reason", f.Reason, "err", err)
+		}
+		a.Logger.Warn("admin request refused", "request_id", reqID, "reason", f.Reason, "header", f.Header, "remote", r.RemoteAddr)
+		writeJSON(w, f.Status, ErrorBody{Error: ErrorDetail{Code: string(fault.Invalid), Message: f.Message}, RequestID: reqID})
+		return
+	}
+	if ok, wait := a.Failures.Admit(r, reqID); !ok {
+		a.throttled(w, reqID, wait)
+		return
+	}
 	p, err := a.Authn.Authenticate(r.Context(), r.Header.Get("Authorization"))
 	if err != nil {
 		a.authFailed(w, r, reqID, err)
@@ -103,15 +120,28 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // authFailed records the failure and answers 401 (or 503 when the
 // credential store or the audit log is unavailable).
 func (a *API) authFailed(w http.ResponseWriter, r *http.Request, reqID string, err error) {
-	rec := authn.FailureRecord(err, r, reqID)
-	if _, werr := a.Auditor.Write(context.WithoutCancel(r.Context()), audit.Entry{Record: rec}); werr != nil {
+	limited, wait, rec, werr := a.Failures.Failed(r.Context(), r, reqID, err)
+	if werr != nil {
 		err = werr
 	}
 	a.Logger.Warn("authentication failed", "request_id", reqID, "reason", rec.Reason, "key_id", rec.KeyID, "remote", r.RemoteAddr)
+	if limited && werr == nil {
+		a.throttled(w, reqID, wait)
+		return
+	}
 	if fault.Is(err, fault.Unauthenticated) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ostiary"`)
 	}
 	a.writeError(w, reqID, err)
+}
+
+// throttled answers a source or key id that spent its budget of failed
+// authentications: 429 with Retry-After.
+func (a *API) throttled(w http.ResponseWriter, reqID string, wait time.Duration) {
+	secs := max(1, int(math.Ceil(wait.Seconds())))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	writeJSON(w, http.StatusTooManyRequests, ErrorBody{Error: ErrorDetail{Code: "rate-limited",
+		Message: fmt.Sprintf("too many failed authentications; retry in %d s", secs)}, RequestID: reqID})
 }
 
 // handle adapts a handlerFunc to the mux.

@@ -16,18 +16,21 @@ import (
 // UpstreamView is an upstream as listed: header and environment values,
 // which may be credentials, are never returned, only their names.
 type UpstreamView struct {
-	Name         string    `json:"name"`
-	Prefix       string    `json:"prefix"`
-	Kind         string    `json:"kind"`
-	URL          string    `json:"url,omitempty"`
-	Command      []string  `json:"command,omitempty"`
-	AllowPrivate bool      `json:"allow_private"`
-	TLS          TLSView   `json:"tls"`
-	CallTimeout  string    `json:"call_timeout,omitempty"` // Go duration; absent: the server's
-	HeaderNames  []string  `json:"header_names"`
-	EnvNames     []string  `json:"env_names"`
-	CreatedAt    time.Time `json:"created_at"`
-	CreatedBy    string    `json:"created_by"`
+	Name         string   `json:"name"`
+	Prefix       string   `json:"prefix"`
+	Kind         string   `json:"kind"`
+	URL          string   `json:"url,omitempty"`
+	Command      []string `json:"command,omitempty"`
+	AllowPrivate bool     `json:"allow_private"`
+	// AllowPlainHTTP: reached over http:// at a non-loopback address.
+	AllowPlainHTTP bool      `json:"allow_plain_http"`
+	TLS            TLSView   `json:"tls"`
+	CallTimeout    string    `json:"call_timeout,omitempty"` // Go duration; absent: the server's
+	OnChange       string    `json:"on_change"`              // refuse or keep-pinned
+	HeaderNames    []string  `json:"header_names"`
+	EnvNames       []string  `json:"env_names"`
+	CreatedAt      time.Time `json:"created_at"`
+	CreatedBy      string    `json:"created_by"`
 }
 
 // TLSView summarises an upstream's TLS options.
@@ -50,10 +53,19 @@ type NewUpstream struct {
 	Prefix  *string           `json:"prefix"`
 	URL     string            `json:"url"`
 	Headers map[string]string `json:"headers"`
-	Command []string          `json:"command"`
-	Env     map[string]string `json:"env"`
+	// Command is a stdio upstream's command as a JSON list: first the
+	// absolute path of a program on the server's --stdio-allow list, then
+	// each argument, passed as it is (a string is refused: nothing is
+	// split or interpreted).
+	Command []string `json:"command"`
+	// Env holds its environment variables; names that change how programs
+	// load code (LD_*, NODE_OPTIONS, PATH…) are refused.
+	Env map[string]string `json:"env"`
 	// AllowPrivate lets the upstream be reached at non-public addresses.
 	AllowPrivate bool `json:"allow_private"`
+	// AllowPlainHTTP lets an http:// upstream be reached at a non-loopback
+	// address, unencrypted (refused by default; recorded).
+	AllowPlainHTTP bool `json:"allow_plain_http"`
 	// TLS verifies an https upstream (ca: PEM bundle; insecure_skip_verify:
 	// loopback only) and may present a client certificate (client_cert:
 	// PEM chain; client_key_secret: the vault secret holding its key).
@@ -61,6 +73,9 @@ type NewUpstream struct {
 	// CallTimeout bounds its tool calls, as a Go duration ("30s"); the
 	// server's bound still caps it.
 	CallTimeout string `json:"call_timeout"`
+	// OnChange is what calls of a tool whose definition changed upstream
+	// do until it is reviewed: "refuse" (default) or "keep-pinned".
+	OnChange string `json:"on_change"`
 }
 
 // AddedUpstream is the answer to POST /upstreams.
@@ -78,8 +93,11 @@ type ToolView struct {
 	Digest       string `json:"digest"`
 	Pending      int    `json:"pending_versions"`
 	Vanished     bool   `json:"vanished"`
-	CallTimeout  string `json:"call_timeout,omitempty"` // its own, if set
-	Description  string `json:"description,omitempty"`
+	// State: ok, vanished, pending (new: no version active yet), changed
+	// (calls refused until review) or changed-keep-pinned.
+	State       string `json:"state"`
+	CallTimeout string `json:"call_timeout,omitempty"` // its own, if set
+	Description string `json:"description,omitempty"`
 	// Labels are Ostiary's governance labels; null: not labelled, and
 	// Hints (the upstream's annotations) stand in.
 	Labels *policy.Labels `json:"labels"`
@@ -117,12 +135,15 @@ type Activation struct {
 }
 
 func upstreamView(u upstream.Upstream) UpstreamView {
-	v := UpstreamView{Name: u.Name, Prefix: u.Prefix, Kind: string(u.Kind), URL: u.DisplayURL(), Command: u.Command, AllowPrivate: u.AllowPrivate,
+	v := UpstreamView{Name: u.Name, Prefix: u.Prefix, Kind: string(u.Kind), URL: u.DisplayURL(), Command: u.Command, AllowPrivate: u.AllowPrivate, AllowPlainHTTP: u.AllowPlainHTTP, OnChange: u.OnChange,
 		HeaderNames: []string{}, EnvNames: []string{}, CreatedAt: u.CreatedAt, CreatedBy: u.CreatedBy,
 		TLS: TLSView{CustomCA: u.TLS.CA != "", ClientCertSubject: u.TLS.ClientSubject(), ClientKeySecret: u.TLS.ClientKeySecret,
 			InsecureSkipVerify: u.TLS.InsecureSkipVerify}}
 	if u.CallTimeout > 0 {
 		v.CallTimeout = u.CallTimeout.String()
+	}
+	if v.OnChange == "" {
+		v.OnChange = upstream.OnChangeRefuse
 	}
 	for k := range u.Headers {
 		v.HeaderNames = append(v.HeaderNames, k)
@@ -149,7 +170,8 @@ func (a *API) addUpstream(w http.ResponseWriter, r *http.Request, p *authn.Princ
 	if err := a.decode(w, r, p.Record(catalog.EventUpstreamAdd, ""), &in); err != nil {
 		return 0, nil, err
 	}
-	u := upstream.Upstream{Name: in.Name, Prefix: in.Name, URL: in.URL, Headers: in.Headers, Command: in.Command, Env: in.Env, AllowPrivate: in.AllowPrivate, TLS: in.TLS}
+	u := upstream.Upstream{Name: in.Name, Prefix: in.Name, URL: in.URL, Headers: in.Headers, Command: in.Command, Env: in.Env, AllowPrivate: in.AllowPrivate,
+		AllowPlainHTTP: in.AllowPlainHTTP, TLS: in.TLS, OnChange: in.OnChange}
 	if in.CallTimeout != "" {
 		d, err := time.ParseDuration(in.CallTimeout)
 		if err != nil {
@@ -187,7 +209,10 @@ func (a *API) listTools(w http.ResponseWriter, r *http.Request, p *authn.Princip
 	out := ToolList{Tools: []ToolView{}}
 	for _, e := range entries {
 		v := ToolView{Name: e.Name, Upstream: e.Upstream, UpstreamTool: e.UpstreamTool, Version: e.Version,
-			Digest: e.Digest, Pending: e.Pending, Vanished: e.Vanished, Description: e.Tool.Description, Labels: e.Labels, Hints: e.Hints}
+			Digest: e.Digest, Pending: e.Pending, Vanished: e.Vanished, State: e.State(), Labels: e.Labels, Hints: e.Hints}
+		if e.Tool != nil { // nil: held for review, no version active
+			v.Description = e.Tool.Description
+		}
 		if e.CallTimeout > 0 {
 			v.CallTimeout = e.CallTimeout.String()
 		}

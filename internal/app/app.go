@@ -42,23 +42,24 @@ var Version = "dev"
 
 // App is a running (or ready to run) Ostiary server.
 type App struct {
-	cfg     config.Config
-	log     *slog.Logger
-	now     func() time.Time
-	layout  Layout
-	lockF   *os.File
-	store   *sqlite.Store
-	writer  *audit.Writer
-	authn   *authn.Authenticator
-	signer  *assertion.Signer
-	pool    *upstream.Pool
-	catalog *catalog.Catalog
-	gateway *gateway.Gateway
-	api     *adminapi.API
-	tls     *tls.Config // nil: plain HTTP (loopback only)
-	vault   *vault.Vault
-	server  *http.Server
-	ln      net.Listener
+	cfg      config.Config
+	log      *slog.Logger
+	now      func() time.Time
+	layout   Layout
+	lockF    *os.File
+	store    *sqlite.Store
+	writer   *audit.Writer
+	authn    *authn.Authenticator
+	failures *authn.FailureGuard
+	signer   *assertion.Signer
+	pool     *upstream.Pool
+	catalog  *catalog.Catalog
+	gateway  *gateway.Gateway
+	api      *adminapi.API
+	tls      *tls.Config // nil: plain HTTP (loopback only)
+	vault    *vault.Vault
+	server   *http.Server
+	ln       net.Listener
 
 	base       context.Context    // every request's context derives from it
 	cancelBase context.CancelFunc // ends long-lived streams at shutdown
@@ -146,10 +147,20 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, now func() t
 
 func (a *App) open(ctx context.Context) error {
 	l := a.layout
+	// The programs stdio upstreams may run are the operator's to fix, here
+	// and now: a list that does not check out stops the start.
+	allow, err := upstream.NewStdioAllow(a.cfg.StdioAllow)
+	if err != nil {
+		return err
+	}
+	for _, e := range allow.Entries() {
+		if upstream.Interpreter(e) {
+			a.log.Warn("the stdio allow-list names a shell or interpreter: any admin can run code with it on this host", "path", e)
+		}
+	}
 	if err := l.checkInitialised(); err != nil {
 		return err
 	}
-	var err error
 	if a.lockF, err = l.lock(); err != nil {
 		return err
 	}
@@ -211,7 +222,8 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 	vaultRef.Store(a.vault)
-	if a.pool, err = upstream.NewPool(upstream.PoolConfig{Signer: a.signer, Auditor: a.writer, Logger: a.log, Now: a.now, Version: Version, Secrets: a.vault}); err != nil {
+	if a.pool, err = upstream.NewPool(upstream.PoolConfig{Signer: a.signer, Auditor: a.writer, Logger: a.log, Now: a.now, Version: Version,
+		Secrets: a.vault, StdioAllow: allow}); err != nil {
 		return err
 	}
 	if a.catalog, err = catalog.New(ctx, a.store, a.writer, a.pool, a.now, a.log); err != nil {
@@ -257,14 +269,17 @@ func (a *App) open(ctx context.Context) error {
 		}
 		a.approvals.SetNotifier(a.webhooks)
 	}
-	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, Catalog: a.catalog, Upstreams: a.pool, Auditor: a.writer,
-		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, CallTimeout: a.cfg.CallTimeout,
+	if a.failures, err = authn.NewFailureGuard(a.cfg.RateAuthFail.Per, a.cfg.RateAuthFail.Burst, a.cfg.AuthFailWindow, a.writer, a.log, a.now); err != nil {
+		return err
+	}
+	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, AuthFailures: a.failures, Kill: kill, Catalog: a.catalog, Upstreams: a.pool, Auditor: a.writer,
+		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, CallTimeout: a.cfg.CallTimeout, WriteStall: a.cfg.WriteStall,
+		Caps:   gateway.Caps{Sessions: a.cfg.UserSessions, Streams: a.cfg.UserStreams, Calls: a.cfg.UserCalls},
 		Limits: gateway.Limits{PerKey: a.cfg.RateKey, PerUser: a.cfg.RateUser, PerTool: a.cfg.RateTool},
 		Policy: policies, Users: users{a.store}, Approvals: a.approvals, ApprovalWait: a.cfg.ApprovalWait}); err != nil {
 		return err
 	}
-	a.gateway.SetKillSwitch(kill)
-	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
+	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Failures: a.failures, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
 		Policy: policies, Gateway: a.gateway, Approvals: a.approvals}); err != nil {
 		return err
 	}
@@ -358,7 +373,8 @@ func (a *App) Start(ctx context.Context) error {
 			a.log.Error("server stopped", "err", err)
 		}
 	}()
-	a.log.Info("ostiary serving", "addr", ln.Addr().String(), "tls", a.tls != nil, "data", a.cfg.DataDir, "version", Version)
+	a.log.Info("ostiary serving", "addr", ln.Addr().String(), "tls", a.tls != nil, "data", a.cfg.DataDir, "version", Version,
+		"stdio_allow", a.cfg.StdioAllow)
 	return nil
 }
 
@@ -411,10 +427,11 @@ func (a *App) Close(ctx context.Context) error {
 			// (MCP GET streams, held calls) are ended, so a stop never hangs
 			// on a client that keeps a stream open.
 			sctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
-			grace := time.AfterFunc(min(2*time.Second, a.cfg.ShutdownTimeout/2), a.cancelBase)
+			cut := func() { a.gateway.Drain(); a.cancelBase() }
+			grace := time.AfterFunc(min(2*time.Second, a.cfg.ShutdownTimeout/2), cut)
 			errs = append(errs, a.server.Shutdown(sctx))
 			grace.Stop()
-			a.cancelBase()
+			cut()
 			a.gateway.Close()
 			cancel()
 			<-a.sweepDone
@@ -441,6 +458,9 @@ func (a *App) release() {
 	}
 	if a.pool != nil {
 		a.pool.Close()
+	}
+	if a.failures != nil { // what it still counts goes on record while the writer is open
+		a.failures.Close()
 	}
 	if a.writer != nil {
 		a.writer.Close()

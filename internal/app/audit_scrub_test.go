@@ -9,13 +9,14 @@ import (
 
 	"github.com/ostiary/ostiary/internal/app/apptest"
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/config"
 )
 
 // Credentials that an admin's input carries into audit records are
 // replaced by keyed search tokens: the records reveal nothing, and an
 // investigator holding a suspected value finds the records that held it.
 func TestAuditSearchTokens(t *testing.T) {
-	s := apptest.Start(t)
+	s := apptest.StartWith(t, func(c *config.Config) { c.StdioAllow = append(c.StdioAllow, "/bin/false") })
 	const awsKey = "AKIAIOSFODNN7EXAMPLE"
 	const bearer = "s3cr3t-b34r3r-t0k3n-value"
 	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "hook", "url": "http://127.0.0.1:1/" + awsKey + "/mcp", "allow_private": true}), http.StatusCreated)

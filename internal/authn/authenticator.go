@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/fault"
+	"github.com/ostiary/ostiary/internal/lru"
 )
 
 // Credential is what the store knows about one API key and its user.
@@ -65,6 +67,8 @@ func (f *Failure) Unwrap() error { return fault.New(fault.Unauthenticated, "auth
 // maxCached bounds the credential cache; it is emptied when full.
 const maxCached = 10000
 
+var errUnknownKey = fault.New(fault.NotFound, "no such key")
+
 // Authenticator verifies API keys. It caches credentials in memory, but any
 // identity change calls Invalidate before it is acknowledged, so no cached
 // entry outlives a revocation, a disabling or a role change.
@@ -73,9 +77,10 @@ type Authenticator struct {
 	hasher *Hasher
 	now    func() time.Time
 
-	gen   atomic.Uint64
-	mu    sync.Mutex
-	cache map[string]cachedCred
+	gen     atomic.Uint64
+	mu      sync.Mutex
+	cache   map[string]cachedCred
+	unknown *lru.Map[string, uint64] // key ids the store does not have, with the generation that saw it
 
 	touchMu sync.Mutex
 	touched map[string]time.Time
@@ -92,7 +97,7 @@ func NewAuthenticator(store Store, hasher *Hasher, now func() time.Time) (*Authe
 		return nil, fmt.Errorf("authn: authenticator needs a store, a hasher and a clock")
 	}
 	return &Authenticator{store: store, hasher: hasher, now: now,
-		cache: map[string]cachedCred{}, touched: map[string]time.Time{}}, nil
+		cache: map[string]cachedCred{}, unknown: lru.New[string, uint64](maxCached), touched: map[string]time.Time{}}, nil
 }
 
 // Invalidate drops every cached credential. Callers changing users, roles or
@@ -101,6 +106,7 @@ func (a *Authenticator) Invalidate() {
 	a.gen.Add(1)
 	a.mu.Lock()
 	clear(a.cache)
+	a.unknown.Clear()
 	a.mu.Unlock()
 }
 
@@ -117,6 +123,30 @@ func BearerToken(header string) (string, bool) {
 // failure it returns a *Failure (kind Unauthenticated); if the store cannot
 // be read it returns a fault.Unavailable error: never a principal.
 func (a *Authenticator) Authenticate(ctx context.Context, authorization string) (*Principal, error) {
+	start := time.Now()
+	p, err := a.authenticate(ctx, authorization)
+	var f *Failure
+	if errors.As(err, &f) {
+		// Every failure takes at least failureFloor, so that a key id the
+		// store had to be asked about (unknown, or not used for a while)
+		// cannot be told by timing from one in the cache.
+		if wait := failureFloor - time.Since(start); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+	}
+	return p, err
+}
+
+// failureFloor is the least time a failed authentication takes: above a
+// store lookup on an idle machine.
+const failureFloor = 2 * time.Millisecond
+
+func (a *Authenticator) authenticate(ctx context.Context, authorization string) (*Principal, error) {
 	if authorization == "" {
 		return nil, &Failure{Reason: ReasonMissing}
 	}
@@ -177,20 +207,36 @@ func (a *Authenticator) credential(ctx context.Context, id string) (Credential, 
 	gen := a.gen.Load() // read before the store, so a racing change leaves this entry stale
 	a.mu.Lock()
 	c, ok := a.cache[id]
+	missing, isUnknown := a.unknown.Get(id)
 	a.mu.Unlock()
 	if ok && c.gen == gen {
 		return c.cred, nil
 	}
+	if isUnknown && missing == gen {
+		return Credential{}, errUnknownKey
+	}
+	// Unknown ids are cached too, so that an unknown id and a known one
+	// with a wrong secret cost the same (one cached lookup and one HMAC)
+	// and cannot be told apart by timing. Creating a key invalidates the
+	// cache, so a cached unknown id never hides a new key.
 	cred, err := a.store.LookupCredential(ctx, id)
-	if err != nil {
+	unknown := fault.Is(err, fault.NotFound)
+	if err != nil && !unknown {
 		return Credential{}, err
 	}
 	a.mu.Lock()
-	if len(a.cache) >= maxCached {
-		clear(a.cache)
+	if unknown {
+		a.unknown.Put(id, gen) // bounded apart from known keys: a flood of ids evicts none of them
+	} else {
+		if len(a.cache) >= maxCached {
+			clear(a.cache)
+		}
+		a.cache[id] = cachedCred{cred: cred, gen: gen}
 	}
-	a.cache[id] = cachedCred{cred: cred, gen: gen}
 	a.mu.Unlock()
+	if unknown {
+		return Credential{}, errUnknownKey
+	}
 	return cred, nil
 }
 

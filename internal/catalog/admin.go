@@ -25,8 +25,8 @@ func (c *Catalog) guard(ctx context.Context, p *authn.Principal, rec audit.Recor
 // used by another upstream is refused: namespaces are not shared.
 func (c *Catalog) AddUpstream(ctx context.Context, p *authn.Principal, u upstream.Upstream) (upstream.Upstream, SyncReport, error) {
 	rec := p.Record(EventUpstreamAdd, "upstream:"+u.Name)
-	rec.Detail = map[string]any{"kind": string(u.Kind), "prefix": u.Prefix, "url": u.DisplayURL(), "command": u.Command, "allow_private": u.AllowPrivate, "call_timeout_ms": u.CallTimeout.Milliseconds(),
-		"header_names": keys(u.Headers), "env_names": keys(u.Env)}
+	rec.Detail = map[string]any{"kind": string(u.Kind), "prefix": u.Prefix, "url": u.DisplayURL(), "command": u.Command, "allow_private": u.AllowPrivate, "allow_plain_http": u.AllowPlainHTTP, "call_timeout_ms": u.CallTimeout.Milliseconds(),
+		"on_change": onChange(u), "header_names": keys(u.Headers), "env_names": keys(u.Env)}
 	if !u.TLS.IsZero() {
 		rec.Detail["tls"] = u.TLS.Summary()
 	}
@@ -34,6 +34,9 @@ func (c *Catalog) AddUpstream(ctx context.Context, p *authn.Principal, u upstrea
 		return u, SyncReport{}, err
 	}
 	if err := u.Validate(); err != nil {
+		return u, SyncReport{}, audit.Refuse(ctx, c.audit, rec, fault.New(fault.Invalid, "%s", err))
+	}
+	if err := c.lister.Admit(u); err != nil {
 		return u, SyncReport{}, audit.Refuse(ctx, c.audit, rec, fault.New(fault.Invalid, "%s", err))
 	}
 	u.CreatedAt, u.CreatedBy = c.now().UTC(), p.User
@@ -124,6 +127,9 @@ func (c *Catalog) ListTools(ctx context.Context, p *authn.Principal, as string) 
 			out = append(out, e)
 		}
 	}
+	if p.Allows(authz.ManageTools, authz.All) && as == "" { // tools held for review, for whoever reviews them
+		out = append(out, c.Snapshot().Held()...)
+	}
 	if _, err := c.audit.Write(ctx, audit.Entry{Record: rec}); err != nil {
 		return nil, err
 	}
@@ -147,7 +153,10 @@ func (c *Catalog) Versions(ctx context.Context, p *authn.Principal, name string)
 }
 
 // Activate pins version of an exposed tool (review of a pending version, or
-// rollback to an earlier one).
+// rollback to an earlier one). Either acknowledges the definition the
+// upstream presents now: a tool whose calls were refused because it changed
+// is callable again. Re-activating the active version does only that, and
+// is refused as a no-op when nothing changed.
 func (c *Catalog) Activate(ctx context.Context, p *authn.Principal, name string, version int) error {
 	rec := p.Record(EventToolActivated, "tool:"+name)
 	rec.Detail = map[string]any{"version": version}
@@ -158,10 +167,13 @@ func (c *Catalog) Activate(ctx context.Context, p *authn.Principal, name string,
 	if err != nil {
 		return audit.Refuse(ctx, c.audit, rec, err)
 	}
+	if !st.ChangedAt.IsZero() {
+		rec.Detail["acknowledged_digest"] = st.Presented
+	}
 	err = c.record(ctx, rec, func(ctx context.Context, tx TxStore) error {
 		for _, v := range st.Versions {
 			if v.Version == version {
-				if v.Status == Active {
+				if v.Status == Active && st.ChangedAt.IsZero() {
 					return fault.New(fault.Conflict, "version %d of %s is already active", version, name)
 				}
 				return tx.ActivateToolVersion(ctx, st.Upstream, st.Tool, version, c.now(), p.User)
@@ -235,9 +247,9 @@ func labelsDetail(l *policy.Labels) any {
 		"owner": l.Owner, "require_approval": l.RequireApproval, "approvers": l.Approvers}
 }
 
-// toolState finds an exposed name's stored state.
+// toolState finds an exposed name's stored state (held tools included).
 func (c *Catalog) toolState(ctx context.Context, name string) (ToolState, error) {
-	e, ok := c.Snapshot().byName[name]
+	e, ok := c.Snapshot().entry(name)
 	if !ok {
 		return ToolState{}, fault.New(fault.NotFound, "tool %q is not in the catalog", name)
 	}
@@ -251,6 +263,14 @@ func (c *Catalog) toolState(ctx context.Context, name string) (ToolState, error)
 		}
 	}
 	return ToolState{}, fault.New(fault.NotFound, "tool %q is not in the catalog", name)
+}
+
+// onChange is u's on_change, the default spelled out.
+func onChange(u upstream.Upstream) string {
+	if u.OnChange == "" {
+		return upstream.OnChangeRefuse
+	}
+	return u.OnChange
 }
 
 func keys(m map[string]string) []string {

@@ -2,7 +2,8 @@
 // one, under which name, and which version of its definition is pinned. An
 // upstream that changes a tool's description or schema does not change what
 // clients see: the new definition waits as a pending version until an admin
-// activates it (rug-pull protection). See DESIGN.md.
+// activates it, and calls of the tool are refused meanwhile (rug-pull
+// protection). See DESIGN.md.
 package catalog
 
 import (
@@ -43,6 +44,9 @@ type Version struct {
 	SeenAt      time.Time       `json:"seen_at"`
 	ActivatedAt time.Time       `json:"activated_at,omitzero"`
 	ActivatedBy string          `json:"activated_by,omitempty"`
+	// Flags are the reasons Scan found instruction-like content in the
+	// definition, for the reviewer (empty: none).
+	Flags []string `json:"flags,omitempty"`
 }
 
 // ToolState is everything stored about one upstream tool.
@@ -54,7 +58,14 @@ type ToolState struct {
 	Labels      *policy.Labels // nil: not labelled
 	LabelledAt  time.Time
 	LabelledBy  string
-	Versions    []Version // ascending
+	// Presented is the digest of the definition the upstream presented at
+	// the last sync; ChangedAt (zero: not changed) when it was seen to
+	// differ from the pinned one and from Reviewed, the one an activation
+	// last acknowledged. While ChangedAt is set, calls are refused.
+	Presented string
+	Reviewed  string
+	ChangedAt time.Time
+	Versions  []Version // ascending
 }
 
 // Store is the read side.
@@ -73,7 +84,14 @@ type TxStore interface {
 	DeleteUpstream(ctx context.Context, name string) error
 	InsertToolVersion(ctx context.Context, v Version) error
 	SetToolVanished(ctx context.Context, upstreamName, tool string, at time.Time) error // zero: reappeared
+	// ActivateToolVersion pins version, and acknowledges the definition the
+	// upstream presents now: it clears ChangedAt and sets Reviewed.
 	ActivateToolVersion(ctx context.Context, upstreamName, tool string, version int, at time.Time, by string) error
+	// SetToolPresented records the digest a sync saw and, if changed is not
+	// zero, marks the tool changed (kept if already marked).
+	SetToolPresented(ctx context.Context, upstreamName, tool, digest string, changed time.Time) error
+	// MarkUpstreamSynced records an upstream's first successful sync.
+	MarkUpstreamSynced(ctx context.Context, name string, at time.Time) error
 	SetToolTimeout(ctx context.Context, upstreamName, tool string, d time.Duration) error // 0 clears it
 	// SetToolLabels sets (nil: clears) a tool's governance labels.
 	SetToolLabels(ctx context.Context, upstreamName, tool string, l *policy.Labels, at time.Time, by string) error
@@ -82,9 +100,12 @@ type TxStore interface {
 // Auditor appends records (audit.Writer).
 type Auditor = audit.Appender
 
-// Lister fetches what an upstream currently offers (upstream.Pool).
+// Lister fetches what an upstream currently offers, and says whether this
+// server may reach it at all (upstream.Pool: a stdio upstream's program
+// must be on the operator's allow-list).
 type Lister interface {
 	List(ctx context.Context, u upstream.Upstream) (upstream.Listing, error)
+	Admit(u upstream.Upstream) error
 }
 
 // Definition returns the canonical definition of t (what is versioned and

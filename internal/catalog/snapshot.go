@@ -28,6 +28,12 @@ type Entry struct {
 	Tool         *mcp.Tool // pinned definition, Name = exposed name
 	Pending      int       // versions awaiting review
 	Vanished     bool      // the upstream no longer lists it
+	// Changed: the upstream presented a definition other than the pinned
+	// one and no activation has acknowledged it. Calls are refused, unless
+	// KeepPinned (its upstream's on_change) lets them run under the pinned
+	// definition.
+	Changed    bool
+	KeepPinned bool
 	// CallTimeout bounds a call (the tightest of the tool's, its
 	// upstream's and the server's); 0 here: the tool sets none.
 	CallTimeout time.Duration
@@ -50,6 +56,8 @@ type Snapshot struct {
 	upstreams map[string]upstream.Upstream
 	entries   []*Entry // sorted by Name
 	byName    map[string]*Entry
+	held      []*Entry // tools with no active version yet: never listed or callable; sorted by Name
+	byHeld    map[string]*Entry
 	prompts   []*PromptEntry // sorted by Name
 	byPrompt  map[string]*PromptEntry
 	resources []*ResourceEntry // concrete resources and templates, sorted by Name
@@ -77,7 +85,7 @@ type PromptEntry struct {
 }
 
 func newSnapshot(ups []upstream.Upstream, tools []ToolState, listed map[string]upstream.Listing) *Snapshot {
-	s := &Snapshot{upstreams: map[string]upstream.Upstream{}, byName: map[string]*Entry{}, byPrompt: map[string]*PromptEntry{},
+	s := &Snapshot{upstreams: map[string]upstream.Upstream{}, byName: map[string]*Entry{}, byHeld: map[string]*Entry{}, byPrompt: map[string]*PromptEntry{},
 		byURI: map[string]*ResourceEntry{}, byRes: map[string]*ResourceEntry{}}
 	for _, u := range ups {
 		s.upstreams[u.Name] = u
@@ -87,7 +95,8 @@ func newSnapshot(ups []upstream.Upstream, tools []ToolState, listed map[string]u
 		if !ok {
 			continue
 		}
-		e := &Entry{Name: u.Expose(ts.Tool), Upstream: u.Name, UpstreamTool: ts.Tool, Vanished: ts.Vanished, CallTimeout: ts.CallTimeout, Labels: ts.Labels}
+		e := &Entry{Name: u.Expose(ts.Tool), Upstream: u.Name, UpstreamTool: ts.Tool, Vanished: ts.Vanished, CallTimeout: ts.CallTimeout, Labels: ts.Labels,
+			Changed: !ts.ChangedAt.IsZero(), KeepPinned: u.OnChange == upstream.OnChangeKeepPinned}
 		for _, v := range ts.Versions {
 			switch v.Status {
 			case Active:
@@ -106,12 +115,17 @@ func newSnapshot(ups []upstream.Upstream, tools []ToolState, listed map[string]u
 			}
 		}
 		if e.Tool == nil {
+			if e.Pending > 0 {
+				s.held = append(s.held, e)
+				s.byHeld[e.Name] = e
+			}
 			continue
 		}
 		s.entries = append(s.entries, e)
 		s.byName[e.Name] = e
 	}
 	slices.SortFunc(s.entries, func(a, b *Entry) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(s.held, func(a, b *Entry) int { return strings.Compare(a.Name, b.Name) })
 	for _, u := range s.Upstreams() { // in name order: the first claim of a name wins
 		s.addResources(u, listed[u.Name])
 		for _, pr := range listed[u.Name].Prompts {
@@ -266,6 +280,39 @@ func (s *Snapshot) Lookup(name string) (*Entry, bool) {
 // Entries returns every entry, vanished ones included, sorted by name.
 func (s *Snapshot) Entries() []*Entry { return s.entries }
 
+// Held returns the tools that have no active version yet (pending review
+// since they appeared), sorted by name. Their Tool is nil: they are never
+// listed to clients nor callable.
+func (s *Snapshot) Held() []*Entry { return s.held }
+
+// entry finds an exposed name among the entries and the held tools, for
+// review (versions, activation); never for calls.
+func (s *Snapshot) entry(name string) (*Entry, bool) {
+	if e, ok := s.byName[name]; ok {
+		return e, true
+	}
+	e, ok := s.byHeld[name]
+	return e, ok
+}
+
+// State is how a catalog entry stands, for admins: "pending" (held: no
+// version active yet), "vanished", "changed" (calls refused until a
+// version is activated), "changed-keep-pinned" (calls run under the pinned
+// definition), else "ok".
+func (e *Entry) State() string {
+	switch {
+	case e.Tool == nil:
+		return "pending"
+	case e.Vanished:
+		return "vanished"
+	case e.Changed && e.KeepPinned:
+		return "changed-keep-pinned"
+	case e.Changed:
+		return "changed"
+	}
+	return "ok"
+}
+
 // Upstream returns a configured upstream.
 func (s *Snapshot) Upstream(name string) (upstream.Upstream, bool) {
 	u, ok := s.upstreams[name]
@@ -323,10 +370,24 @@ func (s *Snapshot) Search(query string, allow func(name string) bool, limit int)
 // claim reports who (which upstream) owns an exposed name, and whether the
 // name falls inside another upstream's namespace.
 func (s *Snapshot) claim(name, self string) (owner string, shadowed string) {
-	if e, ok := s.byName[name]; ok && e.Upstream != self {
+	if e, ok := s.entry(name); ok && e.Upstream != self {
 		owner = e.Upstream
 	}
-	return owner, s.namespaceOf(name, self)
+	return owner, namespaceWithin(name, self, s.Upstreams())
+}
+
+// skeletons maps the skeleton of every exposed tool name (held ones
+// included) to the names that have it (one, unless the catalog predates
+// the rule).
+func (s *Snapshot) skeletons() map[string][]string {
+	out := make(map[string][]string, len(s.entries)+len(s.held))
+	for _, list := range [][]*Entry{s.entries, s.held} {
+		for _, e := range list {
+			sk := Skeleton(e.Name)
+			out[sk] = append(out[sk], e.Name)
+		}
+	}
+	return out
 }
 
 // namespaceOf names the other upstream whose namespace name falls in.

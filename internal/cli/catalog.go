@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -40,9 +41,22 @@ func (e *env) printSync(r catalog.SyncReport) {
 		return
 	}
 	fmt.Fprintf(e.stdout, "%s lists %d tools: %d new, %d changed (pending review), %d vanished, %d refused\n",
-		safe(r.Upstream), r.Tools, len(r.Created), len(r.Pending), len(r.Vanished), len(r.Refused))
+		safe(r.Upstream), r.Tools, len(r.Created)+len(r.New), len(r.Pending), len(r.Vanished), len(r.Refused))
+	if r.FirstSync {
+		fmt.Fprintf(e.stdout, "%d tools activated (first sync)\n", len(r.Created))
+	}
+	if len(r.New) > 0 {
+		fmt.Fprintf(e.stdout, "%d new tools pending review: %s (neither listed nor callable until 'ostiary tools activate TOOL 1')\n",
+			len(r.New), safe(strings.Join(r.New, ", ")))
+	}
 	for _, p := range r.Pending {
 		fmt.Fprintf(e.stdout, "  pending: %s (review with 'ostiary tools versions')\n", safe(p))
+	}
+	for _, c := range r.Changed {
+		fmt.Fprintf(e.stdout, "  changed: %s (calls refused until a version is activated, unless the upstream keeps them pinned)\n", safe(c))
+	}
+	for _, f := range r.Flagged {
+		fmt.Fprintf(e.stdout, "  flagged: %s\n", safe(f))
 	}
 	for _, v := range r.Vanished {
 		fmt.Fprintf(e.stdout, "  vanished: %s\n", safe(v))
@@ -55,33 +69,49 @@ func (e *env) printSync(r catalog.SyncReport) {
 func (e *env) upstreamsAddCmd() *cobra.Command {
 	var in adminapi.NewUpstream
 	var prefix, command, caFile, certFile string
-	var headers, envs []string
+	var headers, envs, cmdArgs []string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "add NAME (--url URL [--header K=V]... [--allow-private] [TLS options] | --command \"CMD ARG...\" [--env K=V]...) [--prefix P]",
+		Use:   "add NAME (--url URL [--header K=V]... [--allow-private] [--allow-plain-http] [TLS options] | --command /ABS/PROGRAM [--arg ARG]... [--env K=V]...) [--prefix P] [--on-change refuse|keep-pinned]",
 		Short: "Add an upstream MCP server and pin its tools",
-		Long: `Add an upstream MCP server, over Streamable HTTP (--url) or stdio (--command, a
-program and its arguments separated by spaces, started with a minimal environment).
+		Long: `Add an upstream MCP server, over Streamable HTTP (--url) or stdio (--command, the
+absolute path of a program the server's operator allowed with 'serve --stdio-allow',
+with each argument given by its own --arg, passed as it is: nothing splits or
+interprets it; started with a minimal environment, where variables that change how
+programs load code, such as LD_PRELOAD, NODE_OPTIONS or PATH, cannot be set).
 Its tools are exposed as NAME.TOOL, or PREFIX.TOOL with --prefix; --prefix ""
-exposes them unprefixed when no name collides. Each tool's first definition is
-pinned; later changes wait for review.
+exposes them unprefixed when no name collides. The first sync activates the
+tools it finds (except those whose text addresses the model or hides
+characters or markup: flagged, they wait for review); tools that
+appear later wait for review. A changed definition waits for review too, and
+calls of that tool are refused meanwhile (tool-definition-changed), unless
+--on-change keep-pinned lets them run under the pinned definition (recorded).
 
 An https upstream is verified against the system roots, or only against
 --tls-ca. --tls-client-cert presents a client certificate (mutual TLS) whose
 private key is the vault secret --tls-client-key-secret: store it first with
 'ostiary secrets set NAME --upstream UPSTREAM < key.pem'.
---tls-insecure-skip-verify is accepted only for a literal loopback address.`,
+--tls-insecure-skip-verify is accepted only for a literal loopback address.
+
+An http:// upstream is reached only at loopback unless --allow-plain-http;
+loopback, private and link-local addresses only with --allow-private; and
+addresses that are not hosts (0.0.0.0, broadcast, multicast, reserved,
+documentation) never. A credential in the URL (user:password@, or a query
+parameter such as token= or api_key=) is refused: send it in a header from
+the vault.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			in.Name = a[0]
 			if cmd.Flags().Changed("prefix") {
 				in.Prefix = &prefix
 			}
+			var err error
 			if (in.URL == "") == (command == "") {
 				return usageError("give exactly one of --url and --command")
 			}
-			in.Command = strings.Fields(command)
-			var err error
+			if in.Command, err = commandLine(command, cmdArgs); err != nil {
+				return err
+			}
 			if in.TLS.CA, err = readPEM("--tls-ca", caFile); err != nil {
 				return err
 			}
@@ -107,17 +137,36 @@ private key is the vault secret --tls-client-key-secret: store it first with
 	f := cmd.Flags()
 	f.StringVar(&in.URL, "url", "", "Streamable HTTP endpoint of the upstream")
 	f.StringArrayVar(&headers, "header", nil, "header sent to the upstream, K=V (repeatable)")
-	f.StringVar(&command, "command", "", "stdio upstream: program and arguments")
+	f.StringVar(&command, "command", "", "stdio upstream: the program's absolute `PATH`, alone (arguments go in --arg)")
+	f.StringArrayVar(&cmdArgs, "arg", nil, "stdio upstream: one argument of the program, passed as it is (repeatable, in order)")
 	f.StringArrayVar(&envs, "env", nil, "environment variable of the stdio program, K=V (repeatable)")
 	f.StringVar(&prefix, "prefix", "", "namespace of its tools (default: NAME; \"\" for none)")
 	f.BoolVar(&in.AllowPrivate, "allow-private", false, "let an HTTP upstream be reached at loopback, private or link-local addresses (refused by default)")
+	f.BoolVar(&in.AllowPlainHTTP, "allow-plain-http", false, "let an http:// upstream be reached at a non-loopback address, unencrypted (refused by default; recorded)")
 	f.StringVar(&caFile, "tls-ca", "", "PEM `FILE` of the CA certificates an https upstream must chain to (instead of the system roots)")
 	f.StringVar(&certFile, "tls-client-cert", "", "PEM `FILE` of the client certificate chain presented to the upstream (mutual TLS)")
 	f.StringVar(&in.TLS.ClientKeySecret, "tls-client-key-secret", "", "vault secret `NAME` holding the client certificate's private key (PEM)")
+	f.StringVar(&in.OnChange, "on-change", "", "what calls of a tool whose definition changed upstream do until reviewed: refuse (default) or keep-pinned")
 	f.StringVar(&in.CallTimeout, "call-timeout", "", "bound on each tool call, e.g. 30s (default and cap: the server's --call-timeout)")
 	f.BoolVar(&in.TLS.InsecureSkipVerify, "tls-insecure-skip-verify", false, "accept any certificate (only for an upstream at 127.0.0.1 or [::1]; audited)")
 	jsonFlag(cmd, &asJSON)
 	return cmd
+}
+
+// commandLine is a stdio upstream's command: the program, alone, and its
+// arguments, each as given. A --command with whitespace is the old
+// "CMD ARG..." form, which is refused rather than split.
+func commandLine(command string, args []string) ([]string, error) {
+	if command == "" {
+		if len(args) > 0 {
+			return nil, usageError("--arg goes with --command")
+		}
+		return nil, nil
+	}
+	if strings.ContainsFunc(command, unicode.IsSpace) {
+		return nil, usageError("--command takes only the program's absolute path; give each argument with its own --arg, e.g. --command /usr/local/bin/server --arg --stdio")
+	}
+	return append([]string{command}, args...), nil
 }
 
 // readPEM reads a certificate file named by flag; "" reads nothing. A
@@ -141,7 +190,7 @@ func (e *env) printUpstreams(ups ...adminapi.UpstreamView) error {
 	for _, u := range ups {
 		endpoint := u.URL
 		if u.Kind == "stdio" {
-			endpoint = strings.Join(u.Command, " ")
+			endpoint = commandText(u.Command)
 		}
 		prefix := u.Prefix
 		if prefix == "" {
@@ -150,6 +199,19 @@ func (e *env) printUpstreams(ups ...adminapi.UpstreamView) error {
 		t.row(u.Name, prefix, u.Kind, endpoint, list(u.HeaderNames), when(&u.CreatedAt), u.CreatedBy)
 	}
 	return t.flush()
+}
+
+// commandText shows a stdio command unambiguously: an argument that is
+// empty or holds spaces or quotes is shown quoted.
+func commandText(command []string) string {
+	out := make([]string, len(command))
+	for i, a := range command {
+		out[i] = a
+		if a == "" || strings.ContainsFunc(a, func(r rune) bool { return unicode.IsSpace(r) || r == '"' || r == '\'' || r == '\\' }) {
+			out[i] = strconv.Quote(a)
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 func (e *env) upstreamsListCmd() *cobra.Command {
@@ -222,9 +284,9 @@ func (e *env) toolsListCmd() *cobra.Command {
 			return e.call(cmd, "GET", "/tools", q, nil, &l, asJSON, func() error {
 				t := newTable(e.stdout, "TOOL", "UPSTREAM", "VERSION", "PENDING", "STATE", "TIMEOUT", "LABELS", "DESCRIPTION")
 				for _, tool := range l.Tools {
-					state := "ok"
-					if tool.Vanished {
-						state = "vanished"
+					state := tool.State
+					if state == "" {
+						state = "ok"
 					}
 					desc := tool.Description
 					if len(desc) > 60 {
@@ -254,9 +316,13 @@ func (e *env) toolsVersionsCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, a []string) error {
 			var l adminapi.VersionList
 			return e.call(cmd, "GET", "/tools/versions", url.Values{"tool": {a[0]}}, nil, &l, asJSON, func() error {
-				t := newTable(e.stdout, "VERSION", "STATUS", "DIGEST", "SEEN", "ACTIVATED", "BY")
+				t := newTable(e.stdout, "VERSION", "STATUS", "DIGEST", "SEEN", "ACTIVATED", "BY", "REVIEW")
 				for _, v := range l.Versions {
-					t.row(strconv.Itoa(v.Version), string(v.Status), v.Digest[:16], when(&v.SeenAt), when(&v.ActivatedAt), dash(v.ActivatedBy))
+					review := "-"
+					if len(v.Flags) > 0 {
+						review = "flagged: " + strings.Join(v.Flags, ", ")
+					}
+					t.row(strconv.Itoa(v.Version), string(v.Status), v.Digest[:16], when(&v.SeenAt), when(&v.ActivatedAt), dash(v.ActivatedBy), review)
 				}
 				return t.flush()
 			})
@@ -269,7 +335,7 @@ func (e *env) toolsVersionsCmd() *cobra.Command {
 func (e *env) toolsActivateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "activate TOOL VERSION",
-		Short: "Pin a version of a tool (approve a pending change, or roll back)",
+		Short: "Pin a version of a tool (approve a pending change or a new tool, roll back, or re-activate the pinned one to acknowledge a change)",
 		Args:  args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			v, err := strconv.Atoi(a[1])

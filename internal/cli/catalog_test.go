@@ -168,6 +168,14 @@ func TestUpstreamSSRFGuard(t *testing.T) {
 	if !strings.Contains(r.stdout, "3 new") {
 		t.Errorf("with --allow-private: %s", r.stdout)
 	}
+	// Plain HTTP off loopback needs --allow-plain-http, which is recorded.
+	if r := run(env, "upstreams", "add", "far", "--url", "http://mcp.example.com/mcp"); r.code != ExitError || !strings.Contains(r.stderr, "--allow-plain-http") {
+		t.Errorf("plain http off loopback: %+v", r)
+	}
+	r = run(env, "upstreams", "add", "ops", "--url", up.URL, "--allow-private", "--allow-plain-http", "--json").mustOK(t)
+	if !strings.Contains(r.stdout, `"allow_plain_http": true`) && !strings.Contains(r.stdout, `"allow_plain_http":true`) {
+		t.Errorf("--allow-plain-http not sent: %s", r.stdout)
+	}
 }
 
 func TestSecretsCommands(t *testing.T) {

@@ -34,6 +34,14 @@ call tools through the gateway as an MCP client does.`,
 			if err != nil {
 				return usageError("%v", err)
 			}
+			// The demo's shop upstream is this very binary ('ostiary
+			// demo-upstream'): the demo allows it, and only it beyond what
+			// the operator allowed.
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			cfg.StdioAllow = append(cfg.StdioAllow, exe)
 			if cfg.DataDir == "" {
 				if cfg.DataDir, err = os.MkdirTemp("", "ostiary-demo-"); err != nil {
 					return err

@@ -78,6 +78,10 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	}{{"rate-key", "100/s", &cfg.RateKey}, {"rate-user", "200/s", &cfg.RateUser}, {"rate-tool", "500/s", &cfg.RateTool}} {
 		cmd.Flags().Var(rateFlag{rf.r}, rf.name, "request rate limit per "+strings.TrimPrefix(rf.name, "rate-")+": N/s or N/m[,burst=B], or off (default "+rf.def+")")
 	}
+	cmd.Flags().IntVar(&cfg.UserSessions, "max-sessions-per-user", 0, "open 2025-era MCP sessions one user may hold (default 64)")
+	cmd.Flags().IntVar(&cfg.UserStreams, "max-streams-per-user", 0, "open event streams one user may hold (default 16)")
+	cmd.Flags().IntVar(&cfg.UserCalls, "max-calls-per-user", 0, "tool calls one user may have in flight, held ones included (default 32)")
+	cmd.Flags().Var(rateFlag{&cfg.RateAuthFail}, "rate-auth-fail", "failed authentications allowed per source address and per key id: N/s or N/m[,burst=B], or off (default 2/s,burst=20; then 429 with Retry-After)")
 	cmd.Flags().StringVar(&cfg.DataDir, "data", "", "data directory (or OSTIARY_DATA)")
 	cmd.Flags().StringVar(&cfg.Listen, "listen", "", "address to listen on, loopback only until TLS (default 127.0.0.1:8080, or OSTIARY_LISTEN)")
 	cmd.Flags().StringVar(&cfg.LogFormat, "log-format", "", "operational log format: text or json")
@@ -90,6 +94,7 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().StringVar(&cfg.WebhookKeyFile, "webhook-key-file", "", "HMAC-SHA256 key of webhook signatures, at least 32 characters, mode 0600 (default DIR/keys/webhook-signing.key, created if missing; or OSTIARY_WEBHOOK_KEY_FILE)")
 	cmd.Flags().DurationVar(&cfg.ApprovalWait, "approval-wait", 0, "how long a call held for approval waits for it before answering with the request id (default 10s; 0s: answer at once)")
 	cmd.Flags().StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the vault's master key, 64 hex characters, mode 0600 (default DIR/keys/master.key; or OSTIARY_MASTER_KEY_FILE)")
+	cmd.Flags().StringArrayVar(&cfg.StdioAllow, "stdio-allow", nil, "absolute `PATH` of a program stdio upstreams may run, or of a directory whose programs they may run (not its subdirectories, nor shells and interpreters, which need their own entry); repeatable; none by default (or OSTIARY_STDIO_ALLOW, ':'-separated)")
 	cmd.Flags().StringArrayVar(&cfg.AllowedOrigins, "allow-origin", nil, "browser origin allowed to call /mcp, e.g. https://chat.example.com (repeatable; or OSTIARY_ALLOWED_ORIGINS, comma-separated)")
 }
 
@@ -126,13 +131,24 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	for _, r := range []struct {
 		flag     string
 		from, to *config.Rate
-	}{{"rate-key", &flags.RateKey, &cfg.RateKey}, {"rate-user", &flags.RateUser, &cfg.RateUser}, {"rate-tool", &flags.RateTool, &cfg.RateTool}} {
+	}{{"rate-key", &flags.RateKey, &cfg.RateKey}, {"rate-user", &flags.RateUser, &cfg.RateUser}, {"rate-tool", &flags.RateTool, &cfg.RateTool}, {"rate-auth-fail", &flags.RateAuthFail, &cfg.RateAuthFail}} {
 		if cmd.Flags().Changed(r.flag) {
 			*r.to = *r.from
 		}
 	}
+	for _, c := range []struct{ from, to *int }{{&flags.UserSessions, &cfg.UserSessions}, {&flags.UserStreams, &cfg.UserStreams}, {&flags.UserCalls, &cfg.UserCalls}} {
+		if *c.from < 0 {
+			return cfg, fmt.Errorf("a per-user limit must be positive")
+		}
+		if *c.from > 0 {
+			*c.to = *c.from
+		}
+	}
 	if len(flags.AllowedOrigins) > 0 {
 		cfg.AllowedOrigins = flags.AllowedOrigins
+	}
+	if len(flags.StdioAllow) > 0 {
+		cfg.StdioAllow = flags.StdioAllow
 	}
 	for _, f := range []struct{ from, to *string }{{&flags.TLSCert, &cfg.TLSCert}, {&flags.TLSKey, &cfg.TLSKey}, {&flags.TLSMin, &cfg.TLSMin},
 		{&flags.MasterKeyFile, &cfg.MasterKeyFile}} {
@@ -146,7 +162,7 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 func (e *env) serveCmd() *cobra.Command {
 	var flags config.Config
 	cmd := &cobra.Command{
-		Use:   "serve --data DIR [--listen 127.0.0.1:8080] [--tls-cert FILE --tls-key FILE [--tls-min 1.2|1.3]]",
+		Use:   "serve --data DIR [--listen 127.0.0.1:8080] [--tls-cert FILE --tls-key FILE [--tls-min 1.2|1.3]] [--stdio-allow PATH]...",
 		Short: "Run the server on an initialised data directory",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -30,6 +31,7 @@ type Config struct {
 	TLSMin          string        // minimum TLS version: "1.2" (default) or "1.3"
 	MasterKeyFile   string        // the vault's master key (32 bytes, hex); default DIR/keys/master.key
 	CallTimeout     time.Duration // bound on one upstream call, progress or not
+	WriteStall      time.Duration // how long one write to an MCP client that does not read may block (default 30s)
 	ApprovalWait    time.Duration // how long a call held for approval waits for it (0: answer at once)
 	Webhooks        []string      // approval webhook URLs ("slack:URL" for Slack's format)
 	WebhookKeyFile  string        // HMAC signing key of webhooks; default DIR/keys/webhook-signing.key
@@ -37,6 +39,15 @@ type Config struct {
 	RateKey         Rate          // requests per API key
 	RateUser        Rate          // requests per user, over all their keys
 	RateTool        Rate          // calls per tool, over all callers
+	RateAuthFail    Rate          // failed authentications per source address and per presented key id
+	UserSessions    int           // open 2025-era sessions per user (default 64)
+	UserStreams     int           // open GET streams per user (default 16)
+	UserCalls       int           // tool calls in flight per user, held ones included (default 32)
+	AuthFailWindow  time.Duration // failures over budget in this window are recorded as one aggregated record
+	// StdioAllow lists the programs stdio upstreams may run: absolute
+	// paths of files, or of directories (their programs directly inside,
+	// interpreters excepted); none by default.
+	StdioAllow []string
 }
 
 // Default returns the defaults.
@@ -53,14 +64,20 @@ func Default() Config {
 		RateKey:         Rate{Per: 100, Burst: 200},
 		RateUser:        Rate{Per: 200, Burst: 400},
 		RateTool:        Rate{Per: 500, Burst: 1000},
+		RateAuthFail:    Rate{Per: 2, Burst: 20},
+		AuthFailWindow:  10 * time.Second,
+		UserSessions:    64,
+		UserStreams:     16,
+		UserCalls:       32,
 	}
 }
 
 // TLS reports whether the server serves HTTPS.
 func (c Config) TLS() bool { return c.TLSCert != "" }
 
-// FromEnv applies OSTIARY_DATA, OSTIARY_LISTEN, OSTIARY_LOG_LEVEL and
-// OSTIARY_LOG_FORMAT over c.
+// FromEnv applies the OSTIARY_* variables over c (OSTIARY_DATA,
+// OSTIARY_LISTEN, OSTIARY_LOG_LEVEL, OSTIARY_LOG_FORMAT, …, and
+// OSTIARY_STDIO_ALLOW, paths separated by ':').
 func (c Config) FromEnv(getenv func(string) string) (Config, error) {
 	if v := getenv("OSTIARY_DATA"); v != "" {
 		c.DataDir = v
@@ -82,7 +99,7 @@ func (c Config) FromEnv(getenv func(string) string) (Config, error) {
 			*dst = v
 		}
 	}
-	for name, dst := range map[string]*Rate{"OSTIARY_RATE_KEY": &c.RateKey, "OSTIARY_RATE_USER": &c.RateUser, "OSTIARY_RATE_TOOL": &c.RateTool} {
+	for name, dst := range map[string]*Rate{"OSTIARY_RATE_KEY": &c.RateKey, "OSTIARY_RATE_USER": &c.RateUser, "OSTIARY_RATE_TOOL": &c.RateTool, "OSTIARY_RATE_AUTH_FAIL": &c.RateAuthFail} {
 		if v := getenv(name); v != "" {
 			r, err := ParseRate(v)
 			if err != nil {
@@ -99,6 +116,9 @@ func (c Config) FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if v := getenv("OSTIARY_WEBHOOK_KEY_FILE"); v != "" {
 		c.WebhookKeyFile = v
+	}
+	if v := getenv("OSTIARY_STDIO_ALLOW"); v != "" {
+		c.StdioAllow = strings.Split(v, ":")
 	}
 	return c, nil
 }
@@ -141,6 +161,11 @@ func (c Config) Validate() error {
 	}
 	if c.ApprovalWait < 0 || c.ApprovalWait > 10*time.Minute {
 		errs = append(errs, errors.New("--approval-wait must be between 0s and 10m"))
+	}
+	for _, p := range c.StdioAllow {
+		if !filepath.IsAbs(p) {
+			errs = append(errs, fmt.Errorf("--stdio-allow %q: want an absolute path (OSTIARY_STDIO_ALLOW separates paths with ':')", p))
+		}
 	}
 	if c.CheckpointEvery < 10*time.Millisecond || c.CheckpointEvery > time.Hour {
 		errs = append(errs, errors.New("checkpoint interval must be between 10ms and 1h"))

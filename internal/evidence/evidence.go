@@ -225,6 +225,14 @@ func mitigation(r audit.Record) string {
 		return "refused: the tool's pinned schema is invalid; an admin must activate a valid version"
 	case "killswitch":
 		return "stopped by a kill switch: refused, or cut while in flight and cancelled upstream"
+	case "refused-by-upstream":
+		return "the upstream answered with an error, which was reported to the caller"
+	case "timeout":
+		return "the upstream did not answer within the call's time limit; the call was cancelled upstream and the caller told"
+	case "client-cancelled":
+		return "the caller cancelled or went away; the call was cancelled upstream"
+	case "gateway-stopping":
+		return "cut by a graceful stop of the gateway; the call was cancelled upstream and the caller told"
 	case "upstream-error":
 		return "the upstream call failed and was reported to the caller; it counts towards the upstream's circuit breaker (read-only and idempotent tools are retried)"
 	}

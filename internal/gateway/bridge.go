@@ -215,6 +215,18 @@ func (g *Gateway) await(ctx context.Context, pc *parkedCall) (mcp.Result, error)
 		pc.mu.Lock()
 		parked := pc.parked
 		pc.mu.Unlock()
+		if g.Stopping() && !parked {
+			// Cut by the stop: the client is told so, with the outcome
+			// the call recorded, if it comes in time.
+			pc.cancel(errShutdown)
+			select {
+			case <-pc.done:
+				g.parkedCalls.Delete(pc.token)
+				return pc.res, pc.err
+			case <-time.After(2 * time.Second):
+				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: errShutdown.Error()}
+			}
+		}
 		if !parked {
 			pc.cancel(context.Cause(ctx))
 		}

@@ -150,7 +150,7 @@ func acceptsBoth(values []string) bool {
 func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message, client upstream.Continuation) {
 	tr := toolRequest{name: m.toolName, client: client}
 	if m.args != nil {
-		tr.args, tr.argErr = parsedArguments(m.args, nil)
+		tr.args, tr.argErr = parsedArguments(m.args)
 	} else {
 		tr.args, tr.argErr = arguments(nil)
 	}
@@ -164,6 +164,9 @@ func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, p *authn.P
 	w.Header().Set("Cache-Control", "no-cache, no-transform")
 	if err != nil {
 		rpcErr, status := rpcError(err)
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "5")
+		}
 		writeRPCError(w, status, m.id, rpcErr)
 		return
 	}
@@ -218,6 +221,9 @@ func hasResultType(b []byte) bool {
 // rpcError is err as the SDK codes a handler's error, with the HTTP
 // status 2026-07-28 gives its code.
 func rpcError(err error) (*jsonrpc.Error, int) {
+	if err == errAudit || err == errAuditRan {
+		return err.(*jsonrpc.Error), http.StatusServiceUnavailable
+	}
 	var rpcErr *jsonrpc.Error
 	if !errors.As(err, &rpcErr) {
 		rpcErr = &jsonrpc.Error{Message: err.Error()}

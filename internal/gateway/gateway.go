@@ -14,13 +14,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -31,6 +35,7 @@ import (
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/edge"
 	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/upstream"
@@ -57,10 +62,11 @@ type Caller interface {
 // Config holds the gateway's dependencies and settings.
 type Config struct {
 	Authn          Authenticator
+	AuthFailures   *authn.FailureGuard // limits and aggregates failed authentications
 	Catalog        Catalog
 	Upstreams      Caller
 	Auditor        audit.Appender
-	Kill           KillSwitch // optional: no kill switches without it
+	Kill           KillSwitch // consulted on every request; the gateway cuts the calls it covers
 	Logger         *slog.Logger
 	Now            func() time.Time
 	Version        string
@@ -68,7 +74,9 @@ type Config struct {
 	MaxBodyBytes   int64         // default 1 MiB
 	SessionIdle    time.Duration // legacy sessions close after this idle time; default 30m
 	CallTimeout    time.Duration // bound on one upstream tool call; default 5m
+	WriteStall     time.Duration // how long one write to a client that does not read may block; default 30s
 	Limits         Limits        // request rate limits; zero rates mean none
+	Caps           Caps          // what one user may hold at once
 	Policy         Policies      // decides every tools/call
 	History        *policy.History
 	Users          Users // for explain; optional
@@ -96,13 +104,17 @@ type Gateway struct {
 	detached    sync.WaitGroup // the goroutines of those calls
 	streams     streams        // open GET streams, ended when their key stops authenticating
 	parkLimit   parkLimit      // calls waiting on questions, by user
+	stopping    atomic.Bool    // Drain was called: calls cut from now on are cut by the stop
+	refused     *refusals      // budgets and counts of refused requests, by key
+	userStreams *holding       // open GET streams, by user
+	userCalls   *holding       // tool calls in flight, by user
 }
 
 type principalKey struct{}
 
 // New returns the gateway.
 func New(cfg Config) (*Gateway, error) {
-	if cfg.Authn == nil || cfg.Catalog == nil || cfg.Upstreams == nil || cfg.Auditor == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Approvals == nil {
+	if cfg.Authn == nil || cfg.AuthFailures == nil || cfg.Kill == nil || cfg.Catalog == nil || cfg.Upstreams == nil || cfg.Auditor == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Approvals == nil {
 		return nil, errors.New("gateway: missing dependency")
 	}
 	if cfg.MaxBodyBytes <= 0 {
@@ -117,6 +129,9 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 5 * time.Minute
 	}
+	if cfg.WriteStall <= 0 {
+		cfg.WriteStall = 30 * time.Second
+	}
 	g := &Gateway{cfg: cfg, sessions: &bindings{m: map[string]binding{}, idle: cfg.SessionIdle, now: cfg.Now}, origins: map[string]bool{},
 		perKey: newLimiter(cfg.Limits.PerKey), perUser: newLimiter(cfg.Limits.PerUser), perTool: newLimiter(cfg.Limits.PerTool), history: cfg.History}
 	if g.history == nil {
@@ -126,8 +141,14 @@ func New(cfg Config) (*Gateway, error) {
 	if g.states, err = newSealer(); err != nil {
 		return nil, err
 	}
+	cfg.Kill.SetCutter(g)
 	g.life, g.end = context.WithCancel(context.Background())
 	go g.watchStreams()
+	g.refused = newRefusals()
+	g.cfg.Caps = cfg.Caps.withDefaults()
+	g.userStreams, g.userCalls = newHolding(g.cfg.Caps.Streams), newHolding(g.cfg.Caps.Calls)
+	g.detached.Add(1)
+	go g.flushRefusalsEvery(time.Second)
 	for _, o := range cfg.AllowedOrigins {
 		g.origins[strings.ToLower(o)] = true
 	}
@@ -153,6 +174,15 @@ func New(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
+// Drain tells the gateway that the server is stopping: calls cut from now
+// on are answered "the gateway is stopping" and recorded as
+// gateway-stopping, not as upstream failures. Call it before cancelling
+// the requests' base context.
+func (g *Gateway) Drain() { g.stopping.Store(true) }
+
+// Stopping reports whether Drain or Close was called.
+func (g *Gateway) Stopping() bool { return g.stopping.Load() || g.life.Err() != nil }
+
 // Close ends the calls that outlived their requests (parked calls waiting
 // for a client's answer) and waits, a few seconds at most, for their
 // outcomes to be recorded.
@@ -172,9 +202,28 @@ func (g *Gateway) Close() {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := correlationID(r)
 	w.Header().Set("X-Request-ID", reqID)
-	if o := r.Header.Get("Origin"); o != "" && !g.originAllowed(o) {
-		g.cfg.Logger.Warn("mcp origin refused", "request_id", reqID, "origin", clip(o))
-		writeRPCError(w, http.StatusForbidden, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "origin not allowed"})
+	if f := edge.Check(r); f != nil {
+		g.refuseAtEdge(w, r, reqID, f)
+		return
+	}
+	unmapHost(r)
+	if o := r.Header.Get("Origin"); o != "" {
+		if !g.originAllowed(o) {
+			g.refuseBrowser(w, r, reqID, "origin-not-allowed", "origin not allowed")
+			return
+		}
+		cors(w, o)
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			preflight(w, r)
+			return
+		}
+	} else if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		// A browser sent this from another site without saying which.
+		g.refuseBrowser(w, r, reqID, "cross-site-without-origin", "cross-site requests must carry an allowed Origin")
+		return
+	}
+	if ok, wait := g.cfg.AuthFailures.Admit(r, reqID); !ok {
+		throttled(w, wait)
 		return
 	}
 	p, err := g.cfg.Authn.Authenticate(r.Context(), r.Header.Get("Authorization"))
@@ -191,11 +240,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.Traceparent = tp
 	}
 	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
-	// Streams may outlive the server's default write timeout.
-	http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	// Streams and held calls may outlive the server's write timeout; a
+	// client that stops reading may not (stall.go).
+	w = newStallGuard(w, g.cfg.WriteStall)
 
 	sessionID := r.Header.Get("Mcp-Session-Id")
 	if sessionID != "" && !g.sessions.check(sessionID, p.KeyID) {
+		g.refuse(r.Context(), p, "session-unknown", map[string]any{"method": clip(r.Method)}) // another key's looks the same
 		unknownSession(w)
 		return
 	}
@@ -213,6 +264,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.stateful.ServeHTTP(w, r)
 			return
 		}
+		if !g.userStreams.acquire(p.User) {
+			g.atCap(w, r, p, nil, ReasonStreamsCap, "open streams", g.cfg.Caps.Streams)
+			return
+		}
+		defer g.userStreams.release(p.User)
 		g.streams.serve(p.KeyID, g.stateful, w, r)
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
@@ -225,6 +281,7 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
+		g.refuse(r.Context(), p, "body-too-large", map[string]any{"limit": g.cfg.MaxBodyBytes})
 		writeRPCError(w, http.StatusRequestEntityTooLarge, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "request body too large"})
 		return
 	case err != nil:
@@ -232,6 +289,9 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 		return
 	}
 	m, rpcErr := parseMessage(body)
+	if rpcErr != nil && rpcErr != errMethodUnknown {
+		g.refuse(r.Context(), p, "message-malformed", map[string]any{"code": rpcErr.Code, "error": clip(rpcErr.Message)})
+	}
 	if rpcErr != nil {
 		status := http.StatusBadRequest
 		if rpcErr == errMethodUnknown {
@@ -266,7 +326,11 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 		g.stateful.ServeHTTP(w, r)
 		return
 	}
-	g.stateful.ServeHTTP(&captureSession{ResponseWriter: w, onID: func(id string) { g.sessions.bind(id, p.KeyID) }}, r)
+	if m.method == "initialize" && g.sessions.held(p.User) >= g.cfg.Caps.Sessions {
+		g.atCap(w, r, p, m.id, ReasonSessionsCap, "open sessions", g.cfg.Caps.Sessions)
+		return
+	}
+	g.stateful.ServeHTTP(&captureSession{ResponseWriter: w, onID: func(id string) { g.sessions.bind(id, p.KeyID, p.User) }}, r)
 }
 
 // paramHeadersMatch checks the Mcp-Param-* headers of a tools/call against
@@ -292,6 +356,28 @@ func (g *Gateway) paramHeadersMatch(w http.ResponseWriter, r *http.Request, p *a
 	return false
 }
 
+// refuseBrowser records and answers a request refused for where a browser
+// sent it from.
+func (g *Gateway) refuseBrowser(w http.ResponseWriter, r *http.Request, reqID, reason, msg string) {
+	rec := audit.Record{Event: edge.EventRequestRefused, Outcome: audit.Denied, Reason: reason, RequestID: reqID, Remote: r.RemoteAddr,
+		Detail: map[string]any{"origin": clip(r.Header.Get("Origin")), "sec_fetch_site": clip(r.Header.Get("Sec-Fetch-Site"))}}
+	if _, err := g.cfg.Auditor.Write(context.WithoutCancel(r.Context()), audit.Entry{Record: rec}); err != nil {
+		g.cfg.Logger.Error("cannot record a refused request", "request_id", reqID, "reason", reason, "err", err)
+	}
+	g.cfg.Logger.Warn("mcp request refused", "request_id", reqID, "reason", reason, "origin", clip(r.Header.Get("Origin")))
+	writeRPCError(w, http.StatusForbidden, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: msg})
+}
+
+// refuseAtEdge records and answers a request refused before anything read
+// it (edge.Check).
+func (g *Gateway) refuseAtEdge(w http.ResponseWriter, r *http.Request, reqID string, f *edge.Refusal) {
+	if _, err := g.cfg.Auditor.Write(context.WithoutCancel(r.Context()), audit.Entry{Record: f.Record(r, reqID)}); err != nil {
+		g.cfg.Logger.Error("cannot record a refused request", "request_id", reqID, "reason", f.Reason, "err", err)
+	}
+	g.cfg.Logger.Warn("mcp request refused", "request_id", reqID, "reason", f.Reason, "header", f.Header, "remote", r.RemoteAddr)
+	writeRPCError(w, f.Status, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: f.Message})
+}
+
 // refuseMethod records a call of a method that is not exposed.
 func (g *Gateway) refuseMethod(ctx context.Context, p *authn.Principal, method string) {
 	rec := p.Record(EventMethodRefused, "")
@@ -305,11 +391,16 @@ func (g *Gateway) refuseMethod(ctx context.Context, p *authn.Principal, method s
 // resource metadata, identical whatever the reason; or 503 if the
 // credential store or the audit log is unavailable.
 func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request, reqID string, err error) {
-	rec := authn.FailureRecord(err, r, reqID)
-	if _, werr := g.cfg.Auditor.Write(context.WithoutCancel(r.Context()), audit.Entry{Record: rec}); werr != nil {
+	limited, wait, rec, werr := g.cfg.AuthFailures.Failed(r.Context(), r, reqID, err)
+	if werr != nil {
+		g.cfg.Logger.Error("cannot record a failed authentication", "request_id", reqID, "err", werr)
 		err = werr
 	}
 	g.cfg.Logger.Warn("mcp authentication failed", "request_id", reqID, "reason", rec.Reason, "key_id", rec.KeyID, "remote", r.RemoteAddr)
+	if limited && werr == nil {
+		throttled(w, wait)
+		return
+	}
 	var f *authn.Failure
 	if !errors.As(err, &f) {
 		w.Header().Set("Retry-After", "5")
@@ -318,6 +409,15 @@ func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request, reqID 
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer resource_metadata="`+ResourceMetadataURL(r)+`"`)
 	writeRPCError(w, http.StatusUnauthorized, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "authentication required"})
+}
+
+// throttled answers a source or key id that spent its budget of failed
+// authentications.
+func throttled(w http.ResponseWriter, wait time.Duration) {
+	secs := max(1, int(math.Ceil(wait.Seconds())))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	writeRPCError(w, http.StatusTooManyRequests, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest,
+		Message: fmt.Sprintf("too many failed authentications; retry in %d s", secs)})
 }
 
 // originAllowed accepts configured origins and loopback ones: a page can

@@ -12,9 +12,11 @@ import (
 	"github.com/ostiary/ostiary/internal/killswitch"
 )
 
-// KillSwitch tells whether an active kill switch covers a request.
+// KillSwitch tells whether an active kill switch covers a request, and
+// takes the gateway as what cuts the calls in flight a new switch covers.
 type KillSwitch interface {
 	Blocking(sub killswitch.Subject) (killswitch.Switch, bool)
+	SetCutter(c killswitch.Cutter)
 }
 
 // EventKillBlocked records a request a kill switch stopped.
@@ -23,18 +25,8 @@ const EventKillBlocked = "killswitch-block"
 // ReasonKilled is the reason code of a call a kill switch stopped or cut.
 const ReasonKilled = "killswitch"
 
-// SetKillSwitch connects the kill switches: the gateway consults them on
-// every request and cuts the calls in flight a new switch covers.
-func (g *Gateway) SetKillSwitch(k *killswitch.Service) {
-	g.cfg.Kill = k
-	k.SetCutter(g)
-}
-
 // blocked reports whether a switch covers sub.
 func (g *Gateway) blocked(sub killswitch.Subject) (killswitch.Switch, bool) {
-	if g.cfg.Kill == nil {
-		return killswitch.Switch{}, false
-	}
 	return g.cfg.Kill.Blocking(sub)
 }
 

@@ -14,7 +14,9 @@ import (
 
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/config"
+	"github.com/ostiary/ostiary/internal/lru"
 )
 
 // Limits are the request rate limits of the front door.
@@ -22,12 +24,16 @@ type Limits struct {
 	PerKey, PerUser, PerTool config.Rate
 }
 
-// limiter keeps one token bucket per key of one dimension.
+// limiter keeps one token bucket per key of one dimension, the most
+// recently used limiterSize of them: a client making up keys evicts only
+// buckets idle longer than everyone else's.
 type limiter struct {
 	rate    config.Rate
 	mu      sync.Mutex
-	buckets map[string]*rate.Limiter
+	buckets *lru.Map[string, *rate.Limiter]
 }
+
+const limiterSize = 100000
 
 // reserve takes a token for key, or says how long to wait for one.
 func (l *limiter) reserve(key string, now time.Time) (bool, time.Duration) {
@@ -35,14 +41,7 @@ func (l *limiter) reserve(key string, now time.Time) (bool, time.Duration) {
 		return true, 0
 	}
 	l.mu.Lock()
-	b, ok := l.buckets[key]
-	if !ok {
-		if len(l.buckets) >= 100000 {
-			clear(l.buckets) // bounded memory: a reset only makes limits briefly laxer
-		}
-		b = rate.NewLimiter(rate.Limit(l.rate.Per), l.rate.Burst)
-		l.buckets[key] = b
-	}
+	b := l.buckets.GetOrAdd(key, func() *rate.Limiter { return rate.NewLimiter(rate.Limit(l.rate.Per), l.rate.Burst) })
 	l.mu.Unlock()
 	if b.AllowN(now, 1) {
 		return true, 0
@@ -54,7 +53,7 @@ func (l *limiter) reserve(key string, now time.Time) (bool, time.Duration) {
 }
 
 func newLimiter(r config.Rate) *limiter {
-	return &limiter{rate: r, buckets: map[string]*rate.Limiter{}}
+	return &limiter{rate: r, buckets: lru.New[string, *rate.Limiter](limiterSize)}
 }
 
 // EventRateLimited records a request refused by a rate limit.
@@ -68,7 +67,9 @@ func (g *Gateway) overLimit(w http.ResponseWriter, r *http.Request, p *authn.Pri
 		l         *limiter
 		key, name string
 	}{{g.perKey, p.KeyID, "key"}, {g.perUser, p.User, "user"}}
-	if tool != "" {
+	// Tools have buckets only if they exist: a name the client made up is
+	// refused later as unknown, and never becomes a key here.
+	if _, known := g.cfg.Catalog.Snapshot().Lookup(tool); known || catalog.BuiltinNames[tool] {
 		checks = append(checks, struct {
 			l         *limiter
 			key, name string

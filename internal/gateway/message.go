@@ -91,9 +91,19 @@ func parseMessage(body []byte) (message, *jsonrpc.Error) {
 	if obj["jsonrpc"] != "2.0" {
 		return m, invalid(`jsonrpc must be "2.0"`)
 	}
+	_, hasResult := obj["result"]
+	_, hasError := obj["error"]
 	method, hasMethod := obj["method"]
 	if !hasMethod {
-		return m, nil // a response to a server-initiated request
+		// A response to a server-initiated request: exactly one of result
+		// and error, for an id.
+		if hasResult == hasError || obj["id"] == nil {
+			return m, invalid("a response carries an id and exactly one of result and error")
+		}
+		return m, nil
+	}
+	if hasResult || hasError {
+		return m, invalid("a request cannot carry result or error")
 	}
 	if m.method, ok = method.(string); !ok || hasControl(m.method) {
 		return m, invalid("method must be a string without control characters")
@@ -131,7 +141,30 @@ func parseMessage(body []byte) (message, *jsonrpc.Error) {
 		m.toolName = name
 		m.args, _ = params["arguments"].(map[string]any)
 	}
+	if err := unambiguous(obj, params, m.method); err != nil {
+		return m, err
+	}
 	return m, nil
+}
+
+// unambiguous refuses objects with member names equal under case folding,
+// anywhere in the message: invalid params under params, else an invalid
+// request. A tool call's arguments are left to callTool, which refuses
+// them as invalid arguments, on record.
+func unambiguous(obj, params map[string]any, method string) *jsonrpc.Error {
+	if args, ok := params["arguments"]; ok && method == "tools/call" {
+		delete(params, "arguments")
+		defer func() { params["arguments"] = args }()
+	}
+	c := strictjson.FindCaseCollision(obj, "$")
+	switch {
+	case c == nil:
+		return nil
+	case strings.HasPrefix(c.Path, `$."params"`):
+		return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: c.Error()}
+	default:
+		return invalid(c.Error())
+	}
 }
 
 func hasControl(s string) bool {

@@ -22,18 +22,26 @@ func TestParseMessage(t *testing.T) {
 		}
 	}
 	refused := map[string]int64{
-		`[{"jsonrpc":"2.0","id":1,"method":"ping"}]`:                                              jsonrpc.CodeInvalidRequest,
-		`{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/list"}`:                          jsonrpc.CodeParseError,
-		`{"jsonrpc":"1.0","id":1,"method":"ping"}`:                                                jsonrpc.CodeInvalidRequest,
-		`{"jsonrpc":"2.0","id":{},"method":"ping"}`:                                               jsonrpc.CodeInvalidRequest,
-		`{"jsonrpc":"2.0","id":1,"Method":"ping"}`:                                                jsonrpc.CodeInvalidRequest,
-		`{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///etc"}}`:  jsonrpc.CodeMethodNotFound,
-		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a\u0000b"}}`:             jsonrpc.CodeInvalidRequest,
-		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","NAME":"b"}}`:         jsonrpc.CodeInvalidRequest,
-		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}`:                      jsonrpc.CodeInvalidRequest,
-		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":[]}`:                              jsonrpc.CodeInvalidRequest,
-		`{"jsonrpc":"2.0","id":1,"method":"tools/call\n","params":{"name":"a"}}`:                  jsonrpc.CodeInvalidRequest,
-		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"\xc0\"}}": jsonrpc.CodeParseError,
+		`[{"jsonrpc":"2.0","id":1,"method":"ping"}]`:                                                          jsonrpc.CodeInvalidRequest,
+		`{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/list"}`:                                      jsonrpc.CodeParseError,
+		`{"jsonrpc":"1.0","id":1,"method":"ping"}`:                                                            jsonrpc.CodeInvalidRequest,
+		`{"jsonrpc":"2.0","id":{},"method":"ping"}`:                                                           jsonrpc.CodeInvalidRequest,
+		`{"jsonrpc":"2.0","id":1,"Method":"ping"}`:                                                            jsonrpc.CodeInvalidRequest,
+		`{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///etc"}}`:              jsonrpc.CodeMethodNotFound,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a\u0000b"}}`:                         jsonrpc.CodeInvalidRequest,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","NAME":"b"}}`:                     jsonrpc.CodeInvalidRequest,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}`:                                  jsonrpc.CodeInvalidRequest,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":[]}`:                                          jsonrpc.CodeInvalidRequest,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call\n","params":{"name":"a"}}`:                              jsonrpc.CodeInvalidRequest,
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"\xc0\"}}":             jsonrpc.CodeParseError,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"},"result":{}}`:                    jsonrpc.CodeInvalidRequest,
+		`{"jsonrpc":"2.0","id":1,"method":"ping","error":{"code":1,"message":"x"}}`:                           jsonrpc.CodeInvalidRequest,
+		`{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":"x"}}`:                               jsonrpc.CodeInvalidRequest,
+		`{"jsonrpc":"2.0","id":1}`:                                                                            jsonrpc.CodeInvalidRequest,
+		`{"jsonrpc":"2.0","result":{}}`:                                                                       jsonrpc.CodeInvalidRequest,
+		`{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p","arguments":{"x":"1","X":"2"}}}`: jsonrpc.CodeInvalidParams,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":{"k":1,"K":2}}}`:          jsonrpc.CodeInvalidParams,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"n":1e-1000000}}}`:   jsonrpc.CodeParseError,
 	}
 	for in, code := range refused {
 		_, err := parseMessage([]byte(in))

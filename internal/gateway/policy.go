@@ -64,8 +64,8 @@ func noteDecision(rec *audit.Record, d policy.Decision) {
 // error the caller (and its model) can read.
 func (g *Gateway) policyDenied(ctx context.Context, p *authn.Principal, rec audit.Record, d policy.Decision) (mcp.Result, error) {
 	rec.Outcome, rec.Reason = audit.Denied, ReasonPolicyDeny
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, errAudit
+	if err := g.write(ctx, rec); err != nil {
+		return nil, err
 	}
 	msg := fmt.Sprintf("Denied by policy (version %d; reasons: %s).", d.Policy, strings.Join(d.Reasons, ", "))
 	if d.Message != "" {
@@ -114,7 +114,9 @@ func (g *Gateway) Explain(ctx context.Context, asker *authn.Principal, user, too
 	if err != nil {
 		return out, audit.Refuse(ctx, g.cfg.Auditor, rec, fault.New(fault.Invalid, "ARGS must be a JSON object: %s", clip(err.Error())))
 	}
-	if e.SchemaErr != nil {
+	if e.Changed && !e.KeepPinned {
+		out.Problem = "the upstream presents a definition other than the pinned one: every call is refused (" + ReasonDefinitionChanged + ") until a version is activated"
+	} else if e.SchemaErr != nil {
 		out.Problem = "the tool's pinned input schema is invalid: every call is refused"
 	} else if err := e.Schema.Validate(args.value); err != nil {
 		out.Problem = "the arguments do not match the pinned input schema, so the call would be refused before the policy: " + clip(err.Error())
@@ -149,6 +151,7 @@ func (g *Gateway) held(ctx context.Context, p *authn.Principal, rec audit.Record
 	args callArgs, relay *upstream.Relay) (id string, proceed bool, res mcp.Result, err error) {
 	call := approval.Call{Requester: p.User, Tool: e.Name, ToolDigest: e.Digest, ArgsSHA256: args.digest}
 	if a, ok, err := g.cfg.Approvals.Claim(ctx, call, p.KeyID, p.RequestID); err != nil {
+		g.cfg.Logger.Error("audit unavailable: cannot claim an approval", "request_id", p.RequestID, "err", err)
 		return "", false, nil, errAudit
 	} else if ok {
 		return a.ID, true, nil, nil
@@ -156,12 +159,13 @@ func (g *Gateway) held(ctx context.Context, p *authn.Principal, rec audit.Record
 	a, _, err := g.cfg.Approvals.Request(ctx, approval.Approval{Requester: p.User, Owner: p.Owner, KeyID: p.KeyID, Tool: e.Name, Upstream: e.Upstream,
 		ToolVersion: e.Version, ToolDigest: e.Digest, ArgsSHA256: args.digest, Args: args.canonical, Decision: d, RequestID: p.RequestID})
 	if err != nil {
+		g.cfg.Logger.Error("audit unavailable: cannot open an approval request", "request_id", p.RequestID, "err", err)
 		return "", false, nil, errAudit
 	}
 	rec.Outcome, rec.Reason = audit.Denied, ReasonHeld
 	rec.Detail["approval"] = a.ID
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return "", false, nil, errAudit
+	if err := g.write(ctx, rec); err != nil {
+		return "", false, nil, err
 	}
 	wait := g.cfg.ApprovalWait
 	if d.Wait > 0 {
@@ -183,6 +187,7 @@ wait:
 		select {
 		case <-settled:
 			if a2, ok, err := g.cfg.Approvals.Claim(ctx, call, p.KeyID, p.RequestID); err != nil {
+				g.cfg.Logger.Error("audit unavailable: cannot claim an approval", "request_id", p.RequestID, "err", err)
 				return "", false, nil, errAudit
 			} else if ok {
 				return a2.ID, true, nil, nil
@@ -276,8 +281,8 @@ func (g *Gateway) approvalStatus(ctx context.Context, p *authn.Principal, rec au
 		items = append(items, it)
 	}
 	rec.Detail["decision"], rec.Detail["results"] = "allow", len(items)
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, errAudit
+	if err := g.write(ctx, rec); err != nil {
+		return nil, err
 	}
 	body, _ := json.Marshal(map[string]any{"approvals": items})
 	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(body)}},

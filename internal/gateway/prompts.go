@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -34,8 +33,8 @@ func (g *Gateway) listPrompts(ctx context.Context, p *authn.Principal) (mcp.Resu
 	prompts := g.cfg.Catalog.Snapshot().VisiblePrompts(g.visible(p))
 	rec := p.Record(EventPromptsList, "")
 	rec.Detail = map[string]any{"prompts": len(prompts)}
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, errAudit
+	if err := g.write(ctx, rec); err != nil {
+		return nil, err
 	}
 	res := &mcp.ListPromptsResult{Prompts: prompts}
 	res.CacheScope = "private"
@@ -76,15 +75,15 @@ func (g *Gateway) getPrompt(ctx context.Context, p *authn.Principal, params *mcp
 		args[k] = v
 	}
 	digest := ""
-	if a, err := parsedArguments(args, json.RawMessage("{}")); err == nil {
+	if a, err := parsedArguments(args); err == nil {
 		digest = a.digest
 	}
 	cont, err := g.resume(&rec, p, "prompt:"+params.Name, digest, client)
 	if err != nil {
 		return nil, g.deny(ctx, rec, ReasonBadState, err)
 	}
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, errAudit
+	if err := g.write(ctx, rec); err != nil {
+		return nil, err
 	}
 	start := g.cfg.Now()
 	res, err := g.cfg.Upstreams.GetPrompt(ctx, upstream.CallerOf(p), u, upstream.PromptGet{Name: e.UpstreamName, Arguments: params.Arguments,
@@ -101,8 +100,8 @@ func (g *Gateway) getPrompt(ctx context.Context, p *authn.Principal, params *mcp
 	default:
 		res.RequestState = "" // only Ostiary's sealed states reach the client
 	}
-	if _, werr := g.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: out}); werr != nil {
-		return nil, errAudit
+	if werr := g.write(context.WithoutCancel(ctx), out); werr != nil {
+		return nil, werr
 	}
 	if err != nil {
 		return nil, err
@@ -127,8 +126,8 @@ func (g *Gateway) complete(ctx context.Context, p *authn.Principal, params *mcp.
 		return nil, err
 	}
 	rec.Detail = map[string]any{"upstream": u.Name, "argument": params.Argument.Name}
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, errAudit
+	if err := g.write(ctx, rec); err != nil {
+		return nil, err
 	}
 	// Only the completion itself goes upstream: never the client's _meta.
 	fwd := mcp.CompleteParams{Argument: params.Argument, Context: params.Context,

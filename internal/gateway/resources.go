@@ -28,8 +28,8 @@ func (g *Gateway) listResources(ctx context.Context, p *authn.Principal, templat
 	rs, ts := g.cfg.Catalog.Snapshot().VisibleResources(g.visible(p))
 	rec := p.Record(EventResourcesList, "")
 	rec.Detail = map[string]any{"resources": len(rs), "templates": len(ts), "list_templates": templates}
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, errAudit
+	if err := g.write(ctx, rec); err != nil {
+		return nil, err
 	}
 	if templates {
 		res := &mcp.ListResourceTemplatesResult{ResourceTemplates: ts}
@@ -72,8 +72,8 @@ func (g *Gateway) readResource(ctx context.Context, p *authn.Principal, uri stri
 	if err != nil {
 		return nil, g.deny(ctx, rec, ReasonBadState, err)
 	}
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, errAudit
+	if err := g.write(ctx, rec); err != nil {
+		return nil, err
 	}
 	start := g.cfg.Now()
 	res, err := g.cfg.Upstreams.ReadResource(ctx, upstream.CallerOf(p), u, uri, forward(client, cont))
@@ -89,8 +89,8 @@ func (g *Gateway) readResource(ctx context.Context, p *authn.Principal, uri stri
 	default:
 		res.RequestState = "" // only Ostiary's sealed states reach the client
 	}
-	if _, werr := g.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: out}); werr != nil {
-		return nil, errAudit
+	if werr := g.write(context.WithoutCancel(ctx), out); werr != nil {
+		return nil, werr
 	}
 	if err != nil {
 		return nil, err
@@ -110,8 +110,8 @@ func (g *Gateway) completeTemplate(ctx context.Context, p *authn.Principal, rec 
 		return nil, err
 	}
 	rec.Detail = map[string]any{"upstream": u.Name, "argument": params.Argument.Name}
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, errAudit
+	if err := g.write(ctx, rec); err != nil {
+		return nil, err
 	}
 	fwd := mcp.CompleteParams{Argument: params.Argument, Context: params.Context, Ref: &mcp.CompleteReference{Type: "ref/resource", URI: params.Ref.URI}}
 	return g.cfg.Upstreams.Complete(ctx, upstream.CallerOf(p), u, &fwd)

@@ -18,17 +18,31 @@ type bindings struct {
 }
 
 type binding struct {
-	keyID string
-	last  time.Time
+	keyID, user string
+	last        time.Time
 }
 
-func (b *bindings) bind(sessionID, keyID string) {
+func (b *bindings) bind(sessionID, keyID, user string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.m) >= 10000 {
 		b.pruneLocked()
 	}
-	b.m[sessionID] = binding{keyID: keyID, last: b.now()}
+	b.m[sessionID] = binding{keyID: keyID, user: user, last: b.now()}
+}
+
+// held counts user's sessions that are still open (used within the SDK's
+// idle timeout, which closes the others).
+func (b *bindings) held(user string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cutoff, n := b.now().Add(-b.idle), 0
+	for _, e := range b.m {
+		if e.user == user && e.last.After(cutoff) {
+			n++
+		}
+	}
+	return n
 }
 
 // check reports whether sessionID belongs to keyID, refreshing it.

@@ -41,12 +41,28 @@ const (
 	ReasonBadArguments = "arguments-invalid"
 	ReasonBadSchema    = "tool-schema-invalid"
 	ReasonUpstream     = "upstream-error"
+	// Outcomes of calls that reached the upstream and did not complete,
+	// each its own reason on the tool-result record.
+	ReasonTimeout         = "timeout"             // no answer within the call's bound
+	ReasonClientCancelled = "client-cancelled"    // the client went away or cancelled
+	ReasonGatewayStopping = "gateway-stopping"    // cut by a graceful stop
+	ReasonRefusedUpstream = "refused-by-upstream" // the upstream answered with a JSON-RPC error
 	// ReasonHeaderMismatch: Mcp-Param-* headers disagree with the arguments.
 	ReasonHeaderMismatch = "header-mismatch"
+	// ReasonDefinitionChanged: the upstream presents a definition other
+	// than the pinned one, not yet reviewed. Shown to a caller who may
+	// invoke the tool (it names a state of the catalog, not a secret).
+	ReasonDefinitionChanged = "tool-definition-changed"
 )
 
 // errAudit is what a client sees when its request cannot be recorded.
 var errAudit = &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "the audit log is unavailable; the request was not performed"}
+
+// errAuditRan is what a client sees when the call was sent to the
+// upstream but its outcome could not be recorded: the truth, so that it is
+// not blindly repeated.
+var errAuditRan = &jsonrpc.Error{Code: jsonrpc.CodeInternalError,
+	Message: "the call was sent to the upstream, but its outcome could not be recorded (the audit log is unavailable): check its effect before repeating it"}
 
 func unknownTool(name string) error {
 	return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown tool %q", name)}
@@ -143,8 +159,8 @@ func (g *Gateway) listTools(ctx context.Context, p *authn.Principal) (mcp.Result
 	tools := g.cfg.Catalog.Snapshot().Visible(g.visible(p))
 	rec := p.Record(EventToolsList, "")
 	rec.Detail = map[string]any{"tools": len(tools)}
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, errAudit
+	if err := g.write(ctx, rec); err != nil {
+		return nil, err
 	}
 	res := &mcp.ListToolsResult{Tools: append(append(make([]*mcp.Tool, 0, len(tools)+len(builtins)), builtins...), tools...)}
 	res.CacheScope = "private"
@@ -177,6 +193,9 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolReque
 		return nil, g.deny(ctx, rec, ReasonKilled, unknownTool(name))
 	}
 	rec.Detail["upstream"], rec.Detail["version"], rec.Detail["digest"] = e.Upstream, e.Version, e.Digest
+	if err := g.definitionChanged(ctx, rec, e); err != nil {
+		return nil, err
+	}
 	if e.SchemaErr != nil {
 		return nil, g.deny(ctx, rec, ReasonBadSchema, &jsonrpc.Error{Code: jsonrpc.CodeInternalError,
 			Message: fmt.Sprintf("tool %q has an invalid pinned input schema and cannot be called", name)})
@@ -203,6 +222,19 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolReque
 		}
 		rec.Detail["parked"] = true
 	}
+	// A new call counts against the user's calls in flight until it ends:
+	// here for a legacy call, in its goroutine for a parked one (handed).
+	handed := false
+	if pc == nil {
+		if !g.userCalls.acquire(p.User) {
+			return nil, g.deny(ctx, rec, ReasonCallsCap, errCallsCap(g.cfg.Caps.Calls))
+		}
+		defer func() {
+			if !handed {
+				g.userCalls.release(p.User)
+			}
+		}()
+	}
 	d := g.decide(p, e, args.value)
 	noteDecision(&rec, d)
 	switch {
@@ -226,8 +258,8 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolReque
 			return nil, g.deny(ctx, rec, ReasonKilled, unknownTool(name))
 		}
 	}
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, errAudit
+	if err := g.write(ctx, rec); err != nil {
+		return nil, err
 	}
 	if pc != nil {
 		if q, err := pc.attach(tr.client.InputResponses); err != nil || q != nil {
@@ -250,8 +282,10 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolReque
 	stop := context.AfterFunc(g.life, func() { cancel(errShutdown) })
 	pc.cancel, pc.ctx, pc.attached = cancel, callCtx, true
 	g.detached.Add(1)
+	handed = true
 	go func() {
 		defer g.detached.Done()
+		defer g.userCalls.release(p.User)
 		defer stop()
 		res, err := g.run(callCtx, t)
 		cancel(nil)
@@ -305,26 +339,51 @@ func (g *Gateway) run(ctx context.Context, t *toolRun) (mcp.Result, error) {
 		res.RequestState = "" // only Ostiary's sealed states reach the client
 		g.history.Touch(p.User, e.PolicyTool().Classes(), g.cfg.Now())
 	case upstream.Answered(err) && errors.As(err, &rpcErr):
-		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
+		out.Outcome, out.Reason = audit.Failed, ReasonRefusedUpstream
 		out.Detail["error_code"] = rpcErr.Code
-	default:
-		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
-		g.cfg.Logger.Warn("upstream call failed", "request_id", p.RequestID, "principal", p.User, "tool", name, "upstream", u.Name,
-			"err", string(relay.Redact([]byte(err.Error())))) // an upstream may echo what it was sent
+	case isRefusedCommand(err):
+		// The operator's allow-list no longer holds the upstream's program:
+		// nothing was started (the pool recorded the refusal).
+		out.Outcome, out.Reason = audit.Denied, upstream.ReasonStdioRefused
 		err = nil
 		res = &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{
-			Text: fmt.Sprintf("upstream %s did not answer the call (request %s)", u.Name, p.RequestID)}}}
-	}
-	if _, werr := g.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: out}); werr != nil {
-		return nil, errAudit
+			Text: fmt.Sprintf("upstream %s cannot be started: its command is not allowed on this server (request %s)", u.Name, p.RequestID)}}}
+	default:
+		var text string
+		out.Outcome, out.Reason, text = audit.Failed, ReasonUpstream, fmt.Sprintf("upstream %s did not answer the call", u.Name)
+		switch {
+		case g.Stopping() || errors.Is(context.Cause(callCtx), errShutdown):
+			out.Reason, text = ReasonGatewayStopping, "the gateway is stopping; the call was cut"
+		case ctx.Err() != nil:
+			out.Reason, text = ReasonClientCancelled, "the call was cancelled"
+		case errors.Is(context.Cause(callCtx), context.DeadlineExceeded):
+			out.Reason, text = ReasonTimeout, fmt.Sprintf("upstream %s did not answer within the call's time limit", u.Name)
+		}
+		g.cfg.Logger.Warn("upstream call failed", "request_id", p.RequestID, "principal", p.User, "tool", name, "upstream", u.Name, "reason", out.Reason,
+			"err", string(relay.Redact([]byte(err.Error())))) // an upstream may echo what it was sent
+		err = nil
+		res = &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("%s (request %s)", text, p.RequestID)}}}
 	}
 	if err != nil {
 		if errors.As(err, &rpcErr) {
-			return nil, &jsonrpc.Error{Code: rpcErr.Code, Message: string(relay.Redact([]byte(rpcErr.Message))), Data: redactData(relay, rpcErr.Data)}
+			err = &jsonrpc.Error{Code: rpcErr.Code, Message: string(relay.Redact([]byte(rpcErr.Message))), Data: redactData(relay, rpcErr.Data)}
 		}
+		res = nil
+	} else {
+		res, err = upstream.RedactValue(relay, res) // an upstream may echo what it was sent
+	}
+	out.Detail["response_bytes"] = responseBytes(res, err)
+	if _, werr := g.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: out}); werr != nil {
+		g.cfg.Logger.Error("cannot record a call's outcome", "request_id", p.RequestID, "tool", name, "err", werr)
+		return nil, errAuditRan
+	}
+	if werr := g.echoed(ctx, p, name, u.Name, relay); werr != nil {
+		return nil, errAuditRan
+	}
+	if err != nil {
 		return nil, err
 	}
-	return upstream.RedactValue(relay, res) // an upstream may echo what it was sent
+	return res, nil
 }
 
 // Retries: a tool whose pinned definition says it is read-only or
@@ -337,6 +396,18 @@ const (
 	retryBackoff = 100 * time.Millisecond
 )
 
+// responseBytes is the size of what the client gets for a call: the
+// result's JSON, or the error's.
+func responseBytes(res mcp.Result, err error) int {
+	var b []byte
+	if err != nil {
+		b, _ = json.Marshal(err)
+	} else if res != nil && !reflect.ValueOf(res).IsNil() {
+		b, _ = json.Marshal(res)
+	}
+	return len(b)
+}
+
 // callTimeout is the tightest of the server's bound and the upstream's and
 // tool's timeouts where set: the server's is the overall maximum, even
 // while progress keeps arriving.
@@ -348,6 +419,11 @@ func callTimeout(server time.Duration, set ...time.Duration) time.Duration {
 		}
 	}
 	return d
+}
+
+func isRefusedCommand(err error) bool {
+	_, refused := upstream.RefusedCommand(err)
+	return refused
 }
 
 // retryable reports whether the pinned definition allows repeating a call.
@@ -431,14 +507,42 @@ func completeResult(res mcp.Result) (mcp.Result, error) {
 	return out, nil
 }
 
+// definitionChanged refuses (and records) a call of a tool whose upstream
+// presents a definition other than the pinned one, not yet reviewed; on an
+// upstream that keeps such tools pinned, it notes on rec that the call runs
+// under the pinned definition.
+func (g *Gateway) definitionChanged(ctx context.Context, rec audit.Record, e *catalog.Entry) error {
+	switch {
+	case !e.Changed:
+		return nil
+	case e.KeepPinned:
+		rec.Detail["definition_changed"] = upstream.OnChangeKeepPinned
+		return nil
+	}
+	return g.deny(ctx, rec, ReasonDefinitionChanged, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams,
+		Message: fmt.Sprintf("tool %q is refused (%s): its upstream now presents a definition other than the pinned one, and calls wait until an administrator reviews it",
+			e.Name, ReasonDefinitionChanged)})
+}
+
+// write puts rec on record. If the audit log refuses, the cause goes to
+// the operational log with the request id, and the client gets errAudit
+// (its cause is not the client's business).
+func (g *Gateway) write(ctx context.Context, rec audit.Record) error {
+	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		g.cfg.Logger.Error("audit unavailable", "request_id", rec.RequestID, "event", rec.Event, "target", rec.Target, "err", err)
+		return errAudit
+	}
+	return nil
+}
+
 // deny records a refused call and returns what the client sees.
 func (g *Gateway) deny(ctx context.Context, rec audit.Record, reason string, clientErr error) error {
 	rec.Outcome, rec.Reason = audit.Denied, reason
 	if reason == ReasonBadArguments || reason == ReasonBadSchema || reason == ReasonHeaderMismatch {
 		rec.Outcome = audit.Failed
 	}
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return errAudit
+	if err := g.write(ctx, rec); err != nil {
+		return err
 	}
 	return clientErr
 }
@@ -466,10 +570,14 @@ func rawJSON(v any) json.RawMessage {
 // arguments parses call arguments strictly and returns them with their
 // canonical (RFC 8785) form and its SHA-256, so that the audit log can
 // prove which arguments a call carried without holding them, and an
-// approval can bind them.
+// approval can bind them. The canonical bytes are also what the upstream
+// gets: what is hashed, validated, decided on, shown to an approver and
+// forwarded is one text. Arguments that would not be that one text are
+// refused: member names equal under case folding ({"ms":1,"MS":3000}),
+// and numbers the canonical form cannot carry exactly (jcs.Exact).
 type callArgs struct {
-	value     any
-	raw       json.RawMessage // as the client sent them: what the upstream gets
+	value     any // numbers rewritten to their canonical text
+	raw       json.RawMessage
 	canonical []byte
 	digest    string
 }
@@ -482,26 +590,27 @@ func arguments(raw json.RawMessage) (callArgs, error) {
 	if err != nil {
 		return callArgs{}, err
 	}
-	return parsedArguments(v, raw)
+	return parsedArguments(v)
 }
 
-// parsedArguments is arguments for a value already parsed strictly; raw
-// is its JSON text (encoded from v if nil: json.Number keeps every digit).
-func parsedArguments(v any, raw json.RawMessage) (callArgs, error) {
+// parsedArguments is arguments for a value already parsed strictly (and
+// owned by the caller: its numbers are rewritten in place).
+func parsedArguments(v any) (callArgs, error) {
 	if _, ok := v.(map[string]any); !ok {
 		return callArgs{}, errors.New("arguments must be an object")
+	}
+	if c := strictjson.FindCaseCollision(v, "$"); c != nil {
+		return callArgs{}, c
+	}
+	if err := jcs.Exact(v, "$"); err != nil {
+		return callArgs{}, err
 	}
 	c, err := jcs.Append(nil, v)
 	if err != nil {
 		return callArgs{}, err
 	}
-	if raw == nil {
-		if raw, err = json.Marshal(v); err != nil {
-			return callArgs{}, err
-		}
-	}
 	sum := sha256.Sum256(c)
-	return callArgs{v, raw, c, hex.EncodeToString(sum[:])}, nil
+	return callArgs{v, c, c, hex.EncodeToString(sum[:])}, nil
 }
 
 // discover serves the built-in discover_tools: a search over only what the
@@ -533,8 +642,8 @@ func (g *Gateway) discover(ctx context.Context, p *authn.Principal, rec audit.Re
 		hits[i] = hit{e.Name, e.Tool.Description, p.Allows(authz.Invoke, e.Name)}
 	}
 	rec.Detail["decision"], rec.Detail["results"] = "allow", len(hits)
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		return nil, errAudit
+	if err := g.write(ctx, rec); err != nil {
+		return nil, err
 	}
 	body, _ := json.Marshal(map[string]any{"tools": hits})
 	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(body)}},
@@ -546,5 +655,5 @@ func redactData(relay *upstream.Relay, data json.RawMessage) json.RawMessage {
 	if len(data) == 0 {
 		return nil
 	}
-	return relay.Redact(data)
+	return relay.RedactJSON(data)
 }

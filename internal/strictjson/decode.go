@@ -17,11 +17,16 @@ func (e *FieldError) Error() string { return fmt.Sprintf("unknown field %s", e.P
 
 // Decode parses data strictly (see Parse) and stores it in the struct, map or
 // slice that v points to. Every object key must equal the JSON name of a
-// field exactly; encoding/json's case-insensitive matching is never reached.
+// field exactly, and no object may hold two names equal under case folding
+// (a map's keys included); encoding/json's case-insensitive matching is
+// never reached.
 func Decode(data []byte, v any) error {
 	tree, err := Parse(data)
 	if err != nil {
 		return err
+	}
+	if c := FindCaseCollision(tree, "$"); c != nil {
+		return c
 	}
 	t := reflect.TypeOf(v)
 	if t == nil || t.Kind() != reflect.Pointer {

@@ -10,6 +10,7 @@
 package strictjson
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -272,6 +273,16 @@ func (p *parser) hex4() (rune, error) {
 	return rune(v), nil
 }
 
+// Numbers are bounded where they are read, so that no later reader (a
+// schema validator's big.Rat, a policy's conversion) pays for a number's
+// size: at most MaxNumberLen characters and an exponent of at most
+// MaxExponent in magnitude. 1e-1000000 is 10 bytes of JSON and, as an
+// exact rational, a million digits.
+const (
+	MaxNumberLen = 100
+	MaxExponent  = 400
+)
+
 func (p *parser) number() (any, error) {
 	start := p.i
 	if p.data[p.i] == '-' {
@@ -296,9 +307,16 @@ func (p *parser) number() (any, error) {
 		if p.i < len(p.data) && (p.data[p.i] == '+' || p.data[p.i] == '-') {
 			p.i++
 		}
+		at := p.i
 		if p.digits() == 0 {
 			return nil, p.fail("invalid number: digits expected in exponent")
 		}
+		if exp := bytes.TrimLeft(p.data[at:p.i], "0"); len(exp) > 6 || atoi(exp) > MaxExponent {
+			return nil, &SyntaxError{Offset: start, Reason: fmt.Sprintf("number exponent beyond ±%d", MaxExponent)}
+		}
+	}
+	if p.i-start > MaxNumberLen {
+		return nil, &SyntaxError{Offset: start, Reason: fmt.Sprintf("number longer than %d characters", MaxNumberLen)}
 	}
 	return json.Number(p.data[start:p.i]), nil
 }
@@ -308,6 +326,15 @@ func (p *parser) digits() int {
 	for p.i < len(p.data) && p.data[p.i] >= '0' && p.data[p.i] <= '9' {
 		p.i++
 		n++
+	}
+	return n
+}
+
+// atoi is the value of at most a few ASCII digits.
+func atoi(digits []byte) int {
+	n := 0
+	for _, c := range digits {
+		n = n*10 + int(c-'0')
 	}
 	return n
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestParseRefuses(t *testing.T) {
@@ -116,6 +117,78 @@ func FuzzParse(f *testing.F) {
 		b, _ := json.Marshal(w)
 		if string(a) != string(b) {
 			t.Fatalf("disagreement on %q: %s vs %s", data, a, b)
+		}
+	})
+}
+
+// Numbers are bounded where they are parsed: no reader after the parser
+// pays for 1e-1000000 (a million digits as an exact rational).
+func TestParseBoundsNumbers(t *testing.T) {
+	refused := []string{
+		`1e-1000000`, `1e401`, `-1E+401`, `1e0000000000401`, `[0.5e-401]`,
+		"1" + strings.Repeat("0", MaxNumberLen),           // 101 digits
+		"0." + strings.Repeat("1", MaxNumberLen-2) + "e1", // 103 characters
+	}
+	for _, in := range refused {
+		_, err := Parse([]byte(in))
+		var se *SyntaxError
+		if !errors.As(err, &se) || !strings.Contains(se.Reason, "number") {
+			t.Errorf("Parse(%.40q) = %v, want a number refusal", in, err)
+		}
+	}
+	accepted := []string{`1e400`, `1e-400`, `1E+0000400`, `-0.5e-400`, strings.Repeat("9", MaxNumberLen), `0`, `-0.0`}
+	for _, in := range accepted {
+		if _, err := Parse([]byte(in)); err != nil {
+			t.Errorf("Parse(%.40q): %v", in, err)
+		}
+	}
+}
+
+// Member names equal under simple case folding collide, at any depth, in
+// every script that has case; names that merely look alike do not.
+func TestFindCaseCollision(t *testing.T) {
+	collide := map[string]string{
+		`{"ms":1,"MS":3000}`:               "$",
+		`{"a":{"path":"x","Path":"y"}}`:    `$."a"`,
+		`{"a":[{"ok":1},{"id":1,"ID":2}]}`: `$."a"[1]`,
+		`{"sk":1,"\u017fK":2}`:             "$", // long s and the Kelvin sign fold to s and k
+		`{"k":1,"\u212a":2}`:               "$",
+		`{"σ":1,"Σ":2}`:                    "$",
+		`{"ς":1,"σ":2}`:                    "$", // final sigma folds with sigma
+		`{"straße":1,"STRAßE":2}`:          "$",
+	}
+	for in, path := range collide {
+		v, err := Parse([]byte(in))
+		if err != nil {
+			t.Fatal(in, err)
+		}
+		c := FindCaseCollision(v, "$")
+		if c == nil || c.Path != path {
+			t.Errorf("%s: %v, want a collision at %s", in, c, path)
+		}
+	}
+	for _, in := range []string{`{"a":1,"b":2}`, `{"ss":1,"ß":2}`, `{"i":1,"ı":2}`, `{"o":1,"о":2}`, `[{"x":1},{"X":1}]`, `{}`} {
+		v, _ := Parse([]byte(in))
+		if c := FindCaseCollision(v, "$"); c != nil {
+			t.Errorf("%s: %v", in, c)
+		}
+	}
+	if err := Decode([]byte(`{"X-Tenant":"a","x-tenant":"b"}`), new(map[string]string)); err == nil {
+		t.Error("Decode took a map with case-variant keys")
+	}
+}
+
+// Fold agrees with strings.EqualFold.
+func FuzzFold(f *testing.F) {
+	f.Add("ms", "MS")
+	f.Add("\u017f", "s")
+	f.Add("\u212a", "k")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if !utf8.ValidString(a) || !utf8.ValidString(b) {
+			return
+		}
+		if (Fold(a) == Fold(b)) != strings.EqualFold(a, b) {
+			t.Errorf("Fold(%q)=%q Fold(%q)=%q, EqualFold %v", a, Fold(a), b, Fold(b), strings.EqualFold(a, b))
 		}
 	})
 }

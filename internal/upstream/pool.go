@@ -67,7 +67,7 @@ const EventSpawn = "upstream-spawn"
 
 // PoolConfig configures a Pool; Signer, Auditor, Logger and Now are required.
 type PoolConfig struct {
-	Signer          *assertion.Signer
+	Signer          Signer
 	Auditor         audit.Appender
 	Logger          *slog.Logger
 	Now             func() time.Time
@@ -80,12 +80,15 @@ type PoolConfig struct {
 	// Secrets resolves ${secret:NAME} in header and environment values;
 	// without it, an upstream that refers to a secret cannot be reached.
 	Secrets Resolver
+	// StdioAllow is the operator's list of the programs stdio upstreams
+	// may run; nil allows none.
+	StdioAllow *StdioAllow
 }
 
-// Resolver returns a secret's value for injection into an upstream, having
-// recorded the access (rec carries who it is for).
+// Resolver returns a secret's value (and its version) for injection into
+// an upstream, having recorded the access (rec carries who it is for).
 type Resolver interface {
-	Resolve(ctx context.Context, name, upstream, env string, rec audit.Record) ([]byte, error)
+	Resolve(ctx context.Context, name, upstream, env string, rec audit.Record) (vault.Injected, error)
 }
 
 // resolve expands the secret references in value for c and u, noting what
@@ -103,7 +106,7 @@ func (p *Pool) resolve(ctx context.Context, c Caller, u Upstream, value string, 
 		if err == nil && known != nil {
 			known[name] = v
 		}
-		return v, err
+		return v.Value, err
 	})
 	if err != nil {
 		return "", &refusedError{err}
@@ -338,7 +341,11 @@ func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, call ToolCall, re
 			return errNotContinuable
 		}
 		if u.Kind == Stdio {
-			meta[MetaIdentity] = p.assert(c, u)
+			tok, err := p.assert(c, u)
+			if err != nil {
+				return err
+			}
+			meta[MetaIdentity] = tok
 		}
 		params := &mcp.CallToolParams{Name: call.Name, Arguments: call.Arguments}
 		if len(meta) > 0 {
@@ -417,7 +424,10 @@ func (p *Pool) List(ctx context.Context, u Upstream) (l Listing, err error) {
 	if err := redactAll(injected, l.Resources); err != nil {
 		return l, err
 	}
-	return l, redactAll(injected, l.Templates)
+	if err := redactAll(injected, l.Templates); err != nil {
+		return l, err
+	}
+	return l, p.recordEcho(ctx, System, u, "upstream:"+u.Name, injected)
 }
 
 // redactAll redacts each element of list in place (elements without
@@ -451,7 +461,7 @@ func collect[T any](seq iter.Seq2[T, error], what string) ([]T, error) {
 // Call, a 2026-07-28 client's read from a 2026-07-28 HTTP upstream is made
 // here, so that an input_required result reaches the client.
 func (p *Pool) ReadResource(ctx context.Context, c Caller, u Upstream, uri string, cont Continuation) (*mcp.ReadResourceResult, error) {
-	return ask(p, ctx, c, u, func(ctx context.Context, e *pooled) (*mcp.ReadResourceResult, error) {
+	return ask(p, ctx, c, u, "resource:"+uri, func(ctx context.Context, e *pooled) (*mcp.ReadResourceResult, error) {
 		if cont.modern() && e.http != nil && modern(e.cs) {
 			raw, err := p.modernRequest(ctx, e, "resources/read", uri, map[string]any{"uri": uri}, cont, nil, nil)
 			if err != nil {
@@ -468,7 +478,11 @@ func (p *Pool) ReadResource(ctx context.Context, c Caller, u Upstream, uri strin
 		}
 		params := &mcp.ReadResourceParams{URI: uri}
 		if u.Kind == Stdio {
-			params.Meta = mcp.Meta{MetaIdentity: p.assert(c, u)}
+			tok, err := p.assert(c, u)
+			if err != nil {
+				return nil, err
+			}
+			params.Meta = mcp.Meta{MetaIdentity: tok}
 		}
 		return e.cs.ReadResource(ctx, params)
 	})
@@ -485,7 +499,7 @@ type PromptGet struct {
 // 2026-07-28 client's request to a 2026-07-28 HTTP upstream is made here,
 // so that an input_required result reaches the client.
 func (p *Pool) GetPrompt(ctx context.Context, c Caller, u Upstream, get PromptGet) (*mcp.GetPromptResult, error) {
-	return ask(p, ctx, c, u, func(ctx context.Context, e *pooled) (*mcp.GetPromptResult, error) {
+	return ask(p, ctx, c, u, "prompt:"+get.Name, func(ctx context.Context, e *pooled) (*mcp.GetPromptResult, error) {
 		if get.modern() && e.http != nil && modern(e.cs) {
 			params := map[string]any{"name": get.Name}
 			if get.Arguments != nil {
@@ -506,7 +520,11 @@ func (p *Pool) GetPrompt(ctx context.Context, c Caller, u Upstream, get PromptGe
 		}
 		params := &mcp.GetPromptParams{Name: get.Name, Arguments: get.Arguments}
 		if u.Kind == Stdio {
-			params.Meta = mcp.Meta{MetaIdentity: p.assert(c, u)}
+			tok, err := p.assert(c, u)
+			if err != nil {
+				return nil, err
+			}
+			params.Meta = mcp.Meta{MetaIdentity: tok}
 		}
 		return e.cs.GetPrompt(ctx, params)
 	})
@@ -514,15 +532,16 @@ func (p *Pool) GetPrompt(ctx context.Context, c Caller, u Upstream, get PromptGe
 
 // Complete asks u as c for argument completions, redacted as by ask.
 func (p *Pool) Complete(ctx context.Context, c Caller, u Upstream, params *mcp.CompleteParams) (*mcp.CompleteResult, error) {
-	return ask(p, ctx, c, u, func(ctx context.Context, e *pooled) (*mcp.CompleteResult, error) {
+	return ask(p, ctx, c, u, "completion:"+completionRef(params), func(ctx context.Context, e *pooled) (*mcp.CompleteResult, error) {
 		return e.cs.Complete(ctx, params)
 	})
 }
 
 // ask runs one request on c's session to u (as do) and removes from its
 // answer, result or error, the secrets injected into the requests that
-// produced it and credential shapes, as for tool calls.
-func ask[T any](p *Pool, ctx context.Context, c Caller, u Upstream, fn func(context.Context, *pooled) (*T, error)) (*T, error) {
+// produced it and credential shapes, as for tool calls, recording what it
+// removed (target names the request).
+func ask[T any](p *Pool, ctx context.Context, c Caller, u Upstream, target string, fn func(context.Context, *pooled) (*T, error)) (*T, error) {
 	var res *T
 	col := &Relay{}
 	err := p.do(ctx, c, u, func(ctx context.Context, e *pooled) (err error) {
@@ -531,18 +550,28 @@ func ask[T any](p *Pool, ctx context.Context, c Caller, u Upstream, fn func(cont
 		return err
 	})
 	if err != nil {
-		msg := err.Error()
-		red := string(col.Redact([]byte(msg)))
-		if red == msg {
-			return nil, err
-		}
-		var rpcErr *jsonrpc.Error
-		if Answered(err) && errors.As(err, &rpcErr) {
-			return nil, &jsonrpc.Error{Code: rpcErr.Code, Message: string(col.Redact([]byte(rpcErr.Message)))}
-		}
-		return nil, errors.New(red)
+		err = redactedError(col, err)
+	} else {
+		res, err = RedactValue(col, res)
 	}
-	return RedactValue(col, res)
+	if rerr := p.recordEcho(ctx, c, u, target, col); rerr != nil {
+		return nil, rerr
+	}
+	return res, err
+}
+
+// redactedError is err with what col redacts removed from its message.
+func redactedError(col *Relay, err error) error {
+	msg := err.Error()
+	red := string(col.Redact([]byte(msg)))
+	if red == msg {
+		return err
+	}
+	var rpcErr *jsonrpc.Error
+	if Answered(err) && errors.As(err, &rpcErr) {
+		return &jsonrpc.Error{Code: rpcErr.Code, Message: string(col.Redact([]byte(rpcErr.Message)))}
+	}
+	return errors.New(red)
 }
 
 // do runs one request on c's session to u, connecting if needed, under
@@ -658,9 +687,6 @@ func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*m
 	return cs, nil
 }
 
-// command prepares a stdio upstream's process: the admin's command with a
-// minimal environment (PATH and the configured variables only), stderr
-// drained into the log, and the spawn audited before it happens.
 // transport returns the HTTP transport for u: its own, so that a connection
 // opened under one upstream's address policy is never reused by another.
 // With a client certificate, whose key is a secret valued per environment,
@@ -674,11 +700,12 @@ func (p *Pool) transport(u Upstream, env string) http.RoundTripper {
 		env = ""
 	}
 	tlsID := sha256.Sum256(fmt.Appendf(nil, "%q/%q/%q/%t/%q", u.TLS.CA, u.TLS.ClientCert, u.TLS.ClientKeySecret, u.TLS.InsecureSkipVerify, env))
-	key := fmt.Sprintf("%s/%t/%d/%x", u.Name, u.AllowPrivate, u.CreatedAt.UnixNano(), tlsID[:8])
+	policy := u.dialPolicy()
+	key := fmt.Sprintf("%s/%+v/%d/%x", u.Name, policy, u.CreatedAt.UnixNano(), tlsID[:8])
 	if t, ok := p.transports.Load(key); ok {
 		return t.(http.RoundTripper)
 	}
-	base := guardedTransport(u.AllowPrivate)
+	base := guardedTransport(policy)
 	cfg, err := p.tlsConfig(u)
 	if err != nil { // validated when added: only a damaged store gets here
 		return failingTransport{fmt.Errorf("upstream %s: TLS configuration: %w", u.Name, err)}
@@ -692,8 +719,39 @@ type failingTransport struct{ err error }
 
 func (f failingTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, f.err }
 
+// Admit checks what only the running server can say of an upstream: that
+// a stdio upstream's program is on the operator's allow-list.
+func (p *Pool) Admit(u Upstream) error {
+	if u.Kind != Stdio {
+		return nil
+	}
+	_, err := p.admitStdio(u)
+	return err
+}
+
+// ReasonStdioRefused is the audit reason of a stdio process not started
+// because its command or environment is not allowed.
+const ReasonStdioRefused = "stdio-command-refused"
+
+// command prepares a stdio upstream's process: the admin's command,
+// checked again now against the allow-list and the environment rules (an
+// upstream stored earlier, or a list narrowed since, must not run; a
+// refusal is recorded), started from the real file that was checked, with
+// a minimal environment (PATH and the configured variables only), stderr
+// drained into the log, and the spawn audited before it happens.
 func (p *Pool) command(ctx context.Context, c Caller, u Upstream, e *pooled) (*exec.Cmd, error) {
-	cmd := exec.Command(u.Command[0], u.Command[1:]...)
+	rec := audit.Record{Event: EventSpawn, Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID,
+		Target: "upstream:" + u.Name, Detail: map[string]any{"command": u.Command}}
+	real, err := p.admitStdio(u)
+	if err != nil {
+		rec.Outcome, rec.Reason, rec.Detail["error"] = audit.Denied, ReasonStdioRefused, err.Error()
+		p.cfg.Logger.Warn("stdio upstream not started", "upstream", u.Name, "principal", c.User, "request_id", c.RequestID, "err", err)
+		if _, werr := p.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); werr != nil {
+			return nil, werr
+		}
+		return nil, &refusedError{err}
+	}
+	cmd := exec.Command(real, u.Command[1:]...)
 	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
 	known := vault.Known{}
 	for k, v := range u.Env {
@@ -703,8 +761,6 @@ func (p *Pool) command(ctx context.Context, c Caller, u Upstream, e *pooled) (*e
 		}
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	rec := audit.Record{Event: EventSpawn, Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID,
-		Target: "upstream:" + u.Name, Detail: map[string]any{"command": u.Command}}
 	if _, err := p.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
 		return nil, err
 	}
@@ -716,13 +772,36 @@ func (p *Pool) command(ctx context.Context, c Caller, u Upstream, e *pooled) (*e
 	return cmd, nil
 }
 
-func (p *Pool) assert(c Caller, u Upstream) string {
+// admitStdio is Admit at process start: it returns the real file to run,
+// and any refusal as a *CommandError.
+func (p *Pool) admitStdio(u Upstream) (string, error) {
+	if err := u.validStdio(); err != nil {
+		prog := ""
+		if len(u.Command) > 0 {
+			prog = u.Command[0]
+		}
+		return "", &CommandError{Command: prog, Reason: err.Error()}
+	}
+	return p.cfg.StdioAllow.Check(u.Command[0])
+}
+
+// Signer signs identity assertions (assertion.Signer).
+type Signer interface {
+	Sign(c assertion.Claims) (string, error)
+}
+
+// assert signs the caller's identity assertion for u. If it cannot be
+// signed the request is refused (a refusedError): an upstream never gets a
+// request without one, which it could take for a request of nobody or of
+// the gateway itself.
+func (p *Pool) assert(c Caller, u Upstream) (string, error) {
 	tok, err := p.cfg.Signer.Sign(assertion.Claims{Subject: c.User, Audience: u.Name, Roles: c.Roles, KeyID: c.KeyID,
 		Service: c.Service, Env: c.env(), RequestID: c.RequestID})
-	if err != nil {
-		p.cfg.Logger.Error("cannot sign identity assertion", "err", err)
+	if err != nil || tok == "" {
+		p.cfg.Logger.Error("cannot sign identity assertion", "request_id", c.RequestID, "upstream", u.Name, "err", err)
+		return "", &refusedError{errors.New("the caller's identity assertion cannot be signed")}
 	}
-	return tok
+	return tok, nil
 }
 
 // MetaIdentity is the _meta key carrying the identity assertion to stdio
@@ -766,7 +845,11 @@ func (t *injector) RoundTrip(r *http.Request) (*http.Response, error) {
 	if relay != nil {
 		relay.know(known)
 	}
-	r.Header.Set(assertion.Header, t.pool.assert(c, t.u))
+	tok, err := t.pool.assert(c, t.u)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: %w", t.u.Name, err)
+	}
+	r.Header.Set(assertion.Header, tok)
 	if c.RequestID != "" {
 		r.Header.Set("X-Request-ID", c.RequestID)
 	}

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -209,7 +210,7 @@ func TestPoolForget(t *testing.T) {
 func TestStderrIsRedacted(t *testing.T) {
 	var buf strings.Builder
 	l := &lineLogger{log: slog.New(slog.NewTextHandler(&buf, nil)), upstream: "u", user: "alice",
-		known: vault.Known{"tok": []byte("s3cret-token-value")}}
+		known: vault.Known{"tok": {Value: []byte("s3cret-token-value")}}}
 	l.Write([]byte("starting with s3cret-tok"))
 	l.Write([]byte("en-value\nsecond line\n"))
 	l.Write([]byte(strings.Repeat("x", 5000)))
@@ -219,5 +220,36 @@ func TestStderrIsRedacted(t *testing.T) {
 	}
 	if strings.Count(out, "upstream stderr") != 3 || strings.Contains(out, strings.Repeat("x", 1025)) {
 		t.Errorf("long line not cut to 1024 bytes: %d records", strings.Count(out, "upstream stderr"))
+	}
+}
+
+type brokenSigner struct{}
+
+func (brokenSigner) Sign(assertion.Claims) (string, error) {
+	return "", errors.New("signing key unavailable")
+}
+
+// If the identity assertion cannot be signed, nothing is sent: before, the
+// request went upstream with an empty Ostiary-Identity header, which an
+// upstream could take for a request of nobody in particular.
+func TestUnsignedRequestRefused(t *testing.T) {
+	var got atomic.Int32
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+		http.Error(w, "no", http.StatusTeapot)
+	}))
+	defer hs.Close()
+	p, err := NewPool(PoolConfig{Signer: brokenSigner{}, Auditor: nopAuditor{}, Logger: slog.New(slog.DiscardHandler), Now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	u := Upstream{Name: "up", Kind: HTTP, URL: hs.URL, AllowPrivate: true}
+	_, err = p.Call(context.Background(), Caller{User: "alice"}, u, ToolCall{Name: "x"}, nil)
+	if err == nil || !Refused(err) {
+		t.Errorf("call with an unsignable assertion: %v (refused: %v)", err, Refused(err))
+	}
+	if n := got.Load(); n != 0 {
+		t.Errorf("the upstream received %d requests without an identity assertion", n)
 	}
 }

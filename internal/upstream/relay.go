@@ -32,7 +32,9 @@ type Relay struct {
 	Admit func(method string) error
 
 	mu       sync.Mutex
-	injected vault.Known // secrets injected for this call: never relayed back
+	injected vault.Known    // secrets injected for this call: never relayed back
+	matcher  *vault.Matcher // injected, compiled (nil until needed, and after know)
+	found    vault.Found    // what was redacted from what the call relayed
 }
 
 // know adds injected secrets to those redacted from what the call relays.
@@ -46,19 +48,62 @@ func (r *Relay) know(k vault.Known) {
 		r.injected = vault.Known{}
 	}
 	for n, v := range k {
-		r.injected[n] = v
+		if old, ok := r.injected[n]; !ok || old.Version != v.Version || string(old.Value) != string(v.Value) {
+			r.injected[n] = v
+			r.matcher = nil
+		}
 	}
 }
 
-// Redact removes injected secrets and credential shapes from b.
+// compiled returns the matcher of r's injected secrets (nil if none, which
+// finds nothing); r.mu is held.
+func (r *Relay) compiled() *vault.Matcher {
+	if len(r.injected) == 0 {
+		return nil
+	}
+	if r.matcher == nil {
+		r.matcher = r.injected.Matcher()
+		if r.found == nil {
+			r.found = vault.Found{}
+		}
+	}
+	return r.matcher
+}
+
+// Redact removes injected secrets (in every encoding vault covers) and
+// credential shapes from the text b, noting what it removed.
 func (r *Relay) Redact(b []byte) []byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.injected.Redact(b)
+	return r.compiled().Redact(b, r.found)
+}
+
+// RedactJSON is Redact for a JSON document (see vault.Matcher.RedactJSON);
+// b is redacted as a text if it is not JSON.
+func (r *Relay) RedactJSON(b []byte) []byte {
+	if !json.Valid(b) {
+		return r.Redact(b)
+	}
+	r.mu.Lock()
+	red, err := r.compiled().RedactJSON(b, r.found)
+	r.mu.Unlock()
+	if err != nil {
+		return r.Redact(b)
+	}
+	return red
+}
+
+// Redactions lists what r redacted so far, by secret name and version, for
+// the record of the call.
+func (r *Relay) Redactions() []vault.Redaction {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.injected.Redactions(r.found)
 }
 
 // RedactValue returns v with r's injected secrets and credential shapes
-// removed: v itself if nothing changed, else a fresh value of its type.
+// removed, on its decoded JSON (RedactJSON): v itself if nothing changed,
+// else a fresh value of its type.
 func RedactValue[T any](r *Relay, v *T) (*T, error) {
 	if v == nil {
 		return nil, nil
@@ -67,7 +112,12 @@ func RedactValue[T any](r *Relay, v *T) (*T, error) {
 	if err != nil {
 		return nil, err
 	}
-	red := r.Redact(b)
+	r.mu.Lock()
+	red, err := r.compiled().RedactJSON(b, r.found)
+	r.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("redacting the upstream's answer: %w", err)
+	}
 	if bytes.Equal(red, b) {
 		return v, nil
 	}
@@ -99,8 +149,9 @@ func (e *pooled) progress(ctx context.Context, req *mcp.ProgressNotificationClie
 	if r == nil || r.ProgressToken == nil || r.Session == nil {
 		return
 	}
+	r.know(e.injected)
 	r.Session.NotifyProgress(r.Ctx, &mcp.ProgressNotificationParams{ProgressToken: r.ProgressToken,
-		Progress: req.Params.Progress, Total: req.Params.Total, Message: e.injected.RedactString(req.Params.Message)})
+		Progress: req.Params.Progress, Total: req.Params.Total, Message: string(r.Redact([]byte(req.Params.Message)))})
 }
 
 // logMessage relays an upstream log message to the requests in flight on
@@ -257,7 +308,7 @@ func (e *pooled) sole(ctx context.Context, p *Pool, c Caller, u Upstream, method
 // call's client.
 func (r *Relay) log(params json.RawMessage) {
 	var p mcp.LoggingMessageParams
-	if r.Session != nil && json.Unmarshal(r.Redact(params), &p) == nil {
+	if r.Session != nil && json.Unmarshal(r.RedactJSON(params), &p) == nil {
 		r.Session.Log(r.Ctx, &p)
 	}
 }

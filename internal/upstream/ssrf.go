@@ -7,40 +7,53 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"syscall"
 	"time"
 )
 
-// privateRange names the kind of address an upstream may reach only when
-// an admin allowed it (--allow-private): anything but the public internet.
-func privateRange(ip netip.Addr) (string, bool) {
-	ip = ip.Unmap()
-	switch {
-	case ip.IsLoopback():
-		return "loopback", true
-	case ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast():
-		return "link-local (cloud metadata lives here)", true
-	case ip.IsPrivate():
-		return "private", true
-	case ip.IsUnspecified():
-		return "unspecified", true
-	case ip.IsMulticast(), ip.IsInterfaceLocalMulticast():
-		return "multicast", true
-	case cgnat.Contains(ip):
-		return "shared (carrier-grade NAT)", true
-	}
-	return "", false
+// dialPolicy is where one upstream's connections may go.
+type dialPolicy struct {
+	// allowPrivate unlocks the addresses the table marks private
+	// (--allow-private); those it marks never stay refused.
+	allowPrivate bool
+	// loopbackOnly: a plain http:// upstream without --allow-plain-http
+	// is dialled only at a loopback address, where nothing is on the wire.
+	loopbackOnly bool
 }
 
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+// dialPolicy is where u may be dialled: a plain http:// upstream without
+// --allow-plain-http only at loopback, whatever its name resolves to.
+func (u Upstream) dialPolicy() dialPolicy {
+	plain := !strings.HasPrefix(strings.ToLower(u.URL), "https://")
+	return dialPolicy{allowPrivate: u.AllowPrivate, loopbackOnly: plain && !u.AllowPlainHTTP}
+}
+
+// check judges the address a connection is about to be opened to.
+func (p dialPolicy) check(ip netip.Addr) error {
+	v := judge(ip)
+	switch {
+	case v.reach == never:
+		return &ssrfError{addr: ip.String(), kind: v.class, hint: "which no upstream may reach"}
+	case v.reach == private && !p.allowPrivate:
+		return &ssrfError{addr: ip.String(), kind: v.class, hint: "allow it for this upstream with --allow-private"}
+	case p.loopbackOnly && !ip.Unmap().IsLoopback():
+		return &ssrfError{addr: ip.String(), plain: true}
+	}
+	return nil
+}
 
 // ssrfError is a refused connection.
 type ssrfError struct {
-	addr, kind string
+	addr, kind, hint string
+	plain            bool // plain HTTP off loopback
 }
 
 func (e *ssrfError) Error() string {
-	return fmt.Sprintf("refused to connect to %s, a %s address: allow it for this upstream with --allow-private", e.addr, e.kind)
+	if e.plain {
+		return fmt.Sprintf("refused to send plain HTTP to %s, which is not a loopback address: use https://, or allow it for this upstream with --allow-plain-http", e.addr)
+	}
+	return fmt.Sprintf("refused to connect to %s, a %s address: %s", e.addr, e.kind, e.hint)
 }
 
 // RefusedAddress returns the message of an SSRF refusal in err's chain.
@@ -52,22 +65,18 @@ func RefusedAddress(err error) (string, bool) {
 	return "", false
 }
 
-// guardedTransport dials only public addresses unless allowPrivate. The
-// check runs on the address actually dialled, after DNS resolution, so
-// neither DNS rebinding nor a redirect can reach a forbidden address.
-func guardedTransport(allowPrivate bool) *http.Transport {
+// guardedTransport dials only where policy allows. The check runs on the
+// address actually dialled, after DNS resolution (whatever spelling the
+// resolver accepted), so neither DNS rebinding nor a redirect can reach a
+// forbidden address.
+func guardedTransport(policy dialPolicy) *http.Transport {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	if !allowPrivate {
-		d.Control = func(network, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil {
-				return &ssrfError{addr: address, kind: "unparsable"}
-			}
-			if kind, private := privateRange(ap.Addr()); private {
-				return &ssrfError{addr: ap.Addr().String(), kind: kind}
-			}
-			return nil
+	d.Control = func(network, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return &ssrfError{addr: address, kind: "unparsable", hint: "which no upstream may reach"}
 		}
+		return policy.check(ap.Addr())
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {

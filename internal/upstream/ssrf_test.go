@@ -9,62 +9,58 @@ import (
 	"testing"
 )
 
-func TestPrivateRange(t *testing.T) {
-	for addr, private := range map[string]bool{
-		"169.254.169.254": true, // cloud metadata
-		"fe80::1":         true,
-		"127.0.0.1":       true,
-		"::1":             true,
-		"10.1.2.3":        true,
-		"172.16.0.1":      true,
-		"192.168.1.1":     true,
-		"fd00::1":         true,
-		"0.0.0.0":         true,
-		"100.64.0.1":      true,
-		"::ffff:10.0.0.1": true, // IPv4-mapped
-		"224.0.0.1":       true,
-		"93.184.216.34":   false,
-		"2606:4700::1111": false,
+func TestDialPolicy(t *testing.T) {
+	for _, c := range []struct {
+		addr        string
+		policy      dialPolicy
+		refused     bool
+		wantMessage string
+	}{
+		{"8.8.8.8", dialPolicy{}, false, ""},
+		{"127.0.0.1", dialPolicy{}, true, "--allow-private"},
+		{"127.0.0.1", dialPolicy{allowPrivate: true}, false, ""},
+		{"::ffff:127.0.0.1", dialPolicy{allowPrivate: true, loopbackOnly: true}, false, ""},
+		{"0.0.0.0", dialPolicy{allowPrivate: true}, true, "no upstream may reach"},
+		{"240.0.0.1", dialPolicy{allowPrivate: true}, true, "no upstream may reach"},
+		{"64:ff9b::7f00:1", dialPolicy{}, true, "--allow-private"},
+		{"10.0.0.1", dialPolicy{allowPrivate: true, loopbackOnly: true}, true, "--allow-plain-http"},
+		{"8.8.8.8", dialPolicy{loopbackOnly: true}, true, "--allow-plain-http"},
+		{"64:ff9b::7f00:1", dialPolicy{allowPrivate: true, loopbackOnly: true}, true, "--allow-plain-http"},
 	} {
-		if _, got := privateRange(netip.MustParseAddr(addr)); got != private {
-			t.Errorf("%s: private = %v", addr, got)
+		err := c.policy.check(netip.MustParseAddr(c.addr))
+		if (err != nil) != c.refused || err != nil && !strings.Contains(err.Error(), c.wantMessage) {
+			t.Errorf("%s under %+v: %v", c.addr, c.policy, err)
 		}
-	}
-}
-
-func TestValidateRefusesPrivateURLs(t *testing.T) {
-	for _, raw := range []string{"http://169.254.169.254/latest/meta-data", "http://10.0.0.5/mcp", "http://[::1]:8080/mcp", "http://127.0.0.1/mcp"} {
-		u := Upstream{Name: "x", Kind: HTTP, URL: raw}
-		if err := u.Validate(); err == nil || !strings.Contains(err.Error(), "--allow-private") {
-			t.Errorf("%s: %v", raw, err)
-		}
-		u.AllowPrivate = true
-		if err := u.Validate(); err != nil {
-			t.Errorf("%s with --allow-private: %v", raw, err)
-		}
-	}
-	if err := (Upstream{Name: "x", Kind: HTTP, URL: "https://mcp.example.com/mcp"}).Validate(); err != nil {
-		t.Error(err)
 	}
 }
 
 // The guard checks the address actually dialled, so a name that resolves
-// to a private address is refused too.
+// to a private address is refused too, and allowing private addresses
+// still never reaches 0.0.0.0 (which Linux answers from loopback) or an
+// IPv4-compatible spelling of it.
 func TestGuardedTransport(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer srv.Close()
 	port := srv.URL[strings.LastIndex(srv.URL, ":"):]
+	get := func(p dialPolicy, url string) error {
+		resp, err := (&http.Client{Transport: guardedTransport(p)}).Get(url)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	var se *ssrfError
 	for _, url := range []string{srv.URL, "http://localhost" + port} {
-		_, err := (&http.Client{Transport: guardedTransport(false)}).Get(url)
-		var se *ssrfError
-		if !errors.As(err, &se) {
+		if err := get(dialPolicy{}, url); !errors.As(err, &se) {
 			t.Errorf("%s: %v, want a refusal", url, err)
 		}
-		resp, err := (&http.Client{Transport: guardedTransport(true)}).Get(url)
-		if err != nil {
+		if err := get(dialPolicy{allowPrivate: true, loopbackOnly: true}, url); err != nil {
 			t.Errorf("%s allowed: %v", url, err)
-		} else {
-			resp.Body.Close()
+		}
+	}
+	for _, url := range []string{"http://0.0.0.0" + port, "http://[::ffff:0.0.0.0]" + port, "http://[::]" + port} {
+		if err := get(dialPolicy{allowPrivate: true}, url); !errors.As(err, &se) || !strings.Contains(err.Error(), "no upstream may reach") {
+			t.Errorf("%s with --allow-private: %v, want a refusal", url, err)
 		}
 	}
 }

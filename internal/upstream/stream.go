@@ -95,7 +95,7 @@ func (s *streamRelay) event(ev []byte) {
 	switch msg.Method {
 	case "notifications/progress":
 		var p mcp.ProgressNotificationParams
-		if json.Unmarshal(r.Redact(msg.Params), &p) == nil && r.ProgressToken != nil && r.Session != nil {
+		if json.Unmarshal(r.RedactJSON(msg.Params), &p) == nil && r.ProgressToken != nil && r.Session != nil {
 			p.ProgressToken = r.ProgressToken
 			r.Session.NotifyProgress(r.Ctx, &p)
 		}

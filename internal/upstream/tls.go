@@ -163,7 +163,8 @@ func (p *Pool) clientCertificate(ctx context.Context, u Upstream, chain []*x509.
 	}
 	c, _ := ctx.Value(callerKey{}).(Caller)
 	rec := audit.Record{Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID}
-	keyPEM, err := p.cfg.Secrets.Resolve(ctx, u.TLS.ClientKeySecret, u.Name, c.env(), rec)
+	key, err := p.cfg.Secrets.Resolve(ctx, u.TLS.ClientKeySecret, u.Name, c.env(), rec)
+	keyPEM := key.Value
 	if err != nil {
 		return nil, &refusedError{fmt.Errorf("upstream %s: client key: %w", u.Name, err)}
 	}

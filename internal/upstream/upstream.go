@@ -7,7 +7,6 @@ package upstream
 import (
 	"fmt"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -36,14 +35,30 @@ type Upstream struct {
 	// AllowPrivate lets an HTTP upstream be reached at loopback, private,
 	// link-local and other non-public addresses (off by default: SSRF).
 	AllowPrivate bool `json:"allow_private"`
+	// AllowPlainHTTP lets an http:// upstream be reached at an address
+	// other than loopback, where calls cross the network unencrypted (off
+	// by default). It is recorded with the upstream and in its audit record.
+	AllowPlainHTTP bool `json:"allow_plain_http"`
 	// TLS verifies an https upstream and may identify Ostiary to it.
 	TLS TLS `json:"tls"`
 	// CallTimeout bounds a tool call on this upstream (0: the server's
 	// bound, which also caps it).
 	CallTimeout time.Duration `json:"call_timeout,omitempty"`
-	CreatedAt   time.Time     `json:"created_at"`
-	CreatedBy   string        `json:"created_by"`
+	// OnChange says what a tool whose definition changed upstream does
+	// until it is reviewed: OnChangeRefuse ("" too) or OnChangeKeepPinned.
+	OnChange  string    `json:"on_change,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
+	// SyncedAt is its first successful sync (zero: none yet).
+	SyncedAt time.Time `json:"synced_at,omitzero"`
 }
+
+// What calls of a tool do while the upstream presents a definition that
+// differs from the pinned one and nobody has reviewed it.
+const (
+	OnChangeRefuse     = "refuse"      // refused (tool-definition-changed): the default
+	OnChangeKeepPinned = "keep-pinned" // run under the pinned definition, recorded as such
+)
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
@@ -65,7 +80,9 @@ var reservedHeaders = map[string]bool{
 	"Ostiary-Identity": true, "Traceparent": true, "X-Request-Id": true,
 }
 
-// Validate checks the configuration; errors are safe to show.
+// Validate checks the configuration; errors are safe to show. Whether a
+// stdio upstream's program may run is the server's allow-list's to say
+// (StdioAllow), checked when it is added and again at every start.
 func (u Upstream) Validate() error {
 	if err := ValidName("upstream name", u.Name); err != nil {
 		return err
@@ -78,19 +95,16 @@ func (u Upstream) Validate() error {
 	if err := ValidTimeout(u.CallTimeout); err != nil {
 		return err
 	}
+	if u.OnChange != "" && u.OnChange != OnChangeRefuse && u.OnChange != OnChangeKeepPinned {
+		return fmt.Errorf("invalid on_change %q: want %q (the default) or %q", clip(u.OnChange), OnChangeRefuse, OnChangeKeepPinned)
+	}
 	switch u.Kind {
 	case HTTP:
 		if len(u.Command) > 0 || len(u.Env) > 0 {
 			return fmt.Errorf("an HTTP upstream takes --url and --header, not --command or --env")
 		}
-		pu, err := url.Parse(u.URL)
-		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.User != nil || pu.Fragment != "" {
-			return fmt.Errorf("invalid URL %q: want http(s)://host[:port]/path, without credentials", clip(u.URL))
-		}
-		if ip, err := netip.ParseAddr(strings.Trim(pu.Hostname(), "[]")); err == nil && !u.AllowPrivate {
-			if kind, private := privateRange(ip); private {
-				return fmt.Errorf("URL %q points at a %s address: give --allow-private if that is intended", clip(u.DisplayURL()), kind)
-			}
+		if err := u.checkURL(); err != nil {
+			return err
 		}
 		for k, v := range u.Headers {
 			if err := validHeader(k, v); err != nil {
@@ -107,16 +121,8 @@ func (u Upstream) Validate() error {
 		if u.URL != "" || len(u.Headers) > 0 || !u.TLS.IsZero() {
 			return fmt.Errorf("a stdio upstream takes --command and --env, not --url, --header or TLS options")
 		}
-		if len(u.Command) == 0 || u.Command[0] == "" {
-			return fmt.Errorf("a stdio upstream needs a command")
-		}
-		for k, v := range u.Env {
-			if !envRE.MatchString(k) {
-				return fmt.Errorf("invalid environment variable name %q", clip(k))
-			}
-			if err := notLiteralCredential("environment variable "+k, credentialEnvRE.MatchString(k), v); err != nil {
-				return err
-			}
+		if err := u.validStdio(); err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("an upstream needs --url (HTTP) or --command (stdio)")
@@ -182,18 +188,30 @@ func validHeader(k, v string) error {
 	return nil
 }
 
-// DisplayURL is the URL as shown in listings and audit records: query
-// values, which may be credentials, are masked.
+// DisplayURL is the URL as shown in listings and audit records: without
+// user information or fragment, query values masked (any may be a
+// credential), nothing of a query that does not parse or has a name
+// without a value, and nothing of a URL that does not parse.
 func (u Upstream) DisplayURL() string {
 	pu, err := url.Parse(u.URL)
-	if err != nil || pu.RawQuery == "" {
-		return u.URL
+	if err != nil {
+		return "(invalid URL)"
 	}
-	q := pu.Query()
-	for k := range q {
-		q[k] = []string{"…"}
+	pu.User = nil
+	if pu.RawQuery != "" {
+		q, err := url.ParseQuery(pu.RawQuery)
+		for k, vs := range q {
+			if strings.Join(vs, "") == "" { // a bare name may be a token itself
+				err = errBadURL
+			}
+			q[k] = []string{"…"}
+		}
+		pu.RawQuery = q.Encode()
+		if err != nil {
+			pu.RawQuery = "…"
+		}
 	}
-	pu.RawQuery = q.Encode()
+	pu.Fragment, pu.RawFragment = "", ""
 	return pu.String()
 }
 

@@ -50,16 +50,16 @@ func TestUpstreamValidate(t *testing.T) {
 		"no scheme":           {Name: "fin", Kind: HTTP, URL: "fin.example/mcp"},
 		"credentials in URL":  {Name: "fin", Kind: HTTP, URL: "https://u:p@fin.example/mcp"},
 		"file URL":            {Name: "fin", Kind: HTTP, URL: "file:///etc/passwd"},
-		"reserved header":     {Name: "fin", Kind: HTTP, URL: "http://x/mcp", Headers: map[string]string{"ostiary-identity": "forged"}},
-		"header injection":    {Name: "fin", Kind: HTTP, URL: "http://x/mcp", Headers: map[string]string{"X-A": "1\r\nX-B: 2"}},
+		"reserved header":     {Name: "fin", Kind: HTTP, URL: "https://x/mcp", Headers: map[string]string{"ostiary-identity": "forged"}},
+		"header injection":    {Name: "fin", Kind: HTTP, URL: "https://x/mcp", Headers: map[string]string{"X-A": "1\r\nX-B: 2"}},
 		"stdio with URL":      {Name: "fin", Kind: Stdio, URL: "http://x", Command: []string{"x"}},
 		"empty command":       {Name: "fin", Kind: Stdio},
 		"bad env name":        {Name: "fin", Kind: Stdio, Command: []string{"x"}, Env: map[string]string{"A=B": "c"}},
 		"no kind":             {Name: "fin"},
-		"literal bearer":      {Name: "fin", Kind: HTTP, URL: "http://x/mcp", Headers: map[string]string{"Authorization": "Bearer abc"}},
-		"bearer beside ref":   {Name: "fin", Kind: HTTP, URL: "http://x/mcp", Headers: map[string]string{"Authorization": "Bearer 12345${secret:k}"}},
-		"literal api key":     {Name: "fin", Kind: HTTP, URL: "http://x/mcp", Headers: map[string]string{"x-api-key": "k-123"}},
-		"token in any header": {Name: "fin", Kind: HTTP, URL: "http://x/mcp", Headers: map[string]string{"X-Forward": "Bearer abcdefghijklmnopqrstuvwxyz"}},
+		"literal bearer":      {Name: "fin", Kind: HTTP, URL: "https://x/mcp", Headers: map[string]string{"Authorization": "Bearer abc"}},
+		"bearer beside ref":   {Name: "fin", Kind: HTTP, URL: "https://x/mcp", Headers: map[string]string{"Authorization": "Bearer 12345${secret:k}"}},
+		"literal api key":     {Name: "fin", Kind: HTTP, URL: "https://x/mcp", Headers: map[string]string{"x-api-key": "k-123"}},
+		"token in any header": {Name: "fin", Kind: HTTP, URL: "https://x/mcp", Headers: map[string]string{"X-Forward": "Bearer abcdefghijklmnopqrstuvwxyz"}},
 		"aws key in env":      {Name: "fin", Kind: Stdio, Command: []string{"x"}, Env: map[string]string{"AWS_KEY_ID": "AKIAABCDEFGHIJKLMNOP"}},
 		"literal env token":   {Name: "fin", Kind: Stdio, Command: []string{"x"}, Env: map[string]string{"GITHUB_TOKEN": "ghp_x"}},
 		"literal password":    {Name: "fin", Kind: Stdio, Command: []string{"x"}, Env: map[string]string{"DB_PASSWORD": "hunter2"}},
@@ -68,15 +68,5 @@ func TestUpstreamValidate(t *testing.T) {
 		if err := u.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
-	}
-}
-
-func TestDisplayURLMasksQuery(t *testing.T) {
-	u := Upstream{URL: "https://api.example/mcp?api_key=s3cret&region=eu"}
-	if got := u.DisplayURL(); strings.Contains(got, "s3cret") || !strings.Contains(got, "api_key=") || !strings.HasPrefix(got, "https://api.example/mcp?") {
-		t.Errorf("DisplayURL() = %q", got)
-	}
-	if got := (Upstream{URL: "http://x/mcp"}).DisplayURL(); got != "http://x/mcp" {
-		t.Errorf("DisplayURL() = %q", got)
 	}
 }

@@ -5,14 +5,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"regexp"
-	"sort"
 	"strings"
 )
-
-// Known is a set of secret values that must never leave Ostiary, by name.
-type Known map[string][]byte
 
 // shapes are credential formats redacted wherever they appear, known or not.
 var shapes = []struct {
@@ -37,25 +32,17 @@ func LooksLikeCredential(s string) bool {
 	return false
 }
 
-// Redact replaces, in b (text or JSON), every known value (as it is and as
-// it appears escaped inside a JSON string) and every well-known credential
-// shape. Longer values go first, so one value inside another cannot leave a
-// remainder.
-func (k Known) Redact(b []byte) []byte {
-	names := make([]string, 0, len(k))
-	for n, v := range k {
-		if len(v) >= 4 { // shorter values would redact ordinary text
-			names = append(names, n)
-		}
-	}
-	sort.Slice(names, func(i, j int) bool { return len(k[names[i]]) > len(k[names[j]]) })
-	for _, n := range names {
-		with := []byte("[REDACTED secret:" + n + "]")
-		b = bytes.ReplaceAll(b, k[n], with)
-		if esc, err := json.Marshal(string(k[n])); err == nil && len(esc) > 2 {
-			b = bytes.ReplaceAll(b, esc[1:len(esc)-1], with)
-		}
-	}
+// Redact replaces, in b (text), every known value, as it is and in each
+// encoding the Matcher covers, and every well-known credential shape. (A
+// JSON document is better redacted with RedactJSON, which also sees
+// through its escapes, blobs and split texts.)
+func (k Known) Redact(b []byte) []byte { return k.Matcher().Redact(b, nil) }
+
+// Redact is Known.Redact with m compiled once, noting what it found in f.
+func (m *Matcher) Redact(b []byte, f Found) []byte { return redactShapes(m.Text(b, f)) }
+
+// redactShapes replaces the well-known credential shapes in b.
+func redactShapes(b []byte) []byte {
 	if mayHoldCredentialBytes(b) {
 		for _, s := range shapes {
 			b = s.re.ReplaceAll(b, s.with)

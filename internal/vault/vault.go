@@ -306,12 +306,13 @@ func (v *Vault) List(ctx context.Context, p *authn.Principal) ([]Secret, error) 
 	return audit.Read(ctx, v.audit, rec, func() ([]Secret, error) { return v.store.ListSecrets(ctx) })
 }
 
-// Resolve returns the latest value of name in env for injection into
-// upstream on behalf of the caller rec names, after recording the access.
+// Resolve returns the latest value of name in env (with its version) for
+// injection into upstream on behalf of the caller rec names, after
+// recording the access.
 // It fails (and the request with it) if the secret has no value in env, is
 // not scoped to upstream, or the access cannot be recorded: a key of one
 // environment never receives another's value.
-func (v *Vault) Resolve(ctx context.Context, name, upstream, env string, rec audit.Record) ([]byte, error) {
+func (v *Vault) Resolve(ctx context.Context, name, upstream, env string, rec audit.Record) (Injected, error) {
 	rec.Event, rec.Target = EventAccess, "secret:"+name
 	rec.Detail = map[string]any{"upstream": upstream, "environment": env}
 	s, err := v.store.LatestSecret(ctx, name, env)
@@ -332,15 +333,15 @@ func (v *Vault) Resolve(ctx context.Context, name, upstream, env string, rec aud
 		}
 	}
 	if err != nil {
-		return nil, audit.Refuse(context.WithoutCancel(ctx), v.audit, rec, err)
+		return Injected{}, audit.Refuse(context.WithoutCancel(ctx), v.audit, rec, err)
 	}
 	if _, err := v.audit.Write(context.WithoutCancel(ctx), audit.Entry{Record: rec}); err != nil {
-		return nil, err
+		return Injected{}, err
 	}
 	if now := v.now(); now.Sub(s.LastAccessed) >= time.Minute { // last access to the minute: no write per request
 		v.store.TouchSecret(context.WithoutCancel(ctx), name, env, s.Version, now)
 	}
-	return value, nil
+	return Injected{Value: value, Version: s.Version}, nil
 }
 
 // SearchToken returns the token that stands in audit records for value, a

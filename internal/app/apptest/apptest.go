@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -86,6 +87,13 @@ func (s *Server) start() {
 	cfg := config.Default()
 	cfg.DataDir, cfg.Listen = s.Dir, "127.0.0.1:0"
 	cfg.ApprovalWait = 0 // held calls answer at once; tests that wait say so
+	// Stdio upstreams in tests are the test binary itself (its TestMain
+	// serves MCP when asked): that is all the server allows them to run.
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.StdioAllow = []string{exe}
 	if s.tune != nil {
 		s.tune(&cfg)
 	}

@@ -3,6 +3,7 @@ package apptest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,12 +19,12 @@ import (
 // level when called: "hang" never answers, "boom" answers 500, "garbage"
 // answers malformed JSON-RPC, "flood" streams 100 MB, "drip" sends a byte
 // every 50 ms for two minutes, "reset" drops the
-// connection. "ok" behaves. Everything else (initialize, tools/list) is a
+// connection, "big" answers a well-formed 8 MiB result. "ok" behaves. Everything else (initialize, tools/list) is a
 // real SDK server, so the upstream registers normally.
 func NewHostileUpstream(t testing.TB) string {
 	t.Helper()
 	srv := mcp.NewServer(&mcp.Implementation{Name: "hostile", Version: "1"}, nil)
-	for _, name := range []string{"hang", "boom", "garbage", "flood", "drip", "reset", "ok"} {
+	for _, name := range []string{"hang", "boom", "garbage", "flood", "drip", "reset", "ok", "big"} {
 		mcp.AddTool(srv, &mcp.Tool{Name: name, Description: "misbehaves: " + name},
 			func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, map[string]any, error) {
 				return nil, map[string]any{"fine": true}, nil
@@ -69,6 +70,13 @@ func NewHostileUpstream(t testing.TB) string {
 					return
 				}
 			}
+		case call("big"): // a well-formed 8 MiB result
+			w.Header().Set("Content-Type", "application/json")
+			var req struct {
+				ID json.RawMessage `json:"id"`
+			}
+			json.Unmarshal(body, &req)
+			w.Write([]byte(`{"jsonrpc":"2.0","id":` + string(req.ID) + `,"result":{"content":[{"type":"text","text":"` + strings.Repeat("B", 8<<20) + `"}]}}`))
 		case call("drip"):
 			// A byte every 50 ms: always almost there, never done.
 			w.Header().Set("Content-Type", "application/json")

@@ -25,6 +25,7 @@ import (
 type Call struct {
 	Tool        string
 	Args        map[string]any
+	Raw         string           // the arguments' bytes as received
 	Identity    assertion.Claims // verified against Ostiary's JWKS
 	IDError     string           // why the identity assertion did not verify, if it did not
 	RequestID   string
@@ -115,7 +116,7 @@ func NewUpstream(t testing.TB, s *Server, name string, stateless bool) *Upstream
 func ptr[T any](v T) *T { return &v }
 
 func (u *Upstream) record(req *mcp.CallToolRequest, tool string) {
-	c := Call{Tool: tool}
+	c := Call{Tool: tool, Raw: string(req.Params.Arguments)}
 	json.Unmarshal(req.Params.Arguments, &c.Args)
 	if h := req.Extra.Header; h != nil {
 		c.RequestID, c.Traceparent, c.APIKey = h.Get("X-Request-ID"), h.Get("Traceparent"), h.Get("X-Api-Key")
@@ -385,4 +386,52 @@ func (u *Upstream) SawKey(key string) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.sawKeys[key]
+}
+
+// AddSleeper adds the tool "sleep", whose schema leaves other members open
+// and whose handler decodes its arguments as a Go service would (with
+// encoding/json, which matches member names case-insensitively; the last
+// of two spellings wins). It does not sleep: it reports the ms it read.
+func (u *Upstream) AddSleeper() {
+	u.mcp.AddTool(&mcp.Tool{Name: "sleep", Description: "Wait ms milliseconds.",
+		InputSchema: json.RawMessage(`{"type":"object","properties":{"ms":{"type":"integer"}}}`)},
+		func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			u.record(req, "sleep")
+			var in struct {
+				Ms int `json:"ms"`
+			}
+			json.Unmarshal(req.Params.Arguments, &in)
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("slept %d ms", in.Ms)}}}, nil
+		})
+}
+
+// Present makes the upstream list t, added or in place of its tool of that
+// name (a tool that appears, or changes, after Ostiary pinned the
+// catalog). Its calls are recorded under t.Name and answered "ok".
+func (u *Upstream) Present(t *mcp.Tool) {
+	if t.InputSchema == nil {
+		t.InputSchema = json.RawMessage(`{"type":"object"}`)
+	}
+	name := t.Name
+	u.mcp.AddTool(t, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		u.record(req, name)
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil
+	})
+}
+
+// AddGate adds the tool "gate": each call is recorded, then waits until the
+// returned channel is closed (or the call is cancelled), then answers.
+func (u *Upstream) AddGate() chan struct{} {
+	open := make(chan struct{})
+	mcp.AddTool(u.mcp, &mcp.Tool{Name: "gate", Description: "Waits for the test."},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, map[string]any, error) {
+			u.record(req, "gate")
+			select {
+			case <-open:
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+			return nil, map[string]any{"passed": true}, nil
+		})
+	return open
 }

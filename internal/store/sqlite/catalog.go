@@ -34,7 +34,7 @@ func (s queries) UpstreamByName(ctx context.Context, name string) (upstream.Upst
 }
 
 func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]upstream.Upstream, error) {
-	rows, err := s.q.QueryContext(ctx, `SELECT name, prefix, kind, url, headers, command, env, allow_private, tls, call_timeout_ms, created_at, created_by
+	rows, err := s.q.QueryContext(ctx, `SELECT name, prefix, kind, url, headers, command, env, allow_private, allow_plain_http, tls, call_timeout_ms, on_change, created_at, created_by, synced_at
 		FROM upstreams `+where+` ORDER BY name`, args...)
 	if err != nil {
 		return nil, classify("list upstreams", err)
@@ -45,10 +45,12 @@ func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]up
 		var u upstream.Upstream
 		var kind, headers, command, env, tlsOpts string
 		var created, timeout int64
-		if err := rows.Scan(&u.Name, &u.Prefix, &kind, &u.URL, &headers, &command, &env, &u.AllowPrivate, &tlsOpts, &timeout, &created, &u.CreatedBy); err != nil {
+		var synced sql.NullInt64
+		if err := rows.Scan(&u.Name, &u.Prefix, &kind, &u.URL, &headers, &command, &env, &u.AllowPrivate, &u.AllowPlainHTTP, &tlsOpts, &timeout, &u.OnChange, &created, &u.CreatedBy, &synced); err != nil {
 			return nil, classify("list upstreams", err)
 		}
 		u.Kind, u.CreatedAt, u.CallTimeout = upstream.Kind(kind), time.UnixMicro(created).UTC(), time.Duration(timeout)*time.Millisecond
+		u.SyncedAt = fromMicros(synced)
 		if err := jsonFields(headers, &u.Headers, command, &u.Command, env, &u.Env, tlsOpts, &u.TLS); err != nil {
 			return nil, classify("list upstreams", err)
 		}
@@ -71,7 +73,9 @@ func jsonFields(pairs ...any) error {
 
 func (s queries) CatalogTools(ctx context.Context) ([]catalog.ToolState, error) {
 	rows, err := s.q.QueryContext(ctx, `
-		SELECT u.name, t.name, t.vanished_at IS NOT NULL, t.call_timeout_ms, t.labels, t.labelled_at, coalesce(t.labelled_by, ''), v.version, v.digest, v.definition, v.status, v.seen_at, v.activated_at, coalesce(v.activated_by, '')
+		SELECT u.name, t.name, t.vanished_at IS NOT NULL, t.call_timeout_ms, t.labels, t.labelled_at, coalesce(t.labelled_by, ''),
+			coalesce(t.presented_digest, ''), coalesce(t.reviewed_digest, ''), t.changed_at,
+			v.version, v.digest, v.definition, v.status, v.seen_at, v.activated_at, coalesce(v.activated_by, ''), v.flags
 		FROM catalog_tools t JOIN upstreams u ON u.id = t.upstream_id JOIN tool_versions v ON v.tool_id = t.id
 		ORDER BY u.name, t.name, v.version`)
 	if err != nil {
@@ -80,21 +84,25 @@ func (s queries) CatalogTools(ctx context.Context) ([]catalog.ToolState, error) 
 	defer rows.Close()
 	var out []catalog.ToolState
 	for rows.Next() {
-		var up, tool, status, def string
+		var up, tool, status, def, flags, presented, reviewed string
 		var vanished bool
 		var v catalog.Version
 		var seen, timeout int64
-		var activated, labelledAt sql.NullInt64
+		var activated, labelledAt, changed sql.NullInt64
 		var labels sql.NullString
 		var labelledBy string
-		if err := rows.Scan(&up, &tool, &vanished, &timeout, &labels, &labelledAt, &labelledBy, &v.Version, &v.Digest, &def, &status, &seen, &activated, &v.ActivatedBy); err != nil {
+		if err := rows.Scan(&up, &tool, &vanished, &timeout, &labels, &labelledAt, &labelledBy, &presented, &reviewed, &changed,
+			&v.Version, &v.Digest, &def, &status, &seen, &activated, &v.ActivatedBy, &flags); err != nil {
 			return nil, classify("catalog", err)
 		}
 		v.Upstream, v.Tool, v.Definition, v.Status = up, tool, json.RawMessage(def), catalog.Status(status)
 		v.SeenAt, v.ActivatedAt = time.UnixMicro(seen).UTC(), fromMicros(activated)
+		if err := json.Unmarshal([]byte(flags), &v.Flags); err != nil {
+			return nil, classify("catalog", err)
+		}
 		if n := len(out); n == 0 || out[n-1].Upstream != up || out[n-1].Tool != tool {
 			st := catalog.ToolState{Upstream: up, Tool: tool, Vanished: vanished, CallTimeout: time.Duration(timeout) * time.Millisecond,
-				LabelledAt: fromMicros(labelledAt), LabelledBy: labelledBy}
+				LabelledAt: fromMicros(labelledAt), LabelledBy: labelledBy, Presented: presented, Reviewed: reviewed, ChangedAt: fromMicros(changed)}
 			if labels.Valid {
 				st.Labels = &policy.Labels{}
 				if err := json.Unmarshal([]byte(labels.String), st.Labels); err != nil {
@@ -133,9 +141,13 @@ func (t *Tx) InsertUpstream(ctx context.Context, u upstream.Upstream) error {
 	if command == nil {
 		command = []string{}
 	}
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO upstreams (name, prefix, kind, url, headers, command, env, allow_private, tls, call_timeout_ms, created_at, created_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Name, u.Prefix, string(u.Kind), u.URL, enc(headers), enc(command), enc(env),
-		u.AllowPrivate, enc(u.TLS), u.CallTimeout.Milliseconds(), micros(u.CreatedAt), u.CreatedBy)
+	onChange := u.OnChange
+	if onChange == "" {
+		onChange = upstream.OnChangeRefuse
+	}
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO upstreams (name, prefix, kind, url, headers, command, env, allow_private, allow_plain_http, tls, call_timeout_ms, on_change, created_at, created_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Name, u.Prefix, string(u.Kind), u.URL, enc(headers), enc(command), enc(env),
+		u.AllowPrivate, u.AllowPlainHTTP, enc(u.TLS), u.CallTimeout.Milliseconds(), onChange, micros(u.CreatedAt), u.CreatedBy)
 	if isUnique(err) {
 		return fault.New(fault.Conflict, "upstream %q already exists", u.Name)
 	}
@@ -196,9 +208,17 @@ func (t *Tx) InsertToolVersion(ctx context.Context, v catalog.Version) error {
 	if v.ActivatedBy != "" {
 		by = v.ActivatedBy
 	}
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO tool_versions (tool_id, version, digest, definition, status, seen_at, activated_at, activated_by)
-		SELECT t.id, ?, ?, ?, ?, ?, ?, ? FROM catalog_tools t JOIN upstreams u ON u.id = t.upstream_id WHERE u.name = ? AND t.name = ?`,
-		v.Version, v.Digest, string(v.Definition), string(v.Status), micros(v.SeenAt), micros(v.ActivatedAt), by, v.Upstream, v.Tool)
+	flags := v.Flags
+	if flags == nil {
+		flags = []string{}
+	}
+	flagsJSON, err := json.Marshal(flags)
+	if err != nil {
+		return classify("insert tool version", err)
+	}
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO tool_versions (tool_id, version, digest, definition, status, seen_at, activated_at, activated_by, flags)
+		SELECT t.id, ?, ?, ?, ?, ?, ?, ?, ? FROM catalog_tools t JOIN upstreams u ON u.id = t.upstream_id WHERE u.name = ? AND t.name = ?`,
+		v.Version, v.Digest, string(v.Definition), string(v.Status), micros(v.SeenAt), micros(v.ActivatedAt), by, string(flagsJSON), v.Upstream, v.Tool)
 	if isUnique(err) {
 		return fault.New(fault.Conflict, "version %d of %s already exists", v.Version, v.Tool)
 	}
@@ -218,7 +238,26 @@ func (t *Tx) SetToolVanished(ctx context.Context, upstreamName, tool string, at 
 	return classify("set tool vanished", err)
 }
 
+func (t *Tx) SetToolPresented(ctx context.Context, upstreamName, tool, digest string, changed time.Time) error {
+	var changedAt any
+	if !changed.IsZero() {
+		changedAt = micros(changed)
+	}
+	_, err := t.tx.ExecContext(ctx, "UPDATE catalog_tools SET presented_digest = ?, changed_at = coalesce(changed_at, ?) WHERE id = "+toolIDQuery,
+		digest, changedAt, upstreamName, tool)
+	return classify("set tool presented", err)
+}
+
+func (t *Tx) MarkUpstreamSynced(ctx context.Context, name string, at time.Time) error {
+	_, err := t.tx.ExecContext(ctx, "UPDATE upstreams SET synced_at = ? WHERE name = ? AND synced_at IS NULL", micros(at), name)
+	return classify("mark upstream synced", err)
+}
+
 func (t *Tx) ActivateToolVersion(ctx context.Context, upstreamName, tool string, version int, at time.Time, by string) error {
+	if _, err := t.tx.ExecContext(ctx, "UPDATE catalog_tools SET reviewed_digest = presented_digest, changed_at = NULL WHERE id = "+toolIDQuery,
+		upstreamName, tool); err != nil {
+		return classify("activate tool version", err)
+	}
 	if _, err := t.tx.ExecContext(ctx, "UPDATE tool_versions SET status = 'superseded' WHERE status = 'active' AND tool_id = "+toolIDQuery,
 		upstreamName, tool); err != nil {
 		return classify("activate tool version", err)
