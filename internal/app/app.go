@@ -243,6 +243,7 @@ func (a *App) open(ctx context.Context) error {
 	if a.approvals, err = approval.New(a.store, a.writer, a.now); err != nil {
 		return err
 	}
+	a.approvals.SetMaxPending(a.cfg.UserPending)
 	if len(a.cfg.Webhooks) > 0 {
 		keyFile := a.cfg.WebhookKeyFile
 		if keyFile == "" {

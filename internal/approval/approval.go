@@ -161,10 +161,34 @@ type Service struct {
 	audit audit.Appender
 	now   func() time.Time
 
-	mu      sync.Mutex
-	waiters map[string][]chan struct{}
-	notify  Notifier
+	mu         sync.Mutex
+	waiters    map[string][]chan struct{}
+	notify     Notifier
+	maxPending int
 }
+
+// DefaultMaxPending is how many pending requests one user may have open.
+const DefaultMaxPending = 20
+
+// SetMaxPending bounds the pending requests one user may have open at
+// once (n ≤ 0: DefaultMaxPending).
+func (s *Service) SetMaxPending(n int) {
+	if n <= 0 {
+		n = DefaultMaxPending
+	}
+	s.maxPending = n
+}
+
+// PendingCapError refuses a request of a user who already has the most
+// pending requests allowed.
+type PendingCapError struct{ Max int }
+
+func (e *PendingCapError) Error() string {
+	return fmt.Sprintf("you already have %d approval requests pending, the most allowed; wait for one to be decided or to expire", e.Max)
+}
+
+// Unwrap makes it a fault of kind Conflict (recorded as such).
+func (e *PendingCapError) Unwrap() error { return fault.New(fault.Conflict, "%s", e.Error()) }
 
 // SetNotifier makes n hear of every request, vote and expiry.
 func (s *Service) SetNotifier(n Notifier) { s.notify = n }
@@ -180,7 +204,7 @@ func New(store Store, a audit.Appender, now func() time.Time) (*Service, error) 
 	if store == nil || a == nil || now == nil {
 		return nil, errors.New("approval: missing dependency")
 	}
-	return &Service{store: store, audit: a, now: now, waiters: map[string][]chan struct{}{}}, nil
+	return &Service{store: store, audit: a, now: now, waiters: map[string][]chan struct{}{}, maxPending: DefaultMaxPending}, nil
 }
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
@@ -235,6 +259,21 @@ func (s *Service) Request(ctx context.Context, a Approval) (Approval, bool, erro
 		ts, err := txStore(tx)
 		if err != nil {
 			return err
+		}
+		// Counted in the writer's transaction, so concurrent requests of
+		// one user cannot slip past the cap together.
+		open, err := ts.Approvals(ctx, Query{Status: Pending, Requester: a.Requester, Limit: s.maxPending + 1})
+		if err != nil {
+			return err
+		}
+		live := 0
+		for _, o := range open {
+			if now.Before(o.ExpiresAt) {
+				live++
+			}
+		}
+		if live >= s.maxPending {
+			return &PendingCapError{Max: s.maxPending}
 		}
 		return ts.InsertApproval(ctx, a)
 	}})
