@@ -670,8 +670,12 @@ func Answered(err error) bool {
 	return found
 }
 
+// connect opens a session with u as c: a user's call session when e is
+// given, else the catalog's sync session. Both declare the same client
+// capabilities (RelayedCapabilities), so a server that registers tools by
+// what its client declares lists at the sync what it offers at a call.
 func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*mcp.ClientSession, error) {
-	opts := &mcp.ClientOptions{}
+	opts := &mcp.ClientOptions{Capabilities: RelayedCapabilities()}
 	if e != nil {
 		e.askClient(p, c, u, opts)
 		if u.Kind == Stdio {
