@@ -105,9 +105,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	start := a.Now()
 	if f := edge.Check(r); f != nil {
-		if _, err := a.Auditor.Write(context.WithoutCancel(r.Context()), audit.Entry{Record: f.Record(r, reqID)}); err != nil {
-			a.Logger.Error("cannot record a refused request", "request_id", reqID, "reason", f.Reason, "err", err)
-		}
+		a.Failures.Note(r.Context(), r, f.Record(r, reqID)) // unauthenticated: budgeted per source
 		a.Logger.Warn("admin request refused", "request_id", reqID, "reason", f.Reason, "header", f.Header, "remote", r.RemoteAddr)
 		writeJSON(w, f.Status, ErrorBody{Error: ErrorDetail{Code: string(fault.Invalid), Message: f.Message}, RequestID: reqID})
 		return

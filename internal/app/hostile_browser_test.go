@@ -130,3 +130,52 @@ func TestHostileMalformedFlood(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// Found by review: refusals before authentication (a repeated header, a
+// foreign origin) were each a durable record, and unknown methods skipped
+// the key's rate limit. Now the former draw on the source's budget
+// (aggregated beyond it) and the latter on the key's.
+func TestHostileUnauthenticatedRefusalFlood(t *testing.T) {
+	s := apptest.Start(t)
+	_, alice, _ := gatewaySetup(t, s, false)
+	const n = 60
+	for i := range n {
+		hs := map[string][]string{"Mcp-Name": {"a", "b"}}
+		if i%2 == 1 {
+			hs = map[string][]string{"Origin": {"https://evil.example"}}
+		}
+		withHeaders(t, s, "/mcp", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, hs)
+	}
+	single := len(records(t, s, audit.Query{Event: "request-refused"}))
+	if single > 25 {
+		t.Errorf("%d unauthenticated refusals recorded one by one", single)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		counted := 0
+		for _, r := range records(t, s, audit.Query{Event: "requests-refused"}) {
+			c, _ := strconv.Atoi(fmt.Sprint(r.Detail["count"]))
+			counted += c
+		}
+		if single+counted == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records: %d one by one + %d counted, want %d", single, counted, n)
+		}
+		s.Clock.Advance(11 * time.Second)
+		time.Sleep(200 * time.Millisecond)
+	}
+	limited := 0
+	for range 300 {
+		if r := rpc(t, s, alice, `{"jsonrpc":"2.0","id":1,"method":"evil/x"}`, nil); r.Status == 429 {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Error("300 unknown methods in a row were never rate-limited")
+	}
+	if n := len(records(t, s, audit.Query{Event: "method-refused"})); n > 25 {
+		t.Errorf("%d method refusals recorded one by one", n)
+	}
+}

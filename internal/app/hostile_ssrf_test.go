@@ -174,6 +174,12 @@ func TestHostileURLCredential(t *testing.T) {
 		"https://mcp.example.com/mcp?%zz&token=" + secret,
 		"https://mcp.example.com/mcp#" + secret,
 		"https://mcp.example.com/mcp?" + secret, // a bare token
+		// Found by review: tokens in the path, in a matrix parameter, and as
+		// an innocently named query value.
+		"https://mcp.example.com/ghp_" + secret + "Zq8Lr2XvN/mcp",
+		"https://mcp.example.com/mcp;token=ghp_" + secret + "Zq8Lr2XvN",
+		"https://mcp.example.com/mcp?x=xoxb-" + secret + "-Zq8Lr2XvN",
+		"https://mcp.example.com/v1/" + secret + "Zq8Lr2XvNp0T5kWbY7cHj/mcp",
 	} {
 		r := s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "x", "url": raw, "allow_private": true})
 		if r.Status != http.StatusBadRequest || strings.Contains(string(r.Body), secret) {
@@ -184,8 +190,8 @@ func TestHostileURLCredential(t *testing.T) {
 	if strings.Contains(string(all), secret) {
 		t.Errorf("the audit log holds the credential: %s", all)
 	}
-	if n := len(upstreamAdds(t, s)); n != 12 {
-		t.Errorf("%d refusals recorded, want 12", n)
+	if n := len(upstreamAdds(t, s)); n != 16 {
+		t.Errorf("%d refusals recorded, want 16", n)
 	}
 	if page := s.Do("GET", "/api/v1/audit?event=upstream-add", s.AdminKey, nil); strings.Contains(string(page.Body), secret) {
 		t.Errorf("GET /api/v1/audit shows the credential: %s", page.Body)

@@ -37,13 +37,19 @@ type FailureGuard struct {
 	mu        sync.Mutex
 	bySource  *lru.Map[netip.Prefix, *rate.Limiter]
 	byKey     *lru.Map[string, *rate.Limiter]
-	windows   *lru.Map[netip.Prefix, *window]
+	windows   *lru.Map[windowKey, *window]
 	stop      chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
 }
 
-// window gathers a source's failures after its first in one interval.
+// windowKey is a source and the event whose refusals a window counts.
+type windowKey struct {
+	src   netip.Prefix
+	event string
+}
+
+// window gathers a source's refusals over its budget in one interval.
 type window struct {
 	start  time.Time
 	count  int          // failures after the first, not yet on record
@@ -52,6 +58,37 @@ type window struct {
 
 // guardSize bounds each of the guard's maps.
 const guardSize = 10000
+
+// aggregated is the event of a record counting refusals of event.
+func aggregated(event string) string {
+	switch event {
+	case audit.EventAuthnFailure:
+		return EventAuthnFailures
+	case "request-refused":
+		return "requests-refused"
+	}
+	return event + "-aggregated"
+}
+
+// Note records rec, a request of r's source refused before authentication
+// (an ambiguous header, a foreign origin): one by one within the source's
+// budget (the one failed authentications draw on), counted into one
+// aggregated record per source and interval beyond it.
+func (g *FailureGuard) Note(ctx context.Context, r *http.Request, rec audit.Record) {
+	now := g.now()
+	src := Source(r.RemoteAddr)
+	g.mu.Lock()
+	within := g.rate == 0 || g.buckets(src, "")[0].AllowN(now, 1)
+	if !within {
+		g.count(src, rec, now)
+	}
+	g.mu.Unlock()
+	if within {
+		if _, err := g.auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: rec}); err != nil {
+			g.logger.Error("cannot record a refused request", "request_id", rec.RequestID, "reason", rec.Reason, "err", err)
+		}
+	}
+}
 
 // EventAuthnFailures is the aggregated record of failures counted in one
 // interval.
@@ -66,7 +103,7 @@ func NewFailureGuard(perSecond float64, burst int, interval time.Duration, audit
 	}
 	g := &FailureGuard{rate: rate.Limit(perSecond), burst: max(1, burst), interval: interval, auditor: auditor, logger: logger, now: now,
 		bySource: lru.New[netip.Prefix, *rate.Limiter](guardSize), byKey: lru.New[string, *rate.Limiter](guardSize),
-		windows: lru.New[netip.Prefix, *window](guardSize), stop: make(chan struct{}), stopped: make(chan struct{})}
+		windows: lru.New[windowKey, *window](guardSize), stop: make(chan struct{}), stopped: make(chan struct{})}
 	go g.flushEvery(min(interval, time.Second))
 	return g, nil
 }
@@ -141,10 +178,11 @@ func (g *FailureGuard) Failed(ctx context.Context, r *http.Request, requestID st
 
 // count adds rec to its source's aggregated record. g.mu is held.
 func (g *FailureGuard) count(src netip.Prefix, rec audit.Record, now time.Time) {
-	w, ok := g.windows.Get(src)
+	k := windowKey{src, rec.Event}
+	w, ok := g.windows.Get(k)
 	if !ok {
 		w = &window{start: now}
-		g.windows.Put(src, w)
+		g.windows.Put(k, w)
 	}
 	w.count++
 	w.sample = rec
@@ -173,7 +211,7 @@ func (w *window) aggregate(interval time.Duration) *audit.Record {
 		return nil
 	}
 	rec := w.sample
-	rec.Event = EventAuthnFailures
+	rec.Event = aggregated(rec.Event)
 	d := map[string]any{"count": w.count, "window_start": audit.FormatTime(w.start), "window_s": int(interval / time.Second), "sample_reason": rec.Reason}
 	for k, v := range rec.Detail {
 		d["sample_"+k] = v
@@ -204,7 +242,7 @@ func (g *FailureGuard) flush(all bool) {
 	now := g.now()
 	var out []audit.Record
 	g.mu.Lock()
-	var ended []netip.Prefix
+	var ended []windowKey
 	for src, w := range g.windows.All() {
 		if all || now.Sub(w.start) >= g.interval {
 			if rec := w.aggregate(g.interval); rec != nil {

@@ -30,15 +30,18 @@ func Skeleton(name string) string {
 			c = 'o'
 		case c == '1' || c == 'I' || c == 'i':
 			c = 'l'
-		case c == '-':
-			c = '_'
+		case c == '-' || c == '.' || c == '/':
+			c = '_' // one separator: fin_lookup, fin-lookup and fin/lookup pass for fin.lookup
 		case c >= 'A' && c <= 'Z':
 			c += 'a' - 'A'
 		}
 		b.WriteByte(c)
 	}
 	s := b.String()
-	for _, p := range [][2]string{{"rn", "m"}, {"vv", "w"}, {"cl", "d"}} {
+	// Letters that look like pairs are written as the pair, so that the
+	// mapping is an equivalence (a greedy vv→w made fin_vvv and fin_vw
+	// differ).
+	for _, p := range [][2]string{{"m", "rn"}, {"w", "vv"}, {"d", "cl"}} {
 		s = strings.ReplaceAll(s, p[0], p[1])
 	}
 	return s
@@ -50,15 +53,14 @@ func Skeleton(name string) string {
 // (exposed evil.fs.read_file) or an unprefixed one presenting
 // "FS.read_file" would pass for a tool of upstream fs. "" if none.
 func namespaceWithin(name, self string, ups []upstream.Upstream) string {
-	skel := Skeleton(name)
 	for start := 0; ; {
-		rest := skel[start:]
+		rest := Skeleton(name[start:]) // any separator after the prefix counts: fin/lookup, fin_lookup
 		for _, u := range ups {
-			if u.Name != self && u.Prefix != "" && strings.HasPrefix(rest, Skeleton(u.Prefix)+".") {
+			if u.Name != self && u.Prefix != "" && strings.HasPrefix(rest, Skeleton(u.Prefix)+"_") {
 				return u.Name
 			}
 		}
-		dot := strings.IndexByte(rest, '.')
+		dot := strings.IndexByte(name[start:], '.')
 		if dot < 0 {
 			return ""
 		}

@@ -21,7 +21,11 @@ func TestSkeleton(t *testing.T) {
 		{"fs.dump", "fs.clump", true},
 		{"tool0", "toolo", true},
 		{"read_file", "READ_FI1E", true},
-		{"read_file", "read.file", false},
+		{"read_file", "read.file", true}, // one separator: fin_lookup passes for fin.lookup
+		{"fin.lookup", "fin/lookup", true},
+		{"fin.lookup", "fin-lookup", true},
+		{"fin_vvv", "fin_vw", true}, // an equivalence: vv and w alike wherever they stand
+		{"fin_vvv", "fin_wv", true},
 		{"read_file", "write_file", false},
 		{"s3_get", "s3_put", false},
 	} {
@@ -42,6 +46,10 @@ func TestNamespaceWithin(t *testing.T) {
 		{"FS.read_file", "bare", "fs"},
 		{"glt.log", "bare", "git"},
 		{"evil.read_file", "evil", ""},
+		{"fs_read_file", "bare", "fs"}, // any separator after another's namespace
+		{"fs/read_file", "bare", "fs"},
+		{"fs-read_file", "bare", "fs"},
+		{"fsck", "bare", ""},
 		{"fs.fs.read_file", "fs", ""},     // its own namespace
 		{"evil.fsread", "evil", ""},       // not a segment
 		{"evil.xfs.read", "evil", ""},     // not at a segment's start

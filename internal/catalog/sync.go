@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -76,14 +77,14 @@ func (c *Catalog) Sync(ctx context.Context, name, actor string) (SyncReport, err
 	listing, err := c.lister.List(ctx, u)
 	tools := listing.Tools
 	if err != nil {
-		rep.Error = "cannot list tools: " + safeErr(err)
+		rep.Error = "cannot list tools: " + safeErr(errors.New(upstream.ScrubURL(u, err.Error())))
 		if msg, refused := upstream.RefusedAddress(err); refused {
 			rep.Error = msg
 		}
 		if msg, refused := upstream.RefusedCommand(err); refused {
 			rep.Error = "cannot start the upstream: " + msg
 		}
-		c.log.Warn("upstream sync failed", "upstream", name, "err", err)
+		c.log.Warn("upstream sync failed", "upstream", name, "err", upstream.ScrubURL(u, err.Error()))
 		c.record(ctx, audit.Record{Event: EventUpstreamSync, Outcome: audit.Failed, Reason: "upstream-unavailable", Actor: actor,
 			Target: "upstream:" + name, Detail: map[string]any{"error": rep.Error}}, nil)
 		return rep, nil

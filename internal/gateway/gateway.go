@@ -292,6 +292,9 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 	if rpcErr != nil && rpcErr != errMethodUnknown {
 		g.refuse(r.Context(), p, "message-malformed", map[string]any{"code": rpcErr.Code, "error": clip(rpcErr.Message)})
 	}
+	if rpcErr == errMethodUnknown && g.overLimit(w, r, p, "") { // unknown methods count against the key's rate too
+		return
+	}
 	if rpcErr != nil {
 		status := http.StatusBadRequest
 		if rpcErr == errMethodUnknown {
@@ -362,9 +365,7 @@ func (g *Gateway) paramHeadersMatch(w http.ResponseWriter, r *http.Request, p *a
 func (g *Gateway) refuseBrowser(w http.ResponseWriter, r *http.Request, reqID, reason, msg string) {
 	rec := audit.Record{Event: edge.EventRequestRefused, Outcome: audit.Denied, Reason: reason, RequestID: reqID, Remote: r.RemoteAddr,
 		Detail: map[string]any{"origin": clip(r.Header.Get("Origin")), "sec_fetch_site": clip(r.Header.Get("Sec-Fetch-Site"))}}
-	if _, err := g.cfg.Auditor.Write(context.WithoutCancel(r.Context()), audit.Entry{Record: rec}); err != nil {
-		g.cfg.Logger.Error("cannot record a refused request", "request_id", reqID, "reason", reason, "err", err)
-	}
+	g.cfg.AuthFailures.Note(r.Context(), r, rec) // unauthenticated: budgeted per source
 	g.cfg.Logger.Warn("mcp request refused", "request_id", reqID, "reason", reason, "origin", clip(r.Header.Get("Origin")))
 	writeRPCError(w, http.StatusForbidden, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: msg})
 }
@@ -372,20 +373,14 @@ func (g *Gateway) refuseBrowser(w http.ResponseWriter, r *http.Request, reqID, r
 // refuseAtEdge records and answers a request refused before anything read
 // it (edge.Check).
 func (g *Gateway) refuseAtEdge(w http.ResponseWriter, r *http.Request, reqID string, f *edge.Refusal) {
-	if _, err := g.cfg.Auditor.Write(context.WithoutCancel(r.Context()), audit.Entry{Record: f.Record(r, reqID)}); err != nil {
-		g.cfg.Logger.Error("cannot record a refused request", "request_id", reqID, "reason", f.Reason, "err", err)
-	}
+	g.cfg.AuthFailures.Note(r.Context(), r, f.Record(r, reqID)) // unauthenticated: budgeted per source
 	g.cfg.Logger.Warn("mcp request refused", "request_id", reqID, "reason", f.Reason, "header", f.Header, "remote", r.RemoteAddr)
 	writeRPCError(w, f.Status, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: f.Message})
 }
 
 // refuseMethod records a call of a method that is not exposed.
 func (g *Gateway) refuseMethod(ctx context.Context, p *authn.Principal, method string) {
-	rec := p.Record(EventMethodRefused, "")
-	rec.Outcome, rec.Reason, rec.Detail = audit.Denied, "method-not-allowed", map[string]any{"method": clip(method)}
-	if _, err := g.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
-		g.cfg.Logger.Error("cannot record refused method", "request_id", p.RequestID, "err", err)
-	}
+	g.refuseAs(ctx, p, EventMethodRefused, "method-not-allowed", map[string]any{"method": clip(method)})
 }
 
 // unauthenticated records the failure and answers 401 with the RFC 9728

@@ -46,7 +46,12 @@ func newRefusals() *refusals {
 
 // refuse records a refused request of p (reason, detail), or counts it.
 func (g *Gateway) refuse(ctx context.Context, p *authn.Principal, reason string, detail map[string]any) {
-	rec := p.Record(edge.EventRequestRefused, "")
+	g.refuseAs(ctx, p, edge.EventRequestRefused, reason, detail)
+}
+
+// refuseAs is refuse with the record's event named.
+func (g *Gateway) refuseAs(ctx context.Context, p *authn.Principal, event, reason string, detail map[string]any) {
+	rec := p.Record(event, "")
 	rec.Outcome, rec.Reason, rec.Detail = audit.Denied, reason, detail
 	now := g.cfg.Now()
 	r := g.refused

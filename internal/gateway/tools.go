@@ -47,6 +47,7 @@ const (
 	ReasonClientCancelled = "client-cancelled"    // the client went away or cancelled
 	ReasonGatewayStopping = "gateway-stopping"    // cut by a graceful stop
 	ReasonRefusedUpstream = "refused-by-upstream" // the upstream answered with a JSON-RPC error
+	ReasonCircuitOpen     = "circuit-open"        // refused by the upstream's open circuit breaker
 	ReasonUpstreamBusy    = "upstream-busy"       // no fair share of the upstream's slots was free
 	// ReasonHeaderMismatch: Mcp-Param-* headers disagree with the arguments.
 	ReasonHeaderMismatch = "header-mismatch"
@@ -342,6 +343,10 @@ func (g *Gateway) run(ctx context.Context, t *toolRun) (mcp.Result, error) {
 	case upstream.Answered(err) && errors.As(err, &rpcErr):
 		out.Outcome, out.Reason = audit.Failed, ReasonRefusedUpstream
 		out.Detail["error_code"] = rpcErr.Code
+	case upstream.Suspended(err):
+		// The upstream's circuit is open: refused at once, nothing was sent.
+		out.Outcome, out.Reason = audit.Failed, ReasonCircuitOpen
+		res, err = &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("%s; nothing was sent (request %s)", err.Error(), p.RequestID)}}}, nil
 	case upstream.Busy(err):
 		// No slot was free: refused at once, nothing was sent.
 		out.Outcome, out.Reason = audit.Failed, ReasonUpstreamBusy

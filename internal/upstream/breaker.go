@@ -20,9 +20,16 @@ const EventCircuitOpen = "upstream-circuit-open"
 // caller cancelled, Ostiary refused to send, no slot was free) neither
 // count as failures nor reset the count, and a call that began before the
 // circuit last opened cannot close it (gen).
+//
+// The circuit is shared by every user of the upstream, so it opens only on
+// failures of at least two users: one user's calls that time out (a tool
+// they hang on purpose, say) fail for that user alone and cannot suspend
+// the upstream for everyone.
 type breaker struct {
 	mu        sync.Mutex
 	failures  int
+	users     map[string]bool // whose calls make up the failures
+	open      bool            // opened, and not closed since by a healthy call
 	openUntil time.Time
 	trial     bool   // a half-open trial call is in flight
 	gen       uint64 // times the circuit opened
@@ -54,7 +61,7 @@ func (b *breaker) allow(now time.Time) (admission, bool, time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch {
-	case b.failures < breakerThreshold:
+	case !b.open:
 		return admission{gen: b.gen}, true, 0
 	case now.Before(b.openUntil):
 		return admission{}, false, b.openUntil.Sub(now)
@@ -66,7 +73,7 @@ func (b *breaker) allow(now time.Time) (admission, bool, time.Duration) {
 }
 
 // done records a call's outcome; it reports whether the circuit just opened.
-func (b *breaker) done(a admission, o outcome, now time.Time, cooldown time.Duration) bool {
+func (b *breaker) done(a admission, user string, o outcome, now time.Time, cooldown time.Duration) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if a.trial {
@@ -76,13 +83,17 @@ func (b *breaker) done(a admission, o outcome, now time.Time, cooldown time.Dura
 		return false
 	}
 	if o == healthy {
-		b.failures = 0
+		b.failures, b.users, b.open = 0, nil, false
 		return false
 	}
+	if b.users == nil {
+		b.users = map[string]bool{}
+	}
+	b.users[user] = true
 	b.failures++
-	if b.failures >= breakerThreshold {
-		wasOpen := now.Before(b.openUntil)
-		b.openUntil = now.Add(cooldown)
+	if b.failures >= breakerThreshold && (len(b.users) >= 2 || a.trial) {
+		wasOpen := b.open && now.Before(b.openUntil)
+		b.open, b.openUntil = true, now.Add(cooldown)
 		if !wasOpen {
 			b.gen++
 		}
@@ -120,12 +131,12 @@ func (p *Pool) guard(ctx context.Context, u Upstream, user, what string, fn func
 	}
 	release, err := sv.(*slots).take(u.Name, user, what)
 	if err != nil {
-		b.done(adm, neutral, p.cfg.Now(), p.cfg.BreakerCooldown)
+		b.done(adm, user, neutral, p.cfg.Now(), p.cfg.BreakerCooldown)
 		return err
 	}
 	defer release()
 	err = fn()
-	if b.done(adm, health(ctx, err), p.cfg.Now(), p.cfg.BreakerCooldown) {
+	if b.done(adm, user, health(ctx, err), p.cfg.Now(), p.cfg.BreakerCooldown) {
 		p.cfg.Logger.Warn("upstream circuit opened", "upstream", u.Name)
 		rec := audit.Record{Event: EventCircuitOpen, Outcome: audit.Failed, Reason: "upstream-failing", Actor: "system",
 			Target: "upstream:" + u.Name, Detail: map[string]any{"cooldown_s": int(p.cfg.BreakerCooldown.Seconds())}}

@@ -18,18 +18,24 @@ func TestBreakerOutcomes(t *testing.T) {
 		}
 		return a
 	}
-	old := admit() // a slow call, begun before the trouble
-	for range breakerThreshold - 1 {
-		b.done(admit(), failing, now, time.Minute)
-		b.done(admit(), neutral, now, time.Minute) // says nothing: does not reset
+	old := admit()                   // a slow call, begun before the trouble
+	for range breakerThreshold + 3 { // one user's failures alone never open the shared circuit
+		if b.done(admit(), "mallory", failing, now, time.Minute) {
+			t.Fatal("one user's failures opened the circuit for everyone")
+		}
+	}
+	b.done(admit(), "bob", healthy, now, time.Minute)
+	for i := range breakerThreshold - 1 {
+		b.done(admit(), []string{"alice", "bob"}[i%2], failing, now, time.Minute)
+		b.done(admit(), "alice", neutral, now, time.Minute) // says nothing: does not reset
 	}
 	if b.failures != breakerThreshold-1 {
 		t.Fatalf("failures %d: neutral outcomes reset or counted", b.failures)
 	}
-	if !b.done(admit(), failing, now, time.Minute) {
+	if !b.done(admit(), "alice", failing, now, time.Minute) {
 		t.Fatal("the circuit did not open at the threshold")
 	}
-	if b.done(old, healthy, now, time.Minute); b.failures < breakerThreshold {
+	if b.done(old, "carol", healthy, now, time.Minute); !b.open {
 		t.Error("a call begun before the circuit opened closed it")
 	}
 	if _, ok, _ := b.allow(now.Add(30 * time.Second)); ok {
@@ -43,15 +49,16 @@ func TestBreakerOutcomes(t *testing.T) {
 	if _, ok, _ := b.allow(now); ok {
 		t.Error("a second call during the trial")
 	}
-	b.done(trial, healthy, now, time.Minute)
+	b.done(trial, "alice", healthy, now, time.Minute)
 	if _, ok, _ := b.allow(now); !ok || b.failures != 0 {
 		t.Error("a healthy trial did not close the circuit")
 	}
 }
 
-// Slots: refused at once when full, at most half per user and per tool.
+// Slots: refused at once when full; at most half per user, half per tool,
+// a quarter per user and tool, so one user cannot take a tool from others.
 func TestSlotsFairShare(t *testing.T) {
-	s := newSlots(4)
+	s := newSlots(8) // share 4, narrow 2
 	var held []func()
 	take := func(user, what string) bool {
 		rel, err := s.take("up", user, what)
@@ -64,23 +71,26 @@ func TestSlotsFairShare(t *testing.T) {
 		held = append(held, rel)
 		return true
 	}
-	if !take("alice", "tool:hang") || !take("alice", "tool:hang") {
-		t.Fatal("alice's first two")
+	if !take("mallory", "tool:gate") || !take("mallory", "tool:gate") {
+		t.Fatal("mallory's first two")
 	}
-	if take("alice", "tool:other") {
-		t.Error("alice took more than half")
+	if take("mallory", "tool:gate") {
+		t.Error("one user took more than a quarter of the slots for one tool")
 	}
-	if take("bob", "tool:hang") {
-		t.Error("one tool took more than half")
+	if !take("bob", "tool:gate") {
+		t.Error("one user took a tool from everyone")
 	}
-	if !take("bob", "tool:ok") || !take("carol", "tool:ok2") {
-		t.Error("others were starved")
+	if !take("mallory", "tool:a") || !take("mallory", "tool:b") || take("mallory", "tool:c") {
+		t.Error("the per-user half")
 	}
-	if take("dave", "tool:x") {
-		t.Error("a full upstream took a fifth call")
+	if !take("carol", "tool:gate") || take("dave", "tool:gate") {
+		t.Error("the per-tool half")
+	}
+	if !take("dave", "tool:x") || !take("erin", "tool:y") || take("frank", "tool:z") {
+		t.Error("a full upstream")
 	}
 	held[0]()
-	if !take("dave", "tool:x") {
+	if !take("frank", "tool:z") {
 		t.Error("a released slot was not free")
 	}
 }

@@ -98,9 +98,11 @@ func TestCircuitBreaker(t *testing.T) {
 	p, _ := NewPool(PoolConfig{Signer: signer, Auditor: rec, Logger: slog.New(slog.DiscardHandler), Now: time.Now, BreakerCooldown: 200 * time.Millisecond})
 	defer p.Close()
 	u := Upstream{Name: "flaky", Kind: HTTP, URL: hs.URL, AllowPrivate: true}
-	c := Caller{User: "alice"}
+	users := []Caller{{User: "alice"}, {User: "bob"}} // failures of two users open the shared circuit
+	n := 0
 	call := func() error {
-		_, err := p.Call(context.Background(), c, u, ToolCall{Name: "t"}, nil)
+		n++
+		_, err := p.Call(context.Background(), users[n%2], u, ToolCall{Name: "t"}, nil)
 		return err
 	}
 	if err := call(); err != nil {

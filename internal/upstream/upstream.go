@@ -189,8 +189,8 @@ func validHeader(k, v string) error {
 }
 
 // DisplayURL is the URL as shown in listings and audit records: without
-// user information or fragment, query values masked (any may be a
-// credential), nothing of a query that does not parse or has a name
+// user information or fragment, query values and token-shaped path
+// segments masked (any may be a credential), nothing of a query that does not parse or has a name
 // without a value, and nothing of a URL that does not parse.
 func (u Upstream) DisplayURL() string {
 	pu, err := url.Parse(u.URL)
@@ -212,6 +212,17 @@ func (u Upstream) DisplayURL() string {
 		}
 	}
 	pu.Fragment, pu.RawFragment = "", ""
+	if segs := strings.Split(pu.Path, "/"); len(segs) > 0 {
+		for i, seg := range segs {
+			for _, part := range strings.FieldsFunc(seg, func(r rune) bool { return r == ';' || r == '=' || r == ',' }) {
+				if tokenShaped(part) {
+					segs[i] = "…"
+					break
+				}
+			}
+		}
+		pu.Path, pu.RawPath = strings.Join(segs, "/"), ""
+	}
 	return pu.String()
 }
 

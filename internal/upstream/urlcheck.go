@@ -30,6 +30,11 @@ func (u Upstream) checkURL() error {
 	if err := queryCredential(pu.RawQuery); err != nil {
 		return err
 	}
+	for _, seg := range strings.FieldsFunc(pu.Path, func(r rune) bool { return r == '/' || r == ';' || r == '=' || r == ',' }) {
+		if tokenShaped(seg) {
+			return fmt.Errorf("the URL's path holds what looks like a credential, which would be stored, listed and audited in clear: %s", credentialHint)
+		}
+	}
 	host := pu.Hostname()
 	if strings.IndexFunc(host, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
 		// IDNA mapping would turn fullwidth or circled digits into an
@@ -86,7 +91,7 @@ func queryCredential(raw string) error {
 			return errors.New("the URL's query has a parameter without a value (?VALUE), which is how a bare token is passed: write it as name=value, or send a credential in a header: " + credentialHint)
 		}
 		for _, v := range values {
-			if vault.LooksLikeCredential(v) || vault.LooksLikeCredential(name+"="+v) {
+			if vault.LooksLikeCredential(v) || vault.LooksLikeCredential(name+"="+v) || tokenShaped(v) {
 				return fmt.Errorf("the URL's %s holds what looks like a credential: %s", shown, credentialHint)
 			}
 		}
@@ -138,4 +143,49 @@ func loopbackHost(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// tokenPrefixes are how well-known services' tokens begin (GitHub, GitLab,
+// Slack, Stripe, OpenAI-style, Google API keys, JWTs).
+var tokenPrefixes = []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-",
+	"sk_live_", "sk_test_", "rk_live_", "pk_live_", "sk-", "AIza", "eyJ"}
+
+// tokenShaped reports whether s looks like a token: a well-known token
+// prefix followed by at least 16 more characters, or 32 or more characters
+// of a token alphabet mixing letters and digits (a random secret, not a
+// word or a path a person would write).
+func tokenShaped(s string) bool {
+	for _, p := range tokenPrefixes {
+		if strings.HasPrefix(s, p) && len(s) >= len(p)+16 {
+			return true
+		}
+	}
+	if len(s) < 32 {
+		return false
+	}
+	var lower, upper, digit bool
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z':
+			lower = true
+		case r >= 'A' && r <= 'Z':
+			upper = true
+		case r >= '0' && r <= '9':
+			digit = true
+		case r == '-' || r == '_' || r == '.' || r == '~' || r == '+':
+		default:
+			return false
+		}
+	}
+	return digit && (lower || upper) && (lower && upper || strings.ContainsAny(s, "0123456789"))
+}
+
+// ScrubURL replaces u's URL, wherever it appears in s (an error of the
+// HTTP client quotes the URL it failed on), with its display form, so
+// nothing of a URL that slipped through reaches a record or a log.
+func ScrubURL(u Upstream, s string) string {
+	if u.URL == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, u.URL, u.DisplayURL())
 }
