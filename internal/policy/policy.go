@@ -89,7 +89,10 @@ type Document struct {
 		Expires Duration `yaml:"expires,omitempty"`
 	} `yaml:"approval,omitempty"`
 	Rules []Rule `yaml:"rules"`
-	Tests []Test `yaml:"tests,omitempty"`
+	// Requests decide the requests an upstream makes of the user's client
+	// during a call (requests.go).
+	Requests []RequestRule `yaml:"upstream_requests,omitempty"`
+	Tests    []Test        `yaml:"tests,omitempty"`
 }
 
 // Rule is one condition and what follows when it holds.
@@ -147,12 +150,13 @@ type Input struct {
 
 // Policy is a compiled policy document.
 type Policy struct {
-	Version int    // assigned by the store; 0 for a draft
-	Digest  string // SHA-256 of the source
-	Doc     Document
-	rules   []compiled
-	window  time.Duration
-	expires time.Duration
+	Version  int    // assigned by the store; 0 for a draft
+	Digest   string // SHA-256 of the source
+	Doc      Document
+	rules    []compiled
+	requests []compiledRequest
+	window   time.Duration
+	expires  time.Duration
 }
 
 type compiled struct {
@@ -267,6 +271,9 @@ func compile(doc Document) (*Policy, error) {
 		}
 		p.rules = append(p.rules, compiled{Rule: r, prg: prg})
 	}
+	if err := p.compileRequests(doc); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -359,6 +366,7 @@ type activation struct {
 	principal, tool, args, session map[string]any
 	now                            time.Time
 	risk                           int64
+	request                        map[string]string // for upstream_requests rules only
 }
 
 func (a *activation) ResolveName(name string) (any, bool) {
@@ -375,6 +383,8 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.now, true
 	case "risk":
 		return a.risk, true
+	case "request":
+		return a.request, a.request != nil
 	}
 	return nil, false
 }
@@ -405,6 +415,7 @@ func (p *Policy) activation(in Input, l Labels, base int) *activation {
 		tool: map[string]any{"name": in.Tool.Name, "upstream": in.Tool.Upstream, "version": int64(in.Tool.Version),
 			"labelled": in.Tool.Labels != nil, "data_classes": l.DataClasses, "risk": l.Risk,
 			"irreversible": l.Irreversible, "egress": l.Egress, "owner": l.Owner, "require_approval": l.RequireApproval,
+			"allow_elicitation": l.AllowElicitation, "allow_sampling": l.AllowSampling,
 			"read_only": in.Tool.Hints.ReadOnly, "destructive": !in.Tool.Hints.ReadOnly && in.Tool.Hints.Destructive,
 			"open_world": !in.Tool.Hints.ReadOnly && in.Tool.Hints.OpenWorld, "idempotent": in.Tool.Hints.Idempotent},
 		args:    normalize(in.Args).(map[string]any),
