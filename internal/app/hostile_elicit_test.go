@@ -319,7 +319,9 @@ func TestHostileElicitURLLegacyClient(t *testing.T) {
 }
 
 // Attack: a 2026-07-28 upstream's prompt asks the user for input with
-// input_required. Prompts carry no labels: refused, on record.
+// input_required. Prompts carry no labels: refused, on record. Asked of a
+// 2025-11-25 client (through the pool's SDK client, outside any tool
+// call), it is refused as before, the record now saying what was asked.
 func TestHostilePromptQuestionsRefused(t *testing.T) {
 	s, _, alice := withFin(t, true, (*apptest.Upstream).AddBrief, "alice", "invoke:fin.brief")
 	const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`
@@ -329,6 +331,15 @@ func TestHostilePromptQuestionsRefused(t *testing.T) {
 		t.Fatalf("%v", m)
 	}
 	wantQuestion(t, s, audit.Denied, "elicitation-not-allowed", "elicitation", "form", "prompt:fin.brief")
+
+	asked := 0
+	cs := askingClient(t, s, alice, &asked)
+	if _, err := cs.GetPrompt(context.Background(), &mcp.GetPromptParams{Name: "fin.brief", Arguments: map[string]string{"topic": "tea"}}); err == nil || asked != 0 {
+		t.Fatalf("legacy client: asked %d, %v", asked, err)
+	}
+	if r := lastQuestion(t, s); r.Reason != "no-single-call-in-flight" || r.Detail["kind"] != "elicitation" {
+		t.Errorf("record: %s %v", r.Reason, r.Detail)
+	}
 }
 
 // Attack: an unlabelled tool's upstream elicits; the operator's policy

@@ -279,8 +279,9 @@ func (e *pooled) sole(ctx context.Context, p *Pool, c Caller, u Upstream, method
 	var refusal error
 	switch {
 	case n != 1:
-		rec.Outcome, rec.Reason = audit.Denied, "no-single-call-in-flight"
-		refusal = fmt.Errorf("%s refused: it can only be relayed during exactly one call of this user", method)
+		q, _ := Gate{}.Judge(method, params) // for the record only
+		q.Detail(rec.Detail)
+		refusal = &Refusal{Reason: "no-single-call-in-flight", Message: method + " refused: it can only be relayed during exactly one call of this user"}
 	default:
 		rec.RequestID = only.RequestID
 		refusal = only.admit(rec.Detail, method, params)
