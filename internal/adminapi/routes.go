@@ -48,6 +48,7 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/policy", a.handle(a.showPolicy))
 	m.HandleFunc("PUT /api/v1/policy", a.handle(a.setPolicy))
 	m.HandleFunc("GET /api/v1/policy/history", a.handle(a.policyHistory))
+	m.HandleFunc("POST /api/v1/policy/rollback", a.handle(a.rollbackPolicy))
 	m.HandleFunc("POST /api/v1/policy/explain", a.handle(a.explainPolicy))
 
 	m.HandleFunc("GET /api/v1/approvals", a.handle(a.listApprovals))

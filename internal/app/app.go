@@ -237,9 +237,13 @@ func (a *App) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if pr := policies.Problem(); pr != "" {
+		a.log.Error("policy", "problem", pr)
+	}
 	if a.approvals, err = approval.New(a.store, a.writer, a.now); err != nil {
 		return err
 	}
+	a.approvals.SetMaxPending(a.cfg.UserPending)
 	if len(a.cfg.Webhooks) > 0 {
 		keyFile := a.cfg.WebhookKeyFile
 		if keyFile == "" {

@@ -1,8 +1,10 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -33,10 +35,13 @@ func TestConformance(t *testing.T) {
 	runs := []struct {
 		name, env, baseline string
 		extra               []string
-		stateless           bool
+		stateless, dualEra  bool
 	}{
-		{"2025 revisions", "OSTIARY_CONFORMANCE_2025", "testdata/conformance-2025.yml", nil, false},
-		{"2026-07-28", "OSTIARY_CONFORMANCE_2026", "testdata/conformance-2026.yml", []string{"--requirements", "2026-07-28"}, true},
+		{"2025 revisions", "OSTIARY_CONFORMANCE_2025", "testdata/conformance-2025.yml", nil, false, false},
+		{"2026-07-28", "OSTIARY_CONFORMANCE_2026", "testdata/conformance-2026.yml", []string{"--requirements", "2026-07-28"}, true, false},
+		// A server in the transition: one endpoint, 2026-07-28 statelessly
+		// and 2025-11-25 with sessions. A 2025 client must lose nothing.
+		{"2025 revisions, dual-era upstream", "OSTIARY_CONFORMANCE_2025", "testdata/conformance-2025.yml", nil, false, true},
 	}
 	var configured bool
 	for _, r := range runs {
@@ -53,6 +58,9 @@ func TestConformance(t *testing.T) {
 				t.Skipf("%s is not set", r.env)
 			}
 			upstreamURL := startEverythingServer(t, server, r.stateless)
+			if r.dualEra {
+				upstreamURL = dualEra(t, startEverythingServer(t, server, true), upstreamURL)
+			}
 			s := apptest.Start(t)
 			mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "conf", "url": upstreamURL, "prefix": "", "allow_private": true}), http.StatusCreated)
 			setup(t, s, "everything", []string{"invoke:*"}, "tester", false)
@@ -111,6 +119,32 @@ func summary(out []byte) string {
 		}
 	}
 	return string(out[max(0, len(out)-400):])
+}
+
+// dualEra serves one endpoint in front of a stateless (2026-07-28) and a
+// session-based (2025) server: a request with a session id, an initialize,
+// a GET stream or a DELETE goes to the session-based one, anything else
+// (2026-07-28 requests, server/discover) to the stateless one.
+func dualEra(t *testing.T, stateless, sessions string) string {
+	t.Helper()
+	proxy := func(raw string) *httputil.ReverseProxy {
+		u, _ := url.Parse(raw)
+		rp := httputil.NewSingleHostReverseProxy(u)
+		rp.FlushInterval = -1
+		return rp
+	}
+	toStateless, toSessions := proxy(stateless), proxy(sessions)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if r.Header.Get("Mcp-Session-Id") != "" || r.Method != http.MethodPost || bytes.Contains(body, []byte(`"method":"initialize"`)) {
+			toSessions.ServeHTTP(w, r)
+			return
+		}
+		toStateless.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/mcp"
 }
 
 // buildEverythingServer builds the Go SDK's conformance server.

@@ -17,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/ostiary/ostiary/internal/app/apptest"
+	"github.com/ostiary/ostiary/internal/approval"
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/config"
@@ -309,5 +312,37 @@ func TestHostileAdminWriteFlood(t *testing.T) {
 	}
 	if n := len(records(t, s, audit.Query{Event: "rate-limited"})); n < 88 {
 		t.Errorf("rate-limited records: %d", n)
+	}
+}
+
+// Pending approval requests are capped per user: the fourth distinct held
+// call (cap 3) is refused at once with a clear message, on record as
+// user-pending-cap, and opens no request; an identical call still joins
+// its open request. Before, one user opened 326 pending requests in 1.3 s.
+func TestHostilePendingCap(t *testing.T) {
+	w := newApprovalWorld(t, func(c *config.Config) { c.UserPending, c.ApprovalWait = 3, 0 })
+	for i := range 3 {
+		if _, id := w.pay(t, float64(10+i)); id == "" {
+			t.Fatalf("held call %d opened no request", i+1)
+		}
+	}
+	_, err := w.bob.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.pay", Arguments: map[string]any{"amount": 99, "to": "ACME"}})
+	if err == nil || !strings.Contains(err.Error(), "3 approval requests pending") {
+		t.Errorf("a fourth pending request: %v", err)
+	}
+	if _, id := w.pay(t, 10); id == "" {
+		t.Error("an identical held call no longer joins its open request")
+	}
+	n := 0
+	for _, rec := range records(t, w.s, audit.Query{Event: "tool-call", Target: "tool:fin.pay"}) {
+		if rec.Reason == "user-pending-cap" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("user-pending-cap records: %d, want 1", n)
+	}
+	if got := len(records(t, w.s, audit.Query{Event: approval.EventRequested, Outcome: audit.Success})); got != 3 {
+		t.Errorf("requests opened: %d, want 3", got)
 	}
 }

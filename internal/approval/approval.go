@@ -2,7 +2,8 @@
 // bound to its requester, the exact tool version and the canonical
 // arguments; distinct people vote on it (never the requester); once
 // approved, exactly one identical call by the same requester uses it,
-// before it expires. Every step is an audit record committed with the
+// before it expires, unless someone denies it first (deny wins, even
+// after approval). Every step is an audit record committed with the
 // change it describes. See DESIGN.md in package policy.
 package approval
 
@@ -69,8 +70,9 @@ type Approval struct {
 	Upstream    string          `json:"upstream"`
 	ToolVersion int             `json:"tool_version"`
 	ToolDigest  string          `json:"tool_digest"`
-	ArgsSHA256  string          `json:"args_sha256"`
-	Args        json.RawMessage `json:"args"`
+	ArgsSHA256  string          `json:"args_sha256"` // of Args
+	Args        json.RawMessage `json:"args"`        // RFC 8785 canonical (a JSON encoder may re-escape it on the way)
+	ArgsBytes   int             `json:"args_bytes"`  // len(Args) as stored and hashed
 	Decision    policy.Decision `json:"decision"`
 	RequestID   string          `json:"request_id"`
 	CreatedAt   time.Time       `json:"created_at"`
@@ -159,10 +161,34 @@ type Service struct {
 	audit audit.Appender
 	now   func() time.Time
 
-	mu      sync.Mutex
-	waiters map[string][]chan struct{}
-	notify  Notifier
+	mu         sync.Mutex
+	waiters    map[string][]chan struct{}
+	notify     Notifier
+	maxPending int
 }
+
+// DefaultMaxPending is how many pending requests one user may have open.
+const DefaultMaxPending = 20
+
+// SetMaxPending bounds the pending requests one user may have open at
+// once (n ≤ 0: DefaultMaxPending).
+func (s *Service) SetMaxPending(n int) {
+	if n <= 0 {
+		n = DefaultMaxPending
+	}
+	s.maxPending = n
+}
+
+// PendingCapError refuses a request of a user who already has the most
+// pending requests allowed.
+type PendingCapError struct{ Max int }
+
+func (e *PendingCapError) Error() string {
+	return fmt.Sprintf("you already have %d approval requests pending, the most allowed; wait for one to be decided or to expire", e.Max)
+}
+
+// Unwrap makes it a fault of kind Conflict (recorded as such).
+func (e *PendingCapError) Unwrap() error { return fault.New(fault.Conflict, "%s", e.Error()) }
 
 // SetNotifier makes n hear of every request, vote and expiry.
 func (s *Service) SetNotifier(n Notifier) { s.notify = n }
@@ -178,18 +204,24 @@ func New(store Store, a audit.Appender, now func() time.Time) (*Service, error) 
 	if store == nil || a == nil || now == nil {
 		return nil, errors.New("approval: missing dependency")
 	}
-	return &Service{store: store, audit: a, now: now, waiters: map[string][]chan struct{}{}}, nil
+	return &Service{store: store, audit: a, now: now, waiters: map[string][]chan struct{}{}, maxPending: DefaultMaxPending}, nil
 }
 
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// newID mints an approval id: "apr_" and 128 bits from crypto/rand as 26
+// lower-case base32 letters. Ids name requests in URLs, webhooks and tool
+// results; at 128 bits nobody guesses or collides with one.
 func newID() string {
-	var b [10]byte
+	var b [16]byte
 	rand.Read(b[:])
-	return "apr_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+	return "apr_" + strings.ToLower(idEncoding.EncodeToString(b[:]))
 }
 
-// ValidID reports whether id looks like an approval id.
+// ValidID reports whether id looks like an approval id: 26 letters (128
+// bits), or 16 (the 80-bit ids of earlier versions, still stored).
 func ValidID(id string) bool {
-	if len(id) != 20 || !strings.HasPrefix(id, "apr_") {
+	if len(id) != 4+26 && len(id) != 4+16 || !strings.HasPrefix(id, "apr_") {
 		return false
 	}
 	for _, c := range id[4:] {
@@ -217,16 +249,31 @@ func (s *Service) Request(ctx context.Context, a Approval) (Approval, bool, erro
 		return Approval{}, false, err
 	}
 	now := s.now().UTC()
-	a.ID, a.Status, a.CreatedAt, a.Votes = newID(), Pending, now, []Vote{}
+	a.ID, a.Status, a.CreatedAt, a.Votes, a.ArgsBytes = newID(), Pending, now, []Vote{}, len(a.Args)
 	a.ExpiresAt = now.Add(a.Decision.Expires)
 	rec := audit.Record{Event: EventRequested, Outcome: audit.Success, Actor: a.Requester, KeyID: a.KeyID, RequestID: a.RequestID,
 		Target: "approval:" + a.ID, Detail: map[string]any{"tool": a.Tool, "requester_owner": a.Owner, "tool_version": a.ToolVersion, "tool_digest": a.ToolDigest,
-			"args_sha256": a.ArgsSHA256, "risk_score": a.Decision.Score, "reasons": a.Decision.Reasons, "policy_version": a.Decision.Policy,
+			"args_sha256": a.ArgsSHA256, "args_bytes": a.ArgsBytes, "risk_score": a.Decision.Score, "reasons": a.Decision.Reasons, "policy_version": a.Decision.Policy,
 			"requires": requiresDetail(a.Decision.Requires), "expires_at": a.ExpiresAt.Format(time.RFC3339)}}
 	_, err := s.audit.Write(ctx, audit.Entry{Record: rec, Apply: func(ctx context.Context, tx audit.Tx, _ *audit.Record) error {
 		ts, err := txStore(tx)
 		if err != nil {
 			return err
+		}
+		// Counted in the writer's transaction, so concurrent requests of
+		// one user cannot slip past the cap together.
+		open, err := ts.Approvals(ctx, Query{Status: Pending, Requester: a.Requester, Limit: s.maxPending + 1})
+		if err != nil {
+			return err
+		}
+		live := 0
+		for _, o := range open {
+			if now.Before(o.ExpiresAt) {
+				live++
+			}
+		}
+		if live >= s.maxPending {
+			return &PendingCapError{Max: s.maxPending}
 		}
 		return ts.InsertApproval(ctx, a)
 	}})
@@ -286,7 +333,10 @@ const MaxReason = 1000
 // nor can the owner of a requesting service account; a service account
 // never votes, and an approver needs the approve grant on the tool. A
 // deny settles the request; approvals settle it once every requirement
-// has its count of distinct qualifying approvers.
+// has its count of distinct qualifying approvers. Deny wins: a deny on an
+// approved request its call has not used yet voids it (approved →
+// denied), so a deny racing the last approval, or the call's claim, either
+// lands first and the call never runs, or finds it used and is refused.
 func (s *Service) Decide(ctx context.Context, p *authn.Principal, id string, approve bool, reason string) (Approval, error) {
 	rec := p.Record(EventDecided, "approval:"+id)
 	rec.Detail = map[string]any{"approve": approve, "reason": reason}
@@ -322,6 +372,10 @@ func (s *Service) Decide(ctx context.Context, p *authn.Principal, id string, app
 			return fault.New(fault.Forbidden, "segregation of duties: nobody decides on a request of a service account they own")
 		case p.Service:
 			return fault.New(fault.Forbidden, "segregation of duties: service accounts do not decide on approvals")
+		case a.Status == Approved && !approve:
+			// A deny that lands after the approving vote, before the call
+			// used the approval, voids it: deny wins (below, conditionally
+			// on approved, so a concurrent claim and this deny cannot both win).
 		case a.Status != Pending:
 			return fault.New(fault.Conflict, "approval %s is %s, not pending", id, a.Status)
 		case !now.Before(a.ExpiresAt):
@@ -342,7 +396,13 @@ func (s *Service) Decide(ctx context.Context, p *authn.Principal, id string, app
 			settled = Approved
 		}
 		if settled != "" {
-			if err := ts.SetApprovalStatus(ctx, id, Pending, settled, now); err != nil {
+			if a.Status == Approved {
+				r.Detail["voided"] = true // approved, not yet used: now denied
+			}
+			if err := ts.SetApprovalStatus(ctx, id, a.Status, settled, now); err != nil {
+				if fault.Is(err, fault.Conflict) {
+					return fault.New(fault.Conflict, "approval %s was settled or used meanwhile", id)
+				}
 				return err
 			}
 			a.Status, a.DecidedAt = settled, now

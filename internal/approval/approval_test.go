@@ -1,6 +1,7 @@
 package approval
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/ostiary/ostiary/internal/policy"
@@ -34,9 +35,25 @@ func TestSatisfied(t *testing.T) {
 	}
 }
 
+// An approval id carries 128 bits from crypto/rand: 26 base32 letters.
+// The 80-bit ids of earlier versions (16 letters) stay valid, so stored
+// requests can still be read and decided.
+func TestIDHas128Bits(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := newID()
+		raw, err := idEncoding.DecodeString(strings.ToUpper(strings.TrimPrefix(id, "apr_")))
+		if len(id) != 30 || err != nil || len(raw) != 16 || !ValidID(id) || seen[id] {
+			t.Fatalf("id %q: %d bytes of randomness, %v", id, len(raw), err)
+		}
+		seen[id] = true
+	}
+}
+
 func TestValidID(t *testing.T) {
 	for id, want := range map[string]bool{
-		newID(): true, "apr_abcdefghijklmnop": true, "apr_ABCDEFGHIJKLMNOP": false, "apr_abc": false, "xyz_abcdefghijklmnop": false,
+		newID(): true, "apr_abcdefghijklmnop": true, "apr_abcdefghijklmnopqrstuvwxy": false, "apr_abcdefghijklmnopqrstuvwxyz": true,
+		"apr_abcdefghijklmnopqrstuvwxyz2": false, "apr_abcdefghijklmnopqrstuvwxy1": false, "apr_ABCDEFGHIJKLMNOP": false, "apr_abc": false, "xyz_abcdefghijklmnop": false,
 		"apr_abcdefghijklmno1": false, "": false,
 	} {
 		if ValidID(id) != want {

@@ -23,6 +23,7 @@ type Principal struct {
 	RequestID   string // correlation id
 	Traceparent string // the client's W3C traceparent, if well-formed
 	Remote      string // client address
+	Legacy      bool   // the request speaks a 2025 protocol revision (sessions), not 2026-07-28
 }
 
 // DefaultEnvironment is the environment of keys and secrets created without

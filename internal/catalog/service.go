@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
@@ -79,68 +81,85 @@ func (c *Catalog) reload(ctx context.Context) error {
 }
 
 // syncListed keeps the prompts, resources and resource templates an
-// upstream lists, named under its namespace with the same collision rules
-// as tools (resources are named by their programmatic name; their URIs must
-// not collide with another upstream's). They are not versioned: their
-// content is produced per request anyway.
+// upstream lists, named under its namespace. A prompt is identified by its
+// name, which follows the tools' rules. A resource is identified by its URI
+// (a template by its URI template) and its name is a display name
+// (upstream.ValidDisplayName): two resources of one upstream may share it.
+// Grants apply to the namespaced name, so a name another upstream already
+// has, or one lying in another upstream's namespace, is refused, as is a
+// URI another upstream already has. They are not versioned: their content
+// is produced per request anyway.
 func (c *Catalog) syncListed(ctx context.Context, snap *Snapshot, u upstream.Upstream, l upstream.Listing, actor string, rep *SyncReport) error {
 	var keep upstream.Listing
 	seen := map[string]bool{}
-	admit := func(kind, name, uri string) (bool, error) {
+	// admit decides one item; id identifies it within the upstream (a
+	// prompt's name, a resource's URI, a template's URI template).
+	admit := func(kind, name, id string, valid func(string) bool, rule string) (bool, error) {
 		exposed := u.Expose(name)
 		owner, shadowed := snap.claimListed(kind, exposed, u.Name)
 		reason := ""
 		switch {
-		case !upstream.ValidToolName(name) || !upstream.ValidToolName(exposed):
-			reason = "invalid name (1–128 ASCII letters, digits, _ - . /)"
-		case seen[kind+" "+name]:
+		case !valid(name) || !valid(exposed):
+			reason = "invalid name (" + rule + ")"
+		case id == "":
+			reason = "no URI"
+		case seen[kind+" "+id]:
 			reason = "listed twice"
 		case owner != "":
 			reason = fmt.Sprintf("%s is already a %s of upstream %s", exposed, kind, owner)
 		case shadowed != "":
 			reason = fmt.Sprintf("%s lies in the namespace of upstream %s", exposed, shadowed)
-		case uri != "" && snap.uriOwner(uri, u.Name) != "":
-			reason = fmt.Sprintf("URI %s is already a resource of upstream %s", clip(uri), snap.uriOwner(uri, u.Name))
+		case kind == "resource" && snap.uriOwner(id, u.Name) != "":
+			reason = fmt.Sprintf("URI %s is already a resource of upstream %s", clip(id), snap.uriOwner(id, u.Name))
 		}
-		seen[kind+" "+name] = true
+		seen[kind+" "+id] = true
 		if reason == "" {
 			return true, nil
 		}
 		rep.Refused = append(rep.Refused, kind+" "+clip(name)+": "+reason)
-		return false, c.record(ctx, audit.Record{Event: EventToolRefused, Outcome: audit.Failed, Reason: kind + "-refused", Actor: actor,
-			Target: "upstream:" + u.Name, Detail: map[string]any{kind: clip(name), "reason": reason}}, nil)
+		code, detail := "prompt-refused", map[string]any{"prompt": clip(name), "reason": reason}
+		if kind != "prompt" {
+			code, detail = "resource-refused", map[string]any{"resource": clip(name), "uri": clip(id), "template": kind == "resource template", "reason": reason}
+		}
+		return false, c.record(ctx, audit.Record{Event: EventToolRefused, Outcome: audit.Failed, Reason: code, Actor: actor,
+			Target: "upstream:" + u.Name, Detail: detail}, nil)
 	}
-	for _, pr := range l.Prompts {
-		ok, err := admit("prompt", pr.Name, "")
-		if err != nil {
-			return err
-		}
-		if ok {
-			keep.Prompts = append(keep.Prompts, pr)
-		}
+	const toolRule, displayRule = "1–128 ASCII letters, digits, _ - . /", "1–256 bytes of printable text"
+	var err error
+	if keep.Prompts, err = admitted(l.Prompts, func(pr *mcp.Prompt) (bool, error) {
+		return admit("prompt", pr.Name, pr.Name, upstream.ValidToolName, toolRule)
+	}); err != nil {
+		return err
 	}
-	for _, r := range l.Resources {
-		ok, err := admit("resource", r.Name, r.URI)
-		if err != nil {
-			return err
-		}
-		if ok {
-			keep.Resources = append(keep.Resources, r)
-		}
+	if keep.Resources, err = admitted(l.Resources, func(r *mcp.Resource) (bool, error) {
+		return admit("resource", r.Name, r.URI, upstream.ValidDisplayName, displayRule)
+	}); err != nil {
+		return err
 	}
-	for _, t := range l.Templates {
-		ok, err := admit("resource", t.Name, "")
-		if err != nil {
-			return err
-		}
-		if ok {
-			keep.Templates = append(keep.Templates, t)
-		}
+	if keep.Templates, err = admitted(l.Templates, func(t *mcp.ResourceTemplate) (bool, error) {
+		return admit("resource template", t.Name, t.URITemplate, upstream.ValidDisplayName, displayRule)
+	}); err != nil {
+		return err
 	}
 	c.listedMu.Lock()
 	c.listed[u.Name] = keep
 	c.listedMu.Unlock()
 	return nil
+}
+
+// admitted returns the items of list that admit accepts, in order.
+func admitted[T any](list []*T, admit func(*T) (bool, error)) ([]*T, error) {
+	var out []*T
+	for _, v := range list {
+		ok, err := admit(v)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }
 
 func (c *Catalog) record(ctx context.Context, rec audit.Record, apply func(context.Context, TxStore) error) error {

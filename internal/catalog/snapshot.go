@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"regexp"
@@ -60,14 +61,16 @@ type Snapshot struct {
 	byHeld    map[string]*Entry
 	prompts   []*PromptEntry // sorted by Name
 	byPrompt  map[string]*PromptEntry
-	resources []*ResourceEntry // concrete resources and templates, sorted by Name
+	resources []*ResourceEntry // concrete resources and templates, sorted by Name, then URI
 	byURI     map[string]*ResourceEntry
-	byRes     map[string]*ResourceEntry // by Name
+	byRes     map[string]*ResourceEntry // by Name: the first (all share its upstream)
 }
 
-// ResourceEntry is one resource or resource template as clients see it. It
-// is governed under Name (its upstream's namespace and its programmatic
-// name) by the same grants as tools: discover lists it, invoke reads it.
+// ResourceEntry is one resource or resource template as clients see it,
+// identified by its URI (a template by its URI template). It is governed
+// under Name (its upstream's namespace and its display name, which other
+// resources of the same upstream may share) by the same grants as tools:
+// discover lists it, invoke reads it.
 type ResourceEntry struct {
 	Name     string
 	Upstream string
@@ -144,21 +147,26 @@ func newSnapshot(ups []upstream.Upstream, tools []ToolState, listed map[string]u
 	return s
 }
 
+// addResources adds an upstream's resources and templates. They are
+// identified by URI (a template by its URI template) and may share a name
+// within their upstream; a name another upstream already holds is not
+// added (its grants would cover both), nor is a URI another upstream holds.
 func (s *Snapshot) addResources(u upstream.Upstream, l upstream.Listing) {
-	add := func(e *ResourceEntry) {
-		if _, taken := s.byRes[e.Name]; taken {
-			return
+	add := func(e *ResourceEntry) bool {
+		if prev, taken := s.byRes[e.Name]; taken && prev.Upstream != e.Upstream {
+			return false
+		} else if !taken {
+			s.byRes[e.Name] = e
 		}
-		s.byRes[e.Name] = e
 		s.resources = append(s.resources, e)
+		return true
 	}
 	for _, r := range l.Resources {
 		if _, taken := s.byURI[r.URI]; taken {
 			continue
 		}
 		e := &ResourceEntry{Name: u.Expose(r.Name), Upstream: u.Name, Resource: r}
-		add(e)
-		if s.byRes[e.Name] == e {
+		if add(e) {
 			s.byURI[r.URI] = e
 		}
 	}
@@ -169,7 +177,17 @@ func (s *Snapshot) addResources(u upstream.Upstream, l upstream.Listing) {
 		}
 		add(&ResourceEntry{Name: u.Expose(t.Name), Upstream: u.Name, Template: t, match: tmpl.Regexp()})
 	}
-	slices.SortFunc(s.resources, func(a, b *ResourceEntry) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortStableFunc(s.resources, func(a, b *ResourceEntry) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.id(), b.id()))
+	})
+}
+
+// id is what identifies a resource entry: its URI, or its URI template.
+func (e *ResourceEntry) id() string {
+	if e.Resource != nil {
+		return e.Resource.URI
+	}
+	return e.Template.URITemplate
 }
 
 // ResolveURI finds the resource entry a URI belongs to: a listed resource,

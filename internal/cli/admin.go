@@ -43,9 +43,9 @@ func (e *env) whoamiCmd() *cobra.Command {
 				if w.Service {
 					kind = "service account"
 				}
-				fmt.Fprintf(e.stdout, "user:   %s (%s)\nkey:    %s\nenv:    %s\nroles:  %s\ngrants: %s\n", printable(w.User), kind, w.KeyID, w.Environment, list(w.Roles), list(w.Grants))
+				fmt.Fprintf(e.stdout, "user:   %s (%s)\nkey:    %s\nenv:    %s\nroles:  %s\ngrants: %s\n", safe(w.User), kind, safe(w.KeyID), safe(w.Environment), safe(list(w.Roles)), safe(list(w.Grants)))
 				if w.Scope != nil {
-					fmt.Fprintf(e.stdout, "scope:  %s\n", list(w.Scope))
+					fmt.Fprintf(e.stdout, "scope:  %s\n", safe(list(w.Scope)))
 				}
 				return nil
 			})

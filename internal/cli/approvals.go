@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/ostiary/ostiary/internal/adminapi"
 	"github.com/ostiary/ostiary/internal/approval"
+	"github.com/ostiary/ostiary/internal/jcs"
 )
 
 func (e *env) approvalsCmd() *cobra.Command {
@@ -62,18 +65,46 @@ func (e *env) approvalsListCmd() *cobra.Command {
 	return cmd
 }
 
+// printApproval shows what an approver decides on, every string through
+// safe: the exact tool version and definition digest the approval binds,
+// the arguments with their byte length and SHA-256 (of the RFC 8785 form
+// stored and shown, so what is read is what is hashed), and the votes.
 func (e *env) printApproval(a approval.Approval) {
-	fmt.Fprintf(e.stdout, "approval:   %s (%s)\nrequester:  %s (key %s, request %s)\ntool:       %s version %d (%s…)\narguments:  %s\n",
-		a.ID, a.Status, a.Requester, a.KeyID, a.RequestID, a.Tool, a.ToolVersion, a.ToolDigest[:min(12, len(a.ToolDigest))], printable(string(a.Args)))
+	fmt.Fprintf(e.stdout, "approval:   %s (%s)\nrequester:  %s (key %s, request %s)\n",
+		safe(a.ID), safe(string(a.Status)), safe(a.Requester), safe(a.KeyID), safe(a.RequestID))
+	if a.Owner != "" {
+		fmt.Fprintf(e.stdout, "owner:      %s (the requesting service account's)\n", safe(a.Owner))
+	}
+	args, check := canonicalArgs(a)
+	fmt.Fprintf(e.stdout, "tool:       %s on %s, version %d\ndefinition: sha256 %s\narguments:  %s\nargs bytes: %d\nargs hash:  sha256 %s (%s)\n",
+		safe(a.Tool), safe(a.Upstream), a.ToolVersion, safe(a.ToolDigest), safe(args), a.ArgsBytes, safe(a.ArgsSHA256), check)
 	fmt.Fprintf(e.stdout, "risk:       %d/100, policy version %d, reasons %s\nneeds:      %s\ncreated:    %s\nexpires:    %s\n",
-		a.Decision.Score, a.Decision.Policy, strings.Join(a.Decision.Reasons, ", "), needs(a), when(&a.CreatedAt), when(&a.ExpiresAt))
+		a.Decision.Score, a.Decision.Policy, safe(strings.Join(a.Decision.Reasons, ", ")), safe(needs(a)), when(&a.CreatedAt), when(&a.ExpiresAt))
+	if a.Decision.Message != "" {
+		fmt.Fprintf(e.stdout, "message:    %s\n", safe(a.Decision.Message))
+	}
 	for _, v := range a.Votes {
 		verb := "approved"
 		if !v.Approve {
 			verb = "denied"
 		}
-		fmt.Fprintf(e.stdout, "vote:       %s %s at %s: %s\n", v.Approver, verb, when(&v.At), printable(v.Reason))
+		fmt.Fprintf(e.stdout, "vote:       %s %s at %s: %s\n", safe(v.Approver), verb, when(&v.At), safe(v.Reason))
 	}
+}
+
+// canonicalArgs restores the RFC 8785 form of the arguments (the server's
+// JSON encoder may have re-escaped them) and says whether it is exactly
+// what the request's digest and length cover.
+func canonicalArgs(a approval.Approval) (string, string) {
+	c, err := jcs.Canonicalize(a.Args)
+	if err != nil {
+		return string(a.Args), "WARNING: the arguments shown are not canonical JSON"
+	}
+	sum := sha256.Sum256(c)
+	if hex.EncodeToString(sum[:]) != a.ArgsSHA256 || len(c) != a.ArgsBytes {
+		return string(c), "WARNING: does not match the arguments shown"
+	}
+	return string(c), "matches the arguments shown"
 }
 
 func (e *env) approvalsShowCmd() *cobra.Command {
@@ -115,11 +146,11 @@ func (e *env) approvalsDecideCmd(approve bool) *cobra.Command {
 			return e.call(cmd, "POST", "/approvals/"+url.PathEscape(a[0])+"/"+verb, nil, adminapi.ApprovalDecision{Reason: reason}, &ap, asJSON, func() error {
 				switch ap.Status {
 				case approval.Approved:
-					fmt.Fprintf(e.stdout, "%s approved: %s may now repeat the call once, until %s\n", ap.ID, ap.Requester, when(&ap.ExpiresAt))
+					fmt.Fprintf(e.stdout, "%s approved: %s may now repeat the call once, until %s\n", safe(ap.ID), safe(ap.Requester), when(&ap.ExpiresAt))
 				case approval.Denied:
-					fmt.Fprintf(e.stdout, "%s denied\n", ap.ID)
+					fmt.Fprintf(e.stdout, "%s denied\n", safe(ap.ID))
 				default:
-					fmt.Fprintf(e.stdout, "your vote on %s is recorded; it still needs %s (votes so far: %s)\n", ap.ID, needs(ap), approvers(ap))
+					fmt.Fprintf(e.stdout, "your vote on %s is recorded; it still needs %s (votes so far: %s)\n", safe(ap.ID), safe(needs(ap)), safe(approvers(ap)))
 				}
 				return nil
 			})

@@ -37,32 +37,32 @@ func keyValues(flag string, kvs []string) (map[string]string, error) {
 
 func (e *env) printSync(r catalog.SyncReport) {
 	if r.Error != "" {
-		fmt.Fprintf(e.stdout, "sync of %s failed: %s\n", r.Upstream, r.Error)
+		fmt.Fprintf(e.stdout, "sync of %s failed: %s\n", safe(r.Upstream), safe(r.Error))
 		return
 	}
 	fmt.Fprintf(e.stdout, "%s lists %d tools: %d new, %d changed (pending review), %d vanished, %d refused\n",
-		r.Upstream, r.Tools, len(r.Created)+len(r.New), len(r.Pending), len(r.Vanished), len(r.Refused))
+		safe(r.Upstream), r.Tools, len(r.Created)+len(r.New), len(r.Pending), len(r.Vanished), len(r.Refused))
 	if r.FirstSync {
 		fmt.Fprintf(e.stdout, "%d tools activated (first sync)\n", len(r.Created))
 	}
 	if len(r.New) > 0 {
 		fmt.Fprintf(e.stdout, "%d new tools pending review: %s (neither listed nor callable until 'ostiary tools activate TOOL 1')\n",
-			len(r.New), printable(strings.Join(r.New, ", ")))
+			len(r.New), safe(strings.Join(r.New, ", ")))
 	}
 	for _, p := range r.Pending {
-		fmt.Fprintf(e.stdout, "  pending: %s (review with 'ostiary tools versions')\n", printable(p))
+		fmt.Fprintf(e.stdout, "  pending: %s (review with 'ostiary tools versions')\n", safe(p))
 	}
 	for _, c := range r.Changed {
-		fmt.Fprintf(e.stdout, "  changed: %s (calls refused until a version is activated, unless the upstream keeps them pinned)\n", printable(c))
+		fmt.Fprintf(e.stdout, "  changed: %s (calls refused until a version is activated, unless the upstream keeps them pinned)\n", safe(c))
 	}
 	for _, f := range r.Flagged {
-		fmt.Fprintf(e.stdout, "  flagged: %s\n", printable(f))
+		fmt.Fprintf(e.stdout, "  flagged: %s\n", safe(f))
 	}
 	for _, v := range r.Vanished {
-		fmt.Fprintf(e.stdout, "  vanished: %s\n", printable(v))
+		fmt.Fprintf(e.stdout, "  vanished: %s\n", safe(v))
 	}
 	for _, x := range r.Refused {
-		fmt.Fprintf(e.stdout, "  refused: %s\n", printable(x))
+		fmt.Fprintf(e.stdout, "  refused: %s\n", safe(x))
 	}
 }
 
@@ -236,7 +236,7 @@ func (e *env) upstreamsRemoveCmd() *cobra.Command {
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return e.call(cmd, "DELETE", "/upstreams/"+url.PathEscape(a[0]), nil, nil, nil, false, func() error {
-				fmt.Fprintf(e.stdout, "removed upstream %s\n", a[0])
+				fmt.Fprintf(e.stdout, "removed upstream %s\n", safe(a[0]))
 				return nil
 			})
 		},
@@ -322,7 +322,7 @@ func (e *env) toolsVersionsCmd() *cobra.Command {
 					if len(v.Flags) > 0 {
 						review = "flagged: " + strings.Join(v.Flags, ", ")
 					}
-					t.row(strconv.Itoa(v.Version), string(v.Status), v.Digest[:16], when(&v.SeenAt), when(&v.ActivatedAt), dash(v.ActivatedBy), printable(review))
+					t.row(strconv.Itoa(v.Version), string(v.Status), v.Digest[:16], when(&v.SeenAt), when(&v.ActivatedAt), dash(v.ActivatedBy), review)
 				}
 				return t.flush()
 			})
@@ -343,7 +343,7 @@ func (e *env) toolsActivateCmd() *cobra.Command {
 				return usageError("VERSION must be a positive number")
 			}
 			return e.call(cmd, "POST", "/tools/activate", nil, adminapi.Activation{Tool: a[0], Version: v}, nil, false, func() error {
-				fmt.Fprintf(e.stdout, "%s is now pinned at version %d\n", a[0], v)
+				fmt.Fprintf(e.stdout, "%s is now pinned at version %d\n", safe(a[0]), v)
 				return nil
 			})
 		},
@@ -364,9 +364,9 @@ func (e *env) toolsTimeoutCmd() *cobra.Command {
 			}
 			return e.call(cmd, "POST", "/tools/timeout", nil, adminapi.ToolTimeout{Tool: a[0], Timeout: a[1]}, nil, false, func() error {
 				if a[1] == "0" {
-					fmt.Fprintf(e.stdout, "%s has no timeout of its own now\n", a[0])
+					fmt.Fprintf(e.stdout, "%s has no timeout of its own now\n", safe(a[0]))
 				} else {
-					fmt.Fprintf(e.stdout, "calls of %s now time out after %s\n", a[0], a[1])
+					fmt.Fprintf(e.stdout, "calls of %s now time out after %s\n", safe(a[0]), safe(a[1]))
 				}
 				return nil
 			})
@@ -437,7 +437,7 @@ the change is audited with the labels before and after.`,
 					return usageError("--clear takes no other label flags")
 				}
 				return e.call(cmd, "POST", "/tools/labels", nil, adminapi.ToolLabels{Tool: a[0]}, nil, asJSON, func() error {
-					fmt.Fprintf(e.stdout, "%s is unlabelled now: its upstream's hints stand in\n", a[0])
+					fmt.Fprintf(e.stdout, "%s is unlabelled now: its upstream's hints stand in\n", safe(a[0]))
 					return nil
 				})
 			}
@@ -499,7 +499,7 @@ the change is audited with the labels before and after.`,
 				return usageError("%v", err)
 			}
 			return e.call(cmd, "POST", "/tools/labels", nil, adminapi.ToolLabels{Tool: a[0], Labels: &next}, nil, asJSON, func() error {
-				fmt.Fprintf(e.stdout, "%s: %s\n", a[0], labelSummary(&next))
+				fmt.Fprintf(e.stdout, "%s: %s\n", safe(a[0]), safe(labelSummary(&next)))
 				return nil
 			})
 		},

@@ -57,7 +57,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintf(stderr, "ostiary: %v\n", err)
+	fmt.Fprintf(stderr, "ostiary: %s\n", safeText(err.Error())) // server messages can quote what a client sent
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code

@@ -321,7 +321,7 @@ func TestDemo(t *testing.T) {
 				t.Fatalf("the banner shows no payment: %s", out)
 			}
 			r = run(as("bob"), "mcp", "call", "shop.pay_invoice", pay[1])
-			id := regexp.MustCompile(`apr_[a-z2-7]{16}`).FindString(r.stdout)
+			id := regexp.MustCompile(`apr_[a-z2-7]{26}`).FindString(r.stdout)
 			if r.code != ExitError || id == "" || strings.Contains(r.stdout, "paid_eur") {
 				t.Fatalf("bob's payment was not held: %+v", r)
 			}

@@ -85,7 +85,7 @@ func (e *env) killReleaseCmd() *cobra.Command {
 			}
 			var sw killswitch.Switch
 			return e.call(cmd, "POST", "/killswitches/"+url.PathEscape(a[0])+"/release", nil, adminapi.Release{Reason: reason}, &sw, asJSON, func() error {
-				fmt.Fprintf(e.stdout, "released %s (%s %s)\n", sw.ID, sw.Kind, sw.Target)
+				fmt.Fprintf(e.stdout, "released %s (%s %s)\n", safe(sw.ID), safe(string(sw.Kind)), safe(sw.Target))
 				return nil
 			})
 		},

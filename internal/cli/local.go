@@ -80,6 +80,7 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	}
 	cmd.Flags().IntVar(&cfg.UserSessions, "max-sessions-per-user", 0, "open 2025-era MCP sessions one user may hold (default 64)")
 	cmd.Flags().IntVar(&cfg.UserStreams, "max-streams-per-user", 0, "open event streams one user may hold (default 16)")
+	cmd.Flags().IntVar(&cfg.UserPending, "max-pending-per-user", 0, "approval requests one user may have pending (default 20)")
 	cmd.Flags().IntVar(&cfg.UserCalls, "max-calls-per-user", 0, "tool calls one user may have in flight, held ones included (default 32)")
 	cmd.Flags().IntVar(&cfg.UpstreamSlots, "upstream-concurrency", 0, "calls in flight per upstream, at most half of them for one user and half for one tool; a call finding none free is refused at once (default 64)")
 	cmd.Flags().Var(rateFlag{&cfg.RateAdminWrite}, "rate-admin-write", "admin API writes allowed per API key: N/s or N/m[,burst=B], or off (default 10/s,burst=50; then 429 with Retry-After)")
@@ -139,7 +140,7 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 			*r.to = *r.from
 		}
 	}
-	for _, c := range []struct{ from, to *int }{{&flags.UserSessions, &cfg.UserSessions}, {&flags.UserStreams, &cfg.UserStreams}, {&flags.UserCalls, &cfg.UserCalls}, {&flags.UpstreamSlots, &cfg.UpstreamSlots}} {
+	for _, c := range []struct{ from, to *int }{{&flags.UserSessions, &cfg.UserSessions}, {&flags.UserStreams, &cfg.UserStreams}, {&flags.UserCalls, &cfg.UserCalls}, {&flags.UserPending, &cfg.UserPending}, {&flags.UpstreamSlots, &cfg.UpstreamSlots}} {
 		if *c.from < 0 {
 			return cfg, fmt.Errorf("a per-user limit must be positive")
 		}

@@ -2,10 +2,8 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -44,7 +42,7 @@ func (e *env) mcpSession(ctx context.Context, version string) (*mcp.ClientSessio
 	client := mcp.NewClient(&mcp.Implementation{Name: "ostiary-cli", Version: "1"}, &mcp.ClientOptions{
 		ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
 			if r.Params.Message != "" {
-				fmt.Fprintf(e.stderr, "… %s\n", printable(r.Params.Message))
+				fmt.Fprintf(e.stderr, "… %s\n", safe(r.Params.Message))
 			}
 		}})
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -84,7 +82,7 @@ func (e *env) mcpToolsCmd(version *string) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return json.NewEncoder(e.stdout).Encode(res)
+				return encodeJSON(e.stdout, res)
 			}
 			t := newTable(e.stdout, "TOOL", "DESCRIPTION")
 			for _, tool := range res.Tools {
@@ -122,11 +120,11 @@ func (e *env) mcpCallCmd(version *string) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return json.NewEncoder(e.stdout).Encode(res)
+				return encodeJSON(e.stdout, res)
 			}
 			for _, c := range res.Content {
 				if tc, ok := c.(*mcp.TextContent); ok {
-					fmt.Fprintln(e.stdout, printableLines(tc.Text))
+					fmt.Fprintln(e.stdout, safeText(tc.Text))
 				}
 			}
 			if res.IsError {
@@ -137,14 +135,6 @@ func (e *env) mcpCallCmd(version *string) *cobra.Command {
 	}
 	jsonFlag(cmd, &asJSON)
 	return cmd
-}
-
-func printableLines(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = printable(l)
-	}
-	return strings.Join(lines, "\n")
 }
 
 // demoUpstreamCmd serves the demo shop over stdio; 'ostiary demo' registers

@@ -10,14 +10,25 @@ import (
 	"time"
 )
 
-// printJSON re-indents an API answer for --json.
+// printJSON re-indents an API answer for --json, with every character a
+// terminal would hide or reorder written as a \u escape (jsonSafe).
 func printJSON(w io.Writer, raw []byte) error {
 	var buf bytes.Buffer
 	if err := json.Indent(&buf, raw, "", "  "); err != nil {
 		return err
 	}
 	buf.WriteByte('\n')
-	_, err := w.Write(buf.Bytes())
+	_, err := w.Write(jsonSafe(buf.Bytes()))
+	return err
+}
+
+// encodeJSON prints v as one line of JSON, escaped as printJSON does.
+func encodeJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(jsonSafe(append(b, '\n')))
 	return err
 }
 
@@ -34,22 +45,16 @@ func newTable(w io.Writer, header ...string) *table {
 
 func (t *table) row(cols ...string) {
 	for i, c := range cols {
-		cols[i] = printable(c)
+		cols[i] = safe(c)
 	}
 	fmt.Fprintln(t.tw, strings.Join(cols, "\t"))
 }
 
 func (t *table) flush() error { return t.tw.Flush() }
 
-// printable keeps terminal control characters out of tables.
-func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return '?'
-		}
-		return r
-	}, s)
-}
+// printable is safe, under the name earlier code (and branches in flight)
+// calls it by.
+func printable(s string) string { return safe(s) }
 
 func dash(s string) string {
 	if s == "" {

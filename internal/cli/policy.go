@@ -17,7 +17,7 @@ import (
 
 func (e *env) policyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "Policy as code: the rules that allow, hold for approval or deny each call"}
-	cmd.AddCommand(e.policySetCmd(), e.policyShowCmd(), e.policyHistoryCmd(), e.policyTestCmd(), e.policyExplainCmd())
+	cmd.AddCommand(e.policySetCmd(), e.policyShowCmd(), e.policyHistoryCmd(), e.policyRollbackCmd(), e.policyTestCmd(), e.policyExplainCmd())
 	return cmd
 }
 
@@ -63,7 +63,7 @@ func (e *env) policySetCmd() *cobra.Command {
 		Long: `Put a new policy in force. The document must compile and pass the tests it
 carries (tests:), or nothing changes. It becomes the next version, on record;
 earlier versions stay in 'policy history' ('policy show --version N' prints one,
-and setting it again rolls back). Needs the manage-policy grant.`,
+'policy rollback N' puts it back in force). Needs the manage-policy grant.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			src, err := e.readPolicyFile(a[0])
@@ -99,8 +99,8 @@ func (e *env) policyShowCmd() *cobra.Command {
 			}
 			var v policy.Version
 			return e.call(cmd, "GET", "/policy", q, nil, &v, asJSON, func() error {
-				fmt.Fprintf(e.stdout, "# policy version %d, set %s by %s, sha256 %s\n", v.Version, when(&v.CreatedAt), v.CreatedBy, v.Digest)
-				fmt.Fprint(e.stdout, v.Source)
+				fmt.Fprintf(e.stdout, "# policy version %d, set %s by %s, sha256 %s\n", v.Version, when(&v.CreatedAt), safe(v.CreatedBy), safe(v.Digest))
+				fmt.Fprint(e.stdout, safeText(v.Source))
 				if !strings.HasSuffix(v.Source, "\n") {
 					fmt.Fprintln(e.stdout)
 				}
@@ -127,6 +127,34 @@ func (e *env) policyHistoryCmd() *cobra.Command {
 					t.row(strconv.Itoa(v.Version), when(&v.CreatedAt), v.CreatedBy, strconv.Itoa(v.Rules), strconv.Itoa(v.Tests), v.Digest[:16], v.Description)
 				}
 				return t.flush()
+			})
+		},
+	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func (e *env) policyRollbackCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "rollback VERSION",
+		Short: "Put an earlier policy version back in force, as a new version (on record)",
+		Long: `Put the document of policy version VERSION (see 'policy history') back in force.
+It becomes the next version, so history stays append-only, and the change is
+recorded as policy-rolled-back with both versions. The document must still
+compile and pass its own tests, or nothing changes. Needs the manage-policy grant.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			n, err := strconv.Atoi(a[0])
+			if err != nil || n <= 0 {
+				return usageError("VERSION must be a positive number")
+			}
+			var out adminapi.PolicySet
+			return e.call(cmd, "POST", "/policy/rollback", nil, adminapi.RollbackPolicy{Version: n}, &out, asJSON, func() error {
+				e.printTests(out.Tests)
+				fmt.Fprintf(e.stdout, "\nthe document of version %d is in force again as policy version %d (%d rules, %d tests passed, sha256 %s)\n",
+					n, out.Version.Version, out.Version.Rules, len(out.Tests), out.Version.Digest[:min(16, len(out.Version.Digest))])
+				return nil
 			})
 		},
 	}
@@ -164,8 +192,10 @@ optionally reasons and the exact score). Exits 1 if any test fails.`,
 						failed++
 					}
 				}
-				b, _ := json.MarshalIndent(results, "", "  ")
-				fmt.Fprintln(e.stdout, string(b))
+				b, _ := json.Marshal(results)
+				if err := printJSON(e.stdout, b); err != nil {
+					return err
+				}
 			} else {
 				failed = e.printTests(results)
 				fmt.Fprintf(e.stdout, "\n%d rules, %d tests, %d failed\n", len(p.Doc.Rules), len(results), failed)
@@ -205,19 +235,19 @@ func (e *env) policyExplainCmd() *cobra.Command {
 			return e.call(cmd, "POST", "/policy/explain", nil, adminapi.ExplainRequest{User: as, Tool: a[0], Args: raw}, &x, asJSON, func() error {
 				d := x.Decision
 				fmt.Fprintf(e.stdout, "decision:  %s\nrisk:      %d/100\nreasons:   %s\npolicy:    version %d\ntool:      %s (version %d; labels: %s)\n",
-					d.Effect, d.Score, strings.Join(d.Reasons, ", "), d.Policy, x.Tool, x.Version, labelSummary(x.Labels))
+					safe(string(d.Effect)), d.Score, safe(strings.Join(d.Reasons, ", ")), d.Policy, safe(x.Tool), x.Version, safe(labelSummary(x.Labels)))
 				for _, r := range d.Requires {
 					who := "any holder of the approve grant"
 					if r.Role != "" {
-						who = "holders of role " + r.Role
+						who = "holders of role " + safe(r.Role)
 					}
-					fmt.Fprintf(e.stdout, "approval:  %d distinct approver(s), %s (%s)\n", r.Approvers, who, r.Reason)
+					fmt.Fprintf(e.stdout, "approval:  %d distinct approver(s), %s (%s)\n", r.Approvers, who, safe(r.Reason))
 				}
 				if d.Message != "" {
-					fmt.Fprintf(e.stdout, "message:   %s\n", d.Message)
+					fmt.Fprintf(e.stdout, "message:   %s\n", safe(d.Message))
 				}
 				if x.Problem != "" {
-					fmt.Fprintf(e.stdout, "note:      %s\n", x.Problem)
+					fmt.Fprintf(e.stdout, "note:      %s\n", safe(x.Problem))
 				}
 				return nil
 			})

@@ -45,6 +45,7 @@ type Config struct {
 	UserSessions    int           // open 2025-era sessions per user (default 64)
 	UserStreams     int           // open GET streams per user (default 16)
 	UserCalls       int           // tool calls in flight per user, held ones included (default 32)
+	UserPending     int           // pending approval requests per user (default 20)
 	UpstreamSlots   int           // calls in flight per upstream, at most half per user and per tool (default 64)
 	AuthFailWindow  time.Duration // failures over budget in this window are recorded as one aggregated record
 	// StdioAllow lists the programs stdio upstreams may run: absolute
@@ -77,6 +78,7 @@ func Default() Config {
 		UserSessions:    64,
 		UserStreams:     16,
 		UserCalls:       32,
+		UserPending:     20,
 		UpstreamSlots:   64,
 	}
 }

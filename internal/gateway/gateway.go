@@ -314,7 +314,8 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
-	if m.modern || r.Header.Get("Mcp-Protocol-Version") >= "2026-07-28" {
+	p.Legacy = !m.modern && r.Header.Get("Mcp-Protocol-Version") < "2026-07-28"
+	if !p.Legacy {
 		if m.method == "tools/call" && r.Header.Get("Mcp-Protocol-Version") >= "2026-07-28" && !g.paramHeadersMatch(w, r, p, m) {
 			return
 		}

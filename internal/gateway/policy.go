@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -25,6 +26,8 @@ import (
 const (
 	ReasonPolicyDeny = "policy-deny"
 	ReasonHeld       = "approval-required"
+	// ReasonPendingCap: the caller already has the most pending requests.
+	ReasonPendingCap = "user-pending-cap"
 	// ReasonApprovalsDown: approval_status could not read the requests.
 	ReasonApprovalsDown = "approvals-unavailable"
 )
@@ -158,6 +161,10 @@ func (g *Gateway) held(ctx context.Context, p *authn.Principal, rec audit.Record
 	}
 	a, _, err := g.cfg.Approvals.Request(ctx, approval.Approval{Requester: p.User, Owner: p.Owner, KeyID: p.KeyID, Tool: e.Name, Upstream: e.Upstream,
 		ToolVersion: e.Version, ToolDigest: e.Digest, ArgsSHA256: args.digest, Args: args.canonical, Decision: d, RequestID: p.RequestID})
+	var capped *approval.PendingCapError
+	if errors.As(err, &capped) {
+		return "", false, nil, g.deny(ctx, rec, ReasonPendingCap, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: capped.Error()})
+	}
 	if err != nil {
 		g.cfg.Logger.Error("audit unavailable: cannot open an approval request", "request_id", p.RequestID, "err", err)
 		return "", false, nil, errAudit

@@ -20,8 +20,8 @@ const (
 	EventResourceResult = "resource-result" // the outcome
 )
 
-// Resources are governed by the tools' grants under their upstream's
-// namespace and programmatic name: discover lists, invoke reads. A hidden
+// Resources are identified by URI and governed by the tools' grants under
+// their upstream's namespace and display name: discover lists, invoke reads. A hidden
 // resource answers exactly like a missing one (the SDK's not-found error).
 
 func (g *Gateway) listResources(ctx context.Context, p *authn.Principal, templates bool) (mcp.Result, error) {

@@ -21,8 +21,6 @@ import (
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
-	"cel.dev/cel-go/ext"
-	"cel.dev/cel-go/interpreter"
 	yaml "go.yaml.in/yaml/v3"
 )
 
@@ -165,24 +163,6 @@ type compiled struct {
 }
 
 var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-
-var celEnv = func() *cel.Env {
-	env, err := cel.NewEnv(
-		cel.Variable("principal", cel.MapType(cel.StringType, cel.DynType)),
-		cel.Variable("tool", cel.MapType(cel.StringType, cel.DynType)),
-		cel.Variable("args", cel.MapType(cel.StringType, cel.DynType)),
-		cel.Variable("session", cel.MapType(cel.StringType, cel.DynType)),
-		cel.Variable("now", cel.TimestampType),
-		cel.Variable("risk", cel.IntType),
-		cel.CrossTypeNumericComparisons(true),
-		cel.DefaultUTCTimeZone(true),
-		ext.Strings(),
-	)
-	if err != nil {
-		panic(err)
-	}
-	return env
-}()
 
 // Parse reads and compiles a policy document (YAML or JSON). Errors name
 // the rule and say what is wrong; they are safe to show.
@@ -357,71 +337,6 @@ func (d *Decision) raise(e Effect, reason, message string) {
 		}
 	} else if e == d.Effect && d.Message == "" {
 		d.Message = message
-	}
-}
-
-// activation binds the CEL variables without building a map of maps per
-// name lookup.
-type activation struct {
-	principal, tool, args, session map[string]any
-	now                            time.Time
-	risk                           int64
-	request                        map[string]string // for upstream_requests rules only
-}
-
-func (a *activation) ResolveName(name string) (any, bool) {
-	switch name {
-	case "principal":
-		return a.principal, true
-	case "tool":
-		return a.tool, true
-	case "args":
-		return a.args, true
-	case "session":
-		return a.session, true
-	case "now":
-		return a.now, true
-	case "risk":
-		return a.risk, true
-	case "request":
-		return a.request, a.request != nil
-	}
-	return nil, false
-}
-
-func (a *activation) Parent() interpreter.Activation { return nil }
-
-func (p *Policy) activation(in Input, l Labels, base int) *activation {
-	scope := in.Scope
-	if scope == nil {
-		scope = []string{}
-	}
-	roles := in.Roles
-	if roles == nil {
-		roles = []string{}
-	}
-	classes := []string{}
-	last := map[string]any{}
-	for c, at := range in.Touched {
-		if in.Now.Sub(at) <= p.window {
-			classes = append(classes, c)
-		}
-		last[c] = at
-	}
-	slices.Sort(classes)
-	return &activation{
-		principal: map[string]any{"user": in.User, "roles": roles, "service": in.Service, "key_id": in.KeyID,
-			"environment": in.Environment, "scope": scope},
-		tool: map[string]any{"name": in.Tool.Name, "upstream": in.Tool.Upstream, "version": int64(in.Tool.Version),
-			"labelled": in.Tool.Labels != nil, "data_classes": l.DataClasses, "risk": l.Risk,
-			"irreversible": l.Irreversible, "egress": l.Egress, "owner": l.Owner, "require_approval": l.RequireApproval,
-			"allow_elicitation": l.AllowElicitation, "allow_sampling": l.AllowSampling,
-			"read_only": in.Tool.Hints.ReadOnly, "destructive": !in.Tool.Hints.ReadOnly && in.Tool.Hints.Destructive,
-			"open_world": !in.Tool.Hints.ReadOnly && in.Tool.Hints.OpenWorld, "idempotent": in.Tool.Hints.Idempotent},
-		args:    normalize(in.Args).(map[string]any),
-		session: map[string]any{"classes": classes, "last": last},
-		now:     in.Now.UTC(),
-		risk:    int64(base),
 	}
 }
 

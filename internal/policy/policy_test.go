@@ -204,6 +204,14 @@ func TestParseErrors(t *testing.T) {
 		{"version: 1\nversion: 1\nrules: []", "already defined"},
 		{"version: 1\nrules: []\n---\nversion: 1", "one document"},
 		{"version: 1\napproval: {at_score: 101}\nrules: []", "at_score"},
+		// A misspelt field of a declared variable is a compile error, not a
+		// rule that fails every evaluation (and holds or denies every call).
+		{"version: 1\nrules:\n  - id: a\n    when: 'tool.nme == \"fin.pay\"'\n    decision: deny", "undefined field 'nme'"},
+		{"version: 1\nrules:\n  - id: a\n    when: 'principal.usr == \"bob\"'\n    decision: deny", "undefined field 'usr'"},
+		{"version: 1\nrules:\n  - id: a\n    when: 'principal.service && session.clases.size() > 0'\n    decision: deny", "undefined field 'clases'"},
+		{"version: 1\nrules:\n  - id: a\n    when: 'tool.labels.egress'\n    decision: deny", "undefined field 'labels'"},
+		{"version: 1\nrules:\n  - id: a\n    when: 'has(tool.egres)'\n    decision: deny", "undefined field 'egres'"},
+		{"version: 1\nrules:\n  - id: a\n    when: 'tool.version == \"2\"'\n    decision: deny", "no matching overload"},
 	} {
 		_, err := Parse([]byte(c.src))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -350,6 +358,11 @@ upstream_requests:
 	}
 	if _, err := Parse([]byte("version: 1\nrules:\n  - id: x\n    when: 'request.kind == \"sampling\"'\n    decision: deny\n")); err == nil {
 		t.Error("a call rule compiled with request")
+	}
+	for _, typo := range []string{"request.knd == 'sampling'", "tool.nme == 'x'"} {
+		if _, err := Parse([]byte("version: 1\nrules: []\nupstream_requests:\n  - id: x\n    when: \"" + typo + "\"\n    decision: allow\n")); err == nil {
+			t.Errorf("%s compiled", typo)
+		}
 	}
 	if _, err := Parse([]byte("version: 1\nrules: []\nupstream_requests:\n  - id: x\n    when: 'true'\n    decision: approve\n")); err == nil {
 		t.Error("an upstream_requests rule may approve")

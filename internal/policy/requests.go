@@ -6,6 +6,7 @@ import (
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/ext"
 )
 
 // Upstream requests. During a call, an upstream may ask the user's client
@@ -41,8 +42,21 @@ type compiledRequest struct {
 	prg cel.Program
 }
 
+// requestVars is request, typed as the other variables are (vars.go): a
+// condition naming a field that does not exist fails to compile.
+type requestVars struct {
+	Kind    string `cel:"kind"`
+	Mode    string `cel:"mode"`
+	URLHost string `cel:"url_host"`
+	Target  string `cel:"target"`
+}
+
+const typeRequest = "ostiary.Request"
+
 var requestEnv = func() *cel.Env {
-	env, err := celEnv.Extend(cel.Variable("request", cel.MapType(cel.StringType, cel.StringType)))
+	env, err := celEnv.Extend(
+		ext.NativeTypes(types.NativeTypeFor[requestVars](types.NativeTypeAlias(typeRequest), types.ParseStructTags(true))),
+		cel.Variable("request", cel.ObjectType(typeRequest)))
 	if err != nil {
 		panic(err)
 	}
@@ -102,7 +116,7 @@ func (p *Policy) DecideRequest(in RequestInput) (Effect, string) {
 		return "", ""
 	}
 	act := p.activation(in.Input, in.Tool.effective(), 0)
-	act.request = map[string]string{"kind": in.Kind, "mode": in.Mode, "url_host": in.URLHost, "target": in.Target}
+	act.request = &requestVars{Kind: in.Kind, Mode: in.Mode, URLHost: in.URLHost, Target: in.Target}
 	var effect Effect
 	reason := ""
 	for _, r := range p.requests {

@@ -18,9 +18,10 @@ import (
 
 // Audit event types.
 const (
-	EventSet     = "policy-set"
-	EventRead    = "policy-read"
-	EventExplain = "policy-explain"
+	EventSet      = "policy-set"
+	EventRead     = "policy-read"
+	EventExplain  = "policy-explain"
+	EventRollback = "policy-rolled-back" // an earlier version's document put back in force as a new version
 )
 
 // Version is one stored policy.
@@ -56,6 +57,8 @@ type Service struct {
 	audit audit.Appender
 	now   func() time.Time
 	cur   atomic.Pointer[Policy]
+
+	problem string // why the stored policy did not compile at start; "" if it did
 }
 
 // NewService loads the newest policy, storing the default one first (as
@@ -74,12 +77,34 @@ func NewService(ctx context.Context, store Store, a audit.Appender, now func() t
 	}
 	p, err := Parse([]byte(v.Source))
 	if err != nil {
-		return nil, fmt.Errorf("the stored policy version %d does not compile with this ostiary: %w", v.Version, err)
+		// Typed variables (vars.go) refuse conditions that earlier versions
+		// accepted and then failed on every call. Such a policy is not put
+		// in force, nor is an older one (it may allow more): every call is
+		// denied, and the admin API stays up to set or roll back a policy.
+		s.problem = fmt.Sprintf("the stored policy version %d does not compile with this ostiary, so every tools/call is denied "+
+			"until 'ostiary policy set' or 'ostiary policy rollback' puts one that does in force: %v", v.Version, err)
+		if p, err = Parse([]byte(unavailableSource)); err != nil {
+			return nil, err
+		}
 	}
 	p.Version, p.Digest = v.Version, v.Digest
 	s.cur.Store(p)
 	return s, nil
 }
+
+// unavailableSource is in force when the stored policy does not compile.
+const unavailableSource = `version: 1
+description: the stored policy does not compile; every call is denied
+rules:
+  - id: policy-does-not-compile
+    when: "true"
+    decision: deny
+    message: The policy in force does not compile with this version of Ostiary; an administrator must set one that does.
+`
+
+// Problem says why the stored policy could not be put in force at start
+// (every call is denied meanwhile), or is empty.
+func (s *Service) Problem() string { return s.problem }
 
 // Current is the policy in force.
 func (s *Service) Current() *Policy { return s.cur.Load() }
@@ -129,13 +154,20 @@ func (s *Service) Set(ctx context.Context, p *authn.Principal, src []byte) (Vers
 	if !p.Allows(authz.ManagePolicy, authz.All) {
 		return Version{}, nil, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Forbidden, "permission denied: this needs the manage-policy grant"))
 	}
+	return s.put(ctx, p, rec, src, "")
+}
+
+// put compiles src and runs its tests, and if it passes stores it as the
+// next version in rec's transaction and puts it in force. A refusal is on
+// record (prefixed with what, if given).
+func (s *Service) put(ctx context.Context, p *authn.Principal, rec audit.Record, src []byte, what string) (Version, []TestResult, error) {
 	pol, err := Parse(src)
 	if err != nil {
-		return Version{}, nil, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
+		return Version{}, nil, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s%s", what, err))
 	}
 	results, err := pol.RunTests()
 	if err != nil {
-		return Version{}, nil, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
+		return Version{}, nil, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s%s", what, err))
 	}
 	var failed []string
 	for _, r := range results {
@@ -144,9 +176,12 @@ func (s *Service) Set(ctx context.Context, p *authn.Principal, src []byte) (Vers
 		}
 	}
 	if len(failed) > 0 {
-		rec.Detail = map[string]any{"failed_tests": len(failed)}
+		if rec.Detail == nil {
+			rec.Detail = map[string]any{}
+		}
+		rec.Detail["failed_tests"] = len(failed)
 		return Version{}, results, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid,
-			"the policy fails %d of its %d tests, so it was not set: %s", len(failed), len(results), clipText(strings.Join(failed, "; "), 2000)))
+			"%sthe policy fails %d of its %d tests, so it was not set: %s", what, len(failed), len(results), clipText(strings.Join(failed, "; "), 2000)))
 	}
 	v, err := s.store1(ctx, rec, src, p.User)
 	if err != nil {

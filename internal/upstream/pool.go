@@ -37,7 +37,16 @@ type Caller struct {
 	Service     bool
 	RequestID   string // correlation id, propagated as X-Request-ID and in the assertion
 	Traceparent string // W3C trace context, propagated as is
+	// Legacy: the client speaks a 2025 revision. Its session to the
+	// upstream is negotiated in that era too, so that an upstream serving
+	// both eras delivers what only its 2025 era has (log notifications,
+	// sampling and elicitation on the session) to the client that expects
+	// them. 2026-07-28 clients keep sessions negotiated at the latest.
+	Legacy bool
 }
+
+// legacyVersion is what a legacy caller's upstream session asks for.
+const legacyVersion = "2025-11-25"
 
 // env is the caller's environment, the default if none is set.
 func (c Caller) env() string {
@@ -49,7 +58,7 @@ func (c Caller) env() string {
 
 // CallerOf returns the Caller for a principal.
 func CallerOf(p *authn.Principal) Caller {
-	return Caller{User: p.User, Roles: p.Roles, KeyID: p.KeyID, Environment: p.Environment, Service: p.Service, RequestID: p.RequestID, Traceparent: p.Traceparent}
+	return Caller{User: p.User, Roles: p.Roles, KeyID: p.KeyID, Environment: p.Environment, Service: p.Service, RequestID: p.RequestID, Traceparent: p.Traceparent, Legacy: p.Legacy}
 }
 
 // System is the caller Ostiary itself uses to list an upstream's tools.
@@ -134,18 +143,22 @@ func Refused(err error) bool {
 // upstream), since a stdio process holds the secret values of the
 // environment it was started for.
 type Pool struct {
-	cfg        PoolConfig
-	transports sync.Map // upstream name + policy → *http.Transport
-	breakers   sync.Map // upstream name → *breaker
-	slots      sync.Map // upstream name → chan struct{} (concurrency limit)
-	mu         sync.Mutex
-	sessions   map[poolKey]*pooled
-	closed     bool
-	stop       chan struct{}
-	done       chan struct{}
+	cfg         PoolConfig
+	transports  sync.Map // upstream name + policy → *http.Transport
+	sessionless sync.Map // upstream name → its CreatedAt: answers 2025 initialize without a session
+	breakers    sync.Map // upstream name → *breaker
+	slots       sync.Map // upstream name → chan struct{} (concurrency limit)
+	mu          sync.Mutex
+	sessions    map[poolKey]*pooled
+	closed      bool
+	stop        chan struct{}
+	done        chan struct{}
 }
 
-type poolKey struct{ user, env, upstream string }
+type poolKey struct {
+	user, env, upstream string
+	legacy              bool
+}
 
 type pooled struct {
 	ready    chan struct{} // closed once cs or err is set
@@ -195,7 +208,7 @@ func (p *Pool) Session(ctx context.Context, c Caller, u Upstream) (*mcp.ClientSe
 }
 
 func (p *Pool) entry(ctx context.Context, c Caller, u Upstream) (*pooled, error) {
-	k := poolKey{c.User, c.env(), u.Name}
+	k := poolKey{c.User, c.env(), u.Name, p.eraMatched(c, u)}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -248,15 +261,31 @@ func closeWhenReady(e *pooled) {
 	}
 }
 
+// eraMatched reports whether c's session to u is negotiated in c's own
+// (2025) era: for legacy callers of HTTP upstreams that hold sessions in
+// that era. Stdio sessions carry everything either way.
+func (p *Pool) eraMatched(c Caller, u Upstream) bool {
+	if !c.Legacy || u.Kind != HTTP {
+		return false
+	}
+	created, ok := p.sessionless.Load(u.Name)
+	return !ok || !created.(time.Time).Equal(u.CreatedAt)
+}
+
 // Drop closes and forgets the caller's session to u (after a transport
 // failure, so the next call reconnects).
 func (p *Pool) Drop(c Caller, upstreamName string) {
-	k := poolKey{c.User, c.env(), upstreamName}
 	p.mu.Lock()
-	e, ok := p.sessions[k]
-	delete(p.sessions, k)
+	var gone []*pooled
+	for _, legacy := range []bool{false, true} { // whichever era the session was of
+		k := poolKey{c.User, c.env(), upstreamName, legacy}
+		if e, ok := p.sessions[k]; ok {
+			gone = append(gone, e)
+			delete(p.sessions, k)
+		}
+	}
 	p.mu.Unlock()
-	if ok {
+	for _, e := range gone {
 		go closeWhenReady(e)
 	}
 }
@@ -641,8 +670,12 @@ func Answered(err error) bool {
 	return found
 }
 
+// connect opens a session with u as c: a user's call session when e is
+// given, else the catalog's sync session. Both declare the same client
+// capabilities (RelayedCapabilities), so a server that registers tools by
+// what its client declares lists at the sync what it offers at a call.
 func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*mcp.ClientSession, error) {
-	opts := &mcp.ClientOptions{}
+	opts := &mcp.ClientOptions{Capabilities: RelayedCapabilities()}
 	if e != nil {
 		e.askClient(p, c, u, opts)
 		if u.Kind == Stdio {
@@ -677,7 +710,20 @@ func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*m
 	}
 	ctx, cancel := context.WithTimeout(WithCaller(ctx, c), 30*time.Second)
 	defer cancel()
-	cs, err := client.Connect(ctx, t, nil)
+	var so *mcp.ClientSessionOptions
+	legacy := p.eraMatched(c, u)
+	if legacy {
+		so = &mcp.ClientSessionOptions{ProtocolVersion: legacyVersion}
+	}
+	cs, err := client.Connect(ctx, t, so)
+	if err == nil && legacy && cs.ID() == "" {
+		// A 2026-07-28 server answering initialize statelessly: its 2025 era
+		// has no session to deliver anything on, so the legacy caller is
+		// better served, by translation, on a session at the latest.
+		cs.Close()
+		p.sessionless.Store(u.Name, u.CreatedAt)
+		cs, err = client.Connect(ctx, t, nil)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to upstream %s: %w", u.Name, err)
 	}

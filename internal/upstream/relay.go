@@ -226,6 +226,24 @@ func (e *pooled) askClient(p *Pool, c Caller, u Upstream, opts *mcp.ClientOption
 	}
 }
 
+// RelayedCapabilities are the client capabilities Ostiary declares to its
+// upstreams, on the catalog's sync session and on the users' call sessions
+// alike: sampling and elicitation (form and URL modes), which askClient
+// relays to the user's client (whose SDK session refuses a mode that
+// client did not declare), and roots with list-changed, as the SDK has
+// always declared them. The sync session installs no handlers: an upstream
+// that asks it anything is refused (the SDK's answer to a request with no
+// handler); it declares them so that a server registering tools only for
+// clients that can answer (server-everything's trigger-elicitation-request)
+// lists them, and the catalog holds what users will be offered.
+func RelayedCapabilities() *mcp.ClientCapabilities {
+	return &mcp.ClientCapabilities{
+		RootsV2:     &mcp.RootCapabilities{ListChanged: true},
+		Sampling:    &mcp.SamplingCapabilities{},
+		Elicitation: &mcp.ElicitationCapabilities{Form: &mcp.FormElicitationCapabilities{}, URL: &mcp.URLElicitationCapabilities{}},
+	}
+}
+
 // Refusal is a request the client is not asked, with the reason on record.
 type Refusal struct{ Reason, Message string }
 

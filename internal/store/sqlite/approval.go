@@ -30,7 +30,7 @@ func scanApproval(row interface{ Scan(...any) error }) (approval.Approval, error
 		&args, &decision, &a.RequestID, &created, &expires, &decided, &used, &votes); err != nil {
 		return a, err
 	}
-	a.Status, a.Args = approval.Status(status), json.RawMessage(args)
+	a.Status, a.Args, a.ArgsBytes = approval.Status(status), json.RawMessage(args), len(args)
 	a.CreatedAt, a.ExpiresAt = time.UnixMicro(created).UTC(), time.UnixMicro(expires).UTC()
 	a.DecidedAt, a.UsedAt = fromMicros(decided), fromMicros(used)
 	if err := json.Unmarshal([]byte(decision), &a.Decision); err != nil {
