@@ -376,3 +376,31 @@ func TestHostileQuestionsByPolicy(t *testing.T) {
 	}
 	wantQuestion(t, s, audit.Denied, "no-sampling-for-alice", "sampling", "<nil>", "tool:fin.ask_mrtr")
 }
+
+// Attack: with serve --elicit-url-allow login.example.com, the labelled
+// tool's session-based upstream sends elicitation/create in URL mode to
+// https://evil.test/ during a 2025-11-25 client's call. Refused: the
+// client's handler never runs, the upstream gets the JSON-RPC error, the
+// record holds the host only; the listed host is relayed.
+func TestHostileElicitURLSession(t *testing.T) {
+	s, _, q, key := withQuestioner(t, false, func(c *config.Config) { c.ElicitURLAllow = []string{"login.example.com"} })
+	allowQuestions(t, s, "fin.ask_session", true, false)
+	asked := 0
+	cs := askingClient(t, s, key, &asked)
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.ask_session", Arguments: map[string]any{"kind": "url", "url": "https://evil.test/login"}})
+	if err != nil || !res.IsError || asked != 0 {
+		t.Fatalf("off the list: asked %d, %+v %v", asked, res, err)
+	}
+	if out := q.Outcomes(); len(out) != 1 || !strings.Contains(out[0], "not on this server's allow-list") {
+		t.Errorf("upstream got %q", out)
+	}
+	if r := wantQuestion(t, s, audit.Denied, "elicitation-url-host-refused", "elicitation", "url", "tool:fin.ask_session"); r.Detail["url_host"] != "evil.test" ||
+		strings.Contains(fmt.Sprint(r.Detail), "/login") {
+		t.Errorf("record %v", r.Detail)
+	}
+	res, err = cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.ask_session", Arguments: map[string]any{"kind": "url", "url": "https://login.example.com/sso"}})
+	if err != nil || res.IsError || asked != 1 {
+		t.Fatalf("on the list: asked %d, %+v %v", asked, res, err)
+	}
+	wantQuestion(t, s, audit.Success, "", "elicitation", "url", "tool:fin.ask_session")
+}
