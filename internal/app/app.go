@@ -273,11 +273,16 @@ func (a *App) open(ctx context.Context) error {
 	if a.failures, err = authn.NewFailureGuard(a.cfg.RateAuthFail.Per, a.cfg.RateAuthFail.Burst, a.cfg.AuthFailWindow, a.writer, a.log, a.now); err != nil {
 		return err
 	}
+	elicitAllow, err := upstream.NewHostAllow(a.cfg.ElicitURLAllow)
+	if err != nil {
+		return err
+	}
 	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, AuthFailures: a.failures, Kill: kill, Catalog: a.catalog, Upstreams: a.pool, Auditor: a.writer,
 		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, CallTimeout: a.cfg.CallTimeout, WriteStall: a.cfg.WriteStall,
 		Caps:   gateway.Caps{Sessions: a.cfg.UserSessions, Streams: a.cfg.UserStreams, Calls: a.cfg.UserCalls},
 		Limits: gateway.Limits{PerKey: a.cfg.RateKey, PerUser: a.cfg.RateUser, PerTool: a.cfg.RateTool},
-		Policy: policies, Users: users{a.store}, Approvals: a.approvals, ApprovalWait: a.cfg.ApprovalWait}); err != nil {
+		Policy: policies, Users: users{a.store}, Approvals: a.approvals, ApprovalWait: a.cfg.ApprovalWait,
+		ElicitURLAllow: elicitAllow}); err != nil {
 		return err
 	}
 	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Failures: a.failures, WriteRate: a.cfg.RateAdminWrite, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
@@ -375,7 +380,7 @@ func (a *App) Start(ctx context.Context) error {
 		}
 	}()
 	a.log.Info("ostiary serving", "addr", ln.Addr().String(), "tls", a.tls != nil, "data", a.cfg.DataDir, "version", Version,
-		"stdio_allow", a.cfg.StdioAllow)
+		"stdio_allow", a.cfg.StdioAllow, "elicit_url_allow", a.cfg.ElicitURLAllow)
 	return nil
 }
 

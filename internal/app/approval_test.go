@@ -548,7 +548,7 @@ func TestApprovedContinuationRunsOnce(t *testing.T) {
 	setup(t, s, "approver", []string{"approve:fin.*", "discover:fin.*"}, "carol", false)
 	bob, _ := newKey(t, s, map[string]any{"user": "bob"})
 	carol, _ := newKey(t, s, map[string]any{"user": "carol"})
-	label(t, s, "fin.confirm", policy.Labels{DataClasses: []string{"financial"}, Irreversible: true})
+	label(t, s, "fin.confirm", policy.Labels{DataClasses: []string{"financial"}, Irreversible: true, AllowElicitation: true})
 	call := func(extra string) map[string]any {
 		t.Helper()
 		r := rpc(t, s, bob, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fin.confirm","arguments":{"amount":5}`+extra+`,`+

@@ -13,10 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ostiary/ostiary/internal/adminapi"
 	"github.com/ostiary/ostiary/internal/app/apptest"
+	"github.com/ostiary/ostiary/internal/policy"
 )
 
 // TestConformance runs the official MCP conformance suite through the
@@ -61,6 +64,7 @@ func TestConformance(t *testing.T) {
 			s := apptest.Start(t)
 			mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "conf", "url": upstreamURL, "prefix": "", "allow_private": true}), http.StatusCreated)
 			setup(t, s, "everything", []string{"invoke:*"}, "tester", false)
+			allowConformanceQuestions(t, s)
 			key, _ := newKey(t, s, map[string]any{"user": "tester"})
 			target, _ := url.Parse(s.URL)
 			rp := httputil.NewSingleHostReverseProxy(target)
@@ -84,6 +88,28 @@ func TestConformance(t *testing.T) {
 			t.Logf("%s", summary(out))
 		})
 	}
+}
+
+// allowConformanceQuestions lets the conformance upstream ask the client
+// what its tests relay: its asking tools are labelled to allow elicitation
+// and sampling, and its prompts' and resources' questions (which no label
+// covers) are allowed by an upstream_requests rule added to the default
+// policy.
+func allowConformanceQuestions(t *testing.T, s *apptest.Server) {
+	t.Helper()
+	var tl adminapi.ToolList
+	s.Do("GET", "/api/v1/tools", s.AdminKey, nil).JSON(t, &tl)
+	for _, tool := range tl.Tools {
+		for _, asks := range []string{"sampling", "elicitation", "input_required", "missing_capability"} {
+			if strings.Contains(tool.Name, asks) {
+				allowQuestions(t, s, tool.Name, true, true)
+				break
+			}
+		}
+	}
+	src := string(policy.DefaultSource()) + "upstream_requests:\n  - id: conformance-prompts-resources\n" +
+		"    when: 'request.target.startsWith(\"prompt:\") || request.target.startsWith(\"resource:\")'\n    decision: allow\n"
+	mustStatus(t, s.Do("PUT", "/api/v1/policy", s.AdminKey, adminapi.SetPolicy{Source: src}), http.StatusOK)
 }
 
 func summary(out []byte) string {

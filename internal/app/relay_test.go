@@ -130,6 +130,7 @@ func TestGatewayRelaysProgressModern(t *testing.T) {
 // call, and is audited.
 func TestGatewayRelaysElicitation(t *testing.T) {
 	s, _, key := withFin(t, false, (*apptest.Upstream).AddAsker, "alice", "invoke:fin.ask")
+	allowQuestions(t, s, "fin.ask", true, false) // its upstream asks the user
 	var asked int
 	alice, err := s.ClientWith(t, key, "2025-11-25", &mcp.ClientOptions{
 		ElicitationHandler: func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
@@ -160,6 +161,7 @@ func TestGatewayRelaysElicitation(t *testing.T) {
 // back to the upstream; every leg is governed and on record.
 func TestGatewayRelaysInputRequired(t *testing.T) {
 	s, up, alice := withFin(t, true, (*apptest.Upstream).AddConfirm, "alice", "invoke:fin.confirm")
+	allowQuestions(t, s, "fin.confirm", true, false) // its upstream asks the user
 	setup(t, s, "fin-bob", []string{"invoke:fin.confirm"}, "bob", false)
 	bob, _ := newKey(t, s, map[string]any{"user": "bob"})
 	const caps = `{"elicitation":{}}`
@@ -238,6 +240,7 @@ func TestGatewayRelaysInputRequired(t *testing.T) {
 // its own elicitation handler: the whole round trip through the gateway.
 func TestGatewayInputRequiredWithSDKClient(t *testing.T) {
 	s, _, key := withFin(t, true, (*apptest.Upstream).AddConfirm, "alice", "invoke:fin.confirm")
+	allowQuestions(t, s, "fin.confirm", true, false) // its upstream asks the user
 	asked := 0
 	cs, err := s.ClientWith(t, key, "", &mcp.ClientOptions{
 		ElicitationHandler: func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
@@ -261,6 +264,7 @@ func TestGatewayInputRequiredWithSDKClient(t *testing.T) {
 // and arguments (a tool call cannot use it, nor other arguments).
 func TestGatewayRelaysInputRequiredForPrompts(t *testing.T) {
 	s, _, alice := withFin(t, true, (*apptest.Upstream).AddBrief, "alice", "invoke:fin.brief", "invoke:fin.lookup")
+	allowByPolicy(t, s, `request.target == "prompt:fin.brief" && request.kind == "elicitation"`) // prompts carry no labels
 	const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`
 	get := func(topic, extra string) (int, map[string]any) {
 		t.Helper()
@@ -299,6 +303,7 @@ func TestGatewayRelaysInputRequiredForPrompts(t *testing.T) {
 // the client's next call answers it, and the call goes on to its result.
 func TestGatewayBridgesQuestionsToModernClients(t *testing.T) {
 	s, _, alice := withFin(t, false, (*apptest.Upstream).AddAsker, "alice", "invoke:fin.ask")
+	allowQuestions(t, s, "fin.ask", true, false) // its upstream asks the user
 	setup(t, s, "fin-bob", []string{"invoke:fin.ask"}, "bob", false)
 	bob, _ := newKey(t, s, map[string]any{"user": "bob"})
 	call := func(key, caps, extra string) map[string]any {
@@ -363,6 +368,7 @@ func TestGatewayBridgesQuestionsToModernClients(t *testing.T) {
 // elicitation with its own handler, through the bridge.
 func TestGatewayBridgesQuestionsToSDKClient(t *testing.T) {
 	s, _, key := withFin(t, false, (*apptest.Upstream).AddAsker, "alice", "invoke:fin.ask")
+	allowQuestions(t, s, "fin.ask", true, false) // its upstream asks the user
 	asked := 0
 	cs, err := s.ClientWith(t, key, "", &mcp.ClientOptions{
 		ElicitationHandler: func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
@@ -387,6 +393,7 @@ func TestGatewayBridgesQuestionsToSDKClient(t *testing.T) {
 // through its session, and the call completes.
 func TestGatewayAnswersInputRequiredForLegacyClients(t *testing.T) {
 	s, up, key := withFin(t, true, (*apptest.Upstream).AddConfirm, "alice", "invoke:fin.confirm")
+	allowQuestions(t, s, "fin.confirm", true, false) // its upstream asks the user
 	asked := 0
 	cs, err := s.ClientWith(t, key, "2025-11-25", &mcp.ClientOptions{
 		ElicitationHandler: func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
@@ -413,6 +420,7 @@ func TestGatewayAnswersInputRequiredForLegacyClients(t *testing.T) {
 // and a stopping gateway ends such calls; each outcome is on record.
 func TestParkedCallsEnd(t *testing.T) {
 	s, _, alice := withFin(t, false, (*apptest.Upstream).AddAsker, "alice", "invoke:fin.ask")
+	allowQuestions(t, s, "fin.ask", true, false) // its upstream asks the user
 	ask := func() {
 		t.Helper()
 		r := rpc(t, s, alice, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fin.ask","arguments":{},`+

@@ -350,6 +350,7 @@ func TestVaultRedactsQuestions(t *testing.T) {
 		"headers": map[string]string{"X-Api-Key": "${secret:fin-key}"}}), http.StatusCreated)
 	setup(t, s, "leaky", []string{"invoke:fin.*"}, "alice", false)
 	key, _ := newKey(t, s, map[string]any{"user": "alice"})
+	allowQuestions(t, s, "fin.leak_ask", true, false) // its upstream asks the user
 	for _, version := range []string{"2025-11-25", ""} {
 		var asked string
 		cs, err := s.ClientWith(t, key, version, &mcp.ClientOptions{

@@ -244,7 +244,8 @@ func labelsDetail(l *policy.Labels) any {
 		return "none"
 	}
 	return map[string]any{"data_classes": l.DataClasses, "risk": l.Risk, "irreversible": l.Irreversible, "egress": l.Egress,
-		"owner": l.Owner, "require_approval": l.RequireApproval, "approvers": l.Approvers}
+		"owner": l.Owner, "require_approval": l.RequireApproval, "approvers": l.Approvers,
+		"allow_elicitation": l.AllowElicitation, "allow_sampling": l.AllowSampling}
 }
 
 // toolState finds an exposed name's stored state (held tools included).

@@ -395,6 +395,12 @@ func labelSummary(l *policy.Labels) string {
 	if l.RequireApproval {
 		parts = append(parts, fmt.Sprintf("approval×%d", max(l.Approvers, 1)))
 	}
+	if l.AllowElicitation {
+		parts = append(parts, "elicitation")
+	}
+	if l.AllowSampling {
+		parts = append(parts, "sampling")
+	}
 	if l.Owner != "" {
 		parts = append(parts, "owner="+l.Owner)
 	}
@@ -408,13 +414,15 @@ func (e *env) toolsLabelCmd() *cobra.Command {
 	var l policy.Labels
 	var clearAll, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "label TOOL [--data-class C]... [--risk TIER] [--irreversible] [--egress] [--owner NAME] [--require-approval [--approvers N]] | --clear",
+		Use:   "label TOOL [--data-class C]... [--risk TIER] [--irreversible] [--egress] [--owner NAME] [--require-approval [--approvers N]] [--allow-elicitation] [--allow-sampling] | --clear",
 		Short: "Set a tool's governance labels (what the policy and the risk score work from)",
 		Long: `Set a tool's governance labels: data classes (public, internal, pii, financial,
 secret, regulated, or your own), risk tier (low, medium, high, critical), whether
 it is irreversible, whether it sends data outside (egress), its owner, and
 whether every call needs approval (--require-approval, by --approvers N distinct
-people; 1 by default).
+people; 1 by default), and whether its upstream may, during a call, ask the
+user for input (--allow-elicitation) or ask the user's model
+(--allow-sampling): both are refused, on record, unless allowed here.
 
 Flags given replace those labels; the others keep their values (so
 --irreversible=false unsets one, and --data-class replaces the list).
@@ -481,6 +489,12 @@ the change is audited with the labels before and after.`,
 			if f.Changed("approvers") {
 				next.Approvers = l.Approvers
 			}
+			if f.Changed("allow-elicitation") {
+				next.AllowElicitation = l.AllowElicitation
+			}
+			if f.Changed("allow-sampling") {
+				next.AllowSampling = l.AllowSampling
+			}
 			if err := next.Validate(); err != nil {
 				return usageError("%v", err)
 			}
@@ -498,6 +512,8 @@ the change is audited with the labels before and after.`,
 	f.StringVar(&l.Owner, "owner", "", "who answers for the tool")
 	f.BoolVar(&l.RequireApproval, "require-approval", false, "every call needs approval, without a policy rule")
 	f.IntVar(&l.Approvers, "approvers", 0, "distinct approvers --require-approval needs (default 1)")
+	f.BoolVar(&l.AllowElicitation, "allow-elicitation", false, "its upstream may ask the user for input during a call (elicitation)")
+	f.BoolVar(&l.AllowSampling, "allow-sampling", false, "its upstream may ask the user's model during a call (sampling)")
 	f.BoolVar(&clearAll, "clear", false, "remove every label")
 	jsonFlag(cmd, &asJSON)
 	return cmd

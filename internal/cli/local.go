@@ -97,6 +97,7 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().StringVar(&cfg.WebhookKeyFile, "webhook-key-file", "", "HMAC-SHA256 key of webhook signatures, at least 32 characters, mode 0600 (default DIR/keys/webhook-signing.key, created if missing; or OSTIARY_WEBHOOK_KEY_FILE)")
 	cmd.Flags().DurationVar(&cfg.ApprovalWait, "approval-wait", 0, "how long a call held for approval waits for it before answering with the request id (default 10s; 0s: answer at once)")
 	cmd.Flags().StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the vault's master key, 64 hex characters, mode 0600 (default DIR/keys/master.key; or OSTIARY_MASTER_KEY_FILE)")
+	cmd.Flags().StringArrayVar(&cfg.ElicitURLAllow, "elicit-url-allow", nil, "`HOST` a URL-mode elicitation may send the user to: exact, or *.domain for its subdomains; repeatable; when given, URLs to other hosts are refused (or OSTIARY_ELICIT_URL_ALLOW, ','-separated)")
 	cmd.Flags().StringArrayVar(&cfg.StdioAllow, "stdio-allow", nil, "absolute `PATH` of a program stdio upstreams may run, or of a directory whose programs they may run (not its subdirectories, nor shells and interpreters, which need their own entry); repeatable; none by default (or OSTIARY_STDIO_ALLOW, ':'-separated)")
 	cmd.Flags().StringArrayVar(&cfg.AllowedOrigins, "allow-origin", nil, "browser origin allowed to call /mcp, e.g. https://chat.example.com (repeatable; or OSTIARY_ALLOWED_ORIGINS, comma-separated)")
 }
@@ -152,6 +153,9 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	}
 	if len(flags.StdioAllow) > 0 {
 		cfg.StdioAllow = flags.StdioAllow
+	}
+	if len(flags.ElicitURLAllow) > 0 {
+		cfg.ElicitURLAllow = flags.ElicitURLAllow
 	}
 	for _, f := range []struct{ from, to *string }{{&flags.TLSCert, &cfg.TLSCert}, {&flags.TLSKey, &cfg.TLSKey}, {&flags.TLSMin, &cfg.TLSMin},
 		{&flags.MasterKeyFile, &cfg.MasterKeyFile}} {

@@ -46,6 +46,15 @@ func TestPolicyAndLabelCommands(t *testing.T) {
 		t.Errorf("tools label: %s", r.stdout)
 	}
 	run(env, "tools", "label", "fin.pay", "--risk", "high").mustOK(t) // merges
+	// The question labels: each on its own, merged with the others, and
+	// unset with =false.
+	if r := run(env, "tools", "label", "fin.pay", "--allow-elicitation", "--allow-sampling").mustOK(t); !strings.Contains(r.stdout, "elicitation sampling") {
+		t.Errorf("tools label --allow-*: %s", r.stdout)
+	}
+	if r := run(env, "tools", "label", "fin.pay", "--allow-sampling=false").mustOK(t); !strings.Contains(r.stdout, "irreversible elicitation owner=") {
+		t.Errorf("tools label --allow-sampling=false: %s", r.stdout)
+	}
+	run(env, "tools", "label", "fin.pay", "--allow-elicitation=false").mustOK(t)
 	if r := run(env, "tools", "list").mustOK(t); !strings.Contains(r.stdout, "financial risk=high irreversible") || !strings.Contains(r.stdout, "(unlabelled)") {
 		t.Errorf("tools list: %s", r.stdout)
 	}

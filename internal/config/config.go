@@ -3,6 +3,7 @@
 package config
 
 import (
+	"github.com/ostiary/ostiary/internal/upstream"
 	"github.com/ostiary/ostiary/internal/webhook"
 
 	"errors"
@@ -51,6 +52,10 @@ type Config struct {
 	// paths of files, or of directories (their programs directly inside,
 	// interpreters excepted); none by default.
 	StdioAllow []string
+	// ElicitURLAllow lists the hosts a URL-mode elicitation may point the
+	// user at: exact hosts, or *.domain for its subdomains; empty: any
+	// https host (http only to loopback).
+	ElicitURLAllow []string
 }
 
 // Default returns the defaults.
@@ -126,6 +131,9 @@ func (c Config) FromEnv(getenv func(string) string) (Config, error) {
 	if v := getenv("OSTIARY_STDIO_ALLOW"); v != "" {
 		c.StdioAllow = strings.Split(v, ":")
 	}
+	if v := getenv("OSTIARY_ELICIT_URL_ALLOW"); v != "" {
+		c.ElicitURLAllow = strings.Split(v, ",")
+	}
 	return c, nil
 }
 
@@ -172,6 +180,9 @@ func (c Config) Validate() error {
 		if !filepath.IsAbs(p) {
 			errs = append(errs, fmt.Errorf("--stdio-allow %q: want an absolute path (OSTIARY_STDIO_ALLOW separates paths with ':')", p))
 		}
+	}
+	if _, err := upstream.NewHostAllow(c.ElicitURLAllow); err != nil {
+		errs = append(errs, err)
 	}
 	if c.CheckpointEvery < 10*time.Millisecond || c.CheckpointEvery > time.Hour {
 		errs = append(errs, errors.New("checkpoint interval must be between 10ms and 1h"))

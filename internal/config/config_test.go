@@ -80,3 +80,24 @@ func TestParseRate(t *testing.T) {
 		}
 	}
 }
+
+// --elicit-url-allow takes host names, addresses and *.domain, from flags
+// or OSTIARY_ELICIT_URL_ALLOW (comma-separated); anything else is refused
+// at start.
+func TestValidateElicitURLAllow(t *testing.T) {
+	c := Default()
+	c.DataDir = "/tmp/x"
+	c, err := c.FromEnv(func(k string) string {
+		return map[string]string{"OSTIARY_ELICIT_URL_ALLOW": "login.example.com,*.corp.example"}[k]
+	})
+	if err != nil || len(c.ElicitURLAllow) != 2 {
+		t.Fatalf("%v %v", c.ElicitURLAllow, err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
+	c.ElicitURLAllow = []string{"https://login.example.com/"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--elicit-url-allow") {
+		t.Errorf("a URL as a host: %v", err)
+	}
+}

@@ -3,6 +3,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -252,12 +253,15 @@ func forward(client upstream.Continuation, cont continuation) upstream.Continuat
 }
 
 // ask relays an upstream's input_required result: it notes the question
-// ids on out, refuses (-32021) questions the client declared no
-// capability for, and returns the requestState for the client, sealing
-// the upstream's own in it.
-func (g *Gateway) ask(out *audit.Record, p *authn.Principal, target, digest string, client upstream.Continuation,
-	reqs mcp.InputRequestMap, upstreamState string, cont continuation, redact func([]byte) []byte) (string, error) {
+// ids on out, refuses the questions gate does not allow (questions.go) and
+// (-32021) those the client declared no capability for, and returns the
+// requestState for the client, sealing the upstream's own in it.
+func (g *Gateway) ask(ctx context.Context, out *audit.Record, p *authn.Principal, target, digest string, client upstream.Continuation,
+	reqs mcp.InputRequestMap, upstreamState string, cont continuation, redact func([]byte) []byte, uname string, gate upstream.Gate) (string, error) {
 	out.Detail["input_required"] = inputKeys(reqs, redact)
+	if err := g.governQuestions(ctx, out, p, uname, gate, reqs, redact); err != nil {
+		return "", err
+	}
 	if missing := missingCapabilities(client.Capabilities, reqs); len(missing) > 0 {
 		out.Outcome, out.Reason = audit.Failed, ReasonCapabilities
 		return "", missingCapabilitiesError(missing)

@@ -82,6 +82,9 @@ type Config struct {
 	Users          Users // for explain; optional
 	Approvals      Approvals
 	ApprovalWait   time.Duration // how long a held call waits (0: answer at once); rules may say otherwise
+	// ElicitURLAllow lists the hosts a URL-mode elicitation may point the
+	// user at (nil: any https host).
+	ElicitURLAllow *upstream.HostAllow
 }
 
 // Gateway serves /mcp.

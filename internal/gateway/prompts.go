@@ -94,7 +94,8 @@ func (g *Gateway) getPrompt(ctx context.Context, p *authn.Principal, params *mcp
 	case err != nil:
 		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
 	case res.InputRequests != nil:
-		if res.RequestState, err = g.ask(&out, p, "prompt:"+params.Name, digest, client, res.InputRequests, res.RequestState, cont, nil); err != nil { // redacted by the pool
+		if res.RequestState, err = g.ask(ctx, &out, p, "prompt:"+params.Name, digest, client, res.InputRequests, res.RequestState, cont, nil,
+			u.Name, g.otherGate(p, "prompt:"+params.Name, u.Name)); err != nil { // redacted by the pool
 			res = nil
 		}
 	default:

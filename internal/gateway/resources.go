@@ -83,7 +83,8 @@ func (g *Gateway) readResource(ctx context.Context, p *authn.Principal, uri stri
 	case err != nil:
 		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
 	case res.InputRequests != nil:
-		if res.RequestState, err = g.ask(&out, p, "resource:"+uri, "", client, res.InputRequests, res.RequestState, cont, nil); err != nil { // redacted by the pool
+		if res.RequestState, err = g.ask(ctx, &out, p, "resource:"+uri, "", client, res.InputRequests, res.RequestState, cont, nil,
+			u.Name, g.otherGate(p, "resource:"+clip(uri), u.Name)); err != nil { // redacted by the pool
 			res = nil
 		}
 	default:

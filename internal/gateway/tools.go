@@ -189,6 +189,7 @@ func (g *Gateway) callTool(ctx context.Context, p *authn.Principal, tr toolReque
 	case !p.Allows(authz.Invoke, name):
 		return nil, g.deny(ctx, rec, ReasonNotPermitted, unknownTool(name))
 	}
+	relay.Gate = g.toolGate(p, name, e) // what its upstream may ask the client during the call
 	sub := killswitch.Subject{User: p.User, KeyID: p.KeyID, Upstream: e.Upstream, Tool: name}
 	if sw, killed := g.blocked(sub); killed {
 		rec.Detail["killswitch"] = sw.ID
@@ -333,7 +334,8 @@ func (g *Gateway) run(ctx context.Context, t *toolRun) (mcp.Result, error) {
 		res, err = nil, errKilled
 	case err == nil && res.InputRequests != nil:
 		g.history.Touch(p.User, e.PolicyTool().Classes(), g.cfg.Now())
-		if res.RequestState, err = g.ask(&out, p, "tool:"+name, args.digest, tr.client, res.InputRequests, res.RequestState, cont, relay.Redact); err != nil {
+		if res.RequestState, err = g.ask(ctx, &out, p, "tool:"+name, args.digest, tr.client, res.InputRequests, res.RequestState, cont, relay.Redact,
+			u.Name, relay.Gate); err != nil {
 			res = nil
 		}
 	case err == nil:

@@ -35,6 +35,11 @@ type Labels struct {
 	Owner           string   `json:"owner,omitempty" yaml:"owner,omitempty"`
 	RequireApproval bool     `json:"require_approval" yaml:"require_approval,omitempty"`
 	Approvers       int      `json:"approvers,omitempty" yaml:"approvers,omitempty"` // distinct approvers a labelled approval needs; 0: 1
+	// AllowElicitation lets the tool's upstream ask the user for input
+	// during a call (elicitation/create), AllowSampling lets it ask the
+	// user's model (sampling/createMessage); without them both are refused.
+	AllowElicitation bool `json:"allow_elicitation" yaml:"allow_elicitation,omitempty"`
+	AllowSampling    bool `json:"allow_sampling" yaml:"allow_sampling,omitempty"`
 }
 
 var (

@@ -87,7 +87,10 @@ type Document struct {
 		Expires Duration `yaml:"expires,omitempty"`
 	} `yaml:"approval,omitempty"`
 	Rules []Rule `yaml:"rules"`
-	Tests []Test `yaml:"tests,omitempty"`
+	// Requests decide the requests an upstream makes of the user's client
+	// during a call (requests.go).
+	Requests []RequestRule `yaml:"upstream_requests,omitempty"`
+	Tests    []Test        `yaml:"tests,omitempty"`
 }
 
 // Rule is one condition and what follows when it holds.
@@ -145,12 +148,13 @@ type Input struct {
 
 // Policy is a compiled policy document.
 type Policy struct {
-	Version int    // assigned by the store; 0 for a draft
-	Digest  string // SHA-256 of the source
-	Doc     Document
-	rules   []compiled
-	window  time.Duration
-	expires time.Duration
+	Version  int    // assigned by the store; 0 for a draft
+	Digest   string // SHA-256 of the source
+	Doc      Document
+	rules    []compiled
+	requests []compiledRequest
+	window   time.Duration
+	expires  time.Duration
 }
 
 type compiled struct {
@@ -246,6 +250,9 @@ func compile(doc Document) (*Policy, error) {
 			return nil, fmt.Errorf("%s: when: %s", where, err)
 		}
 		p.rules = append(p.rules, compiled{Rule: r, prg: prg})
+	}
+	if err := p.compileRequests(doc); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

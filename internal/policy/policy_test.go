@@ -319,3 +319,64 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// upstream_requests rules: deny beats allow, no match leaves it to the
+// labels (""), a rule that fails to evaluate denies, and call rules cannot
+// read request (it is not theirs).
+func TestDecideRequest(t *testing.T) {
+	p, err := Parse([]byte(`version: 1
+rules: []
+upstream_requests:
+  - id: sso
+    when: 'request.mode == "url" && request.url_host == "sso.example.com"'
+    decision: allow
+  - id: no-bots
+    when: 'principal.service && request.kind == "sampling"'
+    decision: deny
+  - id: broken
+    when: 'request.kind == "sampling" && args.x > 1'
+    decision: allow
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name           string
+		in             RequestInput
+		effect, reason string
+	}{
+		{"allowed host", RequestInput{Kind: "elicitation", Mode: "url", URLHost: "sso.example.com"}, "allow", "sso"},
+		{"other host", RequestInput{Kind: "elicitation", Mode: "url", URLHost: "evil.test"}, "", ""},
+		{"form", RequestInput{Kind: "elicitation", Mode: "form"}, "", ""},
+		{"service sampling", RequestInput{Input: Input{Service: true}, Kind: "sampling"}, "deny", "no-bots"},
+		{"rule error", RequestInput{Kind: "sampling"}, "deny", "rule-error:broken"},
+	} {
+		effect, reason := p.DecideRequest(c.in)
+		if string(effect) != c.effect || reason != c.reason {
+			t.Errorf("%s: %q %q, want %q %q", c.name, effect, reason, c.effect, c.reason)
+		}
+	}
+	if _, err := Parse([]byte("version: 1\nrules:\n  - id: x\n    when: 'request.kind == \"sampling\"'\n    decision: deny\n")); err == nil {
+		t.Error("a call rule compiled with request")
+	}
+	for _, typo := range []string{"request.knd == 'sampling'", "tool.nme == 'x'"} {
+		if _, err := Parse([]byte("version: 1\nrules: []\nupstream_requests:\n  - id: x\n    when: \"" + typo + "\"\n    decision: allow\n")); err == nil {
+			t.Errorf("%s compiled", typo)
+		}
+	}
+	if _, err := Parse([]byte("version: 1\nrules: []\nupstream_requests:\n  - id: x\n    when: 'true'\n    decision: approve\n")); err == nil {
+		t.Error("an upstream_requests rule may approve")
+	}
+	if e, _ := mustDefault(t).DecideRequest(RequestInput{Kind: "sampling"}); e != "" {
+		t.Errorf("the default policy decides questions: %q", e)
+	}
+}
+
+func mustDefault(t *testing.T) *Policy {
+	t.Helper()
+	p, err := Parse(DefaultSource())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

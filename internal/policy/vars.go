@@ -39,6 +39,8 @@ type toolVars struct {
 	Egress          bool     `cel:"egress"`
 	Owner           string   `cel:"owner"`
 	RequireApproval bool     `cel:"require_approval"`
+	AllowElicit     bool     `cel:"allow_elicitation"`
+	AllowSampling   bool     `cel:"allow_sampling"`
 	ReadOnly        bool     `cel:"read_only"`
 	Destructive     bool     `cel:"destructive"`
 	OpenWorld       bool     `cel:"open_world"`
@@ -90,6 +92,7 @@ type activation struct {
 	args      map[string]any
 	now       time.Time
 	risk      int64
+	request   *requestVars // upstream_requests rules only (requests.go)
 }
 
 func (a *activation) ResolveName(name string) (any, bool) {
@@ -106,6 +109,8 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.now, true
 	case "risk":
 		return a.risk, true
+	case "request":
+		return a.request, a.request != nil
 	}
 	return nil, false
 }
@@ -132,6 +137,7 @@ func (p *Policy) activation(in Input, l Labels, base int) *activation {
 		tool: &toolVars{Name: in.Tool.Name, Upstream: in.Tool.Upstream, Version: int64(in.Tool.Version),
 			Labelled: in.Tool.Labels != nil, DataClasses: dataClasses, Risk: l.Risk,
 			Irreversible: l.Irreversible, Egress: l.Egress, Owner: l.Owner, RequireApproval: l.RequireApproval,
+			AllowElicit: l.AllowElicitation, AllowSampling: l.AllowSampling,
 			ReadOnly: in.Tool.Hints.ReadOnly, Destructive: !in.Tool.Hints.ReadOnly && in.Tool.Hints.Destructive,
 			OpenWorld: !in.Tool.Hints.ReadOnly && in.Tool.Hints.OpenWorld, Idempotent: in.Tool.Hints.Idempotent},
 		args:    normalize(in.Args).(map[string]any),

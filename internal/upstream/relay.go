@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ostiary/ostiary/internal/audit"
@@ -30,6 +31,9 @@ type Relay struct {
 	// Admit, for a 2026-07-28 client, says whether it may be asked method
 	// now; a refusal is a *Refusal, recorded with its reason.
 	Admit func(method string) error
+	// Gate decides whether the upstream may ask the client anything
+	// during the call (govern.go); the zero Gate refuses.
+	Gate Gate
 
 	mu       sync.Mutex
 	injected vault.Known    // secrets injected for this call: never relayed back
@@ -193,7 +197,7 @@ const EventUpstreamRequest = "upstream-request"
 // refused: it is never guessed onto a client. Each is audited first.
 func (e *pooled) askClient(p *Pool, c Caller, u Upstream, opts *mcp.ClientOptions) {
 	opts.CreateMessageHandler = func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-		r, err := e.sole(ctx, p, c, u, "sampling/createMessage")
+		r, err := e.sole(ctx, p, c, u, "sampling/createMessage", req.Params)
 		if err != nil {
 			return nil, err
 		}
@@ -207,7 +211,7 @@ func (e *pooled) askClient(p *Pool, c Caller, u Upstream, opts *mcp.ClientOption
 		return r.Session.CreateMessage(r.Ctx, params)
 	}
 	opts.ElicitationHandler = func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-		r, err := e.sole(ctx, p, c, u, "elicitation/create")
+		r, err := e.sole(ctx, p, c, u, "elicitation/create", req.Params)
 		if err != nil {
 			return nil, err
 		}
@@ -276,8 +280,11 @@ func answer[T any](raw json.RawMessage, err error) (*T, error) {
 }
 
 // sole returns the one call in flight to relay an upstream request to, and
-// records the relay (or the refusal).
-func (e *pooled) sole(ctx context.Context, p *Pool, c Caller, u Upstream, method string) (*Relay, error) {
+// records the relay (or the refusal). The call's Gate decides first: a
+// request its tool's labels do not allow is refused with a JSON-RPC error
+// (not an answer on the user's behalf, such as "decline": the user was not
+// asked), and the client never sees it.
+func (e *pooled) sole(ctx context.Context, p *Pool, c Caller, u Upstream, method string, params any) (*Relay, error) {
 	e.mu.Lock()
 	var only *Relay
 	n := len(e.inflight)
@@ -290,36 +297,52 @@ func (e *pooled) sole(ctx context.Context, p *Pool, c Caller, u Upstream, method
 	var refusal error
 	switch {
 	case n != 1:
-		rec.Outcome, rec.Reason = audit.Denied, "no-single-call-in-flight"
-		refusal = fmt.Errorf("%s refused: it can only be relayed during exactly one call of this user", method)
-	case only.Modern && only.Ask == nil, !only.Modern && only.Session == nil:
-		rec.Outcome, rec.Reason = audit.Denied, "client-takes-no-requests"
-		refusal = fmt.Errorf("%s refused: the client cannot be asked", method)
-	case only.Modern:
-		// A 2026-07-28 client takes no requests: it is asked with an
-		// input_required result and answers in its next call.
-		rec.RequestID = only.RequestID
-		rec.Detail["via"] = "input_required"
-		if only.Admit != nil {
-			refusal = only.Admit(method)
-		}
-		if refusal != nil {
-			rec.Outcome, rec.Reason = audit.Denied, "client-not-asked"
-			var r *Refusal
-			if errors.As(refusal, &r) {
-				rec.Reason = r.Reason
-			}
-		}
+		q, _ := Gate{}.Judge(method, params) // for the record only
+		q.Detail(rec.Detail)
+		refusal = &Refusal{Reason: "no-single-call-in-flight", Message: method + " refused: it can only be relayed during exactly one call of this user"}
 	default:
 		rec.RequestID = only.RequestID
+		refusal = only.admit(rec.Detail, method, params)
+	}
+	if refusal != nil {
+		rec.Outcome, rec.Reason = audit.Denied, "client-not-asked"
+		var r *Refusal
+		if errors.As(refusal, &r) {
+			rec.Reason = r.Reason
+		}
 	}
 	if _, err := p.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: rec}); err != nil {
 		return nil, fmt.Errorf("%s refused: the audit log is unavailable", method)
 	}
 	if refusal != nil {
-		return nil, refusal
+		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: refusal.Error()}
 	}
 	return only, nil
+}
+
+// admit decides whether r's client may be asked method: its Gate, then
+// whether the client can be asked at all, and, for a 2026-07-28 client,
+// its Admit. It notes on d what was asked (kind, mode, URL host, tool).
+func (r *Relay) admit(d map[string]any, method string, params any) error {
+	q, refusal := r.Gate.Judge(method, params)
+	q.Detail(d)
+	if r.Gate.Tool != "" {
+		d["tool"] = r.Gate.Tool
+	}
+	switch {
+	case refusal != nil:
+		return refusal
+	case r.Modern && r.Ask == nil, !r.Modern && r.Session == nil:
+		return &Refusal{Reason: "client-takes-no-requests", Message: method + " refused: the client cannot be asked"}
+	case r.Modern:
+		// A 2026-07-28 client takes no requests: it is asked with an
+		// input_required result and answers in its next call.
+		d["via"] = "input_required"
+		if r.Admit != nil {
+			return r.Admit(method)
+		}
+	}
+	return nil
 }
 
 // log relays one upstream log message (raw params, redacted) to this
