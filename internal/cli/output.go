@@ -52,10 +52,6 @@ func (t *table) row(cols ...string) {
 
 func (t *table) flush() error { return t.tw.Flush() }
 
-// printable is safe, under the name earlier code (and branches in flight)
-// calls it by.
-func printable(s string) string { return safe(s) }
-
 func dash(s string) string {
 	if s == "" {
 		return "-"

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 sampling, elicitation and roots are deprecated as of 2026-07-28 (SEP-2577) but still relayed and governed; this file exercises them.
+
 package apptest
 
 import (
