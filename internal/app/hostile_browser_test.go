@@ -113,22 +113,7 @@ func TestHostileMalformedFlood(t *testing.T) {
 	if single > 25 {
 		t.Errorf("%d refusals recorded one by one under a flood", single)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		counted := 0
-		for _, r := range records(t, s, audit.Query{Event: "requests-refused"}) {
-			c, _ := strconv.Atoi(fmt.Sprint(r.Detail["count"]))
-			counted += c
-		}
-		if single+counted == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("records: %d one by one + %d counted, want %d", single, counted, n)
-		}
-		s.Clock.Advance(2 * time.Second)
-		time.Sleep(200 * time.Millisecond)
-	}
+	awaitCounted(t, s, "requests-refused", n-single)
 }
 
 // Found by review: refusals before authentication (a repeated header, a
@@ -150,22 +135,7 @@ func TestHostileUnauthenticatedRefusalFlood(t *testing.T) {
 	if single > 25 {
 		t.Errorf("%d unauthenticated refusals recorded one by one", single)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		counted := 0
-		for _, r := range records(t, s, audit.Query{Event: "requests-refused"}) {
-			c, _ := strconv.Atoi(fmt.Sprint(r.Detail["count"]))
-			counted += c
-		}
-		if single+counted == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("records: %d one by one + %d counted, want %d", single, counted, n)
-		}
-		s.Clock.Advance(11 * time.Second)
-		time.Sleep(200 * time.Millisecond)
-	}
+	awaitCounted(t, s, "requests-refused", n-single)
 	limited := 0
 	for range 300 {
 		if r := rpc(t, s, alice, `{"jsonrpc":"2.0","id":1,"method":"evil/x"}`, nil); r.Status == 429 {
@@ -177,5 +147,28 @@ func TestHostileUnauthenticatedRefusalFlood(t *testing.T) {
 	}
 	if n := len(records(t, s, audit.Query{Event: "method-refused"})); n > 25 {
 		t.Errorf("%d method refusals recorded one by one", n)
+	}
+}
+
+// awaitCounted waits (moving the server's clock past the aggregation
+// window) until the aggregated records of event count want refusals in
+// all, and fails the test if they never do or count more.
+func awaitCounted(t *testing.T, s *apptest.Server, event string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		counted := 0
+		for _, r := range records(t, s, audit.Query{Event: event}) {
+			c, _ := strconv.Atoi(fmt.Sprint(r.Detail["count"]))
+			counted += c
+		}
+		if counted == want {
+			return
+		}
+		if counted > want || time.Now().After(deadline) {
+			t.Fatalf("%s records count %d refusals, want %d", event, counted, want)
+		}
+		s.Clock.Advance(11 * time.Second)
+		time.Sleep(200 * time.Millisecond)
 	}
 }
