@@ -29,7 +29,6 @@ import (
 	"github.com/ostiary/ostiary/internal/config"
 	"github.com/ostiary/ostiary/internal/edge"
 	"github.com/ostiary/ostiary/internal/fault"
-	"github.com/ostiary/ostiary/internal/gateway"
 	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/lru"
@@ -68,7 +67,7 @@ type Config struct {
 	Logger    *slog.Logger
 	Now       func() time.Time
 	Policy    *policy.Service
-	Gateway   *gateway.Gateway // for policy explain
+	Explainer Explainer // the pipeline, for policy explain
 	Approvals *approval.Service
 }
 
@@ -83,7 +82,7 @@ type API struct {
 
 // New returns the admin API handler.
 func New(cfg Config) (*API, error) {
-	if cfg.Authn == nil || cfg.Failures == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Kill == nil || cfg.Vault == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Gateway == nil || cfg.Approvals == nil {
+	if cfg.Authn == nil || cfg.Failures == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Kill == nil || cfg.Vault == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Explainer == nil || cfg.Approvals == nil {
 		return nil, errors.New("adminapi: missing dependency")
 	}
 	a := &API{Config: cfg, mux: http.NewServeMux(), writes: lru.New[string, *rate.Limiter](10000)}
@@ -122,7 +121,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.RequestID, p.Remote = reqID, r.RemoteAddr
 	if wait, limited := a.writeLimited(r, p); limited {
 		secs := max(1, int(math.Ceil(wait.Seconds())))
-		rl := p.Record(gateway.EventRateLimited, "")
+		rl := p.Record(edge.EventRateLimited, "")
 		rl.Outcome, rl.Reason, rl.Detail = audit.Denied, "rate-limit-admin-writes", map[string]any{"method": r.Method, "path": clip(r.URL.Path, 200), "retry_after_s": secs}
 		if _, err := a.Auditor.Write(context.WithoutCancel(r.Context()), audit.Entry{Record: rl}); err != nil {
 			a.Logger.Error("cannot record a rate limit", "request_id", reqID, "err", err)

@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -8,7 +9,7 @@ import (
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/fault"
-	"github.com/ostiary/ostiary/internal/gateway"
+	"github.com/ostiary/ostiary/internal/govern"
 	"github.com/ostiary/ostiary/internal/policy"
 )
 
@@ -43,7 +44,12 @@ type ExplainRequest struct {
 }
 
 // ExplainAnswer answers POST /policy/explain.
-type ExplainAnswer = gateway.Explanation
+type ExplainAnswer = govern.Explanation
+
+// Explainer explains a decision without calling anything (govern.Pipeline).
+type Explainer interface {
+	Explain(ctx context.Context, asker *authn.Principal, user, tool string, args json.RawMessage) (govern.Explanation, error)
+}
 
 func (a *API) setPolicy(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
 	var in SetPolicy
@@ -92,6 +98,6 @@ func (a *API) explainPolicy(w http.ResponseWriter, r *http.Request, p *authn.Pri
 	if err := a.decode(w, r, p.Record(policy.EventExplain, ""), &in); err != nil {
 		return 0, nil, err
 	}
-	out, err := a.Gateway.Explain(r.Context(), p, in.User, in.Tool, in.Args)
+	out, err := a.Explainer.Explain(r.Context(), p, in.User, in.Tool, in.Args)
 	return http.StatusOK, out, err
 }

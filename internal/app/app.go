@@ -28,6 +28,7 @@ import (
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/config"
 	"github.com/ostiary/ostiary/internal/gateway"
+	"github.com/ostiary/ostiary/internal/govern"
 	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/policy"
@@ -55,6 +56,7 @@ type App struct {
 	pool     *upstream.Pool
 	catalog  *catalog.Catalog
 	gateway  *gateway.Gateway
+	pipeline *govern.Pipeline
 	api      *adminapi.API
 	tls      *tls.Config // nil: plain HTTP (loopback only)
 	vault    *vault.Vault
@@ -277,16 +279,19 @@ func (a *App) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, AuthFailures: a.failures, Kill: kill, Catalog: a.catalog, Upstreams: a.pool, Auditor: a.writer,
-		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, CallTimeout: a.cfg.CallTimeout, WriteStall: a.cfg.WriteStall,
-		Caps:   gateway.Caps{Sessions: a.cfg.UserSessions, Streams: a.cfg.UserStreams, Calls: a.cfg.UserCalls},
-		Limits: gateway.Limits{PerKey: a.cfg.RateKey, PerUser: a.cfg.RateUser, PerTool: a.cfg.RateTool},
-		Policy: policies, Users: users{a.store}, Approvals: a.approvals, ApprovalWait: a.cfg.ApprovalWait,
-		ElicitURLAllow: elicitAllow}); err != nil {
+	if a.pipeline, err = govern.New(govern.Config{Catalog: a.catalog, Upstreams: a.pool, Auditor: a.writer, Kill: kill, Logger: a.log, Now: a.now,
+		CallTimeout: a.cfg.CallTimeout, CallsPerUser: a.cfg.UserCalls, Policy: policies, Users: users{a.store},
+		Approvals: a.approvals, ApprovalWait: a.cfg.ApprovalWait, ElicitURLAllow: elicitAllow}); err != nil {
+		return err
+	}
+	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, AuthFailures: a.failures, Pipeline: a.pipeline, Catalog: a.catalog, Kill: kill, Auditor: a.writer,
+		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, WriteStall: a.cfg.WriteStall,
+		Caps:   gateway.Caps{Sessions: a.cfg.UserSessions, Streams: a.cfg.UserStreams},
+		Limits: gateway.Limits{PerKey: a.cfg.RateKey, PerUser: a.cfg.RateUser, PerTool: a.cfg.RateTool}}); err != nil {
 		return err
 	}
 	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Failures: a.failures, WriteRate: a.cfg.RateAdminWrite, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
-		Policy: policies, Gateway: a.gateway, Approvals: a.approvals}); err != nil {
+		Policy: policies, Explainer: a.pipeline, Approvals: a.approvals}); err != nil {
 		return err
 	}
 	if a.cfg.TLS() {
@@ -433,11 +438,12 @@ func (a *App) Close(ctx context.Context) error {
 			// (MCP GET streams, held calls) are ended, so a stop never hangs
 			// on a client that keeps a stream open.
 			sctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
-			cut := func() { a.gateway.Drain(); a.cancelBase() }
+			cut := func() { a.pipeline.Drain(); a.cancelBase() }
 			grace := time.AfterFunc(min(2*time.Second, a.cfg.ShutdownTimeout/2), cut)
 			errs = append(errs, a.server.Shutdown(sctx))
 			grace.Stop()
 			cut()
+			a.pipeline.Close()
 			a.gateway.Close()
 			cancel()
 			<-a.sweepDone

@@ -24,7 +24,7 @@ import (
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/config"
 	"github.com/ostiary/ostiary/internal/evidence"
-	"github.com/ostiary/ostiary/internal/gateway"
+	"github.com/ostiary/ostiary/internal/govern"
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/webhook"
 )
@@ -526,7 +526,7 @@ func TestEvidenceRecords(t *testing.T) {
 	r.JSON(t, &page)
 	var held, refusedVote bool
 	for _, x := range page.ExceptionRecords {
-		held = held || (x.Reason == gateway.ReasonHeld && strings.Contains(x.Mitigation, id2) && x.Exception == "deny")
+		held = held || (x.Reason == govern.ReasonHeld && strings.Contains(x.Mitigation, id2) && x.Exception == "deny")
 		refusedVote = refusedVote || (x.Event == approval.EventDecided && strings.Contains(x.Mitigation, "not counted"))
 	}
 	if !held || !refusedVote {

@@ -13,7 +13,7 @@ import (
 	"github.com/ostiary/ostiary/internal/adminapi"
 	"github.com/ostiary/ostiary/internal/app/apptest"
 	"github.com/ostiary/ostiary/internal/audit"
-	"github.com/ostiary/ostiary/internal/gateway"
+	"github.com/ostiary/ostiary/internal/govern"
 	"github.com/ostiary/ostiary/internal/policy"
 )
 
@@ -49,7 +49,7 @@ func label(t *testing.T, s *apptest.Server, tool string, l policy.Labels) {
 
 func callRecord(t *testing.T, s *apptest.Server, tool string) audit.Record {
 	t.Helper()
-	recs := records(t, s, audit.Query{Event: gateway.EventToolCall, Target: "tool:" + tool, Limit: 1})
+	recs := records(t, s, audit.Query{Event: govern.EventToolCall, Target: "tool:" + tool, Limit: 1})
 	if len(recs) == 0 {
 		t.Fatalf("no decision record for %s", tool)
 	}
@@ -79,7 +79,7 @@ func TestPolicyLabelsHoldPayment(t *testing.T) {
 		t.Fatalf("a labelled large payment was not held: %s (upstream calls %d → %d)", resultText(res), before, len(up.Calls()))
 	}
 	r := callRecord(t, s, "fin.pay")
-	if r.Outcome != audit.Denied || r.Reason != gateway.ReasonHeld || r.Detail["decision"] != "approve" || fmt.Sprint(r.Detail["risk_score"]) != "85" ||
+	if r.Outcome != audit.Denied || r.Reason != govern.ReasonHeld || r.Detail["decision"] != "approve" || fmt.Sprint(r.Detail["risk_score"]) != "85" ||
 		fmt.Sprint(r.Detail["policy_version"]) != "1" || !slices.Contains(anyStrings(r.Detail["reasons"]), "large-irreversible-payment") {
 		t.Errorf("decision record: %+v", r)
 	}
@@ -148,7 +148,7 @@ tests:
 		t.Fatalf("denied call: %+v %v", res, err)
 	}
 	rec := callRecord(t, s, "fin.delete_all")
-	if rec.Reason != gateway.ReasonPolicyDeny || fmt.Sprint(rec.Detail["policy_version"]) != "2" {
+	if rec.Reason != govern.ReasonPolicyDeny || fmt.Sprint(rec.Detail["policy_version"]) != "2" {
 		t.Errorf("record: %+v", rec)
 	}
 	// A policy whose tests fail is not set.

@@ -20,6 +20,10 @@ import (
 // EventRequestRefused is the audit event of a request refused at the edge.
 const EventRequestRefused = "request-refused"
 
+// EventRateLimited records a request refused by a rate limit, at /mcp or
+// /api/v1.
+const EventRateLimited = "rate-limited"
+
 // Reason codes.
 const (
 	ReasonRepeatedHeader = "header-repeated"

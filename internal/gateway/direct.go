@@ -16,6 +16,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/govern"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
 
@@ -148,14 +149,14 @@ func acceptsBoth(values []string) bool {
 // serveDirect answers a request direct accepted, with what direct
 // encoded of it.
 func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message, client upstream.Continuation) {
-	tr := toolRequest{name: m.toolName, client: client}
+	tr := govern.ToolRequest{Name: m.toolName, Client: client}
 	if m.args != nil {
-		tr.args, tr.argErr = parsedArguments(m.args)
+		tr.Args, tr.ArgErr = govern.CanonicalArgs(m.args)
 	} else {
-		tr.args, tr.argErr = arguments(nil)
+		tr.Args, tr.ArgErr = govern.ParseArgs(nil)
 	}
 	relay := &upstream.Relay{Ctx: r.Context(), RequestID: p.RequestID, Modern: true}
-	res, err := g.callTool(r.Context(), p, tr, relay)
+	res, err := g.pl.CallTool(r.Context(), p, tr, relay)
 	var body []byte
 	if err == nil {
 		g.answeredBy(res)
@@ -221,7 +222,7 @@ func hasResultType(b []byte) bool {
 // rpcError is err as the SDK codes a handler's error, with the HTTP
 // status 2026-07-28 gives its code.
 func rpcError(err error) (*jsonrpc.Error, int) {
-	if err == errAudit || err == errAuditRan {
+	if err == govern.ErrAudit || err == govern.ErrAuditRan {
 		return err.(*jsonrpc.Error), http.StatusServiceUnavailable
 	}
 	var rpcErr *jsonrpc.Error

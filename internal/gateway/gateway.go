@@ -24,7 +24,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -36,9 +35,9 @@ import (
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/edge"
+	"github.com/ostiary/ostiary/internal/govern"
 	"github.com/ostiary/ostiary/internal/killswitch"
-	"github.com/ostiary/ostiary/internal/policy"
-	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/quota"
 )
 
 // Authenticator verifies a request's Authorization header.
@@ -51,73 +50,55 @@ type Catalog interface {
 	Snapshot() *catalog.Snapshot
 }
 
-// Caller executes requests on upstreams as a user.
-type Caller interface {
-	Call(ctx context.Context, c upstream.Caller, u upstream.Upstream, call upstream.ToolCall, relay *upstream.Relay) (*mcp.CallToolResult, error)
-	GetPrompt(ctx context.Context, c upstream.Caller, u upstream.Upstream, get upstream.PromptGet) (*mcp.GetPromptResult, error)
-	Complete(ctx context.Context, c upstream.Caller, u upstream.Upstream, params *mcp.CompleteParams) (*mcp.CompleteResult, error)
-	ReadResource(ctx context.Context, c upstream.Caller, u upstream.Upstream, uri string, cont upstream.Continuation) (*mcp.ReadResourceResult, error)
+// Blocker tells whether an active kill switch covers a request.
+type Blocker interface {
+	Blocking(sub killswitch.Subject) (killswitch.Switch, bool)
 }
 
 // Config holds the gateway's dependencies and settings.
 type Config struct {
 	Authn          Authenticator
 	AuthFailures   *authn.FailureGuard // limits and aggregates failed authentications
-	Catalog        Catalog
-	Upstreams      Caller
+	Pipeline       *govern.Pipeline    // governs what an authenticated request asks
+	Catalog        Catalog             // for the Mcp-Param-* header checks
+	Kill           Blocker             // a switch on a user or key refuses its requests at the door
 	Auditor        audit.Appender
-	Kill           KillSwitch // consulted on every request; the gateway cuts the calls it covers
 	Logger         *slog.Logger
 	Now            func() time.Time
 	Version        string
 	AllowedOrigins []string      // browser origins allowed to call /mcp besides loopback ones
 	MaxBodyBytes   int64         // default 1 MiB
 	SessionIdle    time.Duration // legacy sessions close after this idle time; default 30m
-	CallTimeout    time.Duration // bound on one upstream tool call; default 5m
 	WriteStall     time.Duration // how long one write to a client that does not read may block; default 30s
 	Limits         Limits        // request rate limits; zero rates mean none
 	Caps           Caps          // what one user may hold at once
-	Policy         Policies      // decides every tools/call
-	History        *policy.History
-	Users          Users // for explain; optional
-	Approvals      Approvals
-	ApprovalWait   time.Duration // how long a held call waits (0: answer at once); rules may say otherwise
-	// ElicitURLAllow lists the hosts a URL-mode elicitation may point the
-	// user at (nil: any https host).
-	ElicitURLAllow *upstream.HostAllow
 }
 
 // Gateway serves /mcp.
 type Gateway struct {
 	cfg         Config
+	pl          *govern.Pipeline
 	stateful    http.Handler // legacy revisions: sessions, GET stream, DELETE
 	stateless   http.Handler // 2026-07-28: one request, no session
 	sessions    *bindings
 	origins     map[string]bool
-	calls       inflight
 	perKey      *limiter
 	perUser     *limiter
 	perTool     *limiter
-	history     *policy.History
 	impl        *mcp.Implementation // who answers, in 2026-07-28 results
-	states      *sealer             // requestState of relayed input_required results
-	parkedCalls sync.Map            // token → *parkedCall: 2026-07-28 calls that may ask their client
-	life        context.Context     // ends with Close: calls that outlive their request end then
+	life        context.Context     // ends with Close
 	end         context.CancelFunc
-	detached    sync.WaitGroup // the goroutines of those calls
+	detached    sync.WaitGroup // the gateway's own goroutines
 	streams     streams        // open GET streams, ended when their key stops authenticating
-	parkLimit   parkLimit      // calls waiting on questions, by user
-	stopping    atomic.Bool    // Drain was called: calls cut from now on are cut by the stop
 	refused     *refusals      // budgets and counts of refused requests, by key
-	userStreams *holding       // open GET streams, by user
-	userCalls   *holding       // tool calls in flight, by user
+	userStreams *quota.PerUser // open GET streams, by user
 }
 
 type principalKey struct{}
 
 // New returns the gateway.
 func New(cfg Config) (*Gateway, error) {
-	if cfg.Authn == nil || cfg.AuthFailures == nil || cfg.Kill == nil || cfg.Catalog == nil || cfg.Upstreams == nil || cfg.Auditor == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Approvals == nil {
+	if cfg.Authn == nil || cfg.AuthFailures == nil || cfg.Pipeline == nil || cfg.Catalog == nil || cfg.Kill == nil || cfg.Auditor == nil || cfg.Logger == nil || cfg.Now == nil {
 		return nil, errors.New("gateway: missing dependency")
 	}
 	if cfg.MaxBodyBytes <= 0 {
@@ -126,30 +107,15 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.SessionIdle <= 0 {
 		cfg.SessionIdle = 30 * time.Minute
 	}
-	if cfg.ApprovalWait < 0 {
-		return nil, errors.New("gateway: negative approval wait")
-	}
-	if cfg.CallTimeout <= 0 {
-		cfg.CallTimeout = 5 * time.Minute
-	}
 	if cfg.WriteStall <= 0 {
 		cfg.WriteStall = 30 * time.Second
 	}
-	g := &Gateway{cfg: cfg, sessions: &bindings{m: map[string]binding{}, idle: cfg.SessionIdle, now: cfg.Now}, origins: map[string]bool{},
-		perKey: newLimiter(cfg.Limits.PerKey), perUser: newLimiter(cfg.Limits.PerUser), perTool: newLimiter(cfg.Limits.PerTool), history: cfg.History}
-	if g.history == nil {
-		g.history = policy.NewHistory()
-	}
-	var err error
-	if g.states, err = newSealer(); err != nil {
-		return nil, err
-	}
-	cfg.Kill.SetCutter(g)
+	cfg.Caps = cfg.Caps.withDefaults()
+	g := &Gateway{cfg: cfg, pl: cfg.Pipeline, sessions: &bindings{m: map[string]binding{}, idle: cfg.SessionIdle, now: cfg.Now}, origins: map[string]bool{},
+		perKey: newLimiter(cfg.Limits.PerKey), perUser: newLimiter(cfg.Limits.PerUser), perTool: newLimiter(cfg.Limits.PerTool),
+		refused: newRefusals(), userStreams: quota.New(cfg.Caps.Streams)}
 	g.life, g.end = context.WithCancel(context.Background())
 	go g.watchStreams()
-	g.refused = newRefusals()
-	g.cfg.Caps = cfg.Caps.withDefaults()
-	g.userStreams, g.userCalls = newHolding(g.cfg.Caps.Streams), newHolding(g.cfg.Caps.Calls)
 	g.detached.Add(1)
 	go g.flushRefusalsEvery(time.Second)
 	for _, o := range cfg.AllowedOrigins {
@@ -159,7 +125,7 @@ func New(cfg Config) (*Gateway, error) {
 	server := mcp.NewServer(g.impl,
 		&mcp.ServerOptions{Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}, Prompts: &mcp.PromptCapabilities{},
 			Resources: &mcp.ResourceCapabilities{}, Completions: &mcp.CompletionCapabilities{}}, Logger: cfg.Logger})
-	server.AddReceivingMiddleware(g.govern)
+	server.AddReceivingMiddleware(g.route)
 	getServer := func(*http.Request) *mcp.Server { return server }
 	// The principal, already authenticated, reaches the SDK's handlers as
 	// TokenInfo: this verifier only hands it over.
@@ -177,18 +143,9 @@ func New(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
-// Drain tells the gateway that the server is stopping: calls cut from now
-// on are answered "the gateway is stopping" and recorded as
-// gateway-stopping, not as upstream failures. Call it before cancelling
-// the requests' base context.
-func (g *Gateway) Drain() { g.stopping.Store(true) }
-
-// Stopping reports whether Drain or Close was called.
-func (g *Gateway) Stopping() bool { return g.stopping.Load() || g.life.Err() != nil }
-
-// Close ends the calls that outlived their requests (parked calls waiting
-// for a client's answer) and waits, a few seconds at most, for their
-// outcomes to be recorded.
+// Close stops the gateway's own background work (stream rechecks, the
+// flushing of refusal counts), flushing what is counted. The pipeline's
+// calls are the pipeline's to end (govern.Pipeline.Close).
 func (g *Gateway) Close() {
 	g.end()
 	done := make(chan struct{})
@@ -196,7 +153,7 @@ func (g *Gateway) Close() {
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		g.cfg.Logger.Warn("calls still under way at shutdown")
+		g.cfg.Logger.Warn("gateway background work still under way at shutdown")
 	}
 }
 
@@ -235,7 +192,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.RequestID, p.Remote = reqID, r.RemoteAddr
-	if sw, ok := g.blocked(killswitch.Subject{User: p.User, KeyID: p.KeyID}); ok {
+	if sw, ok := g.cfg.Kill.Blocking(killswitch.Subject{User: p.User, KeyID: p.KeyID}); ok {
 		g.suspended(w, r, p, sw)
 		return
 	}
@@ -267,11 +224,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.stateful.ServeHTTP(w, r)
 			return
 		}
-		if !g.userStreams.acquire(p.User) {
+		if !g.userStreams.Acquire(p.User) {
 			g.atCap(w, r, p, nil, ReasonStreamsCap, "open streams", g.cfg.Caps.Streams)
 			return
 		}
-		defer g.userStreams.release(p.User)
+		defer g.userStreams.Release(p.User)
 		g.streams.serve(p.KeyID, g.stateful, w, r)
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
@@ -353,10 +310,10 @@ func (g *Gateway) paramHeadersMatch(w http.ResponseWriter, r *http.Request, p *a
 	if err == nil {
 		return true
 	}
-	rec := p.Record(EventToolCall, "tool:"+m.toolName)
+	rec := p.Record(govern.EventToolCall, "tool:"+m.toolName)
 	rec.Detail = map[string]any{"upstream": e.Upstream, "version": e.Version}
-	if derr := g.deny(r.Context(), rec, ReasonHeaderMismatch, err); derr == errAudit {
-		writeRPCError(w, http.StatusServiceUnavailable, m.id, errAudit)
+	if derr := g.pl.Deny(r.Context(), rec, govern.ReasonHeaderMismatch, err); derr == govern.ErrAudit {
+		writeRPCError(w, http.StatusServiceUnavailable, m.id, govern.ErrAudit)
 		return false
 	}
 	writeRPCError(w, http.StatusBadRequest, m.id, &jsonrpc.Error{Code: codeHeaderMismatch, Message: err.Error()})
@@ -380,6 +337,9 @@ func (g *Gateway) refuseAtEdge(w http.ResponseWriter, r *http.Request, reqID str
 	g.cfg.Logger.Warn("mcp request refused", "request_id", reqID, "reason", f.Reason, "header", f.Header, "remote", r.RemoteAddr)
 	writeRPCError(w, f.Status, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: f.Message})
 }
+
+// EventMethodRefused records a request for a method that is not exposed.
+const EventMethodRefused = "method-refused"
 
 // refuseMethod records a call of a method that is not exposed.
 func (g *Gateway) refuseMethod(ctx context.Context, p *authn.Principal, method string) {

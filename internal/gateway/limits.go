@@ -16,6 +16,7 @@ import (
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/config"
+	"github.com/ostiary/ostiary/internal/edge"
 	"github.com/ostiary/ostiary/internal/lru"
 )
 
@@ -56,9 +57,6 @@ func newLimiter(r config.Rate) *limiter {
 	return &limiter{rate: r, buckets: lru.New[string, *rate.Limiter](limiterSize)}
 }
 
-// EventRateLimited records a request refused by a rate limit.
-const EventRateLimited = "rate-limited"
-
 // overLimit checks the key, user and (for tools/call) tool limits and, when
 // one is exceeded, answers 429 with Retry-After and records it.
 func (g *Gateway) overLimit(w http.ResponseWriter, r *http.Request, p *authn.Principal, tool string) bool {
@@ -81,7 +79,7 @@ func (g *Gateway) overLimit(w http.ResponseWriter, r *http.Request, p *authn.Pri
 			continue
 		}
 		secs := int(math.Ceil(wait.Seconds()))
-		rec := p.Record(EventRateLimited, "")
+		rec := p.Record(edge.EventRateLimited, "")
 		if tool != "" {
 			rec.Target = "tool:" + tool
 		}

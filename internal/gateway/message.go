@@ -44,7 +44,10 @@ type message struct {
 }
 
 // metaProtocolVersion is the per-request _meta key of protocol 2026-07-28.
-const metaProtocolVersion = "io.modelcontextprotocol/protocolVersion"
+const (
+	metaProtocolVersion = "io.modelcontextprotocol/protocolVersion"
+	metaCapabilities    = "io.modelcontextprotocol/clientCapabilities"
+)
 
 var (
 	topLevelKeys     = map[string]bool{"jsonrpc": true, "id": true, "method": true, "params": true, "result": true, "error": true}

@@ -1,6 +1,6 @@
 //lint:file-ignore SA1019 sampling is deprecated as of 2026-07-28 (SEP-2577) but still in its deprecation window: an upstream may still ask for it, and the gateway governs the question.
 
-package gateway
+package govern
 
 import (
 	"context"
@@ -28,15 +28,11 @@ import (
 // maxQuestions bounds the questions of one input_required result.
 const maxQuestions = 16
 
-// ReasonTooManyQuestions: an input_required result asked more than
-// maxQuestions questions.
-const ReasonTooManyQuestions = "too-many-questions"
-
-// toolGate is the Gate of p's call of tool name (entry e): what its labels
+// toolGate is the Gate of p's call of tool e: what its labels
 // allow, the policy's upstream_requests rules, and the server's URL
 // allow-list.
-func (g *Gateway) toolGate(p *authn.Principal, name string, e *catalog.Entry) upstream.Gate {
-	gate := g.gate(p, "tool:"+name, e.PolicyTool())
+func (pl *Pipeline) toolGate(p *authn.Principal, e *catalog.Entry) upstream.Gate {
+	gate := pl.gate(p, "tool:"+e.Name, e.PolicyTool())
 	if e.Labels != nil {
 		gate.Elicitation, gate.Sampling = e.Labels.AllowElicitation, e.Labels.AllowSampling
 	}
@@ -46,18 +42,12 @@ func (g *Gateway) toolGate(p *authn.Principal, name string, e *catalog.Entry) up
 // gate is the Gate of p's request to target (of tool t, for a tools/call):
 // nothing allowed by labels (prompts and resources carry none), the policy
 // in force when the question comes, the URL allow-list.
-func (g *Gateway) gate(p *authn.Principal, target string, t policy.Tool) upstream.Gate {
-	in := policy.Input{User: p.User, Roles: p.Roles, Service: p.Service, KeyID: p.KeyID, Environment: p.Environment, Tool: t}
-	if p.Perms.Scope != nil {
-		in.Scope = p.Perms.Scope.Strings()
-	}
-	if in.Environment == "" {
-		in.Environment = authn.DefaultEnvironment
-	}
-	return upstream.Gate{Tool: target, URLAllow: g.cfg.ElicitURLAllow, Decide: func(q upstream.Question) (string, string) {
+func (pl *Pipeline) gate(p *authn.Principal, target string, t policy.Tool) upstream.Gate {
+	in := policyInput(p, t)
+	return upstream.Gate{Tool: target, URLAllow: pl.cfg.ElicitURLAllow, Decide: func(q upstream.Question) (string, string) {
 		ri := policy.RequestInput{Input: in, Kind: q.Kind, Mode: q.Mode, URLHost: q.URLHost, Target: target}
-		ri.Now = g.cfg.Now()
-		effect, reason := g.cfg.Policy.Current().DecideRequest(ri)
+		ri.Now = pl.cfg.Now()
+		effect, reason := pl.cfg.Policy.Current().DecideRequest(ri)
 		return string(effect), reason
 	}}
 }
@@ -82,13 +72,13 @@ func inputMethod(ir mcp.InputRequest) string {
 // upstream is not answered: a 2026-07-28 upstream keeps no request open,
 // and its requestState is never continued. The error is what the client
 // sees; a refusal is noted on out.
-func (g *Gateway) governQuestions(ctx context.Context, out *audit.Record, p *authn.Principal, uname string, gate upstream.Gate, reqs mcp.InputRequestMap,
+func (pl *Pipeline) governQuestions(ctx context.Context, out *audit.Record, p *authn.Principal, uname string, gate upstream.Gate, reqs mcp.InputRequestMap,
 	redact func([]byte) []byte) error {
 	base := p.Record(upstream.EventUpstreamRequest, "upstream:"+uname)
 	if len(reqs) > maxQuestions {
 		base.Outcome, base.Reason = audit.Denied, ReasonTooManyQuestions
 		base.Detail = map[string]any{"tool": gate.Tool, "questions": len(reqs), "via": "input_required"}
-		if err := g.write(context.WithoutCancel(ctx), base); err != nil {
+		if err := pl.write(context.WithoutCancel(ctx), base); err != nil {
 			return err
 		}
 		out.Outcome, out.Reason = audit.Denied, ReasonTooManyQuestions
@@ -115,7 +105,7 @@ func (g *Gateway) governQuestions(ctx context.Context, out *audit.Record, p *aut
 				first = refusal
 			}
 		}
-		if err := g.write(context.WithoutCancel(ctx), rec); err != nil {
+		if err := pl.write(context.WithoutCancel(ctx), rec); err != nil {
 			return err
 		}
 	}
@@ -136,6 +126,6 @@ func redactOr(redact func([]byte) []byte, s string) []byte {
 
 // otherGate is the Gate of p's prompts/get or resources/read of target on
 // upstream uname: no labels, so only a policy rule allows a question.
-func (g *Gateway) otherGate(p *authn.Principal, target, uname string) upstream.Gate {
-	return g.gate(p, target, policy.Tool{Upstream: uname})
+func (pl *Pipeline) otherGate(p *authn.Principal, target, uname string) upstream.Gate {
+	return pl.gate(p, target, policy.Tool{Upstream: uname})
 }

@@ -1,6 +1,6 @@
 //lint:file-ignore SA1019 sampling and roots are deprecated as of 2026-07-28 (SEP-2577) but still in their deprecation window: an upstream may still ask for them, and the gateway relays the question on purpose.
 
-package gateway
+package govern
 
 import (
 	"context"
@@ -38,17 +38,7 @@ import (
 // goes back to the upstream with the answers. A call an approval let run
 // is continued under the same approval.
 
-// Reason codes of continued calls.
 const (
-	// ReasonBadState: a requestState that Ostiary did not seal for this
-	// caller and call, or that expired.
-	ReasonBadState = "request-state-invalid"
-	// ReasonCapabilities: the upstream asked what the client cannot answer.
-	ReasonCapabilities = "client-capability-missing"
-)
-
-const (
-	metaCapabilities = "io.modelcontextprotocol/clientCapabilities"
 	// stateTTL bounds how long a client may take to answer.
 	stateTTL = 10 * time.Minute
 	// maxUpstreamState bounds the upstream state carried by a client.
@@ -212,24 +202,11 @@ func missingCapabilitiesError(missing []string) error {
 		Message: "the tool needs client capabilities the client did not declare: " + strings.Join(missing, ", "), Data: data}
 }
 
-// clientContinuation is what a request brings to a multi round-trip: for
-// a 2026-07-28 client its declared capabilities, answers and state.
-func clientContinuation(req mcp.Request, meta mcp.Meta, answers mcp.InputResponseMap, state string) upstream.Continuation {
-	if !isModern(req) {
-		return upstream.Continuation{RequestState: state}
-	}
-	c := upstream.Continuation{Capabilities: rawJSON(meta[metaCapabilities]), RequestState: state}
-	if answers != nil {
-		c.InputResponses = rawJSON(answers)
-	}
-	return c
-}
-
 // resume opens the requestState a request brings, if any, for p and this
 // target and argument digest, noting on rec that it continues and what
 // was answered (its SHA-256: provable without holding it). The error is
 // what the client sees.
-func (g *Gateway) resume(rec *audit.Record, p *authn.Principal, target, digest string, client upstream.Continuation) (continuation, error) {
+func (pl *Pipeline) resume(rec *audit.Record, p *authn.Principal, target, digest string, client upstream.Continuation) (continuation, error) {
 	var cont continuation
 	if client.InputResponses != nil {
 		sum := sha256.Sum256(client.InputResponses)
@@ -238,7 +215,7 @@ func (g *Gateway) resume(rec *audit.Record, p *authn.Principal, target, digest s
 	if client.RequestState == "" {
 		return cont, nil
 	}
-	cont, err := g.states.open(client.RequestState, p, target, digest, g.cfg.Now())
+	cont, err := pl.states.open(client.RequestState, p, target, digest, pl.cfg.Now())
 	if err != nil {
 		return cont, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid requestState: " + err.Error()}
 	}
@@ -256,10 +233,10 @@ func forward(client upstream.Continuation, cont continuation) upstream.Continuat
 // ids on out, refuses the questions gate does not allow (questions.go) and
 // (-32021) those the client declared no capability for, and returns the
 // requestState for the client, sealing the upstream's own in it.
-func (g *Gateway) ask(ctx context.Context, out *audit.Record, p *authn.Principal, target, digest string, client upstream.Continuation,
+func (pl *Pipeline) ask(ctx context.Context, out *audit.Record, p *authn.Principal, target, digest string, client upstream.Continuation,
 	reqs mcp.InputRequestMap, upstreamState string, cont continuation, redact func([]byte) []byte, uname string, gate upstream.Gate) (string, error) {
 	out.Detail["input_required"] = inputKeys(reqs, redact)
-	if err := g.governQuestions(ctx, out, p, uname, gate, reqs, redact); err != nil {
+	if err := pl.governQuestions(ctx, out, p, uname, gate, reqs, redact); err != nil {
 		return "", err
 	}
 	if missing := missingCapabilities(client.Capabilities, reqs); len(missing) > 0 {
@@ -267,7 +244,7 @@ func (g *Gateway) ask(ctx context.Context, out *audit.Record, p *authn.Principal
 		return "", missingCapabilitiesError(missing)
 	}
 	cont.Upstream = upstreamState
-	state, err := g.states.seal(cont, p, target, digest, g.cfg.Now())
+	state, err := pl.states.seal(cont, p, target, digest, pl.cfg.Now())
 	if err != nil {
 		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
 		return "", &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "the upstream's requestState cannot be relayed: " + err.Error()}

@@ -1,4 +1,4 @@
-package gateway
+package govern
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/quota"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
 
@@ -99,16 +100,16 @@ func FuzzOpenState(f *testing.F) {
 // A parked call's client is asked only what it declared, and a user has
 // at most maxParkedPerUser calls waiting on answers.
 func TestParkedAdmit(t *testing.T) {
-	var g Gateway
+	pl := &Pipeline{parked: quota.New(maxParkedPerUser)}
 	alice := &authn.Principal{User: "alice", KeyID: "k1"}
-	pc := g.park(alice, "tool:t", "d", "", json.RawMessage(`{"elicitation":{}}`))
+	pc := pl.park(alice, "tool:t", "d", "", json.RawMessage(`{"elicitation":{}}`))
 	var r *upstream.Refusal
 	if err := pc.admit("sampling/createMessage"); !errors.As(err, &r) || r.Reason != "client-capability-missing" {
 		t.Errorf("sampling without the capability: %v", err)
 	}
 	var calls []*parkedCall
 	for range maxParkedPerUser {
-		c := g.park(alice, "tool:t", "d", "", json.RawMessage(`{"elicitation":{}}`))
+		c := pl.park(alice, "tool:t", "d", "", json.RawMessage(`{"elicitation":{}}`))
 		if err := c.admit("elicitation/create"); err != nil {
 			t.Fatal(err)
 		}
@@ -120,11 +121,11 @@ func TestParkedAdmit(t *testing.T) {
 	if err := pc.admit("elicitation/create"); !errors.As(err, &r) || r.Reason != "too-many-waiting" {
 		t.Errorf("one call too many: %v", err)
 	}
-	bob := g.park(&authn.Principal{User: "bob", KeyID: "k2"}, "tool:t", "d", "", json.RawMessage(`{"elicitation":{}}`))
+	bob := pl.park(&authn.Principal{User: "bob", KeyID: "k2"}, "tool:t", "d", "", json.RawMessage(`{"elicitation":{}}`))
 	if err := bob.admit("elicitation/create"); err != nil {
 		t.Errorf("another user: %v", err)
 	}
-	g.ended(calls[0], nil, nil)
+	pl.ended(calls[0], nil, nil)
 	if err := pc.admit("elicitation/create"); err != nil {
 		t.Errorf("after one ended: %v", err)
 	}

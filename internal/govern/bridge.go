@@ -1,4 +1,4 @@
-package gateway
+package govern
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/quota"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
 
@@ -45,40 +46,13 @@ type parkedCall struct {
 	parked              bool      // a question went out: the call no longer ends with a request
 	attached            bool      // a request is waiting on it
 	outstanding         *question // the question the client was given
-	limit               *parkLimit
+	limit               *quota.PerUser
 	counted             bool // holds one of its user's places (limit)
 }
 
 // maxParkedPerUser bounds the calls a user may leave waiting on questions:
 // each holds one of its upstream's concurrency slots while it waits.
 const maxParkedPerUser = 4
-
-// parkLimit counts each user's calls waiting on questions.
-type parkLimit struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (l *parkLimit) take(user string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.n == nil {
-		l.n = map[string]int{}
-	}
-	if l.n[user] >= maxParkedPerUser {
-		return false
-	}
-	l.n[user]++
-	return true
-}
-
-func (l *parkLimit) give(user string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.n[user]--; l.n[user] <= 0 {
-		delete(l.n, user)
-	}
-}
 
 // question is an upstream's request of the client.
 type question struct {
@@ -94,10 +68,10 @@ var errShutdown = errors.New("the gateway is stopping")
 var errNotWaiting = &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid requestState: the call it continues has ended or expired; call again without it"}
 
 // park registers a new call of p's as able to ask its client questions.
-func (g *Gateway) park(p *authn.Principal, target, digest, approval string, caps json.RawMessage) *parkedCall {
+func (pl *Pipeline) park(p *authn.Principal, target, digest, approval string, caps json.RawMessage) *parkedCall {
 	pc := &parkedCall{token: rand.Text(), user: p.User, keyID: p.KeyID, target: target, digest: digest, approval: approval, caps: caps,
-		asks: make(chan *question), done: make(chan struct{}), limit: &g.parkLimit}
-	g.parkedCalls.Store(pc.token, pc)
+		asks: make(chan *question), done: make(chan struct{}), limit: pl.parked}
+	pl.parkedCalls.Store(pc.token, pc)
 	return pc
 }
 
@@ -105,21 +79,21 @@ func (g *Gateway) park(p *authn.Principal, target, digest, approval string, caps
 // asked its client something, for the client's next call: until one takes
 // it, or stateTTL has passed. A call that asked nothing is forgotten at once
 // (the request that made it is waiting on it).
-func (g *Gateway) ended(pc *parkedCall, res mcp.Result, err error) {
+func (pl *Pipeline) ended(pc *parkedCall, res mcp.Result, err error) {
 	pc.res, pc.err = res, err
 	pc.mu.Lock()
 	parked := pc.parked
 	if pc.counted {
-		pc.limit.give(pc.user)
+		pc.limit.Release(pc.user)
 		pc.counted = false
 	}
 	pc.mu.Unlock()
 	close(pc.done)
 	if !parked {
-		g.parkedCalls.Delete(pc.token)
+		pl.parkedCalls.Delete(pc.token)
 		return
 	}
-	time.AfterFunc(stateTTL, func() { g.parkedCalls.Delete(pc.token) })
+	time.AfterFunc(stateTTL, func() { pl.parkedCalls.Delete(pc.token) })
 }
 
 // admit is the relay's Admit for pc: the client is asked only what its
@@ -132,7 +106,7 @@ func (pc *parkedCall) admit(method string) error {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if !pc.counted {
-		if !pc.limit.take(pc.user) {
+		if !pc.limit.Acquire(pc.user) {
 			return &upstream.Refusal{Reason: "too-many-waiting",
 				Message: fmt.Sprintf("%s refused: %d calls of this user already wait for answers", method, maxParkedPerUser)}
 		}
@@ -196,7 +170,7 @@ func (pc *parkedCall) attach(answers json.RawMessage) (*question, error) {
 // await waits, for the request of ctx, until the call ends or asks the
 // client something. Before its first question, the call ends with the
 // request that made it (cancel); after, it lives on its own.
-func (g *Gateway) await(ctx context.Context, pc *parkedCall) (mcp.Result, error) {
+func (pl *Pipeline) await(ctx context.Context, pc *parkedCall) (mcp.Result, error) {
 	defer func() {
 		pc.mu.Lock()
 		pc.attached = false
@@ -204,24 +178,24 @@ func (g *Gateway) await(ctx context.Context, pc *parkedCall) (mcp.Result, error)
 	}()
 	select {
 	case <-pc.done:
-		g.parkedCalls.Delete(pc.token)
+		pl.parkedCalls.Delete(pc.token)
 		return pc.res, pc.err
 	case q := <-pc.asks:
 		pc.mu.Lock()
 		pc.parked, pc.outstanding = true, q
 		pc.mu.Unlock()
-		return g.asking(pc, q)
+		return pl.asking(pc, q)
 	case <-ctx.Done():
 		pc.mu.Lock()
 		parked := pc.parked
 		pc.mu.Unlock()
-		if g.Stopping() && !parked {
+		if pl.Stopping() && !parked {
 			// Cut by the stop: the client is told so, with the outcome
 			// the call recorded, if it comes in time.
 			pc.cancel(errShutdown)
 			select {
 			case <-pc.done:
-				g.parkedCalls.Delete(pc.token)
+				pl.parkedCalls.Delete(pc.token)
 				return pc.res, pc.err
 			case <-time.After(2 * time.Second):
 				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: errShutdown.Error()}
@@ -235,9 +209,9 @@ func (g *Gateway) await(ctx context.Context, pc *parkedCall) (mcp.Result, error)
 }
 
 // asking is the input_required result that puts q to the client.
-func (g *Gateway) asking(pc *parkedCall, q *question) (mcp.Result, error) {
-	state, err := g.states.seal(continuation{Parked: pc.token, Approval: pc.approval}, &authn.Principal{User: pc.user, KeyID: pc.keyID},
-		pc.target, pc.digest, g.cfg.Now())
+func (pl *Pipeline) asking(pc *parkedCall, q *question) (mcp.Result, error) {
+	state, err := pl.states.seal(continuation{Parked: pc.token, Approval: pc.approval}, &authn.Principal{User: pc.user, KeyID: pc.keyID},
+		pc.target, pc.digest, pl.cfg.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -259,8 +233,8 @@ func (g *Gateway) asking(pc *parkedCall, q *question) (mcp.Result, error) {
 
 // parkedFor finds the parked call a continuation names. The state that
 // named it opened for this caller, target and arguments, so it is theirs.
-func (g *Gateway) parkedFor(cont continuation) (*parkedCall, error) {
-	v, ok := g.parkedCalls.Load(cont.Parked)
+func (pl *Pipeline) parkedFor(cont continuation) (*parkedCall, error) {
+	v, ok := pl.parkedCalls.Load(cont.Parked)
 	if !ok {
 		return nil, errNotWaiting
 	}

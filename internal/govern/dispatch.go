@@ -1,0 +1,114 @@
+package govern
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/upstream"
+)
+
+// dispatch is the stage that sends an admitted, recorded call upstream,
+// and owns release (the user's count of calls in flight) from here on.
+// A 2025-era client's call runs in its request. A 2026-07-28 client's
+// call runs on its own, so that it can outlive this request if the
+// upstream asks the client something (bridge.go); a request continuing
+// such a call hands it the client's answer and waits again.
+func (pl *Pipeline) dispatch(ctx context.Context, c *toolCall, release func()) (mcp.Result, error) {
+	if pc := c.parked; pc != nil {
+		release()
+		if q, err := pc.attach(c.req.Client.InputResponses); err != nil || q != nil {
+			if err != nil {
+				return nil, err
+			}
+			return pl.asking(pc, q) // not answered: asked again
+		}
+		return pl.await(ctx, pc)
+	}
+	if !c.relay.Modern {
+		defer release()
+		return pl.run(ctx, c)
+	}
+	pc := pl.park(c.p, c.t.ref, c.req.Args.digest, c.cont.Approval, c.req.Client.Capabilities)
+	c.relay.Ask, c.relay.Admit = pc.ask, pc.admit
+	callCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(pl.life, func() { cancel(errShutdown) })
+	pc.cancel, pc.ctx, pc.attached = cancel, callCtx, true
+	pl.detached.Add(1)
+	go func() {
+		defer pl.detached.Done()
+		defer release()
+		defer stop()
+		res, err := pl.run(callCtx, c)
+		cancel(nil)
+		pl.ended(pc, res, err)
+	}()
+	return pl.await(ctx, pc)
+}
+
+// run calls the upstream as the user, bounded by ctx, the call's timeout
+// and kill switches (which cut it while it runs), and hands what came
+// back to the outcome stage.
+func (pl *Pipeline) run(ctx context.Context, c *toolCall) (mcp.Result, error) {
+	e, u := c.t.tool, c.t.upstream
+	start := pl.cfg.Now()
+	callCtx, cancel := context.WithTimeout(ctx, callTimeout(pl.cfg.CallTimeout, u.CallTimeout, e.CallTimeout))
+	defer cancel()
+	callCtx, cut := context.WithCancelCause(callCtx)
+	defer pl.calls.add(c.t.subject(c.p), cut)()
+	tc := upstream.ToolCall{Name: e.UpstreamTool, Arguments: c.req.Args.raw, ParamHeaders: e.ParamHeaders, Continuation: forward(c.req.Client, c.cont)}
+	tc.Args, _ = c.req.Args.value.(map[string]any)
+	res, attempts, err := pl.call(callCtx, c.p, u, e, tc, c.relay)
+	return pl.outcome(ctx, callCtx, c, res, err, attempts, start)
+}
+
+// Retries: a tool whose pinned definition says it is read-only or
+// idempotent is called again when the upstream failed to answer (never
+// when it answered, even with an error), up to maxAttempts in all, with
+// exponential backoff and jitter, within the call's deadline, and not
+// while the upstream's circuit is open.
+const (
+	maxAttempts  = 3
+	retryBackoff = 100 * time.Millisecond
+)
+
+// callTimeout is the tightest of the server's bound and the upstream's and
+// tool's timeouts where set: the server's is the overall maximum, even
+// while progress keeps arriving.
+func callTimeout(server time.Duration, set ...time.Duration) time.Duration {
+	d := server
+	for _, s := range set {
+		if s > 0 && s < d {
+			d = s
+		}
+	}
+	return d
+}
+
+// retryable reports whether the pinned definition allows repeating a call.
+func retryable(t *mcp.Tool) bool {
+	return t != nil && t.Annotations != nil && (t.Annotations.ReadOnlyHint || t.Annotations.IdempotentHint)
+}
+
+// call runs the tool on its upstream as p, retrying as above; it returns
+// how many attempts were made.
+func (pl *Pipeline) call(ctx context.Context, p *authn.Principal, u upstream.Upstream, e *catalog.Entry, tc upstream.ToolCall,
+	relay *upstream.Relay) (*mcp.CallToolResult, int, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := pl.cfg.Upstreams.Call(ctx, upstream.CallerOf(p), u, tc, relay)
+		if err == nil || attempt == maxAttempts || !retryable(e.Tool) || upstream.Answered(err) || upstream.Suspended(err) || upstream.Refused(err) || upstream.Busy(err) || ctx.Err() != nil {
+			return res, attempt, err
+		}
+		wait := retryBackoff << (2 * (attempt - 1))
+		wait += time.Duration(rand.Int64N(int64(wait) / 2))
+		pl.cfg.Logger.Info("retrying an idempotent call", "request_id", p.RequestID, "tool", e.Name, "attempt", attempt+1, "after", wait)
+		select {
+		case <-ctx.Done():
+			return res, attempt, err
+		case <-time.After(wait):
+		}
+	}
+}

@@ -1,0 +1,261 @@
+package govern
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/policy"
+	"github.com/ostiary/ostiary/internal/upstream"
+)
+
+// toolCall is a tools/call on its way through the stages: what the front
+// door handed over, and what each stage adds.
+type toolCall struct {
+	p      *authn.Principal
+	req    ToolRequest
+	relay  *upstream.Relay
+	rec    audit.Record    // the decision record, filled in stage by stage
+	t      target          // resolve
+	cont   continuation    // continue: what a requestState brought back
+	parked *parkedCall     // continue: the call under way this request continues
+	d      policy.Decision // decide
+}
+
+// CallTool governs p's tools/call: the stages of the package doc, top to
+// bottom. Nothing reaches the upstream unless the decision record is
+// durable, and nothing leaves for the client before the outcome is.
+func (pl *Pipeline) CallTool(ctx context.Context, p *authn.Principal, req ToolRequest, relay *upstream.Relay) (mcp.Result, error) {
+	c := &toolCall{p: p, req: req, relay: relay, rec: p.Record(EventToolCall, "tool:"+req.Name)}
+	c.rec.Detail = map[string]any{"args_sha256": req.Args.digest}
+	if serve, ok := builtin[req.Name]; ok { // Ostiary's own tools: no upstream
+		return serve(pl, ctx, c)
+	}
+	c.t = resolveTool(pl.cfg.Catalog.Snapshot(), req.Name)
+	if err := pl.admit(ctx, p, c.rec, c.t); err != nil { // authorize, kill switch
+		return nil, err
+	}
+	relay.Gate = pl.toolGate(p, c.t.tool) // what its upstream may ask the client during the call
+	if err := pl.validate(ctx, c); err != nil {
+		return nil, err
+	}
+	if err := pl.continued(ctx, c); err != nil {
+		return nil, err
+	}
+	release, err := pl.countCall(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	handed := false // release is dispatch's once it is called
+	defer func() {
+		if !handed {
+			release()
+		}
+	}()
+	c.d = pl.decide(p, c.t.tool, req.Args.value)
+	noteDecision(&c.rec, c.d)
+	if stop, res, err := pl.approvalGate(ctx, c); stop {
+		return res, err
+	}
+	if err := pl.write(ctx, c.rec); err != nil { // the decision, on record
+		return nil, err
+	}
+	handed = true
+	return pl.dispatch(ctx, c, release) // and the outcome, on record (outcome.go)
+}
+
+// continued is the stage that opens the requestState a 2026-07-28 request
+// brings back (continue.go), and finds the call under way it continues,
+// if any (bridge.go).
+func (pl *Pipeline) continued(ctx context.Context, c *toolCall) error {
+	var err error
+	if c.cont, err = pl.resume(&c.rec, c.p, c.t.ref, c.req.Args.digest, c.req.Client); err != nil {
+		return pl.Deny(ctx, c.rec, ReasonBadState, err)
+	}
+	if c.cont.Parked != "" {
+		if c.parked, err = pl.parkedFor(c.cont); err != nil {
+			return pl.Deny(ctx, c.rec, ReasonBadState, err)
+		}
+		c.rec.Detail["parked"] = true
+	}
+	return nil
+}
+
+// countCall counts a new call against the user's calls in flight until
+// it ends (release); a request continuing a call under way is that call.
+func (pl *Pipeline) countCall(ctx context.Context, c *toolCall) (release func(), err error) {
+	if c.parked != nil {
+		return func() {}, nil
+	}
+	if !pl.userCalls.Acquire(c.p.User) {
+		return nil, pl.Deny(ctx, c.rec, ReasonCallsCap, errCallsCap(pl.cfg.CallsPerUser))
+	}
+	return func() { pl.userCalls.Release(c.p.User) }, nil
+}
+
+// errCallsCap is a tool call refused at the user's cap of calls in flight.
+func errCallsCap(limit int) error {
+	return &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest,
+		Message: fmt.Sprintf("too many calls in flight for this user (at most %d); retry when one ends", limit)}
+}
+
+// approvalGate acts on the decision: a denied call is answered (stop), a
+// call the policy wants approved goes on only once approved (approve.go),
+// the rest go on.
+func (pl *Pipeline) approvalGate(ctx context.Context, c *toolCall) (stop bool, res mcp.Result, err error) {
+	switch {
+	case c.d.Effect == policy.Deny:
+		if c.parked != nil {
+			c.parked.cancel(errors.New("denied by policy when continued"))
+		}
+		res, err = pl.policyDenied(ctx, c.p, c.rec, c.d)
+		return true, res, err
+	case c.d.Effect == policy.Approve && (c.cont.Approval != "" || c.parked != nil):
+		c.rec.Detail["approval"] = c.cont.Approval // the call under way (approved if it had to be), continued
+	case c.d.Effect == policy.Approve:
+		id, proceed, res, err := pl.held(ctx, c.p, c.rec, c.d, c.t.tool, c.req.Args, c.relay)
+		if !proceed {
+			return true, res, err
+		}
+		c.rec.Outcome, c.rec.Reason = audit.Success, ""
+		c.rec.Detail["approval"] = id
+		c.cont.Approval = id
+		if err := pl.unkilled(ctx, c.p, c.rec, c.t); err != nil { // engaged while the call waited
+			return true, nil, err
+		}
+	}
+	return false, nil, nil
+}
+
+// GetPrompt governs p's prompts/get: resolve, authorize, kill switch,
+// continue, record, dispatch, outcome.
+func (pl *Pipeline) GetPrompt(ctx context.Context, p *authn.Principal, params *mcp.GetPromptParams, client upstream.Continuation) (mcp.Result, error) {
+	rec := p.Record(EventPromptGet, "prompt:"+params.Name)
+	rec.Detail = map[string]any{"arguments": len(params.Arguments)}
+	t := resolvePrompt(pl.cfg.Catalog.Snapshot(), params.Name)
+	if err := pl.admit(ctx, p, rec, t); err != nil {
+		return nil, err
+	}
+	rec.Detail["upstream"], rec.Detail["decision"] = t.upstream.Name, "allow"
+	// The digest binds a continuation to these arguments.
+	args := make(map[string]any, len(params.Arguments))
+	for k, v := range params.Arguments {
+		args[k] = v
+	}
+	digest := ""
+	if a, err := CanonicalArgs(args); err == nil {
+		digest = a.digest
+	}
+	cont, err := pl.resume(&rec, p, t.ref, digest, client)
+	if err != nil {
+		return nil, pl.Deny(ctx, rec, ReasonBadState, err)
+	}
+	if err := pl.write(ctx, rec); err != nil {
+		return nil, err
+	}
+	start := pl.cfg.Now()
+	res, err := pl.cfg.Upstreams.GetPrompt(ctx, upstream.CallerOf(p), t.upstream, upstream.PromptGet{Name: t.prompt.UpstreamName, Arguments: params.Arguments,
+		Continuation: forward(client, cont)})
+	out := p.Record(EventPromptResult, t.ref)
+	out.Detail = map[string]any{"upstream": t.upstream.Name, "latency_us": pl.cfg.Now().Sub(start).Microseconds()}
+	switch {
+	case err != nil:
+		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
+	case res.InputRequests != nil:
+		if res.RequestState, err = pl.ask(ctx, &out, p, t.ref, digest, client, res.InputRequests, res.RequestState, cont, nil,
+			t.upstream.Name, pl.otherGate(p, t.ref, t.upstream.Name)); err != nil { // redacted by the pool
+			res = nil
+		}
+	default:
+		res.RequestState = "" // only Ostiary's sealed states reach the client
+	}
+	if werr := pl.write(context.WithoutCancel(ctx), out); werr != nil {
+		return nil, werr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// ReadResource governs p's resources/read: resolve, authorize, kill
+// switch, continue, record, dispatch, outcome. A read has no arguments:
+// the URI is the target.
+func (pl *Pipeline) ReadResource(ctx context.Context, p *authn.Principal, uri string, client upstream.Continuation) (mcp.Result, error) {
+	rec := p.Record(EventResourceRead, "resource:"+uri)
+	t := resolveResource(pl.cfg.Catalog.Snapshot(), uri, false)
+	if err := pl.admit(ctx, p, rec, t); err != nil {
+		return nil, err
+	}
+	rec.Detail = map[string]any{"upstream": t.upstream.Name, "name": t.name, "decision": "allow"}
+	cont, err := pl.resume(&rec, p, t.ref, "", client)
+	if err != nil {
+		return nil, pl.Deny(ctx, rec, ReasonBadState, err)
+	}
+	if err := pl.write(ctx, rec); err != nil {
+		return nil, err
+	}
+	start := pl.cfg.Now()
+	res, err := pl.cfg.Upstreams.ReadResource(ctx, upstream.CallerOf(p), t.upstream, uri, forward(client, cont))
+	out := p.Record(EventResourceResult, t.ref)
+	out.Detail = map[string]any{"upstream": t.upstream.Name, "latency_us": pl.cfg.Now().Sub(start).Microseconds()}
+	switch {
+	case err != nil:
+		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
+	case res.InputRequests != nil:
+		if res.RequestState, err = pl.ask(ctx, &out, p, t.ref, "", client, res.InputRequests, res.RequestState, cont, nil,
+			t.upstream.Name, pl.otherGate(p, "resource:"+clip(uri), t.upstream.Name)); err != nil { // redacted by the pool
+			res = nil
+		}
+	default:
+		res.RequestState = "" // only Ostiary's sealed states reach the client
+	}
+	if werr := pl.write(context.WithoutCancel(ctx), out); werr != nil {
+		return nil, werr
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Who may read it depends on grants: no shared cache may serve it to
+	// someone else, whatever the upstream said.
+	res.CacheScope = "private"
+	return res, nil
+}
+
+// Complete governs p's completion/complete of a prompt's or a resource
+// template's arguments: resolve, authorize, kill switch, record,
+// dispatch. Only the completion itself goes upstream: never the client's
+// _meta.
+func (pl *Pipeline) Complete(ctx context.Context, p *authn.Principal, params *mcp.CompleteParams) (mcp.Result, error) {
+	rec := p.Record(EventCompletion, "")
+	snap := pl.cfg.Catalog.Snapshot()
+	var t target
+	fwd := mcp.CompleteParams{Argument: params.Argument, Context: params.Context}
+	switch {
+	case params.Ref != nil && params.Ref.Type == "ref/resource":
+		t = resolveResource(snap, params.Ref.URI, true)
+		fwd.Ref = &mcp.CompleteReference{Type: "ref/resource", URI: params.Ref.URI}
+	case params.Ref != nil && params.Ref.Type == "ref/prompt":
+		t = resolvePrompt(snap, params.Ref.Name)
+		if t.prompt != nil {
+			fwd.Ref = &mcp.CompleteReference{Type: "ref/prompt", Name: t.prompt.UpstreamName}
+		}
+	default:
+		return nil, pl.Deny(ctx, rec, ReasonUnknownTool, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams,
+			Message: "completion needs a ref/prompt or ref/resource reference"})
+	}
+	rec.Target = t.ref
+	if err := pl.admit(ctx, p, rec, t); err != nil {
+		return nil, err
+	}
+	rec.Detail = map[string]any{"upstream": t.upstream.Name, "argument": params.Argument.Name}
+	if err := pl.write(ctx, rec); err != nil {
+		return nil, err
+	}
+	return pl.cfg.Upstreams.Complete(ctx, upstream.CallerOf(p), t.upstream, &fwd)
+}

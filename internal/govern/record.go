@@ -1,0 +1,54 @@
+package govern
+
+import (
+	"context"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+
+	"github.com/ostiary/ostiary/internal/audit"
+)
+
+// ErrAudit is what a client sees when its request cannot be recorded:
+// nothing was performed.
+var ErrAudit = &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "the audit log is unavailable; the request was not performed"}
+
+// ErrAuditRan is what a client sees when the call was sent to the
+// upstream but its outcome could not be recorded: the truth, so that it is
+// not blindly repeated.
+var ErrAuditRan = &jsonrpc.Error{Code: jsonrpc.CodeInternalError,
+	Message: "the call was sent to the upstream, but its outcome could not be recorded (the audit log is unavailable): check its effect before repeating it"}
+
+// write puts rec on record. If the audit log refuses, the cause goes to
+// the operational log with the request id, and the client gets ErrAudit
+// (its cause is not the client's business).
+func (pl *Pipeline) write(ctx context.Context, rec audit.Record) error {
+	if _, err := pl.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		pl.cfg.Logger.Error("audit unavailable", "request_id", rec.RequestID, "event", rec.Event, "target", rec.Target, "err", err)
+		return ErrAudit
+	}
+	return nil
+}
+
+// Deny records a refused request and returns what the client sees:
+// clientErr, or ErrAudit if the refusal cannot be recorded. Refusals for
+// the request's own faults (arguments, schema, headers) are recorded as
+// failed, the others as denied.
+func (pl *Pipeline) Deny(ctx context.Context, rec audit.Record, reason string, clientErr error) error {
+	rec.Outcome, rec.Reason = audit.Denied, reason
+	if reason == ReasonBadArguments || reason == ReasonBadSchema || reason == ReasonHeaderMismatch {
+		rec.Outcome = audit.Failed
+	}
+	if err := pl.write(ctx, rec); err != nil {
+		return err
+	}
+	return clientErr
+}
+
+// clip bounds a string from a request for the record.
+func clip(s string) string {
+	if len(s) > 128 {
+		s = s[:128]
+	}
+	return strings.ToValidUTF8(s, "?")
+}
