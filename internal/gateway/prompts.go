@@ -13,6 +13,7 @@ import (
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // Audit event types of prompts and completion.
@@ -42,21 +43,21 @@ func (g *Gateway) listPrompts(ctx context.Context, p *authn.Principal) (mcp.Resu
 }
 
 // promptTarget resolves a prompt p may invoke, recording a refusal.
-func (g *Gateway) promptTarget(ctx context.Context, p *authn.Principal, rec audit.Record, name string) (*catalog.PromptEntry, upstream.Upstream, error) {
+func (g *Gateway) promptTarget(ctx context.Context, p *authn.Principal, rec audit.Record, name string) (*catalog.PromptEntry, spec.Upstream, error) {
 	snap := g.cfg.Catalog.Snapshot()
 	e, ok := snap.Prompt(name)
 	switch {
 	case !ok:
-		return nil, upstream.Upstream{}, g.deny(ctx, rec, ReasonUnknownTool, unknownPrompt(name))
+		return nil, spec.Upstream{}, g.deny(ctx, rec, ReasonUnknownTool, unknownPrompt(name))
 	case !p.Allows(authz.Invoke, name):
-		return nil, upstream.Upstream{}, g.deny(ctx, rec, ReasonNotPermitted, unknownPrompt(name))
+		return nil, spec.Upstream{}, g.deny(ctx, rec, ReasonNotPermitted, unknownPrompt(name))
 	}
 	if _, killed := g.blocked(killswitch.Subject{User: p.User, KeyID: p.KeyID, Upstream: e.Upstream, Tool: name}); killed {
-		return nil, upstream.Upstream{}, g.deny(ctx, rec, ReasonKilled, unknownPrompt(name))
+		return nil, spec.Upstream{}, g.deny(ctx, rec, ReasonKilled, unknownPrompt(name))
 	}
 	u, ok := snap.Upstream(e.Upstream)
 	if !ok {
-		return nil, upstream.Upstream{}, g.deny(ctx, rec, ReasonUnknownTool, unknownPrompt(name))
+		return nil, spec.Upstream{}, g.deny(ctx, rec, ReasonUnknownTool, unknownPrompt(name))
 	}
 	return e, u, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // Audit event types of resources.
@@ -42,19 +43,19 @@ func (g *Gateway) listResources(ctx context.Context, p *authn.Principal, templat
 }
 
 // resourceTarget resolves a URI p may read, recording a refusal.
-func (g *Gateway) resourceTarget(ctx context.Context, p *authn.Principal, rec audit.Record, e *catalog.ResourceEntry, found bool, notFound error) (upstream.Upstream, error) {
+func (g *Gateway) resourceTarget(ctx context.Context, p *authn.Principal, rec audit.Record, e *catalog.ResourceEntry, found bool, notFound error) (spec.Upstream, error) {
 	switch {
 	case !found:
-		return upstream.Upstream{}, g.deny(ctx, rec, ReasonUnknownTool, notFound)
+		return spec.Upstream{}, g.deny(ctx, rec, ReasonUnknownTool, notFound)
 	case !p.Allows(authz.Invoke, e.Name):
-		return upstream.Upstream{}, g.deny(ctx, rec, ReasonNotPermitted, notFound)
+		return spec.Upstream{}, g.deny(ctx, rec, ReasonNotPermitted, notFound)
 	}
 	if _, killed := g.blocked(killswitch.Subject{User: p.User, KeyID: p.KeyID, Upstream: e.Upstream, Tool: e.Name}); killed {
-		return upstream.Upstream{}, g.deny(ctx, rec, ReasonKilled, notFound)
+		return spec.Upstream{}, g.deny(ctx, rec, ReasonKilled, notFound)
 	}
 	u, ok := g.cfg.Catalog.Snapshot().Upstream(e.Upstream)
 	if !ok {
-		return upstream.Upstream{}, g.deny(ctx, rec, ReasonUnknownTool, notFound)
+		return spec.Upstream{}, g.deny(ctx, rec, ReasonUnknownTool, notFound)
 	}
 	return u, nil
 }

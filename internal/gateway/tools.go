@@ -23,6 +23,7 @@ import (
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/strictjson"
 	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // Audit event types of the gateway.
@@ -302,7 +303,7 @@ type toolRun struct {
 	p     *authn.Principal
 	name  string
 	e     *catalog.Entry
-	u     upstream.Upstream
+	u     spec.Upstream
 	sub   killswitch.Subject
 	relay *upstream.Relay
 	tr    toolRequest
@@ -434,7 +435,7 @@ func callTimeout(server time.Duration, set ...time.Duration) time.Duration {
 }
 
 func isRefusedCommand(err error) bool {
-	_, refused := upstream.RefusedCommand(err)
+	_, refused := spec.RefusedCommand(err)
 	return refused
 }
 
@@ -445,7 +446,7 @@ func retryable(t *mcp.Tool) bool {
 
 // call runs the tool on its upstream as p, retrying as above; it returns
 // how many attempts were made.
-func (g *Gateway) call(ctx context.Context, p *authn.Principal, u upstream.Upstream, e *catalog.Entry, tc upstream.ToolCall,
+func (g *Gateway) call(ctx context.Context, p *authn.Principal, u spec.Upstream, e *catalog.Entry, tc upstream.ToolCall,
 	relay *upstream.Relay) (*mcp.CallToolResult, int, error) {
 	for attempt := 1; ; attempt++ {
 		res, err := g.cfg.Upstreams.Call(ctx, upstream.CallerOf(p), u, tc, relay)
@@ -528,7 +529,7 @@ func (g *Gateway) definitionChanged(ctx context.Context, rec audit.Record, e *ca
 	case !e.Changed:
 		return nil
 	case e.KeepPinned:
-		rec.Detail["definition_changed"] = upstream.OnChangeKeepPinned
+		rec.Detail["definition_changed"] = spec.OnChangeKeepPinned
 		return nil
 	}
 	return g.deny(ctx, rec, ReasonDefinitionChanged, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams,

@@ -1,3 +1,7 @@
+// Package upstream connects Ostiary to the MCP servers behind it, as an
+// admin configured them (spec.Upstream): a Pool holds one client session
+// per (user, upstream), never shared between users, each request carrying
+// a fresh identity assertion instead of any client credential.
 package upstream
 
 import (
@@ -25,6 +29,7 @@ import (
 	"github.com/ostiary/ostiary/internal/assertion"
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 	"github.com/ostiary/ostiary/internal/vault"
 )
 
@@ -91,7 +96,7 @@ type PoolConfig struct {
 	Secrets Resolver
 	// StdioAllow is the operator's list of the programs stdio upstreams
 	// may run; nil allows none.
-	StdioAllow *StdioAllow
+	StdioAllow *spec.StdioAllow
 }
 
 // Resolver returns a secret's value (and its version) for injection into
@@ -102,7 +107,7 @@ type Resolver interface {
 
 // resolve expands the secret references in value for c and u, noting what
 // it injected in known.
-func (p *Pool) resolve(ctx context.Context, c Caller, u Upstream, value string, known vault.Known) (string, error) {
+func (p *Pool) resolve(ctx context.Context, c Caller, u spec.Upstream, value string, known vault.Known) (string, error) {
 	if !vault.RefRE.MatchString(value) {
 		return value, nil
 	}
@@ -199,7 +204,7 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 }
 
 // Session returns the caller's session to u, connecting if needed.
-func (p *Pool) Session(ctx context.Context, c Caller, u Upstream) (*mcp.ClientSession, error) {
+func (p *Pool) Session(ctx context.Context, c Caller, u spec.Upstream) (*mcp.ClientSession, error) {
 	e, err := p.entry(ctx, c, u)
 	if err != nil {
 		return nil, err
@@ -207,7 +212,7 @@ func (p *Pool) Session(ctx context.Context, c Caller, u Upstream) (*mcp.ClientSe
 	return e.cs, nil
 }
 
-func (p *Pool) entry(ctx context.Context, c Caller, u Upstream) (*pooled, error) {
+func (p *Pool) entry(ctx context.Context, c Caller, u spec.Upstream) (*pooled, error) {
 	k := poolKey{c.User, c.env(), u.Name, p.eraMatched(c, u)}
 	p.mu.Lock()
 	if p.closed {
@@ -264,8 +269,8 @@ func closeWhenReady(e *pooled) {
 // eraMatched reports whether c's session to u is negotiated in c's own
 // (2025) era: for legacy callers of HTTP upstreams that hold sessions in
 // that era. Stdio sessions carry everything either way.
-func (p *Pool) eraMatched(c Caller, u Upstream) bool {
-	if !c.Legacy || u.Kind != HTTP {
+func (p *Pool) eraMatched(c Caller, u spec.Upstream) bool {
+	if !c.Legacy || u.Kind != spec.HTTP {
 		return false
 	}
 	created, ok := p.sessionless.Load(u.Name)
@@ -334,7 +339,7 @@ type ToolCall struct {
 	Name      string          // the upstream's own name of the tool
 	Arguments json.RawMessage // as the client sent them
 	// ParamHeaders mirror arguments in Mcp-Param-* headers (x-mcp-header).
-	ParamHeaders []ParamHeader
+	ParamHeaders []spec.ParamHeader
 	Args         map[string]any // Arguments as parsed, for ParamHeaders
 
 	Continuation
@@ -349,7 +354,7 @@ type ToolCall struct {
 // upstream's questions itself. Other calls go through the SDK's session,
 // which answers an input_required result by asking the client of the
 // call (a session-based one) through the relay.
-func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, call ToolCall, relay *Relay) (*mcp.CallToolResult, error) {
+func (p *Pool) Call(ctx context.Context, c Caller, u spec.Upstream, call ToolCall, relay *Relay) (*mcp.CallToolResult, error) {
 	var res *mcp.CallToolResult
 	err := p.do(ctx, c, u, "tool:"+call.Name, func(ctx context.Context, e *pooled) (err error) {
 		meta := mcp.Meta{}
@@ -369,7 +374,7 @@ func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, call ToolCall, re
 		if call.continues() {
 			return errNotContinuable
 		}
-		if u.Kind == Stdio {
+		if u.Kind == spec.Stdio {
 			tok, err := p.assert(c, u)
 			if err != nil {
 				return err
@@ -386,19 +391,11 @@ func (p *Pool) Call(ctx context.Context, c Caller, u Upstream, call ToolCall, re
 	return res, err
 }
 
-// Listing is what an upstream offers.
-type Listing struct {
-	Tools     []*mcp.Tool
-	Prompts   []*mcp.Prompt
-	Resources []*mcp.Resource
-	Templates []*mcp.ResourceTemplate
-}
-
 // maxListed bounds what one upstream may list.
 const maxListed = 10000
 
 // List lists every tool and prompt of u in a short-lived session as System.
-func (p *Pool) List(ctx context.Context, u Upstream) (l Listing, err error) {
+func (p *Pool) List(ctx context.Context, u spec.Upstream) (l spec.Listing, err error) {
 	ctx, cancel := detach(ctx)
 	defer cancel()
 	// Collect what is injected, so that an error echoing it is redacted.
@@ -489,7 +486,7 @@ func collect[T any](seq iter.Seq2[T, error], what string) ([]T, error) {
 // ReadResource reads a resource from u as c, redacted as by ask. As for
 // Call, a 2026-07-28 client's read from a 2026-07-28 HTTP upstream is made
 // here, so that an input_required result reaches the client.
-func (p *Pool) ReadResource(ctx context.Context, c Caller, u Upstream, uri string, cont Continuation) (*mcp.ReadResourceResult, error) {
+func (p *Pool) ReadResource(ctx context.Context, c Caller, u spec.Upstream, uri string, cont Continuation) (*mcp.ReadResourceResult, error) {
 	return ask(p, ctx, c, u, "resource:"+uri, func(ctx context.Context, e *pooled) (*mcp.ReadResourceResult, error) {
 		if cont.modern() && e.http != nil && modern(e.cs) {
 			raw, err := p.modernRequest(ctx, e, "resources/read", uri, map[string]any{"uri": uri}, cont, nil, nil)
@@ -506,7 +503,7 @@ func (p *Pool) ReadResource(ctx context.Context, c Caller, u Upstream, uri strin
 			return nil, errNotContinuable
 		}
 		params := &mcp.ReadResourceParams{URI: uri}
-		if u.Kind == Stdio {
+		if u.Kind == spec.Stdio {
 			tok, err := p.assert(c, u)
 			if err != nil {
 				return nil, err
@@ -527,7 +524,7 @@ type PromptGet struct {
 // GetPrompt gets a prompt from u as c, redacted as by ask. As for Call, a
 // 2026-07-28 client's request to a 2026-07-28 HTTP upstream is made here,
 // so that an input_required result reaches the client.
-func (p *Pool) GetPrompt(ctx context.Context, c Caller, u Upstream, get PromptGet) (*mcp.GetPromptResult, error) {
+func (p *Pool) GetPrompt(ctx context.Context, c Caller, u spec.Upstream, get PromptGet) (*mcp.GetPromptResult, error) {
 	return ask(p, ctx, c, u, "prompt:"+get.Name, func(ctx context.Context, e *pooled) (*mcp.GetPromptResult, error) {
 		if get.modern() && e.http != nil && modern(e.cs) {
 			params := map[string]any{"name": get.Name}
@@ -548,7 +545,7 @@ func (p *Pool) GetPrompt(ctx context.Context, c Caller, u Upstream, get PromptGe
 			return nil, errNotContinuable
 		}
 		params := &mcp.GetPromptParams{Name: get.Name, Arguments: get.Arguments}
-		if u.Kind == Stdio {
+		if u.Kind == spec.Stdio {
 			tok, err := p.assert(c, u)
 			if err != nil {
 				return nil, err
@@ -560,7 +557,7 @@ func (p *Pool) GetPrompt(ctx context.Context, c Caller, u Upstream, get PromptGe
 }
 
 // Complete asks u as c for argument completions, redacted as by ask.
-func (p *Pool) Complete(ctx context.Context, c Caller, u Upstream, params *mcp.CompleteParams) (*mcp.CompleteResult, error) {
+func (p *Pool) Complete(ctx context.Context, c Caller, u spec.Upstream, params *mcp.CompleteParams) (*mcp.CompleteResult, error) {
 	return ask(p, ctx, c, u, "completion:"+completionRef(params), func(ctx context.Context, e *pooled) (*mcp.CompleteResult, error) {
 		return e.cs.Complete(ctx, params)
 	})
@@ -570,7 +567,7 @@ func (p *Pool) Complete(ctx context.Context, c Caller, u Upstream, params *mcp.C
 // answer, result or error, the secrets injected into the requests that
 // produced it and credential shapes, as for tool calls, recording what it
 // removed (target names the request).
-func ask[T any](p *Pool, ctx context.Context, c Caller, u Upstream, target string, fn func(context.Context, *pooled) (*T, error)) (*T, error) {
+func ask[T any](p *Pool, ctx context.Context, c Caller, u spec.Upstream, target string, fn func(context.Context, *pooled) (*T, error)) (*T, error) {
 	var res *T
 	col := &Relay{}
 	err := p.do(ctx, c, u, target, func(ctx context.Context, e *pooled) (err error) {
@@ -606,7 +603,7 @@ func redactedError(col *Relay, err error) error {
 // do runs one request on c's session to u, connecting if needed, under
 // u's circuit breaker and concurrency limit, detached from the inbound
 // context's values, and drops the session if the transport failed.
-func (p *Pool) do(ctx context.Context, c Caller, u Upstream, what string, fn func(context.Context, *pooled) error) error {
+func (p *Pool) do(ctx context.Context, c Caller, u spec.Upstream, what string, fn func(context.Context, *pooled) error) error {
 	ctx, cancel := detach(ctx)
 	defer cancel()
 	err := p.guard(ctx, u, c.User, what, func() error {
@@ -623,7 +620,7 @@ func (p *Pool) do(ctx context.Context, c Caller, u Upstream, what string, fn fun
 
 // dropIfBroken drops the session after a failure that was not a JSON-RPC
 // error answer (so the session itself may be broken).
-func (p *Pool) dropIfBroken(ctx context.Context, c Caller, u Upstream, err error) {
+func (p *Pool) dropIfBroken(ctx context.Context, c Caller, u spec.Upstream, err error) {
 	if transportFailure(ctx, err) {
 		p.Drop(c, u.Name)
 	}
@@ -674,18 +671,18 @@ func Answered(err error) bool {
 // given, else the catalog's sync session. Both declare the same client
 // capabilities (RelayedCapabilities), so a server that registers tools by
 // what its client declares lists at the sync what it offers at a call.
-func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*mcp.ClientSession, error) {
+func (p *Pool) connect(ctx context.Context, c Caller, u spec.Upstream, e *pooled) (*mcp.ClientSession, error) {
 	opts := &mcp.ClientOptions{Capabilities: RelayedCapabilities()}
 	if e != nil {
 		e.askClient(p, c, u, opts)
-		if u.Kind == Stdio {
+		if u.Kind == spec.Stdio {
 			e.relayTo(opts)
 		}
 	}
 	client := mcp.NewClient(&mcp.Implementation{Name: "ostiary", Version: p.cfg.Version}, opts)
 	var t mcp.Transport
 	switch u.Kind {
-	case HTTP:
+	case spec.HTTP:
 		// Redirects are not followed: the injector would give the next
 		// host the admin's headers, secrets and the identity assertion.
 		hc := &http.Client{Transport: &injector{base: p.transport(u, c.env()), pool: p, u: u, owner: c},
@@ -699,7 +696,7 @@ func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*m
 			DisableStandaloneSSE: true,
 			MaxRetries:           -1,
 		}
-	case Stdio:
+	case spec.Stdio:
 		cmd, err := p.command(ctx, c, u, e)
 		if err != nil {
 			return nil, err
@@ -738,7 +735,7 @@ func (p *Pool) connect(ctx context.Context, c Caller, u Upstream, e *pooled) (*m
 // With a client certificate, whose key is a secret valued per environment,
 // each environment has its own transport, so that a connection
 // authenticated with one environment's key never carries another's calls.
-func (p *Pool) transport(u Upstream, env string) http.RoundTripper {
+func (p *Pool) transport(u spec.Upstream, env string) http.RoundTripper {
 	if p.cfg.Transport != nil {
 		return p.cfg.Transport
 	}
@@ -746,12 +743,12 @@ func (p *Pool) transport(u Upstream, env string) http.RoundTripper {
 		env = ""
 	}
 	tlsID := sha256.Sum256(fmt.Appendf(nil, "%q/%q/%q/%t/%q", u.TLS.CA, u.TLS.ClientCert, u.TLS.ClientKeySecret, u.TLS.InsecureSkipVerify, env))
-	policy := u.dialPolicy()
+	policy := u.DialPolicy()
 	key := fmt.Sprintf("%s/%+v/%d/%x", u.Name, policy, u.CreatedAt.UnixNano(), tlsID[:8])
 	if t, ok := p.transports.Load(key); ok {
 		return t.(http.RoundTripper)
 	}
-	base := guardedTransport(policy)
+	base := spec.GuardedTransport(policy)
 	cfg, err := p.tlsConfig(u)
 	if err != nil { // validated when added: only a damaged store gets here
 		return failingTransport{fmt.Errorf("upstream %s: TLS configuration: %w", u.Name, err)}
@@ -767,8 +764,8 @@ func (f failingTransport) RoundTrip(*http.Request) (*http.Response, error) { ret
 
 // Admit checks what only the running server can say of an upstream: that
 // a stdio upstream's program is on the operator's allow-list.
-func (p *Pool) Admit(u Upstream) error {
-	if u.Kind != Stdio {
+func (p *Pool) Admit(u spec.Upstream) error {
+	if u.Kind != spec.Stdio {
 		return nil
 	}
 	_, err := p.admitStdio(u)
@@ -785,7 +782,7 @@ const ReasonStdioRefused = "stdio-command-refused"
 // refusal is recorded), started from the real file that was checked, with
 // a minimal environment (PATH and the configured variables only), stderr
 // drained into the log, and the spawn audited before it happens.
-func (p *Pool) command(ctx context.Context, c Caller, u Upstream, e *pooled) (*exec.Cmd, error) {
+func (p *Pool) command(ctx context.Context, c Caller, u spec.Upstream, e *pooled) (*exec.Cmd, error) {
 	rec := audit.Record{Event: EventSpawn, Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID,
 		Target: "upstream:" + u.Name, Detail: map[string]any{"command": u.Command}}
 	real, err := p.admitStdio(u)
@@ -819,14 +816,14 @@ func (p *Pool) command(ctx context.Context, c Caller, u Upstream, e *pooled) (*e
 }
 
 // admitStdio is Admit at process start: it returns the real file to run,
-// and any refusal as a *CommandError.
-func (p *Pool) admitStdio(u Upstream) (string, error) {
-	if err := u.validStdio(); err != nil {
+// and any refusal as a *spec.CommandError.
+func (p *Pool) admitStdio(u spec.Upstream) (string, error) {
+	if err := u.ValidStdio(); err != nil {
 		prog := ""
 		if len(u.Command) > 0 {
 			prog = u.Command[0]
 		}
-		return "", &CommandError{Command: prog, Reason: err.Error()}
+		return "", &spec.CommandError{Command: prog, Reason: err.Error()}
 	}
 	return p.cfg.StdioAllow.Check(u.Command[0])
 }
@@ -840,7 +837,7 @@ type Signer interface {
 // signed the request is refused (a refusedError): an upstream never gets a
 // request without one, which it could take for a request of nobody or of
 // the gateway itself.
-func (p *Pool) assert(c Caller, u Upstream) (string, error) {
+func (p *Pool) assert(c Caller, u spec.Upstream) (string, error) {
 	tok, err := p.cfg.Signer.Sign(assertion.Claims{Subject: c.User, Audience: u.Name, Roles: c.Roles, KeyID: c.KeyID,
 		Service: c.Service, Env: c.env(), RequestID: c.RequestID})
 	if err != nil || tok == "" {
@@ -867,7 +864,7 @@ func newToken() string {
 type injector struct {
 	base  http.RoundTripper
 	pool  *Pool
-	u     Upstream
+	u     spec.Upstream
 	owner Caller
 }
 

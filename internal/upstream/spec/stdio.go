@@ -1,4 +1,4 @@
-package upstream
+package spec
 
 import (
 	"errors"
@@ -22,9 +22,9 @@ const (
 	MaxArgsBytes = 64 << 10
 )
 
-// validStdio checks a stdio upstream's command and environment without
+// ValidStdio checks a stdio upstream's command and environment without
 // looking at the file system (that is StdioAllow's part).
-func (u Upstream) validStdio() error {
+func (u Upstream) ValidStdio() error {
 	if len(u.Command) == 0 || u.Command[0] == "" {
 		return errors.New("a stdio upstream needs a command: the absolute path of an allowed program")
 	}
