@@ -10,7 +10,7 @@ import (
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/fault"
 	"github.com/ostiary/ostiary/internal/policy"
-	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // UpstreamView is an upstream as listed: header and environment values,
@@ -69,7 +69,7 @@ type NewUpstream struct {
 	// TLS verifies an https upstream (ca: PEM bundle; insecure_skip_verify:
 	// loopback only) and may present a client certificate (client_cert:
 	// PEM chain; client_key_secret: the vault secret holding its key).
-	TLS upstream.TLS `json:"tls"`
+	TLS spec.TLS `json:"tls"`
 	// CallTimeout bounds its tool calls, as a Go duration ("30s"); the
 	// server's bound still caps it.
 	CallTimeout string `json:"call_timeout"`
@@ -134,7 +134,7 @@ type Activation struct {
 	Version int    `json:"version"`
 }
 
-func upstreamView(u upstream.Upstream) UpstreamView {
+func upstreamView(u spec.Upstream) UpstreamView {
 	v := UpstreamView{Name: u.Name, Prefix: u.Prefix, Kind: string(u.Kind), URL: u.DisplayURL(), Command: u.Command, AllowPrivate: u.AllowPrivate, AllowPlainHTTP: u.AllowPlainHTTP, OnChange: u.OnChange,
 		HeaderNames: []string{}, EnvNames: []string{}, CreatedAt: u.CreatedAt, CreatedBy: u.CreatedBy,
 		TLS: TLSView{CustomCA: u.TLS.CA != "", ClientCertSubject: u.TLS.ClientSubject(), ClientKeySecret: u.TLS.ClientKeySecret,
@@ -143,7 +143,7 @@ func upstreamView(u upstream.Upstream) UpstreamView {
 		v.CallTimeout = u.CallTimeout.String()
 	}
 	if v.OnChange == "" {
-		v.OnChange = upstream.OnChangeRefuse
+		v.OnChange = spec.OnChangeRefuse
 	}
 	for k := range u.Headers {
 		v.HeaderNames = append(v.HeaderNames, k)
@@ -170,7 +170,7 @@ func (a *API) addUpstream(w http.ResponseWriter, r *http.Request, p *authn.Princ
 	if err := a.decode(w, r, p.Record(catalog.EventUpstreamAdd, ""), &in); err != nil {
 		return 0, nil, err
 	}
-	u := upstream.Upstream{Name: in.Name, Prefix: in.Name, URL: in.URL, Headers: in.Headers, Command: in.Command, Env: in.Env, AllowPrivate: in.AllowPrivate,
+	u := spec.Upstream{Name: in.Name, Prefix: in.Name, URL: in.URL, Headers: in.Headers, Command: in.Command, Env: in.Env, AllowPrivate: in.AllowPrivate,
 		AllowPlainHTTP: in.AllowPlainHTTP, TLS: in.TLS, OnChange: in.OnChange}
 	if in.CallTimeout != "" {
 		d, err := time.ParseDuration(in.CallTimeout)
@@ -185,9 +185,9 @@ func (a *API) addUpstream(w http.ResponseWriter, r *http.Request, p *authn.Princ
 	}
 	switch {
 	case in.URL != "" && len(in.Command) == 0:
-		u.Kind = upstream.HTTP
+		u.Kind = spec.HTTP
 	case in.URL == "" && len(in.Command) > 0:
-		u.Kind = upstream.Stdio
+		u.Kind = spec.Stdio
 	}
 	u, rep, err := a.Catalog.AddUpstream(r.Context(), p, u)
 	return http.StatusCreated, AddedUpstream{Upstream: upstreamView(u), Sync: rep}, err

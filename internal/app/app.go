@@ -34,6 +34,7 @@ import (
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/store/sqlite"
 	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 	"github.com/ostiary/ostiary/internal/vault"
 	"github.com/ostiary/ostiary/internal/webhook"
 )
@@ -151,12 +152,12 @@ func (a *App) open(ctx context.Context) error {
 	l := a.layout
 	// The programs stdio upstreams may run are the operator's to fix, here
 	// and now: a list that does not check out stops the start.
-	allow, err := upstream.NewStdioAllow(a.cfg.StdioAllow)
+	allow, err := spec.NewStdioAllow(a.cfg.StdioAllow)
 	if err != nil {
 		return err
 	}
 	for _, e := range allow.Entries() {
-		if upstream.Interpreter(e) {
+		if spec.Interpreter(e) {
 			a.log.Warn("the stdio allow-list names a shell or interpreter: any admin can run code with it on this host", "path", e)
 		}
 	}
@@ -275,7 +276,7 @@ func (a *App) open(ctx context.Context) error {
 	if a.failures, err = authn.NewFailureGuard(a.cfg.RateAuthFail.Per, a.cfg.RateAuthFail.Burst, a.cfg.AuthFailWindow, a.writer, a.log, a.now); err != nil {
 		return err
 	}
-	elicitAllow, err := upstream.NewHostAllow(a.cfg.ElicitURLAllow)
+	elicitAllow, err := spec.NewHostAllow(a.cfg.ElicitURLAllow)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/fault"
 	"github.com/ostiary/ostiary/internal/policy"
-	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // guard checks that p holds action on resource, recording a denial.
@@ -23,7 +23,7 @@ func (c *Catalog) guard(ctx context.Context, p *authn.Principal, rec audit.Recor
 
 // AddUpstream registers an upstream and syncs its tools. A prefix already
 // used by another upstream is refused: namespaces are not shared.
-func (c *Catalog) AddUpstream(ctx context.Context, p *authn.Principal, u upstream.Upstream) (upstream.Upstream, SyncReport, error) {
+func (c *Catalog) AddUpstream(ctx context.Context, p *authn.Principal, u spec.Upstream) (spec.Upstream, SyncReport, error) {
 	rec := p.Record(EventUpstreamAdd, "upstream:"+u.Name)
 	rec.Detail = map[string]any{"kind": string(u.Kind), "prefix": u.Prefix, "url": u.DisplayURL(), "command": u.Command, "allow_private": u.AllowPrivate, "allow_plain_http": u.AllowPlainHTTP, "call_timeout_ms": u.CallTimeout.Milliseconds(),
 		"on_change": onChange(u), "header_names": keys(u.Headers), "env_names": keys(u.Env)}
@@ -81,7 +81,7 @@ func (c *Catalog) RemoveUpstream(ctx context.Context, p *authn.Principal, name s
 }
 
 // ListUpstreams lists the configured upstreams (never header or env values).
-func (c *Catalog) ListUpstreams(ctx context.Context, p *authn.Principal) ([]upstream.Upstream, error) {
+func (c *Catalog) ListUpstreams(ctx context.Context, p *authn.Principal) ([]spec.Upstream, error) {
 	rec := p.Record(EventUpstreamList, "")
 	if err := c.guard(ctx, p, rec, authz.ManageTools, authz.All); err != nil {
 		return nil, err
@@ -195,7 +195,7 @@ func (c *Catalog) SetTimeout(ctx context.Context, p *authn.Principal, name strin
 	if err := c.guard(ctx, p, rec, authz.ManageTools, name); err != nil {
 		return err
 	}
-	if err := upstream.ValidTimeout(d); err != nil {
+	if err := spec.ValidTimeout(d); err != nil {
 		return audit.Refuse(ctx, c.audit, rec, fault.New(fault.Invalid, "%s", err))
 	}
 	e, ok := c.Snapshot().byName[name]
@@ -267,9 +267,9 @@ func (c *Catalog) toolState(ctx context.Context, name string) (ToolState, error)
 }
 
 // onChange is u's on_change, the default spelled out.
-func onChange(u upstream.Upstream) string {
+func onChange(u spec.Upstream) string {
 	if u.OnChange == "" {
-		return upstream.OnChangeRefuse
+		return spec.OnChangeRefuse
 	}
 	return u.OnChange
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/ostiary/ostiary/internal/jcs"
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/strictjson"
-	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // Status of a tool version.
@@ -70,8 +70,8 @@ type ToolState struct {
 
 // Store is the read side.
 type Store interface {
-	ListUpstreams(ctx context.Context) ([]upstream.Upstream, error)
-	UpstreamByName(ctx context.Context, name string) (upstream.Upstream, error)
+	ListUpstreams(ctx context.Context) ([]spec.Upstream, error)
+	UpstreamByName(ctx context.Context, name string) (spec.Upstream, error)
 	CatalogTools(ctx context.Context) ([]ToolState, error)
 	// UserGrants returns the union of a user's role grants.
 	UserGrants(ctx context.Context, user string) (authz.Grants, error)
@@ -80,7 +80,7 @@ type Store interface {
 // TxStore is the write side, inside an audit transaction.
 type TxStore interface {
 	Store
-	InsertUpstream(ctx context.Context, u upstream.Upstream) error
+	InsertUpstream(ctx context.Context, u spec.Upstream) error
 	DeleteUpstream(ctx context.Context, name string) error
 	InsertToolVersion(ctx context.Context, v Version) error
 	SetToolVanished(ctx context.Context, upstreamName, tool string, at time.Time) error // zero: reappeared
@@ -104,8 +104,8 @@ type Auditor = audit.Appender
 // server may reach it at all (upstream.Pool: a stdio upstream's program
 // must be on the operator's allow-list).
 type Lister interface {
-	List(ctx context.Context, u upstream.Upstream) (upstream.Listing, error)
-	Admit(u upstream.Upstream) error
+	List(ctx context.Context, u spec.Upstream) (spec.Listing, error)
+	Admit(u spec.Upstream) error
 }
 
 // Definition returns the canonical definition of t (what is versioned and

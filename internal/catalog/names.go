@@ -3,7 +3,7 @@ package catalog
 import (
 	"strings"
 
-	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // Skeleton is the form under which two exposed tool names count as the
@@ -12,7 +12,7 @@ import (
 // could mistake for one another share a skeleton, and the catalog refuses
 // a second name whose skeleton is already taken.
 //
-// Tool names are ASCII (upstream.ValidToolName refuses everything else
+// Tool names are ASCII (spec.ValidToolName refuses everything else
 // rather than normalising it), so NFKC is the identity on them and the
 // confusable mapping needed is the ASCII part of Unicode's confusables.txt:
 // '0' as 'o', '1' and 'I' as 'l', "rn" as 'm', "vv" as 'w', "cl" as 'd',
@@ -52,7 +52,7 @@ func Skeleton(name string) string {
 // segments, compared by skeleton: upstream "evil" presenting "fs.read_file"
 // (exposed evil.fs.read_file) or an unprefixed one presenting
 // "FS.read_file" would pass for a tool of upstream fs. "" if none.
-func namespaceWithin(name, self string, ups []upstream.Upstream) string {
+func namespaceWithin(name, self string, ups []spec.Upstream) string {
 	for start := 0; ; {
 		rest := Skeleton(name[start:]) // any separator after the prefix counts: fin/lookup, fin_lookup
 		for _, u := range ups {

@@ -3,7 +3,7 @@ package catalog
 import (
 	"testing"
 
-	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 func TestSkeleton(t *testing.T) {
@@ -36,7 +36,7 @@ func TestSkeleton(t *testing.T) {
 }
 
 func TestNamespaceWithin(t *testing.T) {
-	ups := []upstream.Upstream{{Name: "evil", Prefix: "evil"}, {Name: "fs", Prefix: "fs"}, {Name: "bare", Prefix: ""}, {Name: "git", Prefix: "g1t"}}
+	ups := []spec.Upstream{{Name: "evil", Prefix: "evil"}, {Name: "fs", Prefix: "fs"}, {Name: "bare", Prefix: ""}, {Name: "git", Prefix: "g1t"}}
 	for _, c := range []struct {
 		name, self, want string
 	}{

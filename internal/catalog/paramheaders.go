@@ -3,11 +3,11 @@ package catalog
 import (
 	"encoding/json"
 
-	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // ParamHeader is a tool argument mirrored in an HTTP header.
-type ParamHeader = upstream.ParamHeader
+type ParamHeader = spec.ParamHeader
 
 // headerProp is what x-mcp-header processing needs of a schema property.
 type headerProp struct {

@@ -5,7 +5,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // Resources are identified by URI: two of one upstream may share a display
@@ -13,8 +13,8 @@ import (
 // a URI already held nor a namespaced name (grants on that name would then
 // cover its resource too).
 func TestSnapshotResourcesByURI(t *testing.T) {
-	ups := []upstream.Upstream{{Name: "a", Prefix: ""}, {Name: "b", Prefix: ""}}
-	listed := map[string]upstream.Listing{
+	ups := []spec.Upstream{{Name: "a", Prefix: ""}, {Name: "b", Prefix: ""}}
+	listed := map[string]spec.Listing{
 		"a": {Resources: []*mcp.Resource{{Name: "README.md", URI: "file:///x/README.md"}, {Name: "README.md", URI: "file:///y/README.md"}},
 			Templates: []*mcp.ResourceTemplate{{Name: "Dynamic Text Resource", URITemplate: "demo://text/{id}"}, {Name: "Dynamic Text Resource", URITemplate: "demo://blob/{id}"}}},
 		"b": {Resources: []*mcp.Resource{{Name: "README.md", URI: "file:///z/README.md"}, {Name: "other", URI: "file:///x/README.md"}}},

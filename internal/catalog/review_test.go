@@ -6,7 +6,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // A tool with only a pending version is held: found for review, never for
@@ -17,7 +17,7 @@ func TestSnapshotHeldAndChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ups := []upstream.Upstream{{Name: "fs", Prefix: "fs"}, {Name: "kp", Prefix: "kp", OnChange: upstream.OnChangeKeepPinned}}
+	ups := []spec.Upstream{{Name: "fs", Prefix: "fs"}, {Name: "kp", Prefix: "kp", OnChange: spec.OnChangeKeepPinned}}
 	version := func(up string, s Status) []Version {
 		return []Version{{Upstream: up, Version: 1, Digest: digest, Definition: def, Status: s}}
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ostiary/ostiary/internal/audit"
-	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // Audit event types of the catalog.
@@ -46,7 +46,7 @@ type Catalog struct {
 	syncMu sync.Mutex // one sync at a time: versions are decided against a stable view
 
 	listedMu sync.Mutex
-	listed   map[string]upstream.Listing // prompts and resources by upstream, as last listed (not pinned)
+	listed   map[string]spec.Listing // prompts and resources by upstream, as last listed (not pinned)
 }
 
 // New returns a Catalog and loads its first snapshot.
@@ -54,7 +54,7 @@ func New(ctx context.Context, store Store, auditor Auditor, lister Lister, now f
 	if store == nil || auditor == nil || lister == nil || now == nil || log == nil {
 		return nil, errors.New("catalog: missing dependency")
 	}
-	c := &Catalog{store: store, audit: auditor, lister: lister, now: now, log: log, listed: map[string]upstream.Listing{}}
+	c := &Catalog{store: store, audit: auditor, lister: lister, now: now, log: log, listed: map[string]spec.Listing{}}
 	return c, c.reload(ctx)
 }
 
@@ -71,7 +71,7 @@ func (c *Catalog) reload(ctx context.Context) error {
 		return err
 	}
 	c.listedMu.Lock()
-	listed := make(map[string]upstream.Listing, len(c.listed))
+	listed := make(map[string]spec.Listing, len(c.listed))
 	for k, v := range c.listed {
 		listed[k] = v
 	}
@@ -84,13 +84,13 @@ func (c *Catalog) reload(ctx context.Context) error {
 // upstream lists, named under its namespace. A prompt is identified by its
 // name, which follows the tools' rules. A resource is identified by its URI
 // (a template by its URI template) and its name is a display name
-// (upstream.ValidDisplayName): two resources of one upstream may share it.
+// (spec.ValidDisplayName): two resources of one upstream may share it.
 // Grants apply to the namespaced name, so a name another upstream already
 // has, or one lying in another upstream's namespace, is refused, as is a
 // URI another upstream already has. They are not versioned: their content
 // is produced per request anyway.
-func (c *Catalog) syncListed(ctx context.Context, snap *Snapshot, u upstream.Upstream, l upstream.Listing, actor string, rep *SyncReport) error {
-	var keep upstream.Listing
+func (c *Catalog) syncListed(ctx context.Context, snap *Snapshot, u spec.Upstream, l spec.Listing, actor string, rep *SyncReport) error {
+	var keep spec.Listing
 	seen := map[string]bool{}
 	// admit decides one item; id identifies it within the upstream (a
 	// prompt's name, a resource's URI, a template's URI template).
@@ -127,17 +127,17 @@ func (c *Catalog) syncListed(ctx context.Context, snap *Snapshot, u upstream.Ups
 	const toolRule, displayRule = "1–128 ASCII letters, digits, _ - . /", "1–256 bytes of printable text"
 	var err error
 	if keep.Prompts, err = admitted(l.Prompts, func(pr *mcp.Prompt) (bool, error) {
-		return admit("prompt", pr.Name, pr.Name, upstream.ValidToolName, toolRule)
+		return admit("prompt", pr.Name, pr.Name, spec.ValidToolName, toolRule)
 	}); err != nil {
 		return err
 	}
 	if keep.Resources, err = admitted(l.Resources, func(r *mcp.Resource) (bool, error) {
-		return admit("resource", r.Name, r.URI, upstream.ValidDisplayName, displayRule)
+		return admit("resource", r.Name, r.URI, spec.ValidDisplayName, displayRule)
 	}); err != nil {
 		return err
 	}
 	if keep.Templates, err = admitted(l.Templates, func(t *mcp.ResourceTemplate) (bool, error) {
-		return admit("resource template", t.Name, t.URITemplate, upstream.ValidDisplayName, displayRule)
+		return admit("resource template", t.Name, t.URITemplate, spec.ValidDisplayName, displayRule)
 	}); err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/strictjson"
-	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // Entry is one tool as clients see it: its pinned definition under its
@@ -54,7 +54,7 @@ type Entry struct {
 // Snapshot is an immutable view of the catalog for the hot path: no
 // database round trip per request.
 type Snapshot struct {
-	upstreams map[string]upstream.Upstream
+	upstreams map[string]spec.Upstream
 	entries   []*Entry // sorted by Name
 	byName    map[string]*Entry
 	held      []*Entry // tools with no active version yet: never listed or callable; sorted by Name
@@ -87,8 +87,8 @@ type PromptEntry struct {
 	Prompt       *mcp.Prompt // Name = exposed name
 }
 
-func newSnapshot(ups []upstream.Upstream, tools []ToolState, listed map[string]upstream.Listing) *Snapshot {
-	s := &Snapshot{upstreams: map[string]upstream.Upstream{}, byName: map[string]*Entry{}, byHeld: map[string]*Entry{}, byPrompt: map[string]*PromptEntry{},
+func newSnapshot(ups []spec.Upstream, tools []ToolState, listed map[string]spec.Listing) *Snapshot {
+	s := &Snapshot{upstreams: map[string]spec.Upstream{}, byName: map[string]*Entry{}, byHeld: map[string]*Entry{}, byPrompt: map[string]*PromptEntry{},
 		byURI: map[string]*ResourceEntry{}, byRes: map[string]*ResourceEntry{}}
 	for _, u := range ups {
 		s.upstreams[u.Name] = u
@@ -99,7 +99,7 @@ func newSnapshot(ups []upstream.Upstream, tools []ToolState, listed map[string]u
 			continue
 		}
 		e := &Entry{Name: u.Expose(ts.Tool), Upstream: u.Name, UpstreamTool: ts.Tool, Vanished: ts.Vanished, CallTimeout: ts.CallTimeout, Labels: ts.Labels,
-			Changed: !ts.ChangedAt.IsZero(), KeepPinned: u.OnChange == upstream.OnChangeKeepPinned}
+			Changed: !ts.ChangedAt.IsZero(), KeepPinned: u.OnChange == spec.OnChangeKeepPinned}
 		for _, v := range ts.Versions {
 			switch v.Status {
 			case Active:
@@ -151,7 +151,7 @@ func newSnapshot(ups []upstream.Upstream, tools []ToolState, listed map[string]u
 // identified by URI (a template by its URI template) and may share a name
 // within their upstream; a name another upstream already holds is not
 // added (its grants would cover both), nor is a URI another upstream holds.
-func (s *Snapshot) addResources(u upstream.Upstream, l upstream.Listing) {
+func (s *Snapshot) addResources(u spec.Upstream, l spec.Listing) {
 	add := func(e *ResourceEntry) bool {
 		if prev, taken := s.byRes[e.Name]; taken && prev.Upstream != e.Upstream {
 			return false
@@ -332,18 +332,18 @@ func (e *Entry) State() string {
 }
 
 // Upstream returns a configured upstream.
-func (s *Snapshot) Upstream(name string) (upstream.Upstream, bool) {
+func (s *Snapshot) Upstream(name string) (spec.Upstream, bool) {
 	u, ok := s.upstreams[name]
 	return u, ok
 }
 
 // Upstreams returns every configured upstream.
-func (s *Snapshot) Upstreams() []upstream.Upstream {
-	out := make([]upstream.Upstream, 0, len(s.upstreams))
+func (s *Snapshot) Upstreams() []spec.Upstream {
+	out := make([]spec.Upstream, 0, len(s.upstreams))
 	for _, u := range s.upstreams {
 		out = append(out, u)
 	}
-	slices.SortFunc(out, func(a, b upstream.Upstream) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b spec.Upstream) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

@@ -8,12 +8,12 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ostiary/ostiary/internal/authz"
-	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 func bigSnapshot(tb testing.TB, n int) *Snapshot {
 	tb.Helper()
-	ups := []upstream.Upstream{{Name: "a", Prefix: "a"}, {Name: "b", Prefix: "b"}}
+	ups := []spec.Upstream{{Name: "a", Prefix: "a"}, {Name: "b", Prefix: "b"}}
 	var tools []ToolState
 	for i := range n {
 		up := ups[i%2].Name

@@ -12,7 +12,7 @@ import (
 
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/fault"
-	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // SyncReport says what a sync found.
@@ -37,7 +37,7 @@ type SyncReport struct {
 // syncRun is one sync under way.
 type syncRun struct {
 	snap  *Snapshot
-	u     upstream.Upstream
+	u     spec.Upstream
 	actor string
 	rep   *SyncReport
 	// taken maps the skeletons of names already exposed (and of the
@@ -48,7 +48,7 @@ type syncRun struct {
 	refused      map[string]bool   // tools listed but refused now
 }
 
-func newSyncRun(snap *Snapshot, u upstream.Upstream, actor string, rep *SyncReport, tools []*mcp.Tool) *syncRun {
+func newSyncRun(snap *Snapshot, u spec.Upstream, actor string, rep *SyncReport, tools []*mcp.Tool) *syncRun {
 	run := &syncRun{snap: snap, u: u, actor: actor, rep: rep, taken: map[string][]string{}, fresh: map[string][]string{}, presented: map[string]string{}, refused: map[string]bool{}}
 	maps.Copy(run.taken, snap.skeletons())
 	for b := range BuiltinNames {
@@ -77,14 +77,14 @@ func (c *Catalog) Sync(ctx context.Context, name, actor string) (SyncReport, err
 	listing, err := c.lister.List(ctx, u)
 	tools := listing.Tools
 	if err != nil {
-		rep.Error = "cannot list tools: " + safeErr(errors.New(upstream.ScrubURL(u, err.Error())))
-		if msg, refused := upstream.RefusedAddress(err); refused {
+		rep.Error = "cannot list tools: " + safeErr(errors.New(spec.ScrubURL(u, err.Error())))
+		if msg, refused := spec.RefusedAddress(err); refused {
 			rep.Error = msg
 		}
-		if msg, refused := upstream.RefusedCommand(err); refused {
+		if msg, refused := spec.RefusedCommand(err); refused {
 			rep.Error = "cannot start the upstream: " + msg
 		}
-		c.log.Warn("upstream sync failed", "upstream", name, "err", upstream.ScrubURL(u, err.Error()))
+		c.log.Warn("upstream sync failed", "upstream", name, "err", spec.ScrubURL(u, err.Error()))
 		c.record(ctx, audit.Record{Event: EventUpstreamSync, Outcome: audit.Failed, Reason: "upstream-unavailable", Actor: actor,
 			Target: "upstream:" + name, Detail: map[string]any{"error": rep.Error}}, nil)
 		return rep, nil
@@ -245,7 +245,7 @@ func (c *Catalog) newVersion(ctx context.Context, run *syncRun, st ToolState, to
 // was meant cannot be told).
 func (run *syncRun) refusal(name string) string {
 	exposed := run.u.Expose(name)
-	if !upstream.ValidToolName(name) || !upstream.ValidToolName(exposed) {
+	if !spec.ValidToolName(name) || !spec.ValidToolName(exposed) {
 		return "invalid tool name (1–128 ASCII letters, digits, _ - . /)"
 	}
 	if BuiltinNames[exposed] {

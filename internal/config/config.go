@@ -3,7 +3,7 @@
 package config
 
 import (
-	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 	"github.com/ostiary/ostiary/internal/webhook"
 
 	"errors"
@@ -181,7 +181,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--stdio-allow %q: want an absolute path (OSTIARY_STDIO_ALLOW separates paths with ':')", p))
 		}
 	}
-	if _, err := upstream.NewHostAllow(c.ElicitURLAllow); err != nil {
+	if _, err := spec.NewHostAllow(c.ElicitURLAllow); err != nil {
 		errs = append(errs, err)
 	}
 	if c.CheckpointEvery < 10*time.Millisecond || c.CheckpointEvery > time.Hour {

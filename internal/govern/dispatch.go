@@ -9,6 +9,7 @@ import (
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // dispatch is the stage that sends an admitted, recorded call upstream,
@@ -95,7 +96,7 @@ func retryable(t *mcp.Tool) bool {
 
 // call runs the tool on its upstream as p, retrying as above; it returns
 // how many attempts were made.
-func (pl *Pipeline) call(ctx context.Context, p *authn.Principal, u upstream.Upstream, e *catalog.Entry, tc upstream.ToolCall,
+func (pl *Pipeline) call(ctx context.Context, p *authn.Principal, u spec.Upstream, e *catalog.Entry, tc upstream.ToolCall,
 	relay *upstream.Relay) (*mcp.CallToolResult, int, error) {
 	for attempt := 1; ; attempt++ {
 		res, err := pl.cfg.Upstreams.Call(ctx, upstream.CallerOf(p), u, tc, relay)

@@ -32,6 +32,7 @@ import (
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/quota"
 	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // Catalog provides the current tool catalog.
@@ -41,10 +42,10 @@ type Catalog interface {
 
 // Caller executes requests on upstreams as a user (upstream.Pool).
 type Caller interface {
-	Call(ctx context.Context, c upstream.Caller, u upstream.Upstream, call upstream.ToolCall, relay *upstream.Relay) (*mcp.CallToolResult, error)
-	GetPrompt(ctx context.Context, c upstream.Caller, u upstream.Upstream, get upstream.PromptGet) (*mcp.GetPromptResult, error)
-	Complete(ctx context.Context, c upstream.Caller, u upstream.Upstream, params *mcp.CompleteParams) (*mcp.CompleteResult, error)
-	ReadResource(ctx context.Context, c upstream.Caller, u upstream.Upstream, uri string, cont upstream.Continuation) (*mcp.ReadResourceResult, error)
+	Call(ctx context.Context, c upstream.Caller, u spec.Upstream, call upstream.ToolCall, relay *upstream.Relay) (*mcp.CallToolResult, error)
+	GetPrompt(ctx context.Context, c upstream.Caller, u spec.Upstream, get upstream.PromptGet) (*mcp.GetPromptResult, error)
+	Complete(ctx context.Context, c upstream.Caller, u spec.Upstream, params *mcp.CompleteParams) (*mcp.CompleteResult, error)
+	ReadResource(ctx context.Context, c upstream.Caller, u spec.Upstream, uri string, cont upstream.Continuation) (*mcp.ReadResourceResult, error)
 }
 
 // Config holds the pipeline's dependencies and settings.
@@ -64,7 +65,7 @@ type Config struct {
 	ApprovalWait time.Duration // how long a held call waits (0: answer at once); rules may say otherwise
 	// ElicitURLAllow lists the hosts a URL-mode elicitation may point the
 	// user at (nil: any https host).
-	ElicitURLAllow *upstream.HostAllow
+	ElicitURLAllow *spec.HostAllow
 }
 
 // Pipeline governs the requests the front door hands it.

@@ -13,6 +13,7 @@ import (
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // outcome is the stage after the upstream: it classifies what came back
@@ -119,7 +120,7 @@ func responseBytes(res mcp.Result, err error) int {
 }
 
 func isRefusedCommand(err error) bool {
-	_, refused := upstream.RefusedCommand(err)
+	_, refused := spec.RefusedCommand(err)
 	return refused
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // The pipeline's own rules, stage by stage, with every dependency faked at
@@ -67,12 +68,12 @@ func newWorld(t *testing.T, tune ...func(*Config)) *world {
 		return ts
 	}
 	obj := `{"type":"object","properties":{"mode":{"type":"string"},"n":{"type":"integer"}},"additionalProperties":false}`
-	snap := catalog.NewSnapshot([]upstream.Upstream{{Name: "shop", Prefix: "shop"}}, []catalog.ToolState{
+	snap := catalog.NewSnapshot([]spec.Upstream{{Name: "shop", Prefix: "shop"}}, []catalog.ToolState{
 		tool("lookup", def(obj, `{"readOnlyHint":true}`), false),
 		tool("pay", def(obj, `{}`), false),
 		tool("moved", def(obj, `{}`), true),
 		tool("broken", def(`{"type":"object","properties":{"a":{"type":"nope"}}}`, `{}`), false),
-	}, map[string]upstream.Listing{"shop": {Prompts: []*mcp.Prompt{{Name: "greet"}}}})
+	}, map[string]spec.Listing{"shop": {Prompts: []*mcp.Prompt{{Name: "greet"}}}})
 	w := &world{audit: &fakeAudit{}, up: &fakeUpstreams{}, kill: &fakeKill{}, approvals: &fakeApprovals{}}
 	w.up.audit = w.audit
 	cfg := Config{Catalog: fixedCatalog{snap}, Upstreams: w.up, Auditor: w.audit, Kill: w.kill,
@@ -431,7 +432,7 @@ type fakeUpstreams struct {
 
 func (u *fakeUpstreams) count() int { u.mu.Lock(); defer u.mu.Unlock(); return u.calls }
 
-func (u *fakeUpstreams) Call(ctx context.Context, _ upstream.Caller, _ upstream.Upstream, _ upstream.ToolCall, _ *upstream.Relay) (*mcp.CallToolResult, error) {
+func (u *fakeUpstreams) Call(ctx context.Context, _ upstream.Caller, _ spec.Upstream, _ upstream.ToolCall, _ *upstream.Relay) (*mcp.CallToolResult, error) {
 	onFile := 0
 	if u.audit != nil {
 		u.audit.mu.Lock()
@@ -457,18 +458,18 @@ func (u *fakeUpstreams) Call(ctx context.Context, _ upstream.Caller, _ upstream.
 	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil
 }
 
-func (u *fakeUpstreams) GetPrompt(context.Context, upstream.Caller, upstream.Upstream, upstream.PromptGet) (*mcp.GetPromptResult, error) {
+func (u *fakeUpstreams) GetPrompt(context.Context, upstream.Caller, spec.Upstream, upstream.PromptGet) (*mcp.GetPromptResult, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.prompts++
 	return &mcp.GetPromptResult{}, nil
 }
 
-func (u *fakeUpstreams) Complete(context.Context, upstream.Caller, upstream.Upstream, *mcp.CompleteParams) (*mcp.CompleteResult, error) {
+func (u *fakeUpstreams) Complete(context.Context, upstream.Caller, spec.Upstream, *mcp.CompleteParams) (*mcp.CompleteResult, error) {
 	return &mcp.CompleteResult{}, nil
 }
 
-func (u *fakeUpstreams) ReadResource(context.Context, upstream.Caller, upstream.Upstream, string, upstream.Continuation) (*mcp.ReadResourceResult, error) {
+func (u *fakeUpstreams) ReadResource(context.Context, upstream.Caller, spec.Upstream, string, upstream.Continuation) (*mcp.ReadResourceResult, error) {
 	return &mcp.ReadResourceResult{}, nil
 }
 

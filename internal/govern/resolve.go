@@ -9,7 +9,7 @@ import (
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/killswitch"
-	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // target is what a request names, resolved in one catalog snapshot: the
@@ -23,7 +23,7 @@ type target struct {
 	name     string // what grants and kill switches name
 	found    bool   // in the catalog, with its upstream
 	notFound error  // what the client sees if it is missing, hidden or killed
-	upstream upstream.Upstream
+	upstream spec.Upstream
 	tool     *catalog.Entry // for a tool
 	prompt   *catalog.PromptEntry
 	resource *catalog.ResourceEntry

@@ -7,7 +7,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/catalog"
-	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // definitionChanged refuses (and records) a call of a tool whose upstream
@@ -19,7 +19,7 @@ func (pl *Pipeline) definitionChanged(ctx context.Context, rec audit.Record, e *
 	case !e.Changed:
 		return nil
 	case e.KeepPinned:
-		rec.Detail["definition_changed"] = upstream.OnChangeKeepPinned
+		rec.Detail["definition_changed"] = spec.OnChangeKeepPinned
 		return nil
 	}
 	return pl.Deny(ctx, rec, ReasonDefinitionChanged, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams,

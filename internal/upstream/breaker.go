@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // EventCircuitOpen records an upstream's circuit opening.
@@ -104,7 +105,7 @@ func (b *breaker) done(a admission, user string, o outcome, now time.Time, coold
 
 // health is what err, ending a call made under ctx, says of the upstream.
 func health(ctx context.Context, err error) outcome {
-	_, refusedCmd := RefusedCommand(err)
+	_, refusedCmd := spec.RefusedCommand(err)
 	switch {
 	case err == nil || Answered(err):
 		return healthy
@@ -118,7 +119,7 @@ func health(ctx context.Context, err error) outcome {
 
 // guard runs fn under u's circuit breaker and its fair share of u's
 // concurrency slots for user and what (a tool, prompt or resource).
-func (p *Pool) guard(ctx context.Context, u Upstream, user, what string, fn func() error) error {
+func (p *Pool) guard(ctx context.Context, u spec.Upstream, user, what string, fn func() error) error {
 	bv, _ := p.breakers.LoadOrStore(u.Name, &breaker{})
 	b := bv.(*breaker)
 	adm, ok, wait := b.allow(p.cfg.Now())

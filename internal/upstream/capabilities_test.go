@@ -15,6 +15,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ostiary/ostiary/internal/assertion"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // The catalog's sync session and a user's call session declare the same
@@ -45,7 +46,7 @@ func TestSessionsDeclareRelayedCapabilities(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	u := Upstream{Name: "caps", Kind: HTTP, URL: hs.URL, AllowPrivate: true}
+	u := spec.Upstream{Name: "caps", Kind: spec.HTTP, URL: hs.URL, AllowPrivate: true}
 	if _, err := p.List(context.Background(), u); err != nil {
 		t.Fatal(err)
 	}

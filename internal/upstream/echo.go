@@ -7,6 +7,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 	"github.com/ostiary/ostiary/internal/vault"
 )
 
@@ -34,7 +35,7 @@ var errEchoUnrecorded = errors.New("the audit log is unavailable; the upstream's
 // (target names it) if r redacted anything from its answers. It is
 // written before the answer is returned, and the answer is withheld if it
 // cannot be.
-func (p *Pool) recordEcho(ctx context.Context, c Caller, u Upstream, target string, r *Relay) error {
+func (p *Pool) recordEcho(ctx context.Context, c Caller, u spec.Upstream, target string, r *Relay) error {
 	reds := r.Redactions()
 	if len(reds) == 0 {
 		return nil

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ostiary/ostiary/internal/assertion"
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 	"github.com/ostiary/ostiary/internal/vault"
 )
 
@@ -72,7 +73,7 @@ func TestEchoRecordFailsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	u := Upstream{Name: "up", Kind: HTTP, URL: hs.URL, AllowPrivate: true, Headers: map[string]string{"X-Api-Key": "${secret:tok}"}}
+	u := spec.Upstream{Name: "up", Kind: spec.HTTP, URL: hs.URL, AllowPrivate: true, Headers: map[string]string{"X-Api-Key": "${secret:tok}"}}
 	c := Caller{User: "alice", RequestID: "req-1"}
 	res, err := p.ReadResource(context.Background(), c, u, "fixture://r", Continuation{})
 	if err != nil {

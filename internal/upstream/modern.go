@@ -17,14 +17,9 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-)
 
-// ParamHeader is a tool argument, by property path, that a 2026-07-28
-// client mirrors in an HTTP header (x-mcp-header, SEP-2243).
-type ParamHeader struct {
-	Path   []string
-	Header string // Mcp-Param-<name>
-}
+	"github.com/ostiary/ostiary/internal/upstream/spec"
+)
 
 // modernVersion is the protocol revision spoken per request.
 const modernVersion = "2026-07-28"
@@ -212,7 +207,7 @@ func clipText(s string) string {
 // paramHeaderValues are the Mcp-Param-* headers mirroring args, encoded as
 // SEP-2243 says: strings as they are (base64 in =?base64?…?= if not plain
 // visible ASCII), booleans, and integers within ±(2^53−1).
-func paramHeaderValues(bindings []ParamHeader, args map[string]any) map[string]string {
+func paramHeaderValues(bindings []spec.ParamHeader, args map[string]any) map[string]string {
 	if len(bindings) == 0 {
 		return nil
 	}

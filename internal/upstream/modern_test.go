@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 // The response to a request is found on an event stream among
@@ -36,7 +38,7 @@ func TestResponseEvent(t *testing.T) {
 func TestParamHeaderValues(t *testing.T) {
 	args := map[string]any{"region": "eu-west", "n": json.Number("42"), "f": json.Number("1.5"), "ok": true,
 		"name": "Zoë", "pad": " x", "nested": map[string]any{"id": "a"}, "null": nil}
-	got := paramHeaderValues([]ParamHeader{{Path: []string{"region"}, Header: "Mcp-Param-Region"}, {Path: []string{"n"}, Header: "Mcp-Param-N"},
+	got := paramHeaderValues([]spec.ParamHeader{{Path: []string{"region"}, Header: "Mcp-Param-Region"}, {Path: []string{"n"}, Header: "Mcp-Param-N"},
 		{Path: []string{"f"}, Header: "Mcp-Param-F"}, {Path: []string{"ok"}, Header: "Mcp-Param-Ok"}, {Path: []string{"name"}, Header: "Mcp-Param-Name"},
 		{Path: []string{"pad"}, Header: "Mcp-Param-Pad"}, {Path: []string{"nested", "id"}, Header: "Mcp-Param-Id"},
 		{Path: []string{"null"}, Header: "Mcp-Param-Null"}, {Path: []string{"missing"}, Header: "Mcp-Param-Missing"}}, args)

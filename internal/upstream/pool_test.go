@@ -17,6 +17,7 @@ import (
 
 	"github.com/ostiary/ostiary/internal/assertion"
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 	"github.com/ostiary/ostiary/internal/vault"
 )
 
@@ -45,7 +46,7 @@ func TestPoolDoesNotReapBusySessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	u := Upstream{Name: "slow", Kind: HTTP, URL: hs.URL, AllowPrivate: true}
+	u := spec.Upstream{Name: "slow", Kind: spec.HTTP, URL: hs.URL, AllowPrivate: true}
 	c := Caller{User: "alice"}
 	res, err := p.Call(context.Background(), c, u, ToolCall{Name: "slow"}, nil)
 	if err != nil || res.IsError {
@@ -97,7 +98,7 @@ func TestCircuitBreaker(t *testing.T) {
 	rec := &recordingAuditor{}
 	p, _ := NewPool(PoolConfig{Signer: signer, Auditor: rec, Logger: slog.New(slog.DiscardHandler), Now: time.Now, BreakerCooldown: 200 * time.Millisecond})
 	defer p.Close()
-	u := Upstream{Name: "flaky", Kind: HTTP, URL: hs.URL, AllowPrivate: true}
+	u := spec.Upstream{Name: "flaky", Kind: spec.HTTP, URL: hs.URL, AllowPrivate: true}
 	users := []Caller{{User: "alice"}, {User: "bob"}} // failures of two users open the shared circuit
 	n := 0
 	call := func() error {
@@ -171,10 +172,10 @@ func TestPoolForget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	gone := Upstream{Name: "gone", Kind: HTTP, URL: hs.URL, AllowPrivate: true}
-	kept := Upstream{Name: "kept", Kind: HTTP, URL: hs.URL, AllowPrivate: true}
+	gone := spec.Upstream{Name: "gone", Kind: spec.HTTP, URL: hs.URL, AllowPrivate: true}
+	kept := spec.Upstream{Name: "kept", Kind: spec.HTTP, URL: hs.URL, AllowPrivate: true}
 	for _, c := range []Caller{{User: "alice"}, {User: "bob"}} {
-		for _, u := range []Upstream{gone, kept} {
+		for _, u := range []spec.Upstream{gone, kept} {
 			if _, err := p.Call(context.Background(), c, u, ToolCall{Name: "ping"}, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -246,7 +247,7 @@ func TestUnsignedRequestRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	u := Upstream{Name: "up", Kind: HTTP, URL: hs.URL, AllowPrivate: true}
+	u := spec.Upstream{Name: "up", Kind: spec.HTTP, URL: hs.URL, AllowPrivate: true}
 	_, err = p.Call(context.Background(), Caller{User: "alice"}, u, ToolCall{Name: "x"}, nil)
 	if err == nil || !Refused(err) {
 		t.Errorf("call with an unsignable assertion: %v (refused: %v)", err, Refused(err))

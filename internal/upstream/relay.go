@@ -14,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 	"github.com/ostiary/ostiary/internal/vault"
 )
 
@@ -195,7 +196,7 @@ const EventUpstreamRequest = "upstream-request"
 // client (sampling, elicitation) to the one client whose call is in flight
 // on this session. With no call, or several, in flight the request is
 // refused: it is never guessed onto a client. Each is audited first.
-func (e *pooled) askClient(p *Pool, c Caller, u Upstream, opts *mcp.ClientOptions) {
+func (e *pooled) askClient(p *Pool, c Caller, u spec.Upstream, opts *mcp.ClientOptions) {
 	opts.CreateMessageHandler = func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
 		r, err := e.sole(ctx, p, c, u, "sampling/createMessage", req.Params)
 		if err != nil {
@@ -284,7 +285,7 @@ func answer[T any](raw json.RawMessage, err error) (*T, error) {
 // request its tool's labels do not allow is refused with a JSON-RPC error
 // (not an answer on the user's behalf, such as "decline": the user was not
 // asked), and the client never sees it.
-func (e *pooled) sole(ctx context.Context, p *Pool, c Caller, u Upstream, method string, params any) (*Relay, error) {
+func (e *pooled) sole(ctx context.Context, p *Pool, c Caller, u spec.Upstream, method string, params any) (*Relay, error) {
 	e.mu.Lock()
 	var only *Relay
 	n := len(e.inflight)
@@ -356,7 +357,7 @@ func (r *Relay) log(params json.RawMessage) {
 
 // takeLogs asks the upstream for all its log messages: servers send none
 // until a level is set, and each client's own level filters what it gets.
-func (p *Pool) takeLogs(ctx context.Context, cs *mcp.ClientSession, u Upstream) {
+func (p *Pool) takeLogs(ctx context.Context, cs *mcp.ClientSession, u spec.Upstream) {
 	init := cs.InitializeResult()
 	if init == nil || init.Capabilities == nil || init.Capabilities.Logging == nil {
 		return

@@ -1,134 +1,114 @@
 package upstream
 
 import (
-	"errors"
-	"fmt"
-	"path/filepath"
-	"strings"
-	"unicode"
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os/exec"
+
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
+	"github.com/ostiary/ostiary/internal/vault"
 )
 
-// A stdio upstream runs a program on the gateway host as the gateway's
-// user, so the admin API must not be a way to run any program. The
-// operator fixes which programs may run when the server starts (StdioAllow,
-// from serve --stdio-allow); an API request only picks one of them, gives
-// its arguments as a list that nothing splits or interprets, and sets
-// environment variables other than those that change how programs load
-// code.
+// Stdio upstream processes: the admin's command, checked again against the
+// operator's allow-list at each start, run with a minimal environment, its
+// spawn audited, its stderr logged line by line.
 
-// Bounds of a stdio command line.
-const (
-	MaxArgs      = 256
-	MaxArgsBytes = 64 << 10
-)
+// EventSpawn is the audit event of a stdio upstream process start.
+const EventSpawn = "upstream-spawn"
 
-// validStdio checks a stdio upstream's command and environment without
-// looking at the file system (that is StdioAllow's part).
-func (u Upstream) validStdio() error {
-	if len(u.Command) == 0 || u.Command[0] == "" {
-		return errors.New("a stdio upstream needs a command: the absolute path of an allowed program")
+// Admit checks what only the running server can say of an upstream: that
+// a stdio upstream's program is on the operator's allow-list.
+func (p *Pool) Admit(u spec.Upstream) error {
+	if u.Kind != spec.Stdio {
+		return nil
 	}
-	prog := u.Command[0]
-	switch {
-	case strings.ContainsFunc(prog, unicode.IsSpace):
-		return fmt.Errorf("command %q holds a space: the command is the program's absolute path alone; give each argument separately (--arg, or further elements of the API's command list)", clip(prog))
-	case !filepath.IsAbs(prog):
-		return fmt.Errorf("command %q: want the program's absolute path (no PATH lookup)", clip(prog))
-	case filepath.Clean(prog) != prog:
-		return fmt.Errorf("command %q: want a clean absolute path, without '.', '..' or '//'", clip(prog))
-	}
-	if len(u.Command)-1 > MaxArgs {
-		return fmt.Errorf("a stdio command takes at most %d arguments", MaxArgs)
-	}
-	size := 0
-	for _, a := range u.Command {
-		if strings.ContainsRune(a, 0) {
-			return errors.New("a stdio command's arguments cannot contain NUL")
+	_, err := p.admitStdio(u)
+	return err
+}
+
+// ReasonStdioRefused is the audit reason of a stdio process not started
+// because its command or environment is not allowed.
+const ReasonStdioRefused = "stdio-command-refused"
+
+// command prepares a stdio upstream's process: the admin's command,
+// checked again now against the allow-list and the environment rules (an
+// upstream stored earlier, or a list narrowed since, must not run; a
+// refusal is recorded), started from the real file that was checked, with
+// a minimal environment (PATH and the configured variables only), stderr
+// drained into the log, and the spawn audited before it happens.
+func (p *Pool) command(ctx context.Context, c Caller, u spec.Upstream, e *pooled) (*exec.Cmd, error) {
+	rec := audit.Record{Event: EventSpawn, Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID,
+		Target: "upstream:" + u.Name, Detail: map[string]any{"command": u.Command}}
+	real, err := p.admitStdio(u)
+	if err != nil {
+		rec.Outcome, rec.Reason, rec.Detail["error"] = audit.Denied, ReasonStdioRefused, err.Error()
+		p.cfg.Logger.Warn("stdio upstream not started", "upstream", u.Name, "principal", c.User, "request_id", c.RequestID, "err", err)
+		if _, werr := p.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); werr != nil {
+			return nil, werr
 		}
-		size += len(a)
+		return nil, &refusedError{err}
 	}
-	if size > MaxArgsBytes {
-		return fmt.Errorf("a stdio command line is at most %d bytes", MaxArgsBytes)
-	}
+	cmd := exec.Command(real, u.Command[1:]...)
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	known := vault.Known{}
 	for k, v := range u.Env {
-		if !envRE.MatchString(k) {
-			return fmt.Errorf("invalid environment variable name %q", clip(k))
+		v, err := p.resolve(ctx, c, u, v, known)
+		if err != nil {
+			return nil, err
 		}
-		if LoaderEnv(k) {
-			return fmt.Errorf("environment variable %s changes how programs load code or find programs, and cannot be set for an upstream", k)
-		}
-		if strings.ContainsRune(v, 0) {
-			return fmt.Errorf("environment variable %s: value contains NUL", k)
-		}
-		if err := notLiteralCredential("environment variable "+k, credentialEnvRE.MatchString(k), v); err != nil {
-			return err
-		}
+		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	return nil
+	if _, err := p.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+		return nil, err
+	}
+	if e != nil {
+		e.injected = known
+	}
+	cmd.Dir = "/"
+	cmd.Stderr = &lineLogger{log: p.cfg.Logger, upstream: u.Name, user: c.User, known: known}
+	return cmd, nil
 }
 
-// loaderPrefixes and loaderNames are environment variables (compared in
-// upper case) that make a dynamic loader, a language runtime or a tool an
-// MCP server commonly drives load other code, run another program, or
-// find programs elsewhere.
-var (
-	loaderPrefixes = []string{"LD_", "DYLD_", "PYTHON", "PERL5", "MALLOC_", "LUA_", "GEM_", "NPM_CONFIG_", "GIT_CONFIG", "GIT_SSH", "BUNDLE_"}
-	loaderNames    = map[string]bool{
-		"PATH": true, "HOME": true, "ENV": true, "BASH_ENV": true, "SHELLOPTS": true, "BASHOPTS": true, "PS4": true, "IFS": true,
-		"CDPATH": true, "PROMPT_COMMAND": true, "ZDOTDIR": true, "SHELL": true,
-		"GCONV_PATH": true, "LOCPATH": true, "NLSPATH": true, "GLIBC_TUNABLES": true, "HOSTALIASES": true, "RESOLV_HOST_CONF": true,
-		"NODE_OPTIONS": true, "NODE_PATH": true, "NODE_REPL_EXTERNAL_MODULE": true,
-		"PERLLIB": true, "PERLIO": true, "RUBYOPT": true, "RUBYLIB": true, "PHPRC": true, "PHP_INI_SCAN_DIR": true, "TCLLIBPATH": true,
-		"JAVA_TOOL_OPTIONS": true, "_JAVA_OPTIONS": true, "JDK_JAVA_OPTIONS": true, "JAVA_OPTIONS": true, "CLASSPATH": true,
-		"DOTNET_STARTUP_HOOKS": true, "CORECLR_PROFILER_PATH": true, "R_PROFILE": true, "R_PROFILE_USER": true, "R_ENVIRON": true,
-		"OPENSSL_CONF": true, "OPENSSL_ENGINES": true, "OPENSSL_MODULES": true,
-		"GIT_EXEC_PATH": true, "GIT_ASKPASS": true, "SSH_ASKPASS": true, "GIT_PAGER": true, "GIT_EDITOR": true, "GIT_SEQUENCE_EDITOR": true,
-		"GIT_EXTERNAL_DIFF": true, "GIT_PROXY_COMMAND": true, "GIT_TEMPLATE_DIR": true, "GIT_DIR": true,
-		"PAGER": true, "EDITOR": true, "VISUAL": true, "BROWSER": true,
-		"XDG_CONFIG_HOME": true, "XDG_CONFIG_DIRS": true, "XDG_DATA_HOME": true, "XDG_DATA_DIRS": true,
-	}
-)
-
-// LoaderEnv reports whether an environment variable name changes how a
-// program loads code or finds programs (LD_PRELOAD, NODE_OPTIONS, PATH…).
-// The name is compared in any case: Linux's environment is case-sensitive,
-// but a runtime that folds case must not be a way around the list.
-func LoaderEnv(name string) bool {
-	n := strings.ToUpper(name)
-	if loaderNames[n] {
-		return true
-	}
-	for _, p := range loaderPrefixes {
-		if strings.HasPrefix(n, p) {
-			return true
+// admitStdio is Admit at process start: it returns the real file to run,
+// and any refusal as a *spec.CommandError.
+func (p *Pool) admitStdio(u spec.Upstream) (string, error) {
+	if err := u.ValidStdio(); err != nil {
+		prog := ""
+		if len(u.Command) > 0 {
+			prog = u.Command[0]
 		}
+		return "", &spec.CommandError{Command: prog, Reason: err.Error()}
 	}
-	return false
+	return p.cfg.StdioAllow.Check(u.Command[0])
 }
 
-// interpreters are programs that run code or other programs given as
-// arguments (shells, launchers, script interpreters, tools with an exec
-// option), by base name without a version suffix. One runs only if the
-// operator names that exact file; an allowed directory does not allow it.
-var interpreters = map[string]bool{
-	"sh": true, "bash": true, "dash": true, "ash": true, "zsh": true, "ksh": true, "mksh": true, "pdksh": true, "oksh": true, "lksh": true,
-	"yash": true, "posh": true, "fish": true, "csh": true, "tcsh": true, "rc": true, "es": true, "nu": true, "elvish": true, "xonsh": true,
-	"pwsh": true, "powershell": true, "busybox": true, "toybox": true,
-	"env": true, "sudo": true, "doas": true, "su": true, "runuser": true, "setsid": true, "nohup": true, "nice": true, "ionice": true,
-	"timeout": true, "stdbuf": true, "chroot": true, "nsenter": true, "unshare": true, "xargs": true, "time": true, "strace": true,
-	"ltrace": true, "gdb": true, "script": true, "flock": true, "watch": true, "systemd-run": true, "ssh": true, "socat": true,
-	"python": true, "pypy": true, "perl": true, "ruby": true, "irb": true, "node": true, "nodejs": true, "deno": true, "bun": true,
-	"php": true, "lua": true, "luajit": true, "tclsh": true, "wish": true, "expect": true, "awk": true, "gawk": true, "mawk": true,
-	"nawk": true, "sed": true, "r": true, "rscript": true, "julia": true, "guile": true, "racket": true, "sbcl": true, "jshell": true,
-	"groovy": true, "osascript": true, "make": true, "gmake": true, "vi": true, "vim": true, "nvim": true, "ex": true, "ed": true,
-	"emacs": true, "git": true, "tar": true, "find": true, "npx": true, "npm": true, "uvx": true, "pipx": true, "java": true,
+// lineLogger logs a stdio upstream's stderr line by line, bounded.
+type lineLogger struct {
+	log            *slog.Logger
+	upstream, user string
+	known          vault.Known // the secrets in the process's environment: redacted
+	buf            []byte
 }
 
-// Interpreter reports whether a program, by its file name, runs code given
-// as an argument: "python3.12" and "bash5" are python and bash.
-func Interpreter(path string) bool {
-	n := strings.ToLower(filepath.Base(path))
-	n = strings.TrimSuffix(n, ".exe")
-	n = strings.TrimRight(n, "0123456789.-_")
-	return interpreters[n]
+func (l *lineLogger) Write(b []byte) (int, error) {
+	l.buf = append(l.buf, b...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			if len(l.buf) > 4096 { // an endless line: log what we have
+				i = len(l.buf)
+			} else {
+				return len(b), nil
+			}
+		}
+		line := l.known.RedactString(string(l.buf[:i])) // before cutting: a cut secret would not match
+		line = line[:min(len(line), 1024)]
+		l.log.Info("upstream stderr", "upstream", l.upstream, "user", l.user, "line", line)
+		l.buf = l.buf[min(i+1, len(l.buf)):]
+	}
 }
+
+var _ io.Writer = (*lineLogger)(nil)

@@ -10,7 +10,7 @@ import (
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/fault"
 	"github.com/ostiary/ostiary/internal/policy"
-	"github.com/ostiary/ostiary/internal/upstream"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 var (
@@ -18,38 +18,38 @@ var (
 	_ catalog.TxStore = (*Tx)(nil)
 )
 
-func (s queries) ListUpstreams(ctx context.Context) ([]upstream.Upstream, error) {
+func (s queries) ListUpstreams(ctx context.Context) ([]spec.Upstream, error) {
 	return s.upstreams(ctx, "")
 }
 
-func (s queries) UpstreamByName(ctx context.Context, name string) (upstream.Upstream, error) {
+func (s queries) UpstreamByName(ctx context.Context, name string) (spec.Upstream, error) {
 	ups, err := s.upstreams(ctx, "WHERE name = ?", name)
 	if err != nil {
-		return upstream.Upstream{}, err
+		return spec.Upstream{}, err
 	}
 	if len(ups) == 0 {
-		return upstream.Upstream{}, fault.New(fault.NotFound, "upstream %q does not exist", name)
+		return spec.Upstream{}, fault.New(fault.NotFound, "upstream %q does not exist", name)
 	}
 	return ups[0], nil
 }
 
-func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]upstream.Upstream, error) {
+func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]spec.Upstream, error) {
 	rows, err := s.q.QueryContext(ctx, `SELECT name, prefix, kind, url, headers, command, env, allow_private, allow_plain_http, tls, call_timeout_ms, on_change, created_at, created_by, synced_at
 		FROM upstreams `+where+` ORDER BY name`, args...)
 	if err != nil {
 		return nil, classify("list upstreams", err)
 	}
 	defer rows.Close()
-	var out []upstream.Upstream
+	var out []spec.Upstream
 	for rows.Next() {
-		var u upstream.Upstream
+		var u spec.Upstream
 		var kind, headers, command, env, tlsOpts string
 		var created, timeout int64
 		var synced sql.NullInt64
 		if err := rows.Scan(&u.Name, &u.Prefix, &kind, &u.URL, &headers, &command, &env, &u.AllowPrivate, &u.AllowPlainHTTP, &tlsOpts, &timeout, &u.OnChange, &created, &u.CreatedBy, &synced); err != nil {
 			return nil, classify("list upstreams", err)
 		}
-		u.Kind, u.CreatedAt, u.CallTimeout = upstream.Kind(kind), time.UnixMicro(created).UTC(), time.Duration(timeout)*time.Millisecond
+		u.Kind, u.CreatedAt, u.CallTimeout = spec.Kind(kind), time.UnixMicro(created).UTC(), time.Duration(timeout)*time.Millisecond
 		u.SyncedAt = fromMicros(synced)
 		if err := jsonFields(headers, &u.Headers, command, &u.Command, env, &u.Env, tlsOpts, &u.TLS); err != nil {
 			return nil, classify("list upstreams", err)
@@ -129,7 +129,7 @@ func (s queries) UserGrants(ctx context.Context, user string) (authz.Grants, err
 	return grantList(grants)
 }
 
-func (t *Tx) InsertUpstream(ctx context.Context, u upstream.Upstream) error {
+func (t *Tx) InsertUpstream(ctx context.Context, u spec.Upstream) error {
 	enc := func(v any) string { b, _ := json.Marshal(v); return string(b) }
 	headers, env, command := u.Headers, u.Env, u.Command
 	if headers == nil {
@@ -143,7 +143,7 @@ func (t *Tx) InsertUpstream(ctx context.Context, u upstream.Upstream) error {
 	}
 	onChange := u.OnChange
 	if onChange == "" {
-		onChange = upstream.OnChangeRefuse
+		onChange = spec.OnChangeRefuse
 	}
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO upstreams (name, prefix, kind, url, headers, command, env, allow_private, allow_plain_http, tls, call_timeout_ms, on_change, created_at, created_by)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Name, u.Prefix, string(u.Kind), u.URL, enc(headers), enc(command), enc(env),

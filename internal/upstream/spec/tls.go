@@ -1,8 +1,6 @@
-package upstream
+package spec
 
 import (
-	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -10,7 +8,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/vault"
 )
 
@@ -37,7 +34,7 @@ func (t TLS) IsZero() bool { return t == TLS{} }
 
 // ClientSubject is the subject of the client certificate, "" without one.
 func (t TLS) ClientSubject() string {
-	chain, err := certChain(t.ClientCert)
+	chain, err := CertChain(t.ClientCert)
 	if err != nil {
 		return ""
 	}
@@ -62,7 +59,7 @@ func (t TLS) validate(rawURL string) error {
 		return fmt.Errorf("TLS options apply only to an https:// upstream")
 	}
 	if t.CA != "" {
-		if _, err := certPool(t.CA); err != nil {
+		if _, err := CertPool(t.CA); err != nil {
 			return err
 		}
 	}
@@ -70,7 +67,7 @@ func (t TLS) validate(rawURL string) error {
 		return fmt.Errorf("mutual TLS needs both a client certificate and the vault secret holding its key")
 	}
 	if t.ClientCert != "" {
-		if _, err := certChain(t.ClientCert); err != nil {
+		if _, err := CertChain(t.ClientCert); err != nil {
 			return err
 		}
 		if !vault.ValidName(t.ClientKeySecret) {
@@ -89,10 +86,10 @@ func (t TLS) validate(rawURL string) error {
 	return nil
 }
 
-// certPool parses a PEM bundle that must hold at least one certificate
+// CertPool parses a PEM bundle that must hold at least one certificate
 // and nothing else.
-func certPool(bundle string) (*x509.CertPool, error) {
-	certs, err := certChain(bundle)
+func CertPool(bundle string) (*x509.CertPool, error) {
+	certs, err := CertChain(bundle)
 	if err != nil {
 		return nil, fmt.Errorf("CA bundle: %w", err)
 	}
@@ -103,9 +100,9 @@ func certPool(bundle string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// certChain parses PEM certificates; any other block (a private key pasted
+// CertChain parses PEM certificates; any other block (a private key pasted
 // by mistake, say) is refused rather than kept.
-func certChain(text string) ([]*x509.Certificate, error) {
+func CertChain(text string) ([]*x509.Certificate, error) {
 	var out []*x509.Certificate
 	rest := []byte(text)
 	for {
@@ -127,56 +124,4 @@ func certChain(text string) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("want one or more PEM certificates and nothing else")
 	}
 	return out, nil
-}
-
-// tlsConfig builds the client TLS configuration for u; the client key is
-// fetched from the vault at each handshake, under the identity of the
-// caller whose request opened the connection.
-func (p *Pool) tlsConfig(u Upstream) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	t := u.TLS
-	if t.CA != "" {
-		pool, err := certPool(t.CA)
-		if err != nil {
-			return nil, err
-		}
-		cfg.RootCAs = pool
-	}
-	if t.InsecureSkipVerify {
-		cfg.InsecureSkipVerify = true // validated: loopback only, audited at registration
-	}
-	if t.ClientCert != "" {
-		chain, err := certChain(t.ClientCert)
-		if err != nil {
-			return nil, err
-		}
-		cfg.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return p.clientCertificate(cri.Context(), u, chain)
-		}
-	}
-	return cfg, nil
-}
-
-func (p *Pool) clientCertificate(ctx context.Context, u Upstream, chain []*x509.Certificate) (*tls.Certificate, error) {
-	if p.cfg.Secrets == nil {
-		return nil, &refusedError{fmt.Errorf("upstream %s: its client key is a vault secret but no vault is open", u.Name)}
-	}
-	c, _ := ctx.Value(callerKey{}).(Caller)
-	rec := audit.Record{Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID}
-	key, err := p.cfg.Secrets.Resolve(ctx, u.TLS.ClientKeySecret, u.Name, c.env(), rec)
-	keyPEM := key.Value
-	if err != nil {
-		return nil, &refusedError{fmt.Errorf("upstream %s: client key: %w", u.Name, err)}
-	}
-	var certPEM []byte
-	for _, c := range chain {
-		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	clear(keyPEM)
-	if err != nil {
-		// X509KeyPair's errors describe the mismatch, never the key.
-		return nil, fmt.Errorf("upstream %s: secret %s is not the key of its client certificate: %v", u.Name, u.TLS.ClientKeySecret, err)
-	}
-	return &cert, nil
 }

@@ -1,4 +1,4 @@
-package upstream
+package spec
 
 import (
 	"errors"
@@ -52,7 +52,7 @@ func (u Upstream) checkURL() error {
 			return fmt.Errorf("the URL points at %s, a %s address: give --allow-private if that is intended", ip, v.class)
 		}
 	}
-	if pu.Scheme == "http" && !u.AllowPlainHTTP && !loopbackHost(host) {
+	if pu.Scheme == "http" && !u.AllowPlainHTTP && !LoopbackHost(host) {
 		return fmt.Errorf("the URL is plain http:// to %s, which is not a loopback address: anyone on the path reads and rewrites the calls; use https://, or give --allow-plain-http if that is intended", clip(host))
 	}
 	return nil
@@ -134,10 +134,10 @@ func numericHost(host string) error {
 	return nil
 }
 
-// loopbackHost reports whether host is a literal loopback address or the
+// LoopbackHost reports whether host is a literal loopback address or the
 // name localhost (RFC 6761), where plain HTTP never leaves the machine.
 // The dial-time guard still checks that it resolves to loopback.
-func loopbackHost(host string) bool {
+func LoopbackHost(host string) bool {
 	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
 		return true
 	}

@@ -1,8 +1,10 @@
-// Package upstream connects Ostiary to the MCP servers behind it. An
-// Upstream is an admin's configuration; a Pool holds one client session per
-// (user, upstream), never shared between users, each request carrying a
-// fresh identity assertion instead of any client credential.
-package upstream
+// Package spec is what an upstream is: an admin's configuration of one MCP
+// server behind Ostiary (Upstream) and its validation, what the server
+// lists (Listing), and the operator's limits on what any upstream may be:
+// the addresses it may be reached at, the programs a stdio upstream may run
+// (StdioAllow), the hosts a URL-mode elicitation may point at (HostAllow).
+// Connecting to one is the upstream package's part.
+package spec
 
 import (
 	"fmt"
@@ -121,7 +123,7 @@ func (u Upstream) Validate() error {
 		if u.URL != "" || len(u.Headers) > 0 || !u.TLS.IsZero() {
 			return fmt.Errorf("a stdio upstream takes --command and --env, not --url, --header or TLS options")
 		}
-		if err := u.validStdio(); err != nil {
+		if err := u.ValidStdio(); err != nil {
 			return err
 		}
 	default:

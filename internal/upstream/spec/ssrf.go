@@ -1,4 +1,4 @@
-package upstream
+package spec
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// dialPolicy is where one upstream's connections may go.
-type dialPolicy struct {
+// DialPolicy is where one upstream's connections may go.
+type DialPolicy struct {
 	// allowPrivate unlocks the addresses the table marks private
 	// (--allow-private); those it marks never stay refused.
 	allowPrivate bool
@@ -22,15 +22,15 @@ type dialPolicy struct {
 	loopbackOnly bool
 }
 
-// dialPolicy is where u may be dialled: a plain http:// upstream without
+// DialPolicy is where u may be dialled: a plain http:// upstream without
 // --allow-plain-http only at loopback, whatever its name resolves to.
-func (u Upstream) dialPolicy() dialPolicy {
+func (u Upstream) DialPolicy() DialPolicy {
 	plain := !strings.HasPrefix(strings.ToLower(u.URL), "https://")
-	return dialPolicy{allowPrivate: u.AllowPrivate, loopbackOnly: plain && !u.AllowPlainHTTP}
+	return DialPolicy{allowPrivate: u.AllowPrivate, loopbackOnly: plain && !u.AllowPlainHTTP}
 }
 
 // check judges the address a connection is about to be opened to.
-func (p dialPolicy) check(ip netip.Addr) error {
+func (p DialPolicy) check(ip netip.Addr) error {
 	v := judge(ip)
 	switch {
 	case v.reach == never:
@@ -65,11 +65,11 @@ func RefusedAddress(err error) (string, bool) {
 	return "", false
 }
 
-// guardedTransport dials only where policy allows. The check runs on the
+// GuardedTransport dials only where policy allows. The check runs on the
 // address actually dialled, after DNS resolution (whatever spelling the
 // resolver accepted), so neither DNS rebinding nor a redirect can reach a
 // forbidden address.
-func guardedTransport(policy dialPolicy) *http.Transport {
+func GuardedTransport(policy DialPolicy) *http.Transport {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	d.Control = func(network, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)

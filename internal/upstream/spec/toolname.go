@@ -1,4 +1,4 @@
-package upstream
+package spec
 
 import (
 	"unicode"
