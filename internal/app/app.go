@@ -259,11 +259,15 @@ func (a *App) open(ctx context.Context) error {
 		}
 		var targets []webhook.Target
 		for _, w := range a.cfg.Webhooks {
-			t, err := webhook.ParseTarget(w)
+			t, err := config.ParseWebhook(w)
 			if err != nil {
 				return err
 			}
-			targets = append(targets, t)
+			format := webhook.FormatJSON
+			if t.Slack {
+				format = webhook.FormatSlack
+			}
+			targets = append(targets, webhook.Target{URL: t.URL, Format: format})
 		}
 		if a.webhooks, err = webhook.New(webhook.Config{Targets: targets, Key: key, Auditor: a.writer, Logger: a.log, Now: a.now,
 			Backoff: a.cfg.WebhookBackoff}); err != nil {
@@ -274,7 +278,7 @@ func (a *App) open(ctx context.Context) error {
 	if a.failures, err = authn.NewFailureGuard(a.cfg.RateAuthFail.Per, a.cfg.RateAuthFail.Burst, a.cfg.AuthFailWindow, a.writer, a.log, a.now); err != nil {
 		return err
 	}
-	elicitAllow, err := spec.NewHostAllow(a.cfg.ElicitURLAllow)
+	elicitHosts, err := config.ElicitHosts(a.cfg.ElicitURLAllow)
 	if err != nil {
 		return err
 	}
@@ -283,7 +287,7 @@ func (a *App) open(ctx context.Context) error {
 		Caps:   gateway.Caps{Sessions: a.cfg.UserSessions, Streams: a.cfg.UserStreams, Calls: a.cfg.UserCalls},
 		Limits: gateway.Limits{PerKey: a.cfg.RateKey, PerUser: a.cfg.RateUser, PerTool: a.cfg.RateTool},
 		Policy: policies, Users: users{a.store}, Approvals: a.approvals, ApprovalWait: a.cfg.ApprovalWait,
-		ElicitURLAllow: elicitAllow}); err != nil {
+		ElicitURLAllow: spec.NewHostAllow(elicitHosts)}); err != nil {
 		return err
 	}
 	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Failures: a.failures, WriteRate: a.cfg.RateAdminWrite, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
