@@ -104,12 +104,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	start := a.Now()
 	if f := edge.Check(r); f != nil {
-		a.Failures.Note(r.Context(), r, f.Record(r, reqID)) // unauthenticated: budgeted per source
+		a.Failures.Note(r.Context(), r.RemoteAddr, f.Record(r, reqID)) // unauthenticated: budgeted per source
 		a.Logger.Warn("admin request refused", "request_id", reqID, "reason", f.Reason, "header", f.Header, "remote", r.RemoteAddr)
 		writeJSON(w, f.Status, ErrorBody{Error: ErrorDetail{Code: string(fault.Invalid), Message: f.Message}, RequestID: reqID})
 		return
 	}
-	if ok, wait := a.Failures.Admit(r, reqID); !ok {
+	if ok, wait := a.Failures.Admit(authn.Attempt{Remote: r.RemoteAddr, Method: r.Method, Path: r.URL.Path, RequestID: reqID}); !ok {
 		a.throttled(w, reqID, wait)
 		return
 	}
@@ -140,7 +140,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // authFailed records the failure and answers 401 (or 503 when the
 // credential store or the audit log is unavailable).
 func (a *API) authFailed(w http.ResponseWriter, r *http.Request, reqID string, err error) {
-	limited, wait, rec, werr := a.Failures.Failed(r.Context(), r, reqID, err)
+	limited, wait, rec, werr := a.Failures.Failed(r.Context(), authn.Attempt{Remote: r.RemoteAddr, Method: r.Method, Path: r.URL.Path, RequestID: reqID}, err)
 	if werr != nil {
 		err = werr
 	}

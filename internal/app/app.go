@@ -261,11 +261,15 @@ func (a *App) open(ctx context.Context) error {
 		}
 		var targets []webhook.Target
 		for _, w := range a.cfg.Webhooks {
-			t, err := webhook.ParseTarget(w)
+			t, err := config.ParseWebhook(w)
 			if err != nil {
 				return err
 			}
-			targets = append(targets, t)
+			format := webhook.FormatJSON
+			if t.Slack {
+				format = webhook.FormatSlack
+			}
+			targets = append(targets, webhook.Target{URL: t.URL, Format: format})
 		}
 		if a.webhooks, err = webhook.New(webhook.Config{Targets: targets, Key: key, Auditor: a.writer, Logger: a.log, Now: a.now,
 			Backoff: a.cfg.WebhookBackoff}); err != nil {
@@ -276,13 +280,13 @@ func (a *App) open(ctx context.Context) error {
 	if a.failures, err = authn.NewFailureGuard(a.cfg.RateAuthFail.Per, a.cfg.RateAuthFail.Burst, a.cfg.AuthFailWindow, a.writer, a.log, a.now); err != nil {
 		return err
 	}
-	elicitAllow, err := spec.NewHostAllow(a.cfg.ElicitURLAllow)
+	elicitHosts, err := config.ElicitHosts(a.cfg.ElicitURLAllow)
 	if err != nil {
 		return err
 	}
 	if a.pipeline, err = govern.New(govern.Config{Catalog: a.catalog, Upstreams: a.pool, Auditor: a.writer, Kill: kill, Logger: a.log, Now: a.now,
 		CallTimeout: a.cfg.CallTimeout, CallsPerUser: a.cfg.UserCalls, Policy: policies, Users: users{a.store},
-		Approvals: a.approvals, ApprovalWait: a.cfg.ApprovalWait, ElicitURLAllow: elicitAllow}); err != nil {
+		Approvals: a.approvals, ApprovalWait: a.cfg.ApprovalWait, ElicitURLAllow: spec.NewHostAllow(elicitHosts)}); err != nil {
 		return err
 	}
 	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, AuthFailures: a.failures, Pipeline: a.pipeline, Catalog: a.catalog, Kill: kill, Auditor: a.writer,

@@ -2,7 +2,6 @@ package authn
 
 import (
 	"errors"
-	"net/http"
 	"regexp"
 	"strings"
 
@@ -45,16 +44,24 @@ func (p *Principal) Record(event, target string) audit.Record {
 		RequestID: p.RequestID, Remote: p.Remote, Target: target}
 }
 
-// FailureRecord is the audit record of a failed authentication of r: the
+// Attempt is what the record of a request refused before or at
+// authentication says of it: the client's address (whose budget the
+// FailureGuard charges, see Source), the method, the path and the
+// correlation id.
+type Attempt struct {
+	Remote, Method, Path, RequestID string
+}
+
+// FailureRecord is the audit record of a failed authentication of a: the
 // reason and the key id (never the secret) for a *Failure, the fault kind
 // for anything else (the credential store being unavailable).
-func FailureRecord(err error, r *http.Request, requestID string) audit.Record {
-	path := r.URL.Path
+func FailureRecord(err error, a Attempt) audit.Record {
+	path := a.Path
 	if len(path) > 200 {
 		path = path[:200]
 	}
-	rec := audit.Record{Event: audit.EventAuthnFailure, Outcome: audit.Denied, RequestID: requestID, Remote: r.RemoteAddr,
-		Detail: map[string]any{"method": strings.ToValidUTF8(r.Method, "?"), "path": strings.ToValidUTF8(path, "?")}}
+	rec := audit.Record{Event: audit.EventAuthnFailure, Outcome: audit.Denied, RequestID: a.RequestID, Remote: a.Remote,
+		Detail: map[string]any{"method": strings.ToValidUTF8(a.Method, "?"), "path": strings.ToValidUTF8(path, "?")}}
 	var f *Failure
 	if errors.As(err, &f) {
 		rec.Reason, rec.KeyID = f.Reason, f.KeyID

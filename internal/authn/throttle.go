@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"sync"
 	"time"
@@ -70,13 +69,13 @@ func aggregated(event string) string {
 	return event + "-aggregated"
 }
 
-// Note records rec, a request of r's source refused before authentication
+// Note records rec, a request from remote refused before authentication
 // (an ambiguous header, a foreign origin): one by one within the source's
 // budget (the one failed authentications draw on), counted into one
 // aggregated record per source and interval beyond it.
-func (g *FailureGuard) Note(ctx context.Context, r *http.Request, rec audit.Record) {
+func (g *FailureGuard) Note(ctx context.Context, remote string, rec audit.Record) {
 	now := g.now()
-	src := Source(r.RemoteAddr)
+	src := Source(remote)
 	g.mu.Lock()
 	within := g.rate == 0 || g.buckets(src, "")[0].AllowN(now, 1)
 	if !within {
@@ -131,13 +130,13 @@ func Source(remote string) netip.Prefix {
 // spent its budget of failures.
 const ReasonThrottled = "source-throttled"
 
-// Admit reports whether r's source may try to authenticate now, or how long
+// Admit reports whether a's source may try to authenticate now, or how long
 // it must wait. A refusal is counted in the source's aggregated record.
-func (g *FailureGuard) Admit(r *http.Request, requestID string) (bool, time.Duration) {
+func (g *FailureGuard) Admit(a Attempt) (bool, time.Duration) {
 	if g.rate == 0 {
 		return true, 0
 	}
-	src := Source(r.RemoteAddr)
+	src := Source(a.Remote)
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -145,19 +144,19 @@ func (g *FailureGuard) Admit(r *http.Request, requestID string) (bool, time.Dura
 	if !ok || l.TokensAt(now) >= 1 {
 		return true, 0
 	}
-	g.count(src, FailureRecord(&Failure{Reason: ReasonThrottled}, r, requestID), now)
+	g.count(src, FailureRecord(&Failure{Reason: ReasonThrottled}, a), now)
 	return false, wait(l, now)
 }
 
-// Failed records the failed authentication of r and takes it from the
+// Failed records the failed authentication of a and takes it from the
 // budgets of its source and key id. Within budget, the failure is recorded
 // as it happens (the client is answered 503 if that record cannot be
 // written). Over budget, it is counted in its source's aggregated record
 // and limited reports it: the client is answered 429 with Retry-After.
-func (g *FailureGuard) Failed(ctx context.Context, r *http.Request, requestID string, err error) (limited bool, retry time.Duration, rec audit.Record, werr error) {
-	rec = FailureRecord(err, r, requestID)
+func (g *FailureGuard) Failed(ctx context.Context, a Attempt, err error) (limited bool, retry time.Duration, rec audit.Record, werr error) {
+	rec = FailureRecord(err, a)
 	now := g.now()
-	src := Source(r.RemoteAddr)
+	src := Source(a.Remote)
 	g.mu.Lock()
 	if g.rate != 0 {
 		for _, l := range g.buckets(src, rec.KeyID) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -42,10 +41,8 @@ func (m *memAudit) of(event string) (n int, counted int) {
 	return n, counted
 }
 
-func request(remote string) *http.Request {
-	r, _ := http.NewRequest("POST", "http://gw/mcp", nil)
-	r.RemoteAddr = remote
-	return r
+func attempt(remote string) Attempt {
+	return Attempt{Remote: remote, Method: "POST", Path: "/mcp", RequestID: "req"}
 }
 
 // A flood of failures from one source: the first burst is recorded one by
@@ -64,28 +61,28 @@ func TestFailureGuardFlood(t *testing.T) {
 	fail := &Failure{Reason: ReasonUnknown, KeyID: "aaaaaaaaaaaaaaaa"}
 	limited := 0
 	for range 1000 {
-		r := request("192.0.2.1:5000")
-		if ok, _ := g.Admit(r, "req"); !ok {
+		r := attempt("192.0.2.1:5000")
+		if ok, _ := g.Admit(r); !ok {
 			limited++
 			continue
 		}
-		if l, retry, _, _ := g.Failed(context.Background(), r, "req", fail); l {
+		if l, retry, _, _ := g.Failed(context.Background(), r, fail); l {
 			if retry < time.Second {
 				t.Fatalf("retry after %s", retry)
 			}
 			limited++
 		}
 	}
-	if ok, _ := g.Admit(request("198.51.100.7:1"), "req"); !ok {
+	if ok, _ := g.Admit(attempt("198.51.100.7:1")); !ok {
 		t.Error("another source was throttled")
 	}
-	if ok, _ := g.Admit(request("[2001:db8:1:2::99]:1"), "req"); !ok {
+	if ok, _ := g.Admit(attempt("[2001:db8:1:2::99]:1")); !ok {
 		t.Error("a fresh IPv6 source was throttled")
 	}
 	for range 30 {
-		g.Failed(context.Background(), request("[2001:db8:1:2::1]:1"), "req", &Failure{Reason: ReasonMalformed})
+		g.Failed(context.Background(), attempt("[2001:db8:1:2::1]:1"), &Failure{Reason: ReasonMalformed})
 	}
-	if ok, _ := g.Admit(request("[2001:db8:1:2:ffff::5]:1"), "req"); ok {
+	if ok, _ := g.Admit(attempt("[2001:db8:1:2:ffff::5]:1")); ok {
 		t.Error("another address of the same /64 was not throttled")
 	}
 	g.Close()
@@ -109,8 +106,8 @@ func TestFailureGuardPerKey(t *testing.T) {
 	defer g.Close()
 	limited := 0
 	for i := range 20 {
-		r := request(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}).String() + ":1")
-		if l, _, _, _ := g.Failed(context.Background(), r, "req", &Failure{Reason: ReasonMismatch, KeyID: "bbbbbbbbbbbbbbbb"}); l {
+		r := attempt(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}).String() + ":1")
+		if l, _, _, _ := g.Failed(context.Background(), r, &Failure{Reason: ReasonMismatch, KeyID: "bbbbbbbbbbbbbbbb"}); l {
 			limited++
 		}
 	}

@@ -3,9 +3,6 @@
 package config
 
 import (
-	"github.com/ostiary/ostiary/internal/upstream/spec"
-	"github.com/ostiary/ostiary/internal/webhook"
-
 	"errors"
 	"fmt"
 	"io"
@@ -169,7 +166,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("--call-timeout must be between 1s and 1h"))
 	}
 	for i, w := range c.Webhooks {
-		if _, err := webhook.ParseTarget(w); err != nil {
+		if _, err := ParseWebhook(w); err != nil {
 			errs = append(errs, fmt.Errorf("--approval-webhook %d: %w", i+1, err))
 		}
 	}
@@ -181,7 +178,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--stdio-allow %q: want an absolute path (OSTIARY_STDIO_ALLOW separates paths with ':')", p))
 		}
 	}
-	if _, err := spec.NewHostAllow(c.ElicitURLAllow); err != nil {
+	if _, err := ElicitHosts(c.ElicitURLAllow); err != nil {
 		errs = append(errs, err)
 	}
 	if c.CheckpointEvery < 10*time.Millisecond || c.CheckpointEvery > time.Hour {

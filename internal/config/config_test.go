@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -99,5 +100,43 @@ func TestValidateElicitURLAllow(t *testing.T) {
 	c.ElicitURLAllow = []string{"https://login.example.com/"}
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--elicit-url-allow") {
 		t.Errorf("a URL as a host: %v", err)
+	}
+}
+
+// ElicitHosts refuses what is not a host name, an address or *.domain,
+// and gives the rest in the one form the allow-list compares.
+func TestElicitHosts(t *testing.T) {
+	for _, bad := range []string{"", "*", "*.", "https://x.test", "x.test/path", "u@x.test", "x.test:443", "*.1.2.3.4", "ex ample.test", "é.test"} {
+		if _, err := ElicitHosts([]string{bad}); err == nil || !strings.Contains(err.Error(), "--elicit-url-allow") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	got, err := ElicitHosts([]string{"X.test.", "[::1]", "10.0.0.1", " *.Corp.test"})
+	if want := []string{"x.test", "::1", "10.0.0.1", "*.corp.test"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("%q %v, want %q", got, err, want)
+	}
+	if got, err := ElicitHosts(nil); got != nil || err != nil {
+		t.Errorf("no entries: %q %v", got, err)
+	}
+}
+
+// A webhook is https, or http to loopback, with "slack:" for Slack's
+// format; errors never quote the URL's path or credentials.
+func TestParseWebhook(t *testing.T) {
+	for in, want := range map[string]Webhook{
+		"https://hooks.example.com/x":            {URL: "https://hooks.example.com/x"},
+		"slack:https://hooks.slack.com/services": {URL: "https://hooks.slack.com/services", Slack: true},
+		"http://127.0.0.1:9/hook":                {URL: "http://127.0.0.1:9/hook"},
+		"http://[::1]:9/hook":                    {URL: "http://[::1]:9/hook"},
+	} {
+		if tg, err := ParseWebhook(in); err != nil || tg != want {
+			t.Errorf("%s: %+v %v", in, tg, err)
+		}
+	}
+	for _, in := range []string{"http://hooks.example.com/T0/secret", "ftp://x", "https://user:pw@x/", "slack:", "nonsense"} {
+		_, err := ParseWebhook(in)
+		if err == nil || strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "pw") {
+			t.Errorf("%s: %v", in, err)
+		}
 	}
 }

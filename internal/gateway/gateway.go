@@ -182,7 +182,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuseBrowser(w, r, reqID, "cross-site-without-origin", "cross-site requests must carry an allowed Origin")
 		return
 	}
-	if ok, wait := g.cfg.AuthFailures.Admit(r, reqID); !ok {
+	if ok, wait := g.cfg.AuthFailures.Admit(authn.Attempt{Remote: r.RemoteAddr, Method: r.Method, Path: r.URL.Path, RequestID: reqID}); !ok {
 		throttled(w, wait)
 		return
 	}
@@ -325,7 +325,7 @@ func (g *Gateway) paramHeadersMatch(w http.ResponseWriter, r *http.Request, p *a
 func (g *Gateway) refuseBrowser(w http.ResponseWriter, r *http.Request, reqID, reason, msg string) {
 	rec := audit.Record{Event: edge.EventRequestRefused, Outcome: audit.Denied, Reason: reason, RequestID: reqID, Remote: r.RemoteAddr,
 		Detail: map[string]any{"origin": clip(r.Header.Get("Origin")), "sec_fetch_site": clip(r.Header.Get("Sec-Fetch-Site"))}}
-	g.cfg.AuthFailures.Note(r.Context(), r, rec) // unauthenticated: budgeted per source
+	g.cfg.AuthFailures.Note(r.Context(), r.RemoteAddr, rec) // unauthenticated: budgeted per source
 	g.cfg.Logger.Warn("mcp request refused", "request_id", reqID, "reason", reason, "origin", clip(r.Header.Get("Origin")))
 	writeRPCError(w, http.StatusForbidden, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: msg})
 }
@@ -333,7 +333,7 @@ func (g *Gateway) refuseBrowser(w http.ResponseWriter, r *http.Request, reqID, r
 // refuseAtEdge records and answers a request refused before anything read
 // it (edge.Check).
 func (g *Gateway) refuseAtEdge(w http.ResponseWriter, r *http.Request, reqID string, f *edge.Refusal) {
-	g.cfg.AuthFailures.Note(r.Context(), r, f.Record(r, reqID)) // unauthenticated: budgeted per source
+	g.cfg.AuthFailures.Note(r.Context(), r.RemoteAddr, f.Record(r, reqID)) // unauthenticated: budgeted per source
 	g.cfg.Logger.Warn("mcp request refused", "request_id", reqID, "reason", f.Reason, "header", f.Header, "remote", r.RemoteAddr)
 	writeRPCError(w, f.Status, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: f.Message})
 }
@@ -350,7 +350,7 @@ func (g *Gateway) refuseMethod(ctx context.Context, p *authn.Principal, method s
 // resource metadata, identical whatever the reason; or 503 if the
 // credential store or the audit log is unavailable.
 func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request, reqID string, err error) {
-	limited, wait, rec, werr := g.cfg.AuthFailures.Failed(r.Context(), r, reqID, err)
+	limited, wait, rec, werr := g.cfg.AuthFailures.Failed(r.Context(), authn.Attempt{Remote: r.RemoteAddr, Method: r.Method, Path: r.URL.Path, RequestID: reqID}, err)
 	if werr != nil {
 		g.cfg.Logger.Error("cannot record a failed authentication", "request_id", reqID, "err", werr)
 		err = werr

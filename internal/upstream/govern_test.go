@@ -14,10 +14,7 @@ import (
 // policy's say (deny beats the label, allow stands in for it, but never
 // for the URL checks).
 func TestGateJudge(t *testing.T) {
-	list, err := spec.NewHostAllow([]string{"login.example.com", "*.corp.example"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	list := spec.NewHostAllow([]string{"login.example.com", "*.corp.example"})
 	form := &mcp.ElicitParams{Message: "Name?"}
 	url := func(u string) *mcp.ElicitParams { return &mcp.ElicitParams{Mode: "url", URL: u, Message: "Open"} }
 	sampling := &mcp.CreateMessageParams{MaxTokens: 1}

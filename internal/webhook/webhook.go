@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -59,27 +58,6 @@ const (
 type Target struct {
 	URL    string
 	Format string
-}
-
-// ParseTarget reads "URL" or "slack:URL". The URL must be https, or http
-// to a loopback address. Errors do not repeat the URL: a webhook URL's
-// path is often its credential.
-func ParseTarget(s string) (Target, error) {
-	t := Target{URL: s, Format: FormatJSON}
-	if rest, ok := strings.CutPrefix(s, "slack:"); ok {
-		t = Target{URL: rest, Format: FormatSlack}
-	}
-	u, err := url.Parse(t.URL)
-	if err != nil || u.Host == "" || u.User != nil || (u.Scheme != "https" && u.Scheme != "http") {
-		return t, errors.New("want https://host/path (or slack:https://…)")
-	}
-	if u.Scheme == "http" {
-		ip := net.ParseIP(u.Hostname())
-		if ip == nil || !ip.IsLoopback() {
-			return t, fmt.Errorf("plain http only to a loopback address; use https for %s", u.Hostname())
-		}
-	}
-	return t, nil
 }
 
 // Config configures a Dispatcher.

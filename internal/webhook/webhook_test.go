@@ -157,25 +157,6 @@ func TestSlackFormat(t *testing.T) {
 	}
 }
 
-func TestParseTarget(t *testing.T) {
-	for in, want := range map[string]string{
-		"https://hooks.example.com/x":            FormatJSON,
-		"slack:https://hooks.slack.com/services": FormatSlack,
-		"http://127.0.0.1:9/hook":                FormatJSON,
-		"http://[::1]:9/hook":                    FormatJSON,
-	} {
-		if tg, err := ParseTarget(in); err != nil || tg.Format != want {
-			t.Errorf("%s: %+v %v", in, tg, err)
-		}
-	}
-	for _, in := range []string{"http://hooks.example.com/T0/secret", "ftp://x", "https://user:pw@x/", "slack:", "nonsense"} {
-		_, err := ParseTarget(in)
-		if err == nil || strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "pw") {
-			t.Errorf("%s: %v", in, err)
-		}
-	}
-}
-
 // After Close, Notify neither blocks nor panics; the event is on record
 // as undelivered.
 func TestNotifyAfterClose(t *testing.T) {

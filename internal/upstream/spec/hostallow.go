@@ -1,11 +1,6 @@
 package spec
 
-import (
-	"fmt"
-	"net/netip"
-	"regexp"
-	"strings"
-)
+import "strings"
 
 // HostAllow is the operator's allow-list of hosts a URL-mode elicitation
 // may point at: exact host names (or addresses), and *.domain for the
@@ -15,31 +10,24 @@ type HostAllow struct {
 	suffixes []string // ".domain"
 }
 
-// NewHostAllow compiles an allow-list; nil if it is empty (no list: any
-// host passes the host check).
-func NewHostAllow(hosts []string) (*HostAllow, error) {
+// NewHostAllow compiles an allow-list of hosts as config.ElicitHosts reads
+// them from the operator (lower case, "*.domain" for a domain's
+// subdomains); nil if it is empty (no list: any host passes the host
+// check).
+func NewHostAllow(hosts []string) *HostAllow {
 	if len(hosts) == 0 {
-		return nil, nil
+		return nil
 	}
 	a := &HostAllow{exact: map[string]bool{}}
 	for _, h := range hosts {
-		name, wild := strings.CutPrefix(strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), "."), "*.")
-		name = strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
-		_, ipErr := netip.ParseAddr(name)
-		if wild && ipErr == nil || !hostRE.MatchString(name) && ipErr != nil {
-			return nil, fmt.Errorf("--elicit-url-allow %q: want a host name (example.com), an address, or *.domain", clip(h))
-		}
-		if wild {
+		if name, wild := strings.CutPrefix(h, "*."); wild {
 			a.suffixes = append(a.suffixes, "."+name)
 		} else {
-			a.exact[name] = true
+			a.exact[h] = true
 		}
 	}
-	return a, nil
+	return a
 }
-
-// hostRE is a DNS name in ASCII (IDNA names in their xn-- form).
-var hostRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
 
 // Allows reports whether host (lower case, as upstream.Gate reads it from
 // an elicitation's URL) is on the list.
