@@ -33,12 +33,11 @@ func (pl *Pipeline) outcome(ctx, callCtx context.Context, c *toolCall, res *mcp.
 	case context.Cause(callCtx) == errKilled:
 		out.Outcome, out.Reason = audit.Failed, ReasonKilled
 		res, err = nil, errKilled
-	case callCtx.Err() != nil && (pl.Stopping() || errors.Is(context.Cause(callCtx), errShutdown)):
-		// Cut by the stop, whatever the upstream made of it (an upstream
-		// whose question was withdrawn may still answer, with an error).
-		if err == nil {
-			out.Detail["is_error"] = res.IsError
-		}
+	case err == nil && res.IsError && callCtx.Err() != nil && (pl.Stopping() || errors.Is(context.Cause(callCtx), errShutdown)):
+		// Cut by the stop: an upstream whose question was withdrawn may
+		// still answer, with an error of its own making. (A successful
+		// answer that beat the stop is the call's outcome.)
+		out.Detail["is_error"] = true
 		out.Outcome, out.Reason = audit.Failed, ReasonGatewayStopping
 		res, err = toolError(fmt.Sprintf("the gateway is stopping; the call was cut (request %s)", p.RequestID)), nil
 	case err == nil && res.InputRequests != nil:

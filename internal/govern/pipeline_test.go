@@ -331,6 +331,35 @@ func TestCut(t *testing.T) {
 	}
 }
 
+// TestStopCutsParkedCall: a 2026-07-28 call under way when the pipeline
+// stops is recorded gateway-stopping, even when its upstream, its question
+// withdrawn, answers with an error result of its own; the client is told
+// the gateway stopped.
+func TestStopCutsParkedCall(t *testing.T) {
+	w := newWorld(t)
+	w.up.gate, w.up.answerCut = make(chan struct{}), true
+	done := make(chan mcp.Result, 1)
+	go func() {
+		req := ToolRequest{Name: "shop.lookup"}
+		req.Args, req.ArgErr = ParseArgs(json.RawMessage(`{}`))
+		res, _ := w.pl.CallTool(context.Background(), principal(t, "alice", "invoke:shop.*"), req, &upstream.Relay{Ctx: context.Background(), Modern: true})
+		done <- res
+	}()
+	for deadline := time.Now().Add(5 * time.Second); w.up.count() < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the call never reached the upstream")
+		}
+	}
+	w.pl.Drain()
+	w.pl.Close()
+	if res := <-done; res == nil || !strings.Contains(text(res.(*mcp.CallToolResult)), "the gateway is stopping") {
+		t.Errorf("the client got %+v", res)
+	}
+	if out := w.audit.first(EventToolResult); out == nil || out.Outcome != audit.Failed || out.Reason != ReasonGatewayStopping {
+		t.Errorf("outcome %+v", out)
+	}
+}
+
 func text(r *mcp.CallToolResult) string {
 	var b strings.Builder
 	for _, c := range r.Content {
@@ -426,8 +455,11 @@ type fakeUpstreams struct {
 	prompts int
 	err     error
 	gate    chan struct{}
-	firstAt int
-	audit   *fakeAudit
+	// answerCut: a call cut while it waits at gate is answered with an
+	// error result, as an upstream whose question was withdrawn may.
+	answerCut bool
+	firstAt   int
+	audit     *fakeAudit
 }
 
 func (u *fakeUpstreams) count() int { u.mu.Lock(); defer u.mu.Unlock(); return u.calls }
@@ -449,6 +481,9 @@ func (u *fakeUpstreams) Call(ctx context.Context, _ upstream.Caller, _ spec.Upst
 		select {
 		case <-gate:
 		case <-ctx.Done():
+			if u.answerCut {
+				return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "elicitation failed"}}}, nil
+			}
 			return nil, ctx.Err()
 		}
 	}
