@@ -360,6 +360,36 @@ func TestStopCutsParkedCall(t *testing.T) {
 	}
 }
 
+// TestStopKeepsLegacyAnswer: a 2025-era call runs in its request, not
+// parked; when the stop cancels that request and its upstream still
+// answers, with an error result of its own, that answer is the call's
+// outcome (as the client gets it), not a cut by the stop.
+func TestStopKeepsLegacyAnswer(t *testing.T) {
+	w := newWorld(t)
+	w.up.gate, w.up.answerCut = make(chan struct{}), true
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan mcp.Result, 1)
+	go func() {
+		req := ToolRequest{Name: "shop.lookup"}
+		req.Args, req.ArgErr = ParseArgs(json.RawMessage(`{}`))
+		res, _ := w.pl.CallTool(ctx, principal(t, "alice", "invoke:shop.*"), req, &upstream.Relay{Ctx: ctx})
+		done <- res
+	}()
+	for deadline := time.Now().Add(5 * time.Second); w.up.count() < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the call never reached the upstream")
+		}
+	}
+	w.pl.Drain()
+	cancel()
+	if res := <-done; res == nil || text(res.(*mcp.CallToolResult)) != "elicitation failed" {
+		t.Errorf("the client got %+v, want the upstream's answer", res)
+	}
+	if out := w.audit.first(EventToolResult); out == nil || out.Outcome != audit.Success || out.Reason != "" || out.Detail["is_error"] != true {
+		t.Errorf("outcome %+v, want the upstream's error answer, successfully relayed", out)
+	}
+}
+
 func text(r *mcp.CallToolResult) string {
 	var b strings.Builder
 	for _, c := range r.Content {
