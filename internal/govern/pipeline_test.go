@@ -180,18 +180,27 @@ func TestCallStages(t *testing.T) {
 	}
 }
 
-// TestHiddenLooksMissing: a hidden, a killed and a missing tool give the
-// client byte-identical errors.
+// TestHiddenLooksMissing: a hidden, a killed and a missing tool of one
+// name give the client byte-identical errors (the missing one from a
+// catalog without it).
 func TestHiddenLooksMissing(t *testing.T) {
+	empty := newWorld(t, func(c *Config) { c.Catalog = fixedCatalog{catalog.NewSnapshot(nil, nil, nil)} })
+	_, missing := empty.call(t, principal(t, "alice", "invoke:shop.*"), "shop.pay", `{}`)
+	if missing == nil {
+		t.Fatal("a missing tool was called")
+	}
 	w := newWorld(t)
-	_, missing := w.call(t, principal(t, "alice", "invoke:shop.*"), "shop.pay2", `{}`)
-	_, hidden := w.call(t, principal(t, "bob", "invoke:shop.lookup"), "shop.pay2", `{}`)
+	_, hidden := w.call(t, principal(t, "bob", "invoke:shop.lookup"), "shop.pay", `{}`)
 	w.kill.block("shop")
-	_, killed := w.call(t, principal(t, "alice", "invoke:shop.*"), "shop.pay2", `{}`)
-	for _, err := range []error{hidden, killed} {
-		if err == nil || err.Error() != missing.Error() {
-			t.Errorf("%v differs from the missing tool's %v", err, missing)
+	_, killed := w.call(t, principal(t, "alice", "invoke:shop.*"), "shop.pay", `{}`)
+	want, _ := json.Marshal(missing)
+	for what, err := range map[string]error{"hidden": hidden, "killed": killed} {
+		if got, _ := json.Marshal(err); err == nil || string(got) != string(want) {
+			t.Errorf("the %s tool's error %s differs from the missing tool's %s", what, got, want)
 		}
+	}
+	if w.up.count() != 0 {
+		t.Error("the upstream was reached")
 	}
 }
 
