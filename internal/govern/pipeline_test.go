@@ -180,18 +180,27 @@ func TestCallStages(t *testing.T) {
 	}
 }
 
-// TestHiddenLooksMissing: a hidden, a killed and a missing tool give the
-// client byte-identical errors.
+// TestHiddenLooksMissing: a hidden, a killed and a missing tool of one
+// name give the client byte-identical errors (the missing one from a
+// catalog without it).
 func TestHiddenLooksMissing(t *testing.T) {
+	empty := newWorld(t, func(c *Config) { c.Catalog = fixedCatalog{catalog.NewSnapshot(nil, nil, nil)} })
+	_, missing := empty.call(t, principal(t, "alice", "invoke:shop.*"), "shop.pay", `{}`)
+	if missing == nil {
+		t.Fatal("a missing tool was called")
+	}
 	w := newWorld(t)
-	_, missing := w.call(t, principal(t, "alice", "invoke:shop.*"), "shop.pay2", `{}`)
-	_, hidden := w.call(t, principal(t, "bob", "invoke:shop.lookup"), "shop.pay2", `{}`)
+	_, hidden := w.call(t, principal(t, "bob", "invoke:shop.lookup"), "shop.pay", `{}`)
 	w.kill.block("shop")
-	_, killed := w.call(t, principal(t, "alice", "invoke:shop.*"), "shop.pay2", `{}`)
-	for _, err := range []error{hidden, killed} {
-		if err == nil || err.Error() != missing.Error() {
-			t.Errorf("%v differs from the missing tool's %v", err, missing)
+	_, killed := w.call(t, principal(t, "alice", "invoke:shop.*"), "shop.pay", `{}`)
+	want, _ := json.Marshal(missing)
+	for what, err := range map[string]error{"hidden": hidden, "killed": killed} {
+		if got, _ := json.Marshal(err); err == nil || string(got) != string(want) {
+			t.Errorf("the %s tool's error %s differs from the missing tool's %s", what, got, want)
 		}
+	}
+	if w.up.count() != 0 {
+		t.Error("the upstream was reached")
 	}
 }
 
@@ -357,6 +366,36 @@ func TestStopCutsParkedCall(t *testing.T) {
 	}
 	if out := w.audit.first(EventToolResult); out == nil || out.Outcome != audit.Failed || out.Reason != ReasonGatewayStopping {
 		t.Errorf("outcome %+v", out)
+	}
+}
+
+// TestStopKeepsLegacyAnswer: a 2025-era call runs in its request, not
+// parked; when the stop cancels that request and its upstream still
+// answers, with an error result of its own, that answer is the call's
+// outcome (as the client gets it), not a cut by the stop.
+func TestStopKeepsLegacyAnswer(t *testing.T) {
+	w := newWorld(t)
+	w.up.gate, w.up.answerCut = make(chan struct{}), true
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan mcp.Result, 1)
+	go func() {
+		req := ToolRequest{Name: "shop.lookup"}
+		req.Args, req.ArgErr = ParseArgs(json.RawMessage(`{}`))
+		res, _ := w.pl.CallTool(ctx, principal(t, "alice", "invoke:shop.*"), req, &upstream.Relay{Ctx: ctx})
+		done <- res
+	}()
+	for deadline := time.Now().Add(5 * time.Second); w.up.count() < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the call never reached the upstream")
+		}
+	}
+	w.pl.Drain()
+	cancel()
+	if res := <-done; res == nil || text(res.(*mcp.CallToolResult)) != "elicitation failed" {
+		t.Errorf("the client got %+v, want the upstream's answer", res)
+	}
+	if out := w.audit.first(EventToolResult); out == nil || out.Outcome != audit.Success || out.Reason != "" || out.Detail["is_error"] != true {
+		t.Errorf("outcome %+v, want the upstream's error answer, successfully relayed", out)
 	}
 }
 
