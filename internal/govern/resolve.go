@@ -62,9 +62,12 @@ func resolvePrompt(snap *catalog.Snapshot, name string) target {
 // template's (for completion).
 func resolveResource(snap *catalog.Snapshot, uri string, template bool) target {
 	t := target{ref: "resource:" + uri, notFound: mcp.ResourceNotFoundError(uri)}
-	e, ok := snap.ResolveURI(uri)
+	var e *catalog.ResourceEntry
+	var ok bool
 	if template {
 		e, ok = snap.Template(uri)
+	} else {
+		e, ok = snap.ResolveURI(uri)
 	}
 	if ok {
 		t.resource, t.name = e, e.Name
