@@ -45,9 +45,10 @@ type Claims struct {
 
 // Signer mints assertions.
 type Signer struct {
-	key ed25519.PrivateKey
-	kid string
-	now func() time.Time
+	key  ed25519.PrivateKey
+	kid  string
+	head string // the encoded JWS header and its dot: the same for every assertion
+	now  func() time.Time
 }
 
 // NewSigner returns a Signer using key.
@@ -56,7 +57,13 @@ func NewSigner(key ed25519.PrivateKey, now func() time.Time) (*Signer, error) {
 		return nil, errors.New("assertion: signer needs an Ed25519 key and a clock")
 	}
 	sum := sha256.Sum256(key.Public().(ed25519.PublicKey))
-	return &Signer{key: key, kid: hex.EncodeToString(sum[:8]), now: now}, nil
+	s := &Signer{key: key, kid: hex.EncodeToString(sum[:8]), now: now}
+	header, err := json.Marshal(map[string]string{"alg": "EdDSA", "typ": "JWT", "kid": s.kid})
+	if err != nil {
+		return nil, err
+	}
+	s.head = b64.EncodeToString(header) + "."
+	return s, nil
 }
 
 var b64 = base64.RawURLEncoding
@@ -71,16 +78,17 @@ func (s *Signer) Sign(c Claims) (string, error) {
 	if c.Roles == nil {
 		c.Roles = []string{}
 	}
-	header, err := json.Marshal(map[string]string{"alg": "EdDSA", "typ": "JWT", "kid": s.kid})
-	if err != nil {
-		return "", err
-	}
 	payload, err := json.Marshal(c)
 	if err != nil {
 		return "", err
 	}
-	signing := b64.EncodeToString(header) + "." + b64.EncodeToString(payload)
-	return signing + "." + b64.EncodeToString(ed25519.Sign(s.key, []byte(signing))), nil
+	sigLen := b64.EncodedLen(ed25519.SignatureSize)
+	b := make([]byte, 0, len(s.head)+b64.EncodedLen(len(payload))+1+sigLen)
+	b = append(b, s.head...)
+	b = b64.AppendEncode(b, payload)
+	sig := ed25519.Sign(s.key, b)
+	b = append(b, '.')
+	return string(b64.AppendEncode(b, sig)), nil
 }
 
 // JWKS returns the JSON Web Key Set (RFC 7517) with the public key.

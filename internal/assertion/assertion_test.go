@@ -53,3 +53,52 @@ func TestSignVerify(t *testing.T) {
 		t.Errorf("jwks key %v", jwks.Keys[0])
 	}
 }
+
+// TestCompactForm: the token is header.payload.signature as RFC 7515 gives
+// it, read without this package: the header names the algorithm and key,
+// the signature holds over the first two parts, and no two tokens share a
+// jti.
+func TestCompactForm(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	s, err := NewSigner(priv, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for range 3 {
+		tok, err := s.Sign(Claims{Subject: "alice", Audience: "finance"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.Split(tok, ".")
+		if len(parts) != 3 {
+			t.Fatalf("%d parts", len(parts))
+		}
+		header, _ := base64.RawURLEncoding.DecodeString(parts[0])
+		if want := `{"alg":"EdDSA","kid":"` + s.kid + `","typ":"JWT"}`; string(header) != want {
+			t.Errorf("header %s, want %s", header, want)
+		}
+		sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+		if !ed25519.Verify(pub, []byte(parts[0]+"."+parts[1]), sig) {
+			t.Error("the signature does not hold over header.payload")
+		}
+		payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+		var c Claims
+		if err := json.Unmarshal(payload, &c); err != nil || seen[c.ID] || c.Subject != "alice" {
+			t.Errorf("claims %s (%v), jti seen before: %v", payload, err, seen[c.ID])
+		}
+		seen[c.ID] = true
+	}
+}
+
+func BenchmarkSign(b *testing.B) {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	s, _ := NewSigner(priv, time.Now)
+	c := Claims{Subject: "alice", Audience: "finance", Roles: []string{"clerk"}, KeyID: "k", RequestID: "r1"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Sign(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
