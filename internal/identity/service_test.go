@@ -358,7 +358,9 @@ func TestParseLifetime(t *testing.T) {
 			t.Errorf("ParseLifetime(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "0d", "-1d", "3651d", "0", "-5m", "1y", "d", "1.5d", "1e3d", "87600h1ns", "9999999999999d", " 1d"} {
+	for _, in := range []string{"", "0d", "-1d", "3651d", "0", "-5m", "1y", "d", "1.5d", "1e3d", "87600h1ns", "9999999999999d", " 1d",
+		"213504d", "-213503d", // in nanoseconds, these wrap past 2^64 to 25 minutes and to 23.6 hours
+	} {
 		if got, err := identity.ParseLifetime(in); err == nil {
 			t.Errorf("ParseLifetime(%q) = %v, accepted", in, got)
 		}
