@@ -26,6 +26,7 @@ import (
 	"github.com/ostiary/ostiary/internal/evidence"
 	"github.com/ostiary/ostiary/internal/govern"
 	"github.com/ostiary/ostiary/internal/policy"
+	"github.com/ostiary/ostiary/internal/testutil"
 	"github.com/ostiary/ostiary/internal/webhook"
 )
 
@@ -230,10 +231,9 @@ func TestApprovalDenyExpiryAndVersion(t *testing.T) {
 	// settled by the sweeper, on record.
 	_, pend := w.pay(t, 12)
 	w.s.Clock.Advance(2 * time.Hour)
-	deadline := time.Now().Add(5 * time.Second)
-	for (w.status(t, pend).Status != approval.Expired || w.status(t, id).Status != approval.Expired) && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		return w.status(t, pend).Status == approval.Expired && w.status(t, id).Status == approval.Expired
+	}, "the sweeper did not expire the requests past their expiry")
 	if p, a := w.status(t, pend), w.status(t, id); p.Status != approval.Expired || a.Status != approval.Expired {
 		t.Fatalf("past expiry: pending one %s, approved one %s", p.Status, a.Status)
 	}
@@ -446,10 +446,9 @@ func TestApprovalWebhooks(t *testing.T) {
 	if g := next(); g.event != webhook.Decided || !g.ok || g.body.Approval.Status != "approved" {
 		t.Errorf("decided: %+v", g)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(records(t, w.s, audit.Query{Event: webhook.EventDelivery, Outcome: audit.Success})) < 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		return len(records(t, w.s, audit.Query{Event: webhook.EventDelivery, Outcome: audit.Success})) >= 2
+	}, "the two deliveries are not on record")
 	if n := len(records(t, w.s, audit.Query{Event: webhook.EventDelivery, Outcome: audit.Success})); n != 2 {
 		t.Errorf("%d deliveries on record", n)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/config"
+	"github.com/ostiary/ostiary/internal/testutil"
 )
 
 // 300 failed authentications from one source as fast as 4 workers can send
@@ -195,9 +196,7 @@ func TestHostileUserCaps(t *testing.T) {
 	for range 2 {
 		go func() { done <- rpc(t, s, carol, call, modernHeaders("tools/call", "fin.gate")) }()
 	}
-	for len(up.Calls()) < 2 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return len(up.Calls()) >= 2 }, "the two calls did not reach the upstream")
 	start := time.Now()
 	r := rpc(t, s, carol, call, modernHeaders("tools/call", "fin.gate"))
 	if !strings.Contains(string(r.Body), "too many calls in flight") || time.Since(start) > 2*time.Second {

@@ -17,6 +17,7 @@ import (
 	"github.com/ostiary/ostiary/internal/app/apptest"
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/config"
+	"github.com/ostiary/ostiary/internal/testutil"
 )
 
 func resultReason(t *testing.T, s *apptest.Server, tool string) audit.Record {
@@ -45,13 +46,8 @@ func TestHostileOutcomesDistinct(t *testing.T) {
 	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	cs.CallTool(cctx, &mcp.CallToolParams{Name: "bad.hang"})
 	cancel()
-	deadline := time.Now().Add(5 * time.Second)
-	for resultReason(t, s, "bad.hang").Reason != "client-cancelled" {
-		if time.Now().After(deadline) {
-			t.Fatalf("a cancelled call recorded as %s", resultReason(t, s, "bad.hang").Reason)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return resultReason(t, s, "bad.hang").Reason == "client-cancelled" },
+		"a cancelled call is not recorded as client-cancelled")
 
 	up := apptest.NewUpstream(t, s, "fin", false)
 	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
@@ -90,9 +86,7 @@ func TestHostileOutcomeGatewayStopping(t *testing.T) {
 	go func() {
 		got <- rpc(t, s, alice, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fin.gate","arguments":{},`+modern+`}}`, modernHeaders("tools/call", "fin.gate"))
 	}()
-	for len(up.Calls()) == 0 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return len(up.Calls()) > 0 }, "the call did not reach the upstream")
 	s.Stop()
 	select {
 	case r := <-got:
@@ -140,9 +134,7 @@ func TestHostileAuditRefusesHonestly(t *testing.T) {
 	s.App.SetStoreReadOnlyForTest(false)
 	done := make(chan apptest.Response, 1)
 	go func() { done <- call("fin.gate") }()
-	for len(up.Calls()) == 0 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return len(up.Calls()) > 0 }, "the call did not reach the upstream")
 	if err := s.App.SetStoreReadOnlyForTest(true); err != nil {
 		t.Fatal(err)
 	}

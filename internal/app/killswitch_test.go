@@ -12,6 +12,7 @@ import (
 	"github.com/ostiary/ostiary/internal/app/apptest"
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/killswitch"
+	"github.com/ostiary/ostiary/internal/testutil"
 )
 
 func engage(t *testing.T, s *apptest.Server, kind, target string) killswitch.Switch {
@@ -50,7 +51,7 @@ func TestKillSwitch(t *testing.T) {
 		_, err := alice.CallTool(ctx, &mcp.CallToolParams{Name: "fin.slow"})
 		done <- err
 	}()
-	time.Sleep(300 * time.Millisecond) // the call is streaming upstream
+	testutil.Eventually(t, 5*time.Second, func() bool { return len(up.Calls()) > 0 }, "the call did not reach the upstream")
 	sw := engage(t, s, "tool", "fin.slow")
 	select {
 	case err := <-done:

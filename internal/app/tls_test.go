@@ -13,6 +13,7 @@ import (
 	"github.com/ostiary/ostiary/internal/app"
 	"github.com/ostiary/ostiary/internal/app/apptest"
 	"github.com/ostiary/ostiary/internal/config"
+	"github.com/ostiary/ostiary/internal/testutil"
 )
 
 // startTLS runs a real Ostiary serving HTTPS.
@@ -65,17 +66,10 @@ func TestTLS(t *testing.T) {
 	}
 	// A renewed certificate is served without a restart.
 	ca.Issue(t, certFile, keyFile, 200)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		st, err := handshake(addr, roots, tls.VersionTLS13)
-		if err == nil && st.PeerCertificates[0].SerialNumber.Int64() == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the renewed certificate was not picked up: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return err == nil && st.PeerCertificates[0].SerialNumber.Int64() == 200
+	}, "the renewed certificate was not picked up")
 
 	addr13, _, _ := startTLS(t, ca, "1.3")
 	if _, err := handshake(addr13, roots, tls.VersionTLS12); err == nil {

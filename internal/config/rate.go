@@ -32,11 +32,11 @@ func ParseRate(s string) (Rate, error) {
 	default:
 		return Rate{}, fmt.Errorf("rate %q: the unit is s or m", s)
 	}
-	if n <= 0 || burst < 0 {
+	if !(n > 0) || math.IsInf(n, 0) || burst < 0 { // NaN compares false: it would disable the limiter
 		return Rate{}, fmt.Errorf("rate %q must be positive", s)
 	}
 	if burst == 0 {
-		burst = max(1, int(math.Ceil(2*n)))
+		burst = int(max(1, min(math.Ceil(2*n), math.MaxInt32))) // converted unclamped, 1e300 overflowed to burst 1
 	}
 	return Rate{Per: n, Burst: burst}, nil
 }

@@ -24,6 +24,9 @@ func ParseLifetime(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		var n int
 		n, err = strconv.Atoi(days)
+		if n < 1 || n > int(MaxKeyLifetime/(24*time.Hour)) {
+			n = 0 // refused below: multiplied, a count out of range could wrap around into it
+		}
 		d = time.Duration(n) * 24 * time.Hour
 	} else {
 		d, err = time.ParseDuration(s)

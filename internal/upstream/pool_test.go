@@ -17,6 +17,7 @@ import (
 
 	"github.com/ostiary/ostiary/internal/assertion"
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/testutil"
 	"github.com/ostiary/ostiary/internal/upstream/spec"
 	"github.com/ostiary/ostiary/internal/vault"
 )
@@ -58,19 +59,11 @@ func TestPoolDoesNotReapBusySessions(t *testing.T) {
 	if kept != 1 {
 		t.Fatal("the session was reaped while its call was running")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		p.mu.Lock()
-		n := len(p.sessions)
-		p.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the idle session was not reaped")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		defer p.mu.Unlock()
+		return len(p.sessions) == 0
+	}, "the idle session was not reaped")
 }
 
 // After repeated transport failures an upstream's circuit opens: calls fail
@@ -96,7 +89,8 @@ func TestCircuitBreaker(t *testing.T) {
 	_, key, _ := ed25519.GenerateKey(nil)
 	signer, _ := assertion.NewSigner(key, time.Now)
 	rec := &recordingAuditor{}
-	p, _ := NewPool(PoolConfig{Signer: signer, Auditor: rec, Logger: slog.New(slog.DiscardHandler), Now: time.Now, BreakerCooldown: 200 * time.Millisecond})
+	clock := testutil.NewClock(time.Now()) // the breaker's cooldown runs on the pool's clock
+	p, _ := NewPool(PoolConfig{Signer: signer, Auditor: rec, Logger: slog.New(slog.DiscardHandler), Now: clock.Now, BreakerCooldown: 200 * time.Millisecond})
 	defer p.Close()
 	u := spec.Upstream{Name: "flaky", Kind: spec.HTTP, URL: hs.URL, AllowPrivate: true}
 	users := []Caller{{User: "alice"}, {User: "bob"}} // failures of two users open the shared circuit
@@ -123,7 +117,7 @@ func TestCircuitBreaker(t *testing.T) {
 		t.Errorf("circuit-open records: %d", rec.count(EventCircuitOpen))
 	}
 	failing.Store(false)
-	time.Sleep(250 * time.Millisecond)
+	clock.Advance(250 * time.Millisecond)
 	if err := call(); err != nil {
 		t.Fatalf("after the cooldown the trial call failed: %v", err)
 	}
