@@ -21,6 +21,7 @@ import (
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/policy"
+	"github.com/ostiary/ostiary/internal/testutil"
 	"github.com/ostiary/ostiary/internal/upstream"
 	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
@@ -252,11 +253,7 @@ func TestCallsCap(t *testing.T) {
 	for range 2 {
 		wg.Go(func() { w.call(t, alice, "shop.lookup", `{}`) })
 	}
-	for deadline := time.Now().Add(5 * time.Second); w.up.count() < 2; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the two calls never reached the upstream")
-		}
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return w.up.count() >= 2 }, "the two calls never reached the upstream")
 	if _, err := w.call(t, alice, "shop.lookup", `{}`); err == nil || !strings.Contains(err.Error(), "too many calls in flight") {
 		t.Errorf("a third call in flight: %v", err)
 	}
@@ -324,11 +321,7 @@ func TestCut(t *testing.T) {
 		_, err := w.call(t, principal(t, "alice", "invoke:shop.*"), "shop.lookup", `{}`)
 		done <- err
 	}()
-	for deadline := time.Now().Add(5 * time.Second); w.up.count() < 1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the call never reached the upstream")
-		}
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return w.up.count() >= 1 }, "the call never reached the upstream")
 	if n := w.pl.Cut(func(s killswitch.Subject) bool { return s.Upstream == "shop" }); n != 1 {
 		t.Errorf("cut %d calls, want 1", n)
 	}
@@ -354,11 +347,7 @@ func TestStopCutsParkedCall(t *testing.T) {
 		res, _ := w.pl.CallTool(context.Background(), principal(t, "alice", "invoke:shop.*"), req, &upstream.Relay{Ctx: context.Background(), Modern: true})
 		done <- res
 	}()
-	for deadline := time.Now().Add(5 * time.Second); w.up.count() < 1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the call never reached the upstream")
-		}
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return w.up.count() >= 1 }, "the call never reached the upstream")
 	w.pl.Drain()
 	w.pl.Close()
 	if res := <-done; res == nil || !strings.Contains(text(res.(*mcp.CallToolResult)), "the gateway is stopping") {
@@ -384,11 +373,7 @@ func TestStopKeepsLegacyAnswer(t *testing.T) {
 		res, _ := w.pl.CallTool(ctx, principal(t, "alice", "invoke:shop.*"), req, &upstream.Relay{Ctx: ctx})
 		done <- res
 	}()
-	for deadline := time.Now().Add(5 * time.Second); w.up.count() < 1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the call never reached the upstream")
-		}
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return w.up.count() >= 1 }, "the call never reached the upstream")
 	w.pl.Drain()
 	cancel()
 	if res := <-done; res == nil || text(res.(*mcp.CallToolResult)) != "elicitation failed" {
