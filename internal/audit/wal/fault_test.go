@@ -55,7 +55,7 @@ func TestStorageFaults(t *testing.T) {
 
 				// Refused for good, with no more I/O on the segments, though
 				// the file system would now succeed.
-				w, s := fs.Count(faultfs.OpWrite, ""), fs.Count(faultfs.OpSync, "")
+				w, s := fs.Count(faultfs.OpWrite, ".wal"), fs.Count(faultfs.OpSync, ".wal")
 				for range 3 {
 					if err := l.AppendBatch(batch(acked, 1)); err != failure {
 						t.Fatalf("append after the fault: %v, want the same %v", err, failure)
@@ -64,7 +64,7 @@ func TestStorageFaults(t *testing.T) {
 				if l.Err() != failure {
 					t.Fatalf("Err() = %v", l.Err())
 				}
-				if fs.Count(faultfs.OpWrite, "") != w || fs.Count(faultfs.OpSync, "") != s {
+				if fs.Count(faultfs.OpWrite, ".wal") != w || fs.Count(faultfs.OpSync, ".wal") != s {
 					t.Fatal("a failed log went on writing or syncing")
 				}
 

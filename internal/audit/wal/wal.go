@@ -64,26 +64,28 @@ type segment struct {
 	first uint64 // index of its first frame
 }
 
-// Log is an open audit log. AppendBatch must be called by one goroutine at
-// a time; everything else may be called concurrently.
+// Log is an open audit log. AppendBatch and Close are for one goroutine at
+// a time (the audit writer's); Last, Err and Reader may be called from any,
+// and never wait for the disk.
 type Log struct {
 	dir  string
 	fs   FS
 	size int64 // of new segments
 	lock io.Closer
 
-	mu        sync.Mutex
-	segs      []segment // oldest first; the last one is the tail
-	tail      File
-	tailSize  int64
-	off       int64  // where the next batch goes in tail
-	last      uint64 // index of the last acknowledged frame
-	failed    error  // sticky
+	// owned by the writing goroutine
+	tail     File
+	tailSize int64
+	buf      []byte
+	next     chan prepared // the next segment, made in the background
+	waiting  bool          // a prepared segment is yet to arrive on next
+
+	mu        sync.Mutex // guards what other goroutines read
+	segs      []segment  // oldest first; the last one is the tail
+	off       int64      // where the next batch goes in the tail
+	last      uint64     // index of the last acknowledged frame
+	failed    error      // sticky
 	closed    bool
-	buf       []byte
-	next      chan prepared // the next segment, made in the background
-	preparing bool          // a prepared segment is yet to arrive on next
-	spare     *prepared     // received from next, not yet used
 	recovered Recovery
 }
 
@@ -97,7 +99,7 @@ type prepared struct {
 type Recovery struct {
 	Segment string // "" if nothing was cut
 	Offset  int64  // where the cut begins
-	Bytes   int64  // nonzero bytes zeroed from there on
+	Bytes   int64  // bytes zeroed from there on, up to the last nonzero one
 }
 
 // Open opens the log in dir, creating it if needed, after checking every
@@ -130,7 +132,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		lock.Close()
 		return nil, err
 	}
-	l.startPrepare()
+	l.prepare()
 	return l, nil
 }
 
@@ -140,8 +142,12 @@ func Open(dir string, opts Options) (*Log, error) {
 // the log has failed: every later call returns the same error.
 func (l *Log) AppendBatch(payloads [][]byte) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.usable(); err != nil {
+	off, last, err := l.off, l.last, l.failed
+	if l.closed {
+		err = ErrClosed
+	}
+	l.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	size := 0
@@ -154,59 +160,51 @@ func (l *Log) AppendBatch(payloads [][]byte) error {
 	if len(payloads) == 0 {
 		return nil
 	}
-	if l.off+int64(size) > l.tailSize {
+	if off+int64(size) > l.tailSize {
 		if int64(size) > l.size-int64(headerSize) {
 			return fmt.Errorf("%w: %d bytes, room for %d", ErrTooLarge, size, l.size-int64(headerSize))
 		}
-		if err := l.rotate(); err != nil {
+		if err := l.rotate(last + 1); err != nil {
 			return l.fail(err)
 		}
+		off = int64(headerSize)
 	}
 	b := l.buf[:0]
 	for i, p := range payloads {
-		b = appendFrame(b, l.last+1+uint64(i), p, i == len(payloads)-1)
+		b = appendFrame(b, last+1+uint64(i), p, i == len(payloads)-1)
 	}
 	l.buf = b
-	name := filepath.Base(l.segs[len(l.segs)-1].path)
-	if n, err := l.tail.WriteAt(b, l.off); err != nil || n != len(b) {
+	path := l.tailPath()
+	if n, err := l.tail.WriteAt(b, off); err != nil || n != len(b) {
 		if err == nil {
 			err = io.ErrShortWrite
 		}
-		return l.fail(fmt.Errorf("write %s: %w", name, err))
+		return l.fail(fmt.Errorf("write %s: %w", path, err))
 	}
 	if err := l.tail.Sync(); err != nil {
-		return l.fail(fmt.Errorf("sync %s: %w", name, err))
+		return l.fail(fmt.Errorf("sync %s: %w", path, err))
 	}
-	l.off += int64(len(b))
-	l.last += uint64(len(payloads))
+	l.mu.Lock()
+	l.off, l.last = off+int64(len(b)), last+uint64(len(payloads))
+	l.mu.Unlock()
 	return nil
 }
 
-// usable returns why appending is impossible, or nil. It notices a failed
-// preparation of the next segment as soon as it happens.
-func (l *Log) usable() error {
-	if l.closed {
-		return ErrClosed
-	}
-	if l.preparing {
-		select {
-		case p := <-l.next:
-			l.preparing, l.spare = false, &p
-			if p.err != nil {
-				l.fail(fmt.Errorf("prepare the next segment: %w", p.err))
-			}
-		default:
-		}
-	}
-	return l.failed
-}
-
-// fail makes the log failed for good, with err as the reason.
+// fail makes the log failed for good, with err as the reason, and returns
+// the error every later append gets.
 func (l *Log) fail(err error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.failed == nil {
 		l.failed = fmt.Errorf("%w: %w", ErrFailed, err)
 	}
 	return l.failed
+}
+
+func (l *Log) tailPath() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.segs[len(l.segs)-1].path
 }
 
 // Last returns the index of the last acknowledged frame (0 if none).
@@ -220,31 +218,31 @@ func (l *Log) Last() uint64 {
 func (l *Log) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return l.failed
-	}
-	return l.usable()
+	return l.failed
 }
 
 // Recovered says what Open cut off the tail.
-func (l *Log) Recovered() Recovery { return l.recovered }
+func (l *Log) Recovered() Recovery {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.recovered
+}
 
 // Close releases the log's files and lock. Every acknowledged batch is
 // already durable.
 func (l *Log) Close() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
+	closed := l.closed
+	l.closed = true
+	l.mu.Unlock()
+	if closed {
 		return nil
 	}
-	l.closed = true
-	if l.preparing {
-		p := <-l.next
-		l.preparing, l.spare = false, &p
-	}
-	if l.spare != nil && l.spare.f != nil {
-		l.spare.f.Close()
-		l.fs.Remove(filepath.Join(l.dir, nextName))
+	if l.waiting {
+		if p := <-l.next; p.f != nil {
+			p.f.Close()
+			l.fs.Remove(filepath.Join(l.dir, nextName))
+		}
 	}
 	err := l.tail.Close()
 	if lerr := l.lock.Close(); err == nil {
@@ -253,41 +251,42 @@ func (l *Log) Close() error {
 	return err
 }
 
-// rotate makes the prepared segment the tail, named for the next frame.
-func (l *Log) rotate() error {
-	if l.preparing {
-		p := <-l.next
-		l.preparing, l.spare = false, &p
-	}
-	p := l.spare
-	l.spare = nil
+// rotate makes the prepared segment the tail, named for frame first.
+func (l *Log) rotate(first uint64) error {
+	p := <-l.next
+	l.waiting = false
 	if p.err != nil {
 		return fmt.Errorf("prepare the next segment: %w", p.err)
 	}
 	old := l.tail
 	l.tail = p.f // from here on, Close closes it whatever happens
 	if err := old.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", l.segs[len(l.segs)-1].path, err)
+		return fmt.Errorf("close %s: %w", l.tailPath(), err)
 	}
-	seg := segment{filepath.Join(l.dir, segName(l.last+1)), l.last + 1}
+	seg := segment{filepath.Join(l.dir, segName(first)), first}
 	if err := l.fs.Rename(filepath.Join(l.dir, nextName), seg.path); err != nil {
 		return err
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return err
 	}
-	l.segs = append(l.segs, seg)
-	l.tailSize, l.off = l.size, int64(headerSize)
-	l.startPrepare()
+	l.mu.Lock()
+	l.segs, l.off = append(l.segs, seg), int64(headerSize)
+	l.mu.Unlock()
+	l.tailSize = l.size
+	l.prepare()
 	return nil
 }
 
-// startPrepare makes the next segment in the background, so that rotating
-// costs a rename.
-func (l *Log) startPrepare() {
-	l.preparing = true
+// prepare makes the next segment in the background, so that rotating
+// costs a rename. A failure fails the log at once.
+func (l *Log) prepare() {
+	l.waiting = true
 	go func() {
 		f, err := makeSegment(l.fs, filepath.Join(l.dir, nextName), l.size)
+		if err != nil {
+			l.fail(fmt.Errorf("prepare the next segment: %w", err))
+		}
 		l.next <- prepared{f, err}
 	}()
 }
