@@ -152,3 +152,24 @@ func TestDamageToTheLastBatchLooksTorn(t *testing.T) {
 		t.Fatalf("Recovered() = %+v", rec)
 	}
 }
+
+// A Reader checks every frame again: damage done after Open is reported,
+// not returned as a record.
+func TestReaderReportsDamageAfterOpen(t *testing.T) {
+	d := newDamaged(t)
+	l := open(t, d.dir, wal.Options{SegmentSize: 4096})
+	f := d.first[1]
+	d.patch(t, d.segs[1], offset(f, f+1)+18, func(b []byte) { b[0] ^= 1 })
+	r, err := l.Reader(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for r.Next() {
+		n++
+	}
+	var ce *wal.CorruptError
+	if !errors.As(r.Err(), &ce) || ce.Segment != d.segs[1] || ce.Index != f+1 || n != f {
+		t.Fatalf("read %d frames, then %v", n, r.Err())
+	}
+}
