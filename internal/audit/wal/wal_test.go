@@ -241,3 +241,17 @@ func TestOneWriteOneSyncPerBatch(t *testing.T) {
 	}
 	checkFrames(t, l, l.Last())
 }
+
+// A segment half made when the process died is removed, never read.
+func TestHalfMadeSegmentIsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	l := open(t, dir, wal.Options{SegmentSize: 4096})
+	last := appendBatches(t, l, 5, 5)
+	l.Close()
+	if err := os.WriteFile(filepath.Join(dir, "next.tmp"), []byte("ostwal\x00\x01 half made"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l = open(t, dir, wal.Options{SegmentSize: 4096})
+	checkFrames(t, l, last)
+	checkFrames(t, l, appendBatches(t, l, 30, 5)) // rotating through a fresh one
+}
