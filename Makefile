@@ -59,5 +59,5 @@ conformance: conformance-deps ## run the MCP conformance suites through the gate
 
 .PHONY: bench
 bench: ## hot-path Go benchmarks, then a load run: direct vs reverse proxy vs Ostiary
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/audit ./internal/catalog ./internal/policy
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/audit ./internal/audit/wal ./internal/catalog ./internal/policy
 	$(GO) run ./cmd/ostiary-load -duration 3s
