@@ -58,6 +58,6 @@ conformance: conformance-deps ## run the MCP conformance suites through the gate
 	  $(GO) test -count=1 -run TestConformance -v ./internal/app
 
 .PHONY: bench
-bench: ## hot-path Go benchmarks, then a load run: direct vs reverse proxy vs Ostiary
+bench: ## hot-path Go benchmarks, then a load run: direct vs reverse proxy vs Ostiary, both MCP eras, CPU per call of each process
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/audit ./internal/audit/wal ./internal/catalog ./internal/policy
 	$(GO) run ./cmd/ostiary-load -duration 3s

@@ -5,290 +5,272 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
-	"log/slog"
-	"net"
+	"math"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
-	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
-
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-
-	"github.com/ostiary/ostiary/internal/app"
-	"github.com/ostiary/ostiary/internal/config"
 )
 
-// target is one endpoint to drive.
-type target struct {
-	name, url, tool, key string
+// The protocol eras, of the client and of the upstream.
+const (
+	era2026 = "2026-07-28" // stateless: every request carries its version and _meta
+	era2025 = "2025-11-25" // sessions: initialize, then Mcp-Session-Id
+)
+
+// pair is a client era and an upstream era.
+type pair struct{ client, upstream string }
+
+func (p pair) String() string { return p.client[:4] + "→" + p.upstream[:4] }
+
+// native reports whether the client can talk to the upstream without
+// Ostiary between them: a 2025-11-25 server refuses 2026-07-28 requests,
+// so direct and reverse proxy runs exist only for the other pairs.
+func (p pair) native() bool { return !(p.client == era2026 && p.upstream == era2025) }
+
+// baseline is the pair whose direct and proxy runs Ostiary's runs of p are
+// compared with: p itself, or for a 2026-07-28 client of a 2025 upstream,
+// a 2025 client of it (the best a plain proxy offers that upstream).
+func (p pair) baseline() pair {
+	if p.native() {
+		return p
+	}
+	return pair{era2025, p.upstream}
 }
 
+// target is one endpoint to drive, and the processes that serve it.
+type target struct {
+	name           string // "direct", "reverse proxy" or "ostiary"
+	url, tool, key string
+	gateway        *proc // nil for direct
+	upstream       *proc
+}
+
+// The roles whose CPU time is measured, in the order of result.cpu.
+const (
+	roleGateway = iota
+	roleUpstream
+	roleLoad
+	roles
+)
+
 type result struct {
-	calls    int
-	errors   int
-	elapsed  time.Duration
-	p50, p99 time.Duration
+	calls, errors int
+	failure       string // why the run is not a measurement, if it is not
+	elapsed       time.Duration
+	p50, p99      time.Duration
+	cpu           [roles]float64 // µs per call; NaN: no such process
 }
 
 func (r result) perSecond() float64 { return float64(r.calls) / r.elapsed.Seconds() }
 
-func run(ctx context.Context, d time.Duration, maxCalls int, out io.Writer) error {
-	upURL, stopUp, err := startUpstream()
-	if err != nil {
-		return err
-	}
-	defer stopUp()
-	proxyURL, stopProxy, err := startProxy(upURL)
-	if err != nil {
-		return err
-	}
-	defer stopProxy()
-	ost, stopOst, err := startOstiary(ctx, upURL)
-	if err != nil {
-		return err
-	}
-	defer stopOst()
-
-	targets := []target{
-		{"direct", upURL, "echo", ""},
-		{"reverse proxy", proxyURL, "echo", ""},
-		ost,
-	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}}
-	results := map[string]map[int]result{}
-	for _, conc := range []int{1, 16} {
-		for _, t := range targets {
-			drive(ctx, client, t, conc, 300, time.Second) // warm up: connections, sessions, caches
-			r := drive(ctx, client, t, conc, maxCalls, d)
-			if r.errors > 0 {
-				return fmt.Errorf("%s at %d clients: %d of %d calls failed", t.name, conc, r.errors, r.calls+r.errors)
+// drive runs conc workers calling t in the client era until d has passed
+// or n calls are made. A 2025-era worker first opens a session and closes
+// it after; the measured interval (latency, and the CPU time of the
+// gateway, the upstream and this process) is the calls alone.
+func drive(ctx context.Context, client *http.Client, t target, era string, conc, n int, d time.Duration, hz int64) result {
+	sessions := make([]string, conc)
+	if era == era2025 {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		for i := range sessions {
+			id, err := openSession(sctx, client, t)
+			if err != nil {
+				closeSessions(client, t, sessions[:i])
+				return result{failure: fmt.Sprintf("session %d of %d: %v", i+1, conc, err)}
 			}
-			if r.calls == 0 {
-				return fmt.Errorf("%s at %d clients: no call completed in %s", t.name, conc, d)
-			}
-			if results[t.name] == nil {
-				results[t.name] = map[int]result{}
-			}
-			results[t.name][conc] = r
+			sessions[i] = id
 		}
+		defer closeSessions(client, t, sessions)
 	}
-	report(out, targets, results)
-	return nil
-}
-
-// drive runs conc workers calling t until d has passed or n calls are made.
-func drive(ctx context.Context, client *http.Client, t target, conc, n int, d time.Duration) result {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + t.tool + `","arguments":{"text":"hello"},` +
-		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"ostiary-load","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}`)
+	pids := [roles]int{-1, t.upstream.pid(), 0}
+	if t.gateway != nil {
+		pids[roleGateway] = t.gateway.pid()
+	}
+	before, err := cpuAll(pids)
+	if err != nil {
+		return result{failure: err.Error()}
+	}
+	// No new call after the deadline; calls in flight then complete (each
+	// bounded by the client's timeout), so that none is cut and the CPU
+	// time of the interval is that of whole calls.
+	deadline := time.Now().Add(d)
 	var issued atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
-	errs := 0
+	errs, firstErr := 0, ""
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range conc {
+	for w := range conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			mine := make([]time.Duration, 0, 1024)
-			bad := 0
-			for ctx.Err() == nil && issued.Add(1) <= int64(n) {
+			bad, why := 0, ""
+			for id := 1; ctx.Err() == nil && time.Now().Before(deadline) && issued.Add(1) <= int64(n); id++ {
 				t0 := time.Now()
-				if err := call(ctx, client, t, body); err != nil {
+				if err := call(ctx, client, t, era, sessions[w], id); err != nil {
 					if ctx.Err() != nil {
 						break
 					}
-					bad++
+					if bad++; why == "" {
+						why = err.Error()
+					}
 					continue
 				}
 				mine = append(mine, time.Since(t0))
 			}
 			mu.Lock()
 			lat = append(lat, mine...)
-			errs += bad
+			if errs += bad; firstErr == "" {
+				firstErr = why
+			}
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	r := result{calls: len(lat), errors: errs, elapsed: time.Since(start)}
-	if len(lat) > 0 {
+	after, err := cpuAll(pids)
+	switch {
+	case err != nil:
+		r.failure = err.Error()
+	case errs > 0:
+		r.failure = fmt.Sprintf("%d of %d calls failed, the first: %s", errs, r.calls+errs, firstErr)
+	case r.calls == 0:
+		r.failure = fmt.Sprintf("no call completed in %s", d)
+	default:
 		slices.Sort(lat)
 		r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
+		for i := range r.cpu {
+			r.cpu[i] = math.NaN()
+			if pids[i] >= 0 {
+				r.cpu[i] = float64(after[i]-before[i]) * 1e6 / float64(hz) / float64(r.calls)
+			}
+		}
 	}
 	return r
 }
 
-func call(ctx context.Context, client *http.Client, t target, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, "POST", t.url, bytes.NewReader(body))
+// cpuAll reads the CPU ticks of each process; a negative pid is none.
+func cpuAll(pids [roles]int) ([roles]int64, error) {
+	var t [roles]int64
+	for i, pid := range pids {
+		if pid < 0 {
+			continue
+		}
+		var err error
+		if t[i], err = cpuTicks(pid); err != nil {
+			return t, err
+		}
+	}
+	return t, nil
+}
+
+// call makes one tools/call of t's echo tool, as a client of era does: a
+// 2026-07-28 request carries its version, client info and capabilities in
+// _meta and names its method in headers; a 2025-11-25 one rides the
+// session (if the server gave one).
+func call(ctx context.Context, client *http.Client, t target, era, session string, id int) error {
+	body := append([]byte(`{"jsonrpc":"2.0","id":`), strconv.Itoa(id)...)
+	body = append(body, `,"method":"tools/call","params":{"name":"`+t.tool+`","arguments":{"text":"hello"}`...)
+	if era == era2026 {
+		body = append(body, `,"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"ostiary-load","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}`...)
+	}
+	body = append(body, "}}"...)
+	req, err := newRequest(ctx, "POST", t, era, session, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("Mcp-Protocol-Version", "2026-07-28")
-	req.Header.Set("Mcp-Method", "tools/call")
-	req.Header.Set("Mcp-Name", t.tool)
-	if t.key != "" {
-		req.Header.Set("Authorization", "Bearer "+t.key)
+	if era == era2026 {
+		req.Header.Set("Mcp-Method", "tools/call")
+		req.Header.Set("Mcp-Name", t.tool)
 	}
-	resp, err := client.Do(req)
+	status, b, err := do(client, req)
 	if err != nil {
 		return err
 	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != 200 || !bytes.Contains(b, []byte(`"echo":"hello"`)) {
-		return fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
+	if status != 200 || !bytes.Contains(b, []byte(`"echo":"hello"`)) {
+		return fmt.Errorf("status %d: %.200s", status, b)
 	}
 	return nil
 }
 
-func report(out io.Writer, targets []target, res map[string]map[int]result) {
-	proxy, direct := res["reverse proxy"], res["direct"]
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "target\tclients\tcalls/s\tp50\tp99\tthroughput ÷ proxy\tp50 ÷ proxy\tp99 ÷ proxy\t")
-	for _, conc := range []int{1, 16} {
-		for _, t := range targets {
-			r := res[t.name][conc]
-			p := proxy[conc]
-			fmt.Fprintf(w, "%s\t%d\t%.0f\t%s\t%s\t%.2f\t%.2f\t%.2f\t\n", t.name, conc, r.perSecond(), r.p50.Round(time.Microsecond),
-				r.p99.Round(time.Microsecond), r.perSecond()/p.perSecond(), float64(r.p50)/float64(p.p50), float64(r.p99)/float64(p.p99))
-		}
+func newRequest(ctx context.Context, method string, t target, era, session string, body []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, t.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
 	}
-	w.Flush()
-	o, p, dr := res["ostiary"][1], proxy[1], direct[1]
-	fmt.Fprintf(out, "\nadded p50 latency at 1 client: reverse proxy %s, ostiary %s (%.1f×)\n",
-		(p.p50 - dr.p50).Round(time.Microsecond), (o.p50 - dr.p50).Round(time.Microsecond), float64(o.p50-dr.p50)/float64(max(p.p50-dr.p50, time.Microsecond)))
-	fmt.Fprintf(out, "throughput at 16 clients: ostiary %.2f× the reverse proxy (target ≥ 0.90)\n", res["ostiary"][16].perSecond()/proxy[16].perSecond())
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if era != "" {
+		req.Header.Set("Mcp-Protocol-Version", era)
+	}
+	if session != "" {
+		req.Header.Set("Mcp-Session-Id", session)
+	}
+	if t.key != "" {
+		req.Header.Set("Authorization", "Bearer "+t.key)
+	}
+	return req, nil
 }
 
-func listen() (net.Listener, string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func do(client *http.Client, req *http.Request) (int, []byte, error) {
+	resp, err := client.Do(req)
 	if err != nil {
-		return nil, "", err
+		return 0, nil, err
 	}
-	return ln, "http://" + ln.Addr().String(), nil
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, b, err
 }
 
-// startUpstream serves a minimal MCP tool (2026-07-28, stateless, JSON).
-func startUpstream() (string, func(), error) {
-	srv := mcp.NewServer(&mcp.Implementation{Name: "load-fixture", Version: "1"}, nil)
-	type in struct {
-		Text string `json:"text"`
-	}
-	mcp.AddTool(srv, &mcp.Tool{Name: "echo", Description: "Echo text."},
-		func(ctx context.Context, req *mcp.CallToolRequest, a in) (*mcp.CallToolResult, map[string]any, error) {
-			return nil, map[string]any{"echo": a.Text}, nil
-		})
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
-	ln, base, err := listen()
+// openSession initializes as a 2025-11-25 client does and returns the
+// session id (none from a stateless server).
+func openSession(ctx context.Context, client *http.Client, t target) (string, error) {
+	req, err := newRequest(ctx, "POST", t, "", "", []byte(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"ostiary-load","version":"1"}}}`))
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
-	s := &http.Server{Handler: h}
-	go s.Serve(ln)
-	return base + "/mcp", func() { s.Close() }, nil
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != 200 || !bytes.Contains(b, []byte(`"protocolVersion":"2025-11-25"`)) {
+		return "", fmt.Errorf("initialize: status %d: %.200s", resp.StatusCode, b)
+	}
+	id := resp.Header.Get("Mcp-Session-Id")
+	req, err = newRequest(ctx, "POST", t, era2025, id, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`))
+	if err != nil {
+		return "", err
+	}
+	status, b, err := do(client, req)
+	if err != nil {
+		return "", err
+	}
+	if status != 202 && status != 200 {
+		return "", fmt.Errorf("notifications/initialized: status %d: %.200s", status, b)
+	}
+	return id, nil
 }
 
-// startProxy is the baseline: a plain reverse proxy, nothing checked.
-func startProxy(upstream string) (string, func(), error) {
-	u, err := url.Parse(upstream)
-	if err != nil {
-		return "", nil, err
-	}
-	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
-	rp.Transport = &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 64}
-	rp.ErrorLog = log.New(io.Discard, "", 0) // requests cut at the end of a run are expected
-	ln, base, err := listen()
-	if err != nil {
-		return "", nil, err
-	}
-	s := &http.Server{Handler: rp}
-	go s.Serve(ln)
-	return base + u.Path, func() { s.Close() }, nil
-}
-
-// startOstiary runs a real Ostiary on a fresh data directory in front of
-// the upstream, with a user allowed to call its tool.
-func startOstiary(ctx context.Context, upstream string) (target, func(), error) {
-	dir, err := os.MkdirTemp("", "ostiary-load-")
-	if err != nil {
-		return target{}, nil, err
-	}
-	cleanup := func() { os.RemoveAll(dir) }
-	adminKey, err := app.Init(ctx, dir, time.Now)
-	if err != nil {
-		cleanup()
-		return target{}, nil, err
-	}
-	cfg := config.Default()
-	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
-	cfg.RateKey, cfg.RateUser, cfg.RateTool = config.Rate{}, config.Rate{}, config.Rate{} // measure the path, not the limits
-	a, err := app.Open(ctx, cfg, slog.New(slog.DiscardHandler), time.Now)
-	if err != nil {
-		cleanup()
-		return target{}, nil, err
-	}
-	if err := a.Start(ctx); err != nil {
-		a.Close(context.Background())
-		cleanup()
-		return target{}, nil, err
-	}
-	stop := func() { a.Close(context.Background()); cleanup() }
-	base := "http://" + a.Addr()
-	admin := func(path string, body string, out *string) error {
-		req, _ := http.NewRequestWithContext(ctx, "POST", base+"/api/v1"+path, bytes.NewBufferString(body))
-		req.Header.Set("Authorization", "Bearer "+adminKey)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
+// closeSessions ends the sessions with DELETE, so that runs do not pile
+// them up against the per-user cap; failures change no measurement.
+func closeSessions(client *http.Client, t target, ids []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, id := range ids {
+		if id == "" {
+			continue
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 201 && resp.StatusCode != 200 {
-			return fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, b)
-		}
-		if out != nil {
-			*out = string(b)
-		}
-		return nil
-	}
-	var keyJSON string
-	for _, step := range []struct{ path, body string }{
-		{"/upstreams", `{"name":"fix","url":"` + upstream + `","allow_private":true}`},
-		{"/roles", `{"name":"loader","grants":["invoke:fix.*"]}`},
-		{"/users", `{"name":"loader","roles":["loader"],"service":true}`},
-		// Labelled, so the default policy allows the agent's calls (an
-		// unlabelled tool that may write would be held for approval).
-		{"/tools/labels", `{"tool":"fix.echo","labels":{"data_classes":["internal"],"irreversible":false,"egress":false,"require_approval":false}}`},
-	} {
-		if err := admin(step.path, step.body, nil); err != nil {
-			stop()
-			return target{}, nil, err
+		if req, err := newRequest(ctx, "DELETE", t, era2025, id, nil); err == nil {
+			do(client, req)
 		}
 	}
-	if err := admin("/keys", `{"user":"loader"}`, &keyJSON); err != nil {
-		stop()
-		return target{}, nil, err
-	}
-	i := bytes.Index([]byte(keyJSON), []byte(`"api_key":"`))
-	if i < 0 {
-		stop()
-		return target{}, nil, fmt.Errorf("no key in %s", keyJSON)
-	}
-	key := keyJSON[i+len(`"api_key":"`):]
-	key = key[:bytes.IndexByte([]byte(key), '"')]
-	return target{"ostiary", base + "/mcp", "fix.echo", key}, stop, nil
 }
