@@ -13,7 +13,8 @@ import (
 // that a stop can say whether it left any (OpenAtStop), and once stopped
 // it refuses every further decision that would send a call upstream: a
 // clean stop's record is then true of everything before and after it.
-// Two atomic operations per call; no lock.
+// Three atomic operations per call (count, look at the stop, uncount at
+// the outcome); no lock.
 type Tracker struct {
 	w       audit.Appender
 	open    atomic.Int64
