@@ -235,3 +235,37 @@ func TestCrashMarksCallsUnderWay(t *testing.T) {
 	}
 	verify("after the restarts")
 }
+
+// A graceful stop with a 2026-07-28 call under way cuts it and records
+// how it ended (gateway-stopping) before it records the stop, which then
+// says no decision is open: the next start reads nothing before the stop
+// and has nothing to mark. (A 2025-era session's call is not cut by the
+// stop: it runs to its timeout, and its outcome may come after the
+// server-stop record, which then says decisions_open 1, so that the next
+// start reads the run.)
+func TestGracefulStopLeavesNothingToMark(t *testing.T) {
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", false)
+	gate := up.AddGate()
+	t.Cleanup(func() { close(gate) })
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
+	setup(t, s, "fin-alice", []string{"invoke:fin.*"}, "alice", false)
+	alice, _ := newKey(t, s, map[string]any{"user": "alice"})
+	var inFlight sync.WaitGroup
+	inFlight.Go(func() { post(s.URL, alice, "fin.gate", "{}", "") })
+	testutil.Eventually(t, 10*time.Second, func() bool { return len(up.Calls()) == 1 }, "the call never reached the upstream")
+	s.Stop()
+	inFlight.Wait()
+	out := records(t, s, audit.Query{Event: "tool-result"})
+	stop := records(t, s, audit.Query{Event: audit.EventServerStop})
+	if len(out) != 1 || out[0].Reason != "gateway-stopping" || len(stop) != 1 || out[0].Seq > stop[0].Seq {
+		t.Fatalf("the cut call's outcome %+v, the stop %+v", out, stop)
+	}
+	if stop[0].Detail[recovery.OpenAtStop] != json.Number("0") {
+		t.Fatalf("the stop's record: %+v", stop[0])
+	}
+	s.Restart(nil)
+	if marks := records(t, s, audit.Query{Outcome: audit.UnknownAfterCrash}); len(marks) != 0 {
+		t.Errorf("marked after a graceful stop: %+v", marks)
+	}
+}
