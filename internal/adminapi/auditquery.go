@@ -34,9 +34,9 @@ func parseQuery(v url.Values) (audit.Query, error) {
 		return q, fault.New(fault.Invalid, "event must be a kebab-case event type such as user-create")
 	}
 	switch q.Outcome {
-	case "", audit.Success, audit.Denied, audit.Failed:
+	case "", audit.Success, audit.Denied, audit.Failed, audit.UnknownAfterCrash:
 	default:
-		return q, fault.New(fault.Invalid, "outcome must be success, denied or error")
+		return q, fault.New(fault.Invalid, "outcome must be success, denied, error or unknown-after-crash")
 	}
 	for name, dst := range map[string]*time.Time{"since": &q.Since, "until": &q.Until} {
 		if s := v.Get(name); s != "" {

@@ -32,6 +32,7 @@ import (
 	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/policy"
+	"github.com/ostiary/ostiary/internal/recovery"
 	"github.com/ostiary/ostiary/internal/store/sqlite"
 	"github.com/ostiary/ostiary/internal/upstream"
 	"github.com/ostiary/ostiary/internal/upstream/spec"
@@ -51,6 +52,7 @@ type App struct {
 	lockF    *os.File
 	store    *sqlite.Store
 	writer   *audit.Writer
+	calls    *recovery.Tracker // the pipeline's writer: counts the calls on record without an outcome
 	authn    *authn.Authenticator
 	failures *authn.FailureGuard
 	signer   *assertion.Signer
@@ -284,7 +286,8 @@ func (a *App) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if a.pipeline, err = govern.New(govern.Config{Catalog: a.catalog, Upstreams: a.pool, Auditor: a.writer, Kill: kill, Logger: a.log, Now: a.now,
+	a.calls = recovery.Track(a.writer)
+	if a.pipeline, err = govern.New(govern.Config{Catalog: a.catalog, Upstreams: a.pool, Auditor: a.calls, Kill: kill, Logger: a.log, Now: a.now,
 		CallTimeout: a.cfg.CallTimeout, CallsPerUser: a.cfg.UserCalls, Policy: policies, Users: users{a.store},
 		Approvals: a.approvals, ApprovalWait: a.cfg.ApprovalWait, ElicitURLAllow: spec.NewHostAllow(elicitHosts)}); err != nil {
 		return err
@@ -359,9 +362,19 @@ func writeStatus(w http.ResponseWriter, code int, status string) {
 	json.NewEncoder(w).Encode(map[string]string{"status": status})
 }
 
-// Start listens on the configured address, records the start, and serves
-// in the background.
+// Start marks the calls the previous run left without an outcome
+// (recovery), listens on the configured address, records the start, and
+// serves in the background.
 func (a *App) Start(ctx context.Context) error {
+	start := a.now()
+	marked, err := recovery.Recover(ctx, a.store, a.writer, start)
+	if err != nil {
+		return fmt.Errorf("cannot mark the calls left without an outcome: %w", err)
+	}
+	for _, m := range marked {
+		a.log.Warn("a call's outcome was never recorded; marked unknown-after-crash: check its effect upstream", "request_id", m.RequestID,
+			"principal", m.Actor, "target", m.Target, "decision_seq", m.Detail["decision_seq"], "seq", m.Seq)
+	}
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", a.cfg.Listen, err)
@@ -370,8 +383,10 @@ func (a *App) Start(ctx context.Context) error {
 		ln = tls.NewListener(ln, a.tls)
 	}
 	a.ln = ln
-	rec := audit.Record{Event: audit.EventServerStart, Outcome: audit.Success, Actor: "system",
-		Detail: map[string]any{"version": Version, "listen": ln.Addr().String(), "tls": a.tls != nil}}
+	// After recovery, and at the time its records cite: every decision
+	// before this record has its outcome (recovery.Recover).
+	rec := audit.Record{Time: start, Event: audit.EventServerStart, Outcome: audit.Success, Actor: "system",
+		Detail: map[string]any{"version": Version, "listen": ln.Addr().String(), "tls": a.tls != nil, "unknown_after_crash": len(marked)}}
 	if _, err := a.writer.Write(ctx, audit.Entry{Record: rec}); err != nil {
 		ln.Close()
 		return fmt.Errorf("cannot write the audit log: %w", err)
@@ -457,7 +472,10 @@ func (a *App) Close(ctx context.Context) error {
 			if err := a.authn.FlushLastUsed(context.Background()); err != nil {
 				errs = append(errs, err)
 			}
-			rec := audit.Record{Event: audit.EventServerStop, Outcome: audit.Success, Actor: "system"}
+			// No call goes upstream after this; 0 open makes the stop a
+			// clean one, which the next start reads nothing before.
+			open := a.calls.Stop()
+			rec := audit.Record{Event: audit.EventServerStop, Outcome: audit.Success, Actor: "system", Detail: map[string]any{recovery.OpenAtStop: open}}
 			if _, err := a.writer.Write(context.Background(), audit.Entry{Record: rec}); err != nil {
 				errs = append(errs, err)
 			}

@@ -20,6 +20,11 @@ const (
 	Success Outcome = "success" // the action was performed
 	Denied  Outcome = "denied"  // authentication or authorization refused it
 	Failed  Outcome = "error"   // it was invalid or could not be performed
+	// UnknownAfterCrash is the outcome recovery records, at the next start,
+	// for a call that was sent upstream but whose outcome never reached the
+	// log (the server died or stopped before it): it may or may not have
+	// taken effect.
+	UnknownAfterCrash Outcome = "unknown-after-crash"
 )
 
 // Event types. Stable kebab-case: auditors query by them.

@@ -87,7 +87,7 @@ did about it. With --kind, only --user, --since, --until and --limit apply.`,
 	f := cmd.Flags()
 	f.StringVar(&user, "user", "", "records of this actor")
 	f.StringVar(&event, "event", "", "records of this event type, e.g. user-create, authn-failure")
-	f.StringVar(&outcome, "outcome", "", "success, denied or error")
+	f.StringVar(&outcome, "outcome", "", "success, denied, error or unknown-after-crash (calls sent upstream whose outcome a crash kept off the record)")
 	f.StringVar(&reqID, "request-id", "", "records of one request (correlation id)")
 	f.StringVar(&target, "target", "", "records about one object, e.g. user:alice or key:KEYID")
 	f.StringVar(&contains, "contains", "", "records whose target, reason or detail hold this text, e.g. a token from 'audit search-token'")

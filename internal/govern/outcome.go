@@ -24,7 +24,7 @@ import (
 func (pl *Pipeline) outcome(ctx, callCtx context.Context, c *toolCall, res *mcp.CallToolResult, err error, attempts int, start time.Time) (mcp.Result, error) {
 	p, name, e, u, relay, args, cont := c.p, c.t.name, c.t.tool, c.t.upstream, c.relay, c.req.Args, c.cont
 	out := p.Record(EventToolResult, "tool:"+name)
-	out.Detail = map[string]any{"upstream": e.Upstream, "latency_us": pl.cfg.Now().Sub(start).Microseconds()}
+	out.Detail = map[string]any{"upstream": e.Upstream, "latency_us": pl.cfg.Now().Sub(start).Microseconds(), "decision_seq": c.seq}
 	if attempts > 1 {
 		out.Detail["attempts"] = attempts
 	}

@@ -21,6 +21,7 @@ type toolCall struct {
 	req    ToolRequest
 	relay  *upstream.Relay
 	rec    audit.Record    // the decision record, filled in stage by stage
+	seq    uint64          // the decision record's seq, once on record
 	t      target          // resolve
 	cont   continuation    // continue: what a requestState brought back
 	parked *parkedCall     // continue: the call under way this request continues
@@ -62,7 +63,7 @@ func (pl *Pipeline) CallTool(ctx context.Context, p *authn.Principal, req ToolRe
 	if stop, res, err := pl.approvalGate(ctx, c); stop {
 		return res, err
 	}
-	if err := pl.write(ctx, c.rec); err != nil { // the decision, on record
+	if c.seq, err = pl.decision(ctx, c.rec); err != nil { // the decision, on record
 		return nil, err
 	}
 	handed = true
@@ -155,14 +156,15 @@ func (pl *Pipeline) GetPrompt(ctx context.Context, p *authn.Principal, params *m
 	if err != nil {
 		return nil, pl.Deny(ctx, rec, ReasonBadState, err)
 	}
-	if err := pl.write(ctx, rec); err != nil {
+	seq, err := pl.decision(ctx, rec)
+	if err != nil {
 		return nil, err
 	}
 	start := pl.cfg.Now()
 	res, err := pl.cfg.Upstreams.GetPrompt(ctx, upstream.CallerOf(p), t.upstream, upstream.PromptGet{Name: t.prompt.UpstreamName, Arguments: params.Arguments,
 		Continuation: forward(client, cont)})
 	out := p.Record(EventPromptResult, t.ref)
-	out.Detail = map[string]any{"upstream": t.upstream.Name, "latency_us": pl.cfg.Now().Sub(start).Microseconds()}
+	out.Detail = map[string]any{"upstream": t.upstream.Name, "latency_us": pl.cfg.Now().Sub(start).Microseconds(), "decision_seq": seq}
 	switch {
 	case err != nil:
 		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
@@ -197,13 +199,14 @@ func (pl *Pipeline) ReadResource(ctx context.Context, p *authn.Principal, uri st
 	if err != nil {
 		return nil, pl.Deny(ctx, rec, ReasonBadState, err)
 	}
-	if err := pl.write(ctx, rec); err != nil {
+	seq, err := pl.decision(ctx, rec)
+	if err != nil {
 		return nil, err
 	}
 	start := pl.cfg.Now()
 	res, err := pl.cfg.Upstreams.ReadResource(ctx, upstream.CallerOf(p), t.upstream, uri, forward(client, cont))
 	out := p.Record(EventResourceResult, t.ref)
-	out.Detail = map[string]any{"upstream": t.upstream.Name, "latency_us": pl.cfg.Now().Sub(start).Microseconds()}
+	out.Detail = map[string]any{"upstream": t.upstream.Name, "latency_us": pl.cfg.Now().Sub(start).Microseconds(), "decision_seq": seq}
 	switch {
 	case err != nil:
 		out.Outcome, out.Reason = audit.Failed, ReasonUpstream

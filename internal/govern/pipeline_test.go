@@ -243,6 +243,42 @@ func TestOutcomes(t *testing.T) {
 	}
 }
 
+// TestOutcomeCitesDecision: the outcome of a call that went upstream
+// names its decision record by seq, for tools, prompts and resources
+// alike, so the two pair even when a client sends every request under one
+// request id (as it may, with X-Request-ID or a Traceparent).
+func TestOutcomeCitesDecision(t *testing.T) {
+	w := newWorld(t)
+	alice := principal(t, "alice", "invoke:shop.*")
+	w.audit.recs = append(w.audit.recs, audit.Record{Event: "padding"}) // seqs start at 2: a zero cannot pass
+	if _, err := w.call(t, alice, "shop.lookup", `{}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.call(t, alice, "shop.lookup", `{}`); err != nil { // the same request id and target again
+		t.Fatal(err)
+	}
+	if _, err := w.pl.GetPrompt(context.Background(), alice, &mcp.GetPromptParams{Name: "shop.greet"}, upstream.Continuation{}); err != nil {
+		t.Fatal(err)
+	}
+	pairs := map[string]string{EventToolResult: EventToolCall, EventPromptResult: EventPromptGet}
+	var decisions []uint64
+	cited := 0
+	for _, r := range w.audit.recs {
+		switch {
+		case r.Event == EventToolCall || r.Event == EventPromptGet:
+			decisions = append(decisions, r.Seq)
+		case pairs[r.Event] != "":
+			if len(decisions) == 0 || r.Detail["decision_seq"] != decisions[len(decisions)-1] {
+				t.Errorf("%s %d cites %v, want decision %v", r.Event, r.Seq, r.Detail["decision_seq"], decisions)
+			}
+			cited++
+		}
+	}
+	if len(decisions) != 3 || cited != 3 {
+		t.Errorf("%d decisions, %d outcomes citing them; want 3 and 3", len(decisions), cited)
+	}
+}
+
 // TestCallsCap: a user's calls in flight are capped; another user's are
 // not affected, and a call that ended gives its place back.
 func TestCallsCap(t *testing.T) {
@@ -417,6 +453,7 @@ func (a *fakeAudit) Write(_ context.Context, e audit.Entry) (audit.Record, error
 	if e.Record.Outcome == "" {
 		e.Record.Outcome = audit.Success
 	}
+	e.Record.Seq = uint64(len(a.recs) + 1)
 	a.recs = append(a.recs, e.Record)
 	return e.Record, nil
 }

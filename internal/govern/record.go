@@ -23,11 +23,21 @@ var ErrAuditRan = &jsonrpc.Error{Code: jsonrpc.CodeInternalError,
 // the operational log with the request id, and the client gets ErrAudit
 // (its cause is not the client's business).
 func (pl *Pipeline) write(ctx context.Context, rec audit.Record) error {
-	if _, err := pl.cfg.Auditor.Write(ctx, audit.Entry{Record: rec}); err != nil {
+	_, err := pl.decision(ctx, rec)
+	return err
+}
+
+// decision is write for a decision that a call goes upstream: it returns
+// the record's seq, which the call's outcome record cites (decision_seq),
+// so that the two pair even when clients reuse a request id, and a
+// decision a crash left without an outcome can be told (recovery).
+func (pl *Pipeline) decision(ctx context.Context, rec audit.Record) (uint64, error) {
+	r, err := pl.cfg.Auditor.Write(ctx, audit.Entry{Record: rec})
+	if err != nil {
 		pl.cfg.Logger.Error("audit unavailable", "request_id", rec.RequestID, "event", rec.Event, "target", rec.Target, "err", err)
-		return ErrAudit
+		return 0, ErrAudit
 	}
-	return nil
+	return r.Seq, nil
 }
 
 // Deny records a refused request and returns what the client sees:

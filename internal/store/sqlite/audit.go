@@ -163,6 +163,35 @@ func (s *Store) ScanRecords(ctx context.Context, fn func(*audit.Record) error) e
 	return classify("scan audit", rows.Err())
 }
 
+// AuditAfter streams, in seq order, the records after seq whose event is
+// one of events. The (event, seq) index serves it: the cost is the records
+// it returns, not the length of the log.
+func (s *Store) AuditAfter(ctx context.Context, seq uint64, events []string, fn func(*audit.Record) error) error {
+	if len(events) == 0 {
+		return nil
+	}
+	args := []any{int64(seq)}
+	for _, e := range events {
+		args = append(args, e)
+	}
+	rows, err := s.r.QueryContext(ctx, "SELECT "+recordColumns+" FROM audit_records WHERE seq > ? AND event IN (?"+
+		strings.Repeat(", ?", len(events)-1)+") ORDER BY seq", args...)
+	if err != nil {
+		return classify("audit after", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return classify("audit after", err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return classify("audit after", rows.Err())
+}
+
 // QueryAudit returns records matching q, newest first.
 func (s *Store) QueryAudit(ctx context.Context, q audit.Query) ([]audit.Record, error) {
 	var where []string

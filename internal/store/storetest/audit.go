@@ -211,6 +211,47 @@ func testAuditSeqUnique(t *testing.T, s Store) {
 	}
 }
 
+// AuditAfter returns exactly the records after a seq whose event is one
+// of those asked for, oldest first and as appended, and stops at its
+// function's first error.
+func testAuditAfter(t *testing.T, s Store) {
+	all := appendRecords(t, s, 1, 12) // record i has event event-(i%3)
+	after := func(seq uint64, events ...string) []uint64 {
+		t.Helper()
+		out := []uint64{}
+		must(t, s.AuditAfter(ctx, seq, events, func(r *audit.Record) error {
+			if err := sameRecord(*r, all[r.Seq-1]); err != nil {
+				t.Error(err)
+			}
+			out = append(out, r.Seq)
+			return nil
+		}))
+		return out
+	}
+	for _, c := range []struct {
+		seq    uint64
+		events []string
+		want   []uint64
+	}{
+		{4, []string{"event-1", "event-2"}, []uint64{5, 7, 8, 10, 11}},
+		{0, []string{"event-0"}, []uint64{3, 6, 9, 12}},
+		{0, []string{"event-0", "event-1", "event-2"}, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
+		{11, []string{"event-2"}, []uint64{}},
+		{12, []string{"event-0"}, []uint64{}},
+		{0, []string{"no-such-event"}, []uint64{}},
+		{0, nil, []uint64{}},
+	} {
+		if got := after(c.seq, c.events...); !slices.Equal(got, c.want) {
+			t.Errorf("after %d of %q: %v, want %v", c.seq, c.events, got, c.want)
+		}
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := s.AuditAfter(ctx, 0, []string{"event-1"}, func(*audit.Record) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Errorf("after an error: %d records, %v", n, err)
+	}
+}
+
 // Queries return matching records newest first, each filter alone and
 // together, up to the limit, paging backwards by seq.
 func testAuditQuery(t *testing.T, s Store) {

@@ -30,6 +30,9 @@ type Store interface {
 	audit.Store
 	audit.Source
 	QueryAudit(ctx context.Context, q audit.Query) ([]audit.Record, error)
+	// AuditAfter streams the records after seq of the given events, in
+	// seq order (what recovery reads at start-up).
+	AuditAfter(ctx context.Context, seq uint64, events []string, fn func(*audit.Record) error) error
 	authn.Store
 	identity.Reader
 	approval.Store
@@ -64,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"AuditStepUndoesOnlyItself", testAuditStep},
 		{"AuditSeqCannotRepeat", testAuditSeqUnique},
 		{"AuditQuery", testAuditQuery},
+		{"AuditAfter", testAuditAfter},
 		{"AuditCheckpoints", testCheckpoints},
 		{"Users", testUsers},
 		{"Roles", testRoles},
