@@ -10,8 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,9 +61,8 @@ func TestExitCodes(t *testing.T) {
 	}()
 	// An upstream that works until it is switched off.
 	up := apptest.NewUpstream(t, s, "flaky", false)
-	target, _ := url.Parse(up.URL)
 	var down atomic.Bool
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	proxy := reverseProxy(t, up.URL)
 	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if down.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
@@ -124,6 +121,7 @@ func TestExitCodes(t *testing.T) {
 		{"unknown flag", nil, env, []string{"users", "list", "--bogus"}, ExitUsage, "unknown flag"},
 		{"missing argument", nil, env, []string{"users", "create"}, ExitUsage, "accepts 1 arg"},
 		{"arguments that are not JSON", nil, env, []string{"mcp", "call", "flaky.lookup", "{"}, ExitUsage, "ARGUMENTS-JSON"},
+		{"an unknown audit event", nil, env, []string{"audit", "query", "--event", "tool-cal"}, ExitUsage, "did you mean tool-call?"},
 		{"version takes no arguments", nil, nil, []string{"version", "now"}, ExitUsage, "unknown command"},
 
 		{"server not running", nil, map[string]string{"OSTIARY_ADDR": refused, "OSTIARY_TOKEN": s.AdminKey}, []string{"whoami"}, ExitError, "cannot reach ostiary"},
