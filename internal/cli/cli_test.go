@@ -326,7 +326,7 @@ func TestDemo(t *testing.T) {
 			}
 			// The printed approval walk-through: bob's payment is held,
 			// carol approves it from the CLI, bob's repeat is paid.
-			pay := regexp.MustCompile(`OSTIARY_TOKEN=\S+ ostiary mcp call shop.pay_invoice '([^']+)'`).FindStringSubmatch(out.String())
+			pay := regexp.MustCompile(`OSTIARY_TOKEN=\S+ \S+ mcp call shop.pay_invoice '([^']+)'`).FindStringSubmatch(out.String())
 			if pay == nil {
 				t.Fatalf("the banner shows no payment: %s", out)
 			}
