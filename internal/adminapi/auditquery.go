@@ -10,6 +10,7 @@ import (
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/authz"
+	"github.com/ostiary/ostiary/internal/event"
 	"github.com/ostiary/ostiary/internal/evidence"
 	"github.com/ostiary/ostiary/internal/fault"
 )
@@ -32,6 +33,11 @@ func parseQuery(v url.Values) (audit.Query, error) {
 	}
 	if q.Event != "" && !eventRE.MatchString(q.Event) {
 		return q, fault.New(fault.Invalid, "event must be a kebab-case event type such as user-create")
+	}
+	if q.Event != "" {
+		if err := event.Check(q.Event); err != nil { // a typo would silently find nothing
+			return q, fault.New(fault.Invalid, "%s", err)
+		}
 	}
 	switch q.Outcome {
 	case "", audit.Success, audit.Denied, audit.Failed, audit.UnknownAfterCrash:

@@ -27,6 +27,8 @@ func TestParseQuery(t *testing.T) {
 		{"users=bob", audit.Query{}, false},
 		{"User=bob", audit.Query{}, false},
 		{"event=User-Create", audit.Query{}, false},
+		{"event=tool-cal", audit.Query{}, false}, // no such event: a typo would find nothing
+		{"event=event-0", audit.Query{}, false},
 		{"event=" + strings.Repeat("a", 65), audit.Query{}, false},
 		{"outcome=failed", audit.Query{}, false},
 		{"since=yesterday", audit.Query{}, false},
@@ -62,6 +64,12 @@ func TestAuditQueryRecorded(t *testing.T) {
 	}
 	if rec := f.only(t, r); rec.Event != audit.EventAuditQuery || rec.Outcome != audit.Denied || rec.Actor != "eve" || rec.Detail["user"] != "admin" {
 		t.Errorf("recorded %+v", rec)
+	}
+	// An event no record can carry is refused, and the answer names the
+	// events there are: a typo must not look like an empty log.
+	r = f.do(t, "GET", "/api/v1/audit?event=tool-cal", "")
+	if d := errorOf(t, r, http.StatusBadRequest); !strings.Contains(d.Message, "did you mean tool-call?") || !strings.Contains(d.Message, "authn-failure, authn-failures") {
+		t.Errorf("an unknown event: %+v", d)
 	}
 	var page AuditPage
 	r = f.do(t, "GET", "/api/v1/audit?event=authn-failure&limit=1", "")

@@ -50,7 +50,9 @@ func (e *ChainError) Error() string {
 func Verify(ctx context.Context, src Source, pub ed25519.PublicKey, latest Checkpoint) (Summary, error) {
 	sum := Summary{KeyID: KeyFingerprint(pub)}
 	if err := latest.Verify(pub); err != nil {
-		return sum, fmt.Errorf("checkpoint file: %w", err)
+		// Not signed by the trusted key: the key was swapped or the file
+		// forged, which is what verification exists to report.
+		return sum, &ChainError{Seq: latest.Seq, Problem: "checkpoint file: " + err.Error()}
 	}
 	cps, err := src.Checkpoints(ctx)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/event"
 	"github.com/ostiary/ostiary/internal/evidence"
 	"github.com/ostiary/ostiary/internal/identity"
 )
@@ -33,7 +34,7 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 }
 
 func (e *env) auditQueryCmd() *cobra.Command {
-	var user, event, outcome, reqID, target, since, until, contains, kind string
+	var user, eventName, outcome, reqID, target, since, until, contains, kind string
 	var limit int
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -51,9 +52,14 @@ did about it. With --kind, only --user, --since, --until and --limit apply.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q := url.Values{}
-			for k, v := range map[string]string{"user": user, "event": event, "outcome": outcome, "request_id": reqID, "target": target, "contains": contains} {
+			for k, v := range map[string]string{"user": user, "event": eventName, "outcome": outcome, "request_id": reqID, "target": target, "contains": contains} {
 				if v != "" {
 					q.Set(k, v)
+				}
+			}
+			if eventName != "" {
+				if err := event.Check(eventName); err != nil {
+					return usageError("--event: %v", err)
 				}
 			}
 			for name, v := range map[string]string{"since": since, "until": until} {
@@ -86,7 +92,7 @@ did about it. With --kind, only --user, --since, --until and --limit apply.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&user, "user", "", "records of this actor")
-	f.StringVar(&event, "event", "", "records of this event type, e.g. user-create, authn-failure")
+	f.StringVar(&eventName, "event", "", "records of this event type, e.g. user-create, authn-failure")
 	f.StringVar(&outcome, "outcome", "", "success, denied, error or unknown-after-crash (calls sent upstream whose outcome a crash kept off the record)")
 	f.StringVar(&reqID, "request-id", "", "records of one request (correlation id)")
 	f.StringVar(&target, "target", "", "records about one object, e.g. user:alice or key:KEYID")

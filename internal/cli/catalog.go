@@ -35,6 +35,16 @@ func keyValues(flag string, kvs []string) (map[string]string, error) {
 	return out, nil
 }
 
+// syncFailed is the error of a sync that could not list the upstream:
+// the command reports it and exits ExitError, after printing what the
+// server answered.
+func syncFailed(r catalog.SyncReport) error {
+	if r.Error == "" {
+		return nil
+	}
+	return fmt.Errorf("sync of %s failed: %s", r.Upstream, r.Error)
+}
+
 func (e *env) printSync(r catalog.SyncReport) {
 	if r.Error != "" {
 		fmt.Fprintf(e.stdout, "sync of %s failed: %s\n", safe(r.Upstream), safe(r.Error))
@@ -125,13 +135,20 @@ the vault.`,
 				return err
 			}
 			var out adminapi.AddedUpstream
-			return e.call(cmd, "POST", "/upstreams", nil, in, &out, asJSON, func() error {
+			err = e.call(cmd, "POST", "/upstreams", nil, in, &out, asJSON, func() error {
 				if err := e.printUpstreams(out.Upstream); err != nil {
 					return err
 				}
 				e.printSync(out.Sync)
 				return nil
 			})
+			if err != nil {
+				return err
+			}
+			if err := syncFailed(out.Sync); err != nil {
+				return fmt.Errorf("%w; the upstream was added: once it answers, run 'ostiary upstreams sync %s'", err, in.Name)
+			}
+			return nil
 		},
 	}
 	f := cmd.Flags()
@@ -252,10 +269,13 @@ func (e *env) upstreamsSyncCmd() *cobra.Command {
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			var r catalog.SyncReport
-			return e.call(cmd, "POST", "/upstreams/"+url.PathEscape(a[0])+"/sync", nil, nil, &r, asJSON, func() error {
+			if err := e.call(cmd, "POST", "/upstreams/"+url.PathEscape(a[0])+"/sync", nil, nil, &r, asJSON, func() error {
 				e.printSync(r)
 				return nil
-			})
+			}); err != nil {
+				return err
+			}
+			return syncFailed(r)
 		},
 	}
 	jsonFlag(cmd, &asJSON)

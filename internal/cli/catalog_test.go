@@ -159,7 +159,7 @@ func TestUpstreamSSRFGuard(t *testing.T) {
 	}
 	up := apptest.NewUpstream(t, s, "fin", false)
 	local := strings.Replace(up.URL, "127.0.0.1", "localhost", 1) // a name, resolved at dial time
-	r := run(env, "upstreams", "add", "fin", "--url", local).mustOK(t)
+	r := run(env, "upstreams", "add", "fin", "--url", local).mustAddUnsynced(t)
 	if !strings.Contains(r.stdout, "sync of fin failed") || !strings.Contains(r.stdout, "--allow-private") {
 		t.Errorf("loopback upstream without --allow-private: %s", r.stdout)
 	}
@@ -236,7 +236,7 @@ func TestUpstreamTLSFlags(t *testing.T) {
 		t.Errorf("skip-verify for a remote upstream: %+v", r)
 	}
 	run(env, "upstreams", "add", "x", "--url", "https://127.0.0.1:9/mcp", "--allow-private", "--tls-insecure-skip-verify",
-		"--tls-client-cert", cert, "--tls-client-key-secret", "k").mustOK(t)
+		"--tls-client-cert", cert, "--tls-client-key-secret", "k").mustAddUnsynced(t)
 	r := run(env, "upstreams", "list", "--json").mustOK(t)
 	if !strings.Contains(r.stdout, `"insecure_skip_verify": true`) || !strings.Contains(r.stdout, `"client_cert_subject": "CN=gw"`) {
 		t.Errorf("listing: %s", r.stdout)
@@ -297,7 +297,7 @@ func TestTimeoutCommands(t *testing.T) {
 func TestAuditSearchTokenCommand(t *testing.T) {
 	s := apptest.Start(t)
 	env := map[string]string{"OSTIARY_ADDR": s.URL, "OSTIARY_TOKEN": s.AdminKey}
-	run(env, "upstreams", "add", "hook", "--url", "http://127.0.0.1:1/AKIAIOSFODNN7EXAMPLE/mcp", "--allow-private").mustOK(t)
+	run(env, "upstreams", "add", "hook", "--url", "http://127.0.0.1:1/AKIAIOSFODNN7EXAMPLE/mcp", "--allow-private").mustAddUnsynced(t)
 	r := runIn(env, "AKIAIOSFODNN7EXAMPLE\n", "audit", "search-token").mustOK(t)
 	tok := strings.TrimSpace(r.stdout)
 	if !strings.HasPrefix(tok, "hmac:") {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,12 +17,17 @@ import (
 	"github.com/ostiary/ostiary/internal/app"
 )
 
-// Exit codes.
+// Exit codes. Every error a command returns maps to exactly one of them:
+// an exitError carries its own code, a usageErr (cobra's argument and flag
+// errors, unknown commands) is ExitUsage, anything else is ExitError. A
+// command whose server answered but reported that the operation failed
+// (an upstream that could not be listed, a tool that reported an error)
+// returns an error too, after printing what it was told.
 const (
 	ExitOK       = 0
 	ExitError    = 1 // the command failed
 	ExitUsage    = 2 // bad command line
-	ExitTampered = 3 // audit verify found the chain broken
+	ExitTampered = 3 // audit verify found the chain broken, or not signed by the trusted key
 )
 
 // env is everything a command may read from outside its arguments.
@@ -95,8 +101,52 @@ MCP client:       mcp tools, mcp call
 	}
 	root.SetFlagErrorFunc(usage)
 	root.AddCommand(e.initCmd(), e.serveCmd(), e.demoCmd(), e.usersCmd(), e.rolesCmd(), e.keysCmd(), e.auditCmd(), e.whoamiCmd(),
-		e.upstreamsCmd(), e.toolsCmd(), e.killswitchCmd(), e.secretsCmd(), e.policyCmd(), e.approvalsCmd(), e.mcpCmd(), e.demoUpstreamCmd())
+		e.upstreamsCmd(), e.toolsCmd(), e.killswitchCmd(), e.secretsCmd(), e.policyCmd(), e.approvalsCmd(), e.mcpCmd(), e.demoUpstreamCmd(),
+		e.versionCmd())
+	// cobra adds these when it runs; add them now so that groupCommands sees them.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	groupCommands(root)
 	return root
+}
+
+// groupCommands makes every command that only groups others (root, users,
+// audit, …) refuse an unknown subcommand as a usage error; left to cobra,
+// 'ostiary users lst' would print the help and exit 0. Given no
+// subcommand, a group prints its help.
+func groupCommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		groupCommands(sub)
+	}
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2
+	}
+	c.Args = args(func(cmd *cobra.Command, a []string) error {
+		if len(a) == 0 {
+			return nil
+		}
+		hint := ""
+		if s := cmd.SuggestionsFor(a[0]); len(s) > 0 {
+			hint = fmt.Sprintf("; did you mean %s?", strings.Join(s, " or "))
+		}
+		return fmt.Errorf("unknown command %q for %q%s", a[0], cmd.CommandPath(), hint)
+	})
+	c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+}
+
+func (e *env) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print Ostiary's version",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintf(e.stdout, "ostiary version %s\n", app.Version)
+			return err
+		},
+	}
 }
 
 // args wraps a cobra positional-argument validator so its failures are usage errors.

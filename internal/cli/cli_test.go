@@ -61,6 +61,16 @@ func (r result) mustOK(t *testing.T) result {
 	return r
 }
 
+// mustAddUnsynced checks an 'upstreams add' of an upstream that cannot be
+// listed: it is added, and the command exits ExitError saying so.
+func (r result) mustAddUnsynced(t *testing.T) result {
+	t.Helper()
+	if r.code != ExitError || !strings.Contains(r.stderr, "the upstream was added") || !strings.Contains(r.stdout, "failed") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
 // server runs 'ostiary init' and 'ostiary serve' through the CLI itself.
 func server(t *testing.T) (env map[string]string, dir string, stop func()) {
 	t.Helper()
@@ -226,7 +236,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--data", "/tmp/x", "--listen", "0.0.0.0:8080"}, ExitUsage, "non-loopback"},
 		{[]string{"serve", "--data", "/tmp/x", "--approval-webhook", "http://example.com/T0/x"}, ExitUsage, "loopback"},
 		{[]string{"serve", "--data", "/tmp/x", "--approval-wait", "11m"}, ExitUsage, "--approval-wait"},
-		{[]string{"nonsense"}, ExitError, "unknown command"},
+		{[]string{"nonsense"}, ExitUsage, "unknown command"},
 		{[]string{"whoami"}, ExitError, "cannot reach ostiary"},
 	}
 	for _, c := range cases {
@@ -316,7 +326,7 @@ func TestDemo(t *testing.T) {
 			}
 			// The printed approval walk-through: bob's payment is held,
 			// carol approves it from the CLI, bob's repeat is paid.
-			pay := regexp.MustCompile(`OSTIARY_TOKEN=\S+ ostiary mcp call shop.pay_invoice '([^']+)'`).FindStringSubmatch(out.String())
+			pay := regexp.MustCompile(`OSTIARY_TOKEN=\S+ \S+ mcp call shop.pay_invoice '([^']+)'`).FindStringSubmatch(out.String())
 			if pay == nil {
 				t.Fatalf("the banner shows no payment: %s", out)
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -157,8 +158,33 @@ func (e *env) seedDemo(ctx context.Context, base, adminKey string) ([]demoUser, 
 	return append([]demoUser{{"admin", adminKey, "everything, purge_records and the admin API included"}}, out...), nil
 }
 
+// selfCommand is how to run this program again from a shell, exactly as
+// printed: its absolute path, or 'go run ./cmd/ostiary' when it is the
+// temporary build of 'go run' (gone when the demo stops). exe is
+// os.Executable(); "" when unknown.
+func selfCommand(exe string) string {
+	if exe == "" {
+		return "ostiary"
+	}
+	if dir := filepath.Dir(exe); filepath.Base(dir) == "exe" && strings.HasPrefix(filepath.Base(filepath.Dir(filepath.Dir(dir))), "go-build") {
+		return "go run ./cmd/ostiary"
+	}
+	return shellQuote(exe)
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but plain
+// path characters.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:@%=,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 func (e *env) demoBanner(base, dir string, users []demoUser) {
 	w := e.stdout
+	exe, _ := os.Executable()
+	self := selfCommand(exe)
 	fmt.Fprintf(w, "Ostiary demo running.\n\n  MCP endpoint:   %s/mcp\n  Admin API:      %s/api/v1\n  Data directory: %s\n\n", base, base, dir)
 	if len(users) == 0 {
 		fmt.Fprintf(w, "This directory was set up earlier; use the keys printed then.\n\n")
@@ -171,19 +197,19 @@ func (e *env) demoBanner(base, dir string, users []demoUser) {
 	alice, bob := users[1].key, users[2].key
 	fmt.Fprintf(w, "\nCall a tool as alice, with the official MCP Go SDK inside ostiary:\n\n")
 	fmt.Fprintf(w, "  export OSTIARY_ADDR=%s\n", base)
-	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary mcp call shop.customer_profile '{\"customer_id\":\"C-7\"}'\n", alice)
-	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary mcp call shop.customer_profile '{\"customer_id\":\"C-7\"}'   # bob: refused\n", bob)
-	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary mcp tools\n", bob)
+	fmt.Fprintf(w, "  OSTIARY_TOKEN=%[1]s %[2]s mcp call shop.customer_profile '{\"customer_id\":\"C-7\"}'\n", alice, self)
+	fmt.Fprintf(w, "  OSTIARY_TOKEN=%[1]s %[2]s mcp call shop.customer_profile '{\"customer_id\":\"C-7\"}'   # bob: refused\n", bob, self)
+	fmt.Fprintf(w, "  OSTIARY_TOKEN=%[1]s %[2]s mcp tools\n", bob, self)
 	carol := users[3].key
-	fmt.Fprintf(w, "\nA payment is held until someone else approves it (the default policy; see 'ostiary policy show'):\n\n")
-	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary mcp call shop.pay_invoice '{\"invoice_id\":\"INV-1\",\"amount\":120}'   # bob: held, names apr_…\n", bob)
-	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary approvals list --pending\n", carol)
-	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary approvals approve apr_… --reason 'invoice INV-1 checked'\n", carol)
-	fmt.Fprintf(w, "  OSTIARY_TOKEN=%s ostiary mcp call shop.pay_invoice '{\"invoice_id\":\"INV-1\",\"amount\":120}'   # bob again: paid, once\n", bob)
+	fmt.Fprintf(w, "\nA payment is held until someone else approves it (the default policy; see '%s policy show'):\n\n", self)
+	fmt.Fprintf(w, "  OSTIARY_TOKEN=%[1]s %[2]s mcp call shop.pay_invoice '{\"invoice_id\":\"INV-1\",\"amount\":120}'   # bob: held, names apr_…\n", bob, self)
+	fmt.Fprintf(w, "  OSTIARY_TOKEN=%[1]s %[2]s approvals list --pending\n", carol, self)
+	fmt.Fprintf(w, "  OSTIARY_TOKEN=%[1]s %[2]s approvals approve APPROVAL_ID --reason 'invoice INV-1 checked'   # APPROVAL_ID: the apr_… id bob's call printed\n", carol, self)
+	fmt.Fprintf(w, "  OSTIARY_TOKEN=%[1]s %[2]s mcp call shop.pay_invoice '{\"invoice_id\":\"INV-1\",\"amount\":120}'   # bob again: paid, once\n", bob, self)
 	fmt.Fprintf(w, "\nOr with curl (MCP 2026-07-28, one self-contained request):\n\n  %s\n", curlCall(base, alice))
 	fmt.Fprintf(w, "\nAny MCP client works: point it at %s/mcp with the header 'Authorization: Bearer <key>'.\n", base)
-	fmt.Fprintf(w, "\nThen see the evidence:\n\n  OSTIARY_TOKEN=%s ostiary audit query --limit 20\n", users[0].key)
-	fmt.Fprintf(w, "\nStop with Ctrl-C, then prove the audit log whole:\n\n  ostiary audit verify --data %s\n\n", dir)
+	fmt.Fprintf(w, "\nThen see the evidence:\n\n  OSTIARY_TOKEN=%[1]s %[2]s audit query --limit 20\n", users[0].key, self)
+	fmt.Fprintf(w, "\nStop with Ctrl-C, then prove the audit log whole:\n\n  %s audit verify --data %s\n\n", self, shellQuote(dir))
 }
 
 func curlCall(base, key string) string {

@@ -216,7 +216,8 @@ signed checkpoint, and the latest checkpoint kept beside the store (which detect
 truncation). Works offline, also while the server runs.
 
 Exit status: 0 the chain is whole; 3 it was modified, reordered, cut or had
-records removed (the message names the first bad record); 1 it could not be read.
+records removed (the message names the first bad record), or its checkpoints
+are not signed by the trusted key; 1 it could not be read.
 Pass --public-key with your own copy of keys/audit-signing.pub to trust a key
 that an intruder in the data directory cannot have replaced.`,
 		Args: args(cobra.NoArgs),

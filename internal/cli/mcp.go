@@ -120,11 +120,14 @@ func (e *env) mcpCallCmd(version *string) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return encodeJSON(e.stdout, res)
-			}
-			for _, c := range res.Content {
-				if tc, ok := c.(*mcp.TextContent); ok {
-					fmt.Fprintln(e.stdout, safeText(tc.Text))
+				if err := encodeJSON(e.stdout, res); err != nil {
+					return err
+				}
+			} else {
+				for _, c := range res.Content {
+					if tc, ok := c.(*mcp.TextContent); ok {
+						fmt.Fprintln(e.stdout, safeText(tc.Text))
+					}
 				}
 			}
 			if res.IsError {

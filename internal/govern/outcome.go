@@ -73,6 +73,9 @@ func (pl *Pipeline) outcome(ctx, callCtx context.Context, c *toolCall, res *mcp.
 	default:
 		var text string
 		out.Outcome, out.Reason, text = audit.Failed, ReasonUpstream, fmt.Sprintf("upstream %s did not answer the call", u.Name)
+		if class := failureClass(err); class != "" {
+			text += ": " + class
+		}
 		switch {
 		case pl.Stopping() || errors.Is(context.Cause(callCtx), errShutdown):
 			out.Reason, text = ReasonGatewayStopping, "the gateway is stopping; the call was cut"

@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -213,11 +217,20 @@ func TestOutcomes(t *testing.T) {
 		err     error
 		reason  string
 		client  string
+		hidden  string // what the client must not be told
 		attempt int
 	}{
 		{name: "answered", reason: "", attempt: 1},
 		{name: "refused by the upstream", err: &jsonrpc.Error{Code: -32000, Message: "no"}, reason: ReasonRefusedUpstream, client: "no", attempt: 1},
 		{name: "did not answer: retried (read-only)", err: errors.New("connection reset"), reason: ReasonUpstream, client: "did not answer", attempt: maxAttempts},
+		// The client is told the class of failure, never the address.
+		{name: "connection refused", err: fmt.Errorf("connect to upstream shop: %w", &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(10, 9, 8, 7), Port: 8443},
+			Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}), reason: ReasonUpstream, client: "upstream shop did not answer the call: connection refused (request", hidden: "10.9.8.7", attempt: maxAttempts},
+		{name: "connect timed out", err: fmt.Errorf("connect to upstream shop: %w", context.DeadlineExceeded), reason: ReasonUpstream, client: "did not answer the call: timed out", attempt: maxAttempts},
+		{name: "refused, as text only", err: errors.New(`Post "https://10.9.8.7:8443/mcp": dial tcp 10.9.8.7:8443: connect: connection refused`), reason: ReasonUpstream,
+			client: "did not answer the call: connection refused", hidden: "10.9.8.7", attempt: maxAttempts},
+		{name: "an HTTP error status", err: errors.New(`calling "tools/call": rejected by transport: sending "tools/call": Service Unavailable`), reason: ReasonUpstream,
+			client: "did not answer the call: HTTP 503 Service Unavailable", attempt: maxAttempts},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)
@@ -229,8 +242,8 @@ func TestOutcomes(t *testing.T) {
 			} else {
 				got = text(res.(*mcp.CallToolResult))
 			}
-			if !strings.Contains(got, tc.client) {
-				t.Errorf("client got %q, want %q", got, tc.client)
+			if !strings.Contains(got, tc.client) || (tc.hidden != "" && strings.Contains(got, tc.hidden)) {
+				t.Errorf("client got %q, want %q (and not %q)", got, tc.client, tc.hidden)
 			}
 			out := w.audit.first(EventToolResult)
 			if out == nil || out.Reason != tc.reason {

@@ -124,7 +124,8 @@ func (p *Pool) guard(ctx context.Context, u spec.Upstream, user, what string, fn
 	b := bv.(*breaker)
 	adm, ok, wait := b.allow(p.cfg.Now())
 	if !ok {
-		return &suspendedError{fmt.Sprintf("upstream %s is failing; calls are suspended for %s (circuit breaker)", u.Name, wait.Round(time.Second))}
+		until := p.cfg.Now().Add(wait).UTC().Truncate(time.Second)
+		return &suspendedError{fmt.Sprintf("upstream %s is failing: its circuit is open until %s, calls are refused until then (circuit breaker)", u.Name, until.Format(time.RFC3339))}
 	}
 	sv, ok := p.slots.Load(u.Name)
 	if !ok {
