@@ -1,6 +1,6 @@
 package govern
 
-// Audit event types of the gateway.
+// Audit event types of tool calls and listings.
 const (
 	EventToolsList  = "tools-list"
 	EventToolCall   = "tool-call"   // the decision, recorded before anything is forwarded
