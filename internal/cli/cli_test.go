@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -254,10 +255,19 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestInitTwice(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "my data's")
 	r := run(nil, "init", "--data", dir).mustOK(t)
-	if !strings.Contains(r.stdout, "shown once") || !strings.Contains(r.stdout, "ostiary serve --data "+dir) {
+	if !strings.Contains(r.stdout, "shown once") {
 		t.Errorf("init output: %s", r.stdout)
+	}
+	// The printed next step runs as printed: the shell reads it as this
+	// program, serve, --data and the directory, space and quote included.
+	_, next, ok := strings.Cut(r.stdout, "Next: ")
+	next, _, _ = strings.Cut(next, "\n")
+	out, err := exec.Command("sh", "-c", `set -- `+next+`; printf '%s\n' "$@"`).Output()
+	exe, _ := os.Executable()
+	if want := exe + "\nserve\n--data\n" + dir + "\n"; !ok || err != nil || string(out) != want {
+		t.Errorf("next step %q reads as %q (%v), want %q", next, out, err, want)
 	}
 	r = run(nil, "init", "--data", dir)
 	if r.code != ExitError || !strings.Contains(r.stderr, "already initialised") {

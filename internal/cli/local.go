@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -40,7 +41,8 @@ Refuses a directory that is already initialised.`,
 			l := app.Layout{Dir: dir}
 			fmt.Fprintf(e.stdout, "Initialised %s.\n\nAPI key of user admin (shown once; store it safely):\n\n  %s\n\n", dir, key)
 			fmt.Fprintf(e.stdout, "Audit public key: %s (give auditors a copy)\n", l.SigningPub())
-			fmt.Fprintf(e.stdout, "Next: ostiary serve --data %s\n", dir)
+			exe, _ := os.Executable()
+			fmt.Fprintf(e.stdout, "Next: %s serve --data %s\n", selfCommand(exe), shellQuote(dir))
 			return nil
 		},
 	}
