@@ -9,9 +9,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -44,8 +46,11 @@ func failureClass(err error) string {
 		return "connection closed"
 	}
 	// Errors that crossed the SDK or were redacted may have lost their
-	// chain; their text still says what happened.
-	msg := err.Error()
+	// chain; their text still says what happened. Not what an upstream
+	// wrote into it: quoted text (values it sent, as the SDK and the pool
+	// quote them) is left out, and a JSON-RPC error of its own makes the
+	// phrases moot (it answered).
+	msg := unquoted(err.Error())
 	for _, c := range []struct{ text, class string }{
 		{"connection refused", "connection refused"},
 		{"connection reset", "connection reset"},
@@ -58,7 +63,7 @@ func failureClass(err error) string {
 		{"EOF", "connection closed"},
 		{"connection closed", "connection closed"},
 	} {
-		if strings.Contains(msg, c.text) {
+		if strings.Contains(msg, c.text) && !upstreamWrote(err) {
 			return c.class
 		}
 	}
@@ -70,3 +75,49 @@ func failureClass(err error) string {
 	}
 	return ""
 }
+
+// unquoted is s without its Go-quoted ("…", escapes honoured) segments;
+// an unterminated one drops the rest.
+func unquoted(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(s, '"')
+		if i < 0 {
+			return b.String() + s
+		}
+		b.WriteString(s[:i])
+		j := i + 1
+		for j < len(s) && s[j] != '"' {
+			if s[j] == '\\' {
+				j++
+			}
+			j++
+		}
+		if j >= len(s) {
+			return b.String()
+		}
+		s = s[j+1:]
+	}
+}
+
+// upstreamWrote reports whether err's chain holds a JSON-RPC error other
+// than the SDK's own "rejected by transport": one an upstream wrote.
+func upstreamWrote(err error) bool {
+	var walk func(error) bool
+	walk = func(e error) bool {
+		for e != nil {
+			if we, ok := e.(*jsonrpc.Error); ok && (we.Code != codeRejected || we.Message != "rejected by transport") {
+				return true
+			}
+			if multi, ok := e.(interface{ Unwrap() []error }); ok {
+				return slices.ContainsFunc(multi.Unwrap(), walk)
+			}
+			e = errors.Unwrap(e)
+		}
+		return false
+	}
+	return walk(err)
+}
+
+// codeRejected is the code of the SDK's "rejected by transport".
+const codeRejected = -32005

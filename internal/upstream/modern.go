@@ -128,7 +128,7 @@ func (p *Pool) modernRequest(ctx context.Context, e *pooled, method, name string
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("upstream answered HTTP %d (%s)", resp.StatusCode, clipText(ct))
+		return nil, fmt.Errorf("upstream answered HTTP %d (%q)", resp.StatusCode, clipText(ct)) // quoted: its text is the upstream's (failureClass)
 	}
 	res, err := decodeResponse(msg, id)
 	if err != nil && !answeredErr(err) && resp.StatusCode != http.StatusOK {
