@@ -78,9 +78,9 @@ func (s *fakeStore) AuditBatch(ctx context.Context, fn func(audit.Tx) error) err
 		s.deadlines = append(s.deadlines, time.Until(dl))
 	}
 	s.mu.Unlock()
-	if hang {
+	if hang { // a lock held elsewhere: wait for the deadline
 		<-ctx.Done()
-		return fault.Wrap(fault.Unavailable, "begin", ctx.Err())
+		return fault.Wrap(fault.Unavailable, "begin", errors.New("database is locked (5)"))
 	}
 	var pending []audit.Record
 	if err := fn(fakeTx{&pending}); err != nil {
@@ -291,9 +291,9 @@ func TestWriterWatchesIdleStore(t *testing.T) {
 	}
 }
 
-// A store that does not answer (locked by another process) holds a write
-// no longer than the store timeout: the batch's context carries the
-// deadline, the write is refused, and the writer tries again later.
+// A locked store (another process holds the lock) holds a write no longer
+// than the store timeout: the batch carries the deadline of its oldest
+// record, the write is refused, and the writer tries again later.
 func TestWriterBoundsWaitOnStore(t *testing.T) {
 	s := &fakeStore{}
 	const timeout = 50 * time.Millisecond
@@ -304,10 +304,10 @@ func TestWriterBoundsWaitOnStore(t *testing.T) {
 	select {
 	case err := <-done:
 		if !fault.Is(err, fault.Unavailable) {
-			t.Fatalf("a write on a store that never answers: %v", err)
+			t.Fatalf("a write on a locked store: %v", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("a write on a store that never answers did not return")
+		t.Fatal("a write on a locked store did not return")
 	}
 	s.mu.Lock()
 	dls := s.deadlines

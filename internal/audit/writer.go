@@ -22,7 +22,9 @@ type Store interface {
 	AuditHead(ctx context.Context) (uint64, [32]byte, error)
 	// AuditHashAt returns the hash of record seq, or a fault.NotFound error.
 	AuditHashAt(ctx context.Context, seq uint64) ([32]byte, error)
-	// AuditBatch runs fn in one transaction and commits it durably.
+	// AuditBatch runs fn in one transaction and commits it durably. Its
+	// waits (for a lock held elsewhere) end at ctx's deadline; a begun
+	// batch is not cut short.
 	AuditBatch(ctx context.Context, fn func(Tx) error) error
 	// SaveCheckpoint stores a signed checkpoint.
 	SaveCheckpoint(ctx context.Context, c Checkpoint) error
@@ -288,8 +290,8 @@ func (w *Writer) commit(batch []*job) {
 		return
 	}
 	w.active = true
-	// The batch is committed independently of any caller's context, but
-	// within the store timeout of its oldest record's arrival.
+	// The batch is committed independently of any caller's context; it
+	// must begin within the store timeout of its oldest record's arrival.
 	ctx, cancel := context.WithDeadline(context.Background(), w.deadline(batch[0]))
 	defer cancel()
 	if w.broken != nil {
@@ -302,7 +304,7 @@ func (w *Writer) commit(batch []*job) {
 	var seq uint64
 	var prev [32]byte
 	// The deadline bounds the waits (for the connection, for the lock);
-	// the statements of the batch are not interrupted one by one.
+	// a batch that has begun is not cut short.
 	err := w.cfg.Store.AuditBatch(ctx, func(tx Tx) error {
 		seq, prev = w.seq, w.prev
 		for i, j := range batch {

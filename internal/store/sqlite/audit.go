@@ -40,24 +40,26 @@ func hash32(b []byte) [32]byte {
 }
 
 // AuditBatch runs fn in one BEGIN IMMEDIATE transaction; with WAL and
-// synchronous=FULL the commit is durable when it returns. The whole batch,
-// its wait for the lock included, ends with ctx, and in any case within
-// the store's timeout. After a storage failure it refuses at once.
+// synchronous=FULL the commit is durable when it returns. Its waits (for
+// the connection, for the lock) end at ctx's deadline, and in any case
+// within the store's timeout; once begun, the batch is not cut short.
+// After a storage failure it refuses at once.
 func (s *Store) AuditBatch(ctx context.Context, fn func(audit.Tx) error) error {
 	if err := s.writable("audit batch"); err != nil {
 		return err
 	}
-	ctx, cancel := bounded(ctx, s.timeout)
-	defer cancel()
-	st, err := s.appendStmt(ctx) // before BeginTx: the pool has one connection
+	wctx, wcancel := bounded(ctx, s.timeout)
+	defer wcancel()
+	st, err := s.appendStmt(wctx) // before the transaction: the pool has one connection
 	if err != nil {
 		return s.wrote(err)
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, done, err := s.begin(wctx)
 	if err != nil {
 		return s.wrote(classify("begin", err))
 	}
-	t := &Tx{queries: queries{q: tx}, tx: tx, insert: tx.StmtContext(ctx, st)}
+	defer done()
+	t := &Tx{queries: queries{q: tx}, tx: tx, insert: tx.StmtContext(context.WithoutCancel(ctx), st)}
 	if err := fn(t); err != nil {
 		tx.Rollback()
 		return s.wrote(err)

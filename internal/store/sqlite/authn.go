@@ -57,8 +57,8 @@ const touchBatch = 256
 
 // TouchKeys records last-use times, never moving one backwards. It is
 // background bookkeeping and never holds the write path for long: at most
-// touchBatch keys per transaction, each transaction (its wait for the lock
-// included) bounded by a quarter of the store's timeout.
+// touchBatch keys per transaction, each waiting for the lock no longer
+// than a quarter of the store's timeout.
 func (s *Store) TouchKeys(ctx context.Context, used map[string]time.Time) error {
 	for ids := range slices.Chunk(slices.Sorted(maps.Keys(used)), touchBatch) {
 		if err := s.touchKeys(ctx, ids, used); err != nil {
@@ -72,12 +72,13 @@ func (s *Store) touchKeys(ctx context.Context, ids []string, used map[string]tim
 	if err := s.writable("touch keys"); err != nil {
 		return err
 	}
-	ctx, cancel := bounded(ctx, s.timeout/4)
+	wctx, cancel := bounded(ctx, s.timeout/4)
 	defer cancel()
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, done, err := s.begin(wctx)
 	if err != nil {
 		return s.wrote(classify("touch keys", err))
 	}
+	defer done()
 	defer tx.Rollback()
 	for _, id := range ids {
 		if _, err := tx.ExecContext(ctx, "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?", used[id].UnixMicro(), id); err != nil {

@@ -145,6 +145,26 @@ func TestLockedStoreAnswersWithinTimeout(t *testing.T) {
 	}
 }
 
+// The deadline bounds a batch's waits, not its work: a batch that began in
+// time commits, however long its work takes (rolling it back halfway,
+// as database/sql does when a transaction's context ends, would fail
+// every long change for ever).
+func TestBatchDeadlineBoundsOnlyTheWait(t *testing.T) {
+	s := sqlitetest.Open(t)
+	ctx, cancel := context.WithTimeout(bg, 50*time.Millisecond)
+	defer cancel()
+	err := s.AuditBatch(ctx, func(tx audit.Tx) error {
+		<-ctx.Done() // the work outlasts the deadline
+		return tx.AppendRecord(bg, &audit.Record{Seq: 1, Time: time.Now(), Event: "test-event", Outcome: audit.Success})
+	})
+	if err != nil {
+		t.Fatalf("a batch whose work outlasted its deadline: %v", err)
+	}
+	if seq, _, err := s.AuditHead(bg); err != nil || seq != 1 {
+		t.Errorf("head %d, %v", seq, err)
+	}
+}
+
 // The database's files deleted, renamed or replaced under a running store
 // are noticed (device and inode), and the store then writes nothing more.
 func TestStorageFaultDetectsMovedFiles(t *testing.T) {

@@ -208,6 +208,9 @@ func (s *Store) prepare(ctx context.Context, opts Options) error {
 	var tables int
 	err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'").Scan(&tables)
 	if err != nil {
+		if isCode(err, codeCorrupt) && !opts.ReadOnly && !opts.Create {
+			return s.corrupt(err.Error())
+		}
 		if isCode(err, codeNotADB) || isCode(err, codeCorrupt) {
 			return fmt.Errorf("%s is not a database or is corrupt", s.path)
 		}
@@ -216,7 +219,7 @@ func (s *Store) prepare(ctx context.Context, opts Options) error {
 	current := 0
 	if tables == 1 {
 		if err := s.r.QueryRowContext(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
-			if isCode(err, codeCorrupt) && !opts.ReadOnly {
+			if isCode(err, codeCorrupt) && !opts.ReadOnly && !opts.Create {
 				return s.corrupt(err.Error())
 			}
 			return fmt.Errorf("cannot read the schema version of %s: %w", s.path, err)

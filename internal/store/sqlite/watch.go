@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -70,10 +71,11 @@ func (s *Store) closeFiles() {
 // every batch, so it is cheap: at most every checkEvery an fstat per file
 // (has it lost its last name: deleted, or replaced by a rename over it?),
 // and at most every pathEvery a stat of each path (same device and inode:
-// renamed away, replaced). Looking after every commit instead cost a
-// one-client writer about 70 µs per record (a quarter of its commit),
-// measured on the 2-core CI machine; so under load a batch committed up to
-// checkEvery after its file was deleted may still be acknowledged.
+// renamed away, replaced). Stat-ing the paths after every commit instead
+// cost a one-client writer about 60 µs per record (a quarter of its
+// commit; BenchmarkWriterSerial, interleaved runs on the 2-core CI
+// machine); so under load a batch committed up to checkEvery after its
+// file was deleted may still be acknowledged.
 func (s *Store) StorageFault() error {
 	s.watchMu.Lock()
 	defer s.watchMu.Unlock()
@@ -191,6 +193,30 @@ func (s *Store) wrote(err error) error {
 	s.checked, s.pathChecked = time.Time{}, time.Time{}
 	s.watchMu.Unlock()
 	return err
+}
+
+// begin starts a write transaction, waiting for the connection and for
+// the database's lock no longer than ctx's deadline (modernc's busy
+// handler honours it). The transaction is not bound to that deadline once
+// begun: database/sql would roll it back halfway through its work. done
+// releases what begin set up; call it after Commit or Rollback.
+func (s *Store) begin(ctx context.Context) (tx *sql.Tx, done func(), err error) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(s.timeout)
+	}
+	txCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	wait := time.AfterFunc(time.Until(dl), cancel)
+	tx, err = s.w.BeginTx(txCtx, nil)
+	if !wait.Stop() && err == nil { // the deadline came as it began: database/sql rolls it back
+		tx.Rollback()
+		err = context.DeadlineExceeded
+	}
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return tx, cancel, nil
 }
 
 // bounded gives ctx a deadline d from now, unless it has an earlier one:
