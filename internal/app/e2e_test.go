@@ -431,6 +431,9 @@ func TestFailsClosedWhenStoreReadOnly(t *testing.T) {
 	if r := s.Do("POST", "/api/v1/users", s.AdminKey, map[string]any{"name": "ghost"}); r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
 		t.Errorf("a change once the disk takes writes again: %d %s", r.Status, r.Body)
 	}
+	if r := s.Do("GET", "/readyz", "", nil); r.Status != http.StatusServiceUnavailable || !strings.Contains(string(r.Body), `"cause":"database read-only"`) {
+		t.Errorf("readyz: %d %s", r.Status, r.Body)
+	}
 	s.App.Close(context.Background()) // the stop itself cannot be recorded
 	s.Restart(nil)
 	if rec := lastRecord(t, s); rec.Event != audit.EventServerStart || rec.Seq != before+1 {
