@@ -93,6 +93,8 @@ func (w *Writer) watch() {
 	if w.stop.Load() != nil {
 		return
 	}
+	w.busy()
+	defer w.idle()
 	if err := w.cfg.Store.StorageFault(); err != nil {
 		w.note(err, 0)
 		return
@@ -113,6 +115,59 @@ func (w *Writer) watch() {
 // deadline is when the batch starting with first must have committed: the
 // store timeout after first (the oldest) was queued.
 func (w *Writer) deadline(first *job) time.Time { return first.queued.Add(w.cfg.StoreTimeout) }
+
+// A job is queued until the writer takes it into a batch; a waiter who
+// gave up first abandons it, and the writer leaves it out.
+const (
+	jobQueued int32 = iota
+	jobTaken
+	jobAbandoned
+)
+
+// await waits for j's result. If the writer has been stuck in one call to
+// the store for longer than the store timeout (a commit stalled on the
+// disk), the reaper wakes every waiter: a job still queued is abandoned
+// and refused, and nothing of it will be stored; one the writer has taken
+// is being committed and is waited for: a record that may land is never
+// abandoned, so its caller never hears "not performed" for an action that
+// was. One ticker (the reaper's) serves every waiter: no timer per write.
+func (w *Writer) await(j *job) (Record, error) {
+	select {
+	case r := <-j.done:
+		return r.rec, r.err
+	case <-*w.stalled.Load():
+		if j.state.CompareAndSwap(jobQueued, jobAbandoned) {
+			return Record{}, fault.New(fault.Unavailable, "the audit log did not answer in time; the action was not performed")
+		}
+		r := <-j.done
+		return r.rec, r.err
+	}
+}
+
+// busy marks the writer as in a call to the store since now; idle ends it.
+func (w *Writer) busy() { w.busySince.Store(time.Now().UnixNano()) }
+func (w *Writer) idle() { w.busySince.Store(0) }
+
+// reap runs until the writer stops: every quarter of the store timeout it
+// looks whether the writer has been stuck in one call to the store for
+// longer than the timeout, and if so wakes the waiters (await).
+func (w *Writer) reap() {
+	t := time.NewTicker(w.cfg.StoreTimeout / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			since := w.busySince.Load()
+			if since == 0 || time.Since(time.Unix(0, since)) < w.cfg.StoreTimeout {
+				continue
+			}
+			next := make(chan struct{})
+			close(*w.stalled.Swap(&next))
+		case <-w.stopped:
+			return
+		}
+	}
+}
 
 // enqueue queues j, waiting for room no longer than the store timeout: a
 // full queue means the store is stuck or far too slow.

@@ -25,10 +25,12 @@ import (
 type fakeStore struct {
 	mu          sync.Mutex
 	recs        []audit.Record
-	batches     int   // AuditBatch calls, probes included
-	commitErr   error // returned by the next commit, which then stores nothing
-	fault       error // StorageFault's answer
-	hang        bool  // AuditBatch waits until its context ends
+	batches     int           // AuditBatch calls, probes included
+	commitErr   error         // returned by the next commit, which then stores nothing
+	fault       error         // StorageFault's answer
+	hang        bool          // AuditBatch waits until its context ends
+	stall       chan struct{} // if set, a commit waits for it to close (an fsync stuck on the disk)
+	stalled     chan struct{} // closed when a commit starts waiting on stall
 	deadlines   []time.Duration
 	checkpoints int
 }
@@ -85,6 +87,14 @@ func (s *fakeStore) AuditBatch(ctx context.Context, fn func(audit.Tx) error) err
 	var pending []audit.Record
 	if err := fn(fakeTx{&pending}); err != nil {
 		return err
+	}
+	s.mu.Lock()
+	stall, stalled := s.stall, s.stalled
+	s.stall = nil
+	s.mu.Unlock()
+	if stall != nil && len(pending) > 0 {
+		close(stalled)
+		<-stall
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -321,5 +331,33 @@ func TestWriterBoundsWaitOnStore(t *testing.T) {
 	s.set(func(s *fakeStore) { s.hang = false })
 	if err := writeOne(w); err != nil {
 		t.Errorf("once the store answers: %v", err)
+	}
+}
+
+// A commit stuck on the disk holds the records being committed (they may
+// land), but not those queued behind it: they are refused after the store
+// timeout and never stored, even once the disk answers.
+func TestWriterRefusesWhatWaitsBehindAStalledCommit(t *testing.T) {
+	s := &fakeStore{}
+	w, _, _ := newFakeWriter(t, s, func(c *audit.WriterConfig) { c.StoreTimeout = 50 * time.Millisecond })
+	stall, stalled := make(chan struct{}), make(chan struct{})
+	s.set(func(s *fakeStore) { s.stall, s.stalled = stall, stalled })
+	first := make(chan error, 1)
+	go func() { first <- writeOne(w) }()
+	<-stalled
+	if err := writeOne(w); !fault.Is(err, fault.Unavailable) || !strings.Contains(fault.SafeMessage(err), "not performed") {
+		t.Fatalf("a write behind a stalled commit: %v", err)
+	}
+	close(stall)
+	if err := <-first; err != nil {
+		t.Fatalf("the stalled write, once the disk answered: %v", err)
+	}
+	if err := writeOne(w); err != nil {
+		t.Fatalf("a write afterwards: %v", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.recs) != 2 || s.recs[0].Seq != 1 || s.recs[1].Seq != 2 {
+		t.Errorf("records %+v: the refused write must not be stored, the chain must have no gap", s.recs)
 	}
 }

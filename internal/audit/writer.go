@@ -95,8 +95,10 @@ type Writer struct {
 	mu     sync.RWMutex // guards closed against concurrent Write/Close
 	closed bool
 
-	stop    atomic.Pointer[StorageError] // set once: the writer has stopped for good
-	trouble atomic.Pointer[error]        // the last commit's failure, if it failed and was not a StorageError
+	stop      atomic.Pointer[StorageError]  // set once: the writer has stopped for good
+	trouble   atomic.Pointer[error]         // the last commit's failure, if it failed and was not a StorageError
+	busySince atomic.Int64                  // unix ns since when the writer is in a call to the store; 0: not
+	stalled   atomic.Pointer[chan struct{}] // closed (and replaced) when that call has lasted too long
 
 	// owned by the run goroutine
 	seq    uint64
@@ -109,6 +111,7 @@ type Writer struct {
 type job struct {
 	entry  Entry
 	queued time.Time
+	state  atomic.Int32 // jobQueued, then jobTaken by the writer or jobAbandoned by its waiter
 	done   chan result
 }
 
@@ -155,7 +158,10 @@ func NewWriter(ctx context.Context, cfg WriterConfig) (*Writer, error) {
 		}
 	}
 	w.cpSeq = w.seq
+	stalled := make(chan struct{})
+	w.stalled.Store(&stalled)
 	go w.run()
+	go w.reap()
 	return w, nil
 }
 
@@ -213,8 +219,7 @@ func (w *Writer) Write(ctx context.Context, e Entry) (Record, error) {
 		return Record{}, fault.New(fault.Unavailable, "the audit log is not keeping up; the action was not performed")
 	}
 	w.mu.RUnlock()
-	r := <-j.done
-	return r.rec, r.err
+	return w.await(j)
 }
 
 // Close stops accepting records, commits what is queued, writes a final
@@ -270,13 +275,19 @@ func (w *Writer) run() {
 	}
 }
 
-// collect gathers first and whatever else is already queued, up to MaxBatch.
+// collect gathers first and whatever else is already queued, up to
+// MaxBatch, leaving out what its waiters abandoned.
 func (w *Writer) collect(first *job) []*job {
-	batch := []*job{first}
+	var batch []*job
+	if first.state.CompareAndSwap(jobQueued, jobTaken) {
+		batch = append(batch, first)
+	}
 	for len(batch) < w.cfg.MaxBatch {
 		select {
 		case j := <-w.in:
-			batch = append(batch, j)
+			if j.state.CompareAndSwap(jobQueued, jobTaken) {
+				batch = append(batch, j)
+			}
 		default:
 			return batch
 		}
@@ -285,11 +296,16 @@ func (w *Writer) collect(first *job) []*job {
 }
 
 func (w *Writer) commit(batch []*job) {
+	if len(batch) == 0 {
+		return
+	}
 	if se := w.stop.Load(); se != nil {
 		w.fail(batch, se)
 		return
 	}
 	w.active = true
+	w.busy()
+	defer w.idle()
 	// The batch is committed independently of any caller's context; it
 	// must begin within the store timeout of its oldest record's arrival.
 	ctx, cancel := context.WithDeadline(context.Background(), w.deadline(batch[0]))
@@ -551,6 +567,8 @@ func (w *Writer) checkpoint() {
 	if w.stop.Load() != nil {
 		return // nothing more is attested once the store has failed
 	}
+	w.busy()
+	defer w.idle()
 	cp := Checkpoint{Seq: w.seq, Hash: w.prev, Time: w.cfg.Now()}
 	cp.Sign(w.cfg.Signer)
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.StoreTimeout)
