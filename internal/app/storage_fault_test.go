@@ -170,7 +170,8 @@ func TestStorageFilesMovedWhileServing(t *testing.T) {
 // instead of hanging; it is not a storage failure: once the lock is
 // released the server is ready again and serves.
 func TestStoreLockedByAnotherProcess(t *testing.T) {
-	g := newFaultRig(t, apptest.StartWith(t, func(c *config.Config) { c.StoreTimeout = 500 * time.Millisecond }))
+	const timeout = 500 * time.Millisecond
+	g := newFaultRig(t, apptest.StartWith(t, func(c *config.Config) { c.StoreTimeout = timeout }))
 	mustStatus(t, g.call(), http.StatusOK)
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(g.s.Dir, "ostiary.db"))
 	must(t, err)
@@ -183,15 +184,34 @@ func TestStoreLockedByAnotherProcess(t *testing.T) {
 
 	before := len(g.up.Calls())
 	done := make(chan apptest.Response, 1)
+	asked := time.Now()
 	go func() { done <- g.call() }()
 	select {
 	case r := <-done:
+		t.Logf("a call on the locked store answered %d after %v (store timeout %v)", r.Status, time.Since(asked).Round(time.Millisecond), timeout)
 		if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" || !strings.Contains(string(r.Body), "not performed") {
 			t.Errorf("a call on a locked store: %d %s", r.Status, r.Body)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("a call on a locked store got no answer")
 	}
+	// Under load as well: 16 callers at once, each answered.
+	answers := make(chan apptest.Response, 16)
+	asked = time.Now()
+	for range 16 {
+		go func() { answers <- g.call() }()
+	}
+	for range 16 {
+		select {
+		case r := <-answers:
+			if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
+				t.Errorf("one of 16 calls on a locked store: %d %s", r.Status, r.Body)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("calls on a locked store got no answer")
+		}
+	}
+	t.Logf("16 concurrent calls on the locked store all answered within %v", time.Since(asked).Round(time.Millisecond))
 	if r := g.s.Do("POST", "/api/v1/users", g.s.AdminKey, map[string]any{"name": "mallory"}); r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
 		t.Errorf("an admin change on a locked store: %d %s", r.Status, r.Body)
 	}
