@@ -191,14 +191,14 @@ func (a *App) open(ctx context.Context) error {
 	if a.signer, err = assertion.NewSigner(idKey, a.now); err != nil {
 		return err
 	}
-	if a.store, err = sqlite.Open(ctx, l.DB(), sqlite.Options{}); err != nil {
+	if a.store, err = sqlite.Open(ctx, l.DB(), sqlite.Options{Timeout: a.cfg.StoreTimeout}); err != nil {
 		return err
 	}
 	// Credentials in audit text become search tokens keyed by the vault,
 	// which opens after the writer: until then they are plainly redacted.
 	var vaultRef atomic.Pointer[vault.Vault]
 	if a.writer, err = audit.NewWriter(ctx, audit.WriterConfig{Store: a.store, Signer: priv, CheckpointPath: l.Checkpoint(),
-		Now: a.now, Logger: a.log, CheckpointEvery: a.cfg.CheckpointEvery, RequireCheckpoint: true,
+		Now: a.now, Logger: a.log, CheckpointEvery: a.cfg.CheckpointEvery, RequireCheckpoint: true, StoreTimeout: a.cfg.StoreTimeout,
 		Scrub: func(s string) string { return vaultRef.Load().ScrubAudit(s) }}); err != nil {
 		return err
 	}
@@ -327,8 +327,8 @@ func (a *App) open(ctx context.Context) error {
 // Handler is the server's root handler.
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", a.api)
-	mux.Handle("/mcp", a.gateway)
+	mux.Handle("/api/v1/", a.failClosed(a.api, false))
+	mux.Handle("/mcp", a.failClosed(a.gateway, true))
 	mux.HandleFunc("GET /.well-known/oauth-protected-resource/mcp", gateway.ResourceMetadata)
 	mux.HandleFunc("GET /.well-known/oauth-protected-resource", gateway.ResourceMetadata)
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
@@ -339,16 +339,7 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := a.store.Ping(ctx); err != nil {
-			a.log.Warn("not ready", "err", err)
-			writeStatus(w, http.StatusServiceUnavailable, "unavailable")
-			return
-		}
-		writeStatus(w, http.StatusOK, "ready")
-	})
+	mux.HandleFunc("GET /readyz", a.ready)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusNotFound, "not found")
 	})
@@ -420,6 +411,10 @@ func (a *App) URL() string {
 	return "http://" + a.Addr()
 }
 
+// AuditStopped is why the audit log has stopped for good (a storage
+// failure), or nil; /readyz reports it.
+func (a *App) AuditStopped() *audit.StorageError { return a.writer.Stopped() }
+
 // PublicKey is the audit checkpoint verification key.
 func (a *App) PublicKey() ed25519.PublicKey { return a.writer.PublicKey() }
 
@@ -439,6 +434,9 @@ func (a *App) flushLastUsed() {
 	for {
 		select {
 		case <-t.C:
+			if a.writer.Stopped() != nil {
+				continue // the store writes nothing more
+			}
 			if err := a.authn.FlushLastUsed(context.Background()); err != nil {
 				a.log.Warn("cannot record key last-use times", "err", err)
 			}
@@ -469,8 +467,10 @@ func (a *App) Close(ctx context.Context) error {
 			<-a.sweepDone
 			close(a.stopFlush)
 			<-a.flushDone
-			if err := a.authn.FlushLastUsed(context.Background()); err != nil {
-				errs = append(errs, err)
+			if a.writer.Stopped() == nil {
+				if err := a.authn.FlushLastUsed(context.Background()); err != nil {
+					errs = append(errs, err)
+				}
 			}
 			// No call goes upstream after this; 0 open makes the stop a
 			// clean one, which the next start reads nothing before.

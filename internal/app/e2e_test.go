@@ -401,7 +401,9 @@ func TestEveryAdminActionAudited(t *testing.T) {
 }
 
 // If the audit log cannot be written, actions fail with 503 and nothing
-// happens; the server recovers when the disk does.
+// happens. A read-only database is a storage failure: the server stays
+// closed when the disk would take writes again (no retry on the same
+// files), and recovers at a restart.
 func TestFailsClosedWhenStoreReadOnly(t *testing.T) {
 	s := apptest.Start(t)
 	before := lastRecord(t, s).Seq
@@ -426,8 +428,16 @@ func TestFailsClosedWhenStoreReadOnly(t *testing.T) {
 	if err := s.App.SetStoreReadOnlyForTest(false); err != nil {
 		t.Fatal(err)
 	}
-	if after := lastRecord(t, s).Seq; after != before {
-		t.Errorf("records appeared while read-only: %d → %d", before, after)
+	if r := s.Do("POST", "/api/v1/users", s.AdminKey, map[string]any{"name": "ghost"}); r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
+		t.Errorf("a change once the disk takes writes again: %d %s", r.Status, r.Body)
+	}
+	if r := s.Do("GET", "/readyz", "", nil); r.Status != http.StatusServiceUnavailable || !strings.Contains(string(r.Body), `"cause":"database read-only"`) {
+		t.Errorf("readyz: %d %s", r.Status, r.Body)
+	}
+	s.App.Close(context.Background()) // the stop itself cannot be recorded
+	s.Restart(nil)
+	if rec := lastRecord(t, s); rec.Event != audit.EventServerStart || rec.Seq != before+1 {
+		t.Errorf("records appeared while read-only: %d before, then %s at %d", before, rec.Event, rec.Seq)
 	}
 	r := s.Do("GET", "/api/v1/users/ghost", s.AdminKey, nil)
 	mustStatus(t, r, http.StatusNotFound) // the refused create left nothing behind

@@ -105,7 +105,8 @@ func TestHostileOutcomeGatewayStopping(t *testing.T) {
 // Retry-After, and the message tells the truth: before the call, "not
 // performed"; after the upstream ran it, "sent to the upstream, but its
 // outcome could not be recorded". Before, both were HTTP 200 with -32603
-// saying the request was not performed.
+// saying the request was not performed. (A refusing store stops the
+// server's audit log until a restart, hence one between the two.)
 func TestHostileAuditRefusesHonestly(t *testing.T) {
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", true)
@@ -132,6 +133,8 @@ func TestHostileAuditRefusesHonestly(t *testing.T) {
 		t.Errorf("the store's refusal is not logged with request id %q", id)
 	}
 	s.App.SetStoreReadOnlyForTest(false)
+	s.App.Close(context.Background())
+	s.Restart(nil)
 	done := make(chan apptest.Response, 1)
 	go func() { done <- call("fin.gate") }()
 	testutil.Eventually(t, 5*time.Second, func() bool { return len(up.Calls()) > 0 }, "the call did not reach the upstream")

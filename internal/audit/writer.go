@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ostiary/ostiary/internal/fault"
@@ -21,10 +22,17 @@ type Store interface {
 	AuditHead(ctx context.Context) (uint64, [32]byte, error)
 	// AuditHashAt returns the hash of record seq, or a fault.NotFound error.
 	AuditHashAt(ctx context.Context, seq uint64) ([32]byte, error)
-	// AuditBatch runs fn in one transaction and commits it durably.
+	// AuditBatch runs fn in one transaction and commits it durably. Its
+	// waits (for a lock held elsewhere) end at ctx's deadline; a begun
+	// batch is not cut short.
 	AuditBatch(ctx context.Context, fn func(Tx) error) error
 	// SaveCheckpoint stores a signed checkpoint.
 	SaveCheckpoint(ctx context.Context, c Checkpoint) error
+	// StorageFault reports a failure of the storage that no write
+	// reports, such as its files deleted, renamed or replaced while in
+	// use: nil while all is well, else an error wrapping a *StorageError.
+	// It must be cheap: the writer asks after every batch.
+	StorageFault() error
 }
 
 // Tx is a batch transaction. Stores hand the same value to Apply functions,
@@ -67,6 +75,12 @@ type WriterConfig struct {
 	// Scrub, if set, rewrites every string of a record's reason, target
 	// and detail before it is sealed: credentials never reach the chain.
 	Scrub func(string) string
+	// StoreTimeout bounds every wait on the store: a record not committed
+	// within it of being queued is refused (fault.Unavailable); default 2s.
+	StoreTimeout time.Duration
+	// WatchEvery is how often the store is asked for a StorageFault and,
+	// when no batch ran meanwhile, its write path probed; default 1s.
+	WatchEvery time.Duration
 }
 
 // Writer appends records to the chain. Write blocks until its record is
@@ -81,16 +95,24 @@ type Writer struct {
 	mu     sync.RWMutex // guards closed against concurrent Write/Close
 	closed bool
 
+	stop      atomic.Pointer[StorageError]  // set once: the writer has stopped for good
+	trouble   atomic.Pointer[error]         // the last commit's failure, if it failed and was not a StorageError
+	busySince atomic.Int64                  // unix ns since when the writer is in a call to the store; 0: not
+	stalled   atomic.Pointer[chan struct{}] // closed (and replaced) when that call has lasted too long
+
 	// owned by the run goroutine
 	seq    uint64
 	prev   [32]byte
 	cpSeq  uint64
 	broken error // set when the head could not be reloaded after a failure
+	active bool  // a batch ran since the last watch
 }
 
 type job struct {
-	entry Entry
-	done  chan result
+	entry  Entry
+	queued time.Time
+	state  atomic.Int32 // jobQueued, then jobTaken by the writer or jobAbandoned by its waiter
+	done   chan result
 }
 
 type result struct {
@@ -119,6 +141,12 @@ func NewWriter(ctx context.Context, cfg WriterConfig) (*Writer, error) {
 	if cfg.CheckpointRecords == 0 {
 		cfg.CheckpointRecords = 10000
 	}
+	if cfg.StoreTimeout <= 0 {
+		cfg.StoreTimeout = 2 * time.Second
+	}
+	if cfg.WatchEvery <= 0 {
+		cfg.WatchEvery = time.Second
+	}
 	w := &Writer{cfg: cfg, in: make(chan *job, 4*cfg.MaxBatch), quit: make(chan struct{}), stopped: make(chan struct{})}
 	var err error
 	if w.seq, w.prev, err = cfg.Store.AuditHead(ctx); err != nil {
@@ -130,7 +158,10 @@ func NewWriter(ctx context.Context, cfg WriterConfig) (*Writer, error) {
 		}
 	}
 	w.cpSeq = w.seq
+	stalled := make(chan struct{})
+	w.stalled.Store(&stalled)
 	go w.run()
+	go w.reap()
 	return w, nil
 }
 
@@ -161,8 +192,14 @@ func (w *Writer) PublicKey() ed25519.PublicKey { return w.cfg.Signer.Public().(e
 // record and, if e.Apply failed, that error (the failure itself is then on
 // record). If the record could not be stored, the error is of kind
 // fault.Unavailable and nothing of e was stored. The wait is not cut short
-// by ctx: a record that is being committed is never abandoned.
+// by ctx: a record that is being committed is never abandoned. It is
+// bounded all the same: a record not committed within StoreTimeout is
+// refused, and once the writer has stopped (Health) every Write is
+// refused at once.
 func (w *Writer) Write(ctx context.Context, e Entry) (Record, error) {
+	if se := w.stop.Load(); se != nil {
+		return Record{}, refusal(se)
+	}
 	if e.Time.IsZero() {
 		e.Time = w.cfg.Now()
 	}
@@ -171,16 +208,18 @@ func (w *Writer) Write(ctx context.Context, e Entry) (Record, error) {
 	if w.cfg.Scrub != nil {
 		scrubRecord(&e.Record, w.cfg.Scrub)
 	}
-	j := &job{entry: e, done: make(chan result, 1)}
+	j := &job{entry: e, queued: time.Now(), done: make(chan result, 1)}
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
 		return Record{}, fault.New(fault.Unavailable, "the audit log is closed; the action was not performed")
 	}
-	w.in <- j
+	if !w.enqueue(j) {
+		w.mu.RUnlock()
+		return Record{}, fault.New(fault.Unavailable, "the audit log is not keeping up; the action was not performed")
+	}
 	w.mu.RUnlock()
-	r := <-j.done
-	return r.rec, r.err
+	return w.await(j)
 }
 
 // Close stops accepting records, commits what is queued, writes a final
@@ -203,6 +242,8 @@ func (w *Writer) run() {
 	defer close(w.stopped)
 	tick := time.NewTicker(w.cfg.CheckpointEvery)
 	defer tick.Stop()
+	watch := time.NewTicker(w.cfg.WatchEvery)
+	defer watch.Stop()
 	for {
 		select {
 		case j := <-w.in:
@@ -214,6 +255,8 @@ func (w *Writer) run() {
 			if w.seq > w.cpSeq {
 				w.checkpoint()
 			}
+		case <-watch.C:
+			w.watch()
 		case <-w.quit:
 			for {
 				select {
@@ -232,13 +275,19 @@ func (w *Writer) run() {
 	}
 }
 
-// collect gathers first and whatever else is already queued, up to MaxBatch.
+// collect gathers first and whatever else is already queued, up to
+// MaxBatch, leaving out what its waiters abandoned.
 func (w *Writer) collect(first *job) []*job {
-	batch := []*job{first}
+	var batch []*job
+	if first.state.CompareAndSwap(jobQueued, jobTaken) {
+		batch = append(batch, first)
+	}
 	for len(batch) < w.cfg.MaxBatch {
 		select {
 		case j := <-w.in:
-			batch = append(batch, j)
+			if j.state.CompareAndSwap(jobQueued, jobTaken) {
+				batch = append(batch, j)
+			}
 		default:
 			return batch
 		}
@@ -247,21 +296,35 @@ func (w *Writer) collect(first *job) []*job {
 }
 
 func (w *Writer) commit(batch []*job) {
-	// The batch is committed independently of any caller's context.
-	ctx := context.Background()
+	if len(batch) == 0 {
+		return
+	}
+	if se := w.stop.Load(); se != nil {
+		w.fail(batch, se)
+		return
+	}
+	w.active = true
+	w.busy()
+	defer w.idle()
+	// The batch is committed independently of any caller's context; it
+	// must begin within the store timeout of its oldest record's arrival.
+	ctx, cancel := context.WithDeadline(context.Background(), w.deadline(batch[0]))
+	defer cancel()
 	if w.broken != nil {
 		if err := w.reloadHead(ctx); err != nil {
-			w.fail(batch, err)
+			w.refuse(batch, err)
 			return
 		}
 	}
 	results := make([]result, len(batch))
 	var seq uint64
 	var prev [32]byte
+	// The deadline bounds the waits (for the connection, for the lock);
+	// a batch that has begun is not cut short.
 	err := w.cfg.Store.AuditBatch(ctx, func(tx Tx) error {
 		seq, prev = w.seq, w.prev
 		for i, j := range batch {
-			rec, applyErr, err := w.append(ctx, tx, j.entry, seq+1, prev)
+			rec, applyErr, err := w.append(context.Background(), tx, j.entry, seq+1, prev)
 			if err != nil {
 				return err
 			}
@@ -270,21 +333,41 @@ func (w *Writer) commit(batch []*job) {
 		}
 		return nil
 	})
+	// A batch committed to files that were deleted or replaced meanwhile
+	// is not durable where anyone will look: it is not acknowledged.
+	if ferr := w.cfg.Store.StorageFault(); ferr != nil {
+		err = ferr
+	}
 	if err != nil {
-		w.fail(batch, err)
-		if rerr := w.reloadHead(ctx); rerr != nil {
+		w.refuse(batch, err)
+		if w.stop.Load() != nil {
+			return // the store is not read nor written again
+		}
+		rctx, rcancel := context.WithTimeout(context.Background(), w.cfg.StoreTimeout)
+		defer rcancel()
+		if rerr := w.reloadHead(rctx); rerr != nil {
 			w.broken = rerr
 		}
 		return
 	}
+	w.note(nil, 0)
 	w.seq, w.prev = seq, prev
 	for i, j := range batch {
 		j.done <- results[i]
 	}
 }
 
+// refuse answers batch with err, which stops the writer if it is a
+// storage failure; other failures are logged batch by batch.
+func (w *Writer) refuse(batch []*job, err error) {
+	if !w.note(err, len(batch)) && w.stop.Load() == nil {
+		w.cfg.Logger.Error("audit batch not committed; actions refused", "records", len(batch), "err", err)
+	}
+	w.fail(batch, err)
+}
+
+// fail answers every waiter of batch that nothing of it was stored.
 func (w *Writer) fail(batch []*job, err error) {
-	w.cfg.Logger.Error("audit batch not committed; actions refused", "records", len(batch), "err", err)
 	for _, j := range batch {
 		j.done <- result{err: &fault.Error{Kind: fault.Unavailable, Op: "audit write", Err: err,
 			Message: "the audit log cannot be written; the action was not performed"}}
@@ -336,8 +419,9 @@ func (w *Writer) append(ctx context.Context, tx Tx, e Entry, seq uint64, prev [3
 	if err == nil {
 		return rec, nil, nil
 	}
-	if errors.Is(err, ErrTxBroken) {
-		return rec, nil, err
+	var se *StorageError
+	if errors.Is(err, ErrTxBroken) || errors.As(err, &se) {
+		return rec, nil, err // not this entry's failure: the store's
 	}
 	if applyErr == nil {
 		applyErr = fault.Wrap(fault.Internal, "audit append", err)
@@ -480,11 +564,19 @@ func OutcomeOf(err error) (Outcome, string) {
 }
 
 func (w *Writer) checkpoint() {
+	if w.stop.Load() != nil {
+		return // nothing more is attested once the store has failed
+	}
+	w.busy()
+	defer w.idle()
 	cp := Checkpoint{Seq: w.seq, Hash: w.prev, Time: w.cfg.Now()}
 	cp.Sign(w.cfg.Signer)
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.StoreTimeout)
+	defer cancel()
 	if err := w.cfg.Store.SaveCheckpoint(ctx, cp); err != nil {
-		w.cfg.Logger.Error("audit checkpoint not stored", "seq", cp.Seq, "err", err)
+		if !w.note(err, 0) {
+			w.cfg.Logger.Error("audit checkpoint not stored", "seq", cp.Seq, "err", err)
+		}
 		return
 	}
 	if err := WriteCheckpointFile(w.cfg.CheckpointPath, cp); err != nil {

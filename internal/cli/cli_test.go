@@ -237,6 +237,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--data", "/tmp/x", "--listen", "0.0.0.0:8080"}, ExitUsage, "non-loopback"},
 		{[]string{"serve", "--data", "/tmp/x", "--approval-webhook", "http://example.com/T0/x"}, ExitUsage, "loopback"},
 		{[]string{"serve", "--data", "/tmp/x", "--approval-wait", "11m"}, ExitUsage, "--approval-wait"},
+		{[]string{"serve", "--data", "/tmp/x", "--store-timeout", "10ms"}, ExitUsage, "--store-timeout"},
 		{[]string{"nonsense"}, ExitUsage, "unknown command"},
 		{[]string{"whoami"}, ExitError, "cannot reach ostiary"},
 	}

@@ -95,6 +95,7 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert, mode 0600 (or OSTIARY_TLS_KEY)")
 	cmd.Flags().StringVar(&cfg.TLSMin, "tls-min", "", "minimum TLS version: 1.2 (default) or 1.3")
 	cmd.Flags().DurationVar(&cfg.CallTimeout, "call-timeout", 0, "bound on one upstream call, even while progress keeps arriving (default 1m)")
+	cmd.Flags().DurationVar(&cfg.StoreTimeout, "store-timeout", 0, "bound on every wait on the database (its lock held elsewhere, a slow disk): past it a call or change is refused with 503 (default 2s)")
 	cmd.Flags().StringArrayVar(&cfg.Webhooks, "approval-webhook", nil, "POST approval events here, signed (https, or http to loopback; slack:URL for Slack's format; repeatable; or OSTIARY_APPROVAL_WEBHOOKS, comma-separated)")
 	cmd.Flags().StringVar(&cfg.WebhookKeyFile, "webhook-key-file", "", "HMAC-SHA256 key of webhook signatures, at least 32 characters, mode 0600 (default DIR/keys/webhook-signing.key, created if missing; or OSTIARY_WEBHOOK_KEY_FILE)")
 	cmd.Flags().DurationVar(&cfg.ApprovalWait, "approval-wait", 0, "how long a call held for approval waits for it before answering with the request id (default 10s; 0s: answer at once)")
@@ -124,6 +125,9 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	}
 	if flags.CallTimeout != 0 {
 		cfg.CallTimeout = flags.CallTimeout
+	}
+	if flags.StoreTimeout != 0 {
+		cfg.StoreTimeout = flags.StoreTimeout
 	}
 	if len(flags.Webhooks) > 0 {
 		cfg.Webhooks = flags.Webhooks

@@ -29,6 +29,7 @@ type Config struct {
 	TLSMin          string        // minimum TLS version: "1.2" (default) or "1.3"
 	MasterKeyFile   string        // the vault's master key (32 bytes, hex); default DIR/keys/master.key
 	CallTimeout     time.Duration // bound on one upstream call, progress or not
+	StoreTimeout    time.Duration // bound on every wait on the store: past it, a call is refused with 503 (default 2s)
 	WriteStall      time.Duration // how long one write to an MCP client that does not read may block (default 30s)
 	ApprovalWait    time.Duration // how long a call held for approval waits for it (0: answer at once)
 	Webhooks        []string      // approval webhook URLs ("slack:URL" for Slack's format)
@@ -65,6 +66,7 @@ func Default() Config {
 		ShutdownTimeout: 10 * time.Second,
 		TLSMin:          "1.2",
 		CallTimeout:     time.Minute,
+		StoreTimeout:    2 * time.Second,
 		ApprovalWait:    10 * time.Second,
 		RateKey:         Rate{Per: 100, Burst: 200},
 		RateUser:        Rate{Per: 200, Burst: 400},
@@ -164,6 +166,9 @@ func (c Config) Validate() error {
 	}
 	if c.CallTimeout < time.Second || c.CallTimeout > time.Hour {
 		errs = append(errs, errors.New("--call-timeout must be between 1s and 1h"))
+	}
+	if c.StoreTimeout < 100*time.Millisecond || c.StoreTimeout > time.Minute {
+		errs = append(errs, errors.New("--store-timeout must be between 100ms and 1m"))
 	}
 	for i, w := range c.Webhooks {
 		if _, err := ParseWebhook(w); err != nil {

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCheckLoopback(t *testing.T) {
@@ -40,6 +41,21 @@ func TestValidate(t *testing.T) {
 	}
 	if _, err := c.FromEnv(func(k string) string { return map[string]string{"OSTIARY_LOG_LEVEL": "loud"}[k] }); err == nil {
 		t.Error("bad log level accepted")
+	}
+}
+
+// The store timeout defaults to 2s and is refused outside 100ms–1m.
+func TestValidateStoreTimeout(t *testing.T) {
+	c := Default()
+	c.DataDir = "/tmp/x"
+	if c.StoreTimeout != 2*time.Second {
+		t.Errorf("default store timeout %v", c.StoreTimeout)
+	}
+	for _, d := range []time.Duration{0, 50 * time.Millisecond, 2 * time.Minute} {
+		c.StoreTimeout = d
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--store-timeout") {
+			t.Errorf("store timeout %v: %v", d, err)
+		}
 	}
 }
 

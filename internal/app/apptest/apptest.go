@@ -70,7 +70,13 @@ func Start(t testing.TB) *Server { t.Helper(); return StartWith(t, nil) }
 // StartWith is Start with the configuration adjusted by tune.
 func StartWith(t testing.TB, tune func(*config.Config)) *Server {
 	t.Helper()
-	dir := t.TempDir()
+	return StartIn(t, t.TempDir(), tune)
+}
+
+// StartIn is StartWith on a data directory at dir (e.g. on a small file
+// system the test mounted), which must not be initialised yet.
+func StartIn(t testing.TB, dir string, tune func(*config.Config)) *Server {
+	t.Helper()
 	clock := &Clock{t: time.Now()}
 	key, err := app.Init(context.Background(), dir, clock.Now)
 	if err != nil {
@@ -82,6 +88,14 @@ func StartWith(t testing.TB, tune func(*config.Config)) *Server {
 }
 
 func (s *Server) start() {
+	s.t.Helper()
+	if err := s.open(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// open opens and starts the server, or says why it would not start.
+func (s *Server) open() error {
 	t := s.t
 	t.Helper()
 	cfg := config.Default()
@@ -101,13 +115,15 @@ func (s *Server) start() {
 	s.Log = &lb.Buffer
 	a, err := app.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(lb, nil)), s.Clock.Now)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
+		a.Close(context.Background())
+		return err
 	}
 	s.App, s.URL = a, "http://"+a.Addr()
 	t.Cleanup(func() { a.Close(context.Background()) })
+	return nil
 }
 
 // Stop stops the server gracefully (final checkpoint included).
@@ -124,6 +140,14 @@ func (s *Server) Restart(tune func(*config.Config)) {
 	s.t.Helper()
 	s.tune = tune
 	s.start()
+}
+
+// TryRestart is Restart, but returns why the server would not start
+// instead of failing the test.
+func (s *Server) TryRestart(tune func(*config.Config)) error {
+	s.t.Helper()
+	s.tune = tune
+	return s.open()
 }
 
 // Response is an answer from the server.

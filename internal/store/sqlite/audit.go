@@ -7,10 +7,11 @@ import (
 	"time"
 
 	"github.com/ostiary/ostiary/internal/audit"
-	"github.com/ostiary/ostiary/internal/fault"
 )
 
 func (s *Store) AuditHead(ctx context.Context) (uint64, [32]byte, error) {
+	ctx, cancel := bounded(ctx, s.timeout)
+	defer cancel()
 	var seq uint64
 	var h []byte
 	err := s.w.QueryRowContext(ctx, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1").Scan(&seq, &h)
@@ -39,25 +40,31 @@ func hash32(b []byte) [32]byte {
 }
 
 // AuditBatch runs fn in one BEGIN IMMEDIATE transaction; with WAL and
-// synchronous=FULL the commit is durable when it returns.
+// synchronous=FULL the commit is durable when it returns. Its waits (for
+// the connection, for the lock) end at ctx's deadline, and in any case
+// within the store's timeout; once begun, the batch is not cut short.
+// After a storage failure it refuses at once.
 func (s *Store) AuditBatch(ctx context.Context, fn func(audit.Tx) error) error {
-	if s.w == nil {
-		return fault.New(fault.Unavailable, "store opened read-only")
-	}
-	st, err := s.appendStmt(ctx) // before BeginTx: the pool has one connection
-	if err != nil {
+	if err := s.writable("audit batch"); err != nil {
 		return err
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	wctx, wcancel := bounded(ctx, s.timeout)
+	defer wcancel()
+	st, err := s.appendStmt(wctx) // before the transaction: the pool has one connection
 	if err != nil {
-		return classify("begin", err)
+		return s.wrote(err)
 	}
-	t := &Tx{queries: queries{q: tx}, tx: tx, insert: tx.StmtContext(ctx, st)}
+	tx, done, err := s.begin(wctx)
+	if err != nil {
+		return s.wrote(classify("begin", err))
+	}
+	defer done()
+	t := &Tx{queries: queries{q: tx}, tx: tx, insert: tx.StmtContext(context.WithoutCancel(ctx), st)}
 	if err := fn(t); err != nil {
 		tx.Rollback()
-		return err
+		return s.wrote(err)
 	}
-	return classify("commit", tx.Commit())
+	return s.wrote(classify("commit", tx.Commit()))
 }
 
 const insertRecord = `INSERT INTO audit_records
@@ -96,12 +103,14 @@ func (t *Tx) AppendRecord(ctx context.Context, r *audit.Record) error {
 }
 
 func (s *Store) SaveCheckpoint(ctx context.Context, c audit.Checkpoint) error {
-	if s.w == nil {
-		return fault.New(fault.Unavailable, "store opened read-only")
+	if err := s.writable("save checkpoint"); err != nil {
+		return err
 	}
+	ctx, cancel := bounded(ctx, s.timeout)
+	defer cancel()
 	_, err := s.w.ExecContext(ctx, `INSERT INTO audit_checkpoints (seq, hash, time, key_id, sig) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (seq) DO NOTHING`, int64(c.Seq), c.Hash[:], c.Time.UnixMicro(), c.KeyID, c.Sig)
-	return classify("save checkpoint", err)
+	return s.wrote(classify("save checkpoint", err))
 }
 
 func (s *Store) Checkpoints(ctx context.Context) ([]audit.Checkpoint, error) {

@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/ostiary/ostiary/internal/authn"
@@ -50,17 +52,38 @@ func (s *Store) LookupCredential(ctx context.Context, keyID string) (authn.Crede
 	return c, nil
 }
 
-// TouchKeys records last-use times, never moving one backwards.
+// touchBatch bounds the keys updated in one transaction of TouchKeys.
+const touchBatch = 256
+
+// TouchKeys records last-use times, never moving one backwards. It is
+// background bookkeeping and never holds the write path for long: at most
+// touchBatch keys per transaction, each waiting for the lock no longer
+// than a quarter of the store's timeout.
 func (s *Store) TouchKeys(ctx context.Context, used map[string]time.Time) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return classify("touch keys", err)
-	}
-	defer tx.Rollback()
-	for id, t := range used {
-		if _, err := tx.ExecContext(ctx, "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?", t.UnixMicro(), id); err != nil {
-			return classify("touch keys", err)
+	for ids := range slices.Chunk(slices.Sorted(maps.Keys(used)), touchBatch) {
+		if err := s.touchKeys(ctx, ids, used); err != nil {
+			return err
 		}
 	}
-	return classify("touch keys", tx.Commit())
+	return nil
+}
+
+func (s *Store) touchKeys(ctx context.Context, ids []string, used map[string]time.Time) error {
+	if err := s.writable("touch keys"); err != nil {
+		return err
+	}
+	wctx, cancel := bounded(ctx, s.timeout/4)
+	defer cancel()
+	tx, done, err := s.begin(wctx)
+	if err != nil {
+		return s.wrote(classify("touch keys", err))
+	}
+	defer done()
+	defer tx.Rollback()
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?", used[id].UnixMicro(), id); err != nil {
+			return s.wrote(classify("touch keys", err))
+		}
+	}
+	return s.wrote(classify("touch keys", tx.Commit()))
 }

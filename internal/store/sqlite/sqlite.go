@@ -2,6 +2,13 @@
 // foreign keys, a busy timeout and synchronous=FULL, so a committed
 // transaction survives power loss. Writes go through a single connection;
 // reads use a small read-only pool.
+//
+// It fails closed on storage faults (classify.go, watch.go): driver
+// errors of the storage itself (I/O errors, a full disk, corruption, a
+// read-only file) are marked as *audit.StorageError, after which the store
+// writes nothing more; its files are watched for being deleted or
+// replaced; every wait for a lock has a deadline (Options.Timeout); and a
+// database that fails PRAGMA quick_check is refused at open.
 package sqlite
 
 import (
@@ -16,10 +23,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"modernc.org/sqlite"
-
+	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/fault"
 )
 
@@ -35,6 +42,13 @@ type Store struct {
 
 	appendMu sync.Mutex
 	appendSt *sql.Stmt // the audit insert, prepared once on the write connection
+
+	timeout              time.Duration // bound on every wait for a lock
+	pin                  *sql.Conn     // held open, so SQLite never recreates -wal and -shm
+	files                []watched     // the files opened, by identity; the database first
+	watchMu              sync.Mutex    // one StorageFault at a time; guards checked and pathChecked
+	checked, pathChecked time.Time
+	down                 atomic.Pointer[audit.StorageError] // set once a write failed for the storage itself
 }
 
 // Options controls Open.
@@ -44,7 +58,13 @@ type Options struct {
 	Create bool
 	// ReadOnly opens only for reading (audit verify); no migrations run.
 	ReadOnly bool
+	// Timeout bounds every wait for the database's lock (busy_timeout)
+	// and the store's own writes; default 2s.
+	Timeout time.Duration
 }
+
+// DefaultTimeout is Options.Timeout's default.
+const DefaultTimeout = 2 * time.Second
 
 // Open opens (or with opts.Create, creates) the database at path, applies
 // pending migrations and refuses schemas newer than this binary knows.
@@ -58,8 +78,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	case !opts.Create && statErr != nil:
 		return nil, fmt.Errorf("cannot read %s: %w", path, statErr)
 	}
-	common := "_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
-	s := &Store{path: path}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)", opts.Timeout.Milliseconds())
+	s := &Store{path: path, timeout: opts.Timeout}
 	var err error
 	if !opts.ReadOnly {
 		if s.w, err = sql.Open("sqlite", dsn(path, common+"&_pragma=journal_mode(WAL)&_txlock=immediate")); err != nil {
@@ -73,13 +96,33 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	s.r.SetMaxOpenConns(4)
+	s.r.SetMaxOpenConns(5) // one of them pinned
 	s.queries = queries{q: s.r}
 	if err := s.prepare(ctx, opts); err != nil {
 		s.Close()
 		return nil, err
 	}
+	if !opts.ReadOnly {
+		if err := s.hold(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("cannot open %s: %w", path, err)
+		}
+	}
 	return s, nil
+}
+
+// hold pins a connection that has read the database (so its -wal and -shm
+// exist and stay) and notes the identity of every file.
+func (s *Store) hold(ctx context.Context) error {
+	var err error
+	if s.pin, err = s.r.Conn(ctx); err != nil {
+		return err
+	}
+	var n int
+	if err := s.pin.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil {
+		return err
+	}
+	return s.watchFiles()
 }
 
 // dsn builds a SQLite URI filename; '%', '?' and '#' in the path are escaped.
@@ -94,19 +137,27 @@ func (s *Store) Path() string { return s.path }
 // Close closes both pools.
 func (s *Store) Close() error {
 	var errs []error
+	if s.pin != nil {
+		errs = append(errs, s.pin.Close())
+	}
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
 	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}
+	s.closeFiles()
 	return errors.Join(errs...)
 }
 
-// Ping checks that the database answers, for readiness.
+// Ping checks, for readiness, that the database answers a read of its
+// tables within ctx and that its files are still the ones opened.
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.StorageFault(); err != nil {
+		return fault.Wrap(fault.Unavailable, "ping", err)
+	}
 	var n int
-	return s.r.QueryRowContext(ctx, "SELECT 1").Scan(&n)
+	return classify("ping", s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&n))
 }
 
 type migration struct {
@@ -157,7 +208,10 @@ func (s *Store) prepare(ctx context.Context, opts Options) error {
 	var tables int
 	err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'").Scan(&tables)
 	if err != nil {
-		if isCode(err, 26) || isCode(err, 11) { // SQLITE_NOTADB, SQLITE_CORRUPT
+		if isCode(err, codeCorrupt) && !opts.ReadOnly && !opts.Create {
+			return s.corrupt(err.Error())
+		}
+		if isCode(err, codeNotADB) || isCode(err, codeCorrupt) {
 			return fmt.Errorf("%s is not a database or is corrupt", s.path)
 		}
 		return fmt.Errorf("cannot read %s: %w", s.path, err)
@@ -165,6 +219,9 @@ func (s *Store) prepare(ctx context.Context, opts Options) error {
 	current := 0
 	if tables == 1 {
 		if err := s.r.QueryRowContext(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
+			if isCode(err, codeCorrupt) && !opts.ReadOnly && !opts.Create {
+				return s.corrupt(err.Error())
+			}
 			return fmt.Errorf("cannot read the schema version of %s: %w", s.path, err)
 		}
 	} else if !opts.Create {
@@ -176,6 +233,11 @@ func (s *Store) prepare(ctx context.Context, opts Options) error {
 	}
 	if current > len(ms) {
 		return fmt.Errorf("%s has schema version %d, newer than this ostiary supports (%d): upgrade ostiary", s.path, current, len(ms))
+	}
+	if !opts.Create && !opts.ReadOnly {
+		if err := s.quickCheck(ctx); err != nil {
+			return err
+		}
 	}
 	if current == len(ms) {
 		return nil
@@ -202,48 +264,51 @@ func (s *Store) prepare(ctx context.Context, opts Options) error {
 	return tx.Commit()
 }
 
-// isCode reports whether err is a SQLite error with the given primary code.
-func isCode(err error, code int) bool {
-	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code()&0xff == code
-}
-
-const (
-	codeConstraint = 19
-	extUnique      = 19 | 8<<8 // SQLITE_CONSTRAINT_UNIQUE
-	extPrimaryKey  = 19 | 6<<8 // SQLITE_CONSTRAINT_PRIMARYKEY
-)
-
-func isUnique(err error) bool {
-	var se *sqlite.Error
-	return errors.As(err, &se) && (se.Code() == extUnique || se.Code() == extPrimaryKey)
-}
-
-// classify maps a driver error to a fault kind. Messages stay generic; the
-// driver's text is kept as the cause, for the log only.
-func classify(op string, err error) error {
-	if err == nil {
-		return nil
+// quickCheck refuses to serve from a damaged database: PRAGMA quick_check
+// reads every page and checks the B-trees' structure (about 0.5 ms per
+// 1,000 audit records, measured), without the index cross-checks of
+// integrity_check.
+func (s *Store) quickCheck(ctx context.Context) error {
+	rows, err := s.r.QueryContext(ctx, "PRAGMA quick_check(5)")
+	if err != nil {
+		return s.checkFailed(err)
 	}
-	if errors.Is(err, sql.ErrNoRows) {
-		return fault.Wrap(fault.NotFound, op, err)
-	}
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() & 0xff {
-		case codeConstraint:
-			if isUnique(err) {
-				return fault.Wrap(fault.Conflict, op, err)
-			}
-			return fault.Wrap(fault.Invalid, op, err)
-		case 5, 6, 8, 10, 11, 13, 14, 26: // BUSY LOCKED READONLY IOERR CORRUPT FULL CANTOPEN NOTADB
-			return fault.Wrap(fault.Unavailable, op, err)
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return s.checkFailed(err)
+		}
+		if line != "ok" {
+			problems = append(problems, line)
 		}
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fault.Wrap(fault.Unavailable, op, err)
+	if err := rows.Err(); err != nil {
+		return s.checkFailed(err)
 	}
-	return fault.Wrap(fault.Internal, op, err)
+	if len(problems) > 0 {
+		return s.corrupt(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// checkFailed explains an error of quick_check itself: corruption is
+// corruption, anything else (a lock, a deadline) is not.
+func (s *Store) checkFailed(err error) error {
+	switch cause := storageCause(err); cause {
+	case "database corrupt":
+		return s.corrupt(err.Error())
+	case "":
+		return fmt.Errorf("cannot check %s: %w", s.path, err)
+	default:
+		return fmt.Errorf("cannot read %s (%s): refusing to start; check the disk: %w", s.path, cause, err)
+	}
+}
+
+// corrupt says plainly what is wrong and what an operator can do.
+func (s *Store) corrupt(detail string) error {
+	return fmt.Errorf("%s is corrupt (PRAGMA quick_check: %s): refusing to start; restore the data directory from a backup ('ostiary audit verify' reports what of the audit log still checks out)", s.path, detail)
 }
 
 // micros converts a time to stored form; the zero time is NULL.

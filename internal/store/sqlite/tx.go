@@ -31,21 +31,23 @@ var (
 
 // Step runs fn inside a savepoint, undoing its writes if it fails.
 func (t *Tx) Step(ctx context.Context, fn func() error) error {
+	// A broken transaction keeps its cause's classification: a storage
+	// failure must stop the writer, a passed deadline must not.
 	name := fmt.Sprintf("step%d", t.sp.Add(1))
 	if _, err := t.tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
-		return fmt.Errorf("%w: %v", audit.ErrTxBroken, err)
+		return fmt.Errorf("%w: %w", audit.ErrTxBroken, classify("savepoint", err))
 	}
 	if err := fn(); err != nil {
 		if _, rerr := t.tx.ExecContext(ctx, "ROLLBACK TO "+name); rerr != nil {
-			return fmt.Errorf("%w: %v (after %v)", audit.ErrTxBroken, rerr, err)
+			return fmt.Errorf("%w: %w (after %v)", audit.ErrTxBroken, classify("rollback to savepoint", rerr), err)
 		}
 		if _, rerr := t.tx.ExecContext(ctx, "RELEASE "+name); rerr != nil {
-			return fmt.Errorf("%w: %v (after %v)", audit.ErrTxBroken, rerr, err)
+			return fmt.Errorf("%w: %w (after %v)", audit.ErrTxBroken, classify("release savepoint", rerr), err)
 		}
 		return err
 	}
 	if _, err := t.tx.ExecContext(ctx, "RELEASE "+name); err != nil {
-		return fmt.Errorf("%w: %v", audit.ErrTxBroken, err)
+		return fmt.Errorf("%w: %w", audit.ErrTxBroken, classify("release savepoint", err))
 	}
 	return nil
 }

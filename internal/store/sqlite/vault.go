@@ -73,8 +73,13 @@ func (s queries) ListSecrets(ctx context.Context) ([]vault.Secret, error) {
 }
 
 func (s *Store) TouchSecret(ctx context.Context, name, env string, version int, at time.Time) error {
+	if err := s.writable("touch secret"); err != nil {
+		return err
+	}
+	ctx, cancel := bounded(ctx, s.timeout/4) // bookkeeping: it yields the write path early
+	defer cancel()
 	_, err := s.w.ExecContext(ctx, "UPDATE secrets SET last_accessed = ? WHERE name = ? AND environment = ? AND version = ?", micros(at), name, env, version)
-	return classify("touch secret", err)
+	return s.wrote(classify("touch secret", err))
 }
 
 func (t *Tx) TouchSecret(ctx context.Context, name, env string, version int, at time.Time) error {
