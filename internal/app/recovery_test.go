@@ -239,10 +239,8 @@ func TestCrashMarksCallsUnderWay(t *testing.T) {
 // A graceful stop with a 2026-07-28 call under way cuts it and records
 // how it ended (gateway-stopping) before it records the stop, which then
 // says no decision is open: the next start reads nothing before the stop
-// and has nothing to mark. (A 2025-era session's call is not cut by the
-// stop: it runs to its timeout, and its outcome may come after the
-// server-stop record, which then says decisions_open 1, so that the next
-// start reads the run.)
+// and has nothing to mark. (TestGracefulStopCutsSessionCalls: a
+// 2025-era session's call alike.)
 func TestGracefulStopLeavesNothingToMark(t *testing.T) {
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
@@ -267,5 +265,53 @@ func TestGracefulStopLeavesNothingToMark(t *testing.T) {
 	s.Restart(nil)
 	if marks := records(t, s, audit.Query{Outcome: audit.UnknownAfterCrash}); len(marks) != 0 {
 		t.Errorf("marked after a graceful stop: %+v", marks)
+	}
+}
+
+// TestGracefulStopCutsSessionCalls: a 2025-era session's call under way is
+// cut by the stop like a 2026-07-28 one, its outcome recorded before the
+// stop's record, which leaves nothing open. (The SDK runs a session's
+// calls in the session's context, not the request's, so cancelling the
+// requests' base context alone does not reach them.)
+func TestGracefulStopCutsSessionCalls(t *testing.T) {
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", false)
+	gate := up.AddGate()
+	t.Cleanup(func() { close(gate) })
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
+	setup(t, s, "fin-alice", []string{"invoke:fin.*"}, "alice", false)
+	key, _ := newKey(t, s, map[string]any{"user": "alice"})
+	cs, err := s.Client(t, key, "2025-11-25")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 1)
+	go func() {
+		res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.gate"})
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		done <- resultText(res)
+	}()
+	testutil.Eventually(t, 10*time.Second, func() bool { return len(up.Calls()) == 1 }, "the call never reached the upstream")
+	s.Stop()
+	out := records(t, s, audit.Query{Event: "tool-result"})
+	stop := records(t, s, audit.Query{Event: audit.EventServerStop})
+	if len(out) != 1 || out[0].Reason != "gateway-stopping" || len(stop) != 1 || out[0].Seq > stop[0].Seq {
+		t.Fatalf("the cut call's outcome %+v, the stop %+v", out, stop)
+	}
+	if stop[0].Detail[recovery.OpenAtStop] != json.Number("0") {
+		t.Errorf("the stop's record: %+v", stop[0])
+	}
+	// The client is told the call was cut, or, the server being gone, that
+	// its request ended without an answer: never a result.
+	select {
+	case got := <-done:
+		if !strings.Contains(got, "the gateway is stopping") && !strings.Contains(got, "terminated without response") {
+			t.Errorf("the client got %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the client's call did not end with the stop")
 	}
 }

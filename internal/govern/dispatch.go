@@ -60,6 +60,7 @@ func (pl *Pipeline) run(ctx context.Context, c *toolCall) (mcp.Result, error) {
 	defer cancel()
 	callCtx, cut := context.WithCancelCause(callCtx)
 	defer pl.calls.add(c.t.subject(c.p), cut)()
+	defer context.AfterFunc(pl.draining, func() { cut(errShutdown) })()
 	tc := upstream.ToolCall{Name: e.UpstreamTool, Arguments: c.req.Args.raw, ParamHeaders: e.ParamHeaders, Continuation: forward(c.req.Client, c.cont)}
 	tc.Args, _ = c.req.Args.value.(map[string]any)
 	res, attempts, err := pl.call(callCtx, c.p, u, e, tc, c.relay)

@@ -79,6 +79,8 @@ type Pipeline struct {
 	userCalls   *quota.PerUser // tool calls in flight, by user
 	life        context.Context
 	end         context.CancelFunc
+	draining    context.Context // ends with Drain: every call under way is cut then
+	drain       context.CancelFunc
 	detached    sync.WaitGroup // the goroutines of calls that outlive their request
 	stopping    atomic.Bool    // Drain was called: calls cut from now on are cut by the stop
 }
@@ -107,15 +109,21 @@ func New(cfg Config) (*Pipeline, error) {
 		return nil, err
 	}
 	pl.life, pl.end = context.WithCancel(context.Background())
+	pl.draining, pl.drain = context.WithCancel(context.Background())
 	cfg.Kill.SetCutter(pl)
 	return pl, nil
 }
 
-// Drain tells the pipeline that the server is stopping: calls cut from now
-// on are answered "the gateway is stopping" and recorded as
-// gateway-stopping, not as upstream failures. Call it before cancelling
-// the requests' base context.
-func (pl *Pipeline) Drain() { pl.stopping.Store(true) }
+// Drain tells the pipeline that the server is stopping and cuts every
+// call under way: each is answered "the gateway is stopping" and recorded
+// as gateway-stopping, not as an upstream failure, before the stop's own
+// record. (Cancelling the requests' base context alone would not reach
+// every call: the SDK runs a 2025-era session's calls in the session's
+// context, not the request's.)
+func (pl *Pipeline) Drain() {
+	pl.stopping.Store(true)
+	pl.drain()
+}
 
 // Stopping reports whether Drain or Close was called.
 func (pl *Pipeline) Stopping() bool { return pl.stopping.Load() || pl.life.Err() != nil }
@@ -124,6 +132,7 @@ func (pl *Pipeline) Stopping() bool { return pl.stopping.Load() || pl.life.Err()
 // for a client's answer) and waits, a few seconds at most, for their
 // outcomes to be recorded.
 func (pl *Pipeline) Close() {
+	pl.drain()
 	pl.end()
 	done := make(chan struct{})
 	go func() { pl.detached.Wait(); close(done) }()

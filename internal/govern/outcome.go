@@ -34,11 +34,10 @@ func (pl *Pipeline) outcome(ctx, callCtx context.Context, c *toolCall, res *mcp.
 		out.Outcome, out.Reason = audit.Failed, ReasonKilled
 		res, err = nil, errKilled
 	case err == nil && res.IsError && errors.Is(context.Cause(callCtx), errShutdown):
-		// A parked call cut by the stop: an upstream whose question was
-		// withdrawn may still answer, with an error of its own making. (A
-		// successful answer that beat the stop is the call's outcome, and
-		// so is any answer to a 2025-era call, which the stop does not cut
-		// but ends with its request.)
+		// A call cut by the stop (Drain, Close): an upstream may still
+		// answer the cut, or a withdrawn question, with an error of its own
+		// making. (A successful answer that beat the stop is the call's
+		// outcome.)
 		out.Detail["is_error"] = true
 		out.Outcome, out.Reason = audit.Failed, ReasonGatewayStopping
 		res, err = toolError(fmt.Sprintf("the gateway is stopping; the call was cut (request %s)", p.RequestID)), nil

@@ -407,29 +407,45 @@ func TestStopCutsParkedCall(t *testing.T) {
 	}
 }
 
-// TestStopKeepsLegacyAnswer: a 2025-era call runs in its request, not
-// parked; when the stop cancels that request and its upstream still
-// answers, with an error result of its own, that answer is the call's
-// outcome (as the client gets it), not a cut by the stop.
-func TestStopKeepsLegacyAnswer(t *testing.T) {
+// TestDrainCutsEveryCall: Drain cuts a 2025-era call under way too (the
+// SDK runs a session's calls in the session's context, which the stop's
+// cancelling of request contexts does not reach), answered and recorded
+// as gateway-stopping even when its upstream answers the cut with an
+// error result; while a call its own client cancelled, with no stop, keeps
+// the upstream's answer as its outcome.
+func TestDrainCutsEveryCall(t *testing.T) {
+	start := func(w *world, ctx context.Context) chan mcp.Result {
+		done := make(chan mcp.Result, 1)
+		go func() {
+			req := ToolRequest{Name: "shop.lookup"}
+			req.Args, req.ArgErr = ParseArgs(json.RawMessage(`{}`))
+			res, _ := w.pl.CallTool(ctx, principal(t, "alice", "invoke:shop.*"), req, &upstream.Relay{Ctx: ctx})
+			done <- res
+		}()
+		testutil.Eventually(t, 5*time.Second, func() bool { return w.up.count() >= 1 }, "the call never reached the upstream")
+		return done
+	}
 	w := newWorld(t)
 	w.up.gate, w.up.answerCut = make(chan struct{}), true
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan mcp.Result, 1)
-	go func() {
-		req := ToolRequest{Name: "shop.lookup"}
-		req.Args, req.ArgErr = ParseArgs(json.RawMessage(`{}`))
-		res, _ := w.pl.CallTool(ctx, principal(t, "alice", "invoke:shop.*"), req, &upstream.Relay{Ctx: ctx})
-		done <- res
-	}()
-	testutil.Eventually(t, 5*time.Second, func() bool { return w.up.count() >= 1 }, "the call never reached the upstream")
+	done := start(w, context.Background())
 	w.pl.Drain()
+	if res := <-done; res == nil || !strings.Contains(text(res.(*mcp.CallToolResult)), "the gateway is stopping") {
+		t.Errorf("the client got %+v, want the stop named", res)
+	}
+	if out := w.audit.first(EventToolResult); out == nil || out.Outcome != audit.Failed || out.Reason != ReasonGatewayStopping {
+		t.Errorf("outcome %+v, want gateway-stopping", out)
+	}
+
+	w = newWorld(t)
+	w.up.gate, w.up.answerCut = make(chan struct{}), true
+	ctx, cancel := context.WithCancel(context.Background())
+	done = start(w, ctx)
 	cancel()
 	if res := <-done; res == nil || text(res.(*mcp.CallToolResult)) != "elicitation failed" {
-		t.Errorf("the client got %+v, want the upstream's answer", res)
+		t.Errorf("cancelled by its client: the client got %+v, want the upstream's answer", res)
 	}
-	if out := w.audit.first(EventToolResult); out == nil || out.Outcome != audit.Success || out.Reason != "" || out.Detail["is_error"] != true {
-		t.Errorf("outcome %+v, want the upstream's error answer, successfully relayed", out)
+	if out := w.audit.first(EventToolResult); out == nil || out.Outcome != audit.Success || out.Detail["is_error"] != true {
+		t.Errorf("cancelled by its client: outcome %+v, want the upstream's error answer, relayed", out)
 	}
 }
 
