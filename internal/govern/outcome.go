@@ -153,3 +153,29 @@ func (pl *Pipeline) echoed(ctx context.Context, p *authn.Principal, tool, upstre
 	}
 	return nil
 }
+
+// relayOutcome is the outcome stage of a prompts/get or resources/read:
+// the upstream's questions put to the client (ask) or its own state
+// cleared from the answer, the outcome recorded, before anything leaves.
+// upErr is the upstream's error; reqs and state (nil with upErr) are the
+// answer's questions and requestState, which relayOutcome rewrites. It
+// returns what the client gets instead of the answer, if anything.
+func (pl *Pipeline) relayOutcome(ctx context.Context, p *authn.Principal, event string, t target, gate upstream.Gate, digest string,
+	client upstream.Continuation, cont continuation, seq uint64, start time.Time, upErr error, reqs mcp.InputRequestMap, state *string) error {
+	out := p.Record(event, t.ref)
+	out.Detail = map[string]any{"upstream": t.upstream.Name, "latency_us": pl.cfg.Now().Sub(start).Microseconds(), "decision_seq": seq}
+	err := upErr
+	switch {
+	case err != nil:
+		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
+	case reqs != nil:
+		// Redacted by the pool, which decoded the answer.
+		*state, err = pl.ask(ctx, &out, p, t.ref, digest, client, reqs, *state, cont, nil, t.upstream.Name, gate)
+	default:
+		*state = "" // only Ostiary's sealed states reach the client
+	}
+	if werr := pl.write(context.WithoutCancel(ctx), out); werr != nil {
+		return werr
+	}
+	return err
+}

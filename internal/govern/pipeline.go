@@ -163,23 +163,12 @@ func (pl *Pipeline) GetPrompt(ctx context.Context, p *authn.Principal, params *m
 	start := pl.cfg.Now()
 	res, err := pl.cfg.Upstreams.GetPrompt(ctx, upstream.CallerOf(p), t.upstream, upstream.PromptGet{Name: t.prompt.UpstreamName, Arguments: params.Arguments,
 		Continuation: forward(client, cont)})
-	out := p.Record(EventPromptResult, t.ref)
-	out.Detail = map[string]any{"upstream": t.upstream.Name, "latency_us": pl.cfg.Now().Sub(start).Microseconds(), "decision_seq": seq}
-	switch {
-	case err != nil:
-		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
-	case res.InputRequests != nil:
-		if res.RequestState, err = pl.ask(ctx, &out, p, t.ref, digest, client, res.InputRequests, res.RequestState, cont, nil,
-			t.upstream.Name, pl.otherGate(p, t.ref, t.upstream.Name)); err != nil { // redacted by the pool
-			res = nil
-		}
-	default:
-		res.RequestState = "" // only Ostiary's sealed states reach the client
+	var reqs mcp.InputRequestMap
+	var state *string
+	if err == nil {
+		reqs, state = res.InputRequests, &res.RequestState
 	}
-	if werr := pl.write(context.WithoutCancel(ctx), out); werr != nil {
-		return nil, werr
-	}
-	if err != nil {
+	if err := pl.relayOutcome(ctx, p, EventPromptResult, t, pl.otherGate(p, t.ref, t.upstream.Name), digest, client, cont, seq, start, err, reqs, state); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -205,23 +194,12 @@ func (pl *Pipeline) ReadResource(ctx context.Context, p *authn.Principal, uri st
 	}
 	start := pl.cfg.Now()
 	res, err := pl.cfg.Upstreams.ReadResource(ctx, upstream.CallerOf(p), t.upstream, uri, forward(client, cont))
-	out := p.Record(EventResourceResult, t.ref)
-	out.Detail = map[string]any{"upstream": t.upstream.Name, "latency_us": pl.cfg.Now().Sub(start).Microseconds(), "decision_seq": seq}
-	switch {
-	case err != nil:
-		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
-	case res.InputRequests != nil:
-		if res.RequestState, err = pl.ask(ctx, &out, p, t.ref, "", client, res.InputRequests, res.RequestState, cont, nil,
-			t.upstream.Name, pl.otherGate(p, "resource:"+clip(uri), t.upstream.Name)); err != nil { // redacted by the pool
-			res = nil
-		}
-	default:
-		res.RequestState = "" // only Ostiary's sealed states reach the client
+	var reqs mcp.InputRequestMap
+	var state *string
+	if err == nil {
+		reqs, state = res.InputRequests, &res.RequestState
 	}
-	if werr := pl.write(context.WithoutCancel(ctx), out); werr != nil {
-		return nil, werr
-	}
-	if err != nil {
+	if err := pl.relayOutcome(ctx, p, EventResourceResult, t, pl.otherGate(p, "resource:"+clip(uri), t.upstream.Name), "", client, cont, seq, start, err, reqs, state); err != nil {
 		return nil, err
 	}
 	// Who may read it depends on grants: no shared cache may serve it to
