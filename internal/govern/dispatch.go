@@ -58,13 +58,27 @@ func (pl *Pipeline) run(ctx context.Context, c *toolCall) (mcp.Result, error) {
 	start := pl.cfg.Now()
 	callCtx, cancel := context.WithTimeout(ctx, callTimeout(pl.cfg.CallTimeout, u.CallTimeout, e.CallTimeout))
 	defer cancel()
+	callCtx, done, stopped := pl.untilStop(callCtx)
+	defer done()
+	if stopped { // nothing is sent once the stop has begun
+		return pl.outcome(ctx, callCtx, c, nil, errShutdown, 0, start)
+	}
 	callCtx, cut := context.WithCancelCause(callCtx)
 	defer pl.calls.add(c.t.subject(c.p), cut)()
-	defer context.AfterFunc(pl.draining, func() { cut(errShutdown) })()
 	tc := upstream.ToolCall{Name: e.UpstreamTool, Arguments: c.req.Args.raw, ParamHeaders: e.ParamHeaders, Continuation: forward(c.req.Client, c.cont)}
 	tc.Args, _ = c.req.Args.value.(map[string]any)
 	res, attempts, err := pl.call(callCtx, c.p, u, e, tc, c.relay)
 	return pl.outcome(ctx, callCtx, c, res, err, attempts, start)
+}
+
+// untilStop is ctx cut by the stop (Drain; cause errShutdown), for an
+// upstream request, and whether the stop has begun already: then nothing
+// is to be sent (a cut registered on a stop that happened lands only
+// later, in a goroutine of its own).
+func (pl *Pipeline) untilStop(ctx context.Context) (context.Context, func(), bool) {
+	ctx, cut := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(pl.draining, func() { cut(errShutdown) })
+	return ctx, func() { stop(); cut(nil) }, pl.draining.Err() != nil
 }
 
 // Retries: a tool whose pinned definition says it is read-only or

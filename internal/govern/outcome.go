@@ -166,6 +166,9 @@ func (pl *Pipeline) relayOutcome(ctx context.Context, p *authn.Principal, event 
 	out.Detail = map[string]any{"upstream": t.upstream.Name, "latency_us": pl.cfg.Now().Sub(start).Microseconds(), "decision_seq": seq}
 	err := upErr
 	switch {
+	case err != nil && pl.Stopping():
+		out.Outcome, out.Reason = audit.Failed, ReasonGatewayStopping
+		err = errShutdown // cut by the stop, or not sent at all
 	case err != nil:
 		out.Outcome, out.Reason = audit.Failed, ReasonUpstream
 	case reqs != nil:

@@ -161,8 +161,13 @@ func (pl *Pipeline) GetPrompt(ctx context.Context, p *authn.Principal, params *m
 		return nil, err
 	}
 	start := pl.cfg.Now()
-	res, err := pl.cfg.Upstreams.GetPrompt(ctx, upstream.CallerOf(p), t.upstream, upstream.PromptGet{Name: t.prompt.UpstreamName, Arguments: params.Arguments,
-		Continuation: forward(client, cont)})
+	upCtx, done, stopped := pl.untilStop(ctx)
+	defer done()
+	res, err := &mcp.GetPromptResult{}, errShutdown
+	if !stopped {
+		res, err = pl.cfg.Upstreams.GetPrompt(upCtx, upstream.CallerOf(p), t.upstream, upstream.PromptGet{Name: t.prompt.UpstreamName, Arguments: params.Arguments,
+			Continuation: forward(client, cont)})
+	}
 	var reqs mcp.InputRequestMap
 	var state *string
 	if err == nil {
@@ -193,7 +198,12 @@ func (pl *Pipeline) ReadResource(ctx context.Context, p *authn.Principal, uri st
 		return nil, err
 	}
 	start := pl.cfg.Now()
-	res, err := pl.cfg.Upstreams.ReadResource(ctx, upstream.CallerOf(p), t.upstream, uri, forward(client, cont))
+	upCtx, done, stopped := pl.untilStop(ctx)
+	defer done()
+	res, err := &mcp.ReadResourceResult{}, errShutdown
+	if !stopped {
+		res, err = pl.cfg.Upstreams.ReadResource(upCtx, upstream.CallerOf(p), t.upstream, uri, forward(client, cont))
+	}
 	var reqs mcp.InputRequestMap
 	var state *string
 	if err == nil {

@@ -449,6 +449,30 @@ func TestDrainCutsEveryCall(t *testing.T) {
 	}
 }
 
+// TestNothingSentAfterDrain: a call or prompt that reaches the upstream
+// stage once the stop has begun (say, approved while the server drains)
+// is not sent at all, and is recorded as cut by the stop.
+func TestNothingSentAfterDrain(t *testing.T) {
+	w := newWorld(t)
+	w.pl.Drain()
+	alice := principal(t, "alice", "invoke:shop.*")
+	res, err := w.call(t, alice, "shop.lookup", `{}`)
+	if err != nil || !strings.Contains(text(res.(*mcp.CallToolResult)), "the gateway is stopping") {
+		t.Errorf("the client got %+v, %v", res, err)
+	}
+	if _, err := w.pl.GetPrompt(context.Background(), alice, &mcp.GetPromptParams{Name: "shop.greet"}, upstream.Continuation{}); err == nil || !strings.Contains(err.Error(), "stopping") {
+		t.Errorf("a prompt after the drain: %v", err)
+	}
+	if w.up.count() != 0 || w.up.prompts != 0 {
+		t.Errorf("sent after the drain: %d calls, %d prompts", w.up.count(), w.up.prompts)
+	}
+	for _, ev := range []string{EventToolResult, EventPromptResult} {
+		if out := w.audit.first(ev); out == nil || out.Outcome != audit.Failed || out.Reason != ReasonGatewayStopping {
+			t.Errorf("%s: %+v", ev, out)
+		}
+	}
+}
+
 func text(r *mcp.CallToolResult) string {
 	var b strings.Builder
 	for _, c := range r.Content {
