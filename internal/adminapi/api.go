@@ -69,6 +69,26 @@ type Config struct {
 	Policy    *policy.Service
 	Explainer Explainer // the pipeline, for policy explain
 	Approvals *approval.Service
+	// Index, if set, is the writer filling the audit index behind the log:
+	// a query waits (briefly) for it to hold every record logged so far,
+	// and says how far behind it still is.
+	Index IndexSettler
+}
+
+// IndexSettler waits for the audit index to catch up with the log.
+type IndexSettler interface {
+	Settle(ctx context.Context, d time.Duration) uint64
+}
+
+// settleWait bounds how long a query waits for the index.
+const settleWait = time.Second
+
+// settle waits for the audit index and returns how many records it lacks.
+func (a *API) settle(ctx context.Context) uint64 {
+	if a.Index == nil {
+		return 0
+	}
+	return a.Index.Settle(ctx, settleWait)
 }
 
 // API serves /api/v1.

@@ -82,6 +82,7 @@ func (a *API) queryAudit(w http.ResponseWriter, r *http.Request, p *authn.Princi
 	if !p.Allows(authz.ReadAudit, authz.All) {
 		return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.Forbidden, "permission denied: this needs the read-audit grant"))
 	}
+	lag := a.settle(r.Context())
 	records, err := a.Audit.QueryAudit(r.Context(), q)
 	if err != nil {
 		return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, err)
@@ -89,7 +90,7 @@ func (a *API) queryAudit(w http.ResponseWriter, r *http.Request, p *authn.Princi
 	if _, err := a.Auditor.Write(r.Context(), audit.Entry{Record: rec}); err != nil {
 		return 0, nil, err
 	}
-	page := AuditPage{Records: make([]audit.View, len(records))}
+	page := AuditPage{Records: make([]audit.View, len(records)), IndexLag: lag}
 	for i := range records {
 		page.Records[i] = records[i].View()
 	}
@@ -125,6 +126,7 @@ type EvidencePage struct {
 	Kind             string                     `json:"kind"`
 	ApprovalRecords  []evidence.ApprovalRecord  `json:"approval_records,omitzero"`
 	ExceptionRecords []evidence.ExceptionRecord `json:"exception_records,omitzero"`
+	IndexLag         uint64                     `json:"index_lag,omitempty"` // as in AuditPage
 }
 
 // evidence serves the structured evidence records (read-audit); the query
@@ -156,7 +158,7 @@ func (a *API) evidence(kind string) handlerFunc {
 			return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.Forbidden, "permission denied: this needs the read-audit grant"))
 		}
 		eq := evidence.Query{User: q.Actor, Since: q.Since, Until: q.Until, Limit: q.Limit}
-		page := EvidencePage{Kind: kind}
+		page := EvidencePage{Kind: kind, IndexLag: a.settle(r.Context())}
 		if kind == evidence.KindApproval {
 			page.ApprovalRecords, err = evidence.ApprovalRecords(r.Context(), a.Audit, a.Audit, eq)
 		} else {

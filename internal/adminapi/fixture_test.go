@@ -99,7 +99,7 @@ func newFixture(t *testing.T, tune ...func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(pl.Close)
-	cfg := Config{Authn: f.authn, Failures: failures, Identity: ids, Catalog: cat, Kill: kill, Vault: v, Auditor: w, Audit: st,
+	cfg := Config{Authn: f.authn, Failures: failures, Identity: ids, Catalog: cat, Kill: kill, Vault: v, Auditor: w, Audit: st, Index: w,
 		Logger: log, Now: now, Policy: policies, Explainer: pl, Approvals: approvals}
 	for _, fn := range tune {
 		fn(&cfg)
@@ -160,7 +160,7 @@ func (f *fixture) keyFor(t *testing.T, user string, roles ...string) (text, id s
 // first.
 func (f *fixture) records(t *testing.T, requestID string) []audit.Record {
 	t.Helper()
-	rs, err := f.env.Store.QueryAudit(ctx, audit.Query{RequestID: requestID, Limit: audit.MaxLimit})
+	rs, err := f.env.QueryAudit(ctx, audit.Query{RequestID: requestID, Limit: audit.MaxLimit})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,6 +83,9 @@ type CreatedKey struct {
 type AuditPage struct {
 	Records       []audit.View `json:"records"`
 	NextBeforeSeq uint64       `json:"next_before_seq,omitempty"`
+	// IndexLag is how many records logged before the query the index did
+	// not hold yet when it answered (it is filled behind the log).
+	IndexLag uint64 `json:"index_lag,omitempty"`
 }
 
 func keyView(k identity.Key, now time.Time) KeyView {

@@ -7,10 +7,12 @@ package app
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,6 +25,7 @@ import (
 	"github.com/ostiary/ostiary/internal/approval"
 	"github.com/ostiary/ostiary/internal/assertion"
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/audit/wal"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/catalog"
@@ -51,6 +54,7 @@ type App struct {
 	layout   Layout
 	lockF    *os.File
 	store    *sqlite.Store
+	auditLog *wal.Log
 	writer   *audit.Writer
 	calls    *recovery.Tracker // the pipeline's writer: counts the calls on record without an outcome
 	authn    *authn.Authenticator
@@ -96,7 +100,7 @@ func Init(ctx context.Context, dir string, now func() time.Time) (adminKey strin
 	defer lockF.Close()
 	defer func() {
 		if err != nil {
-			for _, p := range []string{l.DB(), l.DB() + "-wal", l.DB() + "-shm", l.Checkpoint(), l.KeysDir()} {
+			for _, p := range []string{l.DB(), l.DB() + "-wal", l.DB() + "-shm", l.Checkpoint(), l.KeysDir(), l.AuditLog()} {
 				os.RemoveAll(p)
 			}
 		}
@@ -121,7 +125,12 @@ func Init(ctx context.Context, dir string, now func() time.Time) (adminKey strin
 		return "", err
 	}
 	defer st.Close()
-	w, err := audit.NewWriter(ctx, audit.WriterConfig{Store: st, Signer: priv, CheckpointPath: l.Checkpoint(), Now: now})
+	log, err := wal.Open(l.AuditLog(), wal.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer log.Close()
+	w, err := audit.NewWriter(ctx, audit.WriterConfig{Log: log, Store: st, Signer: priv, CheckpointPath: l.Checkpoint(), Now: now})
 	if err != nil {
 		return "", err
 	}
@@ -194,10 +203,15 @@ func (a *App) open(ctx context.Context) error {
 	if a.store, err = sqlite.Open(ctx, l.DB(), sqlite.Options{Timeout: a.cfg.StoreTimeout}); err != nil {
 		return err
 	}
+	_, statErr := os.Stat(l.AuditLog())
+	fromDatabase := errors.Is(statErr, fs.ErrNotExist) // a data directory from before the log
+	if a.auditLog, err = openAuditLog(l, a.log); err != nil {
+		return err
+	}
 	// Credentials in audit text become search tokens keyed by the vault,
 	// which opens after the writer: until then they are plainly redacted.
 	var vaultRef atomic.Pointer[vault.Vault]
-	if a.writer, err = audit.NewWriter(ctx, audit.WriterConfig{Store: a.store, Signer: priv, CheckpointPath: l.Checkpoint(),
+	if a.writer, err = audit.NewWriter(ctx, audit.WriterConfig{Log: a.auditLog, Store: a.store, Signer: priv, FromDatabase: fromDatabase, CheckpointPath: l.Checkpoint(),
 		Now: a.now, Logger: a.log, CheckpointEvery: a.cfg.CheckpointEvery, RequireCheckpoint: true, StoreTimeout: a.cfg.StoreTimeout,
 		Scrub: func(s string) string { return vaultRef.Load().ScrubAudit(s) }}); err != nil {
 		return err
@@ -299,7 +313,7 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Failures: a.failures, WriteRate: a.cfg.RateAdminWrite, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
-		Policy: policies, Explainer: a.pipeline, Approvals: a.approvals}); err != nil {
+		Policy: policies, Explainer: a.pipeline, Approvals: a.approvals, Index: a.writer}); err != nil {
 		return err
 	}
 	if a.cfg.TLS() {
@@ -500,6 +514,9 @@ func (a *App) release() {
 	if a.writer != nil {
 		a.writer.Close()
 	}
+	if a.auditLog != nil {
+		a.auditLog.Close()
+	}
 	if a.store != nil {
 		a.store.Close()
 	}
@@ -508,10 +525,28 @@ func (a *App) release() {
 	}
 }
 
-// VerifyAudit verifies a data directory's audit chain offline. pubPath
-// names the public key to trust; empty means the one in the directory
-// (auditors should keep their own copy).
-func VerifyAudit(ctx context.Context, dir, pubPath string) (audit.Summary, error) {
+// openAuditLog opens the audit log, saying what a crash left cut off.
+func openAuditLog(l Layout, log *slog.Logger) (*wal.Log, error) {
+	al, err := wal.Open(l.AuditLog(), wal.Options{})
+	if err != nil {
+		var ce *wal.CorruptError
+		if errors.As(err, &ce) {
+			return nil, fmt.Errorf("%w; nothing is served from a damaged audit log: run 'ostiary audit verify --data %s' and restore the log from a backup", err, l.Dir)
+		}
+		return nil, err
+	}
+	if r := al.Recovered(); r.Segment != "" {
+		log.Warn("the audit log ended in a batch cut short by a crash; it was never acknowledged and is removed",
+			"segment", r.Segment, "offset", r.Offset, "bytes", r.Bytes)
+	}
+	return al, nil
+}
+
+// VerifyAudit verifies a data directory's audit chain offline, as its log
+// holds it. pubPath names the public key to trust; empty means the one in
+// the directory (auditors should keep their own copy). With index, it also
+// verifies the queryable index and that it agrees with the log.
+func VerifyAudit(ctx context.Context, dir, pubPath string, index bool) (audit.Summary, error) {
 	l := Layout{Dir: dir}
 	if err := l.checkInitialised(); err != nil {
 		return audit.Summary{}, err
@@ -527,13 +562,108 @@ func VerifyAudit(ctx context.Context, dir, pubPath string) (audit.Summary, error
 	if err != nil {
 		return audit.Summary{}, fmt.Errorf("cannot read the latest checkpoint: %w", err)
 	}
+	if _, err := os.Stat(l.AuditLog()); err != nil {
+		return audit.Summary{}, fmt.Errorf("no audit log at %s: %w", l.AuditLog(), err)
+	}
 	st, err := sqlite.Open(ctx, l.DB(), sqlite.Options{ReadOnly: true})
 	if err != nil {
 		return audit.Summary{}, err
 	}
 	defer st.Close()
-	return audit.Verify(ctx, st, pub, cp)
+	cps, err := st.Checkpoints(ctx)
+	if err != nil {
+		return audit.Summary{}, err
+	}
+	sum, err := audit.VerifyLog(ctx, l.AuditLog(), pub, cp, cps)
+	if err != nil || !index {
+		return sum, err
+	}
+	isum, err := audit.Verify(ctx, st, pub, cp)
+	if err != nil {
+		return sum, fmt.Errorf("the index: %w", err)
+	}
+	if isum.Records > sum.Records {
+		return sum, &audit.ChainError{Seq: sum.Records + 1, Problem: fmt.Sprintf("the index holds %d records but the log only %d", isum.Records, sum.Records)}
+	}
+	// The index may lag a running server's log; what it holds must be the
+	// log's first records exactly (Verify checked its chain; the head's
+	// hash ties it to the log's).
+	if isum.Records > 0 {
+		var at [32]byte
+		if _, err := wal.ScanDir(l.AuditLog(), nil, func(i uint64, p []byte) error {
+			if i == isum.Records {
+				at = sha256.Sum256(p)
+				return errStopScan
+			}
+			return nil
+		}); err != nil && !errors.Is(err, errStopScan) {
+			return sum, err
+		}
+		if at != isum.Head {
+			return sum, &audit.ChainError{Seq: isum.Records, Problem: "the index differs from the log (the index was altered; run 'ostiary audit reindex')"}
+		}
+	}
+	sum.Indexed = isum.Records
+	return sum, nil
 }
+
+var errStopScan = errors.New("stop")
+
+// ReindexAudit rebuilds a stopped server's audit index from its log: it
+// first brings the index up to date as a start does (recording changes a
+// crash left unapplied), then empties it and fills it again from the log.
+// It returns the number of records indexed.
+func ReindexAudit(ctx context.Context, dir string, log *slog.Logger) (uint64, error) {
+	l := Layout{Dir: dir}
+	if err := l.checkInitialised(); err != nil {
+		return 0, err
+	}
+	lockF, err := l.lock()
+	if err != nil {
+		return 0, err
+	}
+	defer lockF.Close()
+	priv, err := l.signingKey()
+	if err != nil {
+		return 0, err
+	}
+	st, err := sqlite.Open(ctx, l.DB(), sqlite.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	al, err := openAuditLog(l, log)
+	if err != nil {
+		return 0, err
+	}
+	defer al.Close()
+	open := func() error {
+		w, err := audit.NewWriter(ctx, audit.WriterConfig{Log: al, Store: st, Signer: priv, CheckpointPath: l.Checkpoint(),
+			Logger: log, RequireCheckpoint: true})
+		if err != nil {
+			return err
+		}
+		return w.Close()
+	}
+	// An index that does not match the log is what reindex is for: it is
+	// emptied without the reconciling start, which it cannot be trusted for.
+	if err := open(); err != nil && !errors.Is(err, audit.ErrIndexMismatch) {
+		return 0, err
+	}
+	if err := st.ResetIndex(ctx); err != nil {
+		return 0, err
+	}
+	if err := open(); err != nil { // catches up on the whole log
+		return 0, err
+	}
+	through, _, err := st.IndexedThrough(ctx)
+	return through, err
+}
+
+// SettleAudit waits, for no longer than d, until the audit index holds
+// every record logged so far, and returns how many it still lacks. Tests
+// that read the index directly call it first.
+func (a *App) SettleAudit(d time.Duration) uint64 { return a.writer.Settle(context.Background(), d) }
 
 // SetStoreReadOnlyForTest makes the store refuse writes as a read-only or
 // failed disk would, so tests can prove the server fails closed.

@@ -39,12 +39,15 @@ func (l Layout) IdentityKey() string {
 }
 func (l Layout) Lock() string { return filepath.Join(l.Dir, "ostiary.lock") }
 
+// AuditLog is the directory of the audit log, the chain's durable copy.
+func (l Layout) AuditLog() string { return filepath.Join(l.Dir, "audit") }
+
 // Initialised reports whether dir holds (part of) an installation.
 func Initialised(dir string) bool { return Layout{Dir: dir}.initialised() }
 
 // initialised reports whether anything of an installation is present.
 func (l Layout) initialised() bool {
-	for _, p := range []string{l.DB(), l.KeysDir(), l.Checkpoint()} {
+	for _, p := range []string{l.DB(), l.KeysDir(), l.Checkpoint(), l.AuditLog()} {
 		if _, err := os.Lstat(p); err == nil {
 			return true
 		}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"github.com/ostiary/ostiary/internal/app"
 	"github.com/ostiary/ostiary/internal/app/apptest"
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/audit/wal"
 	"github.com/ostiary/ostiary/internal/store/sqlite"
 )
 
@@ -21,6 +25,9 @@ import (
 // without adding records of its own.
 func records(t *testing.T, s *apptest.Server, q audit.Query) []audit.Record {
 	t.Helper()
+	if lag := s.App.SettleAudit(10 * time.Second); lag > 0 {
+		t.Fatalf("the audit index is %d records behind the log", lag)
+	}
 	st, err := sqlite.Open(context.Background(), filepath.Join(s.Dir, "ostiary.db"), sqlite.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
@@ -443,7 +450,7 @@ func TestFailsClosedWhenStoreReadOnly(t *testing.T) {
 	mustStatus(t, r, http.StatusNotFound) // the refused create left nothing behind
 	mustStatus(t, s.Do("POST", "/api/v1/users", s.AdminKey, map[string]any{"name": "ghost"}), http.StatusCreated)
 	s.Stop()
-	if _, err := app.VerifyAudit(context.Background(), s.Dir, ""); err != nil {
+	if _, err := app.VerifyAudit(context.Background(), s.Dir, "", true); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -495,16 +502,17 @@ func TestSecretsStayOut(t *testing.T) {
 	}
 }
 
-// Tampering with the store is caught by verify, and a server refuses to
-// extend a truncated chain.
+// Tampering is caught by verify, and a server refuses to start on it: an
+// index cut short (verify --index; audit reindex repairs it) and a log cut
+// short and rebuilt consistently (the signed checkpoint attests more).
 func TestTamperingDetected(t *testing.T) {
 	s := apptest.Start(t)
 	for i := range 5 {
 		mustStatus(t, s.Do("POST", "/api/v1/users", s.AdminKey, map[string]any{"name": fmt.Sprintf("u%d", i)}), http.StatusCreated)
 	}
 	s.Stop()
-	sum, err := app.VerifyAudit(context.Background(), s.Dir, "")
-	if err != nil || sum.Records < 7 || sum.Unattested != 0 {
+	sum, err := app.VerifyAudit(context.Background(), s.Dir, "", true)
+	if err != nil || sum.Records < 7 || sum.Unattested != 0 || sum.Indexed != sum.Records {
 		t.Fatalf("verify: %+v %v", sum, err)
 	}
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(s.Dir, "ostiary.db"))
@@ -515,15 +523,58 @@ func TestTamperingDetected(t *testing.T) {
 	if _, err := db.Exec("DELETE FROM audit_records WHERE seq = (SELECT max(seq) FROM audit_records)"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = app.VerifyAudit(context.Background(), s.Dir, "")
+	if _, err := app.VerifyAudit(context.Background(), s.Dir, "", false); err != nil {
+		t.Fatalf("the log is whole: %v", err)
+	}
+	_, err = app.VerifyAudit(context.Background(), s.Dir, "", true)
 	if !audit.IsChainError(err) || !strings.Contains(err.Error(), "truncated") {
-		t.Fatalf("verify after truncation: %v", err)
+		t.Fatalf("verify --index after the index was cut: %v", err)
 	}
-	cfgErr := func() error {
-		_, err := app.Open(context.Background(), serveConfig(s.Dir), nil, time.Now)
+	open := func() error {
+		a, err := app.Open(context.Background(), serveConfig(s.Dir), nil, time.Now)
+		if err == nil {
+			a.Close(context.Background())
+		}
 		return err
-	}()
-	if cfgErr == nil || !strings.Contains(cfgErr.Error(), "truncated") {
-		t.Fatalf("server started on a truncated chain: %v", cfgErr)
 	}
+	if err := open(); err == nil || !strings.Contains(err.Error(), "does not match the audit log") {
+		t.Fatalf("server started on an index cut short: %v", err)
+	}
+	if n, err := app.ReindexAudit(context.Background(), s.Dir, slog.New(slog.DiscardHandler)); err != nil || n != sum.Records {
+		t.Fatalf("reindex: %d %v, want %d records", n, err, sum.Records)
+	}
+	if _, err := app.VerifyAudit(context.Background(), s.Dir, "", true); err != nil {
+		t.Fatalf("verify --index after reindex: %v", err)
+	}
+	cutLog(t, s.Dir, sum.Records-1)
+	_, err = app.VerifyAudit(context.Background(), s.Dir, "", false)
+	if !audit.IsChainError(err) || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("verify after the log was cut: %v", err)
+	}
+	if err := open(); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("server started on a truncated log: %v", err)
+	}
+}
+
+// cutLog replaces the data directory's audit log by a consistent copy of
+// its first n records, as an attacker who knows the format could.
+func cutLog(t *testing.T, dir string, n uint64) {
+	t.Helper()
+	logDir := filepath.Join(dir, "audit")
+	short := filepath.Join(t.TempDir(), "audit")
+	l, err := wal.Open(short, wal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wal.ScanDir(logDir, nil, func(i uint64, p []byte) error {
+		if i > n {
+			return nil
+		}
+		return l.AppendBatch([][]byte{slices.Clone(p)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	must(t, os.RemoveAll(logDir))
+	must(t, os.Rename(short, logDir))
 }

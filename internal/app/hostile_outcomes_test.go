@@ -8,6 +8,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -101,12 +103,14 @@ func TestHostileOutcomeGatewayStopping(t *testing.T) {
 	}
 }
 
-// When the audit log refuses, a tools/call is answered 503 with
-// Retry-After, and the message tells the truth: before the call, "not
-// performed"; after the upstream ran it, "sent to the upstream, but its
-// outcome could not be recorded". Before, both were HTTP 200 with -32603
-// saying the request was not performed. (A refusing store stops the
-// server's audit log until a restart, hence one between the two.)
+// When the audit log refuses (here its segment file is renamed away under
+// the server, which it notices at its next batch), a tools/call is
+// answered 503 with Retry-After, and the message tells the truth: before
+// the call, "not performed"; after the upstream ran it, "sent to the
+// upstream, but its outcome could not be recorded". Before, both were
+// HTTP 200 with -32603 saying the request was not performed. (A failed
+// log stops the server's audit log until a restart, hence one between the
+// two, with the file put back.)
 func TestHostileAuditRefusesHonestly(t *testing.T) {
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", true)
@@ -117,9 +121,10 @@ func TestHostileAuditRefusesHonestly(t *testing.T) {
 	call := func(tool string) apptest.Response {
 		return rpc(t, s, alice, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"`+tool+`","arguments":{},`+modern+`}}`, modernHeaders("tools/call", tool))
 	}
-	if err := s.App.SetStoreReadOnlyForTest(true); err != nil {
-		t.Fatal(err)
-	}
+	seg := filepath.Join(s.Dir, "audit", "00000000000000000001.wal")
+	breakLog := func() { must(t, os.Rename(seg, seg+".moved")) }
+	mendLog := func() { must(t, os.Rename(seg+".moved", seg)) }
+	breakLog()
 	r := call("fin.gate")
 	if r.Status != 503 || r.Header.Get("Retry-After") == "" || !strings.Contains(string(r.Body), "not performed") || len(up.Calls()) != 0 {
 		t.Errorf("audit down before the call: %d %s (upstream calls %d)", r.Status, r.Body, len(up.Calls()))
@@ -130,20 +135,19 @@ func TestHostileAuditRefusesHonestly(t *testing.T) {
 		logged = logged || (strings.Contains(line, "audit unavailable") && strings.Contains(line, "request_id="+id) && strings.Contains(line, "err="))
 	}
 	if id == "" || !logged {
-		t.Errorf("the store's refusal is not logged with request id %q", id)
+		t.Errorf("the log's refusal is not logged with request id %q", id)
 	}
-	s.App.SetStoreReadOnlyForTest(false)
 	s.App.Close(context.Background())
+	mendLog()
 	s.Restart(nil)
 	done := make(chan apptest.Response, 1)
 	go func() { done <- call("fin.gate") }()
 	testutil.Eventually(t, 5*time.Second, func() bool { return len(up.Calls()) > 0 }, "the call did not reach the upstream")
-	if err := s.App.SetStoreReadOnlyForTest(true); err != nil {
-		t.Fatal(err)
-	}
+	breakLog()
 	close(gate)
 	r = <-done
-	s.App.SetStoreReadOnlyForTest(false)
+	s.App.Close(context.Background())
+	mendLog()
 	if r.Status != 503 || r.Header.Get("Retry-After") == "" || !strings.Contains(string(r.Body), "sent to the upstream") {
 		t.Errorf("audit down after the call ran: %d %s", r.Status, r.Body)
 	}

@@ -100,7 +100,7 @@ func (f *fixture) status(t *testing.T, id string) approval.Approval {
 // last returns the newest audit record of event.
 func (f *fixture) last(t *testing.T, event string) audit.Record {
 	t.Helper()
-	rs, err := f.env.Store.QueryAudit(ctx, audit.Query{Event: event, Limit: 1})
+	rs, err := f.env.QueryAudit(ctx, audit.Query{Event: event, Limit: 1})
 	if err != nil || len(rs) != 1 {
 		t.Fatalf("no %s record: %v", event, err)
 	}
@@ -359,7 +359,7 @@ func TestClaimUseOnce(t *testing.T) {
 	if st.Status != approval.Used || st.UsedAt.IsZero() {
 		t.Errorf("after the claim: %s, used %v", st.Status, st.UsedAt)
 	}
-	if rs, _ := f.env.Store.QueryAudit(ctx, audit.Query{Event: approval.EventUsed, Outcome: audit.Success, Limit: 10}); len(rs) != 1 || rs[0].Target != "approval:"+a.ID {
+	if rs, _ := f.env.QueryAudit(ctx, audit.Query{Event: approval.EventUsed, Outcome: audit.Success, Limit: 10}); len(rs) != 1 || rs[0].Target != "approval:"+a.ID {
 		t.Errorf("use records: %+v", rs)
 	}
 
@@ -416,7 +416,7 @@ func TestExpiry(t *testing.T) {
 	default:
 		t.Error("the expiry did not wake the request's waiter")
 	}
-	rs, _ := f.env.Store.QueryAudit(ctx, audit.Query{Event: approval.EventExpired, Limit: 10})
+	rs, _ := f.env.QueryAudit(ctx, audit.Query{Event: approval.EventExpired, Limit: 10})
 	was := map[any]int{}
 	for _, r := range rs {
 		was[r.Detail["was"]]++
@@ -430,7 +430,7 @@ func TestExpiry(t *testing.T) {
 	if err := f.svc.Expire(ctx); err != nil { // nothing more is due
 		t.Fatal(err)
 	}
-	if rs, _ := f.env.Store.QueryAudit(ctx, audit.Query{Event: approval.EventExpired, Limit: 10}); len(rs) != 2 {
+	if rs, _ := f.env.QueryAudit(ctx, audit.Query{Event: approval.EventExpired, Limit: 10}); len(rs) != 2 {
 		t.Errorf("a second sweep recorded %d expiries", len(rs))
 	}
 }

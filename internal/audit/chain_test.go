@@ -7,20 +7,26 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/audit/wal"
 	"github.com/ostiary/ostiary/internal/fault"
 	"github.com/ostiary/ostiary/internal/store/sqlite"
 )
 
 type chain struct {
 	dir, dbPath, cpPath string
+	logDir              string
 	store               *sqlite.Store
+	log                 *wal.Log
+	fromDB              bool // restarts may copy a database from before the log
 	priv                ed25519.PrivateKey
 	pub                 ed25519.PublicKey
 	w                   *audit.Writer
@@ -29,20 +35,55 @@ type chain struct {
 func newChain(t testing.TB) *chain {
 	t.Helper()
 	dir := t.TempDir()
-	c := &chain{dir: dir, dbPath: filepath.Join(dir, "ostiary.db"), cpPath: filepath.Join(dir, "audit.checkpoint")}
+	c := &chain{dir: dir, dbPath: filepath.Join(dir, "ostiary.db"), cpPath: filepath.Join(dir, "audit.checkpoint"), logDir: filepath.Join(dir, "audit")}
 	var err error
 	if c.store, err = sqlite.Open(context.Background(), c.dbPath, sqlite.Options{Create: true}); err != nil {
 		t.Fatal(err)
 	}
+	c.openLog(t)
 	c.pub, c.priv, _ = ed25519.GenerateKey(nil)
 	c.openWriter(t, false)
-	t.Cleanup(func() { c.w.Close(); c.store.Close() })
+	t.Cleanup(func() {
+		c.w.Close()
+		if c.log != nil {
+			c.log.Close()
+		}
+		c.store.Close()
+	})
 	return c
+}
+
+func (c *chain) openLog(t testing.TB) {
+	t.Helper()
+	var err error
+	if c.log, err = wal.Open(c.logDir, wal.Options{SegmentSize: 64 << 10}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// restart closes the writer, the log and the store and opens them again,
+// as a server restart does.
+func (c *chain) restart(t testing.TB, requireCheckpoint bool) error {
+	t.Helper()
+	c.w.Close()
+	c.log.Close()
+	c.store.Close()
+	var err error
+	if c.store, err = sqlite.Open(context.Background(), c.dbPath, sqlite.Options{}); err != nil {
+		return err
+	}
+	c.openLog(t)
+	w, err := audit.NewWriter(context.Background(), audit.WriterConfig{Log: c.log, Store: c.store, Signer: c.priv,
+		CheckpointPath: c.cpPath, CheckpointEvery: time.Hour, RequireCheckpoint: requireCheckpoint, FromDatabase: c.fromDB})
+	if err == nil {
+		c.w = w
+	}
+	return err
 }
 
 func (c *chain) openWriter(t testing.TB, requireCheckpoint bool) {
 	t.Helper()
-	w, err := audit.NewWriter(context.Background(), audit.WriterConfig{Store: c.store, Signer: c.priv,
+	w, err := audit.NewWriter(context.Background(), audit.WriterConfig{Log: c.log, Store: c.store, Signer: c.priv,
 		CheckpointPath: c.cpPath, CheckpointEvery: time.Hour, RequireCheckpoint: requireCheckpoint})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +102,8 @@ func (c *chain) write(t testing.TB, n int) {
 	}
 }
 
-// verify closes the writer (writing the final checkpoint) and verifies.
+// verify closes the writer (writing the final checkpoint, letting the
+// index catch up) and verifies the log, then the index.
 func (c *chain) verify(t testing.TB) (audit.Summary, error) {
 	t.Helper()
 	c.w.Close()
@@ -69,7 +111,22 @@ func (c *chain) verify(t testing.TB) (audit.Summary, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return audit.Verify(context.Background(), c.store, c.pub, cp)
+	cps, err := c.store.Checkpoints(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := audit.VerifyLog(context.Background(), c.logDir, c.pub, cp, cps)
+	if err != nil {
+		return sum, fmt.Errorf("log: %w", err)
+	}
+	isum, err := audit.Verify(context.Background(), c.store, c.pub, cp)
+	if err != nil {
+		return isum, fmt.Errorf("index: %w", err)
+	}
+	if isum.Head != sum.Head || isum.Records != sum.Records {
+		return isum, fmt.Errorf("the index (%d records) differs from the log (%d)", isum.Records, sum.Records)
+	}
+	return sum, nil
 }
 
 // tamper edits the database file through a separate connection, as an
@@ -166,13 +223,35 @@ func TestVerifyDetectsRewrittenChain(t *testing.T) {
 	}
 }
 
-// A writer refuses to extend a chain shorter than its latest checkpoint.
+// A writer refuses to extend a log shorter than its latest checkpoint:
+// here the log is replaced by a consistent copy of its first 8 records.
 func TestWriterRefusesTruncatedChain(t *testing.T) {
 	c := newChain(t)
 	c.write(t, 10)
 	c.w.Close()
-	c.tamper(t, "DELETE FROM audit_records WHERE seq > 8")
-	_, err := audit.NewWriter(context.Background(), audit.WriterConfig{Store: c.store, Signer: c.priv, CheckpointPath: c.cpPath, RequireCheckpoint: true})
+	c.log.Close()
+	short := filepath.Join(c.dir, "short")
+	l, err := wal.Open(short, wal.Options{SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wal.ScanDir(c.logDir, nil, func(i uint64, p []byte) error {
+		if i > 8 {
+			return nil
+		}
+		return l.AppendBatch([][]byte{slices.Clone(p)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if err := os.RemoveAll(c.logDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(short, c.logDir); err != nil {
+		t.Fatal(err)
+	}
+	c.openLog(t)
+	_, err = audit.NewWriter(context.Background(), audit.WriterConfig{Log: c.log, Store: c.store, Signer: c.priv, CheckpointPath: c.cpPath, RequireCheckpoint: true})
 	if err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Fatalf("NewWriter = %v, want a truncation error", err)
 	}
@@ -255,13 +334,9 @@ func TestWriterFailsClosedOnReadOnlyStore(t *testing.T) {
 	if _, err := c.w.Write(context.Background(), audit.Entry{Record: audit.Record{Event: "test-event"}}); !fault.Is(err, fault.Unavailable) || c.w.Stopped() == nil {
 		t.Fatalf("a write after the failure: %v (stopped %v)", err, c.w.Stopped())
 	}
-	c.w.Close()
-	c.store.Close()
-	var err2 error
-	if c.store, err2 = sqlite.Open(context.Background(), c.dbPath, sqlite.Options{}); err2 != nil {
-		t.Fatal(err2)
+	if err := c.restart(t, false); err != nil {
+		t.Fatal(err)
 	}
-	c.openWriter(t, false)
 	c.write(t, 2)
 	sum, err := c.verify(t)
 	if err != nil || sum.Records != 5 {
@@ -308,7 +383,7 @@ func BenchmarkWriterSerial(b *testing.B) {
 func TestWriterScrubs(t *testing.T) {
 	c := newChain(t)
 	c.w.Close()
-	w, err := audit.NewWriter(context.Background(), audit.WriterConfig{Store: c.store, Signer: c.priv, CheckpointPath: c.cpPath,
+	w, err := audit.NewWriter(context.Background(), audit.WriterConfig{Log: c.log, Store: c.store, Signer: c.priv, CheckpointPath: c.cpPath,
 		CheckpointEvery: time.Hour, Scrub: func(s string) string { return strings.ReplaceAll(s, "hunter2", "[X]") }})
 	if err != nil {
 		t.Fatal(err)
@@ -320,6 +395,7 @@ func TestWriterScrubs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.Settle(context.Background(), 10*time.Second)
 	stored, err := c.store.QueryAudit(context.Background(), audit.Query{Limit: 1})
 	if err != nil {
 		t.Fatal(err)

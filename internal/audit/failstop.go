@@ -86,9 +86,10 @@ func (w *Writer) halt(se *StorageError, records int) bool {
 }
 
 // watch runs on every WatchEvery tick: it asks the store whether its files
-// are still the ones it opened, and when no batch ran since the last tick
-// it probes the write path with an empty transaction, so that Health
-// reports a locked or failed store even while no one writes.
+// are still the ones it opened, and when no batch ran since the last tick,
+// or the store is in trouble, it probes the write path with an empty
+// transaction, so that Health reports a locked or failed store even while
+// no one writes, and stops reporting it once the store answers again.
 func (w *Writer) watch() {
 	if w.stop.Load() != nil {
 		return
@@ -99,10 +100,15 @@ func (w *Writer) watch() {
 		w.note(err, 0)
 		return
 	}
-	if w.active {
+	if err := w.checkLog(); err != nil {
+		w.note(err, 0)
+		return
+	}
+	if w.active && w.trouble.Load() == nil {
 		w.active = false
 		return
 	}
+	w.active = false
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.StoreTimeout)
 	defer cancel()
 	err := w.cfg.Store.AuditBatch(ctx, func(Tx) error { return nil })

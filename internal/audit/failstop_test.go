@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,17 +16,23 @@ import (
 	"time"
 
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/audit/wal"
+	"github.com/ostiary/ostiary/internal/audit/wal/faultfs"
 	"github.com/ostiary/ostiary/internal/fault"
 	"github.com/ostiary/ostiary/internal/testutil"
 )
 
-// fakeStore is an audit.Store in memory whose failures the test sets: the
-// next commit's error (a failed fsync, a lock), a storage fault that no
-// write reports (a deleted file), or a store that never answers.
+// fakeStore is an audit.Store in memory (the index, the changes'
+// transactions, checkpoints) whose failures the test sets: an error at the
+// next transaction's begin (a lock) or commit (a failed fsync), a storage
+// fault that no write reports (a deleted file), or a store that never
+// answers. The log is real: a wal.Log over faultfs.
 type fakeStore struct {
 	mu          sync.Mutex
-	recs        []audit.Record
+	rows        map[uint64]audit.Record // the index
+	through     uint64
 	batches     int           // AuditBatch calls, probes included
+	beginErr    error         // returned by the next AuditBatch before it runs anything
 	commitErr   error         // returned by the next commit, which then stores nothing
 	fault       error         // StorageFault's answer
 	hang        bool          // AuditBatch waits until its context ends
@@ -33,9 +40,12 @@ type fakeStore struct {
 	stalled     chan struct{} // closed when a commit starts waiting on stall
 	deadlines   []time.Duration
 	checkpoints int
+	applied     int // changes committed
 }
 
-type fakeTx struct{ pending *[]audit.Record }
+type fakeTx struct {
+	pending *[]audit.Record
+}
 
 func (t fakeTx) AppendRecord(_ context.Context, r *audit.Record) error {
 	*t.pending = append(*t.pending, *r)
@@ -54,28 +64,58 @@ func (t fakeTx) Step(_ context.Context, fn func() error) error {
 func (s *fakeStore) AuditHead(context.Context) (uint64, [32]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.recs) == 0 {
-		return 0, [32]byte{}, nil
+	var top uint64
+	for seq := range s.rows {
+		top = max(top, seq)
 	}
-	r := s.recs[len(s.recs)-1]
-	return r.Seq, r.Hash, nil
+	return top, s.rows[top].Hash, nil
 }
 
 func (s *fakeStore) AuditHashAt(_ context.Context, seq uint64) ([32]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, r := range s.recs {
-		if r.Seq == seq {
-			return r.Hash, nil
+	r, ok := s.rows[seq]
+	if !ok {
+		return [32]byte{}, fault.New(fault.NotFound, "no record %d", seq)
+	}
+	return r.Hash, nil
+}
+
+func (s *fakeStore) IndexedThrough(context.Context) (uint64, uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.through, s.through, nil
+}
+
+func (s *fakeStore) IndexRecords(_ context.Context, recs []*audit.Record, through uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rows == nil {
+		s.rows = map[uint64]audit.Record{}
+	}
+	for _, r := range recs {
+		if _, ok := s.rows[r.Seq]; !ok {
+			s.rows[r.Seq] = *r
 		}
 	}
-	return [32]byte{}, fault.New(fault.NotFound, "no record %d", seq)
+	s.through = max(s.through, through)
+	return nil
 }
+
+func (s *fakeStore) AuditIndexed(_ context.Context, seq uint64) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.rows[seq]
+	return ok, nil
+}
+
+func (s *fakeStore) ScanRecords(context.Context, func(*audit.Record) error) error { return nil }
 
 func (s *fakeStore) AuditBatch(ctx context.Context, fn func(audit.Tx) error) error {
 	s.mu.Lock()
 	s.batches++
-	hang := s.hang
+	hang, begin := s.hang, s.beginErr
+	s.beginErr = nil
 	if dl, ok := ctx.Deadline(); ok {
 		s.deadlines = append(s.deadlines, time.Until(dl))
 	}
@@ -83,6 +123,9 @@ func (s *fakeStore) AuditBatch(ctx context.Context, fn func(audit.Tx) error) err
 	if hang { // a lock held elsewhere: wait for the deadline
 		<-ctx.Done()
 		return fault.Wrap(fault.Unavailable, "begin", errors.New("database is locked (5)"))
+	}
+	if begin != nil {
+		return begin
 	}
 	var pending []audit.Record
 	if err := fn(fakeTx{&pending}); err != nil {
@@ -102,7 +145,13 @@ func (s *fakeStore) AuditBatch(ctx context.Context, fn func(audit.Tx) error) err
 		s.commitErr = nil
 		return err
 	}
-	s.recs = append(s.recs, pending...)
+	if s.rows == nil {
+		s.rows = map[uint64]audit.Record{}
+	}
+	for _, r := range pending {
+		s.rows[r.Seq] = r
+		s.applied++
+	}
 	return nil
 }
 
@@ -125,10 +174,10 @@ func (s *fakeStore) set(f func(s *fakeStore)) {
 	s.mu.Unlock()
 }
 
-func (s *fakeStore) count() (records, batches, checkpoints int) {
+func (s *fakeStore) count() (applied, batches, checkpoints int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.recs), s.batches, s.checkpoints
+	return s.applied, s.batches, s.checkpoints
 }
 
 // syncBuffer is a log sink safe for the writer's goroutine.
@@ -149,22 +198,33 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-func newFakeWriter(t *testing.T, s *fakeStore, tune func(*audit.WriterConfig)) (*audit.Writer, *syncBuffer, string) {
+type fakeEnv struct {
+	w   *audit.Writer
+	out *syncBuffer // the operational log
+	cp  string      // the checkpoint file
+	fs  *faultfs.FS // under the audit log
+	log *wal.Log
+}
+
+func newFakeWriter(t *testing.T, s *fakeStore, tune func(*audit.WriterConfig)) fakeEnv {
 	t.Helper()
 	_, priv, _ := ed25519.GenerateKey(nil)
-	log := &syncBuffer{}
-	cp := filepath.Join(t.TempDir(), "audit.checkpoint")
-	cfg := audit.WriterConfig{Store: s, Signer: priv, CheckpointPath: cp, CheckpointEvery: time.Hour, WatchEvery: time.Hour,
-		Logger: slog.New(slog.NewTextHandler(log, nil))}
+	e := fakeEnv{out: &syncBuffer{}, cp: filepath.Join(t.TempDir(), "audit.checkpoint"), fs: faultfs.New()}
+	var err error
+	if e.log, err = wal.Open("/audit", wal.Options{FS: e.fs, SegmentSize: 64 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.log.Close() })
+	cfg := audit.WriterConfig{Log: e.log, Store: s, Signer: priv, CheckpointPath: e.cp, CheckpointEvery: time.Hour, WatchEvery: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(e.out, nil))}
 	if tune != nil {
 		tune(&cfg)
 	}
-	w, err := audit.NewWriter(context.Background(), cfg)
-	if err != nil {
+	if e.w, err = audit.NewWriter(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.Close() })
-	return w, log, cp
+	t.Cleanup(func() { e.w.Close() })
+	return e
 }
 
 func writeOne(w *audit.Writer) error {
@@ -172,114 +232,148 @@ func writeOne(w *audit.Writer) error {
 	return err
 }
 
-// A commit that fails for the storage itself (here a failed fsync) stops
-// the writer for good: that batch and every later write are refused, the
-// store is never tried again (no retry on the same file: fsyncgate), even
-// once it would succeed, no checkpoint attests anything more, Health says
-// why, and the log says so once.
-func TestWriterStopsForGoodOnStorageError(t *testing.T) {
+// writeChange writes a record of a change (an Entry with Apply).
+func writeChange(w *audit.Writer) error {
+	_, err := w.Write(context.Background(), audit.Entry{Record: audit.Record{Event: "thing-create", Outcome: audit.Success},
+		Apply: func(context.Context, audit.Tx, *audit.Record) error { return nil }})
+	return err
+}
+
+// A failed fsync of the log stops the writer for good: that batch and
+// every later write are refused, the log is never written again (no retry
+// on the same file: fsyncgate), no checkpoint attests anything more,
+// Health says why, and the operational log says so once.
+func TestWriterStopsForGoodOnLogError(t *testing.T) {
 	s := &fakeStore{}
-	w, log, cp := newFakeWriter(t, s, nil)
-	if err := writeOne(w); err != nil {
+	e := newFakeWriter(t, s, nil)
+	if err := writeOne(e.w); err != nil {
 		t.Fatal(err)
 	}
-	s.set(func(s *fakeStore) {
-		s.commitErr = fault.Wrap(fault.Unavailable, "commit", &audit.StorageError{Cause: "disk I/O error", Err: syscall.EIO})
-	})
-	err := writeOne(w)
+	e.fs.Inject(faultfs.Fault{Op: faultfs.OpSync, Name: ".wal", Err: syscall.EIO})
+	err := writeOne(e.w)
 	var se *audit.StorageError
-	if !fault.Is(err, fault.Unavailable) || !errors.As(err, &se) || se.Cause != "disk I/O error" {
-		t.Fatalf("the write whose commit failed: %v", err)
+	if !fault.Is(err, fault.Unavailable) || !errors.As(err, &se) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("the write whose fsync failed: %v", err)
 	}
-	_, batches, _ := s.count()
+	writes := e.fs.Count(faultfs.OpWrite, ".wal")
 	for range 20 {
-		if err := writeOne(w); !fault.Is(err, fault.Unavailable) || !errors.As(err, &se) {
+		if err := writeOne(e.w); !fault.Is(err, fault.Unavailable) || !errors.As(err, &se) {
 			t.Fatalf("a write after the failure: %v", err)
 		}
+		if err := writeChange(e.w); !fault.Is(err, fault.Unavailable) {
+			t.Fatalf("a change after the failure: %v", err)
+		}
 	}
-	if recs, after, _ := s.count(); after != batches || recs != 1 {
-		t.Errorf("after the failure the store was tried again: %d batches → %d, %d records", batches, after, recs)
+	if after := e.fs.Count(faultfs.OpWrite, ".wal"); after != writes || e.log.Last() != 1 {
+		t.Errorf("after the failure the log was written again: %d writes → %d, last frame %d", writes, after, e.log.Last())
 	}
-	h := w.Health()
-	if !fault.Is(h, fault.Unavailable) || !strings.Contains(fault.SafeMessage(h), "disk I/O error") || w.Stopped() == nil {
-		t.Errorf("health after the failure: %v (stopped %v)", h, w.Stopped())
+	if applied, _, _ := s.count(); applied != 0 {
+		t.Errorf("%d changes applied after the failure", applied)
 	}
-	w.Close()
+	h := e.w.Health()
+	if !fault.Is(h, fault.Unavailable) || !strings.Contains(fault.SafeMessage(h), "audit log cannot be written") || e.w.Stopped() == nil {
+		t.Errorf("health after the failure: %v (stopped %v)", h, e.w.Stopped())
+	}
+	e.w.Close()
 	if _, _, cps := s.count(); cps != 0 {
 		t.Errorf("%d checkpoints stored after the failure", cps)
 	}
-	if _, err := os.Stat(cp); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(e.cp); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a checkpoint file was written after the failure: %v", err)
 	}
-	if n := strings.Count(log.String(), "level=ERROR"); n != 1 || !strings.Contains(log.String(), "the audit log has stopped") ||
-		!strings.Contains(log.String(), `cause="disk I/O error"`) {
-		t.Errorf("want one error line naming the cause, got %d:\n%s", n, log.String())
+	if n := strings.Count(e.out.String(), "level=ERROR"); n != 1 || !strings.Contains(e.out.String(), "the audit log has stopped") {
+		t.Errorf("want one error line naming the cause, got %d:\n%s", n, e.out.String())
+	}
+}
+
+// A change's transaction that fails to commit for the storage after its
+// record reached the log stops the writer: the change did not happen, and
+// its caller hears so; the record stays in the log for the next start to
+// reconcile (TestChangeLoggedButNotApplied).
+func TestWriterStopsWhenAChangeCannotCommit(t *testing.T) {
+	s := &fakeStore{}
+	e := newFakeWriter(t, s, nil)
+	s.set(func(s *fakeStore) {
+		s.commitErr = fault.Wrap(fault.Unavailable, "commit", &audit.StorageError{Cause: "disk I/O error", Err: syscall.EIO})
+	})
+	if err := writeChange(e.w); !fault.Is(err, fault.Unavailable) {
+		t.Fatalf("a change whose commit failed: %v", err)
+	}
+	if applied, _, _ := s.count(); applied != 0 || e.w.Stopped() == nil || e.log.Last() != 1 {
+		t.Fatalf("applied %d, stopped %v, log ends at %d", applied, e.w.Stopped(), e.log.Last())
+	}
+	if err := writeOne(e.w); !fault.Is(err, fault.Unavailable) {
+		t.Fatalf("a write after it: %v", err)
 	}
 }
 
 // An error that is not the storage's (a lock held elsewhere, a deadline)
-// fails its batch only: Health reports it until the next commit, and the
-// chain goes on without a gap.
+// fails its batch of changes only: Health reports it until the next
+// commit, nothing of it is logged, and the chain goes on without a gap.
 func TestWriterRetriesAfterBusyStore(t *testing.T) {
 	s := &fakeStore{}
-	w, _, _ := newFakeWriter(t, s, nil)
+	e := newFakeWriter(t, s, nil)
 	s.set(func(s *fakeStore) {
-		s.commitErr = fault.Wrap(fault.Unavailable, "begin", errors.New("database is locked (5)"))
+		s.beginErr = fault.Wrap(fault.Unavailable, "begin", errors.New("database is locked (5)"))
 	})
 	var se *audit.StorageError
-	if err := writeOne(w); !fault.Is(err, fault.Unavailable) || errors.As(err, &se) {
-		t.Fatalf("a write on a busy store: %v", err)
+	if err := writeChange(e.w); !fault.Is(err, fault.Unavailable) || errors.As(err, &se) {
+		t.Fatalf("a change on a busy store: %v", err)
 	}
-	if h := w.Health(); !fault.Is(h, fault.Unavailable) || w.Stopped() != nil {
-		t.Errorf("health after a busy store: %v (stopped %v)", h, w.Stopped())
+	if h := e.w.Health(); !fault.Is(h, fault.Unavailable) || e.w.Stopped() != nil {
+		t.Errorf("health after a busy store: %v (stopped %v)", h, e.w.Stopped())
 	}
-	if err := writeOne(w); err != nil {
-		t.Fatalf("the next write: %v", err)
+	if e.log.Last() != 0 {
+		t.Fatalf("the refused change was logged: the log ends at %d", e.log.Last())
 	}
-	if h := w.Health(); h != nil {
+	if err := writeChange(e.w); err != nil {
+		t.Fatalf("the next change: %v", err)
+	}
+	if h := e.w.Health(); h != nil {
 		t.Errorf("health after a commit: %v", h)
 	}
-	s.mu.Lock()
-	recs := s.recs
-	s.mu.Unlock()
-	if len(recs) != 1 || recs[0].Seq != 1 {
-		t.Errorf("records %+v", recs)
+	if applied, _, _ := s.count(); applied != 1 || e.log.Last() != 1 {
+		t.Errorf("applied %d, log ends at %d; want 1, 1", applied, e.log.Last())
 	}
 }
 
-// A batch that committed to files deleted or replaced meanwhile is not
-// acknowledged, and the writer stops.
+// Store files deleted or replaced under the server stop the writer at the
+// next batch, before it logs anything.
 func TestWriterRefusesBatchOnMovedFiles(t *testing.T) {
 	s := &fakeStore{}
-	w, _, _ := newFakeWriter(t, s, nil)
-	if err := writeOne(w); err != nil {
+	e := newFakeWriter(t, s, nil)
+	if err := writeOne(e.w); err != nil {
 		t.Fatal(err)
 	}
 	s.set(func(s *fakeStore) {
 		s.fault = &audit.StorageError{Cause: "database file ostiary.db deleted or renamed", Err: os.ErrNotExist}
 	})
-	if err := writeOne(w); !fault.Is(err, fault.Unavailable) {
-		t.Fatalf("a write into a deleted file: %v", err)
+	if err := writeOne(e.w); !fault.Is(err, fault.Unavailable) {
+		t.Fatalf("a write after the file moved: %v", err)
 	}
-	if se := w.Stopped(); se == nil || !strings.Contains(se.Cause, "deleted") {
+	if se := e.w.Stopped(); se == nil || !strings.Contains(se.Cause, "deleted") {
 		t.Errorf("stopped: %v", se)
+	}
+	if e.log.Last() != 1 {
+		t.Errorf("the refused record was logged: the log ends at %d", e.log.Last())
 	}
 }
 
 // A storage failure inside an entry's Apply is the store's, not the
-// entry's: it is not recorded as the entry's failure, it stops the writer.
+// entry's: it is not recorded as the entry's failure, it stops the writer,
+// and nothing of the batch reaches the log.
 func TestWriterApplyStorageErrorStops(t *testing.T) {
 	s := &fakeStore{}
-	w, _, _ := newFakeWriter(t, s, nil)
-	_, err := w.Write(context.Background(), audit.Entry{Record: audit.Record{Event: "thing-create", Outcome: audit.Success},
+	e := newFakeWriter(t, s, nil)
+	_, err := e.w.Write(context.Background(), audit.Entry{Record: audit.Record{Event: "thing-create", Outcome: audit.Success},
 		Apply: func(context.Context, audit.Tx, *audit.Record) error {
 			return fault.Wrap(fault.Unavailable, "insert thing", &audit.StorageError{Cause: "disk full", Err: syscall.ENOSPC})
 		}})
-	if !fault.Is(err, fault.Unavailable) || w.Stopped() == nil {
-		t.Fatalf("an apply hitting a full disk: %v (stopped %v)", err, w.Stopped())
+	if !fault.Is(err, fault.Unavailable) || e.w.Stopped() == nil {
+		t.Fatalf("an apply hitting a full disk: %v (stopped %v)", err, e.w.Stopped())
 	}
-	if recs, _, _ := s.count(); recs != 0 {
-		t.Errorf("%d records stored", recs)
+	if applied, _, _ := s.count(); applied != 0 || e.log.Last() != 0 {
+		t.Errorf("%d applied, log ends at %d", applied, e.log.Last())
 	}
 }
 
@@ -287,37 +381,38 @@ func TestWriterApplyStorageErrorStops(t *testing.T) {
 // watch tick stops it, and an idle tick probes the write path.
 func TestWriterWatchesIdleStore(t *testing.T) {
 	s := &fakeStore{}
-	w, _, _ := newFakeWriter(t, s, func(c *audit.WriterConfig) { c.WatchEvery = 5 * time.Millisecond })
+	e := newFakeWriter(t, s, func(c *audit.WriterConfig) { c.WatchEvery = 5 * time.Millisecond })
 	testutil.Eventually(t, 5*time.Second, func() bool { _, b, _ := s.count(); return b > 0 }, "an idle writer never probed its store")
-	if w.Health() != nil {
-		t.Fatalf("health of an idle writer: %v", w.Health())
+	if e.w.Health() != nil {
+		t.Fatalf("health of an idle writer: %v", e.w.Health())
 	}
 	s.set(func(s *fakeStore) {
 		s.fault = &audit.StorageError{Cause: "database file ostiary.db replaced", Err: errors.New("new inode")}
 	})
-	testutil.Eventually(t, 5*time.Second, func() bool { return w.Stopped() != nil }, "an idle writer missed its replaced file")
-	if err := writeOne(w); !fault.Is(err, fault.Unavailable) {
+	testutil.Eventually(t, 5*time.Second, func() bool { return e.w.Stopped() != nil }, "an idle writer missed its replaced file")
+	if err := writeOne(e.w); !fault.Is(err, fault.Unavailable) {
 		t.Errorf("a write after the fault: %v", err)
 	}
 }
 
-// A locked store (another process holds the lock) holds a write no longer
-// than the store timeout: the batch carries the deadline of its oldest
-// record, the write is refused, and the writer tries again later.
+// A locked store (another process holds the lock) holds a change no
+// longer than the store timeout: the batch carries the deadline of its
+// oldest record, the change is refused, and the writer tries again later.
+// Records without changes are not held by it at all.
 func TestWriterBoundsWaitOnStore(t *testing.T) {
 	s := &fakeStore{}
 	const timeout = 50 * time.Millisecond
-	w, _, _ := newFakeWriter(t, s, func(c *audit.WriterConfig) { c.StoreTimeout = timeout })
+	e := newFakeWriter(t, s, func(c *audit.WriterConfig) { c.StoreTimeout = timeout })
 	s.set(func(s *fakeStore) { s.hang = true })
 	done := make(chan error, 1)
-	go func() { done <- writeOne(w) }()
+	go func() { done <- writeChange(e.w) }()
 	select {
 	case err := <-done:
 		if !fault.Is(err, fault.Unavailable) {
-			t.Fatalf("a write on a locked store: %v", err)
+			t.Fatalf("a change on a locked store: %v", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("a write on a locked store did not return")
+		t.Fatal("a change on a locked store did not return")
 	}
 	s.mu.Lock()
 	dls := s.deadlines
@@ -325,11 +420,14 @@ func TestWriterBoundsWaitOnStore(t *testing.T) {
 	if len(dls) == 0 || dls[0] > timeout {
 		t.Errorf("the batch's deadlines: %v, want one within %v", dls, timeout)
 	}
-	if w.Stopped() != nil || w.Health() == nil {
-		t.Errorf("after a timeout: stopped %v, health %v", w.Stopped(), w.Health())
+	if e.w.Stopped() != nil || e.w.Health() == nil {
+		t.Errorf("after a timeout: stopped %v, health %v", e.w.Stopped(), e.w.Health())
+	}
+	if err := writeOne(e.w); err != nil {
+		t.Errorf("a record without a change while the store is locked: %v", err)
 	}
 	s.set(func(s *fakeStore) { s.hang = false })
-	if err := writeOne(w); err != nil {
+	if err := writeChange(e.w); err != nil {
 		t.Errorf("once the store answers: %v", err)
 	}
 }
@@ -339,25 +437,34 @@ func TestWriterBoundsWaitOnStore(t *testing.T) {
 // timeout and never stored, even once the disk answers.
 func TestWriterRefusesWhatWaitsBehindAStalledCommit(t *testing.T) {
 	s := &fakeStore{}
-	w, _, _ := newFakeWriter(t, s, func(c *audit.WriterConfig) { c.StoreTimeout = 50 * time.Millisecond })
+	e := newFakeWriter(t, s, func(c *audit.WriterConfig) { c.StoreTimeout = 50 * time.Millisecond })
 	stall, stalled := make(chan struct{}), make(chan struct{})
 	s.set(func(s *fakeStore) { s.stall, s.stalled = stall, stalled })
 	first := make(chan error, 1)
-	go func() { first <- writeOne(w) }()
+	go func() { first <- writeChange(e.w) }()
 	<-stalled
-	if err := writeOne(w); !fault.Is(err, fault.Unavailable) || !strings.Contains(fault.SafeMessage(err), "not performed") {
+	if err := writeOne(e.w); !fault.Is(err, fault.Unavailable) || !strings.Contains(fault.SafeMessage(err), "not performed") {
 		t.Fatalf("a write behind a stalled commit: %v", err)
 	}
 	close(stall)
 	if err := <-first; err != nil {
-		t.Fatalf("the stalled write, once the disk answered: %v", err)
+		t.Fatalf("the stalled change, once the disk answered: %v", err)
 	}
-	if err := writeOne(w); err != nil {
+	if err := writeOne(e.w); err != nil {
 		t.Fatalf("a write afterwards: %v", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.recs) != 2 || s.recs[0].Seq != 1 || s.recs[1].Seq != 2 {
-		t.Errorf("records %+v: the refused write must not be stored, the chain must have no gap", s.recs)
+	var seqs []uint64
+	if _, err := wal.ScanDir("/audit", e.fs, func(i uint64, p []byte) error {
+		r, err := audit.ParsePayload(p)
+		if err != nil {
+			return err
+		}
+		seqs = append(seqs, r.Seq)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(seqs, []uint64{1, 2}) {
+		t.Errorf("logged records %v: the refused write must not be logged, the chain must have no gap", seqs)
 	}
 }

@@ -73,7 +73,10 @@ type Record struct {
 
 // Canonical returns the record's canonical encoding (RFC 8785 JSON over a
 // fixed set of members), the exact bytes its Hash is computed over.
-func (r *Record) Canonical() ([]byte, error) {
+func (r *Record) Canonical() ([]byte, error) { return r.appendCanonical(nil) }
+
+// appendCanonical appends the canonical encoding to dst.
+func (r *Record) appendCanonical(dst []byte) ([]byte, error) {
 	detail := r.Detail
 	if detail == nil {
 		detail = map[string]any{}
@@ -93,7 +96,7 @@ func (r *Record) Canonical() ([]byte, error) {
 		"detail":     detail,
 		"prev":       hex.EncodeToString(r.Prev[:]),
 	}
-	b, err := jcs.Append(nil, m)
+	b, err := jcs.Append(dst, m)
 	if err != nil {
 		return nil, fmt.Errorf("audit: encode record %d: %w", r.Seq, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+
+	"github.com/ostiary/ostiary/internal/audit/wal"
 )
 
 // Source is what Verify reads: the chain in sequence order and the stored
@@ -25,11 +27,17 @@ type Summary struct {
 	LatestCheckpoint uint64 // seq attested by the checkpoint file
 	Unattested       uint64 // records after the latest checkpoint
 	KeyID            string
+	Indexed          uint64 // records the index holds, when it was verified too
+	TornBytes        int64  // after the log's last complete batch: one being written, or cut short by a crash
 }
 
 func (s Summary) String() string {
-	return fmt.Sprintf("audit chain OK: %d records, head %s…, %d signed checkpoints (key %s), latest at seq %d, %d records since",
+	out := fmt.Sprintf("audit chain OK: %d records, head %s…, %d signed checkpoints (key %s), latest at seq %d, %d records since",
 		s.Records, hex.EncodeToString(s.Head[:8]), s.Checkpoints, s.KeyID, s.LatestCheckpoint, s.Unattested)
+	if s.Indexed > 0 {
+		out += fmt.Sprintf("; index OK: its %d records are the log's", s.Indexed)
+	}
+	return out
 }
 
 // ChainError names the first record at which verification failed.
@@ -46,75 +54,145 @@ func (e *ChainError) Error() string {
 // link to its predecessor and that sequence numbers run 1, 2, 3… without
 // gaps, checks every stored checkpoint's signature and hash, and finally
 // checks the latest checkpoint (kept outside the store) against the chain,
-// which detects truncation of the tail.
+// which detects truncation of the tail. It reads the index (src): audit
+// verify --index compares it with the log this way.
 func Verify(ctx context.Context, src Source, pub ed25519.PublicKey, latest Checkpoint) (Summary, error) {
-	sum := Summary{KeyID: KeyFingerprint(pub)}
+	cps, err := src.Checkpoints(ctx)
+	if err != nil {
+		return Summary{KeyID: KeyFingerprint(pub)}, err
+	}
+	c, err := newChainCheck(pub, latest, cps)
+	if err != nil {
+		return c.sum, err
+	}
+	err = src.ScanRecords(ctx, func(r *Record) error {
+		return c.next(r, func() error {
+			h, err := r.ComputeHash()
+			if err != nil {
+				return &ChainError{Seq: r.Seq, Problem: "record cannot be encoded: " + err.Error()}
+			}
+			if h != r.Hash {
+				return &ChainError{Seq: r.Seq, Problem: "content does not match its hash (the record was modified)"}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return c.sum, err
+	}
+	return c.end()
+}
+
+// VerifyLog verifies the chain as the log in dir holds it, reading the
+// segment files without opening the log (so beside a running server, or
+// on a copy): every frame's CRC and number, every record's canonical form,
+// hash and link, the signed checkpoints (stored ones, if the index is at
+// hand, and the latest from its file), and that the log reaches the latest.
+// A batch being written while it reads is not part of what it verifies.
+func VerifyLog(ctx context.Context, dir string, pub ed25519.PublicKey, latest Checkpoint, stored []Checkpoint) (Summary, error) {
+	c, err := newChainCheck(pub, latest, stored)
+	if err != nil {
+		return c.sum, err
+	}
+	sc, err := wal.ScanDir(dir, nil, func(index uint64, payload []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r, err := ParsePayload(payload)
+		if err != nil {
+			return &ChainError{Seq: index, Problem: err.Error()}
+		}
+		if r.Seq != index {
+			return &ChainError{Seq: index, Problem: fmt.Sprintf("log frame %d holds record %d", index, r.Seq)}
+		}
+		return c.next(r, nil)
+	})
+	if err != nil {
+		return c.sum, err
+	}
+	sum, err := c.end()
+	var ce *ChainError
+	if sc.Torn > 0 && errors.As(err, &ce) {
+		ce.Problem += fmt.Sprintf("; the log ends in %d bytes that are not a complete batch: damaged, or a write cut short", sc.Torn)
+	}
+	sum.TornBytes = sc.Torn
+	return sum, err
+}
+
+// chainCheck walks a chain in seq order.
+type chainCheck struct {
+	sum    Summary
+	attest map[uint64][][32]byte
+	latest Checkpoint
+	prev   [32]byte
+	seq    uint64
+}
+
+func newChainCheck(pub ed25519.PublicKey, latest Checkpoint, cps []Checkpoint) (*chainCheck, error) {
+	c := &chainCheck{sum: Summary{KeyID: KeyFingerprint(pub), Checkpoints: len(cps)}, latest: latest}
 	if err := latest.Verify(pub); err != nil {
 		// Not signed by the trusted key: the key was swapped or the file
 		// forged, which is what verification exists to report.
-		return sum, &ChainError{Seq: latest.Seq, Problem: "checkpoint file: " + err.Error()}
-	}
-	cps, err := src.Checkpoints(ctx)
-	if err != nil {
-		return sum, err
+		return c, &ChainError{Seq: latest.Seq, Problem: "checkpoint file: " + err.Error()}
 	}
 	for i := range cps {
 		if err := cps[i].Verify(pub); err != nil {
-			return sum, &ChainError{Seq: cps[i].Seq, Problem: err.Error()}
+			return c, &ChainError{Seq: cps[i].Seq, Problem: err.Error()}
 		}
 	}
 	// Every checkpoint that attests seq n must match record n's hash.
-	attest := map[uint64][][32]byte{latest.Seq: {latest.Hash}}
-	for _, c := range cps {
-		attest[c.Seq] = append(attest[c.Seq], c.Hash)
+	c.attest = map[uint64][][32]byte{latest.Seq: {latest.Hash}}
+	for _, cp := range cps {
+		c.attest[cp.Seq] = append(c.attest[cp.Seq], cp.Hash)
 	}
+	return c, nil
+}
 
-	var prev [32]byte
-	var seq uint64
-	err = src.ScanRecords(ctx, func(r *Record) error {
-		want := seq + 1
-		switch {
-		case r.Seq > want:
-			return &ChainError{Seq: want, Problem: fmt.Sprintf("record missing (the next stored record is %d)", r.Seq)}
-		case r.Seq < want:
-			return &ChainError{Seq: r.Seq, Problem: "record out of order or duplicated"}
-		}
-		if r.Prev != prev {
-			return &ChainError{Seq: r.Seq, Problem: "link to the previous record does not match (a record was removed, reordered or altered)"}
-		}
-		h, err := r.ComputeHash()
-		if err != nil {
-			return &ChainError{Seq: r.Seq, Problem: "record cannot be encoded: " + err.Error()}
-		}
-		if h != r.Hash {
-			return &ChainError{Seq: r.Seq, Problem: "content does not match its hash (the record was modified)"}
-		}
-		for _, a := range attest[r.Seq] {
-			if a != h {
-				return &ChainError{Seq: r.Seq, Problem: "differs from what a signed checkpoint attests (the chain was rewritten)"}
-			}
-		}
-		prev, seq = h, r.Seq
-		return nil
-	})
-	if err != nil {
-		return sum, err
+// next checks r's place in the chain; hashed, if set, checks that r's Hash
+// is that of its content (after its sequence and link: a record moved is
+// reported as such, not as modified).
+func (c *chainCheck) next(r *Record, hashed func() error) error {
+	want := c.seq + 1
+	switch {
+	case r.Seq > want:
+		return &ChainError{Seq: want, Problem: fmt.Sprintf("record missing (the next stored record is %d)", r.Seq)}
+	case r.Seq < want:
+		return &ChainError{Seq: r.Seq, Problem: "record out of order or duplicated"}
 	}
+	if r.Prev != c.prev {
+		return &ChainError{Seq: r.Seq, Problem: "link to the previous record does not match (a record was removed, reordered or altered)"}
+	}
+	if hashed != nil {
+		if err := hashed(); err != nil {
+			return err
+		}
+	}
+	for _, a := range c.attest[r.Seq] {
+		if a != r.Hash {
+			return &ChainError{Seq: r.Seq, Problem: "differs from what a signed checkpoint attests (the chain was rewritten)"}
+		}
+	}
+	c.prev, c.seq = r.Hash, r.Seq
+	return nil
+}
+
+func (c *chainCheck) end() (Summary, error) {
 	var top uint64
-	for s := range attest {
+	for s := range c.attest {
 		top = max(top, s)
 	}
-	if top > seq {
-		return sum, &ChainError{Seq: seq + 1, Problem: fmt.Sprintf("chain ends at record %d but a signed checkpoint attests record %d (the tail was truncated)", seq, top)}
+	if top > c.seq {
+		return c.sum, &ChainError{Seq: c.seq + 1, Problem: fmt.Sprintf("chain ends at record %d but a signed checkpoint attests record %d (the tail was truncated)", c.seq, top)}
 	}
-	sum.Records, sum.Head, sum.Checkpoints = seq, prev, len(cps)
-	sum.LatestCheckpoint, sum.Unattested = latest.Seq, seq-latest.Seq
-	return sum, nil
+	c.sum.Records, c.sum.Head = c.seq, c.prev
+	c.sum.LatestCheckpoint, c.sum.Unattested = c.latest.Seq, c.seq-c.latest.Seq
+	return c.sum, nil
 }
 
 // IsChainError reports whether err is a verification failure (as opposed to
 // an I/O error reading the store).
 func IsChainError(err error) bool {
 	var ce *ChainError
-	return errors.As(err, &ce)
+	var de *wal.CorruptError
+	return errors.As(err, &ce) || errors.As(err, &de)
 }

@@ -13,14 +13,19 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ostiary/ostiary/internal/audit/wal"
 	"github.com/ostiary/ostiary/internal/fault"
 )
 
-// Store is what the writer needs from the database.
+// Store is what the writer needs from the database: the index of the log,
+// the transactions that changes are applied in, and signed checkpoints.
 type Store interface {
-	// AuditHead returns the last record's seq and hash (0 and zero if empty).
+	Index
+	// AuditHead returns the highest seq indexed and its hash (0 and zero
+	// if none): never beyond the log's end.
 	AuditHead(ctx context.Context) (uint64, [32]byte, error)
-	// AuditHashAt returns the hash of record seq, or a fault.NotFound error.
+	// AuditHashAt returns the hash of indexed record seq, or a
+	// fault.NotFound error.
 	AuditHashAt(ctx context.Context, seq uint64) ([32]byte, error)
 	// AuditBatch runs fn in one transaction and commits it durably. Its
 	// waits (for a lock held elsewhere) end at ctx's deadline; a begun
@@ -33,6 +38,23 @@ type Store interface {
 	// use: nil while all is well, else an error wrapping a *StorageError.
 	// It must be cheap: the writer asks after every batch.
 	StorageFault() error
+	// ScanRecords streams the indexed records in seq order: a database
+	// from before the log is copied into it once.
+	ScanRecords(ctx context.Context, fn func(*Record) error) error
+}
+
+// Index is the queryable copy of the log, filled behind the writer: rows
+// keyed by seq, so filling is idempotent.
+type Index interface {
+	// IndexedThrough returns the seq up to which every record is
+	// indexed, and the seq up to which every change's record is known to
+	// be applied or cited as not applied (kept when the index is rebuilt).
+	IndexedThrough(ctx context.Context) (through, reconciled uint64, err error)
+	// IndexRecords stores recs (a row already there is kept) and moves
+	// the position to through, in one transaction.
+	IndexRecords(ctx context.Context, recs []*Record, through uint64) error
+	// AuditIndexed reports whether record seq has a row.
+	AuditIndexed(ctx context.Context, seq uint64) (bool, error)
 }
 
 // Tx is a batch transaction. Stores hand the same value to Apply functions,
@@ -49,28 +71,40 @@ type Tx interface {
 // ErrTxBroken marks a transaction that can no longer be trusted.
 var ErrTxBroken = errors.New("audit: transaction broken")
 
-// Entry is one record to append, optionally together with the action it
-// records. Apply runs in the same transaction as the record: either both are
-// stored or neither is. If Apply fails, its writes are undone and the record
-// is stored with the failure's outcome and reason instead.
+// Entry is one record to append, optionally together with the change it
+// records. Apply runs in a store transaction with the record's index row,
+// and that transaction commits only once the record is durable in the log:
+// a change is never in effect without its record. If Apply fails, its
+// writes are undone and the record is logged with the failure's outcome
+// and reason instead. A crash after the record is logged and before the
+// transaction commits leaves a record of a change that did not happen: the
+// record carries detail store_change, and the next start finds it without
+// its index row and appends a change-not-applied record citing it
+// (DESIGN.md, "Changes and their records").
 type Entry struct {
 	Record
 	Apply func(ctx context.Context, tx Tx, r *Record) error
 }
 
-// WriterConfig configures a Writer. Store, Signer and CheckpointPath are
-// required.
+// WriterConfig configures a Writer. Log, Store, Signer and CheckpointPath
+// are required.
 type WriterConfig struct {
-	Store             Store
+	Log               *wal.Log // the durable copy of the chain
+	Store             Store    // its index, the changes' transactions, checkpoints
 	Signer            ed25519.PrivateKey
 	CheckpointPath    string // the latest checkpoint, kept outside the store
 	Now               func() time.Time
 	Logger            *slog.Logger
-	MaxBatch          int           // records per transaction; default 512
+	MaxBatch          int           // records per batch; default 512
 	CheckpointEvery   time.Duration // default 1s
 	CheckpointRecords uint64        // also checkpoint after this many records; default 10000
-	// RequireCheckpoint makes NewWriter refuse a store whose chain does not
-	// reach and match the checkpoint file (false only for a fresh store).
+	// FromDatabase lets NewWriter copy the chain of a database from before
+	// the log into an empty log, once (the log directory was new). Without
+	// it, an empty log beside a database that holds records is refused:
+	// the log was deleted.
+	FromDatabase bool
+	// RequireCheckpoint makes NewWriter refuse a log that does not reach
+	// and match the checkpoint file (false only for a fresh data directory).
 	RequireCheckpoint bool
 	// Scrub, if set, rewrites every string of a record's reason, target
 	// and detail before it is sealed: credentials never reach the chain.
@@ -84,13 +118,16 @@ type WriterConfig struct {
 }
 
 // Writer appends records to the chain. Write blocks until its record is
-// durably committed, but many concurrent writes share one transaction (group
-// commit), so throughput does not depend on fsync latency.
+// durable in the log, but many concurrent writes share one batch (one
+// write and one fdatasync), so throughput does not depend on fsync latency.
+// The index is filled behind it.
 type Writer struct {
 	cfg     WriterConfig
+	log     *wal.Log
 	in      chan *job
 	quit    chan struct{}
 	stopped chan struct{}
+	idx     *indexer
 
 	mu     sync.RWMutex // guards closed against concurrent Write/Close
 	closed bool
@@ -104,8 +141,8 @@ type Writer struct {
 	seq    uint64
 	prev   [32]byte
 	cpSeq  uint64
-	broken error // set when the head could not be reloaded after a failure
-	active bool  // a batch ran since the last watch
+	active bool // a batch ran since the last watch
+	buf    []byte
 }
 
 type job struct {
@@ -120,11 +157,13 @@ type result struct {
 	err error
 }
 
-// NewWriter loads the chain head, checks it against the latest checkpoint
-// and starts the writer goroutine.
+// NewWriter recovers the chain head from the log (copying a database from
+// before the log into it once), checks it against the latest checkpoint,
+// brings the index up to the log, records that changes logged but never
+// applied (a crash between the two) did not happen, and starts the writer.
 func NewWriter(ctx context.Context, cfg WriterConfig) (*Writer, error) {
-	if cfg.Store == nil || cfg.Signer == nil || cfg.CheckpointPath == "" {
-		return nil, errors.New("audit: writer needs a store, a signing key and a checkpoint path")
+	if cfg.Log == nil || cfg.Store == nil || cfg.Signer == nil || cfg.CheckpointPath == "" {
+		return nil, errors.New("audit: writer needs a log, a store, a signing key and a checkpoint path")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -147,27 +186,42 @@ func NewWriter(ctx context.Context, cfg WriterConfig) (*Writer, error) {
 	if cfg.WatchEvery <= 0 {
 		cfg.WatchEvery = time.Second
 	}
-	w := &Writer{cfg: cfg, in: make(chan *job, 4*cfg.MaxBatch), quit: make(chan struct{}), stopped: make(chan struct{})}
+	w := &Writer{cfg: cfg, log: cfg.Log, in: make(chan *job, 4*cfg.MaxBatch), quit: make(chan struct{}), stopped: make(chan struct{})}
+	if err := w.migrate(ctx); err != nil {
+		return nil, err
+	}
 	var err error
-	if w.seq, w.prev, err = cfg.Store.AuditHead(ctx); err != nil {
-		return nil, fmt.Errorf("audit: read chain head: %w", err)
+	if w.seq, w.prev, err = headOf(w.log); err != nil {
+		return nil, err
 	}
 	if cfg.RequireCheckpoint {
-		if err := w.checkLatest(ctx); err != nil {
+		if err := w.checkLatest(); err != nil {
 			return nil, err
 		}
+	}
+	unapplied, indexed, err := w.catchUp(ctx)
+	if err != nil {
+		return nil, err
 	}
 	w.cpSeq = w.seq
 	stalled := make(chan struct{})
 	w.stalled.Store(&stalled)
+	w.idx = newIndexer(w, indexed)
 	go w.run()
 	go w.reap()
+	// The index goes past a change not applied only once that is logged.
+	err = w.reconcile(ctx, unapplied)
+	go w.idx.run()
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
 	return w, nil
 }
 
 // checkLatest refuses to extend a chain that is shorter than, or disagrees
-// with, its latest checkpoint: that chain was truncated or rewritten.
-func (w *Writer) checkLatest(ctx context.Context) error {
+// with, its latest checkpoint: that log was truncated or rewritten.
+func (w *Writer) checkLatest() error {
 	cp, err := ReadCheckpointFile(w.cfg.CheckpointPath)
 	if err != nil {
 		return fmt.Errorf("audit: cannot read the latest checkpoint: %w", err)
@@ -176,10 +230,13 @@ func (w *Writer) checkLatest(ctx context.Context) error {
 		return fmt.Errorf("audit: %s: %w", w.cfg.CheckpointPath, err)
 	}
 	if cp.Seq > w.seq {
-		return fmt.Errorf("audit: the chain ends at record %d but the latest checkpoint attests record %d: the log was truncated; run 'ostiary audit verify'", w.seq, cp.Seq)
+		return fmt.Errorf("audit: the log ends at record %d but the latest checkpoint attests record %d: the log was truncated; run 'ostiary audit verify'", w.seq, cp.Seq)
 	}
-	h, err := w.cfg.Store.AuditHashAt(ctx, cp.Seq)
-	if err != nil || h != cp.Hash {
+	if cp.Seq == 0 {
+		return nil
+	}
+	r, err := recordAt(w.log, cp.Seq)
+	if err != nil || r.Hash != cp.Hash {
 		return fmt.Errorf("audit: record %d does not match the latest checkpoint: the log was altered; run 'ostiary audit verify'", cp.Seq)
 	}
 	return nil
@@ -187,6 +244,9 @@ func (w *Writer) checkLatest(ctx context.Context) error {
 
 // PublicKey returns the checkpoint verification key.
 func (w *Writer) PublicKey() ed25519.PublicKey { return w.cfg.Signer.Public().(ed25519.PublicKey) }
+
+// Last returns the seq of the last record durable in the log.
+func (w *Writer) Last() uint64 { return w.log.Last() }
 
 // Write appends e and waits until it is durable. It returns the sealed
 // record and, if e.Apply failed, that error (the failure itself is then on
@@ -222,19 +282,24 @@ func (w *Writer) Write(ctx context.Context, e Entry) (Record, error) {
 	return w.await(j)
 }
 
-// Close stops accepting records, commits what is queued, writes a final
-// checkpoint and waits for the writer to finish.
+// Close stops accepting records, logs what is queued, writes a final
+// checkpoint, lets the index catch up (for no longer than the store
+// timeout: the next start finishes it) and waits for the writer to finish.
+// The log itself stays open: its owner closes it.
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
 		<-w.stopped
+		<-w.idx.done
 		return nil
 	}
 	w.closed = true
 	close(w.quit)
 	w.mu.Unlock()
 	<-w.stopped
+	w.idx.finish()
+	<-w.idx.done
 	return nil
 }
 
@@ -293,150 +358,6 @@ func (w *Writer) collect(first *job) []*job {
 		}
 	}
 	return batch
-}
-
-func (w *Writer) commit(batch []*job) {
-	if len(batch) == 0 {
-		return
-	}
-	if se := w.stop.Load(); se != nil {
-		w.fail(batch, se)
-		return
-	}
-	w.active = true
-	w.busy()
-	defer w.idle()
-	// The batch is committed independently of any caller's context; it
-	// must begin within the store timeout of its oldest record's arrival.
-	ctx, cancel := context.WithDeadline(context.Background(), w.deadline(batch[0]))
-	defer cancel()
-	if w.broken != nil {
-		if err := w.reloadHead(ctx); err != nil {
-			w.refuse(batch, err)
-			return
-		}
-	}
-	results := make([]result, len(batch))
-	var seq uint64
-	var prev [32]byte
-	// The deadline bounds the waits (for the connection, for the lock);
-	// a batch that has begun is not cut short.
-	err := w.cfg.Store.AuditBatch(ctx, func(tx Tx) error {
-		seq, prev = w.seq, w.prev
-		for i, j := range batch {
-			rec, applyErr, err := w.append(context.Background(), tx, j.entry, seq+1, prev)
-			if err != nil {
-				return err
-			}
-			seq, prev = rec.Seq, rec.Hash
-			results[i] = result{rec, applyErr}
-		}
-		return nil
-	})
-	// A batch committed to files that were deleted or replaced meanwhile
-	// is not durable where anyone will look: it is not acknowledged.
-	if ferr := w.cfg.Store.StorageFault(); ferr != nil {
-		err = ferr
-	}
-	if err != nil {
-		w.refuse(batch, err)
-		if w.stop.Load() != nil {
-			return // the store is not read nor written again
-		}
-		rctx, rcancel := context.WithTimeout(context.Background(), w.cfg.StoreTimeout)
-		defer rcancel()
-		if rerr := w.reloadHead(rctx); rerr != nil {
-			w.broken = rerr
-		}
-		return
-	}
-	w.note(nil, 0)
-	w.seq, w.prev = seq, prev
-	for i, j := range batch {
-		j.done <- results[i]
-	}
-}
-
-// refuse answers batch with err, which stops the writer if it is a
-// storage failure; other failures are logged batch by batch.
-func (w *Writer) refuse(batch []*job, err error) {
-	if !w.note(err, len(batch)) && w.stop.Load() == nil {
-		w.cfg.Logger.Error("audit batch not committed; actions refused", "records", len(batch), "err", err)
-	}
-	w.fail(batch, err)
-}
-
-// fail answers every waiter of batch that nothing of it was stored.
-func (w *Writer) fail(batch []*job, err error) {
-	for _, j := range batch {
-		j.done <- result{err: &fault.Error{Kind: fault.Unavailable, Op: "audit write", Err: err,
-			Message: "the audit log cannot be written; the action was not performed"}}
-	}
-}
-
-// reloadHead re-reads the head after a failed batch: the store is the truth.
-func (w *Writer) reloadHead(ctx context.Context) error {
-	seq, prev, err := w.cfg.Store.AuditHead(ctx)
-	if err != nil {
-		return err
-	}
-	w.seq, w.prev, w.broken = seq, prev, nil
-	return nil
-}
-
-// append stores one entry inside the batch. It returns the sealed record,
-// the entry's own failure (recorded) and a transaction error (fatal to the
-// batch).
-func (w *Writer) append(ctx context.Context, tx Tx, e Entry, seq uint64, prev [32]byte) (Record, error, error) {
-	rec := e.Record
-	rec.Seq, rec.Prev = seq, prev
-	if e.Apply == nil {
-		// Nothing to undo: no savepoint needed. A record that cannot be
-		// encoded falls through to the failure path below.
-		if err := sealAndAppend(ctx, tx, &rec); err == nil {
-			return rec, nil, nil
-		} else if _, encErr := rec.Canonical(); encErr == nil {
-			return rec, nil, err // the store failed: abandon the batch
-		}
-		rec = e.Record
-		rec.Seq, rec.Prev = seq, prev
-		rec.Detail = map[string]any{"detail_dropped": "not encodable"}
-		if err := sealAndAppend(ctx, tx, &rec); err != nil {
-			return rec, nil, err
-		}
-		return rec, nil, nil
-	}
-	var applyErr error
-	err := tx.Step(ctx, func() error {
-		if e.Apply != nil {
-			if err := e.Apply(ctx, tx, &rec); err != nil {
-				applyErr = err
-				return err
-			}
-		}
-		return sealAndAppend(ctx, tx, &rec)
-	})
-	if err == nil {
-		return rec, nil, nil
-	}
-	var se *StorageError
-	if errors.Is(err, ErrTxBroken) || errors.As(err, &se) {
-		return rec, nil, err // not this entry's failure: the store's
-	}
-	if applyErr == nil {
-		applyErr = fault.Wrap(fault.Internal, "audit append", err)
-	}
-	// The step was undone; record the failure in its place.
-	rec = e.Record
-	rec.Seq, rec.Prev = seq, prev
-	rec.Outcome, rec.Reason = OutcomeOf(applyErr)
-	if _, encErr := rec.Canonical(); encErr != nil {
-		rec.Detail = map[string]any{"detail_dropped": "not encodable"}
-	}
-	if err := sealAndAppend(ctx, tx, &rec); err != nil {
-		return rec, nil, err
-	}
-	return rec, applyErr, nil
 }
 
 // MaxFieldLen bounds each string field of a record.
@@ -512,15 +433,6 @@ func scrubValue(v any, scrub func(string) string) (any, bool) {
 	return v, false
 }
 
-func sealAndAppend(ctx context.Context, tx Tx, r *Record) error {
-	h, err := r.ComputeHash()
-	if err != nil {
-		return err
-	}
-	r.Hash = h
-	return tx.AppendRecord(ctx, r)
-}
-
 // Appender appends records; *Writer is one.
 type Appender interface {
 	Write(ctx context.Context, e Entry) (Record, error)
@@ -561,27 +473,4 @@ func OutcomeOf(err error) (Outcome, string) {
 		return Denied, string(k)
 	}
 	return Failed, string(k)
-}
-
-func (w *Writer) checkpoint() {
-	if w.stop.Load() != nil {
-		return // nothing more is attested once the store has failed
-	}
-	w.busy()
-	defer w.idle()
-	cp := Checkpoint{Seq: w.seq, Hash: w.prev, Time: w.cfg.Now()}
-	cp.Sign(w.cfg.Signer)
-	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.StoreTimeout)
-	defer cancel()
-	if err := w.cfg.Store.SaveCheckpoint(ctx, cp); err != nil {
-		if !w.note(err, 0) {
-			w.cfg.Logger.Error("audit checkpoint not stored", "seq", cp.Seq, "err", err)
-		}
-		return
-	}
-	if err := WriteCheckpointFile(w.cfg.CheckpointPath, cp); err != nil {
-		w.cfg.Logger.Error("audit checkpoint file not written", "seq", cp.Seq, "path", w.cfg.CheckpointPath, "err", err)
-		return
-	}
-	w.cpSeq = cp.Seq
 }

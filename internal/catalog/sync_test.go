@@ -96,7 +96,7 @@ func (f *fixture) sync(t *testing.T, name string) catalog.SyncReport {
 
 func (f *fixture) events(t *testing.T, event string) []audit.Record {
 	t.Helper()
-	rs, err := f.env.Store.QueryAudit(ctx, audit.Query{Event: event, Limit: 100})
+	rs, err := f.env.QueryAudit(ctx, audit.Query{Event: event, Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 
 func (e *env) auditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Query and verify the audit log"}
-	cmd.AddCommand(e.auditQueryCmd(), e.auditVerifyCmd(), e.auditSearchTokenCmd())
+	cmd.AddCommand(e.auditQueryCmd(), e.auditVerifyCmd(), e.auditReindexCmd(), e.auditSearchTokenCmd())
 	return cmd
 }
 
@@ -85,6 +85,9 @@ did about it. With --kind, only --user, --since, --until and --limit apply.`,
 				for _, r := range page.Records {
 					t.row(strconv.FormatUint(r.Seq, 10), r.Time, r.Event, string(r.Outcome), dash(r.Reason), dash(r.Actor),
 						dash(r.KeyID), dash(r.Target), dash(r.RequestID))
+				}
+				if page.IndexLag > 0 {
+					fmt.Fprintf(e.stderr, "note: the audit index was %d records behind the log when it answered; the newest may be missing (query again)\n", page.IndexLag)
 				}
 				return t.flush()
 			})

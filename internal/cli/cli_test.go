@@ -209,9 +209,41 @@ func TestCommandSurface(t *testing.T) {
 	if _, err := db.Exec("UPDATE audit_records SET target = 'user:mallory' WHERE seq = 4"); err != nil {
 		t.Fatal(err)
 	}
-	r = run(nil, "audit", "verify", "--data", dir)
+	// The log is the evidence: an altered index is found with --index, and
+	// audit reindex rebuilds it from the log.
+	run(nil, "audit", "verify", "--data", dir).mustOK(t)
+	r = run(nil, "audit", "verify", "--data", dir, "--index")
 	if r.code != ExitTampered || !strings.Contains(r.stderr, "record 4") {
-		t.Errorf("verify after tampering: %+v", r)
+		t.Errorf("verify --index after tampering with the index: %+v", r)
+	}
+	r = run(nil, "audit", "reindex", "--data", dir).mustOK(t)
+	if !strings.Contains(r.stdout, "audit index rebuilt from the log") {
+		t.Errorf("reindex: %+v", r)
+	}
+	run(nil, "audit", "verify", "--data", dir, "--index").mustOK(t)
+	tamperLog(t, dir, "user:")
+	r = run(nil, "audit", "verify", "--data", dir)
+	if r.code != ExitTampered || !strings.Contains(r.stderr, "checksum mismatch") {
+		t.Errorf("verify after tampering with the log: %+v", r)
+	}
+}
+
+// tamperLog changes one byte of the first occurrence of text in the audit
+// log's first segment, as an attacker with file access would.
+func tamperLog(t *testing.T, dir, text string) {
+	t.Helper()
+	path := filepath.Join(dir, "audit", "00000000000000000001.wal")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(b), text)
+	if i < 0 {
+		t.Fatalf("%q is not in the log", text)
+	}
+	b[i] ^= 0x20
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -138,7 +138,8 @@ func TestExitCodes(t *testing.T) {
 		{"audit verify: unreadable key", nil, nil, []string{"audit", "verify", "--data", s.Dir, "--public-key", notAKey}, ExitError, "not a PEM public key"},
 
 		{"audit verify: a swapped key", nil, nil, []string{"audit", "verify", "--data", s.Dir, "--public-key", swapped}, ExitTampered, "not by"},
-		{"audit verify: an altered record", nil, nil, []string{"audit", "verify", "--data", tampered}, ExitTampered, "record 1"},
+		{"audit verify: an altered index record", nil, nil, []string{"audit", "verify", "--data", tampered, "--index"}, ExitTampered, "record 1"},
+		{"audit verify: an altered log", func() { tamperLog(t, tampered, "system-init") }, nil, []string{"audit", "verify", "--data", tampered}, ExitTampered, "not a complete batch"},
 	}
 	for _, c := range cases {
 		if c.setup != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -213,13 +214,15 @@ func (e *env) serve(ctx context.Context, cfg config.Config, started func(url str
 
 func (e *env) auditVerifyCmd() *cobra.Command {
 	var dir, pub string
-	var asJSON bool
+	var asJSON, index bool
 	cmd := &cobra.Command{
-		Use:   "verify --data DIR [--public-key FILE]",
+		Use:   "verify --data DIR [--public-key FILE] [--index]",
 		Short: "Verify the audit chain offline; exit 3 naming the first bad record if it was tampered with",
-		Long: `Re-derive every audit record's hash from the store, check every link, every
-signed checkpoint, and the latest checkpoint kept beside the store (which detects
-truncation). Works offline, also while the server runs.
+		Long: `Read the audit log (DIR/audit) frame by frame: every frame's checksum, every
+record's canonical form, hash and link, every signed checkpoint, and the latest
+checkpoint kept beside it (which detects truncation). Works offline, also while
+the server runs, and on a copy of the data directory. With --index, also verify
+the database index that audit queries read, and that it holds the log's records.
 
 Exit status: 0 the chain is whole; 3 it was modified, reordered, cut or had
 records removed (the message names the first bad record), or its checkpoints
@@ -232,7 +235,7 @@ that an intruder in the data directory cannot have replaced.`,
 			if dir == "" {
 				return usageError("--data DIR is required")
 			}
-			sum, err := app.VerifyAudit(cmd.Context(), dir, pub)
+			sum, err := app.VerifyAudit(cmd.Context(), dir, pub, index)
 			if audit.IsChainError(err) {
 				return &exitError{code: ExitTampered, err: err}
 			}
@@ -242,7 +245,7 @@ that an intruder in the data directory cannot have replaced.`,
 			if asJSON {
 				return json.NewEncoder(e.stdout).Encode(map[string]any{"ok": true, "records": sum.Records,
 					"head": fmt.Sprintf("%x", sum.Head), "checkpoints": sum.Checkpoints, "latest_checkpoint": sum.LatestCheckpoint,
-					"unattested": sum.Unattested, "key_id": sum.KeyID})
+					"unattested": sum.Unattested, "key_id": sum.KeyID, "indexed": sum.Indexed})
 			}
 			fmt.Fprintln(e.stdout, sum)
 			return nil
@@ -251,5 +254,33 @@ that an intruder in the data directory cannot have replaced.`,
 	cmd.Flags().StringVar(&dir, "data", "", "data directory (or OSTIARY_DATA)")
 	cmd.Flags().StringVar(&pub, "public-key", "", "trusted audit public key (default: DIR/keys/audit-signing.pub)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print machine-readable output")
+	cmd.Flags().BoolVar(&index, "index", false, "also verify the index that audit queries read")
+	return cmd
+}
+
+func (e *env) auditReindexCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "reindex --data DIR",
+		Short: "Rebuild the audit index that queries read from the audit log (server stopped)",
+		Long: `Empty the database's audit index and fill it again from the audit log, the
+chain's durable copy: after the index was damaged or altered (audit verify
+--index says so), or restored from an older backup than the log. The server
+must be stopped: reindex takes the data directory's lock.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir = e.dataDir(dir)
+			if dir == "" {
+				return usageError("--data DIR is required")
+			}
+			n, err := app.ReindexAudit(cmd.Context(), dir, slog.New(slog.NewTextHandler(e.stderr, nil)))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "audit index rebuilt from the log: %d records\n", n)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "data", "", "data directory (or OSTIARY_DATA)")
 	return cmd
 }

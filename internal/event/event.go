@@ -18,7 +18,7 @@ import (
 // is defined nowhere.
 var names = sorted(
 	"admin-request", "approval-decided", "approval-expired", "approval-list", "approval-requested",
-	"approval-used", "audit-query", "audit-search-token", "authn-failure", "authn-failures", "catalog-list",
+	"approval-used", "audit-query", "audit-search-token", "authn-failure", "authn-failures", "catalog-list", "change-not-applied",
 	"completion", "key-create", "key-list", "key-revoke", "killswitch-block", "killswitch-engage",
 	"killswitch-list", "killswitch-release", "method-refused", "policy-explain", "policy-read", "policy-rolled-back",
 	"policy-set", "prompt-get", "prompt-result", "prompts-list", "rate-limited", "request-refused",

@@ -45,6 +45,7 @@ func (f *fixture) write(t *testing.T, r audit.Record) audit.Record {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.env.Settle() // the evidence queries read the index
 	f.clock.Advance(time.Second)
 	return rec
 }

@@ -72,7 +72,7 @@ func (f *fixture) keyFor(t *testing.T, user string, scope ...string) *authn.Prin
 
 func (f *fixture) last(t *testing.T) audit.Record {
 	t.Helper()
-	rs, err := f.env.Store.QueryAudit(ctx, audit.Query{Limit: 1})
+	rs, err := f.env.QueryAudit(ctx, audit.Query{Limit: 1})
 	if err != nil || len(rs) != 1 {
 		t.Fatal(err)
 	}

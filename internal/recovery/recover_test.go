@@ -25,11 +25,12 @@ func newLog(t *testing.T) *chain {
 }
 
 func (l *chain) QueryAudit(ctx context.Context, q audit.Query) ([]audit.Record, error) {
-	return l.env.Store.QueryAudit(ctx, q)
+	return l.env.QueryAudit(ctx, q)
 }
 
 func (l *chain) AuditAfter(ctx context.Context, seq uint64, events []string, fn func(*audit.Record) error) error {
 	l.from = append(l.from, seq)
+	l.env.Settle()
 	return l.env.Store.AuditAfter(ctx, seq, events, fn)
 }
 

@@ -157,7 +157,7 @@ func TestSealAndResolve(t *testing.T) {
 			t.Errorf("%s in %s: %q v%d, %v", c.upstream, c.env, got.Value, got.Version, err)
 		}
 	}
-	rs, _ := f.env.Store.QueryAudit(ctx, audit.Query{Event: vault.EventAccess, Limit: 10})
+	rs, _ := f.env.QueryAudit(ctx, audit.Query{Event: vault.EventAccess, Limit: 10})
 	if len(rs) != 6 || rs[0].Outcome != audit.Denied || rs[0].Detail["environment"] != "staging" || rs[5].Outcome != audit.Success ||
 		fmt.Sprint(rs[5].Detail["version"]) != "2" || rs[5].Actor != "alice" || rs[5].Target != "secret:fin" {
 		t.Errorf("access records: %+v", rs)
@@ -211,7 +211,7 @@ func TestTamperedCiphertextRefused(t *testing.T) {
 		if !fault.Is(err, fault.Unavailable) || got.Value != nil || strings.Contains(err.Error(), "canary") {
 			t.Errorf("%s: %q, %v", name, got.Value, err)
 		}
-		rs, _ := f.env.Store.QueryAudit(ctx, audit.Query{Event: vault.EventAccess, Limit: 1})
+		rs, _ := f.env.QueryAudit(ctx, audit.Query{Event: vault.EventAccess, Limit: 1})
 		if len(rs) != 1 || rs[0].Outcome != audit.Failed || rs[0].Reason != string(fault.Unavailable) {
 			t.Errorf("%s: recorded %+v", name, rs)
 		}
@@ -257,7 +257,7 @@ func TestMasterKey(t *testing.T) {
 		t.Errorf("a malformed wrapping: %v", err)
 	}
 	f.store.wraps = nil
-	if rs, _ := f.env.Store.QueryAudit(ctx, audit.Query{Event: vault.EventInit, Limit: 10}); len(rs) != 1 {
+	if rs, _ := f.env.QueryAudit(ctx, audit.Query{Event: vault.EventInit, Limit: 10}); len(rs) != 1 {
 		t.Errorf("%d data keys were made", len(rs))
 	}
 }
@@ -339,7 +339,7 @@ func TestSetValidates(t *testing.T) {
 		if _, err := f.vault.Set(ctx, c.p, c.secret, c.env, []byte(c.value), c.upstreams); !fault.Is(err, c.kind) {
 			t.Errorf("%s: %v, want %s", c.name, err, c.kind)
 		}
-		rs, _ := f.env.Store.QueryAudit(ctx, audit.Query{Event: vault.EventSet, Limit: 1})
+		rs, _ := f.env.QueryAudit(ctx, audit.Query{Event: vault.EventSet, Limit: 1})
 		if len(rs) != 1 || rs[0].Outcome == audit.Success {
 			t.Errorf("%s: recorded %+v", c.name, rs)
 		}

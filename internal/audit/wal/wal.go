@@ -207,6 +207,38 @@ func (l *Log) tailPath() string {
 	return l.segs[len(l.segs)-1].path
 }
 
+// Check looks whether the segment being appended to is still the file its
+// name gives (not deleted, renamed away or replaced under the running
+// server: a batch written into it would be durable where no one will look).
+// If not, the log fails for good and Check returns why. On a file system
+// that cannot tell (tests' in-memory ones), it checks nothing. For the
+// appending goroutine.
+func (l *Log) Check() error {
+	if err := l.Err(); err != nil {
+		return err
+	}
+	f, ok := l.tail.(osFile)
+	if !ok {
+		return nil
+	}
+	path := l.tailPath()
+	same, err := f.sameFile(path)
+	if err != nil {
+		return l.fail(fmt.Errorf("check %s: %w", path, err))
+	}
+	if !same {
+		return l.fail(fmt.Errorf("%s was deleted, renamed or replaced while in use", path))
+	}
+	return nil
+}
+
+// FrameSize is the bytes a frame holding n payload bytes takes in a segment.
+func FrameSize(n int) int { return frameSize(n) }
+
+// MaxBatchBytes is the most frame bytes one AppendBatch takes: what fits
+// in a segment after its header.
+func (l *Log) MaxBatchBytes() int64 { return l.size - int64(headerSize) }
+
 // Last returns the index of the last acknowledged frame (0 if none).
 func (l *Log) Last() uint64 {
 	l.mu.Lock()

@@ -327,10 +327,13 @@ func TestTouchKeysBounded(t *testing.T) {
 	must(t, s.TouchKeys(bg, used))
 }
 
-// A real full disk: a tmpfs of 16 MiB where root may mount one. The write
-// that finds no space fails as "disk full" and fences the store; freeing
-// space changes nothing (no retry on the same files); after a restart
-// every acknowledged record is there and the chain verifies.
+// A real full disk under the database: a tmpfs of 16 MiB where root may
+// mount one (the audit log is elsewhere; its own full disk is
+// audit/wal's TestRealENOSPC). Changes write the database with their
+// records: the change that finds no space fails as "disk full" and fences
+// the store and stops the writer; freeing space changes nothing (no retry
+// on the same files); after a restart every acknowledged record is in the
+// log, every acknowledged change in the database, and the chain verifies.
 func TestRealDiskFull(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "small")
 	must(t, os.Mkdir(dir, 0o700))
@@ -343,9 +346,12 @@ func TestRealDiskFull(t *testing.T) {
 	must(t, err)
 	defer func() { s.Close() }()
 	pub, priv, _ := ed25519.GenerateKey(nil)
-	w, err := audit.NewWriter(bg, audit.WriterConfig{Store: s, Signer: priv, CheckpointPath: cpPath, CheckpointEvery: time.Hour})
+	logDir := filepath.Join(t.TempDir(), "audit")
+	log := sqlitetest.OpenLog(t, logDir)
+	w, err := audit.NewWriter(bg, audit.WriterConfig{Log: log, Store: s, Signer: priv, CheckpointPath: cpPath, CheckpointEvery: time.Hour})
 	must(t, err)
 	defer func() { w.Close() }()
+	change := func(ctx context.Context, tx audit.Tx, r *audit.Record) error { return nil } // its record's index row is the change
 	var acked uint64
 	var werr error
 	for i := range 5000 {
@@ -354,7 +360,7 @@ func TestRealDiskFull(t *testing.T) {
 		}
 		var rec audit.Record
 		if rec, werr = w.Write(bg, audit.Entry{Record: audit.Record{Event: "test-event", Outcome: audit.Success,
-			Detail: map[string]any{"pad": strings.Repeat("x", 500)}}}); werr != nil {
+			Detail: map[string]any{"pad": strings.Repeat("x", 500)}}, Apply: change}); werr != nil {
 			break
 		}
 		acked = rec.Seq
@@ -368,16 +374,22 @@ func TestRealDiskFull(t *testing.T) {
 	}
 	refusesWrites(t, s, "disk full")
 	w.Close()
+	log.Close()
 	s.Close()
 
 	s, err = sqlite.Open(bg, path, sqlite.Options{})
 	must(t, err)
-	w, err = audit.NewWriter(bg, audit.WriterConfig{Store: s, Signer: priv, CheckpointPath: cpPath, CheckpointEvery: time.Hour})
+	log = sqlitetest.OpenLog(t, logDir)
+	w, err = audit.NewWriter(bg, audit.WriterConfig{Log: log, Store: s, Signer: priv, CheckpointPath: cpPath, CheckpointEvery: time.Hour})
 	must(t, err)
-	seq, _, err := s.AuditHead(bg)
-	must(t, err)
+	seq := log.Last()
 	if seq < acked {
-		t.Fatalf("acknowledged records lost: the chain ends at %d, %d were acknowledged", seq, acked)
+		t.Fatalf("acknowledged records lost: the log ends at %d, %d were acknowledged", seq, acked)
+	}
+	for i := uint64(1); i <= acked; i++ {
+		if ok, err := s.AuditIndexed(bg, i); err != nil || !ok {
+			t.Fatalf("acknowledged change %d not in the database after the restart: %v", i, err)
+		}
 	}
 	if _, err := w.Write(bg, audit.Entry{Record: audit.Record{Event: "test-event", Outcome: audit.Success}}); err != nil {
 		t.Fatalf("a write after the restart: %v", err)
@@ -385,8 +397,13 @@ func TestRealDiskFull(t *testing.T) {
 	w.Close()
 	cp, err := audit.ReadCheckpointFile(cpPath)
 	must(t, err)
+	cps, err := s.Checkpoints(bg)
+	must(t, err)
+	if sum, err := audit.VerifyLog(bg, logDir, pub, cp, cps); err != nil || sum.Records < acked {
+		t.Fatalf("verify the log after the restart: %+v %v", sum, err)
+	}
 	if sum, err := audit.Verify(bg, s, pub, cp); err != nil || sum.Records < acked {
-		t.Fatalf("verify after the restart: %+v %v", sum, err)
+		t.Fatalf("verify the index after the restart: %+v %v", sum, err)
 	}
 	t.Logf("disk full after %d acknowledged records; %d on disk after the restart", acked, seq)
 }

@@ -29,6 +29,12 @@ import (
 type Store interface {
 	audit.Store
 	audit.Source
+	// AuditHashAt returns the hash of indexed record seq, or a
+	// fault.NotFound error.
+	AuditHashAt(ctx context.Context, seq uint64) ([32]byte, error)
+	// ResetIndex empties the audit index (audit reindex), keeping the
+	// checkpoints and the reconciled position.
+	ResetIndex(ctx context.Context) error
 	QueryAudit(ctx context.Context, q audit.Query) ([]audit.Record, error)
 	// AuditAfter streams the records after seq of the given events, in
 	// seq order (what recovery reads at start-up).
@@ -69,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"AuditQuery", testAuditQuery},
 		{"AuditAfter", testAuditAfter},
 		{"AuditCheckpoints", testCheckpoints},
+		{"AuditIndex", testAuditIndex},
 		{"Users", testUsers},
 		{"Roles", testRoles},
 		{"Keys", testKeys},
