@@ -2,7 +2,9 @@ package audit
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 	"testing"
 	"time"
 )
@@ -85,4 +87,27 @@ func TestCheckpointSignature(t *testing.T) {
 	if err := back.UnmarshalJSON([]byte(`{"seq":1,"hash":"00","time":"x","key_id":"k","sig":"", "extra":1}`)); err == nil {
 		t.Error("malformed checkpoint file accepted")
 	}
+}
+
+// FuzzParsePayload: whatever bytes ParsePayload accepts are exactly the
+// canonical encoding of the record it returns, and hash to its Hash.
+func FuzzParsePayload(f *testing.F) {
+	r := Record{Seq: 7, Time: time.Unix(1700000000, 123456000), Event: "tool-call", Outcome: Success, Actor: "al\"ice\n",
+		Target: "tool:x", Detail: map[string]any{"a": []any{"b", 1, true}, "é": map[string]any{}}}
+	b, _ := r.Canonical()
+	f.Add(b)
+	f.Add([]byte(`{"actor":"","detail":{},"event":"","key_id":"","outcome":"","prev":"` + strings.Repeat("0", 64) + `","reason":"","remote":"","request_id":"","seq":1,"target":"","time":"2026-01-01T00:00:00Z","v":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParsePayload(b)
+		if err != nil {
+			return
+		}
+		c, err := r.Canonical()
+		if err != nil || string(c) != string(b) {
+			t.Fatalf("accepted %q, whose record encodes as %q (%v)", b, c, err)
+		}
+		if r.Hash != sha256.Sum256(b) {
+			t.Fatal("hash is not of the bytes")
+		}
+	})
 }
