@@ -197,12 +197,12 @@ const EventUpstreamRequest = "upstream-request"
 // on this session. With no call, or several, in flight the request is
 // refused: it is never guessed onto a client. Each is audited first.
 func (e *pooled) askClient(p *Pool, c Caller, u spec.Upstream, opts *mcp.ClientOptions) {
-	opts.CreateMessageHandler = func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-		r, err := e.sole(ctx, p, c, u, "sampling/createMessage", req.Params)
+	e.sample = func(ctx context.Context, req *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error) {
+		r, err := e.sole(ctx, p, c, u, "sampling/createMessage", req)
 		if err != nil {
 			return nil, err
 		}
-		params, err := RedactValue(r, req.Params) // an upstream may quote what it was sent
+		params, err := RedactValue(r, req) // an upstream may quote what it was sent
 		if err != nil {
 			return nil, err
 		}
@@ -211,12 +211,12 @@ func (e *pooled) askClient(p *Pool, c Caller, u spec.Upstream, opts *mcp.ClientO
 		}
 		return r.Session.CreateMessage(r.Ctx, params)
 	}
-	opts.ElicitationHandler = func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-		r, err := e.sole(ctx, p, c, u, "elicitation/create", req.Params)
+	e.elicit = func(ctx context.Context, req *mcp.ElicitParams) (*mcp.ElicitResult, error) {
+		r, err := e.sole(ctx, p, c, u, "elicitation/create", req)
 		if err != nil {
 			return nil, err
 		}
-		params, err := RedactValue(r, req.Params)
+		params, err := RedactValue(r, req)
 		if err != nil {
 			return nil, err
 		}
@@ -224,6 +224,12 @@ func (e *pooled) askClient(p *Pool, c Caller, u spec.Upstream, opts *mcp.ClientO
 			return answer[mcp.ElicitResult](r.Ask(ctx, "elicitation/create", params))
 		}
 		return r.Session.Elicit(r.Ctx, params)
+	}
+	opts.CreateMessageHandler = func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+		return e.sample(ctx, req.Params)
+	}
+	opts.ElicitationHandler = func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+		return e.elicit(ctx, req.Params)
 	}
 }
 
