@@ -205,14 +205,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w = newStallGuard(w, g.cfg.WriteStall)
 
 	sessionID := r.Header.Get("Mcp-Session-Id")
-	if sessionID != "" && !g.sessions.check(sessionID, p.KeyID) {
-		g.refuse(r.Context(), p, "session-unknown", map[string]any{"method": clip(r.Method)}) // another key's looks the same
-		unknownSession(w)
-		return
+	var bound binding
+	if sessionID != "" {
+		var ok bool
+		if bound, ok = g.sessions.check(sessionID, p.KeyID); !ok {
+			g.refuse(r.Context(), p, "session-unknown", map[string]any{"method": clip(r.Method)}) // another key's looks the same
+			unknownSession(w)
+			return
+		}
 	}
 	switch r.Method {
 	case http.MethodPost:
-		g.post(w, r, p, sessionID)
+		g.post(w, r, p, sessionID, bound)
 	case http.MethodGet, http.MethodDelete:
 		if sessionID == "" {
 			w.Header().Set("Allow", "POST")
@@ -236,7 +240,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principal, sessionID string) {
+func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principal, sessionID string, bound binding) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
 	var tooLarge *http.MaxBytesError
 	switch {
@@ -287,14 +291,23 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 		return
 	}
 	if sessionID != "" {
+		if g.directLegacy(r, m, bound) {
+			g.serveDirectLegacy(w, r, p, m)
+			return
+		}
 		g.stateful.ServeHTTP(w, r)
+		g.sessions.sdkEnded(sessionID)
 		return
 	}
 	if m.method == "initialize" && g.sessions.held(p.User) >= g.cfg.Caps.Sessions {
 		g.atCap(w, r, p, m.id, ReasonSessionsCap, "open sessions", g.cfg.Caps.Sessions)
 		return
 	}
-	g.stateful.ServeHTTP(&captureSession{ResponseWriter: w, onID: func(id string) { g.sessions.bind(id, p.KeyID, p.User) }}, r)
+	var created string
+	g.stateful.ServeHTTP(&captureSession{ResponseWriter: w, onID: func(id string) { created = id; g.sessions.bind(id, p.KeyID, p.User) }}, r)
+	if created != "" {
+		g.sessions.sdkEnded(created)
+	}
 }
 
 // paramHeadersMatch checks the Mcp-Param-* headers of a tools/call against
