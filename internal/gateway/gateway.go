@@ -76,22 +76,23 @@ type Config struct {
 
 // Gateway serves /mcp.
 type Gateway struct {
-	cfg         Config
-	pl          *govern.Pipeline
-	stateful    http.Handler // legacy revisions: sessions, GET stream, DELETE
-	stateless   http.Handler // 2026-07-28: one request, no session
-	sessions    *bindings
-	origins     map[string]bool
-	perKey      *limiter
-	perUser     *limiter
-	perTool     *limiter
-	impl        *mcp.Implementation // who answers, in 2026-07-28 results
-	life        context.Context     // ends with Close
-	end         context.CancelFunc
-	detached    sync.WaitGroup // the gateway's own goroutines
-	streams     streams        // open GET streams, ended when their key stops authenticating
-	refused     *refusals      // budgets and counts of refused requests, by key
-	userStreams *quota.PerUser // open GET streams, by user
+	cfg          Config
+	pl           *govern.Pipeline
+	stateful     http.Handler // legacy revisions: sessions, GET stream, DELETE
+	stateless    http.Handler // 2026-07-28: one request, no session
+	sessions     *bindings
+	origins      map[string]bool
+	perKey       *limiter
+	perUser      *limiter
+	perTool      *limiter
+	impl         *mcp.Implementation // who answers, in 2026-07-28 results
+	answeredMeta []byte              // `"_meta":{serverInfo: impl}`, encoded once
+	life         context.Context     // ends with Close
+	end          context.CancelFunc
+	detached     sync.WaitGroup // the gateway's own goroutines
+	streams      streams        // open GET streams, ended when their key stops authenticating
+	refused      *refusals      // budgets and counts of refused requests, by key
+	userStreams  *quota.PerUser // open GET streams, by user
 }
 
 type principalKey struct{}
@@ -122,6 +123,11 @@ func New(cfg Config) (*Gateway, error) {
 		g.origins[strings.ToLower(o)] = true
 	}
 	g.impl = &mcp.Implementation{Name: "ostiary", Version: cfg.Version}
+	meta, err := json.Marshal(map[string]any{mcp.MetaKeyServerInfo: g.impl})
+	if err != nil {
+		return nil, err
+	}
+	g.answeredMeta = append([]byte(`"_meta":`), meta...)
 	server := mcp.NewServer(g.impl,
 		&mcp.ServerOptions{Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}, Prompts: &mcp.PromptCapabilities{},
 			Resources: &mcp.ResourceCapabilities{}, Completions: &mcp.CompletionCapabilities{}}, Logger: cfg.Logger})

@@ -81,10 +81,10 @@ func (g *Gateway) serveDirectLegacy(w http.ResponseWriter, r *http.Request, p *a
 		tr.Args, tr.ArgErr = govern.ParseArgs(nil)
 	}
 	relay := &upstream.Relay{Ctx: r.Context(), RequestID: p.RequestID}
-	res, err := g.pl.CallTool(r.Context(), p, tr, relay)
+	res, enc, err := g.pl.CallToolJSON(r.Context(), p, tr, relay)
 	var body []byte
 	if err == nil {
-		body, err = legacyResult(m.id, res)
+		body, err = legacyResult(m.id, res, enc)
 	}
 	w.Header().Set("Cache-Control", "no-cache, no-transform")
 	if err != nil {
@@ -96,11 +96,24 @@ func (g *Gateway) serveDirectLegacy(w http.ResponseWriter, r *http.Request, p *a
 	w.Write(body)
 }
 
-// legacyResult is the JSON-RPC response carrying res.
-func legacyResult(id any, res any) ([]byte, error) {
-	return json.Marshal(struct {
-		JSONRPC string `json:"jsonrpc"`
-		ID      any    `json:"id"`
-		Result  any    `json:"result"`
-	}{"2.0", id, res})
+// legacyResult is the JSON-RPC response carrying res, whose encoding
+// enc is, if the outcome stage made it.
+func legacyResult(id any, res any, enc json.RawMessage) ([]byte, error) {
+	if enc == nil {
+		b, err := json.Marshal(res)
+		if err != nil {
+			return nil, err
+		}
+		enc = b
+	}
+	idJSON, err := json.Marshal(id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(enc)+len(idJSON)+32)
+	out = append(out, `{"jsonrpc":"2.0","id":`...)
+	out = append(out, idJSON...)
+	out = append(out, `,"result":`...)
+	out = append(out, enc...)
+	return append(out, '}'), nil
 }

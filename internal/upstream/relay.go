@@ -110,27 +110,37 @@ func (r *Relay) Redactions() []vault.Redaction {
 // removed, on its decoded JSON (RedactJSON): v itself if nothing changed,
 // else a fresh value of its type.
 func RedactValue[T any](r *Relay, v *T) (*T, error) {
+	out, _, err := RedactEncoded(r, v)
+	return out, err
+}
+
+// RedactEncoded is RedactValue that also returns the JSON encoding of
+// what it returns (made once: redaction works on it).
+func RedactEncoded[T any](r *Relay, v *T) (*T, []byte, error) {
 	if v == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r.mu.Lock()
 	red, err := r.compiled().RedactJSON(b, r.found)
 	r.mu.Unlock()
 	if err != nil {
-		return nil, fmt.Errorf("redacting the upstream's answer: %w", err)
+		return nil, nil, fmt.Errorf("redacting the upstream's answer: %w", err)
 	}
 	if bytes.Equal(red, b) {
-		return v, nil
+		return v, b, nil
 	}
 	out := new(T)
 	if err := json.Unmarshal(red, out); err != nil {
-		return nil, fmt.Errorf("redacting the upstream's answer: %w", err)
+		return nil, nil, fmt.Errorf("redacting the upstream's answer: %w", err)
 	}
-	return out, nil
+	if b, err = json.Marshal(out); err != nil {
+		return nil, nil, err
+	}
+	return out, b, nil
 }
 
 func (e *pooled) track(token string, r *Relay) func() {
