@@ -37,6 +37,13 @@ func legacySession(t *testing.T, s *apptest.Server, key, caps string) map[string
 	if r := rpc(t, s, key, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, h); r.Status != http.StatusAccepted {
 		t.Fatalf("initialized: %d %s", r.Status, r.Body)
 	}
+	// The SDK handles a notification after answering its POST: a request
+	// answered is one its handlers have seen (the gateway learns the
+	// session's server session from them; until then calls take the SDK's
+	// path).
+	if r := rpc(t, s, key, `{"jsonrpc":"2.0","id":"ping","method":"ping"}`, h); r.Status != http.StatusOK {
+		t.Fatalf("ping: %d %s", r.Status, r.Body)
+	}
 	return h
 }
 
