@@ -16,6 +16,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/govern"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
@@ -148,8 +149,8 @@ func acceptsBoth(values []string) bool {
 
 // serveDirect answers a request direct accepted, with what direct
 // encoded of it.
-func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message, client upstream.Continuation) {
-	tr := govern.ToolRequest{Name: m.toolName, Client: client}
+func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message, client upstream.Continuation, snap *catalog.Snapshot) {
+	tr := govern.ToolRequest{Name: m.toolName, Client: client, Snapshot: snap}
 	if m.args != nil {
 		tr.Args, tr.ArgErr = govern.CanonicalArgs(m.args)
 	} else {

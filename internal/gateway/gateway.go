@@ -286,11 +286,14 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 	r.ContentLength = int64(len(body))
 	p.Legacy = !m.modern && r.Header.Get("Mcp-Protocol-Version") < "2026-07-28"
 	if !p.Legacy {
-		if m.method == "tools/call" && r.Header.Get("Mcp-Protocol-Version") >= "2026-07-28" && !g.paramHeadersMatch(w, r, p, m) {
-			return
+		var snap *catalog.Snapshot
+		if m.method == "tools/call" && r.Header.Get("Mcp-Protocol-Version") >= "2026-07-28" {
+			if snap = g.cfg.Catalog.Snapshot(); !g.paramHeadersMatch(w, r, p, m, snap) {
+				return
+			}
 		}
 		if client, ok := direct(r.Header, m); ok && sessionID == "" && rebindingSafe(r) {
-			g.serveDirect(w, r, p, m, client)
+			g.serveDirect(w, r, p, m, client, snap)
 			return
 		}
 		g.stateless.ServeHTTP(w, r)
@@ -320,8 +323,8 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 // the pinned schema of a tool p may call (others are refused later as
 // unknown, so nothing here reveals them); a mismatch is recorded and
 // answered 400 with -32020.
-func (g *Gateway) paramHeadersMatch(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message) bool {
-	e, ok := g.cfg.Catalog.Snapshot().Lookup(m.toolName)
+func (g *Gateway) paramHeadersMatch(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message, snap *catalog.Snapshot) bool {
+	e, ok := snap.Lookup(m.toolName)
 	if !ok || len(e.ParamHeaders) == 0 || !p.Allows(authz.Invoke, m.toolName) {
 		return true
 	}

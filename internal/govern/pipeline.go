@@ -60,7 +60,11 @@ func (pl *Pipeline) callTool(ctx context.Context, c *toolCall) (mcp.Result, erro
 	if serve, ok := builtin[req.Name]; ok { // Ostiary's own tools: no upstream
 		return serve(pl, ctx, c)
 	}
-	c.t = resolveTool(pl.cfg.Catalog.Snapshot(), req.Name)
+	snap := req.Snapshot
+	if snap == nil {
+		snap = pl.cfg.Catalog.Snapshot()
+	}
+	c.t = resolveTool(snap, req.Name)
 	if err := pl.admit(ctx, p, c.rec, c.t); err != nil { // authorize, kill switch
 		return nil, err
 	}
