@@ -16,6 +16,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/govern"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
@@ -148,19 +149,21 @@ func acceptsBoth(values []string) bool {
 
 // serveDirect answers a request direct accepted, with what direct
 // encoded of it.
-func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message, client upstream.Continuation) {
-	tr := govern.ToolRequest{Name: m.toolName, Client: client}
+func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message, client upstream.Continuation, snap *catalog.Snapshot) {
+	tr := govern.ToolRequest{Name: m.toolName, Client: client, Snapshot: snap}
 	if m.args != nil {
 		tr.Args, tr.ArgErr = govern.CanonicalArgs(m.args)
 	} else {
 		tr.Args, tr.ArgErr = govern.ParseArgs(nil)
 	}
 	relay := &upstream.Relay{Ctx: r.Context(), RequestID: p.RequestID, Modern: true}
-	res, err := g.pl.CallTool(r.Context(), p, tr, relay)
+	res, enc, err := g.pl.CallToolJSON(r.Context(), p, tr, relay)
 	var body []byte
 	if err == nil {
-		g.answeredBy(res)
-		body, err = resultMessage(m.id, res)
+		if body, err = g.encodedMessage(m.id, enc); body == nil && err == nil {
+			g.answeredBy(res)
+			body, err = resultMessage(m.id, res)
+		}
 	}
 	w.Header().Set("Cache-Control", "no-cache, no-transform")
 	if err != nil {
@@ -202,6 +205,30 @@ func resultMessage(id any, res mcp.Result) ([]byte, error) {
 		}
 		out = append(out, b[1:]...)
 	}
+	return append(out, '}'), nil
+}
+
+// encodedMessage is resultMessage for a result already encoded (enc, as
+// the outcome stage encoded it), answered by Ostiary: nil if enc is nil
+// or carries a _meta or resultType of its own anywhere (then the result
+// is encoded again, its _meta rewritten).
+func (g *Gateway) encodedMessage(id any, enc []byte) ([]byte, error) {
+	if len(enc) < 2 || enc[0] != '{' || bytes.Contains(enc, []byte(`"_meta"`)) || bytes.Contains(enc, []byte(`"resultType"`)) {
+		return nil, nil
+	}
+	idJSON, err := json.Marshal(id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(enc)+len(idJSON)+len(g.answeredMeta)+64)
+	out = append(out, `{"jsonrpc":"2.0","id":`...)
+	out = append(out, idJSON...)
+	out = append(out, `,"result":{"resultType":"complete",`...)
+	out = append(out, g.answeredMeta...)
+	if enc[1] != '}' {
+		out = append(out, ',')
+	}
+	out = append(out, enc[1:]...)
 	return append(out, '}'), nil
 }
 

@@ -76,22 +76,23 @@ type Config struct {
 
 // Gateway serves /mcp.
 type Gateway struct {
-	cfg         Config
-	pl          *govern.Pipeline
-	stateful    http.Handler // legacy revisions: sessions, GET stream, DELETE
-	stateless   http.Handler // 2026-07-28: one request, no session
-	sessions    *bindings
-	origins     map[string]bool
-	perKey      *limiter
-	perUser     *limiter
-	perTool     *limiter
-	impl        *mcp.Implementation // who answers, in 2026-07-28 results
-	life        context.Context     // ends with Close
-	end         context.CancelFunc
-	detached    sync.WaitGroup // the gateway's own goroutines
-	streams     streams        // open GET streams, ended when their key stops authenticating
-	refused     *refusals      // budgets and counts of refused requests, by key
-	userStreams *quota.PerUser // open GET streams, by user
+	cfg          Config
+	pl           *govern.Pipeline
+	stateful     http.Handler // legacy revisions: sessions, GET stream, DELETE
+	stateless    http.Handler // 2026-07-28: one request, no session
+	sessions     *bindings
+	origins      map[string]bool
+	perKey       *limiter
+	perUser      *limiter
+	perTool      *limiter
+	impl         *mcp.Implementation // who answers, in 2026-07-28 results
+	answeredMeta []byte              // `"_meta":{serverInfo: impl}`, encoded once
+	life         context.Context     // ends with Close
+	end          context.CancelFunc
+	detached     sync.WaitGroup // the gateway's own goroutines
+	streams      streams        // open GET streams, ended when their key stops authenticating
+	refused      *refusals      // budgets and counts of refused requests, by key
+	userStreams  *quota.PerUser // open GET streams, by user
 }
 
 type principalKey struct{}
@@ -122,6 +123,11 @@ func New(cfg Config) (*Gateway, error) {
 		g.origins[strings.ToLower(o)] = true
 	}
 	g.impl = &mcp.Implementation{Name: "ostiary", Version: cfg.Version}
+	meta, err := json.Marshal(map[string]any{mcp.MetaKeyServerInfo: g.impl})
+	if err != nil {
+		return nil, err
+	}
+	g.answeredMeta = append([]byte(`"_meta":`), meta...)
 	server := mcp.NewServer(g.impl,
 		&mcp.ServerOptions{Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}, Prompts: &mcp.PromptCapabilities{},
 			Resources: &mcp.ResourceCapabilities{}, Completions: &mcp.CompletionCapabilities{}}, Logger: cfg.Logger})
@@ -205,14 +211,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w = newStallGuard(w, g.cfg.WriteStall)
 
 	sessionID := r.Header.Get("Mcp-Session-Id")
-	if sessionID != "" && !g.sessions.check(sessionID, p.KeyID) {
-		g.refuse(r.Context(), p, "session-unknown", map[string]any{"method": clip(r.Method)}) // another key's looks the same
-		unknownSession(w)
-		return
+	var bound binding
+	if sessionID != "" {
+		var ok bool
+		if bound, ok = g.sessions.check(sessionID, p.KeyID); !ok {
+			g.refuse(r.Context(), p, "session-unknown", map[string]any{"method": clip(r.Method)}) // another key's looks the same
+			unknownSession(w)
+			return
+		}
 	}
 	switch r.Method {
 	case http.MethodPost:
-		g.post(w, r, p, sessionID)
+		g.post(w, r, p, sessionID, bound)
 	case http.MethodGet, http.MethodDelete:
 		if sessionID == "" {
 			w.Header().Set("Allow", "POST")
@@ -236,7 +246,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principal, sessionID string) {
+func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principal, sessionID string, bound binding) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
 	var tooLarge *http.MaxBytesError
 	switch {
@@ -276,33 +286,45 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 	r.ContentLength = int64(len(body))
 	p.Legacy = !m.modern && r.Header.Get("Mcp-Protocol-Version") < "2026-07-28"
 	if !p.Legacy {
-		if m.method == "tools/call" && r.Header.Get("Mcp-Protocol-Version") >= "2026-07-28" && !g.paramHeadersMatch(w, r, p, m) {
-			return
+		var snap *catalog.Snapshot
+		if m.method == "tools/call" && r.Header.Get("Mcp-Protocol-Version") >= "2026-07-28" {
+			if snap = g.cfg.Catalog.Snapshot(); !g.paramHeadersMatch(w, r, p, m, snap) {
+				return
+			}
 		}
 		if client, ok := direct(r.Header, m); ok && sessionID == "" && rebindingSafe(r) {
-			g.serveDirect(w, r, p, m, client)
+			g.serveDirect(w, r, p, m, client, snap)
 			return
 		}
 		g.stateless.ServeHTTP(w, r)
 		return
 	}
 	if sessionID != "" {
+		if g.directLegacy(r, m, bound) {
+			g.serveDirectLegacy(w, r, p, m)
+			return
+		}
 		g.stateful.ServeHTTP(w, r)
+		g.sessions.sdkEnded(sessionID)
 		return
 	}
 	if m.method == "initialize" && g.sessions.held(p.User) >= g.cfg.Caps.Sessions {
 		g.atCap(w, r, p, m.id, ReasonSessionsCap, "open sessions", g.cfg.Caps.Sessions)
 		return
 	}
-	g.stateful.ServeHTTP(&captureSession{ResponseWriter: w, onID: func(id string) { g.sessions.bind(id, p.KeyID, p.User) }}, r)
+	var created string
+	g.stateful.ServeHTTP(&captureSession{ResponseWriter: w, onID: func(id string) { created = id; g.sessions.bind(id, p.KeyID, p.User) }}, r)
+	if created != "" {
+		g.sessions.sdkEnded(created)
+	}
 }
 
 // paramHeadersMatch checks the Mcp-Param-* headers of a tools/call against
 // the pinned schema of a tool p may call (others are refused later as
 // unknown, so nothing here reveals them); a mismatch is recorded and
 // answered 400 with -32020.
-func (g *Gateway) paramHeadersMatch(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message) bool {
-	e, ok := g.cfg.Catalog.Snapshot().Lookup(m.toolName)
+func (g *Gateway) paramHeadersMatch(w http.ResponseWriter, r *http.Request, p *authn.Principal, m message, snap *catalog.Snapshot) bool {
+	e, ok := snap.Lookup(m.toolName)
 	if !ok || len(e.ParamHeaders) == 0 || !p.Allows(authz.Invoke, m.toolName) {
 		return true
 	}

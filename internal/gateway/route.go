@@ -20,6 +20,9 @@ func (g *Gateway) route(next mcp.MethodHandler) mcp.MethodHandler {
 		if !allowedMethods[method] {
 			return nil, errMethodUnknown
 		}
+		if ss, ok := req.GetSession().(*mcp.ServerSession); ok && ss.ID() != "" {
+			g.sessions.sawSDK(ss.ID(), ss, method) // what a session's direct tools/call needs to know (legacy.go)
+		}
 		switch method {
 		case "tools/list", "tools/call", "prompts/list", "prompts/get", "completion/complete",
 			"resources/list", "resources/templates/list", "resources/read":

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // bindings ties each legacy session id to the API key that created it. A
@@ -20,6 +22,12 @@ type bindings struct {
 type binding struct {
 	keyID, user string
 	last        time.Time
+	// What the session's tools/call needs of the SDK (legacy.go): its
+	// server session as the SDK's handlers saw it, whether it set a log
+	// level, and when the SDK last finished a request of it.
+	ss      *mcp.ServerSession
+	logs    bool
+	sdkDone time.Time
 }
 
 func (b *bindings) bind(sessionID, keyID, user string) {
@@ -45,17 +53,43 @@ func (b *bindings) held(user string) int {
 	return n
 }
 
-// check reports whether sessionID belongs to keyID, refreshing it.
-func (b *bindings) check(sessionID, keyID string) bool {
+// check reports whether sessionID belongs to keyID, refreshing it, and
+// returns its binding.
+func (b *bindings) check(sessionID, keyID string) (binding, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e, ok := b.m[sessionID]
 	if !ok || e.keyID != keyID {
-		return false
+		return binding{}, false
 	}
 	e.last = b.now()
 	b.m[sessionID] = e
-	return true
+	return e, true
+}
+
+// sawSDK notes the server session of a bound session id, as the SDK's
+// handlers see it, and whether method sets its log level.
+func (b *bindings) sawSDK(sessionID string, ss *mcp.ServerSession, method string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.m[sessionID]
+	if !ok {
+		return
+	}
+	e.ss = ss
+	e.logs = e.logs || method == "logging/setLevel"
+	b.m[sessionID] = e
+}
+
+// sdkEnded notes that the SDK finished a request of sessionID (which
+// restarts the SDK's idle timer of the session).
+func (b *bindings) sdkEnded(sessionID string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if e, ok := b.m[sessionID]; ok {
+		e.sdkDone = b.now()
+		b.m[sessionID] = e
+	}
 }
 
 func (b *bindings) unbind(sessionID string) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 
+	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/jcs"
 	"github.com/ostiary/ostiary/internal/strictjson"
 	"github.com/ostiary/ostiary/internal/upstream"
@@ -17,6 +18,10 @@ type ToolRequest struct {
 	Args   Args
 	ArgErr error                 // why the arguments are not acceptable (ParseArgs), refused once the tool is known
 	Client upstream.Continuation // as the client sent it: the requestState is Ostiary's
+	// Snapshot, if set, is the catalog snapshot the front door checked the
+	// request against (its Mcp-Param-* headers): the call is resolved in
+	// it, so that one request sees one catalog.
+	Snapshot *catalog.Snapshot
 }
 
 // Args are call arguments: ParseArgs parses them strictly and returns them with their

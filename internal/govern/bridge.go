@@ -39,6 +39,7 @@ type parkedCall struct {
 	asks                chan *question  // from the upstream, to the request waiting
 	done                chan struct{}   // closed when the call has ended and res, err are set
 	res                 mcp.Result
+	enc                 []byte // the JSON of res, if the outcome stage made it
 	err                 error
 	cancel              context.CancelCauseFunc
 	ctx                 context.Context // the call's: a question is not waited on past it

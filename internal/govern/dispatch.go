@@ -27,11 +27,13 @@ func (pl *Pipeline) dispatch(ctx context.Context, c *toolCall, release func()) (
 			}
 			return pl.asking(pc, q) // not answered: asked again
 		}
-		return pl.await(ctx, pc)
+		return pl.awaitJSON(ctx, c, pc)
 	}
 	if !c.relay.Modern {
 		defer release()
-		return pl.run(ctx, c)
+		res, err := pl.run(ctx, c)
+		c.reply = c.enc
+		return res, err
 	}
 	pc := pl.park(c.p, c.t.ref, c.req.Args.digest, c.cont.Approval, c.req.Client.Capabilities)
 	c.relay.Ask, c.relay.Admit = pc.ask, pc.admit
@@ -45,9 +47,24 @@ func (pl *Pipeline) dispatch(ctx context.Context, c *toolCall, release func()) (
 		defer stop()
 		res, err := pl.run(callCtx, c)
 		cancel(nil)
+		pc.enc = c.enc
 		pl.ended(pc, res, err)
 	}()
-	return pl.await(ctx, pc)
+	return pl.awaitJSON(ctx, c, pc)
+}
+
+// awaitJSON is await, keeping the JSON the call's outcome stage made of
+// its result when that is what the request gets.
+func (pl *Pipeline) awaitJSON(ctx context.Context, c *toolCall, pc *parkedCall) (mcp.Result, error) {
+	res, err := pl.await(ctx, pc)
+	select {
+	case <-pc.done: // pc.res and pc.enc are set, and no longer change
+		if err == nil && res == pc.res {
+			c.reply = pc.enc
+		}
+	default:
+	}
+	return res, err
 }
 
 // run calls the upstream as the user, bounded by ctx, the call's timeout

@@ -94,9 +94,14 @@ func (pl *Pipeline) outcome(ctx, callCtx context.Context, c *toolCall, res *mcp.
 		}
 		res = nil
 	} else {
-		res, err = upstream.RedactValue(relay, res) // an upstream may echo what it was sent
+		res, c.enc, err = upstream.RedactEncoded(relay, res) // an upstream may echo what it was sent
 	}
-	out.Detail["response_bytes"] = responseBytes(res, err)
+	if err == nil && c.enc != nil {
+		out.Detail["response_bytes"] = len(c.enc)
+	} else {
+		c.enc = nil
+		out.Detail["response_bytes"] = responseBytes(res, err)
+	}
 	if _, werr := pl.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: out}); werr != nil {
 		pl.cfg.Logger.Error("cannot record a call's outcome", "request_id", p.RequestID, "tool", name, "err", werr)
 		return nil, ErrAuditRan

@@ -2,6 +2,7 @@ package govern
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -26,18 +27,44 @@ type toolCall struct {
 	cont   continuation    // continue: what a requestState brought back
 	parked *parkedCall     // continue: the call under way this request continues
 	d      policy.Decision // decide
+	enc    []byte          // outcome: the JSON of the result it returned, if it made one (the goroutine running the call writes it)
+	reply  []byte          // enc, once the request has the result it is of (the request's goroutine writes it)
 }
 
 // CallTool governs p's tools/call: the stages of the package doc, top to
 // bottom. Nothing reaches the upstream unless the decision record is
 // durable, and nothing leaves for the client before the outcome is.
 func (pl *Pipeline) CallTool(ctx context.Context, p *authn.Principal, req ToolRequest, relay *upstream.Relay) (mcp.Result, error) {
-	c := &toolCall{p: p, req: req, relay: relay, rec: p.Record(EventToolCall, "tool:"+req.Name)}
+	res, _, err := pl.CallToolJSON(ctx, p, req, relay)
+	return res, err
+}
+
+// CallToolJSON is CallTool that also returns the JSON encoding of the
+// result the client gets, when the outcome stage made it (it encodes the
+// result once, to redact it): the front door sends those bytes instead of
+// encoding the result again. It is nil for results made otherwise (a
+// refusal, a question put to the client, Ostiary's own tools).
+func (pl *Pipeline) CallToolJSON(ctx context.Context, p *authn.Principal, req ToolRequest, relay *upstream.Relay) (mcp.Result, json.RawMessage, error) {
+	c := &toolCall{p: p, req: req, relay: relay}
+	res, err := pl.callTool(ctx, c)
+	if err != nil || c.reply == nil {
+		return res, nil, err
+	}
+	return res, c.reply, nil
+}
+
+func (pl *Pipeline) callTool(ctx context.Context, c *toolCall) (mcp.Result, error) {
+	p, req, relay := c.p, c.req, c.relay
+	c.rec = p.Record(EventToolCall, "tool:"+req.Name)
 	c.rec.Detail = map[string]any{"args_sha256": req.Args.digest}
 	if serve, ok := builtin[req.Name]; ok { // Ostiary's own tools: no upstream
 		return serve(pl, ctx, c)
 	}
-	c.t = resolveTool(pl.cfg.Catalog.Snapshot(), req.Name)
+	snap := req.Snapshot
+	if snap == nil {
+		snap = pl.cfg.Catalog.Snapshot()
+	}
+	c.t = resolveTool(snap, req.Name)
 	if err := pl.admit(ctx, p, c.rec, c.t); err != nil { // authorize, kill switch
 		return nil, err
 	}

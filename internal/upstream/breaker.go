@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ostiary/ostiary/internal/audit"
@@ -34,6 +35,19 @@ type breaker struct {
 	openUntil time.Time
 	trial     bool   // a half-open trial call is in flight
 	gen       uint64 // times the circuit opened
+
+	// Mirrors of open, failures > 0 and gen, written under mu, so that
+	// a call to a healthy upstream takes the mutex, shared by every user
+	// of the upstream, neither when it starts nor when it ends.
+	openA, failingA atomic.Bool
+	genA            atomic.Uint64
+}
+
+// mirror updates the atomic mirrors; b.mu is held.
+func (b *breaker) mirror() {
+	b.openA.Store(b.open)
+	b.failingA.Store(b.failures > 0)
+	b.genA.Store(b.gen)
 }
 
 const (
@@ -59,6 +73,9 @@ type admission struct {
 
 // allow reports whether a call may go ahead now.
 func (b *breaker) allow(now time.Time) (admission, bool, time.Duration) {
+	if gen := b.genA.Load(); !b.openA.Load() {
+		return admission{gen: gen}, true, 0 // closed (a call that began before it opens cannot close it: gen)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch {
@@ -69,14 +86,18 @@ func (b *breaker) allow(now time.Time) (admission, bool, time.Duration) {
 	case b.trial:
 		return admission{}, false, time.Second
 	}
-	b.trial = true // half-open: let this one call through
+	b.trial = true // half-open: let this one call through (open, gen unchanged: no mirror to update)
 	return admission{gen: b.gen, trial: true}, true, 0
 }
 
 // done records a call's outcome; it reports whether the circuit just opened.
 func (b *breaker) done(a admission, user string, o outcome, now time.Time, cooldown time.Duration) bool {
+	if o == neutral && !a.trial || o == healthy && !a.trial && !b.openA.Load() && !b.failingA.Load() {
+		return false // changes nothing
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.mirror()
 	if a.trial {
 		b.trial = false
 	}

@@ -60,7 +60,9 @@ type ToolCall struct {
 // A 2026-07-28 client's call to an HTTP upstream that speaks 2026-07-28
 // too is one POST made here (callModern): an input_required result then
 // reaches the client as the upstream sent it, so the client answers the
-// upstream's questions itself. Other calls go through the SDK's session,
+// upstream's questions itself. A call to an HTTP upstream holding a
+// session in a 2025 revision is one POST on that session, made here too
+// (callSession). Other calls go through the SDK's session,
 // which answers an input_required result by asking the client of the
 // call (a session-based one) through the relay.
 func (p *Pool) Call(ctx context.Context, c Caller, u spec.Upstream, call ToolCall, relay *Relay) (*mcp.CallToolResult, error) {
@@ -82,6 +84,10 @@ func (p *Pool) Call(ctx context.Context, c Caller, u spec.Upstream, call ToolCal
 		}
 		if call.continues() {
 			return errNotContinuable
+		}
+		if onSession(e) {
+			res, err = p.callSession(ctx, e, call, meta)
+			return err
 		}
 		if u.Kind == spec.Stdio {
 			tok, err := p.assert(c, u)

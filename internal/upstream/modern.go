@@ -95,19 +95,32 @@ func (p *Pool) modernRequest(ctx context.Context, e *pooled, method, name string
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.endpoint, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	h := req.Header
-	h.Set("Content-Type", "application/json")
-	h.Set("Accept", "application/json, text/event-stream")
+	h := http.Header{}
 	h.Set("Mcp-Protocol-Version", modernVersion)
 	h.Set("Mcp-Method", method)
 	h.Set("Mcp-Name", name)
 	for k, v := range headers {
 		h.Set(k, v)
 	}
+	return p.exchange(ctx, e, strconv.FormatInt(id, 10), body, h, nil)
+}
+
+// exchange POSTs one JSON-RPC request (body, whose id is the JSON text
+// id) to e's HTTP upstream with the headers h besides the transport's own,
+// and reads its answer: a JSON body, or an event stream whose
+// notifications the injector relays and whose requests (of a session-based
+// upstream) onRequest answers, while the response to this request is
+// looked for. It returns the result object as sent.
+func (p *Pool) exchange(ctx context.Context, e *pooled, id string, body []byte, h http.Header, onRequest func(method string, id, params json.RawMessage)) (json.RawMessage, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
 	resp, err := e.http.Do(req)
 	if err != nil {
 		return nil, err
@@ -124,7 +137,7 @@ func (p *Pool) modernRequest(ctx context.Context, e *pooled, method, name string
 		if resp.StatusCode != http.StatusOK {
 			return nil, fmt.Errorf("upstream answered HTTP %d", resp.StatusCode)
 		}
-		if msg, err = responseEvent(resp.Body, id, int(p.cfg.MaxResponse)); err != nil {
+		if msg, err = responseEvent(resp.Body, id, int(p.cfg.MaxResponse), onRequest); err != nil {
 			return nil, err
 		}
 	default:
@@ -139,7 +152,7 @@ func (p *Pool) modernRequest(ctx context.Context, e *pooled, method, name string
 
 // responseEvent reads server-sent events until the one carrying the
 // response to request id; a line may be as long as the whole response.
-func responseEvent(r io.Reader, id int64, maxLine int) ([]byte, error) {
+func responseEvent(r io.Reader, id string, maxLine int, onRequest func(method string, id, params json.RawMessage)) ([]byte, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine+1)
 	var data []string
@@ -157,9 +170,16 @@ func responseEvent(r io.Reader, id int64, maxLine int) ([]byte, error) {
 		var head struct {
 			ID     json.RawMessage `json:"id"`
 			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
 		}
-		if json.Unmarshal(ev, &head) == nil && head.Method == "" && string(head.ID) == strconv.FormatInt(id, 10) {
+		if json.Unmarshal(ev, &head) != nil {
+			continue
+		}
+		if head.Method == "" && string(head.ID) == id {
 			return ev, nil
+		}
+		if head.Method != "" && head.ID != nil && onRequest != nil {
+			onRequest(head.Method, head.ID, head.Params)
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -170,7 +190,7 @@ func responseEvent(r io.Reader, id int64, maxLine int) ([]byte, error) {
 
 // decodeResponse checks a JSON-RPC response to request id and returns its
 // result object, or its error as a *jsonrpc.Error (an answer).
-func decodeResponse(msg []byte, id int64) (json.RawMessage, error) {
+func decodeResponse(msg []byte, id string) (json.RawMessage, error) {
 	var r struct {
 		JSONRPC string          `json:"jsonrpc"`
 		ID      json.RawMessage `json:"id"`
@@ -180,7 +200,7 @@ func decodeResponse(msg []byte, id int64) (json.RawMessage, error) {
 	if err := json.Unmarshal(msg, &r); err != nil {
 		return nil, fmt.Errorf("the upstream's answer is not JSON-RPC: %w", err)
 	}
-	if r.JSONRPC != "2.0" || string(r.ID) != strconv.FormatInt(id, 10) {
+	if r.JSONRPC != "2.0" || string(r.ID) != id {
 		return nil, errors.New("the upstream's answer is not the response to the call")
 	}
 	if r.Error != nil {

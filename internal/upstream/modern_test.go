@@ -15,21 +15,21 @@ func TestResponseEvent(t *testing.T) {
 	stream := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\n" +
 		"data: {\"jsonrpc\":\"2.0\",\"id\":6,\"result\":{}}\n\n" +
 		"data: {\"jsonrpc\":\"2.0\",\"id\":7,\r\ndata: \"result\":{\"content\":[{\"type\":\"text\",\"text\":\"" + big + "\"}]}}\r\n\r\n"
-	msg, err := responseEvent(strings.NewReader(stream), 7, 16<<20)
+	msg, err := responseEvent(strings.NewReader(stream), "7", 16<<20, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := decodeResponse(msg, 7)
+	res, err := decodeResponse(msg, "7")
 	if err != nil || !json.Valid(res) || len(res) < len(big) {
 		t.Fatalf("result %.80s: %v", res, err)
 	}
-	if _, err := responseEvent(strings.NewReader(stream[:200]), 7, 16<<20); err == nil {
+	if _, err := responseEvent(strings.NewReader(stream[:200]), "7", 16<<20, nil); err == nil {
 		t.Error("a stream that ends before the answer gave no error")
 	}
-	if _, err := decodeResponse([]byte(`{"jsonrpc":"2.0","id":8,"result":{}}`), 7); err == nil {
+	if _, err := decodeResponse([]byte(`{"jsonrpc":"2.0","id":8,"result":{}}`), "7"); err == nil {
 		t.Error("another request's response was taken")
 	}
-	if _, err := decodeResponse([]byte(`{"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"no"}}`), 7); !answeredErr(err) || !Answered(err) {
+	if _, err := decodeResponse([]byte(`{"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"no"}}`), "7"); !answeredErr(err) || !Answered(err) {
 		t.Errorf("an error answer is not an answer: %v", err)
 	}
 }
@@ -61,13 +61,13 @@ func FuzzUpstreamAnswer(f *testing.F) {
 	f.Add([]byte("data: {\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32602,\"message\":\"x\",\"data\":{}}}\n\n"))
 	f.Add([]byte("event: message\ndata: {\"method\":\"notifications/progress\"}\n\ndata: [1,2]\n\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if msg, err := responseEvent(strings.NewReader(string(b)), 7, 1<<20); err == nil {
-			res, err := decodeResponse(msg, 7)
+		if msg, err := responseEvent(strings.NewReader(string(b)), "7", 1<<20, nil); err == nil {
+			res, err := decodeResponse(msg, "7")
 			if err == nil && (len(res) == 0 || res[0] != '{' || !json.Valid(res)) {
 				t.Errorf("result %q from %q", res, b)
 			}
 		}
-		if res, err := decodeResponse(b, 7); err == nil && !json.Valid(res) {
+		if res, err := decodeResponse(b, "7"); err == nil && !json.Valid(res) {
 			t.Errorf("result %q from %q", res, b)
 		}
 	})

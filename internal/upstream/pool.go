@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 sampling is deprecated as of 2026-07-28 (SEP-2577) but still in its deprecation window: a session's upstream may ask it, and it is relayed on purpose.
+
 // Package upstream connects Ostiary to the MCP servers behind it, as an
 // admin configured them (spec.Upstream): a Pool holds one client session
 // per (user, upstream), never shared between users, each request carrying
@@ -81,6 +83,10 @@ type pooled struct {
 	inflight map[string]*Relay // by outbound progress token
 	busy     atomic.Int32      // requests using the session now: never reaped while > 0
 	injected vault.Known       // secrets a stdio process was started with
+	// What the upstream may ask the client during a call (askClient), for
+	// requests on a call's own response stream (session.go).
+	sample func(context.Context, *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error)
+	elicit func(context.Context, *mcp.ElicitParams) (*mcp.ElicitResult, error)
 }
 
 // NewPool returns a Pool and starts its reaper.

@@ -110,27 +110,37 @@ func (r *Relay) Redactions() []vault.Redaction {
 // removed, on its decoded JSON (RedactJSON): v itself if nothing changed,
 // else a fresh value of its type.
 func RedactValue[T any](r *Relay, v *T) (*T, error) {
+	out, _, err := RedactEncoded(r, v)
+	return out, err
+}
+
+// RedactEncoded is RedactValue that also returns the JSON encoding of
+// what it returns (made once: redaction works on it).
+func RedactEncoded[T any](r *Relay, v *T) (*T, []byte, error) {
 	if v == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r.mu.Lock()
 	red, err := r.compiled().RedactJSON(b, r.found)
 	r.mu.Unlock()
 	if err != nil {
-		return nil, fmt.Errorf("redacting the upstream's answer: %w", err)
+		return nil, nil, fmt.Errorf("redacting the upstream's answer: %w", err)
 	}
 	if bytes.Equal(red, b) {
-		return v, nil
+		return v, b, nil
 	}
 	out := new(T)
 	if err := json.Unmarshal(red, out); err != nil {
-		return nil, fmt.Errorf("redacting the upstream's answer: %w", err)
+		return nil, nil, fmt.Errorf("redacting the upstream's answer: %w", err)
 	}
-	return out, nil
+	if b, err = json.Marshal(out); err != nil {
+		return nil, nil, err
+	}
+	return out, b, nil
 }
 
 func (e *pooled) track(token string, r *Relay) func() {
@@ -197,12 +207,12 @@ const EventUpstreamRequest = "upstream-request"
 // on this session. With no call, or several, in flight the request is
 // refused: it is never guessed onto a client. Each is audited first.
 func (e *pooled) askClient(p *Pool, c Caller, u spec.Upstream, opts *mcp.ClientOptions) {
-	opts.CreateMessageHandler = func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-		r, err := e.sole(ctx, p, c, u, "sampling/createMessage", req.Params)
+	e.sample = func(ctx context.Context, req *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error) {
+		r, err := e.sole(ctx, p, c, u, "sampling/createMessage", req)
 		if err != nil {
 			return nil, err
 		}
-		params, err := RedactValue(r, req.Params) // an upstream may quote what it was sent
+		params, err := RedactValue(r, req) // an upstream may quote what it was sent
 		if err != nil {
 			return nil, err
 		}
@@ -211,12 +221,12 @@ func (e *pooled) askClient(p *Pool, c Caller, u spec.Upstream, opts *mcp.ClientO
 		}
 		return r.Session.CreateMessage(r.Ctx, params)
 	}
-	opts.ElicitationHandler = func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-		r, err := e.sole(ctx, p, c, u, "elicitation/create", req.Params)
+	e.elicit = func(ctx context.Context, req *mcp.ElicitParams) (*mcp.ElicitResult, error) {
+		r, err := e.sole(ctx, p, c, u, "elicitation/create", req)
 		if err != nil {
 			return nil, err
 		}
-		params, err := RedactValue(r, req.Params)
+		params, err := RedactValue(r, req)
 		if err != nil {
 			return nil, err
 		}
@@ -224,6 +234,12 @@ func (e *pooled) askClient(p *Pool, c Caller, u spec.Upstream, opts *mcp.ClientO
 			return answer[mcp.ElicitResult](r.Ask(ctx, "elicitation/create", params))
 		}
 		return r.Session.Elicit(r.Ctx, params)
+	}
+	opts.CreateMessageHandler = func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+		return e.sample(ctx, req.Params)
+	}
+	opts.ElicitationHandler = func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+		return e.elicit(ctx, req.Params)
 	}
 }
 
