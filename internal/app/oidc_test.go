@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -263,6 +264,10 @@ func TestOIDCHostileTokensAtTheDoor(t *testing.T) {
 		{"another resource", other, authn.ReasonTokenAudience},
 		{"wrong issuer", mint(func(c map[string]any) { c["iss"] = "https://evil.example" }), authn.ReasonTokenIssuer},
 		{"not yet valid", mint(func(c map[string]any) { c["nbf"] = now.Add(time.Hour).Unix() }), authn.ReasonTokenNotYetValid},
+		{"alg none", unsignedToken(good), authn.ReasonTokenAlgorithm},
+		// A new subject whose username claim names the bootstrap admin
+		// must not become the admin.
+		{"a taken name", mint(func(c map[string]any) { c["sub"], c["preferred_username"] = "u-mallory", "Admin@corp.example" }), authn.ReasonSubjectConflict},
 	} {
 		r := f.s.Do("POST", "/mcp", tc.token, map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
 		mustStatus(t, r, http.StatusUnauthorized)
@@ -275,6 +280,21 @@ func TestOIDCHostileTokensAtTheDoor(t *testing.T) {
 			t.Errorf("%s recorded as %s/%s", tc.name, rec.Event, rec.Reason)
 		}
 	}
+	var links adminapi.SubjectLinkList
+	f.s.Do("GET", "/api/v1/idp/links", f.s.AdminKey, nil).JSON(t, &links)
+	for _, l := range links.Links {
+		if l.User == "admin" || l.Subject == "u-mallory" {
+			t.Fatalf("link %+v", l)
+		}
+	}
+}
+
+func unsignedToken(claims map[string]any) string {
+	seg := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	return seg(map[string]any{"alg": "none"}) + "." + seg(claims) + "."
 }
 
 // TestOIDCExistingUsersOnly: with --oidc-users existing, a subject signs

@@ -22,6 +22,15 @@ const maxJWKSBytes = 1 << 20
 // the refresh the bound allows, if any).
 var errKeyUnknown = errors.New("signing key unknown")
 
+// errNotDiscovered: the issuer's keys could never be fetched yet.
+var errNotDiscovered = errors.New("identity provider not reachable yet")
+
+func (k *issuerKeys) neverFetched() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.fetchedAt.IsZero()
+}
+
 // issuerKeys discovers one issuer (OpenID Connect discovery, through
 // go-oidc, which checks that the document names the issuer it was fetched
 // for) and caches its signing keys. A token naming a key id the cache lacks
@@ -66,17 +75,17 @@ func (k *issuerKeys) key(ctx context.Context, kid string) ([]jose.JSONWebKey, er
 		if ok {
 			return ks, nil
 		}
+		if k.neverFetched() {
+			return nil, errNotDiscovered // the provider has been unreachable so far: unavailable, not a bad token
+		}
 		return nil, errKeyUnknown
 	}
 	if err := k.fetch(ctx); err != nil {
 		if ok { // keep serving what was known when the provider is briefly away
 			return ks, nil
 		}
-		k.mu.Lock()
-		never := k.fetchedAt.IsZero()
-		k.mu.Unlock()
-		if never {
-			return nil, err
+		if k.neverFetched() {
+			return nil, fmt.Errorf("%w: %w", errNotDiscovered, err)
 		}
 		return nil, errKeyUnknown
 	}

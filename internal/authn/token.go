@@ -50,13 +50,11 @@ var SignatureAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose
 
 // Issuer is one trusted identity provider.
 type Issuer struct {
-	URL            string   // exactly the iss its tokens carry
-	Scopes         []string // scopes every token must carry; none: no requirement
-	GroupsClaim    string   // default "groups"
-	UsernameClaim  string   // names just-in-time users; default "preferred_username"
-	AlsoAudiences  []string // further accepted audiences (none by default)
-	keys           *issuerKeys
-	audiencesCache []string
+	URL           string   // exactly the iss its tokens carry
+	Scopes        []string // scopes every token must carry; none: no requirement
+	GroupsClaim   string   // default "groups"
+	UsernameClaim string   // names just-in-time users; default "preferred_username"
+	keys          *issuerKeys
 }
 
 // Provisioning says what happens to a subject the directory has not seen.
@@ -198,7 +196,6 @@ func NewTokenAuthenticator(cfg TokenConfig) (*TokenAuthenticator, error) {
 			is.UsernameClaim = "preferred_username"
 		}
 		is.keys = newIssuerKeys(is.URL, cfg.HTTP, cfg.Now, cfg.RefreshMin, cfg.KeysMaxAge)
-		is.audiencesCache = append([]string{cfg.Audience}, is.AlsoAudiences...)
 		t.issuers[is.URL] = &is
 	}
 	return t, nil
@@ -335,7 +332,7 @@ func (t *TokenAuthenticator) check(is *Issuer, c *claims) error {
 		return &Failure{Reason: ReasonTokenIssuer}
 	case c.Subject == "" || len(c.Subject) > maxSubject || strings.ContainsFunc(c.Subject, isControl):
 		return &Failure{Reason: ReasonTokenSubject}
-	case !slices.ContainsFunc(is.audiencesCache, func(a string) bool { return c.Audience.Contains(a) }):
+	case !c.Audience.Contains(t.cfg.Audience):
 		return fail(ReasonTokenAudience)
 	case c.Expiry == nil || !now.Before(c.Expiry.Time().Add(skew)):
 		return fail(ReasonTokenExpired)

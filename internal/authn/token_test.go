@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -473,4 +474,36 @@ func tamper(t *testing.T, tok string) string {
 	json.Unmarshal(b, &c)
 	c["groups"] = []string{"admins"}
 	return parts[0] + "." + segment(c) + "." + parts[2]
+}
+
+// TestUnreachableProviderIsUnavailable: while the provider's keys could
+// never be fetched, tokens are refused as 503 (try later), not as bad
+// tokens, and the provider is not asked more than once a minute.
+func TestUnreachableProviderIsUnavailable(t *testing.T) {
+	d := newDirectory()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	ta, err := authn.NewTokenAuthenticator(authn.TokenConfig{Issuers: []authn.Issuer{{URL: iss}}, Audience: resource, Now: time.Now, Store: d, Provisioner: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tok, err := oidcop.MintWith(jose.SigningKey{Algorithm: jose.ES256, Key: key}, "k1", map[string]any{"iss": iss, "sub": "x", "aud": resource, "exp": time.Now().Add(time.Minute).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		_, err := ta.AuthenticateToken(context.Background(), tok)
+		var fl *authn.Failure
+		if errors.As(err, &fl) || !fault.Is(err, fault.Unavailable) {
+			t.Fatalf("attempt %d: %v, want unavailable", i, err)
+		}
+	}
+	if n := ta.KeyFetches(iss); n != 1 {
+		t.Fatalf("%d fetch attempts in under a minute", n)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"html"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -62,25 +63,37 @@ type Provider struct {
 	jwks atomic.Int64
 }
 
-// Start starts a provider; it stops when the test ends.
+// Start starts a provider on 127.0.0.1; it stops when the test ends.
 func Start(t testing.TB, cfg Config) *Provider {
 	t.Helper()
-	if cfg.TokenLifetime == 0 {
-		cfg.TokenLifetime = 5 * time.Minute
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := Serve(cfg, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// Serve starts a provider listening on addr (a loopback address).
+func Serve(cfg Config, addr string) (*Provider, error) {
+	if cfg.TokenLifetime == 0 {
+		cfg.TokenLifetime = 5 * time.Minute
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
 	p := &Provider{URL: "http://" + ln.Addr().String(), st: newStorage(cfg)}
 	if err := p.st.rotate(false); err != nil {
-		t.Fatal(err)
+		ln.Close()
+		return nil, err
 	}
 	provider, err := op.NewProvider(&op.Config{CryptoKey: sha256.Sum256([]byte(p.URL)), CodeMethodS256: true, AuthMethodPost: true,
 		GrantTypeRefreshToken: true, SupportedScopes: []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeOfflineAccess, "mcp"}},
 		p.st, op.StaticIssuer(p.URL), op.WithAllowInsecure())
 	if err != nil {
-		t.Fatal(err)
+		ln.Close()
+		return nil, err
 	}
 	callback := op.AuthCallbackURL(provider)
 	mux := http.NewServeMux()
@@ -103,9 +116,11 @@ func Start(t testing.TB, cfg Config) *Provider {
 	p.srv.Listener.Close()
 	p.srv.Listener = ln
 	p.srv.Start()
-	t.Cleanup(p.srv.Close)
-	return p
+	return p, nil
 }
+
+// Close stops the provider.
+func (p *Provider) Close() { p.srv.Close() }
 
 type resourceKey struct{}
 
@@ -220,7 +235,13 @@ func (p *Provider) Browser(ctx context.Context, authURL, username string) (*url.
 func (p *Provider) login(w http.ResponseWriter, r *http.Request, callback func(context.Context, string) string) {
 	id, username := r.URL.Query().Get("authRequestID"), r.URL.Query().Get("username")
 	if username == "" {
-		http.Error(w, "sign in: name a user with ?username=", http.StatusBadRequest)
+		// A person at a browser picks a user (there are no passwords).
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, "<!doctype html><title>Sign in</title><h1>Sign in as</h1>")
+		for _, u := range p.st.cfg.Users {
+			q := url.Values{"authRequestID": {id}, "username": {u.Username}}
+			fmt.Fprintf(w, "<p><a href=\"/login?%s\">%s</a> (groups %s)</p>", html.EscapeString(q.Encode()), html.EscapeString(u.Username), html.EscapeString(strings.Join(u.Groups, ", ")))
+		}
 		return
 	}
 	if err := p.st.signIn(id, username); err != nil {
