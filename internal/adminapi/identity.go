@@ -13,7 +13,8 @@ func (a *API) whoami(w http.ResponseWriter, r *http.Request, p *authn.Principal)
 	if _, err := a.Auditor.Write(r.Context(), audit.Entry{Record: p.Record(audit.EventWhoami, "user:"+p.User)}); err != nil {
 		return 0, nil, err
 	}
-	v := Whoami{User: p.User, Service: p.Service, Roles: p.Roles, KeyID: p.KeyID, Environment: p.Environment, Grants: p.Perms.Roles.Strings()}
+	v := Whoami{User: p.User, Service: p.Service, Roles: p.Roles, KeyID: p.KeyID, Environment: p.Environment, Grants: p.Perms.Roles.Strings(),
+		Issuer: p.Issuer, Subject: p.Subject}
 	if p.Perms.Scope != nil {
 		v.Scope = p.Perms.Scope.Strings()
 	}

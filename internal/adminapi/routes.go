@@ -17,6 +17,12 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/roles", a.handle(a.listRoles))
 	m.HandleFunc("POST /api/v1/roles", a.handle(a.createRole))
 
+	m.HandleFunc("GET /api/v1/idp/mappings", a.handle(a.listGroupMappings))
+	m.HandleFunc("POST /api/v1/idp/mappings", a.handle(a.mapGroup))
+	m.HandleFunc("POST /api/v1/idp/mappings/remove", a.handle(a.unmapGroup))
+	m.HandleFunc("GET /api/v1/idp/links", a.handle(a.listSubjectLinks))
+	m.HandleFunc("POST /api/v1/idp/links", a.handle(a.linkSubject))
+
 	m.HandleFunc("GET /api/v1/keys", a.handle(a.listKeys))
 	m.HandleFunc("POST /api/v1/keys", a.handle(a.createKey))
 	m.HandleFunc("POST /api/v1/keys/{id}/revoke", a.handle(a.revokeKey))

@@ -31,6 +31,9 @@ type Whoami struct {
 	Scope   []string `json:"scope,omitempty"`
 	// Environment is the key's environment.
 	Environment string `json:"environment"`
+	// Issuer and Subject name the identity provider's token, if one was used.
+	Issuer  string `json:"issuer,omitempty"`
+	Subject string `json:"subject,omitempty"`
 }
 
 // UserView is a user.

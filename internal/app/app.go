@@ -58,6 +58,7 @@ type App struct {
 	writer   *audit.Writer
 	calls    *recovery.Tracker // the pipeline's writer: counts the calls on record without an outcome
 	authn    *authn.Authenticator
+	tokens   *authn.TokenAuthenticator // nil without --oidc-issuer
 	failures *authn.FailureGuard
 	signer   *assertion.Signer
 	pool     *upstream.Pool
@@ -223,6 +224,12 @@ func (a *App) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if a.cfg.OIDC.Enabled() {
+		if a.tokens, err = newTokenAuthenticator(a.cfg.OIDC, a.store, ids, a.now); err != nil {
+			return err
+		}
+	}
+	creds := authn.Chain{Keys: a.authn, Tokens: a.tokens}
 	masterFile := a.cfg.MasterKeyFile
 	if masterFile == "" {
 		if err := l.ensureMasterKey(); err != nil {
@@ -306,13 +313,13 @@ func (a *App) open(ctx context.Context) error {
 		Approvals: a.approvals, ApprovalWait: a.cfg.ApprovalWait, ElicitURLAllow: spec.NewHostAllow(elicitHosts)}); err != nil {
 		return err
 	}
-	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, AuthFailures: a.failures, Pipeline: a.pipeline, Catalog: a.catalog, Kill: kill, Auditor: a.writer,
+	if a.gateway, err = gateway.New(gateway.Config{Authn: creds, Resource: a.resource(), AuthFailures: a.failures, Pipeline: a.pipeline, Catalog: a.catalog, Kill: kill, Auditor: a.writer,
 		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, WriteStall: a.cfg.WriteStall,
 		Caps:   gateway.Caps{Sessions: a.cfg.UserSessions, Streams: a.cfg.UserStreams},
 		Limits: gateway.Limits{PerKey: a.cfg.RateKey, PerUser: a.cfg.RateUser, PerTool: a.cfg.RateTool}}); err != nil {
 		return err
 	}
-	if a.api, err = adminapi.New(adminapi.Config{Authn: a.authn, Failures: a.failures, WriteRate: a.cfg.RateAdminWrite, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
+	if a.api, err = adminapi.New(adminapi.Config{Authn: creds, Failures: a.failures, WriteRate: a.cfg.RateAdminWrite, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
 		Policy: policies, Explainer: a.pipeline, Approvals: a.approvals, Index: a.writer}); err != nil {
 		return err
 	}
@@ -343,8 +350,9 @@ func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", a.failClosed(a.api, false))
 	mux.Handle("/mcp", a.failClosed(a.gateway, true))
-	mux.HandleFunc("GET /.well-known/oauth-protected-resource/mcp", gateway.ResourceMetadata)
-	mux.HandleFunc("GET /.well-known/oauth-protected-resource", gateway.ResourceMetadata)
+	meta := gateway.ResourceMetadata(a.resource())
+	mux.HandleFunc("GET /.well-known/oauth-protected-resource/mcp", meta)
+	mux.HandleFunc("GET /.well-known/oauth-protected-resource", meta)
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		w.Header().Set("Cache-Control", "public, max-age=300")
@@ -692,6 +700,9 @@ type identityChanges struct{ a *App }
 
 func (c identityChanges) Invalidate() {
 	c.a.authn.Invalidate()
+	if c.a.tokens != nil {
+		c.a.tokens.Invalidate()
+	}
 	if c.a.gateway != nil {
 		c.a.gateway.IdentityChanged()
 	}

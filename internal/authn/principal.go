@@ -16,8 +16,10 @@ type Principal struct {
 	Service     bool     // a service account rather than a human
 	Owner       string   // a service account's owning human, if named
 	Roles       []string // role names, for display and audit
-	KeyID       string
-	Environment string // the key's environment: which secret values its calls get
+	KeyID       string   // an API key's id, or TokenKeyID(Issuer, Subject) for a token
+	Issuer      string   // the identity provider, for a token
+	Subject     string   // the token's subject at Issuer
+	Environment string   // the key's environment: which secret values its calls get
 	Perms       authz.Permissions
 	RequestID   string // correlation id
 	Traceparent string // the client's W3C traceparent, if well-formed

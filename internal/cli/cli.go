@@ -91,16 +91,17 @@ func (e *env) root() *cobra.Command {
 		Long: `Ostiary authenticates, authorizes, audits and governs every request an AI agent makes.
 
 Local commands:   init, serve, demo, audit verify, policy test
-Admin commands:   users, roles, keys, upstreams, tools, secrets, policy, approvals, killswitch,
+Admin commands:   users, roles, idp, keys, upstreams, tools, secrets, policy, approvals, killswitch,
                   audit query, whoami
 MCP client:       mcp tools, mcp call
-                  (these talk to a running server: set OSTIARY_ADDR and OSTIARY_TOKEN)`,
+                  (these talk to a running server: set OSTIARY_ADDR and OSTIARY_TOKEN,
+                  or sign in with 'ostiary login --client-id ID')`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       app.Version,
 	}
 	root.SetFlagErrorFunc(usage)
-	root.AddCommand(e.initCmd(), e.serveCmd(), e.demoCmd(), e.usersCmd(), e.rolesCmd(), e.keysCmd(), e.auditCmd(), e.whoamiCmd(),
+	root.AddCommand(e.initCmd(), e.serveCmd(), e.demoCmd(), e.loginCmd(), e.logoutCmd(), e.usersCmd(), e.rolesCmd(), e.idpCmd(), e.keysCmd(), e.auditCmd(), e.whoamiCmd(),
 		e.upstreamsCmd(), e.toolsCmd(), e.killswitchCmd(), e.secretsCmd(), e.policyCmd(), e.approvalsCmd(), e.mcpCmd(), e.demoUpstreamCmd(),
 		e.versionCmd())
 	// cobra adds these when it runs; add them now so that groupCommands sees them.

@@ -28,13 +28,35 @@ type client struct {
 }
 
 // newClient reads OSTIARY_ADDR (default http://127.0.0.1:8080) and
-// OSTIARY_TOKEN. It refuses to send a key in clear text to a host that is
+// OSTIARY_TOKEN, or, without it, the token 'ostiary login' kept for that
+// address. It refuses to send a credential in clear text to a host that is
 // not loopback.
 func (e *env) newClient() (*client, error) {
+	addr, err := e.addr()
+	if err != nil {
+		return nil, err
+	}
+	u, err := parseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
 	token := strings.TrimSpace(e.getenv("OSTIARY_TOKEN"))
 	if token == "" {
-		return nil, errors.New("OSTIARY_TOKEN is not set: export the API key printed by 'ostiary init' (or 'ostiary keys create')")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if token, err = e.loadLogin(ctx, addr); err != nil {
+			return nil, err
+		}
 	}
+	hc, err := e.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	return &client{base: u, token: token, http: hc}, nil
+}
+
+// addr is OSTIARY_ADDR, checked, without a trailing slash.
+func (e *env) addr() (string, error) {
 	addr := e.getenv("OSTIARY_ADDR")
 	if addr == "" {
 		addr = "http://127.0.0.1:8080"
@@ -44,13 +66,9 @@ func (e *env) newClient() (*client, error) {
 	}
 	u, err := parseAddr(addr)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	hc, err := e.httpClient()
-	if err != nil {
-		return nil, err
-	}
-	return &client{base: u, token: token, http: hc}, nil
+	return u.String(), nil
 }
 
 // parseAddr checks a server address: http(s), no credentials or query, and

@@ -103,6 +103,13 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the vault's master key, 64 hex characters, mode 0600 (default DIR/keys/master.key; or OSTIARY_MASTER_KEY_FILE)")
 	cmd.Flags().StringArrayVar(&cfg.ElicitURLAllow, "elicit-url-allow", nil, "`HOST` a URL-mode elicitation may send the user to: exact, or *.domain for its subdomains; repeatable; when given, URLs to other hosts are refused (or OSTIARY_ELICIT_URL_ALLOW, ','-separated)")
 	cmd.Flags().StringArrayVar(&cfg.StdioAllow, "stdio-allow", nil, "absolute `PATH` of a program stdio upstreams may run, or of a directory whose programs they may run (not its subdirectories, nor shells and interpreters, which need their own entry); repeatable; none by default (or OSTIARY_STDIO_ALLOW, ':'-separated)")
+	cmd.Flags().StringArrayVar(&cfg.OIDC.Issuers, "oidc-issuer", nil, "`URL` of an OpenID provider whose JWT access tokens authenticate beside API keys, exactly as its tokens' iss (https, or http to loopback; repeatable; or OSTIARY_OIDC_ISSUERS, comma-separated)")
+	cmd.Flags().StringVar(&cfg.OIDC.Audience, "oidc-audience", "", "Ostiary's resource `URI` (RFC 8707): the audience every token must name, and the resource its metadata announces, e.g. https://ostiary.example.com/mcp (or OSTIARY_OIDC_AUDIENCE)")
+	cmd.Flags().StringArrayVar(&cfg.OIDC.Scopes, "oidc-required-scope", nil, "`SCOPE` every token must carry (repeatable)")
+	cmd.Flags().StringVar(&cfg.OIDC.Users, "oidc-users", "", "who may sign in: jit (default: a user is created on first sign-in, named by the username claim) or existing (only subjects linked with 'ostiary idp link'; or OSTIARY_OIDC_USERS)")
+	cmd.Flags().StringVar(&cfg.OIDC.GroupsClaim, "oidc-groups-claim", "", "token claim listing the user's groups (default groups; roles is common too)")
+	cmd.Flags().StringVar(&cfg.OIDC.UsernameClaim, "oidc-username-claim", "", "token claim naming a just-in-time user (default preferred_username)")
+	cmd.Flags().DurationVar(&cfg.OIDC.Skew, "oidc-clock-skew", 0, "clock difference tolerated on a token's exp, nbf and iat (default 1m, at most 5m)")
 	cmd.Flags().StringArrayVar(&cfg.AllowedOrigins, "allow-origin", nil, "browser origin allowed to call /mcp, e.g. https://chat.example.com (repeatable; or OSTIARY_ALLOWED_ORIGINS, comma-separated)")
 }
 
@@ -132,6 +139,27 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	}
 	if len(flags.Webhooks) > 0 {
 		cfg.Webhooks = flags.Webhooks
+	}
+	if len(flags.OIDC.Issuers) > 0 {
+		cfg.OIDC.Issuers = flags.OIDC.Issuers
+	}
+	if flags.OIDC.Audience != "" {
+		cfg.OIDC.Audience = flags.OIDC.Audience
+	}
+	if flags.OIDC.Users != "" {
+		cfg.OIDC.Users = flags.OIDC.Users
+	}
+	if len(flags.OIDC.Scopes) > 0 {
+		cfg.OIDC.Scopes = flags.OIDC.Scopes
+	}
+	if flags.OIDC.GroupsClaim != "" {
+		cfg.OIDC.GroupsClaim = flags.OIDC.GroupsClaim
+	}
+	if flags.OIDC.UsernameClaim != "" {
+		cfg.OIDC.UsernameClaim = flags.OIDC.UsernameClaim
+	}
+	if flags.OIDC.Skew != 0 {
+		cfg.OIDC.Skew = flags.OIDC.Skew
 	}
 	if flags.WebhookKeyFile != "" {
 		cfg.WebhookKeyFile = flags.WebhookKeyFile

@@ -54,7 +54,25 @@ type Config struct {
 	// user at: exact hosts, or *.domain for its subdomains; empty: any
 	// https host (http only to loopback).
 	ElicitURLAllow []string
+	// OIDC: identity providers whose JWT access tokens authenticate beside
+	// API keys (see authn.TokenAuthenticator).
+	OIDC OIDC
 }
+
+// OIDC configures sign-in with identity providers.
+type OIDC struct {
+	Issuers       []string      // issuer URLs, exactly as their tokens' iss
+	Audience      string        // Ostiary's resource URI (RFC 8707), e.g. https://ostiary.example.com/mcp
+	Scopes        []string      // scopes every token must carry
+	Users         string        // "jit" (default): create users on first sign-in; "existing": only linked users
+	GroupsClaim   string        // default "groups"
+	UsernameClaim string        // default "preferred_username"
+	Skew          time.Duration // clock skew tolerated on exp/nbf/iat (default 1m, at most 5m)
+	RefreshMin    time.Duration // least time between two key-set fetches per issuer (default 1m)
+}
+
+// Enabled reports whether any identity provider is configured.
+func (o OIDC) Enabled() bool { return len(o.Issuers) > 0 }
 
 // Default returns the defaults.
 func Default() Config {
@@ -118,6 +136,15 @@ func (c Config) FromEnv(getenv func(string) string) (Config, error) {
 			*dst = r
 		}
 	}
+	if v := getenv("OSTIARY_OIDC_ISSUERS"); v != "" {
+		c.OIDC.Issuers = strings.Split(v, ",")
+	}
+	if v := getenv("OSTIARY_OIDC_AUDIENCE"); v != "" {
+		c.OIDC.Audience = v
+	}
+	if v := getenv("OSTIARY_OIDC_USERS"); v != "" {
+		c.OIDC.Users = v
+	}
 	if v := getenv("OSTIARY_ALLOWED_ORIGINS"); v != "" {
 		c.AllowedOrigins = strings.Split(v, ",")
 	}
@@ -142,6 +169,14 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data DIR is required (or set OSTIARY_DATA)"))
+	}
+	switch {
+	case c.OIDC.Enabled() && c.OIDC.Audience == "":
+		errs = append(errs, errors.New("--oidc-issuer needs --oidc-audience, Ostiary's resource URI (e.g. https://ostiary.example.com/mcp)"))
+	case !c.OIDC.Enabled() && c.OIDC.Audience != "":
+		errs = append(errs, errors.New("--oidc-audience needs at least one --oidc-issuer"))
+	case c.OIDC.Users != "" && c.OIDC.Users != "jit" && c.OIDC.Users != "existing":
+		errs = append(errs, fmt.Errorf("--oidc-users %q: want jit or existing", c.OIDC.Users))
 	}
 	switch {
 	case (c.TLSCert == "") != (c.TLSKey == ""):

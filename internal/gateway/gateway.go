@@ -72,6 +72,7 @@ type Config struct {
 	WriteStall     time.Duration // how long one write to a client that does not read may block; default 30s
 	Limits         Limits        // request rate limits; zero rates mean none
 	Caps           Caps          // what one user may hold at once
+	Resource       Resource      // what the 401's metadata says of /mcp
 }
 
 // Gateway serves /mcp.
@@ -388,7 +389,7 @@ func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request, reqID 
 		writeRPCError(w, http.StatusServiceUnavailable, nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "service unavailable"})
 		return
 	}
-	w.Header().Set("WWW-Authenticate", `Bearer resource_metadata="`+ResourceMetadataURL(r)+`"`)
+	w.Header().Set("WWW-Authenticate", g.cfg.Resource.challenge(r))
 	writeRPCError(w, http.StatusUnauthorized, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "authentication required"})
 }
 
@@ -421,15 +422,49 @@ func ResourceMetadataURL(r *http.Request) string {
 	return baseURL(r) + "/.well-known/oauth-protected-resource/mcp"
 }
 
+// Resource describes /mcp as an OAuth protected resource (RFC 9728).
+type Resource struct {
+	URI                  string   // the resource identifier tokens must name; empty: this server's /mcp as the request reached it
+	AuthorizationServers []string // issuers whose tokens /mcp accepts; none: API keys only
+	Scopes               []string // scopes tokens must carry
+}
+
 // ResourceMetadata serves the RFC 9728 protected resource metadata: /mcp
-// takes bearer API keys in the Authorization header.
-func ResourceMetadata(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{
-		"resource":                 baseURL(r) + "/mcp",
-		"resource_name":            "Ostiary MCP gateway",
-		"bearer_methods_supported": []string{"header"},
-	})
+// takes bearer API keys, or access tokens of the authorization servers it
+// names, in the Authorization header.
+func ResourceMetadata(res Resource) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		m := map[string]any{
+			"resource":                 res.uri(r),
+			"resource_name":            "Ostiary MCP gateway",
+			"bearer_methods_supported": []string{"header"},
+		}
+		if len(res.AuthorizationServers) > 0 {
+			m["authorization_servers"] = res.AuthorizationServers
+		}
+		if len(res.Scopes) > 0 {
+			m["scopes_supported"] = res.Scopes
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(m)
+	}
+}
+
+func (res Resource) uri(r *http.Request) string {
+	if res.URI != "" {
+		return res.URI
+	}
+	return baseURL(r) + "/mcp"
+}
+
+// challenge is the WWW-Authenticate value of a 401 from /mcp.
+func (res Resource) challenge(r *http.Request) string {
+	c := `Bearer resource_metadata="` + ResourceMetadataURL(r) + `"`
+	if len(res.Scopes) > 0 {
+		c += `, scope="` + strings.Join(res.Scopes, " ") + `"`
+	}
+	return c
 }
 
 func baseURL(r *http.Request) string {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -51,6 +52,7 @@ type Upstream struct {
 	cancelled  chan string
 	promptGets int
 	sawKeys    map[string]bool
+	sawAuthz   []string // Authorization header values received
 }
 
 // NewUpstream starts a fixture upstream named name (the audience it expects
@@ -97,6 +99,11 @@ func NewUpstream(t testing.TB, s *Server, name string, stateless bool) *Upstream
 			u.sawKeys[k] = true
 			u.mu.Unlock()
 		}
+		if a := r.Header.Get("Authorization"); a != "" {
+			u.mu.Lock()
+			u.sawAuthz = append(u.sawAuthz, a)
+			u.mu.Unlock()
+		}
 		for k, vs := range r.Header {
 			for _, v := range vs {
 				if strings.Contains(v, "ost_") {
@@ -114,6 +121,14 @@ func NewUpstream(t testing.TB, s *Server, name string, stateless bool) *Upstream
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Authorizations lists the Authorization header values the upstream
+// received (a client's token must never be among them).
+func (u *Upstream) Authorizations() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.sawAuthz)
+}
 
 func (u *Upstream) record(req *mcp.CallToolRequest, tool string) {
 	c := Call{Tool: tool, Raw: string(req.Params.Arguments)}
