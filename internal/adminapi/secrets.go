@@ -54,7 +54,7 @@ func (a *API) setSecret(w http.ResponseWriter, r *http.Request, p *authn.Princip
 }
 
 func (a *API) listSecrets(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
-	ss, err := a.Vault.List(r.Context(), p)
+	ss, err := a.Vault.List(r.Context(), p, r.URL.Query().Get("overdue") == "true")
 	if ss == nil {
 		ss = []vault.Secret{}
 	}
