@@ -81,7 +81,7 @@ func (v *Vault) Rekey(ctx context.Context, p *authn.Principal) (RekeyStatus, err
 	v.mu.Lock()
 	search := v.search
 	v.mu.Unlock()
-	rec.Detail = map[string]any{"phase": "start", "data_key": id, "retiring": []int{current}}
+	rec.Detail = map[string]any{"phase": "start", "data_key": id, "retiring": current}
 	_, err = v.audit.Write(ctx, audit.Entry{Record: rec, Apply: func(ctx context.Context, tx audit.Tx, r *audit.Record) error {
 		ts, ok := tx.(TxStore)
 		if !ok {
@@ -288,8 +288,12 @@ func (v *Vault) retire(ctx context.Context, current int) error {
 			old = append(old, id)
 		}
 	}
+	retired := make([]any, len(old))
+	for i, id := range old {
+		retired[i] = id
+	}
 	rec := audit.Record{Event: EventRekey, Outcome: audit.Success, Actor: "system", Target: "vault",
-		Detail: map[string]any{"phase": "finish", "data_key": current, "retired": old}}
+		Detail: map[string]any{"phase": "finish", "data_key": current, "retired": retired}}
 	_, err := v.audit.Write(context.WithoutCancel(ctx), audit.Entry{Record: rec, Apply: func(ctx context.Context, tx audit.Tx, _ *audit.Record) error {
 		ts, ok := tx.(TxStore)
 		if !ok {
