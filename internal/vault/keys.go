@@ -156,9 +156,9 @@ func (v *Vault) Open(ctx context.Context) error {
 			continue
 		}
 		if id == SearchKeyID || len(raw) == 0 {
-			return fmt.Errorf("vault: the data key does not open with %s (wrong OSTIARY_MASTER_KEY_FILE, or HSM key?)", v.describe())
+			return fmt.Errorf("vault: the data key does not open with this master key (%s): wrong OSTIARY_MASTER_KEY_FILE, or HSM key?", v.describe())
 		}
-		return fmt.Errorf("vault: data key %d, being rotated in, does not open with %s", id, v.describe())
+		return fmt.Errorf("vault: data key %d, being rotated in, does not open with this master key (%s)", id, v.describe())
 	}
 	keys := map[int]cipher.AEAD{}
 	current := 0

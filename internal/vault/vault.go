@@ -312,6 +312,7 @@ func (v *Vault) SetWith(ctx context.Context, p *authn.Principal, name, env strin
 	if err == nil && replaced {
 		v.ReleaseReplaced(context.WithoutCancel(ctx))
 	}
+	s.RotationDue, s.Overdue = Due(s, v.now())
 	return s, err
 }
 
