@@ -115,8 +115,8 @@ func TestMasterKeyInHSM(t *testing.T) {
 		tune func(*config.Config)
 		want string
 	}{
-		"a wrong PIN":     {func(c *config.Config) { withHSM("")(c); c.PKCS11PINFile = wrongPIN }, `token "ostiary" refused the PIN`},
-		"a missing token": {func(c *config.Config) { withHSM("")(c); c.PKCS11Token = "gone" }, `no token labelled "gone"`},
+		"a wrong PIN":                     {func(c *config.Config) { withHSM("")(c); c.PKCS11PINFile = wrongPIN }, `token "ostiary" refused the PIN`},
+		"a missing token":                 {func(c *config.Config) { withHSM("")(c); c.PKCS11Token = "gone" }, `no token labelled "gone"`},
 		"a PIN in the environment, wrong": {func(c *config.Config) { withHSM("")(c); c.PKCS11PINFile, c.PKCS11PIN = "", "7777" }, "refused the PIN"},
 	} {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
