@@ -63,6 +63,20 @@ func TestSecretLifecycleCommands(t *testing.T) {
 	if r := run(env, "users", "set-roles", "bob", "--role", "nope"); r.code == ExitOK {
 		t.Errorf("an unknown role: %+v", r)
 	}
+	// Rotated, the marks go; disabling another secrets manager marks both again.
+	runIn(env, "value-three-dd44\n", "secrets", "rotate", "api-token").mustOK(t)
+	runIn(env, "other-ee55\n", "secrets", "rotate", "db-pass").mustOK(t)
+	if r := run(env, "secrets", "list", "--overdue").mustOK(t); strings.Contains(r.stdout, "NOW") {
+		t.Errorf("marks after rotation: %s", r.stdout)
+	}
+	run(env, "users", "create", "carol", "--role", "secrets").mustOK(t)
+	run(env, "users", "disable", "carol").mustOK(t)
+	if r := run(env, "secrets", "list", "--overdue").mustOK(t); strings.Count(r.stdout, "NOW: staff-change (user carol disabled)") != 2 {
+		t.Errorf("after carol was disabled: %s", r.stdout)
+	}
+	if r := run(env, "audit", "query", "--event", "user-disable", "--json").mustOK(t); !strings.Contains(r.stdout, "secrets_rotate_now") {
+		t.Errorf("the disable record does not name the secrets: %s", r.stdout)
+	}
 
 	r = run(env, "secrets", "rekey", "--wait").mustOK(t)
 	if r = run(env, "secrets", "rekey", "--status").mustOK(t); !strings.Contains(r.stdout, "every value is sealed under data key 2") {
