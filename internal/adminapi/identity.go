@@ -53,6 +53,20 @@ func (a *API) enableUser(w http.ResponseWriter, r *http.Request, p *authn.Princi
 	return http.StatusOK, u, err
 }
 
+// SetRoles is POST /users/{name}/roles: the user's roles from now on.
+type SetRoles struct {
+	Roles []string `json:"roles"`
+}
+
+func (a *API) setUserRoles(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+	var in SetRoles
+	if err := a.decode(w, r, p.Record(identity.EventUserRoles, "user:"+r.PathValue("name")), &in); err != nil {
+		return 0, nil, err
+	}
+	u, err := a.Identity.SetRoles(r.Context(), p, r.PathValue("name"), in.Roles)
+	return http.StatusOK, u, err
+}
+
 func (a *API) listRoles(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
 	roles, err := a.Identity.ListRoles(r.Context(), p)
 	out := RoleList{Roles: []RoleView{}}

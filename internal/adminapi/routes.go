@@ -13,6 +13,7 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/users/{name}", a.handle(a.showUser))
 	m.HandleFunc("POST /api/v1/users/{name}/disable", a.handle(a.disableUser))
 	m.HandleFunc("POST /api/v1/users/{name}/enable", a.handle(a.enableUser))
+	m.HandleFunc("POST /api/v1/users/{name}/roles", a.handle(a.setUserRoles))
 
 	m.HandleFunc("GET /api/v1/roles", a.handle(a.listRoles))
 	m.HandleFunc("POST /api/v1/roles", a.handle(a.createRole))
@@ -49,7 +50,10 @@ func (a *API) routes() {
 
 	m.HandleFunc("GET /api/v1/secrets", a.handle(a.listSecrets))
 	m.HandleFunc("PUT /api/v1/secrets/{name}", a.handle(a.setSecret))
+	m.HandleFunc("POST /api/v1/secrets/{name}/compromised", a.handle(a.compromised))
 	m.HandleFunc("POST /api/v1/vault/rewrap", a.handle(a.rewrap))
+	m.HandleFunc("POST /api/v1/vault/rekey", a.handle(a.rekey))
+	m.HandleFunc("GET /api/v1/vault/rekey", a.handle(a.rekeyStatus))
 
 	m.HandleFunc("GET /api/v1/policy", a.handle(a.showPolicy))
 	m.HandleFunc("PUT /api/v1/policy", a.handle(a.setPolicy))

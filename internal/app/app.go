@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,7 @@ import (
 	"github.com/ostiary/ostiary/internal/upstream"
 	"github.com/ostiary/ostiary/internal/upstream/spec"
 	"github.com/ostiary/ostiary/internal/vault"
+	"github.com/ostiary/ostiary/internal/vault/hsm"
 	"github.com/ostiary/ostiary/internal/webhook"
 )
 
@@ -68,6 +70,7 @@ type App struct {
 	api      *adminapi.API
 	tls      *tls.Config // nil: plain HTTP (loopback only)
 	vault    *vault.Vault
+	hsm      *hsm.Key // the vault's master key in an HSM, if configured
 	server   *http.Server
 	ln       net.Listener
 
@@ -78,6 +81,7 @@ type App struct {
 	approvals  *approval.Service
 	webhooks   *webhook.Dispatcher // nil without --approval-webhook
 	sweepDone  chan struct{}       // closed when the approval expiry loop has ended
+	vaultDone  chan struct{}       // closed when the vault's lifecycle loop has ended
 	closeOnce  sync.Once
 	closeErr   error
 }
@@ -230,18 +234,11 @@ func (a *App) open(ctx context.Context) error {
 		}
 	}
 	creds := authn.Chain{Keys: a.authn, Tokens: a.tokens}
-	masterFile := a.cfg.MasterKeyFile
-	if masterFile == "" {
-		if err := l.ensureMasterKey(); err != nil {
-			return fmt.Errorf("cannot create the vault master key: %w", err)
-		}
-		masterFile = l.MasterKey()
-	}
-	master, err := ReadMasterKey(masterFile)
+	masters, err := a.masterKeys()
 	if err != nil {
 		return err
 	}
-	if a.vault, err = vault.New(a.store, a.writer, master, a.now); err != nil {
+	if a.vault, err = vault.NewWith(a.store, a.writer, a.now, masters...); err != nil {
 		return err
 	}
 	if err := a.vault.Open(ctx); err != nil {
@@ -259,6 +256,8 @@ func (a *App) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.vault.SetKiller(kill)    // a compromised secret's upstreams can be cut off
+	ids.SetAccessLoss(a.vault) // whoever leaves, the secrets they could reach are marked for rotation
 	policies, err := policy.NewService(ctx, a.store, a.writer, a.now)
 	if err != nil {
 		return err
@@ -412,6 +411,12 @@ func (a *App) Start(ctx context.Context) error {
 		a.approvals.Run(a.base, time.Second, func(err error) { a.log.Error("approval expiry", "err", err) })
 	}()
 	go a.syncUpstreams(context.WithoutCancel(ctx))
+	a.vault.ResumeRekey() // a data-key rotation a stop or crash interrupted
+	a.vaultDone = make(chan struct{})
+	go func() {
+		defer close(a.vaultDone)
+		a.vault.Run(a.base, a.cfg.VaultCheckEvery, func(err error) { a.log.Error("vault lifecycle", "err", err) })
+	}()
 	go func() {
 		if err := a.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("server stopped", "err", err)
@@ -487,6 +492,8 @@ func (a *App) Close(ctx context.Context) error {
 			a.gateway.Close()
 			cancel()
 			<-a.sweepDone
+			<-a.vaultDone
+			a.vault.Close() // an unfinished data-key rotation resumes at the next start
 			close(a.stopFlush)
 			<-a.flushDone
 			if a.writer.Stopped() == nil {
@@ -512,6 +519,12 @@ func (a *App) Close(ctx context.Context) error {
 func (a *App) release() {
 	if a.webhooks != nil { // what is still queued is dropped, on record, while the writer is open
 		a.webhooks.Close()
+	}
+	if a.vault != nil {
+		a.vault.Close()
+	}
+	if a.hsm != nil {
+		a.hsm.Close()
 	}
 	if a.pool != nil {
 		a.pool.Close()
@@ -706,4 +719,51 @@ func (c identityChanges) Invalidate() {
 	if c.a.gateway != nil {
 		c.a.gateway.IdentityChanged()
 	}
+}
+
+// masterKeys returns the vault's master keys: the HSM key with
+// --master-key-pkcs11 (and the key file too if one is named, while moving
+// between them), else the key file (by default DIR/keys/master.key,
+// created if missing).
+func (a *App) masterKeys() ([]vault.KeyWrapper, error) {
+	var out []vault.KeyWrapper
+	if a.cfg.MasterKeyPKCS11 != "" {
+		pin := a.cfg.PKCS11PIN
+		if a.cfg.PKCS11PINFile != "" {
+			b, err := readSecretFile(a.cfg.PKCS11PINFile)
+			if err != nil {
+				return nil, fmt.Errorf("HSM PIN: %w", err)
+			}
+			pin = strings.TrimRight(string(b), "\r\n")
+		}
+		k, err := hsm.Open(hsm.Config{Module: a.cfg.MasterKeyPKCS11, Token: a.cfg.PKCS11Token, Key: a.cfg.PKCS11Key, PIN: pin})
+		if err != nil {
+			return nil, fmt.Errorf("cannot open the vault's master key: %w", err)
+		}
+		a.hsm = k
+		if k.Created() {
+			a.log.Info("generated the vault master key in the HSM", "token", a.cfg.PKCS11Token, "key", a.cfg.PKCS11Key)
+		}
+		out = append(out, k)
+		if a.cfg.MasterKeyFile == "" {
+			return out, nil
+		}
+	}
+	masterFile := a.cfg.MasterKeyFile
+	if masterFile == "" {
+		if err := a.layout.ensureMasterKey(); err != nil {
+			return nil, fmt.Errorf("cannot create the vault master key: %w", err)
+		}
+		masterFile = a.layout.MasterKey()
+	}
+	master, err := ReadMasterKey(masterFile)
+	if err != nil {
+		return nil, err
+	}
+	fk, err := vault.FileKey(master)
+	clear(master)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, fk), nil
 }

@@ -101,6 +101,7 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().StringVar(&cfg.WebhookKeyFile, "webhook-key-file", "", "HMAC-SHA256 key of webhook signatures, at least 32 characters, mode 0600 (default DIR/keys/webhook-signing.key, created if missing; or OSTIARY_WEBHOOK_KEY_FILE)")
 	cmd.Flags().DurationVar(&cfg.ApprovalWait, "approval-wait", 0, "how long a call held for approval waits for it before answering with the request id (default 10s; 0s: answer at once)")
 	cmd.Flags().StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the vault's master key, 64 hex characters, mode 0600 (default DIR/keys/master.key; or OSTIARY_MASTER_KEY_FILE)")
+	hsmFlags(cmd, cfg)
 	cmd.Flags().StringArrayVar(&cfg.ElicitURLAllow, "elicit-url-allow", nil, "`HOST` a URL-mode elicitation may send the user to: exact, or *.domain for its subdomains; repeatable; when given, URLs to other hosts are refused (or OSTIARY_ELICIT_URL_ALLOW, ','-separated)")
 	cmd.Flags().StringArrayVar(&cfg.StdioAllow, "stdio-allow", nil, "absolute `PATH` of a program stdio upstreams may run, or of a directory whose programs they may run (not its subdirectories, nor shells and interpreters, which need their own entry); repeatable; none by default (or OSTIARY_STDIO_ALLOW, ':'-separated)")
 	cmd.Flags().StringArrayVar(&cfg.OIDC.Issuers, "oidc-issuer", nil, "`URL` of an OpenID provider whose JWT access tokens authenticate beside API keys, exactly as its tokens' iss (https, or http to loopback; repeatable; or OSTIARY_OIDC_ISSUERS, comma-separated)")
@@ -193,7 +194,8 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 		cfg.ElicitURLAllow = flags.ElicitURLAllow
 	}
 	for _, f := range []struct{ from, to *string }{{&flags.TLSCert, &cfg.TLSCert}, {&flags.TLSKey, &cfg.TLSKey}, {&flags.TLSMin, &cfg.TLSMin},
-		{&flags.MasterKeyFile, &cfg.MasterKeyFile}} {
+		{&flags.MasterKeyFile, &cfg.MasterKeyFile}, {&flags.MasterKeyPKCS11, &cfg.MasterKeyPKCS11}, {&flags.PKCS11Token, &cfg.PKCS11Token},
+		{&flags.PKCS11Key, &cfg.PKCS11Key}, {&flags.PKCS11PINFile, &cfg.PKCS11PINFile}} {
 		if *f.from != "" {
 			*f.to = *f.from
 		}

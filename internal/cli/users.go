@@ -12,7 +12,7 @@ import (
 func (e *env) usersCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "users", Short: "Manage users and service accounts"}
 	cmd.AddCommand(e.usersCreateCmd(), e.usersListCmd(), e.usersShowCmd(),
-		e.usersSetDisabledCmd("disable", true), e.usersSetDisabledCmd("enable", false))
+		e.usersSetDisabledCmd("disable", true), e.usersSetDisabledCmd("enable", false), e.usersSetRolesCmd())
 	return cmd
 }
 
@@ -102,6 +102,30 @@ func (e *env) usersSetDisabledCmd(verb string, disable bool) *cobra.Command {
 			return e.call(cmd, "POST", "/users/"+url.PathEscape(a[0])+"/"+verb, nil, nil, &u, asJSON, func() error { return e.printUsers(u) })
 		},
 	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func (e *env) usersSetRolesCmd() *cobra.Command {
+	var roles []string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "set-roles NAME [--role ROLE]...",
+		Short: "Replace a user's roles (none given: no roles)",
+		Long: `Replace a user's roles with those given (none: the user keeps no role). You
+must hold every grant of the roles taken away and of those given.
+
+Taking away the grants that reach secret values (manage-secrets, admin, or
+manage-tools:*, which can point an upstream at another server) marks every
+secret for rotation ('ostiary secrets list --overdue'), on this change's
+record; so does disabling a user.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			var u adminapi.UserView
+			return e.call(cmd, "POST", "/users/"+url.PathEscape(a[0])+"/roles", nil, adminapi.SetRoles{Roles: roles}, &u, asJSON, func() error { return e.printUsers(u) })
+		},
+	}
+	cmd.Flags().StringArrayVar(&roles, "role", nil, "a role the user holds from now on (repeatable)")
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

@@ -23,11 +23,20 @@ type Config struct {
 	LogFormat       string // text or json
 	CheckpointEvery time.Duration
 	ShutdownTimeout time.Duration
-	AllowedOrigins  []string      // browser origins allowed to call /mcp
-	TLSCert         string        // PEM certificate chain; with TLSKey, serve HTTPS
-	TLSKey          string        // PEM private key
-	TLSMin          string        // minimum TLS version: "1.2" (default) or "1.3"
-	MasterKeyFile   string        // the vault's master key (32 bytes, hex); default DIR/keys/master.key
+	AllowedOrigins  []string // browser origins allowed to call /mcp
+	TLSCert         string   // PEM certificate chain; with TLSKey, serve HTTPS
+	TLSKey          string   // PEM private key
+	TLSMin          string   // minimum TLS version: "1.2" (default) or "1.3"
+	MasterKeyFile   string   // the vault's master key (32 bytes, hex); default DIR/keys/master.key
+	// The vault's master key in an HSM, through PKCS#11: the module (a
+	// shared library), the token's label and the AES key's label; the
+	// PIN from PKCS11PINFile or OSTIARY_PKCS11_PIN, never a flag.
+	MasterKeyPKCS11 string
+	PKCS11Token     string
+	PKCS11Key       string
+	PKCS11PINFile   string
+	PKCS11PIN       string        // from OSTIARY_PKCS11_PIN; never printed
+	VaultCheckEvery time.Duration // how often overdue secrets are checked (default 1m)
 	CallTimeout     time.Duration // bound on one upstream call, progress or not
 	StoreTimeout    time.Duration // bound on every wait on the store: past it, a call is refused with 503 (default 2s)
 	WriteStall      time.Duration // how long one write to an MCP client that does not read may block (default 30s)
@@ -97,6 +106,7 @@ func Default() Config {
 		UserCalls:       32,
 		UserPending:     20,
 		UpstreamSlots:   64,
+		VaultCheckEvery: time.Minute,
 	}
 }
 
@@ -122,7 +132,8 @@ func (c Config) FromEnv(getenv func(string) string) (Config, error) {
 		c.LogFormat = v
 	}
 	for name, dst := range map[string]*string{"OSTIARY_TLS_CERT": &c.TLSCert, "OSTIARY_TLS_KEY": &c.TLSKey, "OSTIARY_TLS_MIN": &c.TLSMin,
-		"OSTIARY_MASTER_KEY_FILE": &c.MasterKeyFile} {
+		"OSTIARY_MASTER_KEY_FILE": &c.MasterKeyFile, "OSTIARY_MASTER_KEY_PKCS11": &c.MasterKeyPKCS11, "OSTIARY_PKCS11_TOKEN": &c.PKCS11Token,
+		"OSTIARY_PKCS11_KEY": &c.PKCS11Key, "OSTIARY_PKCS11_PIN_FILE": &c.PKCS11PINFile, "OSTIARY_PKCS11_PIN": &c.PKCS11PIN} {
 		if v := getenv(name); v != "" {
 			*dst = v
 		}
@@ -220,6 +231,21 @@ func (c Config) Validate() error {
 	}
 	if _, err := ElicitHosts(c.ElicitURLAllow); err != nil {
 		errs = append(errs, err)
+	}
+	if c.VaultCheckEvery < 10*time.Millisecond || c.VaultCheckEvery > time.Hour {
+		errs = append(errs, errors.New("the vault check interval must be between 10ms and 1h"))
+	}
+	if c.MasterKeyPKCS11 != "" || c.PKCS11Token != "" || c.PKCS11Key != "" || c.PKCS11PINFile != "" {
+		switch {
+		case c.MasterKeyPKCS11 == "" || c.PKCS11Token == "" || c.PKCS11Key == "":
+			errs = append(errs, errors.New("--master-key-pkcs11 MODULE, --pkcs11-token LABEL and --pkcs11-key LABEL go together"))
+		case !filepath.IsAbs(c.MasterKeyPKCS11):
+			errs = append(errs, fmt.Errorf("--master-key-pkcs11 %q: want the absolute path of the PKCS#11 module", c.MasterKeyPKCS11))
+		case (c.PKCS11PINFile == "") == (c.PKCS11PIN == ""):
+			errs = append(errs, errors.New("the HSM's PIN comes from --pkcs11-pin-file FILE (or OSTIARY_PKCS11_PIN_FILE) or from OSTIARY_PKCS11_PIN: exactly one of them"))
+		}
+	} else if c.PKCS11PIN != "" {
+		errs = append(errs, errors.New("OSTIARY_PKCS11_PIN is set but no HSM is configured (--master-key-pkcs11)"))
 	}
 	if c.CheckpointEvery < 10*time.Millisecond || c.CheckpointEvery > time.Hour {
 		errs = append(errs, errors.New("checkpoint interval must be between 10ms and 1h"))

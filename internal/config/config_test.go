@@ -156,3 +156,43 @@ func TestParseWebhook(t *testing.T) {
 		}
 	}
 }
+
+// The HSM's flags go together, its module is an absolute path, and its PIN
+// comes from exactly one of a file and the environment; OSTIARY_PKCS11_PIN
+// is read, and a PIN without an HSM is refused (a mistake, not ignored).
+func TestValidateHSM(t *testing.T) {
+	base := Default()
+	base.DataDir = "/tmp/x"
+	ok := func(c *Config) {
+		c.MasterKeyPKCS11, c.PKCS11Token, c.PKCS11Key, c.PKCS11PINFile = "/usr/lib/softhsm/libsofthsm2.so", "ostiary", "vault-master", "/etc/ostiary/pin"
+	}
+	for name, c := range map[string]struct {
+		tune func(*Config)
+		want string // "" for valid
+	}{
+		"complete":                 {ok, ""},
+		"PIN from the environment": {func(c *Config) { ok(c); c.PKCS11PINFile, c.PKCS11PIN = "", "1234" }, ""},
+		"no token":                 {func(c *Config) { ok(c); c.PKCS11Token = "" }, "go together"},
+		"no key":                   {func(c *Config) { ok(c); c.PKCS11Key = "" }, "go together"},
+		"a token without a module": {func(c *Config) { c.PKCS11Token = "t" }, "go together"},
+		"a relative module":        {func(c *Config) { ok(c); c.MasterKeyPKCS11 = "libsofthsm2.so" }, "absolute path"},
+		"no PIN":                   {func(c *Config) { ok(c); c.PKCS11PINFile = "" }, "exactly one"},
+		"two PINs":                 {func(c *Config) { ok(c); c.PKCS11PIN = "1234" }, "exactly one"},
+		"a PIN without an HSM":     {func(c *Config) { c.PKCS11PIN = "1234" }, "no HSM is configured"},
+	} {
+		cfg := base
+		c.tune(&cfg)
+		err := cfg.Validate()
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: %v", name, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "1234") {
+			t.Errorf("%s: the PIN is in the error: %v", name, err)
+		}
+	}
+	env := map[string]string{"OSTIARY_MASTER_KEY_PKCS11": "/m.so", "OSTIARY_PKCS11_TOKEN": "t", "OSTIARY_PKCS11_KEY": "k", "OSTIARY_PKCS11_PIN": "1234"}
+	c, err := Default().FromEnv(func(k string) string { return env[k] })
+	if err != nil || c.MasterKeyPKCS11 != "/m.so" || c.PKCS11Token != "t" || c.PKCS11Key != "k" || c.PKCS11PIN != "1234" {
+		t.Errorf("from the environment: %+v %v", c, err)
+	}
+}

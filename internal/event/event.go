@@ -23,13 +23,13 @@ var names = sorted(
 	"killswitch-list", "killswitch-release", "method-refused", "policy-explain", "policy-read", "policy-rolled-back",
 	"policy-set", "prompt-get", "prompt-result", "prompts-list", "rate-limited", "request-refused",
 	"requests-refused", "resource-read", "resource-result", "resources-list", "role-create", "role-list",
-	"secret-access", "secret-echo-redacted", "secret-list", "secret-set", "server-start", "server-stop",
+	"secret-access", "secret-compromised", "secret-echo-redacted", "secret-list", "secret-rotation-overdue", "secret-set", "server-start", "server-stop",
 	"system-init", "tool-call", "tool-definition-changed", "tool-labels-set", "tool-reappeared",
 	"tool-refused", "tool-result", "tool-timeout-set", "tool-vanished", "tool-version-activated",
 	"tool-version-created", "tool-version-pending", "tool-versions", "tools-list", "upstream-add",
 	"upstream-circuit-open", "upstream-list", "upstream-remove", "upstream-request", "upstream-spawn",
-	"upstream-sync", "user-create", "user-disable", "user-enable", "user-list", "user-show", "vault-init",
-	"vault-rewrap", "webhook-delivery", "whoami",
+	"upstream-sync", "user-create", "user-disable", "user-enable", "user-list", "user-roles-set", "user-show", "vault-init",
+	"vault-rekey", "vault-rewrap", "webhook-delivery", "whoami",
 )
 
 func sorted(ns ...string) []string {

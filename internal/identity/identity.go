@@ -77,6 +77,9 @@ type TxStore interface {
 	Reader
 	InsertUser(ctx context.Context, u User) error
 	SetUserDisabled(ctx context.Context, name string, disabled bool) error
+	// SetUserRoles replaces the user's roles (fault.NotFound for a user or
+	// a role that does not exist).
+	SetUserRoles(ctx context.Context, name string, roles []string) error
 	InsertRole(ctx context.Context, r Role) error
 	InsertKey(ctx context.Context, k Key) error
 	RevokeKey(ctx context.Context, id string, at time.Time) error

@@ -19,6 +19,14 @@ type Auditor = audit.Appender
 // Invalidator drops cached credentials.
 type Invalidator interface{ Invalidate() }
 
+// AccessLoss is told, inside the transaction of the change (r is its
+// record, which it may add detail to), that a user is being disabled or
+// that their grants go from before to after: the vault marks the secrets
+// they could reach for rotation. An error undoes the change.
+type AccessLoss interface {
+	AccessLost(ctx context.Context, tx audit.Tx, user string, disabled bool, before, after authz.Grants, r *audit.Record) error
+}
+
 // Service performs identity operations on behalf of a principal.
 type Service struct {
 	store  Reader
@@ -26,7 +34,11 @@ type Service struct {
 	cache  Invalidator
 	hasher *authn.Hasher
 	now    func() time.Time
+	loss   AccessLoss // nil: nobody is told
 }
+
+// SetAccessLoss installs what is told of users who lose access.
+func (s *Service) SetAccessLoss(l AccessLoss) { s.loss = l }
 
 // NewService returns a Service; every dependency is required.
 func NewService(store Reader, auditor Auditor, cache Invalidator, hasher *authn.Hasher, now func() time.Time) (*Service, error) {

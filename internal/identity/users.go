@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"slices"
 
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
@@ -88,7 +89,7 @@ func (s *Service) SetDisabled(ctx context.Context, p *authn.Principal, name stri
 		event = audit.EventUserDisable
 	}
 	var u User
-	err := s.mutate(ctx, p, p.Record(event, target("user", name)), func(ctx context.Context, tx TxStore, _ *audit.Record) error {
+	err := s.mutate(ctx, p, p.Record(event, target("user", name)), func(ctx context.Context, tx TxStore, r *audit.Record) error {
 		var err error
 		if u, err = tx.UserByName(ctx, name); err != nil {
 			return err
@@ -100,12 +101,68 @@ func (s *Service) SetDisabled(ctx context.Context, p *authn.Principal, name stri
 		if err := mayHandOut(p, gs, "changing user "+name); err != nil {
 			return err
 		}
+		was := u.Disabled
 		if err := tx.SetUserDisabled(ctx, name, disabled); err != nil {
 			return err
 		}
 		u.Disabled = disabled
-		if disabled {
-			return s.keepAnAdmin(ctx, tx)
+		if !disabled {
+			return nil
+		}
+		if err := s.keepAnAdmin(ctx, tx); err != nil {
+			return err
+		}
+		if s.loss != nil && !was {
+			return s.loss.AccessLost(ctx, tx.(audit.Tx), name, true, gs, nil, r)
+		}
+		return nil
+	})
+	return u, err
+}
+
+// EventUserRoles records a change of a user's roles.
+const EventUserRoles = "user-roles-set"
+
+// SetRoles replaces a user's roles. The caller must hold every grant of
+// the roles taken away and of those given; it refuses to leave no usable
+// admin key. Taking away what let the user reach secret values marks
+// those secrets for rotation (AccessLoss), on this change's record.
+func (s *Service) SetRoles(ctx context.Context, p *authn.Principal, name string, roles []string) (User, error) {
+	roles = sortedCopy(roles)
+	rec := p.Record(EventUserRoles, target("user", name))
+	rec.Detail = map[string]any{"roles": roles}
+	for _, r := range roles {
+		if err := ValidName("role", r); err != nil {
+			return User{}, audit.Refuse(ctx, s.audit, rec, fault.New(fault.Invalid, "%s", err))
+		}
+	}
+	var u User
+	err := s.mutate(ctx, p, rec, func(ctx context.Context, tx TxStore, r *audit.Record) error {
+		var err error
+		if u, err = tx.UserByName(ctx, name); err != nil {
+			return err
+		}
+		before, err := grantsOf(ctx, tx, u.Roles)
+		if err != nil {
+			return err
+		}
+		after, err := grantsOf(ctx, tx, roles)
+		if err != nil {
+			return err
+		}
+		if err := mayHandOut(p, append(slices.Clone(before), after...), "changing user "+name); err != nil {
+			return err
+		}
+		r.Detail["previous_roles"] = u.Roles
+		if err := tx.SetUserRoles(ctx, name, roles); err != nil {
+			return err
+		}
+		u.Roles = roles
+		if err := s.keepAnAdmin(ctx, tx); err != nil {
+			return err
+		}
+		if s.loss != nil && !u.Disabled {
+			return s.loss.AccessLost(ctx, tx.(audit.Tx), name, false, before, after, r)
 		}
 		return nil
 	})

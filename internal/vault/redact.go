@@ -126,21 +126,15 @@ func token(key []byte, cred string) string {
 	return "hmac:" + hex.EncodeToString(m.Sum(nil)[:12])
 }
 
-// searchKey derives the audit search key from the data key (not the master
-// key, so that tokens survive a master-key rotation); nil before Open.
+// searchKey is the audit search-token key: derived from the first data
+// key, not the master key, so that tokens survive a master-key rotation,
+// and kept (wrapped) once that data key is retired, so that they survive
+// data-key rotations too; nil before Open.
 func (v *Vault) searchKey() []byte {
 	if v == nil {
 		return nil
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.dekRaw == nil {
-		return nil
-	}
-	if v.search == nil {
-		m := hmac.New(sha256.New, v.dekRaw)
-		m.Write([]byte("ostiary-audit-search-token-v1"))
-		v.search = m.Sum(nil)
-	}
 	return v.search
 }

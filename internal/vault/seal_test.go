@@ -39,7 +39,7 @@ type fixture struct {
 type tamperStore struct {
 	vault.Store
 	latest func(name, env string) (vault.Sealed, error) // nil: as stored
-	wraps  [][]byte                                     // non-nil: served instead of the stored wrappings
+	wraps  []vault.WrappedKey                           // non-nil: served instead of the stored wrappings
 }
 
 func (s *tamperStore) LatestSecret(ctx context.Context, name, env string) (vault.Sealed, error) {
@@ -49,7 +49,7 @@ func (s *tamperStore) LatestSecret(ctx context.Context, name, env string) (vault
 	return s.Store.LatestSecret(ctx, name, env)
 }
 
-func (s *tamperStore) WrappedDataKeys(ctx context.Context) ([][]byte, error) {
+func (s *tamperStore) WrappedDataKeys(ctx context.Context) ([]vault.WrappedKey, error) {
 	if s.wraps != nil {
 		return s.wraps, nil
 	}
@@ -163,7 +163,7 @@ func TestSealAndResolve(t *testing.T) {
 		t.Errorf("access records: %+v", rs)
 	}
 	f.noValue(t, value, "old-"+value, "prod-"+value)
-	list, err := f.vault.List(ctx, admin)
+	list, err := f.vault.List(ctx, admin, false)
 	if err != nil || len(list) != 2 {
 		t.Errorf("list %+v, %v", list, err)
 	}
@@ -251,7 +251,7 @@ func TestMasterKey(t *testing.T) {
 	if _, err := f.env.Store.LatestSecret(ctx, "x", "default"); !fault.Is(err, fault.NotFound) {
 		t.Errorf("a closed vault stored a secret: %v", err)
 	}
-	f.store.wraps = [][]byte{{1, 2, 3}}
+	f.store.wraps = []vault.WrappedKey{{KeyID: 1, Wrapped: []byte{1, 2, 3}}}
 	bad, _ := vault.New(f.store, f.env.Writer, f.master, f.clock.Now)
 	if err := bad.Open(ctx); err == nil || !strings.Contains(err.Error(), "malformed") {
 		t.Errorf("a malformed wrapping: %v", err)
@@ -344,10 +344,10 @@ func TestSetValidates(t *testing.T) {
 			t.Errorf("%s: recorded %+v", c.name, rs)
 		}
 	}
-	if list, _ := f.vault.List(ctx, admin); len(list) != 0 {
+	if list, _ := f.vault.List(ctx, admin, false); len(list) != 0 {
 		t.Errorf("refused values were stored: %+v", list)
 	}
-	if _, err := f.vault.List(ctx, reader); !fault.Is(err, fault.Forbidden) {
+	if _, err := f.vault.List(ctx, reader, false); !fault.Is(err, fault.Forbidden) {
 		t.Errorf("listing without manage-secrets: %v", err)
 	}
 	f.noValue(t, value)

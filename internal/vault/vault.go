@@ -12,7 +12,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"regexp"
@@ -36,12 +35,48 @@ type Secret struct {
 	CreatedAt    time.Time `json:"created_at"`
 	CreatedBy    string    `json:"created_by"`
 	LastAccessed time.Time `json:"last_accessed,omitzero"`
+	// RotateEvery is how long a version may serve (zero: no schedule).
+	RotateEvery Period `json:"rotate_every,omitzero"`
+	// RotateNow marks a version for immediate replacement: compromised,
+	// or reachable by someone who left (nil: not marked).
+	RotateNow *Flag `json:"rotate_now,omitempty"`
+	// RotationDue is when the version is due to be replaced (zero: never),
+	// and Overdue whether that has passed; both as of the answer.
+	RotationDue time.Time `json:"rotation_due,omitzero"`
+	Overdue     bool      `json:"overdue,omitempty"`
+	// AlertedAt is when its overdue alert was last recorded.
+	AlertedAt time.Time `json:"last_overdue_alert,omitzero"`
+	// KillSwitches were engaged when the version was declared
+	// compromised; they are released once it is replaced.
+	KillSwitches []string `json:"kill_switches,omitempty"`
 }
 
-// Sealed is a stored secret version.
+// Flag is why a version must be replaced at once.
+type Flag struct {
+	At     time.Time `json:"at"`
+	By     string    `json:"by"`
+	Cause  string    `json:"cause"` // CauseCompromised or CauseStaffChange
+	Reason string    `json:"reason"`
+}
+
+// Causes of a rotate-now mark.
+const (
+	CauseCompromised = "compromised"
+	CauseStaffChange = "staff-change"
+)
+
+// Sealed is a stored secret version: its value sealed under data key KeyID.
 type Sealed struct {
 	Secret
+	KeyID             int
 	Nonce, Ciphertext []byte
+}
+
+// WrappedKey is one wrapping of data key KeyID by a master key. KeyID 0 is
+// the audit search-token key (see DESIGN.md).
+type WrappedKey struct {
+	KeyID   int
+	Wrapped []byte
 }
 
 // Audit event types.
@@ -55,22 +90,49 @@ const (
 
 // Store is the read side.
 type Store interface {
-	WrappedDataKeys(ctx context.Context) ([][]byte, error) // newest first; none before the first start
+	WrappedDataKeys(ctx context.Context) ([]WrappedKey, error) // newest first; none before the first start
 	// LatestSecret returns the newest version of name in env, or an error
 	// of kind fault.NotFound.
 	LatestSecret(ctx context.Context, name, env string) (Sealed, error)
 	ListSecrets(ctx context.Context) ([]Secret, error) // the newest version per name and environment
 	TouchSecret(ctx context.Context, name, env string, version int, at time.Time) error
+	// CountSealedNotUnder counts the stored versions (of every secret,
+	// old ones too) sealed under another data key than keyID.
+	CountSealedNotUnder(ctx context.Context, keyID int) (int, error)
+	// ScanSealed calls fn with every stored version.
+	ScanSealed(ctx context.Context, fn func(Sealed) error) error
+	// StaleKillSwitches returns the versions, replaced since, that still
+	// hold kill switches engaged when they were declared compromised.
+	StaleKillSwitches(ctx context.Context) ([]Secret, error)
+	// ClearKillSwitches forgets those of one version (once released).
+	ClearKillSwitches(ctx context.Context, name, env string, version int) error
 }
 
 // TxStore is the write side, inside an audit transaction.
 type TxStore interface {
 	Store
-	SaveWrappedDataKey(ctx context.Context, wrapped []byte, at time.Time) error // the first: fault.Conflict if there is one
-	// AddDataKeyWrap stores another wrapping of the data key, first deleting
-	// every other if retireOthers; it returns how many wrappings remain.
-	AddDataKeyWrap(ctx context.Context, wrapped []byte, at time.Time, retireOthers bool) (int, error)
+	SaveWrappedDataKey(ctx context.Context, wrapped []byte, at time.Time) error // the first (key 1): fault.Conflict if there is one
+	// AddDataKeyWrap stores more wrappings (by another master key) of the
+	// data keys, first deleting every other if retireOthers; it returns how
+	// many wrappings the newest data key then has.
+	AddDataKeyWrap(ctx context.Context, wrapped []WrappedKey, at time.Time, retireOthers bool) (int, error)
+	// AddDataKey stores the wrappings of a new data key (or of the search
+	// key): fault.Conflict if that key id already has one.
+	AddDataKey(ctx context.Context, wrapped []WrappedKey, at time.Time) error
+	// RetireDataKey deletes every wrapping of keyID: fault.Conflict if a
+	// stored version is still sealed under it.
+	RetireDataKey(ctx context.Context, keyID int) error
+	// SealedNotUnder returns up to limit versions sealed under another
+	// data key than keyID.
+	SealedNotUnder(ctx context.Context, keyID, limit int) ([]Sealed, error)
+	// Reseal replaces one version's key id, nonce and ciphertext.
+	Reseal(ctx context.Context, s Sealed) error
 	InsertSecret(ctx context.Context, s Sealed) error
+	// MarkRotateNow marks a version; false if it was marked already (the
+	// first mark is kept).
+	MarkRotateNow(ctx context.Context, name, env string, version int, f Flag) (bool, error)
+	SetAlerted(ctx context.Context, name, env string, version int, at time.Time) error
+	SetKillSwitches(ctx context.Context, name, env string, version int, ids []string) error
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -86,26 +148,55 @@ const MaxValue = 64 << 10
 
 // Vault encrypts, stores and resolves secrets.
 type Vault struct {
-	store  Store
-	audit  audit.Appender
-	now    func() time.Time
-	master []byte
+	store    Store
+	audit    audit.Appender
+	now      func() time.Time
+	wrappers []KeyWrapper // the master keys this server holds; the first wraps new data keys
+	master   []byte       // the file master key, if one of them
+	hsm      KeyWrapper   // the HSM key, if one of them
+	batch    int          // values re-encrypted per transaction by Rekey
 
-	mu     sync.Mutex
-	dek    cipher.AEAD // the data key, unwrapped by Open
-	dekRaw []byte      // kept to wrap it under a new master key
-	search []byte      // audit search-token key, derived from the data key
+	mu      sync.Mutex
+	keys    map[int]cipher.AEAD // the data keys, unwrapped by Open, by id
+	raw     map[int][]byte      // kept to wrap them under a new master key
+	current int                 // the data key new values are sealed under
+	foreign int                 // stored wrappings none of wrappers opens (a master-key rotation under way)
+	search  []byte              // audit search-token key
+	kill    Killer
+	rekey   *worker // the running re-encryption, if any
+	closed  bool
 }
 
-// New returns a Vault; master must be 32 bytes.
+// New returns a Vault whose master key is a 32-byte key (a file's).
 func New(store Store, a audit.Appender, master []byte, now func() time.Time) (*Vault, error) {
-	if store == nil || a == nil || now == nil {
+	fk, err := FileKey(master)
+	if err != nil {
+		return nil, err
+	}
+	v, err := NewWith(store, a, now, fk)
+	if err != nil {
+		return nil, err
+	}
+	v.master = slices.Clone(master)
+	return v, nil
+}
+
+// NewWith returns a Vault opened by any of the given master keys (at
+// least one): a file key, an HSM key, or both while moving from one to
+// the other. New data keys are wrapped by every one of them.
+func NewWith(store Store, a audit.Appender, now func() time.Time, wrappers ...KeyWrapper) (*Vault, error) {
+	if store == nil || a == nil || now == nil || len(wrappers) == 0 || slices.Contains(wrappers, nil) {
 		return nil, errors.New("vault: missing dependency")
 	}
-	if len(master) != 32 {
-		return nil, errors.New("vault: the master key must be 32 bytes")
+	v := &Vault{store: store, audit: a, now: now, wrappers: wrappers, batch: 200}
+	for _, w := range wrappers {
+		if fk, ok := w.(*fileKey); ok && v.master == nil {
+			v.master = slices.Clone(fk.key)
+		} else if !ok && v.hsm == nil {
+			v.hsm = w
+		}
 	}
-	return &Vault{store: store, audit: a, now: now, master: slices.Clone(master)}, nil
+	return v, nil
 }
 
 func gcm(key []byte) (cipher.AEAD, error) {
@@ -116,127 +207,24 @@ func gcm(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(b)
 }
 
-const dekAAD = "ostiary-vault-data-key-v1"
-
 // EventInit is the audit event of the data key's creation.
 const EventInit = "vault-init"
 
-// Open unwraps the data key, creating (and recording) it first if the store
-// has none: this happens before any secret is stored, in a transaction of
-// its own, so no secret is ever sealed under a key that was not kept.
-// While a master key is being rotated the data key has several
-// wrappings; the one this master key opens is used.
-func (v *Vault) Open(ctx context.Context) error {
-	wraps, err := v.store.WrappedDataKeys(ctx)
-	if err != nil {
-		return err
-	}
-	if len(wraps) == 0 {
-		key := make([]byte, 32)
-		rand.Read(key)
-		wrapped, err := wrap(v.master, key, dekAAD)
-		if err != nil {
-			return err
-		}
-		rec := audit.Record{Event: EventInit, Outcome: audit.Success, Actor: "system"}
-		_, err = v.audit.Write(ctx, audit.Entry{Record: rec, Apply: func(ctx context.Context, tx audit.Tx, _ *audit.Record) error {
-			ts, ok := tx.(TxStore)
-			if !ok {
-				return fmt.Errorf("vault: store transaction %T lacks vault operations", tx)
-			}
-			return ts.SaveWrappedDataKey(ctx, wrapped, v.now().UTC())
-		}})
-		if err != nil {
-			return err
-		}
-		wraps = [][]byte{wrapped}
-	}
-	m, err := gcm(v.master)
-	if err != nil {
-		return err
-	}
-	var key []byte
-	for _, w := range wraps {
-		if len(w) < m.NonceSize() {
-			return errors.New("vault: a stored data key wrapping is malformed")
-		}
-		if k, err := m.Open(nil, w[:m.NonceSize()], w[m.NonceSize():], []byte(dekAAD)); err == nil {
-			key = k
-			break
-		}
-	}
-	if key == nil {
-		return errors.New("vault: the data key does not open with this master key (wrong OSTIARY_MASTER_KEY_FILE?)")
-	}
-	dek, err := gcm(key)
-	if err != nil {
-		return err
-	}
-	v.mu.Lock()
-	v.dek, v.dekRaw = dek, key
-	v.mu.Unlock()
-	return nil
-}
-
-// Rewrap wraps the data key under a new master key (admin only), so that
-// servers can move to it without downtime: until they have, the old master
-// key still opens the vault; retireOthers then deletes every other
-// wrapping, after which only the new key does. Secret values are not
-// re-encrypted: they are sealed under the data key, which does not change.
-// It returns how many master keys now open the vault.
-func (v *Vault) Rewrap(ctx context.Context, p *authn.Principal, newMaster []byte, retireOthers bool) (int, error) {
-	rec := p.Record(EventRewrap, "vault")
-	rec.Detail = map[string]any{"retire_others": retireOthers}
-	if !p.Allows(authz.Admin, authz.All) {
-		return 0, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Forbidden, "permission denied: rotating the master key needs the admin grant"))
-	}
-	if len(newMaster) != 32 {
-		return 0, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Invalid, "a master key is 32 bytes (64 hex characters)"))
-	}
-	if subtle.ConstantTimeCompare(newMaster, v.master) == 1 && !retireOthers {
-		return 0, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Invalid, "that is already this server's master key"))
-	}
-	v.mu.Lock()
-	raw := v.dekRaw
-	v.mu.Unlock()
-	if raw == nil {
-		return 0, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Unavailable, "the vault is not open"))
-	}
-	wrapped, err := wrap(newMaster, raw, dekAAD)
-	if err != nil {
-		return 0, audit.Refuse(ctx, v.audit, rec, err)
-	}
-	var n int
-	_, err = v.audit.Write(ctx, audit.Entry{Record: rec, Apply: func(ctx context.Context, tx audit.Tx, r *audit.Record) error {
-		ts, ok := tx.(TxStore)
-		if !ok {
-			return fmt.Errorf("vault: store transaction %T lacks vault operations", tx)
-		}
-		var err error
-		n, err = ts.AddDataKeyWrap(ctx, wrapped, v.now().UTC(), retireOthers)
-		r.Detail["master_keys"] = n
-		return err
-	}})
-	return n, err
-}
-
-func (v *Vault) dataKey() (cipher.AEAD, error) {
+func (v *Vault) dataKey() (cipher.AEAD, int, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.dek == nil {
-		return nil, fault.New(fault.Unavailable, "the vault is not open")
+	if v.keys == nil {
+		return nil, 0, fault.New(fault.Unavailable, "the vault is not open")
 	}
-	return v.dek, nil
+	return v.keys[v.current], v.current, nil
 }
 
-func wrap(key, plain []byte, aad string) ([]byte, error) {
-	a, err := gcm(key)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, a.NonceSize())
-	rand.Read(nonce)
-	return a.Seal(nonce, nonce, plain, []byte(aad)), nil
+// keyFor returns data key id, which opens values sealed under it.
+func (v *Vault) keyFor(id int) (cipher.AEAD, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	k, ok := v.keys[id]
+	return k, ok && id > 0
 }
 
 // secretAAD binds a ciphertext to its name, environment and version, so
@@ -250,15 +238,32 @@ func secretAAD(name, env string, version int) []byte {
 	return []byte("ostiary-secret-v2\x00" + name + "\x00" + env + "\x00" + strconv.Itoa(version))
 }
 
+// SetOptions are a new version's settings besides its value.
+type SetOptions struct {
+	// RotateEvery sets the version's schedule (a pointer to zero clears
+	// it); nil keeps the previous version's.
+	RotateEvery *Period
+}
+
 // Set stores a new version of a secret's value in env (empty: the default
-// environment) (manage-secrets:*). The value is encrypted before it reaches
-// the transaction; it appears nowhere else.
+// environment) (manage-secrets:*), keeping the previous version's schedule.
 func (v *Vault) Set(ctx context.Context, p *authn.Principal, name, env string, value []byte, upstreams []string) (Secret, error) {
+	return v.SetWith(ctx, p, name, env, value, upstreams, SetOptions{})
+}
+
+// SetWith is Set with options. The value is encrypted before it reaches
+// the transaction; it appears nowhere else. A new version clears the
+// previous one's rotate-now mark, and releases the kill switches engaged
+// when it was declared compromised.
+func (v *Vault) SetWith(ctx context.Context, p *authn.Principal, name, env string, value []byte, upstreams []string, opts SetOptions) (Secret, error) {
 	if env == "" {
 		env = authn.DefaultEnvironment
 	}
 	rec := p.Record(EventSet, "secret:"+name)
 	rec.Detail = map[string]any{"upstreams": upstreams, "environment": env}
+	if opts.RotateEvery != nil {
+		rec.Detail["rotate_every"] = opts.RotateEvery.String()
+	}
 	s := Secret{Name: name, Environment: env, Upstreams: upstreams, CreatedAt: v.now().UTC(), CreatedBy: p.User}
 	switch {
 	case !p.Allows(authz.ManageSecrets, authz.All):
@@ -272,38 +277,71 @@ func (v *Vault) Set(ctx context.Context, p *authn.Principal, name, env string, v
 		return s, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Invalid, "a secret value must be 1 to %d bytes", MaxValue))
 	case len(upstreams) == 0:
 		return s, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Invalid, "name at least one upstream the secret may be injected into"))
+	case opts.RotateEvery != nil && *opts.RotateEvery != 0 && (*opts.RotateEvery < MinPeriod || *opts.RotateEvery > MaxPeriod):
+		return s, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Invalid, "a rotation period is between 1h and 3660d"))
 	}
+	var replaced bool
 	_, err := v.audit.Write(ctx, audit.Entry{Record: rec, Apply: func(ctx context.Context, tx audit.Tx, r *audit.Record) error {
 		ts, ok := tx.(TxStore)
 		if !ok {
 			return fmt.Errorf("vault: store transaction %T lacks vault operations", tx)
 		}
-		dek, err := v.dataKey()
+		dek, keyID, err := v.dataKey()
 		if err != nil {
 			return err
 		}
 		s.Version = 1
 		if prev, err := ts.LatestSecret(ctx, name, env); err == nil {
 			s.Version = prev.Version + 1
+			s.RotateEvery = prev.RotateEvery
+			replaced = len(prev.KillSwitches) > 0
+			if prev.RotateNow != nil {
+				r.Detail["replaces"] = prev.RotateNow.Cause // the mark it clears
+			}
 		} else if !fault.Is(err, fault.NotFound) {
 			return err
+		}
+		if opts.RotateEvery != nil {
+			s.RotateEvery = *opts.RotateEvery
 		}
 		nonce := make([]byte, dek.NonceSize())
 		rand.Read(nonce)
 		r.Detail["version"] = s.Version
-		return ts.InsertSecret(ctx, Sealed{Secret: s, Nonce: nonce, Ciphertext: dek.Seal(nil, nonce, value, secretAAD(name, env, s.Version))})
+		return ts.InsertSecret(ctx, Sealed{Secret: s, KeyID: keyID, Nonce: nonce, Ciphertext: dek.Seal(nil, nonce, value, secretAAD(name, env, s.Version))})
 	}})
+	if err == nil && replaced {
+		v.ReleaseReplaced(context.WithoutCancel(ctx))
+	}
+	s.RotationDue, s.Overdue = Due(s, v.now())
 	return s, err
 }
 
 // List returns the latest metadata of every secret in every environment
-// (manage-secrets:*).
-func (v *Vault) List(ctx context.Context, p *authn.Principal) ([]Secret, error) {
+// (manage-secrets:*), with when each is due for rotation; overdue, only
+// those past due.
+func (v *Vault) List(ctx context.Context, p *authn.Principal, overdue bool) ([]Secret, error) {
 	rec := p.Record(EventList, "")
+	if overdue {
+		rec.Detail = map[string]any{"overdue": true}
+	}
 	if !p.Allows(authz.ManageSecrets, authz.All) {
 		return nil, audit.Refuse(ctx, v.audit, rec, fault.New(fault.Forbidden, "permission denied: this needs the manage-secrets grant"))
 	}
-	return audit.Read(ctx, v.audit, rec, func() ([]Secret, error) { return v.store.ListSecrets(ctx) })
+	return audit.Read(ctx, v.audit, rec, func() ([]Secret, error) {
+		ss, err := v.store.ListSecrets(ctx)
+		if err != nil {
+			return nil, err
+		}
+		now := v.now()
+		out := ss[:0]
+		for _, s := range ss {
+			s.RotationDue, s.Overdue = Due(s, now)
+			if !overdue || s.Overdue {
+				out = append(out, s)
+			}
+		}
+		return out, nil
+	})
 }
 
 // Resolve returns the latest value of name in env (with its version) for
@@ -315,27 +353,38 @@ func (v *Vault) List(ctx context.Context, p *authn.Principal) ([]Secret, error) 
 func (v *Vault) Resolve(ctx context.Context, name, upstream, env string, rec audit.Record) (Injected, error) {
 	rec.Event, rec.Target = EventAccess, "secret:"+name
 	rec.Detail = map[string]any{"upstream": upstream, "environment": env}
-	s, err := v.store.LatestSecret(ctx, name, env)
-	if fault.Is(err, fault.NotFound) { // refused: the caller's environment has no value
-		err = fault.New(fault.Forbidden, "secret %s has no value in environment %s", name, env)
-	}
-	if err == nil && !slices.Contains(s.Upstreams, upstream) {
-		err = fault.New(fault.Forbidden, "secret %s is not scoped to upstream %s", name, upstream)
-	}
+	var s Sealed
 	var value []byte
-	if err == nil {
-		rec.Detail["version"] = s.Version
-		var dek cipher.AEAD
-		if dek, err = v.dataKey(); err == nil {
-			if value, err = dek.Open(nil, s.Nonce, s.Ciphertext, secretAAD(name, env, s.Version)); err != nil {
-				err = fault.New(fault.Unavailable, "secret %s does not decrypt", name)
-			}
+	var err error
+	for attempt := 0; attempt < 2; attempt++ { // a value re-encrypted between its read and its key's retirement is read again
+		s, err = v.store.LatestSecret(ctx, name, env)
+		if fault.Is(err, fault.NotFound) { // refused: the caller's environment has no value
+			err = fault.New(fault.Forbidden, "secret %s has no value in environment %s", name, env)
 		}
+		if err == nil && !slices.Contains(s.Upstreams, upstream) {
+			err = fault.New(fault.Forbidden, "secret %s is not scoped to upstream %s", name, upstream)
+		}
+		if err != nil {
+			break
+		}
+		rec.Detail["version"] = s.Version
+		dek, ok := v.keyFor(s.KeyID)
+		if !ok {
+			if _, _, err = v.dataKey(); err == nil {
+				err = fault.New(fault.Unavailable, "secret %s is sealed under a data key this server does not hold", name)
+			}
+			continue
+		}
+		if value, err = dek.Open(nil, s.Nonce, s.Ciphertext, secretAAD(name, env, s.Version)); err != nil {
+			err = fault.New(fault.Unavailable, "secret %s does not decrypt", name)
+		}
+		break
 	}
 	if err != nil {
 		return Injected{}, audit.Refuse(context.WithoutCancel(ctx), v.audit, rec, err)
 	}
 	if _, err := v.audit.Write(context.WithoutCancel(ctx), audit.Entry{Record: rec}); err != nil {
+		clear(value)
 		return Injected{}, err
 	}
 	if now := v.now(); now.Sub(s.LastAccessed) >= time.Minute { // last access to the minute: no write per request

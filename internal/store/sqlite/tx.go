@@ -77,6 +77,29 @@ func (t *Tx) InsertUser(ctx context.Context, u identity.User) error {
 	return nil
 }
 
+func (t *Tx) SetUserRoles(ctx context.Context, name string, roles []string) error {
+	var id int64
+	if err := t.tx.QueryRowContext(ctx, "SELECT id FROM users WHERE name = ?", name).Scan(&id); err != nil {
+		if err == sql.ErrNoRows {
+			return fault.New(fault.NotFound, "user %q does not exist", name)
+		}
+		return classify("set roles", err)
+	}
+	if _, err := t.tx.ExecContext(ctx, "DELETE FROM user_roles WHERE user_id = ?", id); err != nil {
+		return classify("set roles", err)
+	}
+	for _, r := range roles {
+		res, err := t.tx.ExecContext(ctx, "INSERT INTO user_roles (user_id, role_id) SELECT ?, id FROM roles WHERE name = ?", id, r)
+		if err != nil {
+			return classify("assign role", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fault.New(fault.NotFound, "role %q does not exist", r)
+		}
+	}
+	return nil
+}
+
 func (t *Tx) SetUserDisabled(ctx context.Context, name string, disabled bool) error {
 	res, err := t.tx.ExecContext(ctx, "UPDATE users SET disabled = ? WHERE name = ?", disabled, name)
 	if err != nil {

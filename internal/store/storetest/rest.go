@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -111,20 +112,102 @@ func testVaultDataKey(t *testing.T, s Store) {
 	var n int
 	mustWrite(t, s, func(tx Tx) error {
 		var err error
-		n, err = tx.AddDataKeyWrap(ctx, []byte("wrap-2"), t0.Add(time.Minute), false)
+		n, err = tx.AddDataKeyWrap(ctx, []vault.WrappedKey{{KeyID: 1, Wrapped: []byte("wrap-2")}}, t0.Add(time.Minute), false)
 		return err
 	})
 	ws, err := s.WrappedDataKeys(ctx)
-	if err != nil || n != 2 || len(ws) != 2 || string(ws[0]) != "wrap-2" || string(ws[1]) != "wrap-1" {
-		t.Errorf("after adding a wrapping: %d, %q, %v", n, ws, err)
+	if err != nil || n != 2 || len(ws) != 2 || string(ws[0].Wrapped) != "wrap-2" || string(ws[1].Wrapped) != "wrap-1" || ws[1].KeyID != 1 {
+		t.Errorf("after adding a wrapping: %d, %+v, %v", n, ws, err)
 	}
 	mustWrite(t, s, func(tx Tx) error {
 		var err error
-		n, err = tx.AddDataKeyWrap(ctx, []byte("wrap-3"), t0.Add(2*time.Minute), true)
+		n, err = tx.AddDataKeyWrap(ctx, []vault.WrappedKey{{KeyID: 1, Wrapped: []byte("wrap-3")}}, t0.Add(2*time.Minute), true)
 		return err
 	})
-	if ws, _ := s.WrappedDataKeys(ctx); n != 1 || len(ws) != 1 || string(ws[0]) != "wrap-3" {
-		t.Errorf("after retiring the others: %d, %q", n, ws)
+	if ws, _ := s.WrappedDataKeys(ctx); n != 1 || len(ws) != 1 || string(ws[0].Wrapped) != "wrap-3" {
+		t.Errorf("after retiring the others: %d, %+v", n, ws)
+	}
+	// A second data key (a rotation): its wrappings are its own; it exists
+	// once; the first cannot be retired while a value is sealed under it.
+	mustWrite(t, s, func(tx Tx) error {
+		return tx.AddDataKey(ctx, []vault.WrappedKey{{KeyID: 2, Wrapped: []byte("k2-a")}, {KeyID: 2, Wrapped: []byte("k2-b")}}, t0)
+	})
+	err = write(s, func(tx Tx) error {
+		return tx.AddDataKey(ctx, []vault.WrappedKey{{KeyID: 2, Wrapped: []byte("k2-c")}}, t0)
+	})
+	wantKind(t, err, fault.Conflict, "a data key added twice")
+	mustWrite(t, s, func(tx Tx) error {
+		return tx.InsertSecret(ctx, vault.Sealed{Secret: vault.Secret{Name: "k", Environment: "default", Version: 1, Upstreams: []string{"u"}, CreatedAt: t0, CreatedBy: "root"},
+			KeyID: 1, Nonce: []byte("n"), Ciphertext: []byte("c")})
+	})
+	err = write(s, func(tx Tx) error { return tx.RetireDataKey(ctx, 1) })
+	wantKind(t, err, fault.Conflict, "retiring a data key a value is sealed under")
+	if n, err := s.CountSealedNotUnder(ctx, 2); err != nil || n != 1 {
+		t.Errorf("sealed under other keys than 2: %d, %v", n, err)
+	}
+	mustWrite(t, s, func(tx Tx) error {
+		rows, err := tx.SealedNotUnder(ctx, 2, 10)
+		if err != nil || len(rows) != 1 {
+			return fmt.Errorf("rows under old keys: %v, %v", rows, err)
+		}
+		rows[0].KeyID, rows[0].Ciphertext = 2, []byte("c2")
+		if err := tx.Reseal(ctx, rows[0]); err != nil {
+			return err
+		}
+		return tx.RetireDataKey(ctx, 1)
+	})
+	ws, _ = s.WrappedDataKeys(ctx)
+	if len(ws) != 2 || ws[0].KeyID != 2 || ws[1].KeyID != 2 {
+		t.Errorf("after retiring key 1: %+v", ws)
+	}
+	if got, _ := s.LatestSecret(ctx, "k", "default"); got.KeyID != 2 || string(got.Ciphertext) != "c2" {
+		t.Errorf("resealed: %+v", got)
+	}
+}
+
+// A version's lifecycle: its schedule, its rotate-now mark (the first one
+// kept), its last alert and its kill switches, stale once replaced.
+func testSecretLifecycle(t *testing.T, s Store) {
+	sealed := func(v int) vault.Sealed {
+		return vault.Sealed{Secret: vault.Secret{Name: "life", Environment: "prod", Version: v, Upstreams: []string{"fin"}, CreatedAt: t0, CreatedBy: "root",
+			RotateEvery: vault.Period(90 * 24 * time.Hour)}, KeyID: 1, Nonce: []byte("n"), Ciphertext: []byte("c")}
+	}
+	mustWrite(t, s, func(tx Tx) error { return tx.InsertSecret(ctx, sealed(1)) })
+	f := vault.Flag{At: t0, By: "root", Cause: vault.CauseCompromised, Reason: "leaked"}
+	mustWrite(t, s, func(tx Tx) error {
+		if ok, err := tx.MarkRotateNow(ctx, "life", "prod", 1, f); !ok || err != nil {
+			return fmt.Errorf("first mark: %v %v", ok, err)
+		}
+		if ok, err := tx.MarkRotateNow(ctx, "life", "prod", 1, vault.Flag{Reason: "second"}); ok || err != nil {
+			return fmt.Errorf("second mark: %v %v", ok, err)
+		}
+		if err := tx.SetAlerted(ctx, "life", "prod", 1, t0.Add(time.Hour)); err != nil {
+			return err
+		}
+		return tx.SetKillSwitches(ctx, "life", "prod", 1, []string{"ks-a", "ks-b"})
+	})
+	got, err := s.LatestSecret(ctx, "life", "prod")
+	if err != nil || got.RotateEvery != vault.Period(90*24*time.Hour) || got.RotateNow == nil || *got.RotateNow != f ||
+		!got.AlertedAt.Equal(t0.Add(time.Hour)) || !slices.Equal(got.KillSwitches, []string{"ks-a", "ks-b"}) {
+		t.Fatalf("marked version: %+v %v", got, err)
+	}
+	if st, err := s.StaleKillSwitches(ctx); err != nil || len(st) != 0 {
+		t.Errorf("stale before a new version: %v %v", st, err)
+	}
+	next := sealed(2)
+	next.RotateEvery = 0
+	mustWrite(t, s, func(tx Tx) error { return tx.InsertSecret(ctx, next) })
+	got, _ = s.LatestSecret(ctx, "life", "prod")
+	if got.RotateNow != nil || !got.AlertedAt.IsZero() || got.KillSwitches != nil || got.RotateEvery != 0 {
+		t.Errorf("a new version starts clean: %+v", got)
+	}
+	st, err := s.StaleKillSwitches(ctx)
+	if err != nil || len(st) != 1 || st[0].Version != 1 || !slices.Equal(st[0].KillSwitches, []string{"ks-a", "ks-b"}) {
+		t.Fatalf("stale after a new version: %+v %v", st, err)
+	}
+	must(t, s.ClearKillSwitches(ctx, "life", "prod", 1))
+	if st, _ := s.StaleKillSwitches(ctx); len(st) != 0 {
+		t.Errorf("stale after clearing: %+v", st)
 	}
 }
 

@@ -95,6 +95,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Policies", testPolicies},
 		{"VaultDataKey", testVaultDataKey},
 		{"Secrets", testSecrets},
+		{"SecretLifecycle", testSecretLifecycle},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.test(t, open(t)) })
 	}
