@@ -90,7 +90,7 @@ func (e *env) root() *cobra.Command {
 		Short: "Ostiary: the governed gateway between AI agents and the tools they may use",
 		Long: `Ostiary authenticates, authorizes, audits and governs every request an AI agent makes.
 
-Local commands:   init, serve, demo, audit verify, policy test
+Local commands:   init, serve, demo, audit verify, policy test, config check, completion
 Admin commands:   users, roles, keys, upstreams, tools, secrets, policy, approvals, killswitch,
                   audit query, whoami
 MCP client:       mcp tools, mcp call
@@ -102,7 +102,7 @@ MCP client:       mcp tools, mcp call
 	root.SetFlagErrorFunc(usage)
 	root.AddCommand(e.initCmd(), e.serveCmd(), e.demoCmd(), e.usersCmd(), e.rolesCmd(), e.keysCmd(), e.auditCmd(), e.whoamiCmd(),
 		e.upstreamsCmd(), e.toolsCmd(), e.killswitchCmd(), e.secretsCmd(), e.policyCmd(), e.approvalsCmd(), e.mcpCmd(), e.demoUpstreamCmd(),
-		e.versionCmd())
+		e.versionCmd(), e.configCmd())
 	// cobra adds these when it runs; add them now so that groupCommands sees them.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()

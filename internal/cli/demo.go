@@ -31,6 +31,9 @@ create users with different rights, and print their API keys and commands that
 call tools through the gateway as an MCP client does.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := e.applySettings(cmd, "", nil); err != nil {
+				return usageError("%v", err)
+			}
 			cfg, err := e.serverConfig(cmd, flags)
 			if err != nil {
 				return usageError("%v", err)

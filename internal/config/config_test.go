@@ -30,17 +30,14 @@ func TestValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Error(err)
 	}
-	c, err = c.FromEnv(func(k string) string {
-		return map[string]string{"OSTIARY_LISTEN": "0.0.0.0:80", "OSTIARY_LOG_LEVEL": "debug"}[k]
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c.Listen = "0.0.0.0:80"
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "non-loopback") {
-		t.Errorf("non-loopback from env: %v", err)
+		t.Errorf("non-loopback: %v", err)
 	}
-	if _, err := c.FromEnv(func(k string) string { return map[string]string{"OSTIARY_LOG_LEVEL": "loud"}[k] }); err == nil {
-		t.Error("bad log level accepted")
+	// ValidateSettings is Validate without the data directory.
+	c.DataDir = ""
+	if err := c.ValidateSettings(); err == nil || strings.Contains(err.Error(), "--data") || !strings.Contains(err.Error(), "--listen") {
+		t.Errorf("ValidateSettings: %v", err)
 	}
 }
 
@@ -98,18 +95,12 @@ func TestParseRate(t *testing.T) {
 	}
 }
 
-// --elicit-url-allow takes host names, addresses and *.domain, from flags
-// or OSTIARY_ELICIT_URL_ALLOW (comma-separated); anything else is refused
-// at start.
+// --elicit-url-allow takes host names, addresses and *.domain; anything
+// else is refused at start.
 func TestValidateElicitURLAllow(t *testing.T) {
 	c := Default()
 	c.DataDir = "/tmp/x"
-	c, err := c.FromEnv(func(k string) string {
-		return map[string]string{"OSTIARY_ELICIT_URL_ALLOW": "login.example.com,*.corp.example"}[k]
-	})
-	if err != nil || len(c.ElicitURLAllow) != 2 {
-		t.Fatalf("%v %v", c.ElicitURLAllow, err)
-	}
+	c.ElicitURLAllow = []string{"login.example.com", "*.corp.example"}
 	if err := c.Validate(); err != nil {
 		t.Error(err)
 	}
