@@ -31,6 +31,7 @@ import (
 	"github.com/ostiary/ostiary/internal/govern"
 	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/killswitch"
+	"github.com/ostiary/ostiary/internal/logging"
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/recovery"
 	"github.com/ostiary/ostiary/internal/store/sqlite"
@@ -142,6 +143,12 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, now func() t
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	// Every line gets its request's id and loses any credential, whoever
+	// built the logger.
+	log = slog.New(logging.Wrap(log.Handler()))
 	a := &App{cfg: cfg, log: log, now: now, layout: Layout{Dir: cfg.DataDir}}
 	if err := a.open(ctx); err != nil {
 		a.release()
@@ -293,7 +300,7 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 	if a.gateway, err = gateway.New(gateway.Config{Authn: a.authn, AuthFailures: a.failures, Pipeline: a.pipeline, Catalog: a.catalog, Kill: kill, Auditor: a.writer,
-		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, WriteStall: a.cfg.WriteStall,
+		Logger: a.log, LibraryLogger: slog.New(logging.Library(a.log.Handler())), Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, WriteStall: a.cfg.WriteStall,
 		Caps:   gateway.Caps{Sessions: a.cfg.UserSessions, Streams: a.cfg.UserStreams},
 		Limits: gateway.Limits{PerKey: a.cfg.RateKey, PerUser: a.cfg.RateUser, PerTool: a.cfg.RateTool}}); err != nil {
 		return err
@@ -328,7 +335,7 @@ func (a *App) open(ctx context.Context) error {
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", a.failClosed(a.api, false))
-	mux.Handle("/mcp", a.failClosed(a.gateway, true))
+	mux.Handle("/mcp", a.accessLog(a.failClosed(a.gateway, true)))
 	mux.HandleFunc("GET /.well-known/oauth-protected-resource/mcp", gateway.ResourceMetadata)
 	mux.HandleFunc("GET /.well-known/oauth-protected-resource", gateway.ResourceMetadata)
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
@@ -343,7 +350,7 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusNotFound, "not found")
 	})
-	return mux
+	return withRequestID(mux)
 }
 
 func writeStatus(w http.ResponseWriter, code int, status string) {

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ostiary/ostiary/internal/logging"
 )
 
 // Config configures a server.
@@ -169,9 +171,5 @@ func CheckLoopback(listen string) error {
 
 // Logger builds the operational logger (never the audit log).
 func (c Config) Logger(w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.LogLevel}
-	if c.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return logging.New(w, c.LogFormat, c.LogLevel)
 }
