@@ -100,6 +100,10 @@ MCP client:       mcp tools, mcp call
 		Version:       app.Version,
 	}
 	root.SetFlagErrorFunc(usage)
+	// Before InitDefaultCompletionCmd, which takes the output as it is then.
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
 	root.AddCommand(e.initCmd(), e.serveCmd(), e.demoCmd(), e.usersCmd(), e.rolesCmd(), e.keysCmd(), e.auditCmd(), e.whoamiCmd(),
 		e.upstreamsCmd(), e.toolsCmd(), e.killswitchCmd(), e.secretsCmd(), e.policyCmd(), e.approvalsCmd(), e.mcpCmd(), e.demoUpstreamCmd(),
 		e.versionCmd(), e.configCmd())
