@@ -36,6 +36,7 @@ type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	now            func() time.Time
+	tty            func(io.Writer) bool // whether progress may be shown on it
 }
 
 // exitError carries a specific exit code.
@@ -53,12 +54,13 @@ func usageError(format string, args ...any) error {
 
 // Run runs the command line args and returns the process exit code.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now}
+	return (&env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now, tty: isTerminal}).run(ctx, args)
+}
+
+func (e *env) run(ctx context.Context, args []string) int {
+	stderr := e.stderr
 	root := e.root()
 	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
