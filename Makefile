@@ -22,6 +22,10 @@ build: ## build bin/ostiary (static, like the container image's)
 test: ## run every test with the race detector
 	$(GO) test -race -count=1 ./...
 
+.PHONY: test-short
+test-short: ## the inner loop: every test but those that build and run the binary or kill processes (-short), without the race detector
+	$(GO) test -short -count=1 ./...
+
 # The static build the container image is made of (the Dockerfile runs
 # 'make static'): no cgo, no libc, nothing the image's distroless/static
 # base lacks. CI runs it, so the image's build flags are checked there.
