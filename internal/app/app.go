@@ -35,6 +35,7 @@ import (
 	"github.com/ostiary/ostiary/internal/govern"
 	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/killswitch"
+	"github.com/ostiary/ostiary/internal/logging"
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/recovery"
 	"github.com/ostiary/ostiary/internal/store/sqlite"
@@ -156,6 +157,12 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, now func() t
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	// Every line gets its request's id and loses any credential, whoever
+	// built the logger.
+	log = slog.New(logging.Wrap(log.Handler()))
 	a := &App{cfg: cfg, log: log, now: now, layout: Layout{Dir: cfg.DataDir}}
 	if err := a.open(ctx); err != nil {
 		a.release()
@@ -313,7 +320,7 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 	if a.gateway, err = gateway.New(gateway.Config{Authn: creds, Resource: a.resource(), AuthFailures: a.failures, Pipeline: a.pipeline, Catalog: a.catalog, Kill: kill, Auditor: a.writer,
-		Logger: a.log, Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, WriteStall: a.cfg.WriteStall,
+		Logger: a.log, LibraryLogger: slog.New(logging.Library(a.log.Handler())), Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, WriteStall: a.cfg.WriteStall,
 		Caps:   gateway.Caps{Sessions: a.cfg.UserSessions, Streams: a.cfg.UserStreams},
 		Limits: gateway.Limits{PerKey: a.cfg.RateKey, PerUser: a.cfg.RateUser, PerTool: a.cfg.RateTool}}); err != nil {
 		return err
@@ -348,7 +355,7 @@ func (a *App) open(ctx context.Context) error {
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", a.failClosed(a.api, false))
-	mux.Handle("/mcp", a.failClosed(a.gateway, true))
+	mux.Handle("/mcp", a.accessLog(a.failClosed(a.gateway, true)))
 	meta := gateway.ResourceMetadata(a.resource())
 	mux.HandleFunc("GET /.well-known/oauth-protected-resource/mcp", meta)
 	mux.HandleFunc("GET /.well-known/oauth-protected-resource", meta)
@@ -364,7 +371,7 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusNotFound, "not found")
 	})
-	return mux
+	return withRequestID(mux)
 }
 
 func writeStatus(w http.ResponseWriter, code int, status string) {

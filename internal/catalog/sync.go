@@ -84,7 +84,7 @@ func (c *Catalog) Sync(ctx context.Context, name, actor string) (SyncReport, err
 		if msg, refused := spec.RefusedCommand(err); refused {
 			rep.Error = "cannot start the upstream: " + msg
 		}
-		c.log.Warn("upstream sync failed", "upstream", name, "err", spec.ScrubURL(u, err.Error()))
+		c.log.WarnContext(ctx, "upstream sync failed", "upstream", name, "err", spec.ScrubURL(u, err.Error())) // ctx: the request id of an admin sync
 		c.record(ctx, audit.Record{Event: EventUpstreamSync, Outcome: audit.Failed, Reason: "upstream-unavailable", Actor: actor,
 			Target: "upstream:" + name, Detail: map[string]any{"error": rep.Error}}, nil)
 		return rep, nil

@@ -81,6 +81,7 @@ func (e *env) upstreamsAddCmd() *cobra.Command {
 	var prefix, command, caFile, certFile string
 	var headers, envs, cmdArgs []string
 	var asJSON bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "add NAME (--url URL [--header K=V]... [--allow-private] [--allow-plain-http] [TLS options] | --command /ABS/PROGRAM [--arg ARG]... [--env K=V]...) [--prefix P] [--on-change refuse|keep-pinned]",
 		Short: "Add an upstream MCP server and pin its tools",
@@ -135,7 +136,13 @@ the vault.`,
 				return err
 			}
 			var out adminapi.AddedUpstream
+			ctx, cancel := withTimeout(cmd.Context(), timeout)
+			defer cancel()
+			cmd.SetContext(ctx)
+			p := e.startProgress("adding upstream " + safe(in.Name) + " and listing its tools")
+			defer p.end()
 			err = e.call(cmd, "POST", "/upstreams", nil, in, &out, asJSON, func() error {
+				p.end()
 				if err := e.printUpstreams(out.Upstream); err != nil {
 					return err
 				}
@@ -143,7 +150,7 @@ the vault.`,
 				return nil
 			})
 			if err != nil {
-				return err
+				return timedOut(ctx, err, fmt.Sprintf("; the server may still add the upstream: see 'ostiary upstreams list', and 'ostiary upstreams sync %s' once it answers", in.Name))
 			}
 			if err := syncFailed(out.Sync); err != nil {
 				return fmt.Errorf("%w; the upstream was added: once it answers, run 'ostiary upstreams sync %s'", err, in.Name)
@@ -166,6 +173,7 @@ the vault.`,
 	f.StringVar(&in.OnChange, "on-change", "", "what calls of a tool whose definition changed upstream do until reviewed: refuse (default) or keep-pinned")
 	f.StringVar(&in.CallTimeout, "call-timeout", "", "bound on each tool call, e.g. 30s (default and cap: the server's --call-timeout)")
 	f.BoolVar(&in.TLS.InsecureSkipVerify, "tls-insecure-skip-verify", false, "accept any certificate (only for an upstream at 127.0.0.1 or [::1]; audited)")
+	f.DurationVar(&timeout, "timeout", 0, "stop waiting for the server's answer after this long, e.g. 10s (default: the CLI's 60s)")
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

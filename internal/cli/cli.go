@@ -36,6 +36,7 @@ type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	now            func() time.Time
+	tty            func(io.Writer) bool // whether progress may be shown on it
 }
 
 // exitError carries a specific exit code.
@@ -53,12 +54,13 @@ func usageError(format string, args ...any) error {
 
 // Run runs the command line args and returns the process exit code.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now}
+	return (&env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now, tty: isTerminal}).run(ctx, args)
+}
+
+func (e *env) run(ctx context.Context, args []string) int {
+	stderr := e.stderr
 	root := e.root()
 	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
@@ -90,7 +92,7 @@ func (e *env) root() *cobra.Command {
 		Short: "Ostiary: the governed gateway between AI agents and the tools they may use",
 		Long: `Ostiary authenticates, authorizes, audits and governs every request an AI agent makes.
 
-Local commands:   init, serve, demo, audit verify, policy test
+Local commands:   init, serve, demo, audit verify, audit reindex, policy test, config check, completion
 Admin commands:   users, roles, idp, keys, upstreams, tools, secrets, policy, approvals, killswitch,
                   audit query, whoami
 MCP client:       mcp tools, mcp call
@@ -101,9 +103,13 @@ MCP client:       mcp tools, mcp call
 		Version:       app.Version,
 	}
 	root.SetFlagErrorFunc(usage)
+	// Before InitDefaultCompletionCmd, which takes the output as it is then.
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
 	root.AddCommand(e.initCmd(), e.serveCmd(), e.demoCmd(), e.loginCmd(), e.logoutCmd(), e.usersCmd(), e.rolesCmd(), e.idpCmd(), e.keysCmd(), e.auditCmd(), e.whoamiCmd(),
 		e.upstreamsCmd(), e.toolsCmd(), e.killswitchCmd(), e.secretsCmd(), e.policyCmd(), e.approvalsCmd(), e.mcpCmd(), e.demoUpstreamCmd(),
-		e.versionCmd())
+		e.versionCmd(), e.configCmd())
 	// cobra adds these when it runs; add them now so that groupCommands sees them.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()

@@ -5,6 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,6 +34,9 @@ create users with different rights, and print their API keys and commands that
 call tools through the gateway as an MCP client does.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := e.applySettings(cmd, "", nil); err != nil {
+				return usageError("%v", err)
+			}
 			cfg, err := e.serverConfig(cmd, flags)
 			if err != nil {
 				return usageError("%v", err)
@@ -43,11 +49,21 @@ call tools through the gateway as an MCP client does.`,
 				return err
 			}
 			cfg.StdioAllow = append(cfg.StdioAllow, exe)
+			temp := ""
 			if cfg.DataDir == "" {
 				if cfg.DataDir, err = os.MkdirTemp("", "ostiary-demo-"); err != nil {
 					return err
 				}
+				temp = cfg.DataDir
 			}
+			started := false
+			// A temporary directory of a demo that never started holds
+			// nothing anyone can use (its keys were never shown): remove it.
+			defer func() {
+				if temp != "" && !started {
+					os.RemoveAll(temp)
+				}
+			}()
 			if err := cfg.Validate(); err != nil {
 				return usageError("%v", err)
 			}
@@ -59,6 +75,8 @@ call tools through the gateway as an MCP client does.`,
 			}
 			var seedErr error
 			err = e.serve(cmd.Context(), cfg, func(base string) {
+				started = true
+				base = reachable(base)
 				var users []demoUser
 				if adminKey != "" {
 					if users, seedErr = e.seedDemo(cmd.Context(), base, adminKey); seedErr != nil {
@@ -156,6 +174,20 @@ func (e *env) seedDemo(ctx context.Context, base, adminKey string) ([]demoUser, 
 		out = append(out, demoUser{u.user.Name, k.APIKey, u.can})
 	}
 	return append([]demoUser{{"admin", adminKey, "everything, purge_records and the admin API included"}}, out...), nil
+}
+
+// reachable is base with an unspecified listen address (0.0.0.0, [::]:
+// every interface, as in a container) replaced by localhost, which a client
+// can connect to and a certificate can name.
+func reachable(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return base
+	}
+	if ip, err := netip.ParseAddr(u.Hostname()); err == nil && ip.IsUnspecified() {
+		u.Host = net.JoinHostPort("localhost", u.Port())
+	}
+	return u.String()
 }
 
 // selfCommand is how to run this program again from a shell, exactly as

@@ -112,13 +112,41 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().StringVar(&cfg.OIDC.UsernameClaim, "oidc-username-claim", "", "token claim naming a just-in-time user (default preferred_username)")
 	cmd.Flags().DurationVar(&cfg.OIDC.Skew, "oidc-clock-skew", 0, "clock difference tolerated on a token's exp, nbf and iat (default 1m, at most 5m)")
 	cmd.Flags().StringArrayVar(&cfg.AllowedOrigins, "allow-origin", nil, "browser origin allowed to call /mcp, e.g. https://chat.example.com (repeatable; or OSTIARY_ALLOWED_ORIGINS, comma-separated)")
+	cmd.Flags().Var(levelFlag{&cfg.LogLevel}, "log-level", "operational log level: debug, info, warn or error (default info; the MCP library's session chatter is debug)")
+	// The variables these flags were documented with before the names were
+	// derived from the flags.
+	annotate(cmd, "allow-origin", annotEnv, "OSTIARY_ALLOWED_ORIGINS")
+	annotate(cmd, "approval-webhook", annotEnv, "OSTIARY_APPROVAL_WEBHOOKS")
+	annotate(cmd, "stdio-allow", annotEnvSep, ":")
+	annotate(cmd, "oidc-issuer", annotEnv, "OSTIARY_OIDC_ISSUERS")
 }
 
-// serverConfig layers defaults, environment and flags.
+func annotate(cmd *cobra.Command, flag, key, value string) {
+	if err := cmd.Flags().SetAnnotation(flag, key, []string{value}); err != nil {
+		panic(err) // a flag renamed without its annotation: a programming error
+	}
+}
+
+// levelFlag is a pflag.Value for a log level.
+type levelFlag struct{ l *slog.Level }
+
+func (f levelFlag) String() string { return "" }
+func (f levelFlag) Type() string   { return "level" }
+func (f levelFlag) Set(s string) error {
+	switch strings.ToLower(s) {
+	case "debug", "info", "warn", "error":
+		return f.l.UnmarshalText([]byte(s))
+	}
+	return fmt.Errorf("%q: want debug, info, warn or error", s)
+}
+
+// serverConfig layers the flags over the defaults; applySettings has set
+// the flags the command line left unset from the environment and the
+// configuration file.
 func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Config, error) {
-	cfg, err := config.Default().FromEnv(e.getenv)
-	if err != nil {
-		return cfg, err
+	cfg := config.Default()
+	if cmd.Flags().Changed("log-level") {
+		cfg.LogLevel = flags.LogLevel
 	}
 	if flags.DataDir != "" {
 		cfg.DataDir = flags.DataDir
@@ -200,16 +228,48 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 			*f.to = *f.from
 		}
 	}
+	// The PIN itself is never a flag (process lists, shell history), so it
+	// has no derived name: it is read here, from its variable only.
+	cfg.PKCS11PIN = e.getenv("OSTIARY_PKCS11_PIN")
 	return cfg, nil
 }
 
 func (e *env) serveCmd() *cobra.Command {
+	cmd, _ := e.newServe()
+	return cmd
+}
+
+// newServe is the serve command and the Config its flags are bound to.
+func (e *env) newServe() (*cobra.Command, *config.Config) {
 	var flags config.Config
+	var file string
 	cmd := &cobra.Command{
-		Use:   "serve --data DIR [--listen 127.0.0.1:8080] [--tls-cert FILE --tls-key FILE [--tls-min 1.2|1.3]] [--stdio-allow PATH]...",
+		Use:   "serve --data DIR [--config FILE] [--listen 127.0.0.1:8080] [--tls-cert FILE --tls-key FILE [--tls-min 1.2|1.3]] [--stdio-allow PATH]...",
 		Short: "Run the server on an initialised data directory",
-		Args:  args(cobra.NoArgs),
+		Long: `Run the server on an initialised data directory.
+
+Every flag is also a key of the configuration file (--config, YAML: the flag's
+name without the dashes, a list for a repeatable flag; see ostiary.example.yaml)
+and an environment variable (OSTIARY_ and the name in capitals with '_' for '-',
+e.g. OSTIARY_CALL_TIMEOUT; a repeatable flag's variable is ','-separated,
+OSTIARY_STDIO_ALLOW ':'-separated). Flags win over the environment, the
+environment over the file, the file over the defaults. 'ostiary config check
+FILE' checks a file without starting anything.`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				file = e.getenv("OSTIARY_CONFIG")
+			}
+			var settings []config.Setting
+			if file != "" {
+				var err error
+				if settings, err = config.ReadFile(file); err != nil {
+					return usageError("--config: %v", err)
+				}
+			}
+			if err := e.applySettings(cmd, file, settings); err != nil {
+				return usageError("%v", err)
+			}
 			cfg, err := e.serverConfig(cmd, flags)
 			if err != nil {
 				return usageError("%v", err)
@@ -223,7 +283,8 @@ func (e *env) serveCmd() *cobra.Command {
 		},
 	}
 	e.serverFlags(cmd, &flags)
-	return cmd
+	cmd.Flags().StringVar(&file, "config", "", "YAML configuration `FILE`: keys named like these flags (or OSTIARY_CONFIG)")
+	return cmd, &flags
 }
 
 // serve runs the server until ctx ends, then stops it gracefully; started

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -23,7 +24,8 @@ func (e *env) mcpCmd() *cobra.Command {
 	return cmd
 }
 
-func (e *env) mcpSession(ctx context.Context, version string) (*mcp.ClientSession, error) {
+// mcpSession connects to the gateway; progress notifications go to onProgress.
+func (e *env) mcpSession(ctx context.Context, version string, onProgress func(string)) (*mcp.ClientSession, error) {
 	c, err := e.newClient()
 	if err != nil {
 		return nil, err
@@ -37,12 +39,19 @@ func (e *env) mcpSession(ctx context.Context, version string) (*mcp.ClientSessio
 		HTTPClient: &http.Client{Timeout: 5 * time.Minute, Transport: bearerTransport{token: c.token, base: base}, CheckRedirect: noRedirects},
 		MaxRetries: -1,
 	}
-	// Progress (a call waiting for approval, a long job) goes to stderr, so
-	// stdout stays the result.
+	// Progress (a call waiting for approval, a long job) goes to the
+	// status line on stderr, so stdout stays the result.
 	client := mcp.NewClient(&mcp.Implementation{Name: "ostiary-cli", Version: "1"}, &mcp.ClientOptions{
 		ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
-			if r.Params.Message != "" {
-				fmt.Fprintf(e.stderr, "… %s\n", safe(r.Params.Message))
+			if onProgress == nil {
+				return
+			}
+			msg := safe(r.Params.Message)
+			if r.Params.Total > 0 {
+				msg = strings.TrimSpace(fmt.Sprintf("%s %g/%g", msg, r.Params.Progress, r.Params.Total))
+			}
+			if msg != "" {
+				onProgress(msg)
 			}
 		}})
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -72,7 +81,7 @@ func (e *env) mcpToolsCmd(version *string) *cobra.Command {
 		Short: "List the tools your key may see",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cs, err := e.mcpSession(cmd.Context(), *version)
+			cs, err := e.mcpSession(cmd.Context(), *version, nil)
 			if err != nil {
 				return err
 			}
@@ -97,6 +106,7 @@ func (e *env) mcpToolsCmd(version *string) *cobra.Command {
 
 func (e *env) mcpCallCmd(version *string) *cobra.Command {
 	var asJSON bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "call TOOL [ARGUMENTS-JSON]",
 		Short: "Call a tool, e.g. ostiary mcp call shop.lookup_order '{\"order_id\":\"A-1001\"}'",
@@ -108,17 +118,22 @@ func (e *env) mcpCallCmd(version *string) *cobra.Command {
 					return usageError("ARGUMENTS-JSON: %v", err)
 				}
 			}
-			cs, err := e.mcpSession(cmd.Context(), *version)
+			ctx, cancel := withTimeout(cmd.Context(), timeout)
+			defer cancel()
+			p := e.startProgress("calling " + safe(a[0]))
+			defer p.end()
+			cs, err := e.mcpSession(ctx, *version, p.notify)
 			if err != nil {
-				return err
+				return timedOut(ctx, err, "")
 			}
 			defer cs.Close()
 			params := &mcp.CallToolParams{Name: a[0], Arguments: args}
 			params.SetProgressToken("ostiary-cli")
-			res, err := cs.CallTool(cmd.Context(), params)
+			res, err := cs.CallTool(ctx, params)
 			if err != nil {
-				return err
+				return timedOut(ctx, err, "; the call was cancelled (the gateway cancels it upstream)")
 			}
+			p.end()
 			if asJSON {
 				if err := encodeJSON(e.stdout, res); err != nil {
 					return err
@@ -137,6 +152,7 @@ func (e *env) mcpCallCmd(version *string) *cobra.Command {
 		},
 	}
 	jsonFlag(cmd, &asJSON)
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up and cancel the call after this long, e.g. 30s (default: no bound of the CLI's own)")
 	return cmd
 }
 

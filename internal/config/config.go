@@ -1,5 +1,6 @@
-// Package config is Ostiary's typed configuration: defaults, then
-// environment (OSTIARY_*), then command-line flags; Validate before use.
+// Package config is Ostiary's typed configuration and its file format:
+// the command line layers defaults, a file (ParseFile), environment
+// (OSTIARY_*) and flags into a Config; Validate before use.
 package config
 
 import (
@@ -13,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ostiary/ostiary/internal/logging"
 )
 
 // Config configures a server.
@@ -113,67 +116,6 @@ func Default() Config {
 // TLS reports whether the server serves HTTPS.
 func (c Config) TLS() bool { return c.TLSCert != "" }
 
-// FromEnv applies the OSTIARY_* variables over c (OSTIARY_DATA,
-// OSTIARY_LISTEN, OSTIARY_LOG_LEVEL, OSTIARY_LOG_FORMAT, …, and
-// OSTIARY_STDIO_ALLOW, paths separated by ':').
-func (c Config) FromEnv(getenv func(string) string) (Config, error) {
-	if v := getenv("OSTIARY_DATA"); v != "" {
-		c.DataDir = v
-	}
-	if v := getenv("OSTIARY_LISTEN"); v != "" {
-		c.Listen = v
-	}
-	if v := getenv("OSTIARY_LOG_LEVEL"); v != "" {
-		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
-			return c, fmt.Errorf("OSTIARY_LOG_LEVEL: %q is not debug, info, warn or error", v)
-		}
-	}
-	if v := getenv("OSTIARY_LOG_FORMAT"); v != "" {
-		c.LogFormat = v
-	}
-	for name, dst := range map[string]*string{"OSTIARY_TLS_CERT": &c.TLSCert, "OSTIARY_TLS_KEY": &c.TLSKey, "OSTIARY_TLS_MIN": &c.TLSMin,
-		"OSTIARY_MASTER_KEY_FILE": &c.MasterKeyFile, "OSTIARY_MASTER_KEY_PKCS11": &c.MasterKeyPKCS11, "OSTIARY_PKCS11_TOKEN": &c.PKCS11Token,
-		"OSTIARY_PKCS11_KEY": &c.PKCS11Key, "OSTIARY_PKCS11_PIN_FILE": &c.PKCS11PINFile, "OSTIARY_PKCS11_PIN": &c.PKCS11PIN} {
-		if v := getenv(name); v != "" {
-			*dst = v
-		}
-	}
-	for name, dst := range map[string]*Rate{"OSTIARY_RATE_KEY": &c.RateKey, "OSTIARY_RATE_USER": &c.RateUser, "OSTIARY_RATE_TOOL": &c.RateTool, "OSTIARY_RATE_AUTH_FAIL": &c.RateAuthFail, "OSTIARY_RATE_ADMIN_WRITE": &c.RateAdminWrite} {
-		if v := getenv(name); v != "" {
-			r, err := ParseRate(v)
-			if err != nil {
-				return c, fmt.Errorf("%s: %v", name, err)
-			}
-			*dst = r
-		}
-	}
-	if v := getenv("OSTIARY_OIDC_ISSUERS"); v != "" {
-		c.OIDC.Issuers = strings.Split(v, ",")
-	}
-	if v := getenv("OSTIARY_OIDC_AUDIENCE"); v != "" {
-		c.OIDC.Audience = v
-	}
-	if v := getenv("OSTIARY_OIDC_USERS"); v != "" {
-		c.OIDC.Users = v
-	}
-	if v := getenv("OSTIARY_ALLOWED_ORIGINS"); v != "" {
-		c.AllowedOrigins = strings.Split(v, ",")
-	}
-	if v := getenv("OSTIARY_APPROVAL_WEBHOOKS"); v != "" {
-		c.Webhooks = strings.Split(v, ",")
-	}
-	if v := getenv("OSTIARY_WEBHOOK_KEY_FILE"); v != "" {
-		c.WebhookKeyFile = v
-	}
-	if v := getenv("OSTIARY_STDIO_ALLOW"); v != "" {
-		c.StdioAllow = strings.Split(v, ":")
-	}
-	if v := getenv("OSTIARY_ELICIT_URL_ALLOW"); v != "" {
-		c.ElicitURLAllow = strings.Split(v, ",")
-	}
-	return c, nil
-}
-
 // Validate checks the configuration. Until TLS is supported, the server
 // listens on loopback addresses only.
 func (c Config) Validate() error {
@@ -181,6 +123,14 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data DIR is required (or set OSTIARY_DATA)"))
 	}
+	return errors.Join(append(errs, c.ValidateSettings())...)
+}
+
+// ValidateSettings checks everything Validate does but the presence of the
+// data directory (which a configuration file may leave to the command
+// line). The error joins one error per mistake, each naming its flag.
+func (c Config) ValidateSettings() error {
+	var errs []error
 	switch {
 	case c.OIDC.Enabled() && c.OIDC.Audience == "":
 		errs = append(errs, errors.New("--oidc-issuer needs --oidc-audience, Ostiary's resource URI (e.g. https://ostiary.example.com/mcp)"))
@@ -203,11 +153,11 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--listen %q: want HOST:PORT", c.Listen))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
-		errs = append(errs, fmt.Errorf("log format %q: want text or json", c.LogFormat))
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
 	}
 	for _, o := range c.AllowedOrigins {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
-			errs = append(errs, fmt.Errorf("allowed origin %q: want scheme://host[:port], e.g. https://chat.example.com", o))
+			errs = append(errs, fmt.Errorf("--allow-origin %q: want scheme://host[:port], e.g. https://chat.example.com", o))
 		}
 	}
 	if c.CallTimeout < time.Second || c.CallTimeout > time.Hour {
@@ -248,7 +198,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("OSTIARY_PKCS11_PIN is set but no HSM is configured (--master-key-pkcs11)"))
 	}
 	if c.CheckpointEvery < 10*time.Millisecond || c.CheckpointEvery > time.Hour {
-		errs = append(errs, errors.New("checkpoint interval must be between 10ms and 1h"))
+		errs = append(errs, errors.New("--checkpoint-every must be between 10ms and 1h"))
 	}
 	return errors.Join(errs...)
 }
@@ -272,9 +222,5 @@ func CheckLoopback(listen string) error {
 
 // Logger builds the operational logger (never the audit log).
 func (c Config) Logger(w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.LogLevel}
-	if c.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return logging.New(w, c.LogFormat, c.LogLevel)
 }

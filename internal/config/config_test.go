@@ -30,17 +30,14 @@ func TestValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Error(err)
 	}
-	c, err = c.FromEnv(func(k string) string {
-		return map[string]string{"OSTIARY_LISTEN": "0.0.0.0:80", "OSTIARY_LOG_LEVEL": "debug"}[k]
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c.Listen = "0.0.0.0:80"
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "non-loopback") {
-		t.Errorf("non-loopback from env: %v", err)
+		t.Errorf("non-loopback: %v", err)
 	}
-	if _, err := c.FromEnv(func(k string) string { return map[string]string{"OSTIARY_LOG_LEVEL": "loud"}[k] }); err == nil {
-		t.Error("bad log level accepted")
+	// ValidateSettings is Validate without the data directory.
+	c.DataDir = ""
+	if err := c.ValidateSettings(); err == nil || strings.Contains(err.Error(), "--data") || !strings.Contains(err.Error(), "--listen") {
+		t.Errorf("ValidateSettings: %v", err)
 	}
 }
 
@@ -98,18 +95,12 @@ func TestParseRate(t *testing.T) {
 	}
 }
 
-// --elicit-url-allow takes host names, addresses and *.domain, from flags
-// or OSTIARY_ELICIT_URL_ALLOW (comma-separated); anything else is refused
-// at start.
+// --elicit-url-allow takes host names, addresses and *.domain; anything
+// else is refused at start.
 func TestValidateElicitURLAllow(t *testing.T) {
 	c := Default()
 	c.DataDir = "/tmp/x"
-	c, err := c.FromEnv(func(k string) string {
-		return map[string]string{"OSTIARY_ELICIT_URL_ALLOW": "login.example.com,*.corp.example"}[k]
-	})
-	if err != nil || len(c.ElicitURLAllow) != 2 {
-		t.Fatalf("%v %v", c.ElicitURLAllow, err)
-	}
+	c.ElicitURLAllow = []string{"login.example.com", "*.corp.example"}
 	if err := c.Validate(); err != nil {
 		t.Error(err)
 	}
@@ -189,10 +180,5 @@ func TestValidateHSM(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "1234") {
 			t.Errorf("%s: the PIN is in the error: %v", name, err)
 		}
-	}
-	env := map[string]string{"OSTIARY_MASTER_KEY_PKCS11": "/m.so", "OSTIARY_PKCS11_TOKEN": "t", "OSTIARY_PKCS11_KEY": "k", "OSTIARY_PKCS11_PIN": "1234"}
-	c, err := Default().FromEnv(func(k string) string { return env[k] })
-	if err != nil || c.MasterKeyPKCS11 != "/m.so" || c.PKCS11Token != "t" || c.PKCS11Key != "k" || c.PKCS11PIN != "1234" {
-		t.Errorf("from the environment: %+v %v", c, err)
 	}
 }

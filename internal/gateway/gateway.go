@@ -64,6 +64,7 @@ type Config struct {
 	Kill           Blocker             // a switch on a user or key refuses its requests at the door
 	Auditor        audit.Appender
 	Logger         *slog.Logger
+	LibraryLogger  *slog.Logger // the MCP SDK's (its routine lines at debug); default Logger
 	Now            func() time.Time
 	Version        string
 	AllowedOrigins []string      // browser origins allowed to call /mcp besides loopback ones
@@ -112,6 +113,9 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.WriteStall <= 0 {
 		cfg.WriteStall = 30 * time.Second
 	}
+	if cfg.LibraryLogger == nil {
+		cfg.LibraryLogger = cfg.Logger
+	}
 	cfg.Caps = cfg.Caps.withDefaults()
 	g := &Gateway{cfg: cfg, pl: cfg.Pipeline, sessions: &bindings{m: map[string]binding{}, idle: cfg.SessionIdle, now: cfg.Now}, origins: map[string]bool{},
 		perKey: newLimiter(cfg.Limits.PerKey), perUser: newLimiter(cfg.Limits.PerUser), perTool: newLimiter(cfg.Limits.PerTool),
@@ -131,7 +135,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.answeredMeta = append([]byte(`"_meta":`), meta...)
 	server := mcp.NewServer(g.impl,
 		&mcp.ServerOptions{Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}, Prompts: &mcp.PromptCapabilities{},
-			Resources: &mcp.ResourceCapabilities{}, Completions: &mcp.CompletionCapabilities{}}, Logger: cfg.Logger})
+			Resources: &mcp.ResourceCapabilities{}, Completions: &mcp.CompletionCapabilities{}}, Logger: cfg.LibraryLogger})
 	server.AddReceivingMiddleware(g.route)
 	getServer := func(*http.Request) *mcp.Server { return server }
 	// The principal, already authenticated, reaches the SDK's handlers as
@@ -144,9 +148,9 @@ func New(cfg Config) (*Gateway, error) {
 		return &auth.TokenInfo{UserID: p.KeyID, Expiration: cfg.Now().Add(time.Hour), Extra: map[string]any{"principal": p}}, nil
 	}, nil)
 	g.stateful = handOver(mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
-		SessionTimeout: cfg.SessionIdle, MaxRequestBodyBytes: cfg.MaxBodyBytes, Logger: cfg.Logger}))
+		SessionTimeout: cfg.SessionIdle, MaxRequestBodyBytes: cfg.MaxBodyBytes, Logger: cfg.LibraryLogger}))
 	g.stateless = handOver(mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
-		Stateless: true, MaxRequestBodyBytes: cfg.MaxBodyBytes, Logger: cfg.Logger, PropagateRequestCancellation: true}))
+		Stateless: true, MaxRequestBodyBytes: cfg.MaxBodyBytes, Logger: cfg.LibraryLogger, PropagateRequestCancellation: true}))
 	return g, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -46,7 +45,8 @@ type Server struct {
 	URL      string // http://127.0.0.1:PORT
 	AdminKey string
 	Clock    *Clock
-	Log      *bytes.Buffer // the operational log
+	Log      *bytes.Buffer // the operational log (read it with Logs while the server runs)
+	lb       *logBuffer
 	t        testing.TB
 	tune     func(*config.Config)
 }
@@ -112,8 +112,8 @@ func (s *Server) open() error {
 		s.tune(&cfg)
 	}
 	lb := &logBuffer{}
-	s.Log = &lb.Buffer
-	a, err := app.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(lb, nil)), s.Clock.Now)
+	s.Log, s.lb = &lb.Buffer, lb
+	a, err := app.Open(context.Background(), cfg, cfg.Logger(lb), s.Clock.Now)
 	if err != nil {
 		return err
 	}
@@ -124,6 +124,13 @@ func (s *Server) open() error {
 	s.App, s.URL = a, "http://"+a.Addr()
 	t.Cleanup(func() { a.Close(context.Background()) })
 	return nil
+}
+
+// Logs is the operational log so far.
+func (s *Server) Logs() string {
+	s.lb.mu.Lock()
+	defer s.lb.mu.Unlock()
+	return s.lb.String()
 }
 
 // Stop stops the server gracefully (final checkpoint included).
