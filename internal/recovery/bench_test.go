@@ -33,7 +33,10 @@ func BenchmarkRecover(b *testing.B) {
 			st := sqlitetest.Open(b)
 			seedCalls(b, st, calls, c.run, c.stop)
 			_, priv, _ := ed25519.GenerateKey(nil)
-			w, err := audit.NewWriter(ctx, audit.WriterConfig{Store: st, Signer: priv, CheckpointPath: filepath.Join(b.TempDir(), "cp"), CheckpointEvery: time.Hour})
+			// The calls were seeded in the database alone, as before the log:
+			// the writer copies them into a new log once.
+			w, err := audit.NewWriter(ctx, audit.WriterConfig{Log: sqlitetest.OpenLog(b, filepath.Join(b.TempDir(), "audit")), Store: st, Signer: priv,
+				CheckpointPath: filepath.Join(b.TempDir(), "cp"), CheckpointEvery: time.Hour, FromDatabase: true})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/audit/wal"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/fault"
@@ -28,6 +29,7 @@ import (
 // them, so that a child process can work on them and be killed.
 type disk struct {
 	store  *sqlite.Store
+	log    *wal.Log
 	writer *audit.Writer
 	vault  *vault.Vault
 	pub    ed25519.PublicKey
@@ -50,7 +52,13 @@ func openDisk(dir string, create bool) (*disk, error) {
 	if d.store, err = sqlite.Open(ctx, filepath.Join(dir, "ostiary.db"), sqlite.Options{Create: create}); err != nil {
 		return nil, err
 	}
-	if d.writer, err = audit.NewWriter(ctx, audit.WriterConfig{Store: d.store, Signer: priv, CheckpointPath: d.cp, Now: time.Now, CheckpointEvery: 50 * time.Millisecond}); err != nil {
+	if d.log, err = wal.Open(filepath.Join(dir, "audit"), wal.Options{SegmentSize: 1 << 20}); err != nil {
+		d.store.Close()
+		return nil, err
+	}
+	if d.writer, err = audit.NewWriter(ctx, audit.WriterConfig{Log: d.log, Store: d.store, Signer: priv, CheckpointPath: d.cp, Now: time.Now,
+		CheckpointEvery: 50 * time.Millisecond}); err != nil {
+		d.log.Close()
 		d.store.Close()
 		return nil, err
 	}
@@ -70,6 +78,7 @@ func (d *disk) close() {
 		d.vault.Close()
 	}
 	d.writer.Close()
+	d.log.Close()
 	d.store.Close()
 }
 
