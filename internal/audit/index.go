@@ -28,6 +28,11 @@ type indexer struct {
 	fin     chan struct{}
 	done    chan struct{}
 	through atomic.Uint64
+	// acked is the last seq the writer handed over: acknowledged, its
+	// changes committed. The index never reads the log beyond it: a record
+	// logged inside a change's transaction that has not committed (and may
+	// never) must not get the row that says the change happened.
+	acked   atomic.Uint64
 	moved   atomic.Pointer[chan struct{}] // closed (and replaced) when through advances
 	failing bool                          // the last attempt failed (logged once until one succeeds)
 }
@@ -35,14 +40,17 @@ type indexer struct {
 func newIndexer(w *Writer, through uint64) *indexer {
 	x := &indexer{w: w, wake: make(chan struct{}, 1), fin: make(chan struct{}), done: make(chan struct{})}
 	x.through.Store(through)
+	x.acked.Store(w.seq) // what the log held at the start: acknowledged, or reconciled before it is indexed
 	ch := make(chan struct{})
 	x.moved.Store(&ch)
 	return x
 }
 
-// add queues sealed records, in seq order, for the index.
+// add queues sealed records, in seq order, for the index, once they are
+// acknowledged.
 func (x *indexer) add(recs []*Record) {
 	x.mu.Lock()
+	x.acked.Store(recs[len(recs)-1].Seq)
 	switch {
 	case x.behind:
 	case len(x.queue)+len(recs) > maxQueued:
@@ -93,25 +101,36 @@ func (x *indexer) finish() { close(x.fin) }
 // the store timeout; the next start catches up on the rest.
 func (x *indexer) drain() {
 	deadline := time.Now().Add(x.w.cfg.StoreTimeout)
-	for x.through.Load() < x.w.log.Last() && x.w.stop.Load() == nil && time.Now().Before(deadline) {
+	for x.through.Load() < x.acked.Load() && x.w.stop.Load() == nil && time.Now().Before(deadline) {
 		if err := x.step(); err != nil {
 			x.trouble(err)
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	if lag := x.w.log.Last() - x.through.Load(); lag > 0 && x.w.stop.Load() == nil {
+	if lag := x.acked.Load() - x.through.Load(); lag > 0 && x.w.stop.Load() == nil {
 		x.w.cfg.Logger.Warn("audit index behind the log at stop; the next start catches up", "records", lag)
 	}
 }
 
 // step indexes what is queued, or reads from the log what was dropped.
+// Once the writer has stopped, it writes nothing more: the store is not
+// to be touched again.
 func (x *indexer) step() error {
+	if x.w.stop.Load() != nil {
+		return nil
+	}
 	x.mu.Lock()
 	q, behind := x.queue, x.behind
 	x.queue, x.behind = nil, false
 	x.mu.Unlock()
 	if behind {
-		return x.fromLog(x.w.log.Last())
+		if err := x.fromLog(x.acked.Load()); err != nil {
+			x.mu.Lock()
+			x.queue, x.behind = nil, true // try again from the log
+			x.mu.Unlock()
+			return err
+		}
+		return nil
 	}
 	for len(q) > 0 {
 		n := min(len(q), indexChunk)
@@ -143,6 +162,9 @@ func (x *indexer) store(recs []*Record) error {
 }
 
 func (x *indexer) commit(recs []*Record) error {
+	if se := x.w.stop.Load(); se != nil {
+		return se
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), x.w.cfg.StoreTimeout)
 	defer cancel()
 	last := recs[len(recs)-1].Seq
@@ -164,8 +186,10 @@ func (x *indexer) advance(to uint64) {
 	}
 }
 
-// fromLog indexes the log's records after the index's position up to upTo.
+// fromLog indexes the log's records after the index's position up to upTo
+// (never beyond what was acknowledged).
 func (x *indexer) fromLog(upTo uint64) error {
+	upTo = min(upTo, x.acked.Load())
 	from := x.through.Load() + 1
 	if upTo < from {
 		return nil
@@ -201,6 +225,9 @@ func (x *indexer) fromLog(upTo uint64) error {
 // (the store is fenced; nothing is safe to write); anything else (a lock
 // held elsewhere) is logged once until indexing succeeds again.
 func (x *indexer) trouble(err error) {
+	if x.w.stop.Load() != nil {
+		return // the writer has stopped and said why
+	}
 	var se *StorageError
 	if errors.As(err, &se) {
 		x.w.halt(se, 0)
@@ -240,10 +267,10 @@ func (w *Writer) WaitIndexed(ctx context.Context, seq uint64) uint64 {
 }
 
 // Settle waits, for no longer than d, until the index holds every record
-// logged so far, and returns how many it still lacks: what a query of the
+// acknowledged so far, and returns how many it still lacks: what a query of the
 // index reports as its lag.
 func (w *Writer) Settle(ctx context.Context, d time.Duration) uint64 {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	return w.WaitIndexed(ctx, w.log.Last())
+	return w.WaitIndexed(ctx, w.idx.acked.Load())
 }

@@ -129,7 +129,8 @@ func (w *Writer) catchUp(ctx context.Context) (open []*Record, indexed uint64, e
 		return nil, 0, fmt.Errorf("audit: read the index's head: %w", err)
 	}
 	if through > w.seq || top > w.seq {
-		return nil, 0, fmt.Errorf("audit: the index holds records up to %d but the log ends at %d: the log was truncated or replaced; run 'ostiary audit verify'",
+		return nil, 0, fmt.Errorf("audit: the index holds records up to %d but the log ends at %d: the log was truncated or replaced; run 'ostiary audit verify' "+
+			"(if this follows a first start of a data directory from before the log that did not finish, remove its audit directory and start again: the copy is made anew)",
 			max(through, top), w.seq)
 	}
 	// The index must be this log's: a database restored from another

@@ -265,6 +265,10 @@ func (w *Writer) Write(ctx context.Context, e Entry) (Record, error) {
 	}
 	e.Time = normalTime(e.Time)
 	sanitize(&e.Record)
+	if _, ok := e.Detail[StoreChange]; ok { // the writer's own mark, set only on a change it applied
+		e.Detail = maps.Clone(e.Detail)
+		delete(e.Detail, StoreChange)
+	}
 	if w.cfg.Scrub != nil {
 		scrubRecord(&e.Record, w.cfg.Scrub)
 	}

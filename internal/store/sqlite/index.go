@@ -39,6 +39,12 @@ func (s *Store) IndexRecords(ctx context.Context, recs []*audit.Record, through 
 		return s.wrote(classify("begin", err))
 	}
 	defer done()
+	// A storage failure may have fenced the store while this waited for
+	// the connection: nothing is written after it.
+	if err := s.writable("audit index"); err != nil {
+		tx.Rollback()
+		return err
+	}
 	if err := indexInto(ctx, tx, recs, through); err != nil {
 		tx.Rollback()
 		return s.wrote(err)
