@@ -15,8 +15,8 @@ run: ## run the demo: the gateway with a demo upstream, users and keys on 127.0.
 	$(GO) run ./cmd/ostiary demo
 
 .PHONY: build
-build: ## build bin/ostiary (static, like the container image's)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ostiary ./cmd/ostiary
+build: ## build bin/ostiary (with cgo where there is a C compiler: the HSM support needs it; the image's is 'make static')
+	$(GO) build -trimpath -o $(BIN)/ostiary ./cmd/ostiary
 
 .PHONY: test
 test: ## run every test with the race detector
