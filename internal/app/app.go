@@ -7,7 +7,6 @@ package app
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -606,33 +605,70 @@ func VerifyAudit(ctx context.Context, dir, pubPath string, index bool) (audit.Su
 	if err != nil || !index {
 		return sum, err
 	}
-	isum, err := audit.Verify(ctx, st, pub, cp)
+	// A running server (it holds the directory's lock) fills the index
+	// behind its log: give it a moment to reach what was just verified,
+	// then compare exactly that much. A stopped one's index is complete.
+	running := true
+	if f, err := l.lock(); err == nil {
+		running = false
+		f.Close()
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		head, _, err := st.AuditHead(ctx)
+		if err != nil {
+			return sum, err
+		}
+		if head >= sum.Records {
+			break
+		}
+		if !running {
+			return sum, &audit.ChainError{Seq: head + 1, Problem: fmt.Sprintf("the index holds %d records, the log %d: records are missing from the index (the tail was truncated or records removed; run 'ostiary audit reindex')", head, sum.Records)}
+		}
+		if time.Now().After(deadline) {
+			return sum, fmt.Errorf("the index holds %d records, %d fewer than the log of the running server; try again", head, sum.Records-head)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	isum, err := audit.Verify(ctx, boundedIndex{st, sum.Records}, pub, cp)
 	if err != nil {
 		return sum, fmt.Errorf("the index: %w", err)
 	}
-	if isum.Records > sum.Records {
-		return sum, &audit.ChainError{Seq: sum.Records + 1, Problem: fmt.Sprintf("the index holds %d records but the log only %d", isum.Records, sum.Records)}
-	}
-	// The index may lag a running server's log; what it holds must be the
-	// log's first records exactly (Verify checked its chain; the head's
-	// hash ties it to the log's).
-	if isum.Records > 0 {
-		var at [32]byte
-		if _, err := wal.ScanDir(l.AuditLog(), nil, func(i uint64, p []byte) error {
-			if i == isum.Records {
-				at = sha256.Sum256(p)
-				return errStopScan
-			}
-			return nil
-		}); err != nil && !errors.Is(err, errStopScan) {
-			return sum, err
-		}
-		if at != isum.Head {
-			return sum, &audit.ChainError{Seq: isum.Records, Problem: "the index differs from the log (the index was altered; run 'ostiary audit reindex')"}
-		}
+	if isum.Records != sum.Records || isum.Head != sum.Head {
+		return sum, &audit.ChainError{Seq: isum.Records, Problem: "the index differs from the log (the index was altered; run 'ostiary audit reindex')"}
 	}
 	sum.Indexed = isum.Records
 	return sum, nil
+}
+
+// boundedIndex is the index up to record max: what a verification of the
+// log covered, while a running server may be adding more.
+type boundedIndex struct {
+	st  *sqlite.Store
+	max uint64
+}
+
+func (b boundedIndex) ScanRecords(ctx context.Context, fn func(*audit.Record) error) error {
+	err := b.st.ScanRecords(ctx, func(r *audit.Record) error {
+		if r.Seq > b.max {
+			return errStopScan
+		}
+		return fn(r)
+	})
+	if errors.Is(err, errStopScan) {
+		return nil
+	}
+	return err
+}
+
+func (b boundedIndex) Checkpoints(ctx context.Context) ([]audit.Checkpoint, error) {
+	cps, err := b.st.Checkpoints(ctx)
+	var out []audit.Checkpoint
+	for _, c := range cps {
+		if c.Seq <= b.max {
+			out = append(out, c)
+		}
+	}
+	return out, err
 }
 
 var errStopScan = errors.New("stop")

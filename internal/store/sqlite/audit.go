@@ -14,7 +14,11 @@ func (s *Store) AuditHead(ctx context.Context) (uint64, [32]byte, error) {
 	defer cancel()
 	var seq uint64
 	var h []byte
-	err := s.w.QueryRowContext(ctx, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1").Scan(&seq, &h)
+	db := s.w
+	if db == nil { // opened read-only (audit verify)
+		db = s.r
+	}
+	err := db.QueryRowContext(ctx, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1").Scan(&seq, &h)
 	if err == sql.ErrNoRows {
 		return 0, [32]byte{}, nil
 	}
