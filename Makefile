@@ -19,8 +19,8 @@ build: ## build bin/ostiary (with cgo where there is a C compiler: the HSM suppo
 	$(GO) build -trimpath -o $(BIN)/ostiary ./cmd/ostiary
 
 .PHONY: test
-test: ## run every test with the race detector
-	$(GO) test -race -count=1 ./...
+test: ## run every test with the race detector (independent end-to-end tests 4 at a time: they wait on fsync more than they compute)
+	$(GO) test -race -count=1 -parallel 4 ./...
 
 .PHONY: test-short
 test-short: ## the inner loop: every test but those that build and run the binary or kill processes (-short), without the race detector

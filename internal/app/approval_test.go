@@ -121,6 +121,7 @@ func (w *approvalWorld) paid() int {
 // needed; a changed argument is not covered; the identical call runs once;
 // a replay is held again.
 func TestApprovalLifecycle(t *testing.T) {
+	t.Parallel()
 	w := newApprovalWorld(t, nil)
 	res, id := w.pay(t, 25000)
 	if !res.IsError || id == "" || !strings.Contains(resultText(res), "large-irreversible-payment") || w.paid() != 0 {
@@ -208,6 +209,7 @@ func TestApprovalLifecycle(t *testing.T) {
 // A denied request does not run; neither does an expired one; a new tool
 // version is not covered by an approval of the old one.
 func TestApprovalDenyExpiryAndVersion(t *testing.T) {
+	t.Parallel()
 	w := newApprovalWorld(t, nil)
 	label(t, w.s, "fin.pay", policy.Labels{DataClasses: []string{"internal"}, RequireApproval: true})
 	_, id := w.pay(t, 10)
@@ -264,6 +266,7 @@ func TestApprovalDenyExpiryAndVersion(t *testing.T) {
 // lands first (a deny after the approval voids it, the call not having
 // used it).
 func TestApprovalRace(t *testing.T) {
+	t.Parallel()
 	w := newApprovalWorld(t, nil)
 	label(t, w.s, "fin.pay", policy.Labels{DataClasses: []string{"internal"}, RequireApproval: true})
 	for i := range 5 {
@@ -294,6 +297,7 @@ func TestApprovalRace(t *testing.T) {
 
 // Two identical calls racing for one approval: exactly one runs.
 func TestApprovalDoubleUseRace(t *testing.T) {
+	t.Parallel()
 	w := newApprovalWorld(t, nil)
 	label(t, w.s, "fin.pay", policy.Labels{DataClasses: []string{"internal"}, RequireApproval: true})
 	bob2, err := w.s.Client(t, w.bobKey2, "2025-11-25")
@@ -325,6 +329,7 @@ func TestApprovalDoubleUseRace(t *testing.T) {
 // A kill switch engaged while a call waits for its approval stops it even
 // when the approval comes.
 func TestApprovalKilledWhileWaiting(t *testing.T) {
+	t.Parallel()
 	w := newApprovalWorld(t, func(c *config.Config) { c.ApprovalWait = 10 * time.Second })
 	label(t, w.s, "fin.pay", policy.Labels{DataClasses: []string{"internal"}, RequireApproval: true})
 	w.whenPending(func(id string) {
@@ -339,6 +344,7 @@ func TestApprovalKilledWhileWaiting(t *testing.T) {
 
 // A denied request says so to the waiting call.
 func TestApprovalDeniedWhileWaiting(t *testing.T) {
+	t.Parallel()
 	w := newApprovalWorld(t, func(c *config.Config) { c.ApprovalWait = 10 * time.Second })
 	label(t, w.s, "fin.pay", policy.Labels{DataClasses: []string{"internal"}, RequireApproval: true})
 	w.whenPending(func(id string) { w.vote(w.carol, id, "deny", "no") })
@@ -353,6 +359,7 @@ func TestApprovalDeniedWhileWaiting(t *testing.T) {
 // client hears progress meanwhile; approval_status shows the caller their
 // own requests only.
 func TestApprovalWaitAndStatusTool(t *testing.T) {
+	t.Parallel()
 	w := newApprovalWorld(t, func(c *config.Config) { c.ApprovalWait = 10 * time.Second })
 	label(t, w.s, "fin.pay", policy.Labels{DataClasses: []string{"internal"}, RequireApproval: true})
 	var progress []string
@@ -403,6 +410,7 @@ func TestApprovalWaitAndStatusTool(t *testing.T) {
 // Approval events reach a webhook receiver, signed with the key in the
 // data directory, and each delivery is on record.
 func TestApprovalWebhooks(t *testing.T) {
+	t.Parallel()
 	type got struct {
 		event string
 		ok    bool
@@ -457,6 +465,7 @@ func TestApprovalWebhooks(t *testing.T) {
 // Evidence: each approval's story and each exception, as such, citing the
 // audit records they come from.
 func TestEvidenceRecords(t *testing.T) {
+	t.Parallel()
 	w := newApprovalWorld(t, nil)
 	_, id1 := w.pay(t, 300)
 	mustStatus(t, w.vote(w.bobKey2, id1, "approve", "mine"), http.StatusForbidden)
@@ -539,6 +548,7 @@ func TestEvidenceRecords(t *testing.T) {
 // approval, and the answering request cannot be replayed: the upstream's
 // final step runs once.
 func TestApprovedContinuationRunsOnce(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", true)
 	up.AddConfirm()

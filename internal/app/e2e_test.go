@@ -92,6 +92,7 @@ func setup(t *testing.T, s *apptest.Server, role string, grants []string, user s
 }
 
 func TestIdentityLifecycle(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	setup(t, s, "clerk", []string{"invoke:finance.*", "discover:*"}, "alice", false)
 	setup(t, s, "", nil, "ci-bot", true)
@@ -142,6 +143,7 @@ func TestIdentityLifecycle(t *testing.T) {
 // Revoking a key or disabling a user takes effect on the very next request,
 // despite the credential cache.
 func TestRevocationIsImmediate(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	setup(t, s, "reader", []string{"read-audit:*"}, "alice", false)
 	key, id := newKey(t, s, map[string]any{"user": "alice"})
@@ -168,6 +170,7 @@ func TestRevocationIsImmediate(t *testing.T) {
 }
 
 func TestKeyExpiry(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	setup(t, s, "reader", []string{"read-audit:*"}, "alice", false)
 	key, _ := newKey(t, s, map[string]any{"user": "alice", "expires_in": "1h"})
@@ -190,6 +193,7 @@ func TestKeyExpiry(t *testing.T) {
 
 // A key's permission is its user's roles intersected with its scope.
 func TestScopeIntersectsRoles(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	setup(t, s, "ops", []string{"read-audit:*", "manage-identities:*"}, "olga", false)
 	scoped, _ := newKey(t, s, map[string]any{"user": "olga", "scope": []string{"read-audit:*"}})
@@ -207,6 +211,7 @@ func TestScopeIntersectsRoles(t *testing.T) {
 
 // Nobody can hand out more than they hold.
 func TestNoPrivilegeEscalation(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	setup(t, s, "idm", []string{"manage-identities:*", "invoke:hr.*"}, "ivan", false)
 	key, _ := newKey(t, s, map[string]any{"user": "ivan"})
@@ -239,6 +244,7 @@ func TestNoPrivilegeEscalation(t *testing.T) {
 
 // The last usable admin key cannot be lost.
 func TestKeepsAnAdmin(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	var who adminapi.Whoami
 	s.Do("GET", "/api/v1/whoami", s.AdminKey, nil).JSON(t, &who)
@@ -252,6 +258,7 @@ func TestKeepsAnAdmin(t *testing.T) {
 // Every authentication failure looks the same to the client, whatever the
 // reason, and is recorded with its reason.
 func TestAuthenticationFailuresLookAlike(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	setup(t, s, "", nil, "alice", false)
 	revoked, rid := newKey(t, s, map[string]any{"user": "alice"})
@@ -299,6 +306,7 @@ func TestAuthenticationFailuresLookAlike(t *testing.T) {
 
 // Bad input gets a clear error, is recorded, and changes nothing.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	cases := []struct {
 		name, method, path, body string
@@ -360,6 +368,7 @@ func TestBadInput(t *testing.T) {
 // Every admin request, allowed or not, leaves exactly one record naming
 // its actor, event and outcome.
 func TestEveryAdminActionAudited(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	setup(t, s, "", nil, "nobody", false)
 	nobody, _ := newKey(t, s, map[string]any{"user": "nobody"})
@@ -412,6 +421,7 @@ func TestEveryAdminActionAudited(t *testing.T) {
 // closed when the disk would take writes again (no retry on the same
 // files), and recovers at a restart.
 func TestFailsClosedWhenStoreReadOnly(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	before := lastRecord(t, s).Seq
 	if err := s.App.SetStoreReadOnlyForTest(true); err != nil {
@@ -458,6 +468,7 @@ func TestFailsClosedWhenStoreReadOnly(t *testing.T) {
 // Key material appears once, in the create response: never in the store
 // in clear, the audit log or the operational log.
 func TestSecretsStayOut(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	setup(t, s, "", nil, "alice", false)
 	key, _ := newKey(t, s, map[string]any{"user": "alice"})
@@ -506,6 +517,7 @@ func TestSecretsStayOut(t *testing.T) {
 // index cut short (verify --index; audit reindex repairs it) and a log cut
 // short and rebuilt consistently (the signed checkpoint attests more).
 func TestTamperingDetected(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	for i := range 5 {
 		mustStatus(t, s.Do("POST", "/api/v1/users", s.AdminKey, map[string]any{"name": fmt.Sprintf("u%d", i)}), http.StatusCreated)

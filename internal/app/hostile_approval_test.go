@@ -29,6 +29,7 @@ import (
 // Carol approves; before bob repeats the call, dave denies it. The deny
 // used to be refused (409, "approved, not pending") and bob's repeat ran.
 func TestHostileDenyAfterApproveVoids(t *testing.T) {
+	t.Parallel()
 	w := newApprovalWorld(t, nil)
 	label(t, w.s, "fin.pay", policy.Labels{DataClasses: []string{"internal"}, RequireApproval: true})
 	_, id := w.pay(t, 42)
@@ -68,6 +69,7 @@ func TestHostileDenyAfterApproveVoids(t *testing.T) {
 // claim). Whenever the deny succeeds the upstream receives nothing; when
 // it is refused, the call has run, once.
 func TestHostileDenyRacesClaim(t *testing.T) {
+	t.Parallel()
 	w := newApprovalWorld(t, nil)
 	label(t, w.s, "fin.pay", policy.Labels{DataClasses: []string{"internal"}, RequireApproval: true})
 	won := map[int]int{}
@@ -107,6 +109,7 @@ func TestHostileDenyRacesClaim(t *testing.T) {
 // Bob's call waits for its approval; carol's approve and dave's deny race.
 // Whenever the deny succeeds, the upstream receives nothing.
 func TestHostileApproveRacesDenyWhileWaiting(t *testing.T) {
+	t.Parallel()
 	w := newApprovalWorld(t, func(c *config.Config) { c.ApprovalWait = 10 * time.Second })
 	label(t, w.s, "fin.pay", policy.Labels{DataClasses: []string{"internal"}, RequireApproval: true})
 	for i := range 6 {
@@ -144,6 +147,7 @@ func TestHostileApproveRacesDenyWhileWaiting(t *testing.T) {
 
 // The id a held call names carries 128 bits: 26 base32 letters.
 func TestHostileApprovalIDs(t *testing.T) {
+	t.Parallel()
 	w := newApprovalWorld(t, nil)
 	seen := map[string]bool{}
 	for i := range 5 {

@@ -17,6 +17,7 @@ import (
 )
 
 func TestHostileBrowser(t *testing.T) {
+	t.Parallel()
 	s := apptest.StartWith(t, func(c *config.Config) { c.AllowedOrigins = []string{"https://chat.example.com"} })
 	up, alice, bob := gatewaySetup(t, s, false)
 	// OPTIONS /mcp from an allowed origin, no credentials: 204 with what
@@ -81,6 +82,7 @@ func TestHostileBrowser(t *testing.T) {
 // is rewritten to 127.0.0.1 before either looks. (This held before too; it
 // guards the rewrite.)
 func TestHostileMappedHost(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	_, alice, _ := gatewaySetup(t, s, false)
 	port := s.URL[strings.LastIndex(s.URL, ":")+1:]
@@ -103,6 +105,7 @@ func TestHostileMappedHost(t *testing.T) {
 // record one by one, the rest counted into an aggregated requests-refused
 // record, so the audit log is no amplifier. Before, each was unrecorded.
 func TestHostileMalformedFlood(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	_, alice, _ := gatewaySetup(t, s, false)
 	const n = 120
@@ -121,6 +124,7 @@ func TestHostileMalformedFlood(t *testing.T) {
 // the key's rate limit. Now the former draw on the source's budget
 // (aggregated beyond it) and the latter on the key's.
 func TestHostileUnauthenticatedRefusalFlood(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	_, alice, _ := gatewaySetup(t, s, false)
 	const n = 60

@@ -115,6 +115,7 @@ func refusedCalls(t *testing.T, s *apptest.Server, tool, reason string) int {
 // refused with tool-definition-changed, recorded, and the upstream never
 // receives them, until an admin activates a version.
 func TestHostileCatalogRugPullStopsCalls(t *testing.T) {
+	t.Parallel()
 	s, up, key := withFin(t, false, func(*apptest.Upstream) {}, "alice", "invoke:fin.*")
 	cs, err := s.Client(t, key, "2025-11-25")
 	if err != nil {
@@ -188,6 +189,7 @@ func TestHostileCatalogRugPullStopsCalls(t *testing.T) {
 // call runs under the pinned schema, and both the upstream-add record and
 // the call's record say that this is so.
 func TestHostileCatalogKeepPinned(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	cs, _ := userOn(t, s, "alice", map[string]any{"name": "fin", "url": up.URL, "allow_private": true, "on_change": "keep-pinned"})
@@ -219,6 +221,7 @@ func TestHostileCatalogKeepPinned(t *testing.T) {
 // fs.exec is not listed, the call is refused as unknown and the upstream
 // receives nothing, until an admin activates it.
 func TestHostileCatalogNewToolPending(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fs", false)
 	r := s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fs", "url": up.URL, "allow_private": true})
@@ -286,6 +289,7 @@ func TestHostileCatalogNewToolPending(t *testing.T) {
 // presents "FS.read_file"; "fs" itself later presents "read_fi1e"
 // (1 for l). Each is refused at ingestion, reported and recorded.
 func TestHostileCatalogConfusableNames(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	fs := apptest.NewUpstream(t, s, "fs", false)
 	fs.Present(&mcp.Tool{Name: "read_file", Description: "Read a file."})
@@ -346,6 +350,7 @@ func refused(rep syncReport, name, reason string) bool {
 // not activated (a tool whose only flags are a link and an address is, still
 // flagged), and a flagged change is shown as such.
 func TestHostileCatalogPoisonedDescription(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	up.Present(&mcp.Tool{Name: "docs", Description: "Search the manual at https://docs.example/manual; write to help@docs.example."})

@@ -77,6 +77,7 @@ func withHeaders(t *testing.T, s *apptest.Server, path, body string, headers map
 // never its values), and the upstream receives nothing. Before, the first
 // of two Authorization headers won.
 func TestHostileRepeatedHeaders(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up, alice, bob := gatewaySetup(t, s, false)
 	call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fin.lookup","arguments":{"id":"1"},` + modern + `}}`
@@ -132,6 +133,7 @@ func TestHostileRepeatedHeaders(t *testing.T) {
 // drops Content-Length before a handler can see both). A body declared in
 // another character set than UTF-8 → 415. Before, all three were served.
 func TestHostileBodyFraming(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up, alice, _ := gatewaySetup(t, s, false)
 	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fin.lookup","arguments":{"id":"1"},` + modern + `}}`
@@ -185,6 +187,7 @@ func TestHostileBodyFraming(t *testing.T) {
 // takes; the refusal is recorded and the upstream receives nothing. Before,
 // {"ms":1,"MS":3000} passed a rule on args.ms while a Go upstream read 3000.
 func TestHostileCaseVariantArguments(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	up.AddSleeper()
@@ -250,6 +253,7 @@ func TestHostileCaseVariantArguments(t *testing.T) {
 // without exactly one of them, is an invalid request: no reader may take
 // it for the other kind of message.
 func TestHostileMessageShape(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up, alice, _ := gatewaySetup(t, s, false)
 	for _, body := range []string{
@@ -274,6 +278,7 @@ func TestHostileMessageShape(t *testing.T) {
 // for one ran the other); and what the upstream receives is exactly the
 // canonical bytes whose SHA-256 is on record.
 func TestHostileNumbers(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up, alice, _ := gatewaySetup(t, s, false)
 	send := func(args string) apptest.Response {

@@ -114,6 +114,7 @@ func wantQuestion(t *testing.T, s *apptest.Server, outcome audit.Outcome, reason
 // JSON-RPC error, the record says elicitation-not-allowed. Labelled
 // --allow-elicitation, the same call is relayed.
 func TestHostileElicitSessionFormNeedsLabel(t *testing.T) {
+	t.Parallel()
 	s, _, q, key := withQuestioner(t, false, nil)
 	asked := 0
 	cs := askingClient(t, s, key, &asked)
@@ -142,6 +143,7 @@ func TestHostileElicitSessionFormNeedsLabel(t *testing.T) {
 // sampling-not-allowed; a label allowing elicitation does not allow
 // sampling; --allow-sampling does.
 func TestHostileSamplingNeedsItsOwnLabel(t *testing.T) {
+	t.Parallel()
 	s, _, q, key := withQuestioner(t, false, nil)
 	asked := 0
 	cs := askingClient(t, s, key, &asked)
@@ -187,6 +189,7 @@ func modernCall(t *testing.T, s *apptest.Server, key, tool, args, caps string) m
 // result). Refused: no input_required reaches the client, the upstream
 // gets the error, on record. Labelled: the question is bridged.
 func TestHostileElicitBridgeNeedsLabel(t *testing.T) {
+	t.Parallel()
 	s, _, q, key := withQuestioner(t, false, nil)
 	m := modernCall(t, s, key, "fin.ask_session", `{"kind":"form"}`, `{"elicitation":{}}`)
 	res, _ := m["result"].(map[string]any)
@@ -223,6 +226,7 @@ func TestHostileElicitBridgeNeedsLabel(t *testing.T) {
 // client sees it (a JSON-RPC error, no inputRequests, no requestState),
 // the upstream is never continued, each on record. Labelled: relayed.
 func TestHostileInputRequiredNeedsLabel(t *testing.T) {
+	t.Parallel()
 	s, up, _, key := withQuestioner(t, true, nil)
 	const caps = `{"elicitation":{},"sampling":{}}`
 	for _, c := range []struct{ kind, reason, mode string }{
@@ -260,6 +264,7 @@ func TestHostileInputRequiredNeedsLabel(t *testing.T) {
 // Each refused (the client never sees the URL), on record with the host
 // only, never the path or the credentials; a URL on the list is relayed.
 func TestHostileElicitURLAllowList(t *testing.T) {
+	t.Parallel()
 	s, _, _, key := withQuestioner(t, true, func(c *config.Config) { c.ElicitURLAllow = []string{"*.example.com"} })
 	allowQuestions(t, s, "fin.ask_mrtr", true, false)
 	const caps = `{"elicitation":{"url":{}}}`
@@ -296,6 +301,7 @@ func TestHostileElicitURLAllowList(t *testing.T) {
 // the client's handler never runs and the upstream is not continued; a
 // URL on the list reaches the client, and the upstream gets its answer.
 func TestHostileElicitURLLegacyClient(t *testing.T) {
+	t.Parallel()
 	s, _, q, key := withQuestioner(t, true, func(c *config.Config) { c.ElicitURLAllow = []string{"login.example.com"} })
 	allowQuestions(t, s, "fin.ask_mrtr", true, false)
 	asked := 0
@@ -323,6 +329,7 @@ func TestHostileElicitURLLegacyClient(t *testing.T) {
 // 2025-11-25 client (through the pool's SDK client, outside any tool
 // call), it is refused as before, the record now saying what was asked.
 func TestHostilePromptQuestionsRefused(t *testing.T) {
+	t.Parallel()
 	s, _, alice := withFin(t, true, (*apptest.Upstream).AddBrief, "alice", "invoke:fin.brief")
 	const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`
 	r := rpc(t, s, alice, `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"fin.brief","arguments":{"topic":"tea"},`+meta+`}}`,
@@ -348,6 +355,7 @@ func TestHostilePromptQuestionsRefused(t *testing.T) {
 // The rule's allow is on record; a deny rule beats the label; a URL the
 // rule does not cover stays refused.
 func TestHostileQuestionsByPolicy(t *testing.T) {
+	t.Parallel()
 	s, _, _, key := withQuestioner(t, true, nil)
 	src := "version: 1\nrules: []\nupstream_requests:\n" +
 		"  - id: sso-login\n    when: 'request.mode == \"url\" && request.url_host == \"sso.example.com\"'\n    decision: allow\n" +
@@ -383,6 +391,7 @@ func TestHostileQuestionsByPolicy(t *testing.T) {
 // client's handler never runs, the upstream gets the JSON-RPC error, the
 // record holds the host only; the listed host is relayed.
 func TestHostileElicitURLSession(t *testing.T) {
+	t.Parallel()
 	s, _, q, key := withQuestioner(t, false, func(c *config.Config) { c.ElicitURLAllow = []string{"login.example.com"} })
 	allowQuestions(t, s, "fin.ask_session", true, false)
 	asked := 0

@@ -45,6 +45,7 @@ import (
 // name"), and the sync session declared only roots, so the elicitation and
 // sampling tools were never listed.
 func TestEverythingServerThroughGateway(t *testing.T) {
+	t.Parallel()
 	prefix := os.Getenv("OSTIARY_CONFORMANCE_2025")
 	if prefix == "" {
 		t.Skip("set OSTIARY_CONFORMANCE_2025 (see .ci/run) to run server-everything through the gateway")
@@ -282,6 +283,7 @@ net.Server.prototype.listen = function (port, ...rest) {
 // Grants name resources by glob (a grant holds no spaces): fin.Ledger*.
 // Failed before: the two display names were refused ("invalid name").
 func TestResourceDisplayNames(t *testing.T) {
+	t.Parallel()
 	srv := mcp.NewServer(&mcp.Implementation{Name: "names", Version: "1"}, nil)
 	read := func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 		return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: "read " + req.Params.URI}}}, nil

@@ -34,6 +34,7 @@ import (
 // Retry-After, counted into aggregated authn-failures records. Before, all
 // 300 were answered 401, each a durable record.
 func TestHostileAuthenticationFlood(t *testing.T) {
+	t.Parallel()
 	s := apptest.StartWith(t, func(c *config.Config) {
 		c.RateAuthFail, c.AuthFailWindow = config.Rate{Per: 2, Burst: 20}, 300*time.Millisecond
 	})
@@ -103,7 +104,7 @@ func TestHostileAuthenticationFlood(t *testing.T) {
 // response (8 MiB here) staying pinned in the gateway for as long as the
 // client keeps the connection. Before, /mcp cleared every write deadline, so
 // the handler waited in its write forever.
-func TestHostileSlowReader(t *testing.T) {
+func TestHostileSlowReader(t *testing.T) { // not parallel: it looks for the gateway's handlers among the process's goroutines
 	s := apptest.StartWith(t, func(c *config.Config) { c.WriteStall = 300 * time.Millisecond })
 	_, key := userOn(t, s, "alice", map[string]any{"name": "bad", "url": apptest.NewHostileUpstream(t), "allow_private": true})
 	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"bad.big","arguments":{},` + modern + `}}`
@@ -140,7 +141,7 @@ func TestHostileSlowReader(t *testing.T) {
 // Retry-After, or a JSON-RPC error for a call), recorded, and another user
 // is unaffected. Before, one key opened 5,000 sessions and held 300
 // streams.
-func TestHostileUserCaps(t *testing.T) {
+func TestHostileUserCaps(t *testing.T) { // not parallel: it bounds how long calls take
 	s := apptest.StartWith(t, func(c *config.Config) { c.UserSessions, c.UserStreams, c.UserCalls = 3, 2, 2 })
 	up, alice, bob := gatewaySetup(t, s, false)
 	gate := up.AddGate()
@@ -228,7 +229,7 @@ func TestHostileUserCaps(t *testing.T) {
 // another tool and of the very tool she hangs on, go through at once.
 // Before, one user's hung calls filled all 64 slots and a second user's
 // call waited 9.6 s.
-func TestHostileFairUpstreamSlots(t *testing.T) {
+func TestHostileFairUpstreamSlots(t *testing.T) { // not parallel: it bounds how long calls take
 	s := apptest.StartWith(t, func(c *config.Config) { c.UpstreamSlots, c.CallTimeout = 4, 20*time.Second })
 	url := apptest.NewHostileUpstream(t)
 	_, alice := userOn(t, s, "alice", map[string]any{"name": "bad", "url": url, "allow_private": true})
@@ -305,6 +306,7 @@ func TestHostileFairUpstreamSlots(t *testing.T) {
 // on record; reads and other keys are unaffected. Before, 600 key
 // creations went through in 12 s.
 func TestHostileAdminWriteFlood(t *testing.T) {
+	t.Parallel()
 	s := apptest.StartWith(t, func(c *config.Config) { c.RateAdminWrite = config.Rate{Per: 1, Burst: 10} })
 	statuses := map[int]int{}
 	for range 100 {
@@ -330,6 +332,7 @@ func TestHostileAdminWriteFlood(t *testing.T) {
 // user-pending-cap, and opens no request; an identical call still joins
 // its open request. Before, one user opened 326 pending requests in 1.3 s.
 func TestHostilePendingCap(t *testing.T) {
+	t.Parallel()
 	w := newApprovalWorld(t, func(c *config.Config) { c.UserPending, c.ApprovalWait = 3, 0 })
 	for i := range 3 {
 		if _, id := w.pay(t, float64(10+i)); id == "" {

@@ -35,6 +35,7 @@ func resultReason(t *testing.T, s *apptest.Server, tool string) audit.Record {
 // record (before, all three were upstream-error), every result carries its
 // size, and the timed-out caller is told it was the time limit.
 func TestHostileOutcomesDistinct(t *testing.T) {
+	t.Parallel()
 	s := apptest.StartWith(t, func(c *config.Config) { c.CallTimeout = time.Second })
 	cs, _ := userOn(t, s, "alice", map[string]any{"name": "bad", "url": apptest.NewHostileUpstream(t), "allow_private": true})
 	ctx := context.Background()
@@ -78,6 +79,7 @@ func TestHostileOutcomesDistinct(t *testing.T) {
 // recorded as gateway-stopping, not as an upstream error (before: code 0,
 // "context canceled", upstream-error).
 func TestHostileOutcomeGatewayStopping(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	up.AddGate()
@@ -112,6 +114,7 @@ func TestHostileOutcomeGatewayStopping(t *testing.T) {
 // log stops the server's audit log until a restart, hence one between the
 // two, with the file put back.)
 func TestHostileAuditRefusesHonestly(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", true)
 	gate := up.AddGate()

@@ -48,6 +48,7 @@ rules:
 // misspelt field used to be accepted and then fail every evaluation
 // (rule-error on every call). It is refused at set and at test.
 func TestHostilePolicyTypoRefused(t *testing.T) {
+	t.Parallel()
 	s, up, alice := policySetup(t)
 	r := s.Do("PUT", "/api/v1/policy", s.AdminKey, adminapi.SetPolicy{Source: typoPolicy})
 	if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "undefined field 'nme'") {
@@ -100,6 +101,7 @@ tests:
 // record; rollback to a version that does not exist is 404, and someone
 // without manage-policy is refused with 403 — each refusal on record.
 func TestHostilePolicyRollback(t *testing.T) {
+	t.Parallel()
 	s, up, alice := policySetup(t)
 	ctx := context.Background()
 	mustStatus(t, s.Do("PUT", "/api/v1/policy", s.AdminKey, adminapi.SetPolicy{Source: lockOut}), http.StatusOK)

@@ -279,6 +279,7 @@ func echoRecord(t *testing.T, s *apptest.Server, target string) []string {
 // Both eras: a 2025 client's call, and a 2026-07-28 client's (which runs
 // detached from its request).
 func TestHostileRedactEncodings(t *testing.T) {
+	t.Parallel()
 	for _, version := range []string{"2025-11-25", ""} {
 		t.Run("version="+version, func(t *testing.T) { testRedactEncodings(t, version) })
 	}
@@ -311,6 +312,7 @@ func testRedactEncodings(t *testing.T, version string) {
 // notifications/message holding base64("k=" + secret) while the call runs.
 // Failed before: the log message reached the client with the base64 intact.
 func TestHostileRedactLogNotification(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	mustStatus(t, s.Do("PUT", "/api/v1/secrets/fin-key", s.AdminKey, map[string]any{"value": canary, "upstreams": []string{"fin"}}), http.StatusOK)
 	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": newEchoUpstream(t), "allow_private": true,
@@ -347,6 +349,7 @@ func TestHostileRedactLogNotification(t *testing.T) {
 // with a blob holding it. Failed before: both reached the client readable
 // (hex, blob) with no record.
 func TestHostileRedactPromptAndResource(t *testing.T) {
+	t.Parallel()
 	s, cs := startEcho(t, "2025-11-25")
 	ctx := context.Background()
 	pr, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "fin.echo_prompt"})
@@ -379,6 +382,7 @@ func TestHostileRedactPromptAndResource(t *testing.T) {
 // client lists tools. Failed before: the description reached the client
 // (and the catalog) with the base64 intact, and no record was written.
 func TestHostileRedactDefinition(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	up.AddDescribed(base64.RawURLEncoding.EncodeToString([]byte("key:" + canary)))

@@ -39,6 +39,7 @@ func assertNoRaw(t *testing.T, what, out string) {
 }
 
 func TestHostileApprovalRendering(t *testing.T) {
+	t.Parallel()
 	w := newApprovalWorld(t, nil) // default policy: a large irreversible payment needs two approvers
 	payee := "ACME\u202e0001\u2066 \x1b[2J\U000E0041 <&> p\u0430ypal"
 	res, err := w.bob.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.pay", Arguments: map[string]any{"amount": 25000, "to": payee}})

@@ -55,6 +55,7 @@ func upstreamAdds(t *testing.T, s *apptest.Server) []audit.Record {
 // with allow_private: 0.0.0.0, which Linux answers from loopback, is one
 // of them, shown here with a live upstream on 127.0.0.1 behind it.
 func TestHostileSSRFSpecialRanges(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	var hits atomic.Int32
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1); http.NotFound(w, r) }))
@@ -110,6 +111,7 @@ func TestHostileSSRFSpecialRanges(t *testing.T) {
 // is refused with 400 naming --allow-plain-http; loopback needs no flag;
 // the flag, when given, is stored, listed and in the upstream-add record.
 func TestHostilePlainHTTPUpstream(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	for _, raw := range []string{"http://mcp.example.com/mcp", "http://10.1.2.3/mcp", "http://[fd00::1]:8080/mcp", "http://localhost.attacker.example/mcp"} {
 		r := s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "x", "url": raw, "allow_private": true})
@@ -157,6 +159,7 @@ func TestHostilePlainHTTPUpstream(t *testing.T) {
 // is refused with 400, and SECRET is in neither the error, the audit log
 // (which cannot be edited afterwards) nor the server's log.
 func TestHostileURLCredential(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	b := make([]byte, 8)
 	rand.Read(b)
@@ -277,6 +280,7 @@ func openTLS(t *testing.T, certFile, keyFile string, log io.Writer) (*app.App, e
 // swapped in later is not reloaded: the previous certificate is still
 // served and the refusal is logged.
 func TestHostileWeakServeCertificate(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)

@@ -78,6 +78,7 @@ func refusedAdd(t *testing.T, s *apptest.Server, body map[string]any, want strin
 // An admin API key is not a shell on the gateway host: a stdio command
 // must be a program the operator allowed when the server started.
 func TestStdioShellRefused(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	m := marker(t)
 	// POST /api/v1/upstreams {"name":"pwn","command":["/bin/sh","-c","touch M"]}
@@ -100,6 +101,7 @@ func TestStdioShellRefused(t *testing.T) {
 // Environment variables that make a program load other code are refused,
 // whatever their case: an allowed binary with LD_PRELOAD is any code.
 func TestStdioLoaderEnvRefused(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	m := marker(t)
 	for _, name := range []string{"LD_PRELOAD", "ld_preload", "Ld_Library_Path", "NODE_OPTIONS", "PYTHONSTARTUP", "PERL5OPT", "BASH_ENV", "PATH", "GLIBC_TUNABLES"} {
@@ -113,6 +115,7 @@ func TestStdioLoaderEnvRefused(t *testing.T) {
 // Arguments are a list that reaches the program byte for byte: nothing
 // splits, expands or interprets them.
 func TestStdioArgumentsVerbatim(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	m := marker(t)
 	evil := filepath.Join(filepath.Dir(m), "evil")
@@ -171,6 +174,7 @@ func copyFile(t *testing.T, from, dir, name string) string {
 // An allowed directory allows the programs directly in it, and nothing
 // that merely looks as if it were there.
 func TestStdioAllowedDirectoryEscapes(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	exe, err := os.Executable()
 	if err != nil {
@@ -208,6 +212,7 @@ func TestStdioAllowedDirectoryEscapes(t *testing.T) {
 
 // A shell runs only if the operator named that very file.
 func TestStdioInterpreterNamedExactly(t *testing.T) {
+	t.Parallel()
 	m := marker(t)
 	s := apptest.StartWith(t, func(c *config.Config) { c.StdioAllow = []string{"/bin/sh"} })
 	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "sh", "command": []string{"/bin/sh", "-c", "touch " + m}}), http.StatusCreated)
@@ -225,6 +230,7 @@ func TestStdioInterpreterNamedExactly(t *testing.T) {
 // restart whose list no longer holds it, nor with a list emptied: the call
 // fails, says why, and the refusal is recorded.
 func TestStdioNarrowedAtRestart(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	m := marker(t)
 	cs, key := userOn(t, s, "alice", map[string]any{"name": "echo", "command": []string{os.Args[0], argvUpstream, m}})
@@ -274,6 +280,7 @@ func TestStdioNarrowedAtRestart(t *testing.T) {
 // The list is the operator's to get right, and a wrong one stops the
 // start instead of allowing more, or less, than was meant.
 func TestStdioAllowCheckedAtStart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	open := filepath.Join(dir, "open")
 	if err := os.Mkdir(open, 0o777); err != nil {

@@ -20,7 +20,7 @@ import (
 // An upstream that hangs, fails, answers garbage, floods, drips or resets
 // costs a bounded time and memory, is recorded, and does not stop the
 // gateway from serving the next call, or another user meanwhile.
-func TestHostileUpstream(t *testing.T) {
+func TestHostileUpstream(t *testing.T) { // not parallel: it measures the process's heap
 	s := apptest.StartWith(t, func(c *config.Config) { c.CallTimeout = 2 * time.Second })
 	url := apptest.NewHostileUpstream(t)
 	cs, _ := userOn(t, s, "alice", map[string]any{"name": "bad", "url": url, "allow_private": true})
@@ -98,6 +98,7 @@ func heapPeak(t *testing.T) func() int64 {
 // A read-only tool whose upstream fails to answer is tried again, with
 // backoff; a tool that may write is not: the failure goes to the client.
 func TestRetryIdempotentOnly(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	url := apptest.NewHostileUpstream(t)
 	cs, _ := userOn(t, s, "alice", map[string]any{"name": "bad", "url": url, "allow_private": true})
@@ -126,7 +127,7 @@ func TestRetryIdempotentOnly(t *testing.T) {
 
 // Timeouts per upstream and per tool: the tightest applies, and the
 // server's bound caps them all.
-func TestCallTimeouts(t *testing.T) {
+func TestCallTimeouts(t *testing.T) { // not parallel: it bounds how long calls take
 	s := apptest.StartWith(t, func(c *config.Config) { c.CallTimeout = 3 * time.Second })
 	url := apptest.NewHostileUpstream(t)
 	for _, bad := range []string{"soon", "50ms", "-1s", "25h"} {

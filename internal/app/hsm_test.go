@@ -26,6 +26,7 @@ import (
 // file. A wrong PIN, a missing token or a key that does not open the
 // vault stop start-up with a plain message, and nothing is served.
 func TestMasterKeyInHSM(t *testing.T) {
+	t.Parallel()
 	tok := hsmtest.New(t, "ostiary", "1234")
 	pinFile := filepath.Join(t.TempDir(), "pin")
 	if err := os.WriteFile(pinFile, []byte(tok.PIN+"\n"), 0o600); err != nil {

@@ -47,6 +47,7 @@ func postID(url, key, id string) bool {
 // no call without a decision record: nothing reached the upstream that
 // the log does not show, and nothing acknowledged was lost.
 func TestKillCyclesLoseNothing(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("10 crash cycles")
 	}

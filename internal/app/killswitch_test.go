@@ -30,6 +30,7 @@ func release(t *testing.T, s *apptest.Server, id string) {
 }
 
 func TestKillSwitch(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	up.AddSlow()

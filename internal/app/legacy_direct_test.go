@@ -19,6 +19,7 @@ import (
 // records; a session whose client may be asked questions, or that set a
 // log level, keeps the SDK's path.
 func TestDirectLegacyCallMatchesSDK(t *testing.T) {
+	t.Parallel()
 	for _, stateless := range []bool{true, false} {
 		t.Run(fmt.Sprintf("stateless upstream %t", stateless), func(t *testing.T) { testDirectLegacyCall(t, stateless) })
 	}

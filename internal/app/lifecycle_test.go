@@ -17,6 +17,7 @@ import (
 // the API finishes while the server serves, and the secret is still
 // there, not overdue once rotated.
 func TestServerAlertsOverdueAndRekeys(t *testing.T) {
+	t.Parallel()
 	s := apptest.StartWith(t, func(c *config.Config) { c.VaultCheckEvery = 10 * time.Millisecond })
 	mustStatus(t, s.Do("PUT", "/api/v1/secrets/fin-key", s.AdminKey, map[string]any{"value": "tok-life-1", "upstreams": []string{"fin"}, "rotate_every": "1h"}), http.StatusOK)
 	mustStatus(t, s.Do("PUT", "/api/v1/secrets/fin-key", s.AdminKey, map[string]any{"value": "tok-life-2", "upstreams": []string{"fin"}, "rotate_every": "90 days"}), http.StatusBadRequest)

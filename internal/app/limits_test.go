@@ -12,6 +12,7 @@ import (
 // Requests over a key's, user's or tool's rate get 429 with Retry-After,
 // are recorded, and cost nothing upstream.
 func TestRateLimits(t *testing.T) {
+	t.Parallel()
 	s := apptest.StartWith(t, func(c *config.Config) {
 		c.RateKey = config.Rate{Per: 0.1, Burst: 2}
 		c.RateTool = config.Rate{Per: 0.1, Burst: 4}

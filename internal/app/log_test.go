@@ -38,6 +38,7 @@ func logLines(t *testing.T, s *apptest.Server) []logLine {
 // any kind appears: API keys used, refused or created, a vault secret, the
 // Authorization header.
 func TestOperationalLog(t *testing.T) {
+	t.Parallel()
 	s := apptest.StartWith(t, func(c *config.Config) { c.LogFormat = "json" })
 	_, alice, bob := gatewaySetup(t, s, false)
 	const vaultSecret = "vault-canary-7f3a9c"
@@ -110,6 +111,7 @@ func TestOperationalLog(t *testing.T) {
 
 // At debug, the SDK's chatter is still there, as debug lines.
 func TestSDKChatterIsDebug(t *testing.T) {
+	t.Parallel()
 	s := apptest.StartWith(t, func(c *config.Config) { c.LogFormat, c.LogLevel = "json", slog.LevelDebug })
 	_, alice, _ := gatewaySetup(t, s, false)
 	rpc(t, s, alice, `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{`+modern+`}}`, modernHeaders("tools/list", ""))

@@ -53,6 +53,7 @@ func toolNames(t *testing.T, cs *mcp.ClientSession) []string {
 }
 
 func TestGatewayBothEras(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, clientVersion string
 		statelessUpstream   bool
@@ -139,6 +140,7 @@ func TestGatewayBothEras(t *testing.T) {
 
 // Revoking a key cuts the very next call of an open session.
 func TestGatewayRevocationBetweenCalls(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up, aliceKey, _ := gatewaySetup(t, s, false)
 	alice, err := s.Client(t, aliceKey, "2025-11-25")
@@ -201,6 +203,7 @@ func modernHeaders(method, name string) map[string]string {
 // The front door: authentication, origin, strict decoding, batches,
 // the method allow-list, and session binding.
 func TestGatewayFrontDoor(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up, aliceKey, bobKey := gatewaySetup(t, s, false)
 	call := func(name string) string {
@@ -299,6 +302,7 @@ func TestGatewayFrontDoor(t *testing.T) {
 
 // discover_tools finds only what the caller may use.
 func TestDiscoverTools(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	_, aliceKey, bobKey := gatewaySetup(t, s, false)
 	for key, want := range map[string][]string{aliceKey: {"fin.pay"}, bobKey: {}} {
@@ -330,6 +334,7 @@ func TestDiscoverTools(t *testing.T) {
 // through the SDK's server (an event stream). Both must give the same
 // JSON-RPC answer for every outcome, and both are on record.
 func TestDirectCallMatchesSDK(t *testing.T) {
+	t.Parallel()
 	for _, stateless := range []bool{true, false} {
 		t.Run(fmt.Sprintf("stateless upstream %t", stateless), func(t *testing.T) { testDirectCall(t, stateless) })
 	}
@@ -422,6 +427,7 @@ func rpcMessage(t *testing.T, r apptest.Response) map[string]any {
 // A 2025 session's GET stream, open before its key is revoked, is ended by
 // the revocation; another user's stream stays open.
 func TestRevocationEndsStreams(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	_, aliceKey, bobKey := gatewaySetup(t, s, false)
 	open := func(key string) <-chan struct{} {
@@ -473,6 +479,7 @@ func TestRevocationEndsStreams(t *testing.T) {
 // (DNS rebinding without an Origin) is refused on the direct path as the
 // SDK refuses it on its own.
 func TestDirectPathKeepsRebindingCheck(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	_, aliceKey, _ := gatewaySetup(t, s, true)
 	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fin.lookup","arguments":{"id":"1"},` + modern + `}}`

@@ -118,6 +118,7 @@ func (f *idpFixture) oauthClient(t *testing.T, username string) *mcp.ClientSessi
 func decodeJSON(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
 
 func TestOIDCResourceMetadataNamesTheProvider(t *testing.T) {
+	t.Parallel()
 	f := startWithIdP(t, nil)
 	r := f.s.Do("POST", "/mcp", "", map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
 	mustStatus(t, r, http.StatusUnauthorized)
@@ -139,6 +140,7 @@ func TestOIDCResourceMetadataNamesTheProvider(t *testing.T) {
 // TestOIDCEndToEnd: two people sign in through a real MCP client's OAuth
 // flow; each sees and calls the tools of their group's role, as themself.
 func TestOIDCEndToEnd(t *testing.T) {
+	t.Parallel()
 	f := startWithIdP(t, nil)
 	up := f.mapGroups(t)
 	alice := f.oauthClient(t, "alice")
@@ -187,6 +189,7 @@ func TestOIDCEndToEnd(t *testing.T) {
 // is valid for minutes; unmapping its group, disabling it and a kill switch
 // on it count from the very next request.
 func TestOIDCChangesTakeEffectOnTheNextRequest(t *testing.T) {
+	t.Parallel()
 	f := startWithIdP(t, nil)
 	f.mapGroups(t)
 	s := f.s
@@ -237,6 +240,7 @@ func TestOIDCChangesTakeEffectOnTheNextRequest(t *testing.T) {
 // TestOIDCHostileTokensAtTheDoor: refused tokens get the one 401 every
 // failed authentication gets; the reason is in the audit record only.
 func TestOIDCHostileTokensAtTheDoor(t *testing.T) {
+	t.Parallel()
 	f := startWithIdP(t, nil)
 	now := time.Now()
 	good := map[string]any{"iss": f.op.URL, "sub": "u-alice", "aud": f.audience, "exp": now.Add(time.Minute).Unix(), "preferred_username": "alice", "scope": "mcp"}
@@ -300,6 +304,7 @@ func unsignedToken(claims map[string]any) string {
 // TestOIDCExistingUsersOnly: with --oidc-users existing, a subject signs
 // in only once an admin linked it to a user.
 func TestOIDCExistingUsersOnly(t *testing.T) {
+	t.Parallel()
 	f := startWithIdP(t, func(c *config.Config) { c.OIDC.Users = "existing" })
 	s := f.s
 	tok, err := f.op.ClientCredentials(context.Background(), "ci-bot", "s3cret-ci", f.audience, "mcp")
@@ -324,6 +329,7 @@ func TestOIDCExistingUsersOnly(t *testing.T) {
 // TestOIDCMappingNeedsTheRolesGrants: an identity manager who does not
 // hold admin cannot hand admin out to a group.
 func TestOIDCMappingNeedsTheRolesGrants(t *testing.T) {
+	t.Parallel()
 	f := startWithIdP(t, nil)
 	s := f.s
 	setup(t, s, "idm", []string{"manage-identities:*"}, "carol", false)

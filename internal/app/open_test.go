@@ -38,6 +38,7 @@ func openWith(cfg config.Config) (*app.App, error) {
 // Start-up reports a missing, incomplete, foreign or corrupt data directory
 // plainly, and refuses schemas it does not know.
 func TestOpenReportsBadDataDir(t *testing.T) {
+	t.Parallel()
 	good := func(t *testing.T) string {
 		dir := t.TempDir()
 		if _, err := app.Init(context.Background(), dir, time.Now); err != nil {
@@ -94,6 +95,7 @@ func TestOpenReportsBadDataDir(t *testing.T) {
 }
 
 func TestInitRefusesInitialisedDir(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if _, err := app.Init(context.Background(), dir, time.Now); err != nil {
 		t.Fatal(err)
@@ -117,6 +119,7 @@ func TestInitRefusesInitialisedDir(t *testing.T) {
 
 // Two servers never extend the same chain.
 func TestDataDirLocked(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	err := open(s.Dir)
 	if err == nil || !strings.Contains(err.Error(), "in use by another ostiary") {
@@ -125,6 +128,7 @@ func TestDataDirLocked(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	if r := s.Do("GET", "/healthz", "", nil); r.Status != 200 {
 		t.Errorf("healthz %d", r.Status)
@@ -140,6 +144,7 @@ func TestHealth(t *testing.T) {
 // The identity assertion key is published, and a data directory from before
 // it existed gets one on start.
 func TestJWKS(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	r := s.Do("GET", "/.well-known/jwks.json", "", nil)
 	if r.Status != 200 || r.Header.Get("Content-Type") != "application/jwk-set+json" || !strings.Contains(string(r.Body), `"crv":"Ed25519"`) {

@@ -60,6 +60,7 @@ func callRecord(t *testing.T, s *apptest.Server, tool string) audit.Record {
 // never reaches the upstream; the decision record carries the score, the
 // reasons and the policy version.
 func TestPolicyLabelsHoldPayment(t *testing.T) {
+	t.Parallel()
 	s, up, alice := policySetup(t)
 	ctx := context.Background()
 	pay := func(amount float64) *mcp.CallToolResult {
@@ -120,6 +121,7 @@ func anyStrings(v any) []string {
 // A new policy takes effect on the next call; a policy failing its own
 // tests is refused and changes nothing; history and show see every version.
 func TestPolicySetDenyAndHistory(t *testing.T) {
+	t.Parallel()
 	s, up, alice := policySetup(t)
 	ctx := context.Background()
 	deny := `version: 1
@@ -190,6 +192,7 @@ tests:
 // The session-taint rule end to end: after alice reads personal data, an
 // egress tool needs approval.
 func TestPolicySessionTaint(t *testing.T) {
+	t.Parallel()
 	s, up, alice := policySetup(t)
 	ctx := context.Background()
 	label(t, s, "fin.lookup", policy.Labels{DataClasses: []string{"pii"}})
@@ -226,6 +229,7 @@ func TestPolicySessionTaint(t *testing.T) {
 
 // Explain shows the decision without calling anything.
 func TestPolicyExplain(t *testing.T) {
+	t.Parallel()
 	s, up, _ := policySetup(t)
 	label(t, s, "fin.pay", policy.Labels{DataClasses: []string{"financial"}, Irreversible: true})
 	before := len(up.Calls())

@@ -15,6 +15,7 @@ import (
 // Prompts are governed by the tools' grants: discover lists, invoke gets and
 // completes; a hidden prompt looks exactly like a missing one.
 func TestGatewayPrompts(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	up.AddPrompt()

@@ -112,6 +112,7 @@ func post(url, key, tool, args, extra string) string {
 // --outcome unknown-after-crash' lists them, and neither a second crash
 // nor a graceful restart adds any.
 func TestCrashMarksCallsUnderWay(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	gate := up.AddGate()
@@ -242,6 +243,7 @@ func TestCrashMarksCallsUnderWay(t *testing.T) {
 // and has nothing to mark. (TestGracefulStopCutsSessionCalls: a
 // 2025-era session's call alike.)
 func TestGracefulStopLeavesNothingToMark(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	gate := up.AddGate()
@@ -274,6 +276,7 @@ func TestGracefulStopLeavesNothingToMark(t *testing.T) {
 // calls in the session's context, not the request's, so cancelling the
 // requests' base context alone does not reach them.)
 func TestGracefulStopCutsSessionCalls(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	gate := up.AddGate()

@@ -49,6 +49,7 @@ func (b *inbox) counts() (int, int) {
 // its own progress token, and no one else; cancelling the call cancels it
 // upstream.
 func TestGatewayRelaysProgressLogsAndCancellation(t *testing.T) {
+	t.Parallel()
 	s, up, aliceKey := withFin(t, false, (*apptest.Upstream).AddSlow, "alice", "invoke:fin.*")
 	aliceKey2, _ := newKey(t, s, map[string]any{"user": "alice"})
 
@@ -102,6 +103,7 @@ func TestGatewayRelaysProgressLogsAndCancellation(t *testing.T) {
 
 // In the 2026-07-28 era progress arrives on the request's own stream.
 func TestGatewayRelaysProgressModern(t *testing.T) {
+	t.Parallel()
 	s, up, key := withFin(t, true, (*apptest.Upstream).AddSlow, "alice", "invoke:fin.*")
 	var mine inbox
 	cs, err := s.ClientWith(t, key, "", mine.options())
@@ -129,6 +131,7 @@ func TestGatewayRelaysProgressModern(t *testing.T) {
 // An upstream's elicitation during a call reaches the client that made the
 // call, and is audited.
 func TestGatewayRelaysElicitation(t *testing.T) {
+	t.Parallel()
 	s, _, key := withFin(t, false, (*apptest.Upstream).AddAsker, "alice", "invoke:fin.ask")
 	allowQuestions(t, s, "fin.ask", true, false) // its upstream asks the user
 	var asked int
@@ -160,6 +163,7 @@ func TestGatewayRelaysElicitation(t *testing.T) {
 // can continue this call with; the answers and the upstream's own state go
 // back to the upstream; every leg is governed and on record.
 func TestGatewayRelaysInputRequired(t *testing.T) {
+	t.Parallel()
 	s, up, alice := withFin(t, true, (*apptest.Upstream).AddConfirm, "alice", "invoke:fin.confirm")
 	allowQuestions(t, s, "fin.confirm", true, false) // its upstream asks the user
 	setup(t, s, "fin-bob", []string{"invoke:fin.confirm"}, "bob", false)
@@ -239,6 +243,7 @@ func TestGatewayRelaysInputRequired(t *testing.T) {
 // The official SDK's 2026-07-28 client answers the relayed question with
 // its own elicitation handler: the whole round trip through the gateway.
 func TestGatewayInputRequiredWithSDKClient(t *testing.T) {
+	t.Parallel()
 	s, _, key := withFin(t, true, (*apptest.Upstream).AddConfirm, "alice", "invoke:fin.confirm")
 	allowQuestions(t, s, "fin.confirm", true, false) // its upstream asks the user
 	asked := 0
@@ -263,6 +268,7 @@ func TestGatewayInputRequiredWithSDKClient(t *testing.T) {
 // prompts/get relays input_required too; a state is bound to its prompt
 // and arguments (a tool call cannot use it, nor other arguments).
 func TestGatewayRelaysInputRequiredForPrompts(t *testing.T) {
+	t.Parallel()
 	s, _, alice := withFin(t, true, (*apptest.Upstream).AddBrief, "alice", "invoke:fin.brief", "invoke:fin.lookup")
 	allowByPolicy(t, s, `request.target == "prompt:fin.brief" && request.kind == "elicitation"`) // prompts carry no labels
 	const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`
@@ -302,6 +308,7 @@ func TestGatewayRelaysInputRequiredForPrompts(t *testing.T) {
 // (which takes no requests) reaches the client as an input_required result;
 // the client's next call answers it, and the call goes on to its result.
 func TestGatewayBridgesQuestionsToModernClients(t *testing.T) {
+	t.Parallel()
 	s, _, alice := withFin(t, false, (*apptest.Upstream).AddAsker, "alice", "invoke:fin.ask")
 	allowQuestions(t, s, "fin.ask", true, false) // its upstream asks the user
 	setup(t, s, "fin-bob", []string{"invoke:fin.ask"}, "bob", false)
@@ -367,6 +374,7 @@ func TestGatewayBridgesQuestionsToModernClients(t *testing.T) {
 // The official SDK's 2026-07-28 client answers a session-based upstream's
 // elicitation with its own handler, through the bridge.
 func TestGatewayBridgesQuestionsToSDKClient(t *testing.T) {
+	t.Parallel()
 	s, _, key := withFin(t, false, (*apptest.Upstream).AddAsker, "alice", "invoke:fin.ask")
 	allowQuestions(t, s, "fin.ask", true, false) // its upstream asks the user
 	asked := 0
@@ -392,6 +400,7 @@ func TestGatewayBridgesQuestionsToSDKClient(t *testing.T) {
 // 2026-07-28 upstream that asks with input_required is asked directly,
 // through its session, and the call completes.
 func TestGatewayAnswersInputRequiredForLegacyClients(t *testing.T) {
+	t.Parallel()
 	s, up, key := withFin(t, true, (*apptest.Upstream).AddConfirm, "alice", "invoke:fin.confirm")
 	allowQuestions(t, s, "fin.confirm", true, false) // its upstream asks the user
 	asked := 0
@@ -419,6 +428,7 @@ func TestGatewayAnswersInputRequiredForLegacyClients(t *testing.T) {
 // A call waiting for its client's answer is still under the kill switch,
 // and a stopping gateway ends such calls; each outcome is on record.
 func TestParkedCallsEnd(t *testing.T) {
+	t.Parallel()
 	s, _, alice := withFin(t, false, (*apptest.Upstream).AddAsker, "alice", "invoke:fin.ask")
 	allowQuestions(t, s, "fin.ask", true, false) // its upstream asks the user
 	ask := func() {

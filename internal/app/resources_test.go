@@ -16,6 +16,7 @@ import (
 // namespace and name: discover lists, invoke reads; a hidden resource (or a
 // URI matching a hidden template) answers exactly like a missing one.
 func TestGatewayResources(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	up.AddResources()

@@ -24,6 +24,7 @@ import (
 // the new key, both open the vault until the old one is retired, after
 // which only the new one does, and the secrets survive every step.
 func TestMasterKeyRotation(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	mustStatus(t, s.Do("PUT", "/api/v1/secrets/fin-key", s.AdminKey, map[string]any{"value": "tok-1", "upstreams": []string{"fin"}}), http.StatusOK)

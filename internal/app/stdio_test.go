@@ -18,6 +18,7 @@ import (
 // A stdio upstream: each user gets their own process (sessions are never
 // shared), each call runs as its user, each spawn is audited.
 func TestStdioUpstreamPerUser(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	r := s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "shop", "command": []string{os.Args[0], "demo-upstream"}})
 	mustStatus(t, r, http.StatusCreated)

@@ -105,6 +105,7 @@ func (g *faultRig) stop(t *testing.T, cause string) {
 // notices within a watch interval (1 s) with no traffic, within 10 ms
 // under load, and fails closed.
 func TestStorageFilesMovedWhileServing(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name, cause string
 		wait        bool // let the watch find it, with no request
@@ -183,6 +184,7 @@ func TestStorageFilesMovedWhileServing(t *testing.T) {
 // busy. It is not a storage failure: once the lock is released the server
 // is ready again, and every record is in the index.
 func TestStoreLockedByAnotherProcess(t *testing.T) {
+	t.Parallel()
 	const timeout = 500 * time.Millisecond
 	g := newFaultRig(t, apptest.StartWith(t, func(c *config.Config) { c.StoreTimeout = timeout }))
 	mustStatus(t, g.call(), http.StatusOK)
@@ -249,6 +251,7 @@ func TestStoreLockedByAnotherProcess(t *testing.T) {
 // again (no retry on the same files); a restart recovers, and every
 // acknowledged call has its decision and outcome on record.
 func TestDiskFullWhileServing(t *testing.T) {
+	t.Parallel()
 	mnt := filepath.Join(t.TempDir(), "small")
 	must(t, os.Mkdir(mnt, 0o700))
 	// Room for the audit log's 16 MiB segment and the next one it prepares.
@@ -311,6 +314,7 @@ func TestDiskFullWhileServing(t *testing.T) {
 // A database damaged while the server was down is refused at start, with
 // a plain message, rather than served from.
 func TestCorruptDatabaseRefusesStart(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	for range 400 { // audited reads: enough records for many pages
 		mustStatus(t, s.Do("GET", "/api/v1/users", s.AdminKey, nil), http.StatusOK)

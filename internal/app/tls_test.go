@@ -49,6 +49,7 @@ func handshake(addr string, roots *x509.CertPool, version uint16) (*tls.Connecti
 }
 
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	ca := apptest.NewCA(t)
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)

@@ -25,6 +25,7 @@ import (
 // certificate whose key lives in the vault; the key is resolved under the
 // caller's name, audited, and never shown.
 func TestUpstreamMutualTLS(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	dir := t.TempDir()
 	ca, other := apptest.NewCA(t), apptest.NewCA(t)

@@ -34,6 +34,7 @@ const canary = "canary-3f9a7c1e5b0d42"
 // message and an error gets it redacted, and it is in no audit record, no
 // database row in clear, no admin API answer and no log line.
 func TestVaultCanary(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	up.AddLeaker()
@@ -150,6 +151,7 @@ func TestVaultCanary(t *testing.T) {
 
 // A secret is injected only into the upstreams it is scoped to.
 func TestVaultScope(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	mustStatus(t, s.Do("PUT", "/api/v1/secrets/other-key", s.AdminKey, map[string]any{"value": canary, "upstreams": []string{"hr"}}), http.StatusOK)
@@ -169,6 +171,7 @@ func TestVaultScope(t *testing.T) {
 
 // The vault does not open with another master key, and says so at start-up.
 func TestVaultWrongMasterKey(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	s.Stop()
 	other := filepath.Join(t.TempDir(), "master.key")
@@ -186,6 +189,7 @@ func TestVaultWrongMasterKey(t *testing.T) {
 // same user in two environments has two). A key whose environment has no
 // value reaches nothing, on record.
 func TestVaultEnvironments(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	const devValue, prodValue = "canary-default-71c2", "canary-prod-9e04"
@@ -298,6 +302,7 @@ func TestVaultEnvironments(t *testing.T) {
 // its injected secret, or the caller's identity, to another host: the call
 // fails, in both eras, and the other host sees nothing.
 func TestUpstreamRedirectNotFollowed(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", true)
 	var caught atomic.Int32
@@ -343,6 +348,7 @@ func TestUpstreamRedirectNotFollowed(t *testing.T) {
 // gets it redacted, whether the client takes requests (2025) or is asked
 // through an input_required result (2026-07-28).
 func TestVaultRedactsQuestions(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	up.AddLeaker()
@@ -375,6 +381,7 @@ func TestVaultRedactsQuestions(t *testing.T) {
 // A tool definition that quotes the secret injected into the listing's
 // requests is pinned and shown redacted.
 func TestVaultRedactsDefinitions(t *testing.T) {
+	t.Parallel()
 	s := apptest.Start(t)
 	up := apptest.NewUpstream(t, s, "fin", false)
 	up.AddDescribed(canary)

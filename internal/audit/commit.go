@@ -255,17 +255,13 @@ func (w *Writer) checkpoint() {
 	defer w.idle()
 	cp := Checkpoint{Seq: w.seq, Hash: w.prev, Time: w.cfg.Now()}
 	cp.Sign(w.cfg.Signer)
-	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.StoreTimeout)
-	defer cancel()
-	if err := w.cfg.Store.SaveCheckpoint(ctx, cp); err != nil {
-		if !w.note(err, 0) {
-			w.cfg.Logger.Error("audit checkpoint not stored", "seq", cp.Seq, "err", err)
-		}
-		return
-	}
 	if err := WriteCheckpointFile(w.cfg.CheckpointPath, cp); err != nil {
 		w.cfg.Logger.Error("audit checkpoint file not written", "seq", cp.Seq, "path", w.cfg.CheckpointPath, "err", err)
 		return
 	}
 	w.cpSeq = cp.Seq
+	// The store's copy is the indexer's to save, once the index reaches
+	// it: the writer never waits on the store for records that do not
+	// change it (a store locked elsewhere must not hold tool calls).
+	w.idx.addCheckpoint(cp)
 }

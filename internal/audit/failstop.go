@@ -81,7 +81,7 @@ func (w *Writer) halt(se *StorageError, records int) bool {
 		return false
 	}
 	w.cfg.Logger.Error("the audit log has stopped: every call and change is refused until a restart", "cause", se.Cause,
-		"records_refused", records, "last_durable_seq", w.seq, "err", se.Err)
+		"records_refused", records, "last_durable_seq", w.log.Last(), "err", se.Err)
 	return true
 }
 
@@ -89,13 +89,13 @@ func (w *Writer) halt(se *StorageError, records int) bool {
 // are still the ones it opened, and when no batch ran since the last tick,
 // or the store is in trouble, it probes the write path with an empty
 // transaction, so that Health reports a locked or failed store even while
-// no one writes, and stops reporting it once the store answers again.
+// no one writes, and stops reporting it once the store answers again. The
+// probe runs beside the writer, one at a time: a store locked elsewhere
+// holds the probe, never the records that do not need the store.
 func (w *Writer) watch() {
 	if w.stop.Load() != nil {
 		return
 	}
-	w.busy()
-	defer w.idle()
 	if err := w.cfg.Store.StorageFault(); err != nil {
 		w.note(err, 0)
 		return
@@ -109,13 +109,23 @@ func (w *Writer) watch() {
 		return
 	}
 	w.active = false
-	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.StoreTimeout)
-	defer cancel()
-	err := w.cfg.Store.AuditBatch(ctx, func(Tx) error { return nil })
-	if err == nil {
-		err = w.cfg.Store.StorageFault()
+	if !w.probing.CompareAndSwap(false, true) {
+		return
 	}
-	w.note(err, 0)
+	w.probes.Add(1)
+	go func() {
+		defer w.probes.Done()
+		defer w.probing.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), w.cfg.StoreTimeout)
+		defer cancel()
+		err := w.cfg.Store.AuditBatch(ctx, func(Tx) error { return nil })
+		if err == nil {
+			err = w.cfg.Store.StorageFault()
+		}
+		if w.stop.Load() == nil {
+			w.note(err, 0)
+		}
+	}()
 }
 
 // deadline is when the batch starting with first must have committed: the

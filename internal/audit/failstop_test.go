@@ -35,7 +35,7 @@ type fakeStore struct {
 	beginErr    error         // returned by the next AuditBatch before it runs anything
 	commitErr   error         // returned by the next commit, which then stores nothing
 	fault       error         // StorageFault's answer
-	hang        bool          // AuditBatch waits until its context ends
+	hang        bool          // AuditBatch, IndexRecords and SaveCheckpoint wait until their context ends
 	stall       chan struct{} // if set, a commit waits for it to close (an fsync stuck on the disk)
 	stalled     chan struct{} // closed when a commit starts waiting on stall
 	deadlines   []time.Duration
@@ -87,7 +87,22 @@ func (s *fakeStore) IndexedThrough(context.Context) (uint64, uint64, error) {
 	return s.through, s.through, nil
 }
 
-func (s *fakeStore) IndexRecords(_ context.Context, recs []*audit.Record, through uint64) error {
+// locked waits, for a store locked elsewhere, until ctx ends.
+func (s *fakeStore) locked(ctx context.Context) error {
+	s.mu.Lock()
+	hang := s.hang
+	s.mu.Unlock()
+	if !hang {
+		return nil
+	}
+	<-ctx.Done()
+	return fault.Wrap(fault.Unavailable, "write", errors.New("database is locked (5)"))
+}
+
+func (s *fakeStore) IndexRecords(ctx context.Context, recs []*audit.Record, through uint64) error {
+	if err := s.locked(ctx); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.rows == nil {
@@ -155,7 +170,10 @@ func (s *fakeStore) AuditBatch(ctx context.Context, fn func(audit.Tx) error) err
 	return nil
 }
 
-func (s *fakeStore) SaveCheckpoint(context.Context, audit.Checkpoint) error {
+func (s *fakeStore) SaveCheckpoint(ctx context.Context, _ audit.Checkpoint) error {
+	if err := s.locked(ctx); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	s.checkpoints++
 	s.mu.Unlock()
@@ -467,4 +485,38 @@ func TestWriterRefusesWhatWaitsBehindAStalledCommit(t *testing.T) {
 	if !slices.Equal(seqs, []uint64{1, 2}) {
 		t.Errorf("logged records %v: the refused write must not be logged, the chain must have no gap", seqs)
 	}
+}
+
+// A store locked elsewhere holds no record that does not change it: the
+// writer never waits on the store itself for checkpoints (the store's copy
+// is the indexer's to save) or for its probes of the write path (they run
+// beside it). Before, a checkpoint and a probe each held the writer for
+// the store timeout, and the records queued behind them were refused.
+// Once the lock is gone, the index catches up, the checkpoints reach the
+// store and Health is clear again.
+func TestLockedStoreHoldsNoPlainRecord(t *testing.T) {
+	s := &fakeStore{hang: true}
+	e := newFakeWriter(t, s, func(c *audit.WriterConfig) {
+		c.StoreTimeout, c.CheckpointEvery, c.WatchEvery = 100*time.Millisecond, 5*time.Millisecond, 5*time.Millisecond
+	})
+	refused := 0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		if err := writeOne(e.w); err != nil {
+			refused++
+		}
+	}
+	if refused > 0 {
+		t.Errorf("%d records refused while the store was locked", refused)
+	}
+	if e.w.Health() == nil {
+		t.Error("Health did not report the locked store")
+	}
+	if _, _, cps := s.count(); cps != 0 {
+		t.Fatalf("%d checkpoints stored in a locked store", cps)
+	}
+	s.set(func(s *fakeStore) { s.hang = false })
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		_, _, cps := s.count()
+		return e.w.Indexed() == e.log.Last() && cps > 0 && e.w.Health() == nil
+	}, "the index, the checkpoints and Health did not recover once the lock was gone")
 }

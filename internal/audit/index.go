@@ -35,7 +35,15 @@ type indexer struct {
 	acked   atomic.Uint64
 	moved   atomic.Pointer[chan struct{}] // closed (and replaced) when through advances
 	failing bool                          // the last attempt failed (logged once until one succeeds)
+	// cps are signed checkpoints (in the checkpoint file already) that the
+	// store has yet to hold: each is saved once the index reaches it.
+	cps []Checkpoint
 }
+
+// maxPendingCheckpoints bounds the checkpoints waiting for the store (one
+// a second while it is locked elsewhere): past it the oldest are left out
+// of the store's history; the checkpoint file still has the newest.
+const maxPendingCheckpoints = 1024
 
 func newIndexer(w *Writer, through uint64) *indexer {
 	x := &indexer{w: w, wake: make(chan struct{}, 1), fin: make(chan struct{}), done: make(chan struct{})}
@@ -65,6 +73,46 @@ func (x *indexer) add(recs []*Record) {
 	}
 }
 
+// addCheckpoint queues cp for the store.
+func (x *indexer) addCheckpoint(cp Checkpoint) {
+	x.mu.Lock()
+	if len(x.cps) == maxPendingCheckpoints {
+		x.w.cfg.Logger.Warn("audit checkpoints not yet stored; the oldest is left out of the store's history", "seq", x.cps[0].Seq)
+		x.cps = append(x.cps[:0], x.cps[1:]...)
+	}
+	x.cps = append(x.cps, cp)
+	x.mu.Unlock()
+	x.poke()
+}
+
+// saveCheckpoints stores the queued checkpoints the index has reached.
+func (x *indexer) saveCheckpoints() error {
+	if x.w.stop.Load() != nil {
+		return nil
+	}
+	through := x.through.Load()
+	for {
+		x.mu.Lock()
+		if len(x.cps) == 0 || x.cps[0].Seq > through {
+			x.mu.Unlock()
+			return nil
+		}
+		cp := x.cps[0]
+		x.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), x.w.cfg.StoreTimeout)
+		err := x.w.cfg.Store.SaveCheckpoint(ctx, cp)
+		cancel()
+		if err != nil {
+			return err
+		}
+		x.mu.Lock()
+		if len(x.cps) > 0 && x.cps[0].Seq == cp.Seq {
+			x.cps = x.cps[1:]
+		}
+		x.mu.Unlock()
+	}
+}
+
 func (x *indexer) run() {
 	defer close(x.done)
 	for {
@@ -74,7 +122,14 @@ func (x *indexer) run() {
 			x.drain()
 			return
 		}
-		if err := x.step(); err != nil {
+		err := x.step()
+		if err == nil {
+			err = x.saveCheckpoints()
+		}
+		if err == nil {
+			x.recovered(x.through.Load())
+		}
+		if err != nil {
 			x.trouble(err)
 			select { // try again shortly, from the log
 			case <-time.After(50 * time.Millisecond):
@@ -101,8 +156,15 @@ func (x *indexer) finish() { close(x.fin) }
 // the store timeout; the next start catches up on the rest.
 func (x *indexer) drain() {
 	deadline := time.Now().Add(x.w.cfg.StoreTimeout)
-	for x.through.Load() < x.acked.Load() && x.w.stop.Load() == nil && time.Now().Before(deadline) {
-		if err := x.step(); err != nil {
+	for x.w.stop.Load() == nil && time.Now().Before(deadline) {
+		err := x.step()
+		if err == nil {
+			err = x.saveCheckpoints()
+		}
+		if err == nil && x.through.Load() >= x.acked.Load() {
+			break
+		}
+		if err != nil {
 			x.trouble(err)
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -179,10 +241,15 @@ func (x *indexer) advance(to uint64) {
 	x.through.Store(to)
 	next := make(chan struct{})
 	close(*x.moved.Swap(&next))
+	x.recovered(to)
+}
+
+// recovered ends a spell of failed attempts: the store answers again.
+func (x *indexer) recovered(through uint64) {
 	if x.failing {
 		x.failing = false
 		x.w.trouble.Store(nil)
-		x.w.cfg.Logger.Info("audit index catching up again", "through", to)
+		x.w.cfg.Logger.Info("audit index catching up again", "through", through)
 	}
 }
 

@@ -136,6 +136,8 @@ type Writer struct {
 	trouble   atomic.Pointer[error]         // the last commit's failure, if it failed and was not a StorageError
 	busySince atomic.Int64                  // unix ns since when the writer is in a call to the store; 0: not
 	stalled   atomic.Pointer[chan struct{}] // closed (and replaced) when that call has lasted too long
+	probing   atomic.Bool                   // a probe of the store's write path is under way (watch)
+	probes    sync.WaitGroup                // the probe, waited for when the writer stops
 
 	// owned by the run goroutine
 	seq    uint64
@@ -207,6 +209,9 @@ func NewWriter(ctx context.Context, cfg WriterConfig) (*Writer, error) {
 	stalled := make(chan struct{})
 	w.stalled.Store(&stalled)
 	w.idx = newIndexer(w, indexed)
+	if cp, err := ReadCheckpointFile(w.cfg.CheckpointPath); err == nil && cp.Seq > 0 && cp.Seq <= w.seq && cp.Verify(w.PublicKey()) == nil {
+		w.idx.addCheckpoint(cp) // a crash may have come between the file and the store's copy
+	}
 	go w.run()
 	go w.reap()
 	// The index goes past a change not applied only once that is logged.
@@ -309,6 +314,7 @@ func (w *Writer) Close() error {
 
 func (w *Writer) run() {
 	defer close(w.stopped)
+	defer w.probes.Wait()
 	tick := time.NewTicker(w.cfg.CheckpointEvery)
 	defer tick.Stop()
 	watch := time.NewTicker(w.cfg.WatchEvery)
