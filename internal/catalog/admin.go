@@ -30,6 +30,13 @@ func (c *Catalog) AddUpstream(ctx context.Context, p *authn.Principal, u spec.Up
 	if !u.TLS.IsZero() {
 		rec.Detail["tls"] = u.TLS.Summary()
 	}
+	if o := u.OpenAPI; o != nil {
+		oa := map[string]any{"source": o.DocumentSource(), "operations": o.Operations}
+		if o.Auth != nil {
+			oa["auth"] = o.Auth.Summary()
+		}
+		rec.Detail["openapi"] = oa
+	}
 	if err := c.guard(ctx, p, rec, authz.ManageTools, authz.All); err != nil {
 		return u, SyncReport{}, err
 	}

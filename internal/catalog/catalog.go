@@ -127,6 +127,14 @@ func Definition(t *mcp.Tool) (json.RawMessage, string, error) {
 			def[k] = v
 		}
 	}
+	// An OpenAPI operation's binding (method, path, where each argument
+	// goes, the operation's digest) is part of its contract; no other
+	// _meta is pinned.
+	if meta, ok := all["_meta"].(map[string]any); ok {
+		if b, ok := meta[spec.BindingMetaKey]; ok {
+			def["_meta"] = map[string]any{spec.BindingMetaKey: b}
+		}
+	}
 	b, err := jcs.Append(nil, def)
 	if err != nil {
 		return nil, "", fmt.Errorf("tool %q: definition not encodable: %w", t.Name, err)
