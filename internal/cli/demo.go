@@ -302,11 +302,13 @@ func startWarehouse(dir string) (*warehouse, error) {
 		json.Unmarshal(b, &saved)
 	}
 	var ln net.Listener
-	var err error
 	if saved.Addr != "" && saved.Token != "" {
-		ln, err = net.Listen("tcp", saved.Addr)
+		// Where the upstream was added; if taken now, a fresh address (the
+		// upstream added earlier then fails its calls, on record).
+		ln, _ = net.Listen("tcp", saved.Addr)
 	}
 	if ln == nil {
+		var err error
 		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 			return nil, err
 		}
