@@ -34,7 +34,9 @@ func echoAPI(t *testing.T) *httptest.Server {
 		fmt.Fprintf(w, "authorization=%s api_key=%s query=%s identity=%t", r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"), r.URL.RawQuery,
 			r.Header.Get(assertion.Header) != "")
 	})
-	m.HandleFunc("GET /moved", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/echo?q=moved", http.StatusTemporaryRedirect) })
+	m.HandleFunc("GET /moved", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/echo?q=moved", http.StatusTemporaryRedirect)
+	})
 	m.HandleFunc("GET /big", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(strings.Repeat("x", 4096))) })
 	m.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
 	srv := httptest.NewServer(m)
