@@ -235,6 +235,22 @@ func (a *API) syncUpstream(w http.ResponseWriter, r *http.Request, p *authn.Prin
 	return http.StatusOK, rep, err
 }
 
+// OpenAPIDocument is PUT /upstreams/{name}/openapi: the new document of an
+// OpenAPI upstream added with one (JSON or YAML); the answer is its sync.
+type OpenAPIDocument struct {
+	Document string `json:"document"`
+}
+
+func (a *API) setDocument(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+	var in OpenAPIDocument
+	name := r.PathValue("name")
+	if err := a.decode(w, r, p.Record(catalog.EventUpstreamDoc, "upstream:"+name), &in); err != nil {
+		return 0, nil, err
+	}
+	rep, err := a.Catalog.SetDocument(r.Context(), p, name, []byte(in.Document))
+	return http.StatusOK, rep, err
+}
+
 func (a *API) listTools(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
 	entries, err := a.Catalog.ListTools(r.Context(), p, r.URL.Query().Get("as"))
 	out := ToolList{Tools: []ToolView{}}

@@ -302,3 +302,54 @@ func TestOpenAPIApproval(t *testing.T) {
 		t.Errorf("labelled delete: %s", resultText(res))
 	}
 }
+
+// A document given as a file is stored; replacing it is drift like any
+// other, and one that does not map is refused, naming the operation, the
+// stored one kept. Only the selected operations are tools.
+func TestOpenAPIStoredDocument(t *testing.T) {
+	s := apptest.Start(t)
+	ps := apptest.NewPetstore(t, s, "pets")
+	bad := strings.Replace(string(ps.Doc), `"in": "query", "description": "Status values`, `"in": "cookie", "description": "Status values`, 1)
+	r := s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "pets", "openapi_document": bad, "base_url": ps.URL, "allow_private": true})
+	mustStatus(t, r, http.StatusBadRequest)
+	if !strings.Contains(string(r.Body), `findPetsByStatus`) || !strings.Contains(string(r.Body), "cookie parameters are not supported") {
+		t.Errorf("unmappable document: %s", r.Body)
+	}
+	r = s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "pets", "openapi_document": string(ps.Doc), "base_url": ps.URL, "allow_private": true,
+		"operations": []string{"getPetById", "GET /store/inventory"}})
+	mustStatus(t, r, http.StatusCreated)
+	var added adminapi.AddedUpstream
+	r.JSON(t, &added)
+	if !slices.Equal(added.Sync.Created, []string{"pets.getInventory", "pets.getPetById"}) && !slices.Equal(added.Sync.Created, []string{"pets.getPetById", "pets.getInventory"}) {
+		t.Fatalf("selected operations: %+v", added.Sync)
+	}
+	changed := strings.Replace(string(ps.Doc), `"Returns a single pet."`, `"Returns a single pet, or several."`, 1)
+	r = s.Do("PUT", "/api/v1/upstreams/pets/openapi", s.AdminKey, adminapi.OpenAPIDocument{Document: changed})
+	mustStatus(t, r, http.StatusOK)
+	var rep struct {
+		Changed []string `json:"changed"`
+	}
+	r.JSON(t, &rep)
+	if !slices.Equal(rep.Changed, []string{"pets.getPetById"}) {
+		t.Errorf("replaced document: %s", r.Body)
+	}
+	badGet := strings.Replace(string(ps.Doc), `"description": "ID of pet to return", "required": true, "schema": {"type": "integer", "format": "int64"}`,
+		`"description": "ID of pet to return", "required": true, "schema": {"type": "object"}`, 1)
+	r = s.Do("PUT", "/api/v1/upstreams/pets/openapi", s.AdminKey, adminapi.OpenAPIDocument{Document: badGet})
+	mustStatus(t, r, http.StatusBadRequest)
+	if !strings.Contains(string(r.Body), "getPetById") {
+		t.Errorf("unmappable replacement: %s", r.Body)
+	}
+	res := s.Do("POST", "/api/v1/upstreams/pets/sync", s.AdminKey, nil)
+	if !strings.Contains(string(res.Body), `"tools":2`) || strings.Contains(string(res.Body), `"error"`) {
+		t.Errorf("the stored document was not kept: %s", res.Body)
+	}
+	if recs := records(t, s, audit.Query{Event: "upstream-document-set"}); len(recs) != 2 || recs[0].Outcome == audit.Success || recs[1].Outcome != audit.Success {
+		t.Errorf("document records: %+v", recs)
+	}
+	var ul adminapi.UpstreamList
+	s.Do("GET", "/api/v1/upstreams", s.AdminKey, nil).JSON(t, &ul)
+	if len(ul.Upstreams) != 1 || ul.Upstreams[0].OpenAPI == nil || ul.Upstreams[0].OpenAPI.Source != "(stored)" || ul.Upstreams[0].Kind != "openapi" {
+		t.Errorf("listing: %+v", ul.Upstreams)
+	}
+}

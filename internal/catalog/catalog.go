@@ -90,6 +90,8 @@ type TxStore interface {
 	// SetToolPresented records the digest a sync saw and, if changed is not
 	// zero, marks the tool changed (kept if already marked).
 	SetToolPresented(ctx context.Context, upstreamName, tool, digest string, changed time.Time) error
+	// SetUpstreamOpenAPI replaces an OpenAPI upstream's document and options.
+	SetUpstreamOpenAPI(ctx context.Context, name string, o spec.OpenAPI) error
 	// MarkUpstreamSynced records an upstream's first successful sync.
 	MarkUpstreamSynced(ctx context.Context, name string, at time.Time) error
 	SetToolTimeout(ctx context.Context, upstreamName, tool string, d time.Duration) error // 0 clears it

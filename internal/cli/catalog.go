@@ -333,13 +333,25 @@ func (e *env) upstreamsRemoveCmd() *cobra.Command {
 
 func (e *env) upstreamsSyncCmd() *cobra.Command {
 	var asJSON bool
+	var doc string
 	cmd := &cobra.Command{
-		Use:   "sync NAME",
-		Short: "Re-read an upstream's tools now",
+		Use:   "sync NAME [--openapi FILE]",
+		Short: "Re-read an upstream's tools now (an HTTP API's document: its URL's, or a new FILE's)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			var r catalog.SyncReport
-			if err := e.call(cmd, "POST", "/upstreams/"+url.PathEscape(a[0])+"/sync", nil, nil, &r, asJSON, func() error {
+			method, path, body := "POST", "/upstreams/"+url.PathEscape(a[0])+"/sync", any(nil)
+			if doc != "" {
+				var in adminapi.NewUpstream
+				if strings.HasPrefix(doc, "https://") || strings.HasPrefix(doc, "http://") {
+					return usageError("--openapi here takes a FILE: an upstream added with a document URL fetches it at each sync")
+				}
+				if err := openAPIDocument(&in, doc); err != nil {
+					return err
+				}
+				method, path, body = "PUT", "/upstreams/"+url.PathEscape(a[0])+"/openapi", adminapi.OpenAPIDocument{Document: in.OpenAPIDocument}
+			}
+			if err := e.call(cmd, method, path, nil, body, &r, asJSON, func() error {
 				e.printSync(r)
 				return nil
 			}); err != nil {
@@ -348,6 +360,7 @@ func (e *env) upstreamsSyncCmd() *cobra.Command {
 			return syncFailed(r)
 		},
 	}
+	cmd.Flags().StringVar(&doc, "openapi", "", "an HTTP API added with a document file: its new document `FILE`, stored and synced (a changed operation waits for review)")
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

@@ -167,6 +167,21 @@ func (t *Tx) InsertUpstream(ctx context.Context, u spec.Upstream) error {
 	return classify("insert upstream", err)
 }
 
+func (t *Tx) SetUpstreamOpenAPI(ctx context.Context, name string, o spec.OpenAPI) error {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return classify("set upstream document", err)
+	}
+	res, err := t.tx.ExecContext(ctx, `UPDATE upstreams SET openapi = ? WHERE name = ? AND openapi != ''`, string(b), name)
+	if err != nil {
+		return classify("set upstream document", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fault.New(fault.NotFound, "upstream %q is not an OpenAPI upstream", name)
+	}
+	return nil
+}
+
 func (t *Tx) SetToolTimeout(ctx context.Context, upstreamName, tool string, d time.Duration) error {
 	res, err := t.tx.ExecContext(ctx, `UPDATE catalog_tools SET call_timeout_ms = ?
 		WHERE name = ? AND upstream_id = (SELECT id FROM upstreams WHERE name = ?)`, d.Milliseconds(), tool, upstreamName)
