@@ -353,3 +353,36 @@ func TestOpenAPIStoredDocument(t *testing.T) {
 		t.Errorf("listing: %+v", ul.Upstreams)
 	}
 }
+
+// A call the API did not answer is retried only when its method is
+// idempotent (the pinned annotations say so): a GET three times in all, a
+// POST never; the record says how many attempts it took.
+func TestOpenAPIRetriesIdempotentOnly(t *testing.T) {
+	w := newPetWorld(t)
+	count := func(method, prefix string) int {
+		n := 0
+		for _, r := range w.ps.Requests() {
+			if r.Method == method && strings.HasPrefix(r.Path, prefix) {
+				n++
+			}
+		}
+		return n
+	}
+	if msg := w.refusal(t, w.alice, "pets.getOrderById", map[string]any{"orderId": 5}); !strings.Contains(msg, "did not answer") {
+		t.Errorf("GET: %s", msg)
+	}
+	// Three attempts; net/http itself may resend an idempotent request
+	// once when a kept-alive connection turned out closed.
+	if n := count("GET", "/api/v3/store/order/"); n < 3 || n > 6 {
+		t.Errorf("GET tried %d times", n)
+	}
+	if recs := records(t, w.s, audit.Query{Event: govern.EventToolResult, Target: "tool:pets.getOrderById"}); len(recs) != 1 || fmt.Sprint(recs[0].Detail["attempts"]) != "3" {
+		t.Errorf("GET result record: %+v", recs)
+	}
+	if msg := w.refusal(t, w.alice, "pets.placeOrder", map[string]any{"body": map[string]any{"petId": 1, "quantity": 1}}); !strings.Contains(msg, "did not answer") {
+		t.Errorf("POST: %s", msg)
+	}
+	if n := count("POST", "/api/v3/store/order"); n != 1 {
+		t.Errorf("POST tried %d times", n)
+	}
+}

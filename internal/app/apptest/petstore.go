@@ -24,7 +24,8 @@ import (
 // Petstore is a real HTTP service on 127.0.0.1 behind the Petstore 3.0
 // document in internal/upstream/openapi/testdata (served at DocURL, and
 // replaceable, to change what a sync sees): pets, orders and users kept in
-// memory, every request recorded with the identity assertion it carried.
+// memory (orders: the connection dropped unanswered), every request
+// recorded with the identity assertion it carried.
 // Other is a second service on another port, a different host for
 // redirects: it counts what reaches it.
 type Petstore struct {
@@ -168,6 +169,14 @@ func (p *Petstore) handler() http.Handler {
 	api.HandleFunc("GET /api/v3/user/{username}", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, map[string]any{"id": 1, "username": r.PathValue("username")})
 	})
+	// Orders: a store that drops the connection without answering.
+	hangUp := func(w http.ResponseWriter, r *http.Request) {
+		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			c.Close()
+		}
+	}
+	api.HandleFunc("GET /api/v3/store/order/{orderId}", hangUp)
+	api.HandleFunc("POST /api/v3/store/order", hangUp)
 	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusNotImplemented, map[string]any{"code": 501, "message": "not implemented by this fixture"})
 	})
