@@ -48,7 +48,14 @@ func (p *Pool) document(ctx context.Context, u spec.Upstream) ([]byte, error) {
 	if o.Source == "" {
 		return []byte(o.Document), nil
 	}
-	src := spec.Upstream{Name: u.Name, URL: o.Source, AllowPrivate: u.AllowPrivate, AllowPlainHTTP: u.AllowPlainHTTP, TLS: u.TLS, CreatedAt: u.CreatedAt}
+	// The document is fetched as nobody: no headers, no credential, no
+	// client certificate; verified against the upstream's CA, and not
+	// verified only where the API itself is not (its loopback host).
+	tlsOpts := spec.TLS{CA: u.TLS.CA}
+	if su, bu := hostOf(o.Source), hostOf(u.URL); su != "" && su == bu {
+		tlsOpts.InsecureSkipVerify = u.TLS.InsecureSkipVerify
+	}
+	src := spec.Upstream{Name: u.Name, URL: o.Source, AllowPrivate: u.AllowPrivate, AllowPlainHTTP: u.AllowPlainHTTP, TLS: tlsOpts, CreatedAt: u.CreatedAt}
 	hc := &http.Client{Transport: p.transport(src, ""), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.Source, nil)
 	if err != nil {
@@ -71,6 +78,14 @@ func (p *Pool) document(ctx context.Context, u spec.Upstream) ([]byte, error) {
 		return nil, fmt.Errorf("the OpenAPI document is larger than %d MiB", spec.MaxDocument>>20)
 	}
 	return b, nil
+}
+
+func hostOf(raw string) string {
+	pu, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(pu.Host)
 }
 
 // listAPI lists an OpenAPI upstream's tools: its selected operations.
