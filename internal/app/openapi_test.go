@@ -386,3 +386,15 @@ func TestOpenAPIRetriesIdempotentOnly(t *testing.T) {
 		t.Errorf("POST tried %d times", n)
 	}
 }
+
+// A kill switch on the HTTP API stops its operations like any upstream's.
+func TestOpenAPIKillSwitch(t *testing.T) {
+	w := newPetWorld(t)
+	r := w.s.Do("POST", "/api/v1/killswitches", w.s.AdminKey, map[string]any{"kind": "upstream", "target": "pets", "reason": "the API leaks"})
+	mustStatus(t, r, http.StatusCreated)
+	before := len(w.ps.Requests())
+	w.refusal(t, w.alice, "pets.getInventory", nil)
+	if len(w.ps.Requests()) != before {
+		t.Error("a killed upstream was called")
+	}
+}
