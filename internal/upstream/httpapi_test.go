@@ -17,6 +17,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ostiary/ostiary/internal/assertion"
+	"github.com/ostiary/ostiary/internal/upstream/openapi"
 	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
@@ -215,5 +216,50 @@ func TestAPIAddressRules(t *testing.T) {
 	_, err := p.Call(context.Background(), Caller{User: "alice"}, u, ToolCall{Name: "echo", Pinned: l.Tools[0]}, nil)
 	if _, refused := spec.RefusedAddress(err); !refused {
 		t.Errorf("a call to loopback without allow_private: %v", err)
+	}
+}
+
+// The document is fetched without the API's headers or credential, and a
+// redirect at its URL is not followed.
+func TestAPIDocumentFetch(t *testing.T) {
+	var mu sync.Mutex
+	var seen []http.Header
+	docs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Clone())
+		mu.Unlock()
+		if r.URL.Path == "/moved.json" {
+			http.Redirect(w, r, "/doc.json", http.StatusFound)
+			return
+		}
+		w.Write([]byte(echoDoc))
+	}))
+	defer docs.Close()
+	p := apiPool(t, "tok-abcdef0123456789", 0)
+	u := spec.Upstream{Name: "echo", Kind: spec.HTTPAPI, URL: "http://127.0.0.1:1/api", AllowPrivate: true, Headers: map[string]string{"X-Tenant": "acme"},
+		OpenAPI: &spec.OpenAPI{Source: docs.URL + "/doc.json", Auth: &spec.HTTPAuth{Type: spec.AuthBearer, Secret: "k"}}}
+	l, err := p.List(context.Background(), u)
+	if err != nil || len(l.Tools) != 4 {
+		t.Fatalf("%d tools, %v", len(l.Tools), err)
+	}
+	if h := seen[0]; h.Get("Authorization") != "" || h.Get("X-Tenant") != "" || h.Get(assertion.Header) != "" {
+		t.Errorf("the document fetch carried %v", h)
+	}
+	u.OpenAPI.Source = docs.URL + "/moved.json"
+	if _, err := p.List(context.Background(), u); err == nil || !strings.Contains(err.Error(), "HTTP 302") {
+		t.Errorf("a redirected document: %v", err)
+	}
+	if len(seen) != 2 {
+		t.Errorf("the redirect was followed: %d fetches", len(seen))
+	}
+}
+
+// An error answer shows its status and at most 2 KiB of its body.
+func TestAPIErrorBounded(t *testing.T) {
+	resp := &http.Response{StatusCode: http.StatusInternalServerError, Header: http.Header{}}
+	res := apiResult(resp, []byte(strings.Repeat("e", 10000)), &openapi.Binding{}, &mcp.Tool{})
+	text := res.Content[0].(*mcp.TextContent).Text
+	if !res.IsError || !strings.HasPrefix(text, "HTTP 500 Internal Server Error: eee") || len(text) > maxErrorBody+100 {
+		t.Errorf("%d bytes: %.80s", len(text), text)
 	}
 }

@@ -252,3 +252,15 @@ components: {schemas: {A: {allOf: [{$ref: "#/components/schemas/B"}, {$ref: "#/c
 		}
 	})
 }
+
+// Two operations whose names meet after the characters a tool name cannot
+// hold are replaced are refused, naming both.
+func TestMapNameCollision(t *testing.T) {
+	doc := []byte(`{"openapi":"3.0.3","info":{"title":"t","version":"1"},"paths":{
+		"/a":{"get":{"operationId":"list pets","responses":{"200":{"description":"ok"}}}},
+		"/b":{"get":{"operationId":"list_pets","responses":{"200":{"description":"ok"}}}}}}`)
+	_, err := Map(doc, nil)
+	if err == nil || !strings.Contains(err.Error(), "list_pets") || !strings.Contains(err.Error(), "also") {
+		t.Errorf("collision: %v", err)
+	}
+}
