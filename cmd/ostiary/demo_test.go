@@ -167,7 +167,7 @@ func TestDemoCommandsRunAsPrinted(t *testing.T) {
 			c = strings.Replace(c, "APPROVAL_ID", approval, 1)
 		}
 		want := 0
-		if strings.Contains(c, "# bob: refused") || strings.Contains(c, "# bob: held") {
+		if strings.Contains(c, "# bob: refused") || strings.Contains(c, ": held") {
 			want = 1
 		}
 		got, code := sh(export + "\n" + c)
@@ -182,6 +182,10 @@ func TestDemoCommandsRunAsPrinted(t *testing.T) {
 		case strings.Contains(c, "customer_profile") && want == 0 && !strings.Contains(got, "Ada Lovelace"):
 			t.Errorf("%s: %s", c, got)
 		case strings.Contains(c, "# bob again: paid") && !strings.Contains(got, `"paid_eur":120`):
+			t.Errorf("%s: %s", c, got)
+		case strings.Contains(c, "warehouse.get_stock") && !strings.Contains(got, `"units":12`):
+			t.Errorf("%s: %s", c, got)
+		case strings.Contains(c, "# order-bot: held") && !idRE.MatchString(got):
 			t.Errorf("%s: %s", c, got)
 		case strings.HasPrefix(c, "curl ") && !strings.Contains(got, "A-1001"):
 			t.Errorf("%s: %s", c, got)

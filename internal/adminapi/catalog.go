@@ -31,6 +31,17 @@ type UpstreamView struct {
 	EnvNames       []string  `json:"env_names"`
 	CreatedAt      time.Time `json:"created_at"`
 	CreatedBy      string    `json:"created_by"`
+	// OpenAPI: an HTTP API's document and credential (kind openapi); URL
+	// is then its base URL.
+	OpenAPI *OpenAPIView `json:"openapi,omitempty"`
+}
+
+// OpenAPIView is an OpenAPI upstream's document and credential as listed:
+// the secret's name, never a value.
+type OpenAPIView struct {
+	Source     string         `json:"source"` // the document's URL, or "(stored)"
+	Operations []string       `json:"operations"`
+	Auth       map[string]any `json:"auth,omitempty"`
 }
 
 // TLSView summarises an upstream's TLS options.
@@ -76,6 +87,16 @@ type NewUpstream struct {
 	// OnChange is what calls of a tool whose definition changed upstream
 	// do until it is reviewed: "refuse" (default) or "keep-pinned".
 	OnChange string `json:"on_change"`
+	// An HTTP API described by an OpenAPI document (3.0 or 3.1): the
+	// document's http(s) URL, fetched at each sync (openapi), or the
+	// document itself, JSON or YAML (openapi_document); the base URL its
+	// operations are called at; the operations exposed (operationId or
+	// "METHOD /path"; none: all); the credential from the vault.
+	OpenAPI         string         `json:"openapi"`
+	OpenAPIDocument string         `json:"openapi_document"`
+	BaseURL         string         `json:"base_url"`
+	Operations      []string       `json:"operations"`
+	Auth            *spec.HTTPAuth `json:"auth"`
 }
 
 // AddedUpstream is the answer to POST /upstreams.
@@ -153,6 +174,9 @@ func upstreamView(u spec.Upstream) UpstreamView {
 	}
 	slices.Sort(v.HeaderNames)
 	slices.Sort(v.EnvNames)
+	if o := u.OpenAPI; o != nil {
+		v.OpenAPI = &OpenAPIView{Source: o.DocumentSource(), Operations: append([]string{}, o.Operations...), Auth: o.Auth.Summary()}
+	}
 	return v
 }
 
@@ -183,7 +207,14 @@ func (a *API) addUpstream(w http.ResponseWriter, r *http.Request, p *authn.Princ
 	if in.Prefix != nil {
 		u.Prefix = *in.Prefix
 	}
+	openAPI := in.OpenAPI != "" || in.OpenAPIDocument != "" || in.BaseURL != "" || len(in.Operations) > 0 || in.Auth != nil
 	switch {
+	case openAPI && in.URL == "" && len(in.Command) == 0:
+		u.Kind, u.URL = spec.HTTPAPI, in.BaseURL
+		u.OpenAPI = &spec.OpenAPI{Source: in.OpenAPI, Document: in.OpenAPIDocument, Operations: in.Operations, Auth: in.Auth}
+	case openAPI:
+		return 0, nil, audit.Refuse(r.Context(), a.Auditor, p.Record(catalog.EventUpstreamAdd, "upstream:"+in.Name),
+			fault.New(fault.Invalid, "an OpenAPI upstream takes base_url, not url or command"))
 	case in.URL != "" && len(in.Command) == 0:
 		u.Kind = spec.HTTP
 	case in.URL == "" && len(in.Command) > 0:
@@ -201,6 +232,22 @@ func (a *API) removeUpstream(w http.ResponseWriter, r *http.Request, p *authn.Pr
 
 func (a *API) syncUpstream(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
 	rep, err := a.Catalog.SyncUpstream(r.Context(), p, r.PathValue("name"))
+	return http.StatusOK, rep, err
+}
+
+// OpenAPIDocument is PUT /upstreams/{name}/openapi: the new document of an
+// OpenAPI upstream added with one (JSON or YAML); the answer is its sync.
+type OpenAPIDocument struct {
+	Document string `json:"document"`
+}
+
+func (a *API) setDocument(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+	var in OpenAPIDocument
+	name := r.PathValue("name")
+	if err := a.decode(w, r, p.Record(catalog.EventUpstreamDoc, "upstream:"+name), &in); err != nil {
+		return 0, nil, err
+	}
+	rep, err := a.Catalog.SetDocument(r.Context(), p, name, []byte(in.Document))
 	return http.StatusOK, rep, err
 }
 

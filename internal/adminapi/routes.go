@@ -37,6 +37,7 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v1/upstreams", a.handle(a.addUpstream))
 	m.HandleFunc("DELETE /api/v1/upstreams/{name}", a.handle(a.removeUpstream))
 	m.HandleFunc("POST /api/v1/upstreams/{name}/sync", a.handle(a.syncUpstream))
+	m.HandleFunc("PUT /api/v1/upstreams/{name}/openapi", a.handle(a.setDocument))
 
 	m.HandleFunc("GET /api/v1/tools", a.handle(a.listTools))
 	m.HandleFunc("GET /api/v1/tools/versions", a.handle(a.toolVersions))

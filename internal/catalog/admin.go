@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"time"
 
@@ -29,6 +31,13 @@ func (c *Catalog) AddUpstream(ctx context.Context, p *authn.Principal, u spec.Up
 		"on_change": onChange(u), "header_names": keys(u.Headers), "env_names": keys(u.Env)}
 	if !u.TLS.IsZero() {
 		rec.Detail["tls"] = u.TLS.Summary()
+	}
+	if o := u.OpenAPI; o != nil {
+		oa := map[string]any{"source": o.DocumentSource(), "operations": o.Operations}
+		if o.Auth != nil {
+			oa["auth"] = o.Auth.Summary()
+		}
+		rec.Detail["openapi"] = oa
 	}
 	if err := c.guard(ctx, p, rec, authz.ManageTools, authz.All); err != nil {
 		return u, SyncReport{}, err
@@ -62,6 +71,44 @@ func (c *Catalog) AddUpstream(ctx context.Context, p *authn.Principal, u spec.Up
 	}
 	rep, err := c.Sync(ctx, u.Name, p.User)
 	return u, rep, err
+}
+
+// SetDocument replaces the stored OpenAPI document of an upstream (one
+// added with a document file; one with a URL is fetched at each sync) and
+// syncs it: an operation whose definition changed is drift, reviewed like
+// any other. A document that does not map is refused, the old one kept.
+func (c *Catalog) SetDocument(ctx context.Context, p *authn.Principal, name string, doc []byte) (SyncReport, error) {
+	sum := sha256.Sum256(doc)
+	rec := p.Record(EventUpstreamDoc, "upstream:"+name)
+	rec.Detail = map[string]any{"bytes": len(doc), "sha256": hex.EncodeToString(sum[:])}
+	if err := c.guard(ctx, p, rec, authz.ManageTools, authz.All); err != nil {
+		return SyncReport{}, err
+	}
+	u, ok := c.Snapshot().Upstream(name)
+	switch {
+	case !ok:
+		return SyncReport{}, audit.Refuse(ctx, c.audit, rec, fault.New(fault.NotFound, "upstream %q does not exist", name))
+	case u.Kind != spec.HTTPAPI || u.OpenAPI == nil:
+		return SyncReport{}, audit.Refuse(ctx, c.audit, rec, fault.New(fault.Invalid, "upstream %s is not an HTTP API with an OpenAPI document", name))
+	case u.OpenAPI.Source != "":
+		return SyncReport{}, audit.Refuse(ctx, c.audit, rec, fault.New(fault.Invalid, "upstream %s fetches its document from its URL at each sync: run 'ostiary upstreams sync %s'", name, name))
+	}
+	o := *u.OpenAPI
+	o.Document = string(doc)
+	u.OpenAPI = &o
+	if err := u.Validate(); err != nil {
+		return SyncReport{}, audit.Refuse(ctx, c.audit, rec, fault.New(fault.Invalid, "%s", err))
+	}
+	if err := c.lister.Admit(u); err != nil {
+		return SyncReport{}, audit.Refuse(ctx, c.audit, rec, fault.New(fault.Invalid, "%s", err))
+	}
+	if err := c.record(ctx, rec, func(ctx context.Context, tx TxStore) error { return tx.SetUpstreamOpenAPI(ctx, name, o) }); err != nil {
+		return SyncReport{}, err
+	}
+	if err := c.reload(ctx); err != nil {
+		return SyncReport{}, err
+	}
+	return c.Sync(ctx, name, p.User)
 }
 
 // RemoveUpstream removes an upstream and its tools from the catalog.

@@ -90,6 +90,8 @@ type TxStore interface {
 	// SetToolPresented records the digest a sync saw and, if changed is not
 	// zero, marks the tool changed (kept if already marked).
 	SetToolPresented(ctx context.Context, upstreamName, tool, digest string, changed time.Time) error
+	// SetUpstreamOpenAPI replaces an OpenAPI upstream's document and options.
+	SetUpstreamOpenAPI(ctx context.Context, name string, o spec.OpenAPI) error
 	// MarkUpstreamSynced records an upstream's first successful sync.
 	MarkUpstreamSynced(ctx context.Context, name string, at time.Time) error
 	SetToolTimeout(ctx context.Context, upstreamName, tool string, d time.Duration) error // 0 clears it
@@ -125,6 +127,14 @@ func Definition(t *mcp.Tool) (json.RawMessage, string, error) {
 	for _, k := range []string{"name", "title", "description", "inputSchema", "outputSchema", "annotations"} {
 		if v, ok := all[k]; ok {
 			def[k] = v
+		}
+	}
+	// An OpenAPI operation's binding (method, path, where each argument
+	// goes, the operation's digest) is part of its contract; no other
+	// _meta is pinned.
+	if meta, ok := all["_meta"].(map[string]any); ok {
+		if b, ok := meta[spec.BindingMetaKey]; ok {
+			def["_meta"] = map[string]any{spec.BindingMetaKey: b}
 		}
 	}
 	b, err := jcs.Append(nil, def)

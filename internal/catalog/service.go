@@ -21,6 +21,7 @@ const (
 	EventUpstreamRemove = "upstream-remove"
 	EventUpstreamList   = "upstream-list"
 	EventUpstreamSync   = "upstream-sync"
+	EventUpstreamDoc    = "upstream-document-set" // an OpenAPI upstream's stored document replaced
 	EventToolCreated    = "tool-version-created"
 	EventToolPending    = "tool-version-pending"
 	EventToolActivated  = "tool-version-activated"

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strconv"
@@ -14,10 +15,11 @@ import (
 	"github.com/ostiary/ostiary/internal/adminapi"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/policy"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 func (e *env) upstreamsCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "upstreams", Short: "Manage the MCP servers behind Ostiary"}
+	cmd := &cobra.Command{Use: "upstreams", Short: "Manage the MCP servers and HTTP APIs behind Ostiary"}
 	cmd.AddCommand(e.upstreamsAddCmd(), e.upstreamsListCmd(), e.upstreamsRemoveCmd(), e.upstreamsSyncCmd())
 	return cmd
 }
@@ -78,13 +80,13 @@ func (e *env) printSync(r catalog.SyncReport) {
 
 func (e *env) upstreamsAddCmd() *cobra.Command {
 	var in adminapi.NewUpstream
-	var prefix, command, caFile, certFile string
+	var prefix, command, caFile, certFile, openAPI, auth string
 	var headers, envs, cmdArgs []string
 	var asJSON bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "add NAME (--url URL [--header K=V]... [--allow-private] [--allow-plain-http] [TLS options] | --command /ABS/PROGRAM [--arg ARG]... [--env K=V]...) [--prefix P] [--on-change refuse|keep-pinned]",
-		Short: "Add an upstream MCP server and pin its tools",
+		Use:   "add NAME (--url URL [--header K=V]... [--allow-private] [--allow-plain-http] [TLS options] | --command /ABS/PROGRAM [--arg ARG]... [--env K=V]... | --openapi FILE|URL --base-url URL [--operation ID]... [--auth SPEC] [--header K=V]...) [--prefix P] [--on-change refuse|keep-pinned]",
+		Short: "Add an upstream MCP server or HTTP API and pin its tools",
 		Long: `Add an upstream MCP server, over Streamable HTTP (--url) or stdio (--command, the
 absolute path of a program the server's operator allowed with 'serve --stdio-allow',
 with each argument given by its own --arg, passed as it is: nothing splits or
@@ -109,7 +111,16 @@ loopback, private and link-local addresses only with --allow-private; and
 addresses that are not hosts (0.0.0.0, broadcast, multicast, reserved,
 documentation) never. A credential in the URL (user:password@, or a query
 parameter such as token= or api_key=) is refused: send it in a header from
-the vault.`,
+the vault.
+
+An HTTP API described by an OpenAPI 3.0 or 3.1 document (--openapi: a file,
+stored with the upstream, or an http(s) URL, fetched again at each sync) is
+called at --base-url, under the same address and TLS rules. Each operation
+(all, or those given with --operation, by operationId or as "METHOD /path")
+becomes the tool NAME.OPERATION; a document that cannot be mapped is refused,
+naming the operation and why. --auth gives the credential, from the vault:
+bearer:SECRET, basic:USER:SECRET, header:NAME:SECRET, query:NAME:SECRET or
+oauth2:CLIENT_ID:SECRET@TOKEN_URL[#SCOPE,SCOPE] (client credentials).`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			in.Name = a[0]
@@ -117,8 +128,19 @@ the vault.`,
 				in.Prefix = &prefix
 			}
 			var err error
-			if (in.URL == "") == (command == "") {
-				return usageError("give exactly one of --url and --command")
+			if n := btoi(in.URL != "") + btoi(command != "") + btoi(openAPI != ""); n != 1 {
+				return usageError("give exactly one of --url, --command and --openapi")
+			}
+			if openAPI == "" && (in.BaseURL != "" || len(in.Operations) > 0 || auth != "") {
+				return usageError("--base-url, --operation and --auth go with --openapi")
+			}
+			if err := openAPIDocument(&in, openAPI); err != nil {
+				return err
+			}
+			if auth != "" {
+				if in.Auth, err = spec.ParseAuth(auth); err != nil {
+					return usageError("%v", err)
+				}
 			}
 			if in.Command, err = commandLine(command, cmdArgs); err != nil {
 				return err
@@ -160,6 +182,10 @@ the vault.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&in.URL, "url", "", "Streamable HTTP endpoint of the upstream")
+	f.StringVar(&openAPI, "openapi", "", "HTTP API: its OpenAPI document, a `FILE` (stored) or an http(s) URL (fetched at each sync)")
+	f.StringVar(&in.BaseURL, "base-url", "", "HTTP API: the URL its operations are called at")
+	f.StringArrayVar(&in.Operations, "operation", nil, "HTTP API: an operation to expose, by operationId or as \"METHOD /path\" (repeatable; default all)")
+	f.StringVar(&auth, "auth", "", "HTTP API: the credential, bearer:SECRET, basic:USER:SECRET, header:NAME:SECRET, query:NAME:SECRET or oauth2:CLIENT_ID:SECRET@TOKEN_URL[#SCOPES] (SECRET names a vault secret)")
 	f.StringArrayVar(&headers, "header", nil, "header sent to the upstream, K=V (repeatable)")
 	f.StringVar(&command, "command", "", "stdio upstream: the program's absolute `PATH`, alone (arguments go in --arg)")
 	f.StringArrayVar(&cmdArgs, "arg", nil, "stdio upstream: one argument of the program, passed as it is (repeatable, in order)")
@@ -176,6 +202,39 @@ the vault.`,
 	f.DurationVar(&timeout, "timeout", 0, "stop waiting for the server's answer after this long, e.g. 10s (default: the CLI's 60s)")
 	jsonFlag(cmd, &asJSON)
 	return cmd
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// openAPIDocument sets the document of an OpenAPI upstream: a URL the
+// server fetches, or a file read here and sent.
+func openAPIDocument(in *adminapi.NewUpstream, src string) error {
+	if src == "" {
+		return nil
+	}
+	if strings.HasPrefix(src, "https://") || strings.HasPrefix(src, "http://") {
+		in.OpenAPI = src
+		return nil
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return usageError("--openapi: %v", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, spec.MaxDocument+1))
+	if err != nil {
+		return usageError("--openapi: %v", err)
+	}
+	if len(b) > spec.MaxDocument {
+		return usageError("--openapi: %s is larger than %d MiB", src, spec.MaxDocument>>20)
+	}
+	in.OpenAPIDocument = string(b)
+	return nil
 }
 
 // commandLine is a stdio upstream's command: the program, alone, and its
@@ -214,6 +273,9 @@ func (e *env) printUpstreams(ups ...adminapi.UpstreamView) error {
 	t := newTable(e.stdout, "NAME", "PREFIX", "KIND", "ENDPOINT", "HEADERS", "CREATED", "BY")
 	for _, u := range ups {
 		endpoint := u.URL
+		if u.OpenAPI != nil {
+			endpoint += " (OpenAPI " + u.OpenAPI.Source + ")"
+		}
 		if u.Kind == "stdio" {
 			endpoint = commandText(u.Command)
 		}
@@ -271,13 +333,25 @@ func (e *env) upstreamsRemoveCmd() *cobra.Command {
 
 func (e *env) upstreamsSyncCmd() *cobra.Command {
 	var asJSON bool
+	var doc string
 	cmd := &cobra.Command{
-		Use:   "sync NAME",
-		Short: "Re-read an upstream's tools now",
+		Use:   "sync NAME [--openapi FILE]",
+		Short: "Re-read an upstream's tools now (an HTTP API's document: its URL's, or a new FILE's)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			var r catalog.SyncReport
-			if err := e.call(cmd, "POST", "/upstreams/"+url.PathEscape(a[0])+"/sync", nil, nil, &r, asJSON, func() error {
+			method, path, body := "POST", "/upstreams/"+url.PathEscape(a[0])+"/sync", any(nil)
+			if doc != "" {
+				var in adminapi.NewUpstream
+				if strings.HasPrefix(doc, "https://") || strings.HasPrefix(doc, "http://") {
+					return usageError("--openapi here takes a FILE: an upstream added with a document URL fetches it at each sync")
+				}
+				if err := openAPIDocument(&in, doc); err != nil {
+					return err
+				}
+				method, path, body = "PUT", "/upstreams/"+url.PathEscape(a[0])+"/openapi", adminapi.OpenAPIDocument{Document: in.OpenAPIDocument}
+			}
+			if err := e.call(cmd, method, path, nil, body, &r, asJSON, func() error {
 				e.printSync(r)
 				return nil
 			}); err != nil {
@@ -286,6 +360,7 @@ func (e *env) upstreamsSyncCmd() *cobra.Command {
 			return syncFailed(r)
 		},
 	}
+	cmd.Flags().StringVar(&doc, "openapi", "", "an HTTP API added with a document file: its new document `FILE`, stored and synced (a changed operation waits for review)")
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -18,8 +20,10 @@ import (
 	"github.com/ostiary/ostiary/internal/adminapi"
 	"github.com/ostiary/ostiary/internal/app"
 	"github.com/ostiary/ostiary/internal/config"
+	"github.com/ostiary/ostiary/internal/demo"
 	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/policy"
+	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
 
 func (e *env) demoCmd() *cobra.Command {
@@ -73,13 +77,18 @@ call tools through the gateway as an MCP client does.`,
 					return err
 				}
 			}
+			wh, err := startWarehouse(cfg.DataDir)
+			if err != nil {
+				return fmt.Errorf("starting the demo warehouse API: %w", err)
+			}
+			defer wh.close()
 			var seedErr error
 			err = e.serve(cmd.Context(), cfg, func(base string) {
 				started = true
 				base = reachable(base)
 				var users []demoUser
 				if adminKey != "" {
-					if users, seedErr = e.seedDemo(cmd.Context(), base, adminKey); seedErr != nil {
+					if users, seedErr = e.seedDemo(cmd.Context(), base, adminKey, wh); seedErr != nil {
 						fmt.Fprintf(e.stderr, "ostiary: demo set-up failed: %v\n", seedErr)
 						return
 					}
@@ -102,7 +111,7 @@ type demoUser struct {
 
 // seedDemo sets the demo up through the admin API, as an operator would:
 // every step is authenticated, authorized and audited.
-func (e *env) seedDemo(ctx context.Context, base, adminKey string) ([]demoUser, error) {
+func (e *env) seedDemo(ctx context.Context, base, adminKey string, wh *warehouse) ([]demoUser, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -129,6 +138,19 @@ func (e *env) seedDemo(ctx context.Context, base, adminKey string) ([]demoUser, 
 	if added.Sync.Error != "" || added.Sync.Tools == 0 {
 		return nil, fmt.Errorf("the demo upstream did not list its tools: %s", added.Sync.Error)
 	}
+	// The warehouse is an HTTP API: its OpenAPI document's operations are
+	// tools, its bearer token from the vault.
+	if err := c.do(ctx, "PUT", "/secrets/warehouse-token", nil, adminapi.SetSecret{Value: wh.token, Upstreams: []string{"warehouse"}}, nil, nil); err != nil {
+		return nil, fmt.Errorf("storing the warehouse credential: %w", err)
+	}
+	added = adminapi.AddedUpstream{}
+	if err := c.do(ctx, "POST", "/upstreams", nil, adminapi.NewUpstream{Name: "warehouse", OpenAPIDocument: demo.WarehouseDocument, BaseURL: wh.url,
+		AllowPrivate: true, Auth: &spec.HTTPAuth{Type: spec.AuthBearer, Secret: "warehouse-token"}}, &added, nil); err != nil {
+		return nil, fmt.Errorf("adding the demo warehouse API: %w", err)
+	}
+	if added.Sync.Error != "" || added.Sync.Tools == 0 {
+		return nil, fmt.Errorf("the demo warehouse API did not list its operations: %s", added.Sync.Error)
+	}
 	// Governance labels: what the policy's risk score and rules work from.
 	// The default policy holds every irreversible financial call for one
 	// approver (two above 10,000).
@@ -143,10 +165,10 @@ func (e *env) seedDemo(ctx context.Context, base, adminKey string) ([]demoUser, 
 		}
 	}
 	roles := []identity.NewRole{
-		{Name: "support", Grants: []string{"invoke:shop.lookup_order", "invoke:shop.customer_profile"}},
+		{Name: "support", Grants: []string{"invoke:shop.lookup_order", "invoke:shop.customer_profile", "invoke:warehouse.get_stock"}},
 		{Name: "finance", Grants: []string{"invoke:shop.lookup_order", "invoke:shop.pay_invoice"}},
-		{Name: "finance-lead", Grants: []string{"discover:shop.*", "approve:shop.pay_invoice"}},
-		{Name: "order-bot", Grants: []string{"invoke:shop.lookup_order"}},
+		{Name: "finance-lead", Grants: []string{"discover:shop.*", "approve:shop.pay_invoice", "discover:warehouse.*", "approve:warehouse.*"}},
+		{Name: "order-bot", Grants: []string{"invoke:shop.lookup_order", "invoke:warehouse.*"}},
 	}
 	for _, r := range roles {
 		if err := c.do(ctx, "POST", "/roles", nil, r, nil, nil); err != nil {
@@ -157,10 +179,10 @@ func (e *env) seedDemo(ctx context.Context, base, adminKey string) ([]demoUser, 
 		user identity.NewUser
 		can  string
 	}{
-		{identity.NewUser{Name: "alice", Roles: []string{"support"}}, "orders and customer profiles (personal data)"},
+		{identity.NewUser{Name: "alice", Roles: []string{"support"}}, "orders, customer profiles (personal data) and stock levels"},
 		{identity.NewUser{Name: "bob", Roles: []string{"finance"}}, "orders and invoice payments"},
-		{identity.NewUser{Name: "carol", Roles: []string{"finance-lead"}}, "nothing, but approves invoice payments"},
-		{identity.NewUser{Name: "order-bot", Service: true, Roles: []string{"order-bot"}}, "order lookups only (a service account)"},
+		{identity.NewUser{Name: "carol", Roles: []string{"finance-lead"}}, "nothing, but approves invoice payments and stock write-offs"},
+		{identity.NewUser{Name: "order-bot", Service: true, Roles: []string{"order-bot"}}, "order lookups and the warehouse API (a service account)"},
 	}
 	var out []demoUser
 	for _, u := range users {
@@ -238,6 +260,9 @@ func (e *env) demoBanner(base, dir string, users []demoUser) {
 	fmt.Fprintf(w, "  OSTIARY_TOKEN=%[1]s %[2]s approvals list --pending\n", carol, self)
 	fmt.Fprintf(w, "  OSTIARY_TOKEN=%[1]s %[2]s approvals approve APPROVAL_ID --reason 'invoice INV-1 checked'   # APPROVAL_ID: the apr_… id bob's call printed\n", carol, self)
 	fmt.Fprintf(w, "  OSTIARY_TOKEN=%[1]s %[2]s mcp call shop.pay_invoice '{\"invoice_id\":\"INV-1\",\"amount\":120}'   # bob again: paid, once\n", bob, self)
+	fmt.Fprintf(w, "\nThe warehouse is an HTTP API: its OpenAPI operations are tools, governed alike (an agent's DELETE waits for approval):\n\n")
+	fmt.Fprintf(w, "  OSTIARY_TOKEN=%[1]s %[2]s mcp call warehouse.get_stock '{\"sku\":\"SKU-1\"}'\n", alice, self)
+	fmt.Fprintf(w, "  OSTIARY_TOKEN=%[1]s %[2]s mcp call warehouse.write_off '{\"sku\":\"SKU-3\"}'   # order-bot: held, names apr_…\n", users[4].key, self)
 	fmt.Fprintf(w, "\nOr with curl (MCP 2026-07-28, one self-contained request):\n\n  %s\n", curlCall(base, alice))
 	fmt.Fprintf(w, "\nAny MCP client works: point it at %s/mcp with the header 'Authorization: Bearer <key>'.\n", base)
 	fmt.Fprintf(w, "\nThen see the evidence:\n\n  OSTIARY_TOKEN=%[1]s %[2]s audit query --limit 20\n", users[0].key, self)
@@ -254,4 +279,54 @@ func curlCall(base, key string) string {
 		"-H 'Mcp-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: shop.lookup_order'",
 		"-d '" + body + "'",
 	}, " \\\n      ")
+}
+
+// warehouse is the demo's HTTP API, served on loopback for as long as the
+// demo runs. Its address and token are kept in the data directory (mode
+// 0600: the backend's own configuration), so that a demo run again on the
+// same directory serves it where the upstream was added.
+type warehouse struct {
+	url, token string
+	srv        *http.Server
+}
+
+func (w *warehouse) close() { w.srv.Close() }
+
+func startWarehouse(dir string) (*warehouse, error) {
+	path := filepath.Join(dir, "demo-warehouse.json")
+	var saved struct {
+		Addr  string `json:"addr"`
+		Token string `json:"token"`
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		json.Unmarshal(b, &saved)
+	}
+	var ln net.Listener
+	if saved.Addr != "" && saved.Token != "" {
+		// Where the upstream was added; if taken now, a fresh address (the
+		// upstream added earlier then fails its calls, on record).
+		ln, _ = net.Listen("tcp", saved.Addr)
+	}
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+		tok := make([]byte, 24)
+		rand.Read(tok)
+		saved.Addr, saved.Token = ln.Addr().String(), hex.EncodeToString(tok)
+		b, _ := json.Marshal(saved)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	w := &warehouse{url: "http://" + saved.Addr, token: saved.Token,
+		srv: &http.Server{Handler: demo.Warehouse(saved.Token), ReadHeaderTimeout: 10 * time.Second}}
+	go w.srv.Serve(ln)
+	return w, nil
 }

@@ -118,6 +118,12 @@ func assertedUser(req *mcp.CallToolRequest) string {
 	if tok == "" && req.Extra != nil && req.Extra.Header != nil {
 		tok = req.Extra.Header.Get("Ostiary-Identity")
 	}
+	return assertedSubject(tok)
+}
+
+// assertedSubject reads the subject of an identity assertion (unverified:
+// the demo only shows it).
+func assertedSubject(tok string) string {
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
 		return "(no identity assertion)"

@@ -82,7 +82,7 @@ func (pl *Pipeline) run(ctx context.Context, c *toolCall) (mcp.Result, error) {
 	}
 	callCtx, cut := context.WithCancelCause(callCtx)
 	defer pl.calls.add(c.t.subject(c.p), cut)()
-	tc := upstream.ToolCall{Name: e.UpstreamTool, Arguments: c.req.Args.raw, ParamHeaders: e.ParamHeaders, Continuation: forward(c.req.Client, c.cont)}
+	tc := upstream.ToolCall{Name: e.UpstreamTool, Arguments: c.req.Args.raw, ParamHeaders: e.ParamHeaders, Continuation: forward(c.req.Client, c.cont), Pinned: e.Tool}
 	tc.Args, _ = c.req.Args.value.(map[string]any)
 	res, attempts, err := pl.call(callCtx, c.p, u, e, tc, c.relay)
 	return pl.outcome(ctx, callCtx, c, res, err, attempts, start)

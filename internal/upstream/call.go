@@ -50,6 +50,9 @@ type ToolCall struct {
 	// ParamHeaders mirror arguments in Mcp-Param-* headers (x-mcp-header).
 	ParamHeaders []spec.ParamHeader
 	Args         map[string]any // Arguments as parsed, for ParamHeaders
+	// Pinned is the tool's pinned definition: an OpenAPI upstream's call
+	// is made from the binding it holds.
+	Pinned *mcp.Tool
 
 	Continuation
 }
@@ -66,6 +69,9 @@ type ToolCall struct {
 // which answers an input_required result by asking the client of the
 // call (a session-based one) through the relay.
 func (p *Pool) Call(ctx context.Context, c Caller, u spec.Upstream, call ToolCall, relay *Relay) (*mcp.CallToolResult, error) {
+	if u.Kind == spec.HTTPAPI {
+		return p.callAPI(ctx, c, u, call, relay)
+	}
 	var res *mcp.CallToolResult
 	err := p.do(ctx, c, u, "tool:"+call.Name, func(ctx context.Context, e *pooled) (err error) {
 		meta := mcp.Meta{}

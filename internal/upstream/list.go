@@ -21,6 +21,9 @@ const maxListed = 10000
 func (p *Pool) List(ctx context.Context, u spec.Upstream) (l spec.Listing, err error) {
 	ctx, cancel := detach(ctx)
 	defer cancel()
+	if u.Kind == spec.HTTPAPI {
+		return p.listAPI(ctx, u)
+	}
 	// Collect what is injected, so that an error echoing it is redacted.
 	injected := &Relay{}
 	ctx = withRelay(ctx, injected)

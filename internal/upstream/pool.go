@@ -58,6 +58,7 @@ type Pool struct {
 	sessionless sync.Map // upstream name → its CreatedAt: answers 2025 initialize without a session
 	breakers    sync.Map // upstream name → *breaker
 	slots       sync.Map // upstream name → chan struct{} (concurrency limit)
+	tokens      sync.Map // OpenAPI upstream name/created/environment → oauthToken
 	mu          sync.Mutex
 	sessions    map[poolKey]*pooled
 	closed      bool
@@ -232,6 +233,12 @@ func (p *Pool) Forget(upstreamName string) {
 	})
 	p.breakers.Delete(upstreamName)
 	p.slots.Delete(upstreamName)
+	p.tokens.Range(func(k, _ any) bool {
+		if strings.HasPrefix(k.(string), upstreamName+"/") {
+			p.tokens.Delete(k)
+		}
+		return true
+	})
 }
 
 // connect opens a session with u as c: a user's call session when e is

@@ -22,6 +22,9 @@ const EventSpawn = "upstream-spawn"
 // Admit checks what only the running server can say of an upstream: that
 // a stdio upstream's program is on the operator's allow-list.
 func (p *Pool) Admit(u spec.Upstream) error {
+	if u.Kind == spec.HTTPAPI {
+		return admitAPI(u)
+	}
 	if u.Kind != spec.Stdio {
 		return nil
 	}

@@ -34,7 +34,7 @@ func (s queries) UpstreamByName(ctx context.Context, name string) (spec.Upstream
 }
 
 func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]spec.Upstream, error) {
-	rows, err := s.q.QueryContext(ctx, `SELECT name, prefix, kind, url, headers, command, env, allow_private, allow_plain_http, tls, call_timeout_ms, on_change, created_at, created_by, synced_at
+	rows, err := s.q.QueryContext(ctx, `SELECT name, prefix, kind, url, headers, command, env, allow_private, allow_plain_http, tls, call_timeout_ms, on_change, created_at, created_by, synced_at, openapi
 		FROM upstreams `+where+` ORDER BY name`, args...)
 	if err != nil {
 		return nil, classify("list upstreams", err)
@@ -43,16 +43,22 @@ func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]sp
 	var out []spec.Upstream
 	for rows.Next() {
 		var u spec.Upstream
-		var kind, headers, command, env, tlsOpts string
+		var kind, headers, command, env, tlsOpts, oa string
 		var created, timeout int64
 		var synced sql.NullInt64
-		if err := rows.Scan(&u.Name, &u.Prefix, &kind, &u.URL, &headers, &command, &env, &u.AllowPrivate, &u.AllowPlainHTTP, &tlsOpts, &timeout, &u.OnChange, &created, &u.CreatedBy, &synced); err != nil {
+		if err := rows.Scan(&u.Name, &u.Prefix, &kind, &u.URL, &headers, &command, &env, &u.AllowPrivate, &u.AllowPlainHTTP, &tlsOpts, &timeout, &u.OnChange, &created, &u.CreatedBy, &synced, &oa); err != nil {
 			return nil, classify("list upstreams", err)
 		}
 		u.Kind, u.CreatedAt, u.CallTimeout = spec.Kind(kind), time.UnixMicro(created).UTC(), time.Duration(timeout)*time.Millisecond
 		u.SyncedAt = fromMicros(synced)
 		if err := jsonFields(headers, &u.Headers, command, &u.Command, env, &u.Env, tlsOpts, &u.TLS); err != nil {
 			return nil, classify("list upstreams", err)
+		}
+		if oa != "" {
+			u.Kind, u.OpenAPI = spec.HTTPAPI, &spec.OpenAPI{}
+			if err := json.Unmarshal([]byte(oa), u.OpenAPI); err != nil {
+				return nil, classify("list upstreams", err)
+			}
 		}
 		out = append(out, u)
 	}
@@ -145,13 +151,35 @@ func (t *Tx) InsertUpstream(ctx context.Context, u spec.Upstream) error {
 	if onChange == "" {
 		onChange = spec.OnChangeRefuse
 	}
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO upstreams (name, prefix, kind, url, headers, command, env, allow_private, allow_plain_http, tls, call_timeout_ms, on_change, created_at, created_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Name, u.Prefix, string(u.Kind), u.URL, enc(headers), enc(command), enc(env),
-		u.AllowPrivate, u.AllowPlainHTTP, enc(u.TLS), u.CallTimeout.Milliseconds(), onChange, micros(u.CreatedAt), u.CreatedBy)
+	kind, oa := string(u.Kind), ""
+	if u.Kind == spec.HTTPAPI { // see migration 0017
+		if u.OpenAPI == nil {
+			return fault.New(fault.Invalid, "an OpenAPI upstream needs its document")
+		}
+		kind, oa = string(spec.HTTP), enc(u.OpenAPI)
+	}
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO upstreams (name, prefix, kind, url, headers, command, env, allow_private, allow_plain_http, tls, call_timeout_ms, on_change, created_at, created_by, openapi)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Name, u.Prefix, kind, u.URL, enc(headers), enc(command), enc(env),
+		u.AllowPrivate, u.AllowPlainHTTP, enc(u.TLS), u.CallTimeout.Milliseconds(), onChange, micros(u.CreatedAt), u.CreatedBy, oa)
 	if isUnique(err) {
 		return fault.New(fault.Conflict, "upstream %q already exists", u.Name)
 	}
 	return classify("insert upstream", err)
+}
+
+func (t *Tx) SetUpstreamOpenAPI(ctx context.Context, name string, o spec.OpenAPI) error {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return classify("set upstream document", err)
+	}
+	res, err := t.tx.ExecContext(ctx, `UPDATE upstreams SET openapi = ? WHERE name = ? AND openapi != ''`, string(b), name)
+	if err != nil {
+		return classify("set upstream document", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fault.New(fault.NotFound, "upstream %q is not an OpenAPI upstream", name)
+	}
+	return nil
 }
 
 func (t *Tx) SetToolTimeout(ctx context.Context, upstreamName, tool string, d time.Duration) error {

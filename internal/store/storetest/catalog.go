@@ -223,3 +223,32 @@ func testUserGrants(t *testing.T, s Store) {
 	_, err = s.UserGrants(ctx, "nobody")
 	wantKind(t, err, fault.NotFound, "the grants of an unknown user")
 }
+
+// An OpenAPI upstream reads back with its document, operations and
+// credential's configuration; its document can be replaced, and only an
+// OpenAPI upstream's.
+func testOpenAPIUpstream(t *testing.T, s Store) {
+	o := spec.OpenAPI{Document: `{"openapi":"3.0.3"}`, Operations: []string{"getPet", "DELETE /pet/{id}"},
+		Auth: &spec.HTTPAuth{Type: spec.AuthOAuth2, Secret: "cs", ClientID: "gw", TokenURL: "https://sso.example/token", Scopes: []string{"a", "b"}}}
+	mustWrite(t, s, func(tx Tx) error {
+		if err := tx.InsertUpstream(ctx, spec.Upstream{Name: "pets", Prefix: "pets", Kind: spec.HTTPAPI, URL: "https://pets.example/v3", OpenAPI: &o, CreatedAt: t0}); err != nil {
+			return err
+		}
+		return tx.InsertUpstream(ctx, spec.Upstream{Name: "mcp", Kind: spec.HTTP, URL: "https://mcp.example/mcp", CreatedAt: t0})
+	})
+	u, err := s.UpstreamByName(ctx, "pets")
+	if err != nil || u.Kind != spec.HTTPAPI || u.OpenAPI == nil || u.OpenAPI.Document != o.Document || !slices.Equal(u.OpenAPI.Operations, o.Operations) ||
+		u.OpenAPI.Auth == nil || u.OpenAPI.Auth.TokenURL != o.Auth.TokenURL || !slices.Equal(u.OpenAPI.Auth.Scopes, []string{"a", "b"}) {
+		t.Fatalf("pets read back as %+v, %v", u, err)
+	}
+	o.Document = `{"openapi":"3.1.0"}`
+	mustWrite(t, s, func(tx Tx) error { return tx.SetUpstreamOpenAPI(ctx, "pets", o) })
+	if u, _ := s.UpstreamByName(ctx, "pets"); u.OpenAPI == nil || u.OpenAPI.Document != o.Document {
+		t.Errorf("replaced document: %+v", u.OpenAPI)
+	}
+	err = write(s, func(tx Tx) error { return tx.SetUpstreamOpenAPI(ctx, "mcp", o) })
+	wantKind(t, err, fault.NotFound, "a document for an MCP upstream")
+	if u, _ := s.UpstreamByName(ctx, "mcp"); u.Kind != spec.HTTP || u.OpenAPI != nil {
+		t.Errorf("mcp became %+v", u)
+	}
+}

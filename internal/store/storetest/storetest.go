@@ -88,6 +88,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ApprovalQueries", testApprovalQueries},
 		{"ApprovalStatusOneRacerWins", testApprovalRace},
 		{"Upstreams", testUpstreams},
+		{"OpenAPIUpstream", testOpenAPIUpstream},
 		{"ToolVersions", testToolVersions},
 		{"ToolState", testToolState},
 		{"UserGrants", testUserGrants},

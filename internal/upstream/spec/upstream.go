@@ -23,6 +23,9 @@ type Kind string
 const (
 	HTTP  Kind = "http"  // MCP over Streamable HTTP
 	Stdio Kind = "stdio" // MCP over the stdin/stdout of a command an admin fixed
+	// HTTPAPI is an HTTP API whose operations, as its OpenAPI document
+	// describes them, are tools (openapi.go); URL is its base URL.
+	HTTPAPI Kind = "openapi"
 )
 
 // Upstream is one configured MCP server.
@@ -34,6 +37,9 @@ type Upstream struct {
 	Headers map[string]string `json:"-"` // values may be credentials: never returned
 	Command []string          `json:"command,omitempty"`
 	Env     map[string]string `json:"-"`
+	// OpenAPI describes an OpenAPI upstream's document, operations and
+	// credential (Kind HTTPAPI only).
+	OpenAPI *OpenAPI `json:"openapi,omitempty"`
 	// AllowPrivate lets an HTTP upstream be reached at loopback, private,
 	// link-local and other non-public addresses (off by default: SSRF).
 	AllowPrivate bool `json:"allow_private"`
@@ -100,7 +106,12 @@ func (u Upstream) Validate() error {
 	if u.OnChange != "" && u.OnChange != OnChangeRefuse && u.OnChange != OnChangeKeepPinned {
 		return fmt.Errorf("invalid on_change %q: want %q (the default) or %q", clip(u.OnChange), OnChangeRefuse, OnChangeKeepPinned)
 	}
+	if u.Kind != HTTPAPI && u.OpenAPI != nil {
+		return fmt.Errorf("--openapi makes an OpenAPI upstream: give --base-url, not --url or --command")
+	}
 	switch u.Kind {
+	case HTTPAPI:
+		return u.validOpenAPI()
 	case HTTP:
 		if len(u.Command) > 0 || len(u.Env) > 0 {
 			return fmt.Errorf("an HTTP upstream takes --url and --header, not --command or --env")
