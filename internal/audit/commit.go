@@ -120,6 +120,9 @@ func (w *Writer) appendLog(out []sealed) error {
 			return &StorageError{Cause: "the audit log cannot be written", Err: err}
 		}
 		w.seq, w.prev = out[n-1].rec.Seq, out[n-1].rec.Hash
+		for i := range out[:n] {
+			w.tree.add(out[i].rec.Hash)
+		}
 		out = out[n:]
 	}
 	return nil
@@ -253,7 +256,10 @@ func (w *Writer) checkpoint() {
 	}
 	w.busy()
 	defer w.idle()
-	cp := Checkpoint{Seq: w.seq, Hash: w.prev, Time: w.cfg.Now()}
+	if w.tree.size() != w.seq {
+		panic(fmt.Sprintf("audit: the Merkle tree holds %d records, the chain %d", w.tree.size(), w.seq))
+	}
+	cp := Checkpoint{Seq: w.seq, Hash: w.prev, Root: w.tree.root(), Time: w.cfg.Now()}
 	cp.Sign(w.cfg.Signer)
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.StoreTimeout)
 	defer cancel()
@@ -268,4 +274,8 @@ func (w *Writer) checkpoint() {
 		return
 	}
 	w.cpSeq = cp.Seq
+	w.latest.Store(&cp)
+	if w.cfg.OnCheckpoint != nil {
+		w.cfg.OnCheckpoint(cp)
+	}
 }
