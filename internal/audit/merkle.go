@@ -183,3 +183,14 @@ func VerifyInclusion(payload []byte, seq, size uint64, pf [][]byte, root []byte)
 	leaf := LeafHash(sha256.Sum256(payload))
 	return proof.VerifyInclusion(rfc6962.DefaultHasher, seq-1, size, leaf[:], pf, root)
 }
+
+// Prove attests every record logged so far (Attest) and proves each of
+// seqs in that checkpoint's tree (ProveRecords).
+func (w *Writer) Prove(ctx context.Context, seqs []uint64) (Checkpoint, []Proven, error) {
+	cp, err := w.Attest(ctx)
+	if err != nil {
+		return Checkpoint{}, nil, err
+	}
+	proven, err := ProveRecords(ctx, w.log, cp, seqs)
+	return cp, proven, err
+}

@@ -29,6 +29,9 @@ import (
 // Records of other users are not in it: a proof holds only hashes of
 // subtrees (internal/audit/DESIGN.md, "Evidence bundles").
 
+// EventExport is the record of an evidence bundle exported.
+const EventExport = "evidence-export"
+
 // BundleFormat names the bundle format; a verifier refuses any other.
 const BundleFormat = "ostiary-evidence-bundle/1"
 
