@@ -107,7 +107,7 @@ func Init(ctx context.Context, dir string, now func() time.Time) (adminKey strin
 	defer lockF.Close()
 	defer func() {
 		if err != nil {
-			for _, p := range []string{l.DB(), l.DB() + "-wal", l.DB() + "-shm", l.Checkpoint(), l.KeysDir(), l.AuditLog()} {
+			for _, p := range []string{l.DB(), l.DB() + "-wal", l.DB() + "-shm", l.Checkpoint(), l.Checkpoint() + ".tree", l.KeysDir(), l.AuditLog()} {
 				os.RemoveAll(p)
 			}
 		}

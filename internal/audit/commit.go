@@ -275,6 +275,9 @@ func (w *Writer) checkpoint() {
 	}
 	w.cpSeq = cp.Seq
 	w.latest.Store(&cp)
+	if err := w.saveTree(); err != nil {
+		w.cfg.Logger.Warn("audit Merkle tree file not written; the next start reads the whole log", "err", err)
+	}
 	if w.cfg.OnCheckpoint != nil {
 		w.cfg.OnCheckpoint(cp)
 	}

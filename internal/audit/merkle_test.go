@@ -1,14 +1,19 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/ostiary/ostiary/internal/audit"
 )
@@ -38,6 +43,19 @@ func TestInclusionProofsEverySize(t *testing.T) {
 		proven, err := audit.ProveRecords(context.Background(), c.w.Log(), cp, seqs)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The root the writer signs is the one transparency-dev/merkle's
+		// compact range computes from the same leaves.
+		rf := &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+		rng := rf.NewEmptyRange(0)
+		for _, p := range proven {
+			leaf := audit.LeafHash(sha256.Sum256(p.Payload))
+			if err := rng.Append(leaf[:], nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if root, err := rng.GetRootHash(nil); err != nil || !bytes.Equal(root, cp.Root) {
+			t.Fatalf("size %d: root %x, the library's %x", size, cp.Root, root)
 		}
 		for _, p := range proven {
 			if err := audit.VerifyInclusion(p.Payload, p.Seq, cp.Seq, p.Proof, cp.Root); err != nil {
@@ -154,5 +172,51 @@ func TestVerifyChecksMerkleRoots(t *testing.T) {
 	_, err = audit.VerifyLog(context.Background(), c.logDir, c.pub, forged, nil)
 	if !audit.IsChainError(err) || !strings.Contains(err.Error(), "Merkle root") {
 		t.Fatalf("a checkpoint whose root is not the records': %v", err)
+	}
+}
+
+// A start takes the tree from the file the last checkpoint left when it
+// is that checkpoint's, and rebuilds it from the log when the file is
+// missing or wrong: either way the next checkpoint's root is the log's.
+func TestTreeFileIsOnlyACache(t *testing.T) {
+	c := newChain(t)
+	c.write(t, 37)
+	for _, damage := range []func(path string){
+		func(string) {}, // as left: used
+		func(p string) { os.Remove(p) },
+		func(p string) { // the right seq, the wrong peaks
+			var f struct {
+				Seq   uint64   `json:"seq"`
+				Peaks []string `json:"peaks"`
+			}
+			b, _ := os.ReadFile(p)
+			if err := json.Unmarshal(b, &f); err != nil || len(f.Peaks) == 0 {
+				t.Fatalf("tree file %s: %v", b, err)
+			}
+			f.Peaks[0] = strings.Repeat("0", 64)
+			b, _ = json.Marshal(f)
+			os.WriteFile(p, b, 0o600)
+		},
+		func(p string) { os.WriteFile(p, []byte("{"), 0o600) },
+	} {
+		c.w.Close() // a final checkpoint and its tree file
+		if _, err := os.Stat(c.cpPath + ".tree"); err != nil {
+			t.Fatal(err)
+		}
+		damage(c.cpPath + ".tree")
+		if err := c.restart(t, true); err != nil {
+			t.Fatal(err)
+		}
+		c.write(t, 3)
+		cp, err := c.w.Attest(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := audit.ProveRecords(context.Background(), c.w.Log(), cp, []uint64{1, cp.Seq}); err != nil {
+			t.Fatalf("after a start with that tree file: %v", err)
+		}
+	}
+	if _, err := c.verify(t); err != nil {
+		t.Fatal(err)
 	}
 }

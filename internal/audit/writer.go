@@ -202,13 +202,13 @@ func NewWriter(ctx context.Context, cfg WriterConfig) (*Writer, error) {
 	if w.seq, w.prev, err = headOf(w.log); err != nil {
 		return nil, err
 	}
-	if w.tree, err = loadTree(w.log, w.seq); err != nil {
-		return nil, err
-	}
 	if cfg.RequireCheckpoint {
 		if err := w.checkLatest(); err != nil {
 			return nil, err
 		}
+	}
+	if w.tree, err = w.loadTree(); err != nil {
+		return nil, err
 	}
 	unapplied, indexed, err := w.catchUp(ctx)
 	if err != nil {

@@ -25,7 +25,7 @@ func (e *env) evidenceCmd() *cobra.Command {
 func (e *env) evidenceExportCmd() *cobra.Command {
 	var reqID, approvalID, user, since, until, out string
 	cmd := &cobra.Command{
-		Use:   "export (--request-id ID | --approval ID | --user NAME --since T --until T) -o FILE",
+		Use:   "export (--request-id ID | --approval ID | --user NAME --since T [--until T]) -o FILE",
 		Short: "Write one case's evidence bundle: its records, each proven in the signed audit chain (needs the read-audit grant)",
 		Long: `Write an evidence bundle: one file with every audit record of a case (one
 request id, one approval with the calls it held and let through, or one user's
@@ -55,10 +55,14 @@ Check a bundle anywhere, without the server or its data directory:
 				return usageError("--since and --until go with --user")
 			}
 			if user != "" {
-				if since == "" || until == "" {
-					return usageError("--user needs --since and --until")
+				if since == "" {
+					return usageError("--user needs --since (and --until, default now)")
 				}
+				q.Set("until", e.now().UTC().Format(time.RFC3339Nano))
 				for name, v := range map[string]string{"since": since, "until": until} {
+					if v == "" {
+						continue
+					}
 					t, err := parseWhen(v, e.now())
 					if err != nil {
 						return usageError("--%s %v", name, err)
@@ -90,7 +94,7 @@ Check a bundle anywhere, without the server or its data directory:
 	f.StringVar(&approvalID, "approval", "", "one approval: its records and those of the calls it held and let through")
 	f.StringVar(&user, "user", "", "one user's records (with --since and --until)")
 	f.StringVar(&since, "since", "", "from this long ago (12h, 7d) or this time (RFC 3339)")
-	f.StringVar(&until, "until", "", "until this long ago or this time (excluded)")
+	f.StringVar(&until, "until", "", "until this long ago or this time (excluded; default now)")
 	f.StringVarP(&out, "output", "o", "", "write the bundle to `FILE` (created; an existing file is refused)")
 	return cmd
 }

@@ -171,6 +171,12 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	if len(flags.Webhooks) > 0 {
 		cfg.Webhooks = flags.Webhooks
 	}
+	if len(flags.Anchors) > 0 {
+		cfg.Anchors = flags.Anchors
+	}
+	if flags.AnchorCA != "" {
+		cfg.AnchorCA = flags.AnchorCA
+	}
 	if len(flags.OIDC.Issuers) > 0 {
 		cfg.OIDC.Issuers = flags.OIDC.Issuers
 	}

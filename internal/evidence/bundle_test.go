@@ -215,3 +215,34 @@ func FuzzVerifyBundle(f *testing.F) {
 }
 
 func encodeSig(sig []byte) string { return base64.StdEncoding.EncodeToString(sig) }
+
+// An approval's bundle holds its own records (request, vote, use) and the
+// requester's records of the held call and of the call it let through,
+// and nothing of anyone else who sent the same (client-chosen) request id.
+func TestBundleOfAnApproval(t *testing.T) {
+	f := newFixture(t)
+	a := f.request(t, "alice", 5)
+	f.write(t, audit.Record{Event: "tool-call", Outcome: audit.Denied, Reason: "approval-required", Actor: "alice", RequestID: "held-5", Target: "tool:fin.pay",
+		Detail: map[string]any{"version": 1, "digest": "d1", "upstream": "fin", "policy_version": 2, "approval": a.ID}})
+	f.write(t, audit.Record{Event: "tool-call", Outcome: audit.Success, Actor: "mallory", RequestID: "held-5", Target: "tool:other", Detail: map[string]any{"note": "MALLORY-MARKER"}})
+	if _, err := f.svc.Decide(ctx, carol, a.ID, true, "fine"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := f.svc.Claim(ctx, call(a), "alicekey", "run-5"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	f.write(t, audit.Record{Event: "tool-call", Outcome: audit.Success, Actor: "alice", RequestID: "run-5", Target: "tool:fin.pay",
+		Detail: map[string]any{"version": 1, "digest": "d1", "upstream": "fin", "policy_version": 2, "approval": a.ID}})
+	f.write(t, audit.Record{Event: "tool-result", Outcome: audit.Success, Actor: "alice", RequestID: "run-5", Target: "tool:fin.pay"})
+	b := f.export(t, evidence.Case{Approval: a.ID})
+	sum, err := evidence.VerifyBundle(b, f.env.Public)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if sum.Records != 6 {
+		t.Fatalf("%d records in the approval's bundle, want 6 (requested, held call, vote, used, call, result):\n%s", sum.Records, b)
+	}
+	if bytes.Contains(b, []byte("MALLORY-MARKER")) || bytes.Contains(b, []byte("mallory")) {
+		t.Fatal("the approval's bundle holds mallory's record that shares a request id")
+	}
+}
