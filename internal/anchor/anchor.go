@@ -60,7 +60,7 @@ type Status struct {
 	Anchor       int       `json:"anchor"` // 1-based, in --anchor order
 	Kind         string    `json:"kind"`   // file or witness
 	State        string    `json:"state"`  // ok, failing, or pending (nothing delivered yet)
-	LastSeq      uint64    `json:"last_seq"`
+	LastSeq      uint64    `json:"-"`      // not shown: it tells the volume of activity to anyone who can reach /readyz
 	LastOK       time.Time `json:"last_ok,omitzero"`
 	FailingSince time.Time `json:"failing_since,omitzero"`
 	Failures     uint64    `json:"failures,omitempty"` // checkpoints not delivered after all their attempts

@@ -10,6 +10,7 @@ import (
 	"math/bits"
 	"os"
 
+	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
@@ -59,12 +60,25 @@ func (t *merkleTree) add(h [32]byte) {
 	t.addLeaf(LeafHash(h))
 }
 
-func (t *merkleTree) addLeaf(leaf [32]byte) {
+func (t *merkleTree) addLeaf(leaf [32]byte) { t.addVisit(leaf, nil) }
+
+// addVisit appends a leaf and calls visit, if set, with every perfect
+// subtree it completes: the leaf itself (level 0, index n) and each node
+// merged (level l, index n>>l).
+func (t *merkleTree) addVisit(leaf [32]byte, visit func(level uint, index uint64, h *[32]byte)) {
 	t.peaks[t.depth] = leaf
 	t.depth++
+	if visit != nil {
+		visit(0, t.n, &t.peaks[t.depth-1])
+	}
+	level := uint(0)
 	for m := t.n; m&1 == 1; m >>= 1 { // each trailing 1 of the old size: two subtrees of one size merge
 		t.peaks[t.depth-2] = node(&t.peaks[t.depth-2], &t.peaks[t.depth-1])
 		t.depth--
+		level++
+		if visit != nil {
+			visit(level, t.n>>level, &t.peaks[t.depth-1])
+		}
 	}
 	t.n++
 }
@@ -186,8 +200,8 @@ type Proven struct {
 
 // ProveRecords reads the log's records 1…cp.Seq, checks that their tree's
 // root is the one cp signs, and returns each record of seqs (ascending,
-// each within 1…cp.Seq) with its inclusion proof. It holds one hash per
-// node of the tree: 64 bytes a record.
+// each within 1…cp.Seq) with its inclusion proof. It keeps only the
+// subtree hashes the proofs need.
 func ProveRecords(ctx context.Context, log *wal.Log, cp Checkpoint, seqs []uint64) ([]Proven, error) {
 	if cp.Root == nil {
 		return nil, errors.New("audit: the checkpoint commits to no Merkle root (written by an older version)")
@@ -199,8 +213,26 @@ func ProveRecords(ctx context.Context, log *wal.Log, cp Checkpoint, seqs []uint6
 		}
 		want[s] = i
 	}
+	// The perfect subtrees each proof needs, gathered as the leaves
+	// stream past: memory grows with the proofs, not with the log.
 	out := make([]Proven, len(seqs))
-	levels := [][][32]byte{make([][32]byte, 0, cp.Seq)}
+	plans := make([]proof.Nodes, len(seqs))
+	need := map[compact.NodeID][]byte{}
+	for i, s := range seqs {
+		var err error
+		if plans[i], err = proof.Inclusion(s-1, cp.Seq); err != nil {
+			return nil, err
+		}
+		for _, id := range plans[i].IDs {
+			need[id] = nil
+		}
+	}
+	visit := func(level uint, index uint64, h *[32]byte) {
+		id := compact.NewNodeID(level, index)
+		if _, ok := need[id]; ok {
+			need[id] = append([]byte(nil), h[:]...)
+		}
+	}
 	tree := newMerkleTree()
 	if cp.Seq > 0 {
 		rd, err := log.Reader(1)
@@ -211,9 +243,7 @@ func ProveRecords(ctx context.Context, log *wal.Log, cp Checkpoint, seqs []uint6
 			if n%4096 == 0 && ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			leaf := LeafHash(sha256.Sum256(rd.Payload()))
-			levels[0] = append(levels[0], leaf)
-			tree.addLeaf(leaf)
+			tree.addVisit(LeafHash(sha256.Sum256(rd.Payload())), visit)
 			if i, ok := want[rd.Index()]; ok {
 				out[i] = Proven{Seq: rd.Index(), Payload: append([]byte(nil), rd.Payload()...)}
 			}
@@ -221,33 +251,22 @@ func ProveRecords(ctx context.Context, log *wal.Log, cp Checkpoint, seqs []uint6
 		if err := rd.Err(); err != nil {
 			return nil, fmt.Errorf("audit: read the log: %w", err)
 		}
-		if uint64(len(levels[0])) != cp.Seq {
+		if tree.size() != cp.Seq {
 			return nil, fmt.Errorf("audit: the log ends before the checkpoint's record %d", cp.Seq)
 		}
 	}
 	if string(tree.root()) != string(cp.Root) {
 		return nil, &ChainError{Seq: cp.Seq, Problem: "the log's Merkle root differs from what the signed checkpoint attests (the chain was rewritten)"}
 	}
-	// Every perfect subtree: level l, index j covers leaves [j·2^l, (j+1)·2^l).
-	for l := 0; len(levels[l]) > 1; l++ {
-		below := levels[l]
-		up := make([][32]byte, len(below)/2)
-		for j := range up {
-			up[j] = node(&below[2*j], &below[2*j+1])
-		}
-		levels = append(levels, up)
-	}
 	for i := range out {
-		nodes, err := proof.Inclusion(out[i].Seq-1, cp.Seq)
-		if err != nil {
-			return nil, err
+		hashes := make([][]byte, len(plans[i].IDs))
+		for k, id := range plans[i].IDs {
+			if hashes[k] = need[id]; hashes[k] == nil {
+				return nil, fmt.Errorf("audit: node %v of record %d's proof was not seen", id, out[i].Seq)
+			}
 		}
-		hashes := make([][]byte, len(nodes.IDs))
-		for k, id := range nodes.IDs {
-			h := levels[id.Level][id.Index]
-			hashes[k] = h[:]
-		}
-		if out[i].Proof, err = nodes.Rehash(hashes, nodeHash); err != nil {
+		var err error
+		if out[i].Proof, err = plans[i].Rehash(hashes, nodeHash); err != nil {
 			return nil, err
 		}
 	}
