@@ -52,6 +52,9 @@ type Config struct {
 	// RetryEvery is how often an anchor that failed tries its newest
 	// checkpoint again while no newer one comes; default 30s.
 	RetryEvery time.Duration
+	// CloseGrace bounds how long Close waits for deliveries under way
+	// (a witness that hangs) before cutting them; default 2s.
+	CloseGrace time.Duration
 }
 
 // Status is one anchor's state, as /readyz shows it: by position and
@@ -71,6 +74,8 @@ type Pusher struct {
 	cfg     Config
 	targets []*target
 	quit    chan struct{}
+	ctx     context.Context // cut by Close after CloseGrace: no stop waits on a witness that hangs
+	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	once    sync.Once
 }
@@ -104,11 +109,15 @@ func New(cfg Config) (*Pusher, error) {
 	if cfg.RetryEvery <= 0 {
 		cfg.RetryEvery = 30 * time.Second
 	}
+	if cfg.CloseGrace <= 0 {
+		cfg.CloseGrace = 2 * time.Second
+	}
 	client, err := Client(cfg.CA, cfg.Timeout)
 	if err != nil {
 		return nil, err
 	}
 	p := &Pusher{cfg: cfg, quit: make(chan struct{})}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	for i, a := range cfg.Anchors {
 		t := &target{p: p, n: i + 1, a: a, client: client, kick: make(chan struct{}, 1), name: a.File}
 		t.st = Status{Anchor: i + 1, Kind: "file", State: "pending"}
@@ -180,9 +189,16 @@ func (p *Pusher) Status() []Status {
 }
 
 // Close delivers what is still pending (the final checkpoint of a
-// graceful stop), each within its attempts, and stops.
+// graceful stop) in one last attempt per anchor, and stops; witness
+// requests still under way after CloseGrace are cut.
 func (p *Pusher) Close() {
-	p.once.Do(func() { close(p.quit) })
+	p.once.Do(func() {
+		close(p.quit)
+		cut := time.AfterFunc(p.cfg.CloseGrace, p.cancel)
+		p.wg.Wait()
+		cut.Stop()
+		p.cancel()
+	})
 	p.wg.Wait()
 }
 
@@ -217,21 +233,19 @@ func (t *target) run() {
 	}
 }
 
-// deliver tries cp up to Attempts times, backing off between them (cut
-// short by Close while waiting, when wait is set).
-func (t *target) deliver(cp audit.Checkpoint, wait bool) {
+// deliver tries cp up to Attempts times, backing off between them; once
+// Close was called (last), a single attempt.
+func (t *target) deliver(cp audit.Checkpoint, retry bool) {
 	var err error
 	delay := t.p.cfg.Backoff
 	for i := range Attempts {
 		if i > 0 {
-			if !wait {
-				time.Sleep(delay)
-			} else {
-				select {
-				case <-time.After(delay):
-				case <-t.p.quit:
-					wait = false
-				}
+			if !retry {
+				break
+			}
+			select {
+			case <-time.After(delay):
+			case <-t.p.quit: // stopping: the final checkpoint gets its own attempt
 			}
 			delay *= 2
 		}
@@ -242,6 +256,11 @@ func (t *target) deliver(cp audit.Checkpoint, wait bool) {
 		}
 		if err == nil {
 			break
+		}
+		select {
+		case <-t.p.quit:
+			retry = false
+		default:
 		}
 	}
 	t.mu.Lock()
@@ -310,7 +329,7 @@ func (t *target) post(cp audit.Checkpoint) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), t.p.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(t.p.ctx, t.p.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.a.URL, bytes.NewReader(b))
 	if err != nil {

@@ -3,6 +3,9 @@ package anchor_test
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,5 +110,36 @@ func TestInside(t *testing.T) {
 		if got := config.Inside(c.path, c.dir); got != c.in {
 			t.Errorf("Inside(%q, %q) = %v", c.path, c.dir, got)
 		}
+	}
+}
+
+// A witness that accepts the connection and never answers holds up
+// neither Offer nor a stop: Close cuts it after its grace, and the
+// failure is reported.
+func TestHangingWitnessDoesNotHoldUpTheStop(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, priv, _ := ed25519.GenerateKey(nil)
+	p, err := anchor.New(anchor.Config{Anchors: []config.Anchor{{URL: srv.URL}}, CA: ca, Timeout: time.Hour, CloseGrace: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		p.Offer(checkpoint(priv, uint64(i+1)))
+	}
+	p.Close() // returns: the request under way is cut
+	if st := p.Status()[0]; st.State != "failing" || st.Failures == 0 {
+		t.Fatalf("status after a hanging witness: %+v", st)
 	}
 }
