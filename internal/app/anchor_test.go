@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -170,6 +171,19 @@ func TestAnchorRefusesRolledBackDataDir(t *testing.T) {
 	// Without the anchor the copy is, as far as it alone can tell, whole.
 	if code, _, stderr := runCLI(s, "", "audit", "verify", "--data", old, "--public-key", pub); code != 0 {
 		t.Fatalf("the copy without --anchor: exit %d %s", code, stderr)
+	}
+	// An anchor holding a checkpoint not signed by the trusted key (forged,
+	// or another installation's) is a broken verification, not a pass.
+	_, otherKey, _ := ed25519.GenerateKey(nil)
+	forged := audit.Checkpoint{Seq: 1, Root: make([]byte, 32), Time: time.Now()}
+	forged.Sign(otherKey)
+	fb, _ := json.Marshal(forged)
+	forgedFile := filepath.Join(t.TempDir(), "forged.anchors")
+	if err := os.WriteFile(forgedFile, append(fb, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI(s, "", "audit", "verify", "--data", s.Dir, "--public-key", pub, "--anchor", forgedFile); code != 3 || !strings.Contains(stderr, "anchored checkpoint") {
+		t.Fatalf("a forged anchor: exit %d %s", code, stderr)
 	}
 	// An anchor that cannot be read is not skipped.
 	if code, _, _ := runCLI(s, "", "audit", "verify", "--data", s.Dir, "--anchor", file+".missing"); code != 1 {
