@@ -69,6 +69,11 @@ type Config struct {
 	Policy    *policy.Service
 	Explainer Explainer // the pipeline, for policy explain
 	Approvals *approval.Service
+	// Evidence, if set, proves records and signs evidence bundles (the
+	// audit writer); without it, evidence export is unavailable.
+	Evidence Prover
+	// Version is Ostiary's, named in evidence bundles.
+	Version string
 	// Index, if set, is the writer filling the audit index behind the log:
 	// a query waits (briefly) for it to hold every record logged so far,
 	// and says how far behind it still is.
@@ -273,7 +278,17 @@ func (a *API) writeError(w http.ResponseWriter, reqID string, err error) {
 	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: string(k), Message: fault.SafeMessage(err)}, RequestID: reqID})
 }
 
+// rawJSON is an answer already encoded, sent byte for byte (an evidence
+// bundle's canonical form, which encoding/json would escape differently).
+type rawJSON []byte
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	if raw, ok := v.(rawJSON); ok {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(status)
+		w.Write(raw)
+		return
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"internal error"}}`)

@@ -32,6 +32,7 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v1/audit/search-token", a.handle(a.searchToken))
 	m.HandleFunc("GET /api/v1/audit/approval_records", a.handle(a.evidence(evidence.KindApproval)))
 	m.HandleFunc("GET /api/v1/audit/exception_records", a.handle(a.evidence(evidence.KindException)))
+	m.HandleFunc("GET /api/v1/evidence/bundle", a.handle(a.exportBundle))
 
 	m.HandleFunc("GET /api/v1/upstreams", a.handle(a.listUpstreams))
 	m.HandleFunc("POST /api/v1/upstreams", a.handle(a.addUpstream))

@@ -21,7 +21,7 @@ func TestEveryRouteIsServed(t *testing.T) {
 		"GET /api/v1/roles", "POST /api/v1/roles",
 		"GET /api/v1/keys", "POST /api/v1/keys", "POST /api/v1/keys/nokey/revoke",
 		"GET /api/v1/audit", "POST /api/v1/audit/search-token",
-		"GET /api/v1/audit/approval_records", "GET /api/v1/audit/exception_records",
+		"GET /api/v1/audit/approval_records", "GET /api/v1/audit/exception_records", "GET /api/v1/evidence/bundle",
 		"GET /api/v1/upstreams", "POST /api/v1/upstreams", "DELETE /api/v1/upstreams/none", "POST /api/v1/upstreams/none/sync",
 		"GET /api/v1/tools", "GET /api/v1/tools/versions", "POST /api/v1/tools/activate", "POST /api/v1/tools/timeout", "POST /api/v1/tools/labels",
 		"GET /api/v1/killswitches", "POST /api/v1/killswitches", "POST /api/v1/killswitches/none/release",

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/anchor"
 	"github.com/ostiary/ostiary/internal/approval"
 	"github.com/ostiary/ostiary/internal/assertion"
 	"github.com/ostiary/ostiary/internal/audit"
@@ -58,6 +59,7 @@ type App struct {
 	store    *sqlite.Store
 	auditLog *wal.Log
 	writer   *audit.Writer
+	anchors  *anchor.Pusher    // nil without --anchor
 	calls    *recovery.Tracker // the pipeline's writer: counts the calls on record without an outcome
 	authn    *authn.Authenticator
 	tokens   *authn.TokenAuthenticator // nil without --oidc-issuer
@@ -105,7 +107,7 @@ func Init(ctx context.Context, dir string, now func() time.Time) (adminKey strin
 	defer lockF.Close()
 	defer func() {
 		if err != nil {
-			for _, p := range []string{l.DB(), l.DB() + "-wal", l.DB() + "-shm", l.Checkpoint(), l.KeysDir(), l.AuditLog()} {
+			for _, p := range []string{l.DB(), l.DB() + "-wal", l.DB() + "-shm", l.Checkpoint(), l.Checkpoint() + ".tree", l.KeysDir(), l.AuditLog()} {
 				os.RemoveAll(p)
 			}
 		}
@@ -219,10 +221,17 @@ func (a *App) open(ctx context.Context) error {
 	if a.auditLog, err = openAuditLog(l, a.log); err != nil {
 		return err
 	}
+	var onCheckpoint func(audit.Checkpoint)
+	if len(a.cfg.Anchors) > 0 {
+		if a.anchors, err = a.openAnchors(); err != nil {
+			return err
+		}
+		onCheckpoint = a.anchors.Offer
+	}
 	// Credentials in audit text become search tokens keyed by the vault,
 	// which opens after the writer: until then they are plainly redacted.
 	var vaultRef atomic.Pointer[vault.Vault]
-	if a.writer, err = audit.NewWriter(ctx, audit.WriterConfig{Log: a.auditLog, Store: a.store, Signer: priv, FromDatabase: fromDatabase, CheckpointPath: l.Checkpoint(),
+	if a.writer, err = audit.NewWriter(ctx, audit.WriterConfig{Log: a.auditLog, Store: a.store, Signer: priv, FromDatabase: fromDatabase, CheckpointPath: l.Checkpoint(), OnCheckpoint: onCheckpoint,
 		Now: a.now, Logger: a.log, CheckpointEvery: a.cfg.CheckpointEvery, RequireCheckpoint: true, StoreTimeout: a.cfg.StoreTimeout,
 		Scrub: func(s string) string { return vaultRef.Load().ScrubAudit(s) }}); err != nil {
 		return err
@@ -325,7 +334,7 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 	if a.api, err = adminapi.New(adminapi.Config{Authn: creds, Failures: a.failures, WriteRate: a.cfg.RateAdminWrite, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
-		Policy: policies, Explainer: a.pipeline, Approvals: a.approvals, Index: a.writer}); err != nil {
+		Policy: policies, Explainer: a.pipeline, Approvals: a.approvals, Index: a.writer, Evidence: a.writer, Version: Version}); err != nil {
 		return err
 	}
 	if a.cfg.TLS() {
@@ -541,6 +550,9 @@ func (a *App) release() {
 	if a.writer != nil {
 		a.writer.Close()
 	}
+	if a.anchors != nil { // after the writer: its final checkpoint is anchored too
+		a.anchors.Close()
+	}
 	if a.auditLog != nil {
 		a.auditLog.Close()
 	}
@@ -573,7 +585,12 @@ func openAuditLog(l Layout, log *slog.Logger) (*wal.Log, error) {
 // holds it. pubPath names the public key to trust; empty means the one in
 // the directory (auditors should keep their own copy). With index, it also
 // verifies the queryable index and that it agrees with the log.
-func VerifyAudit(ctx context.Context, dir, pubPath string, index bool) (audit.Summary, error) {
+//
+// anchors are files or witness URLs that serve --anchor pushed checkpoints
+// to (anchorCA the CAs trusted for witnesses): a log that does not reach
+// the newest checkpoint of each, or differs from it, is a broken chain (a
+// data directory rolled back).
+func VerifyAudit(ctx context.Context, dir, pubPath string, index bool, anchors []string, anchorCA string) (audit.Summary, error) {
 	l := Layout{Dir: dir}
 	if err := l.checkInitialised(); err != nil {
 		return audit.Summary{}, err
@@ -601,7 +618,11 @@ func VerifyAudit(ctx context.Context, dir, pubPath string, index bool) (audit.Su
 	if err != nil {
 		return audit.Summary{}, err
 	}
-	sum, err := audit.VerifyLog(ctx, l.AuditLog(), pub, cp, cps)
+	anchored, err := readAnchors(ctx, anchors, anchorCA)
+	if err != nil {
+		return audit.Summary{}, err
+	}
+	sum, err := audit.VerifyLog(ctx, l.AuditLog(), pub, cp, cps, anchored...)
 	if err != nil || !index {
 		return sum, err
 	}

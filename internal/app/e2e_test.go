@@ -460,7 +460,7 @@ func TestFailsClosedWhenStoreReadOnly(t *testing.T) {
 	mustStatus(t, r, http.StatusNotFound) // the refused create left nothing behind
 	mustStatus(t, s.Do("POST", "/api/v1/users", s.AdminKey, map[string]any{"name": "ghost"}), http.StatusCreated)
 	s.Stop()
-	if _, err := app.VerifyAudit(context.Background(), s.Dir, "", true); err != nil {
+	if _, err := app.VerifyAudit(context.Background(), s.Dir, "", true, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -523,7 +523,7 @@ func TestTamperingDetected(t *testing.T) {
 		mustStatus(t, s.Do("POST", "/api/v1/users", s.AdminKey, map[string]any{"name": fmt.Sprintf("u%d", i)}), http.StatusCreated)
 	}
 	s.Stop()
-	sum, err := app.VerifyAudit(context.Background(), s.Dir, "", true)
+	sum, err := app.VerifyAudit(context.Background(), s.Dir, "", true, nil, "")
 	if err != nil || sum.Records < 7 || sum.Unattested != 0 || sum.Indexed != sum.Records {
 		t.Fatalf("verify: %+v %v", sum, err)
 	}
@@ -535,10 +535,10 @@ func TestTamperingDetected(t *testing.T) {
 	if _, err := db.Exec("DELETE FROM audit_records WHERE seq = (SELECT max(seq) FROM audit_records)"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := app.VerifyAudit(context.Background(), s.Dir, "", false); err != nil {
+	if _, err := app.VerifyAudit(context.Background(), s.Dir, "", false, nil, ""); err != nil {
 		t.Fatalf("the log is whole: %v", err)
 	}
-	_, err = app.VerifyAudit(context.Background(), s.Dir, "", true)
+	_, err = app.VerifyAudit(context.Background(), s.Dir, "", true, nil, "")
 	if !audit.IsChainError(err) || !strings.Contains(err.Error(), "truncated") {
 		t.Fatalf("verify --index after the index was cut: %v", err)
 	}
@@ -555,11 +555,11 @@ func TestTamperingDetected(t *testing.T) {
 	if n, err := app.ReindexAudit(context.Background(), s.Dir, slog.New(slog.DiscardHandler)); err != nil || n != sum.Records {
 		t.Fatalf("reindex: %d %v, want %d records", n, err, sum.Records)
 	}
-	if _, err := app.VerifyAudit(context.Background(), s.Dir, "", true); err != nil {
+	if _, err := app.VerifyAudit(context.Background(), s.Dir, "", true, nil, ""); err != nil {
 		t.Fatalf("verify --index after reindex: %v", err)
 	}
 	cutLog(t, s.Dir, sum.Records-1)
-	_, err = app.VerifyAudit(context.Background(), s.Dir, "", false)
+	_, err = app.VerifyAudit(context.Background(), s.Dir, "", false, nil, "")
 	if !audit.IsChainError(err) || !strings.Contains(err.Error(), "truncated") {
 		t.Fatalf("verify after the log was cut: %v", err)
 	}

@@ -39,6 +39,15 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 		notReady(w, "store", "unreachable", "no answer within the store timeout")
 		return
 	}
+	if st := a.AnchorStatus(); st != nil {
+		// Anchors are reported, not required: a witness down does not take
+		// the server out of service (nothing on the call path waits for it).
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		json.NewEncoder(w).Encode(map[string]any{"status": "ready", "anchors": st})
+		return
+	}
 	writeStatus(w, http.StatusOK, "ready")
 }
 

@@ -88,13 +88,13 @@ func TestKillCyclesLoseNothing(t *testing.T) {
 		kill() // calls under way
 		close(stop)
 		wg.Wait()
-		if _, err := app.VerifyAudit(context.Background(), s.Dir, "", false); err != nil {
+		if _, err := app.VerifyAudit(context.Background(), s.Dir, "", false, nil, ""); err != nil {
 			t.Fatalf("cycle %d: the log does not verify after the kill: %v", cycle, err)
 		}
 	}
 	s.Restart(nil) // recovery marks, the index catches up
 	s.Stop()
-	if _, err := app.VerifyAudit(context.Background(), s.Dir, "", true); err != nil {
+	if _, err := app.VerifyAudit(context.Background(), s.Dir, "", true, nil, ""); err != nil {
 		t.Fatalf("verify after the cycles: %v", err)
 	}
 	decided := map[string]bool{}

@@ -166,7 +166,7 @@ func TestStorageFilesMovedWhileServing(t *testing.T) {
 			case c.restart == "":
 				mustStatus(t, g.call(), http.StatusOK)
 				g.s.Stop()
-				if _, err := app.VerifyAudit(context.Background(), g.s.Dir, "", true); err != nil {
+				if _, err := app.VerifyAudit(context.Background(), g.s.Dir, "", true, nil, ""); err != nil {
 					t.Errorf("verify after the restart: %v", err)
 				}
 			case err == nil || !strings.Contains(err.Error(), c.restart):
@@ -240,7 +240,7 @@ func TestStoreLockedByAnotherProcess(t *testing.T) {
 		}
 	}
 	g.s.Stop()
-	if _, err := app.VerifyAudit(context.Background(), g.s.Dir, "", true); err != nil {
+	if _, err := app.VerifyAudit(context.Background(), g.s.Dir, "", true, nil, ""); err != nil {
 		t.Error(err)
 	}
 }
@@ -295,7 +295,7 @@ func TestDiskFullWhileServing(t *testing.T) {
 	g.s.Restart(nil)
 	mustStatus(t, g.call(), http.StatusOK)
 	g.s.Stop()
-	if _, err := app.VerifyAudit(context.Background(), g.s.Dir, "", true); err != nil {
+	if _, err := app.VerifyAudit(context.Background(), g.s.Dir, "", true, nil, ""); err != nil {
 		t.Fatalf("verify after the restart: %v", err)
 	}
 	for _, id := range acked {

@@ -16,28 +16,43 @@ import (
 	"github.com/ostiary/ostiary/internal/strictjson"
 )
 
-// Checkpoint is a signed statement "the chain's record Seq has hash Hash".
-// Checkpoints are kept in the store and, the latest one, in a file beside it,
-// so that cutting records off the tail of the chain is detectable.
+// Checkpoint is a signed statement "the chain's record Seq has hash Hash"
+// and, from format 2 on, "the Merkle tree over records 1…Seq has root
+// Root" (merkle.go). Checkpoints are kept in the store and, the latest one,
+// in a file beside it, so that cutting records off the tail of the chain is
+// detectable; and pushed off the machine (anchors) so that rolling the
+// whole directory back is too.
 type Checkpoint struct {
 	Seq   uint64
 	Hash  [32]byte
+	Root  []byte // the Merkle root over records 1…Seq (32 bytes); nil in a format-1 checkpoint
 	Time  time.Time
 	KeyID string // fingerprint of the signing public key
 	Sig   []byte // Ed25519 over SignedBytes()
 }
 
-const checkpointDomain = "ostiary-audit-checkpoint-v1\n"
+const (
+	checkpointDomain  = "ostiary-audit-checkpoint-v1\n"
+	checkpointDomain2 = "ostiary-audit-checkpoint-v2\n"
+)
 
 // SignedBytes is what the signature covers: a domain separator and the
-// canonical JSON of seq, hash, time and key id.
+// canonical JSON of seq, hash, time and key id, and root in format 2 (its
+// own domain: a format-2 checkpoint stripped of its root does not verify
+// as a format-1 one).
 func (c *Checkpoint) SignedBytes() []byte {
-	b, err := jcs.Append([]byte(checkpointDomain), map[string]any{
+	domain := checkpointDomain
+	m := map[string]any{
 		"seq":    c.Seq,
 		"hash":   hex.EncodeToString(c.Hash[:]),
 		"time":   FormatTime(c.Time),
 		"key_id": c.KeyID,
-	})
+	}
+	if c.Root != nil {
+		domain = checkpointDomain2
+		m["root"] = hex.EncodeToString(c.Root)
+	}
+	b, err := jcs.Append([]byte(domain), m)
 	if err != nil { // only strings and a small integer: cannot fail
 		panic(err)
 	}
@@ -59,6 +74,9 @@ func (c *Checkpoint) Sign(priv ed25519.PrivateKey) {
 
 // Verify checks the signature against pub.
 func (c *Checkpoint) Verify(pub ed25519.PublicKey) error {
+	if c.Root != nil && len(c.Root) != sha256.Size {
+		return fmt.Errorf("checkpoint at seq %d has a malformed Merkle root", c.Seq)
+	}
 	if c.KeyID != KeyFingerprint(pub) {
 		return fmt.Errorf("checkpoint at seq %d was signed by key %s, not by %s", c.Seq, c.KeyID, KeyFingerprint(pub))
 	}
@@ -71,6 +89,7 @@ func (c *Checkpoint) Verify(pub ed25519.PublicKey) error {
 type checkpointFile struct {
 	Seq   uint64 `json:"seq"`
 	Hash  string `json:"hash"`
+	Root  string `json:"root,omitempty"`
 	Time  string `json:"time"`
 	KeyID string `json:"key_id"`
 	Sig   string `json:"sig"`
@@ -78,7 +97,11 @@ type checkpointFile struct {
 
 // MarshalJSON encodes the checkpoint as stored in its file.
 func (c Checkpoint) MarshalJSON() ([]byte, error) {
-	return json.Marshal(checkpointFile{c.Seq, hex.EncodeToString(c.Hash[:]), FormatTime(c.Time), c.KeyID,
+	var root string
+	if c.Root != nil {
+		root = hex.EncodeToString(c.Root)
+	}
+	return json.Marshal(checkpointFile{c.Seq, hex.EncodeToString(c.Hash[:]), root, FormatTime(c.Time), c.KeyID,
 		base64.StdEncoding.EncodeToString(c.Sig)})
 }
 
@@ -100,7 +123,14 @@ func (c *Checkpoint) UnmarshalJSON(b []byte) error {
 	if err != nil || len(sig) != ed25519.SignatureSize {
 		return errors.New("checkpoint: malformed signature")
 	}
-	*c = Checkpoint{Seq: f.Seq, Time: t, KeyID: f.KeyID, Sig: sig}
+	var root []byte
+	if f.Root != "" {
+		root, err = hex.DecodeString(f.Root)
+		if err != nil || len(root) != sha256.Size || hex.EncodeToString(root) != f.Root {
+			return errors.New("checkpoint: malformed root")
+		}
+	}
+	*c = Checkpoint{Seq: f.Seq, Root: root, Time: t, KeyID: f.KeyID, Sig: sig}
 	copy(c.Hash[:], h)
 	return nil
 }

@@ -120,6 +120,9 @@ func (w *Writer) appendLog(out []sealed) error {
 			return &StorageError{Cause: "the audit log cannot be written", Err: err}
 		}
 		w.seq, w.prev = out[n-1].rec.Seq, out[n-1].rec.Hash
+		for i := range out[:n] {
+			w.tree.add(out[i].rec.Hash)
+		}
 		out = out[n:]
 	}
 	return nil
@@ -253,7 +256,10 @@ func (w *Writer) checkpoint() {
 	}
 	w.busy()
 	defer w.idle()
-	cp := Checkpoint{Seq: w.seq, Hash: w.prev, Time: w.cfg.Now()}
+	if w.tree.size() != w.seq {
+		panic(fmt.Sprintf("audit: the Merkle tree holds %d records, the chain %d", w.tree.size(), w.seq))
+	}
+	cp := Checkpoint{Seq: w.seq, Hash: w.prev, Root: w.tree.root(), Time: w.cfg.Now()}
 	cp.Sign(w.cfg.Signer)
 	if err := WriteCheckpointFile(w.cfg.CheckpointPath, cp); err != nil {
 		w.cfg.Logger.Error("audit checkpoint file not written", "seq", cp.Seq, "path", w.cfg.CheckpointPath, "err", err)
@@ -264,4 +270,11 @@ func (w *Writer) checkpoint() {
 	// it: the writer never waits on the store for records that do not
 	// change it (a store locked elsewhere must not hold tool calls).
 	w.idx.addCheckpoint(cp)
+	w.latest.Store(&cp)
+	if err := w.saveTree(); err != nil {
+		w.cfg.Logger.Warn("audit Merkle tree file not written; the next start reads the whole log", "err", err)
+	}
+	if w.cfg.OnCheckpoint != nil {
+		w.cfg.OnCheckpoint(cp)
+	}
 }

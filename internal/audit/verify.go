@@ -29,6 +29,7 @@ type Summary struct {
 	KeyID            string
 	Indexed          uint64 // records the index holds, when it was verified too
 	TornBytes        int64  // after the log's last complete batch: one being written, or cut short by a crash
+	Anchored         uint64 // the newest checkpoint from an anchor that the log reaches and matches (verify --anchor)
 }
 
 func (s Summary) String() string {
@@ -36,6 +37,9 @@ func (s Summary) String() string {
 		s.Records, hex.EncodeToString(s.Head[:8]), s.Checkpoints, s.KeyID, s.LatestCheckpoint, s.Unattested)
 	if s.Indexed > 0 {
 		out += fmt.Sprintf("; index OK: its %d records are the log's", s.Indexed)
+	}
+	if s.Anchored > 0 {
+		out += fmt.Sprintf("; anchored checkpoint at seq %d matches", s.Anchored)
 	}
 	return out
 }
@@ -89,9 +93,15 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey, latest Check
 // hash and link, the signed checkpoints (stored ones, if the index is at
 // hand, and the latest from its file), and that the log reaches the latest.
 // A batch being written while it reads is not part of what it verifies.
-func VerifyLog(ctx context.Context, dir string, pub ed25519.PublicKey, latest Checkpoint, stored []Checkpoint) (Summary, error) {
+//
+// anchors are checkpoints kept outside the data directory (verify
+// --anchor): a log that does not reach one, or differs from it, is refused.
+func VerifyLog(ctx context.Context, dir string, pub ed25519.PublicKey, latest Checkpoint, stored []Checkpoint, anchors ...Anchored) (Summary, error) {
 	c, err := newChainCheck(pub, latest, stored)
 	if err != nil {
+		return c.sum, err
+	}
+	if err := c.anchored(pub, anchors); err != nil {
 		return c.sum, err
 	}
 	sc, err := wal.ScanDir(dir, nil, func(index uint64, payload []byte) error {
@@ -122,14 +132,23 @@ func VerifyLog(ctx context.Context, dir string, pub ed25519.PublicKey, latest Ch
 // chainCheck walks a chain in seq order.
 type chainCheck struct {
 	sum    Summary
-	attest map[uint64][][32]byte
+	attest map[uint64][]attestation
 	latest Checkpoint
 	prev   [32]byte
 	seq    uint64
+	tree   *merkleTree
+}
+
+// attestation is what a signed checkpoint says of record seq: its hash,
+// and the Merkle root of the records up to it (format 2).
+type attestation struct {
+	hash   [32]byte
+	root   []byte
+	anchor string // where it was anchored, if it came from an anchor
 }
 
 func newChainCheck(pub ed25519.PublicKey, latest Checkpoint, cps []Checkpoint) (*chainCheck, error) {
-	c := &chainCheck{sum: Summary{KeyID: KeyFingerprint(pub), Checkpoints: len(cps)}, latest: latest}
+	c := &chainCheck{sum: Summary{KeyID: KeyFingerprint(pub), Checkpoints: len(cps)}, latest: latest, tree: newMerkleTree()}
 	if err := latest.Verify(pub); err != nil {
 		// Not signed by the trusted key: the key was swapped or the file
 		// forged, which is what verification exists to report.
@@ -141,11 +160,31 @@ func newChainCheck(pub ed25519.PublicKey, latest Checkpoint, cps []Checkpoint) (
 		}
 	}
 	// Every checkpoint that attests seq n must match record n's hash.
-	c.attest = map[uint64][][32]byte{latest.Seq: {latest.Hash}}
+	c.attest = map[uint64][]attestation{latest.Seq: {{hash: latest.Hash, root: latest.Root}}}
 	for _, cp := range cps {
-		c.attest[cp.Seq] = append(c.attest[cp.Seq], cp.Hash)
+		c.attest[cp.Seq] = append(c.attest[cp.Seq], attestation{hash: cp.Hash, root: cp.Root})
 	}
 	return c, nil
+}
+
+// anchored adds checkpoints kept off the machine (verify --anchor): the
+// chain must reach and match each, or the log is older than what was
+// anchored (rolled back) or rewritten. Each must be signed by pub.
+func (c *chainCheck) anchored(pub ed25519.PublicKey, anchors []Anchored) error {
+	for _, a := range anchors {
+		if err := a.Checkpoint.Verify(pub); err != nil {
+			return &ChainError{Seq: a.Checkpoint.Seq, Problem: "anchored checkpoint from " + a.From + ": " + err.Error()}
+		}
+		c.attest[a.Checkpoint.Seq] = append(c.attest[a.Checkpoint.Seq], attestation{hash: a.Checkpoint.Hash, root: a.Checkpoint.Root, anchor: a.From})
+	}
+	return nil
+}
+
+// Anchored is a checkpoint as an anchor (a file or a witness outside the
+// data directory) holds it.
+type Anchored struct {
+	Checkpoint Checkpoint
+	From       string // the anchor it came from, for messages
 }
 
 // next checks r's place in the chain; hashed, if set, checks that r's Hash
@@ -167,9 +206,17 @@ func (c *chainCheck) next(r *Record, hashed func() error) error {
 			return err
 		}
 	}
+	c.tree.add(r.Hash)
 	for _, a := range c.attest[r.Seq] {
-		if a != r.Hash {
-			return &ChainError{Seq: r.Seq, Problem: "differs from what a signed checkpoint attests (the chain was rewritten)"}
+		what := "a signed checkpoint"
+		if a.anchor != "" {
+			what = "the checkpoint anchored at " + a.anchor
+		}
+		if a.hash != r.Hash {
+			return &ChainError{Seq: r.Seq, Problem: "differs from what " + what + " attests (the chain was rewritten)"}
+		}
+		if a.root != nil && string(a.root) != string(c.tree.root()) {
+			return &ChainError{Seq: r.Seq, Problem: "the Merkle root of the records up to here differs from what " + what + " attests (the chain was rewritten)"}
 		}
 	}
 	c.prev, c.seq = r.Hash, r.Seq
@@ -178,11 +225,30 @@ func (c *chainCheck) next(r *Record, hashed func() error) error {
 
 func (c *chainCheck) end() (Summary, error) {
 	var top uint64
-	for s := range c.attest {
-		top = max(top, s)
+	anchor := ""
+	for s, as := range c.attest {
+		if s > top {
+			top, anchor = s, ""
+			for _, a := range as {
+				if a.anchor != "" {
+					anchor = a.anchor
+				}
+			}
+		}
+	}
+	if top > c.seq && anchor != "" {
+		return c.sum, &ChainError{Seq: c.seq + 1, Problem: fmt.Sprintf("the log ends at record %d but the checkpoint anchored at %s attests record %d: "+
+			"this log is older than one already anchored (the data directory was rolled back, or its tail cut)", c.seq, anchor, top)}
 	}
 	if top > c.seq {
 		return c.sum, &ChainError{Seq: c.seq + 1, Problem: fmt.Sprintf("chain ends at record %d but a signed checkpoint attests record %d (the tail was truncated)", c.seq, top)}
+	}
+	for s, as := range c.attest {
+		for _, a := range as {
+			if a.anchor != "" {
+				c.sum.Anchored = max(c.sum.Anchored, s)
+			}
+		}
 	}
 	c.sum.Records, c.sum.Head = c.seq, c.prev
 	c.sum.LatestCheckpoint, c.sum.Unattested = c.latest.Seq, c.seq-c.latest.Seq

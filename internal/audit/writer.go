@@ -115,6 +115,10 @@ type WriterConfig struct {
 	// WatchEvery is how often the store is asked for a StorageFault and,
 	// when no batch ran meanwhile, its write path probed; default 1s.
 	WatchEvery time.Duration
+	// OnCheckpoint, if set, is called by the writer's goroutine with each
+	// checkpoint once it is stored and in its file (anchors push it off the
+	// machine). It must not block: it runs on the writer's goroutine.
+	OnCheckpoint func(Checkpoint)
 }
 
 // Writer appends records to the chain. Write blocks until its record is
@@ -138,6 +142,8 @@ type Writer struct {
 	stalled   atomic.Pointer[chan struct{}] // closed (and replaced) when that call has lasted too long
 	probing   atomic.Bool                   // a probe of the store's write path is under way (watch)
 	probes    sync.WaitGroup                // the probe, waited for when the writer stops
+	latest    atomic.Pointer[Checkpoint]    // the last checkpoint made by this writer
+	attest    chan chan struct{}            // Attest asks for a checkpoint of everything logged
 
 	// owned by the run goroutine
 	seq    uint64
@@ -145,6 +151,7 @@ type Writer struct {
 	cpSeq  uint64
 	active bool // a batch ran since the last watch
 	buf    []byte
+	tree   *merkleTree // over records 1…seq
 }
 
 type job struct {
@@ -188,7 +195,8 @@ func NewWriter(ctx context.Context, cfg WriterConfig) (*Writer, error) {
 	if cfg.WatchEvery <= 0 {
 		cfg.WatchEvery = time.Second
 	}
-	w := &Writer{cfg: cfg, log: cfg.Log, in: make(chan *job, 4*cfg.MaxBatch), quit: make(chan struct{}), stopped: make(chan struct{})}
+	w := &Writer{cfg: cfg, log: cfg.Log, in: make(chan *job, 4*cfg.MaxBatch), quit: make(chan struct{}), stopped: make(chan struct{}),
+		attest: make(chan chan struct{})}
 	if err := w.migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -200,6 +208,9 @@ func NewWriter(ctx context.Context, cfg WriterConfig) (*Writer, error) {
 		if err := w.checkLatest(); err != nil {
 			return nil, err
 		}
+	}
+	if w.tree, err = w.loadTree(); err != nil {
+		return nil, err
 	}
 	unapplied, indexed, err := w.catchUp(ctx)
 	if err != nil {
@@ -246,6 +257,45 @@ func (w *Writer) checkLatest() error {
 	}
 	return nil
 }
+
+// Attest returns a signed checkpoint of every record logged when it is
+// called, making one if the latest does not reach that far.
+func (w *Writer) Attest(ctx context.Context) (Checkpoint, error) {
+	if se := w.stop.Load(); se != nil {
+		return Checkpoint{}, refusal(se)
+	}
+	want := w.log.Last()
+	done := make(chan struct{})
+	select {
+	case w.attest <- done:
+	case <-w.stopped:
+		return Checkpoint{}, fault.New(fault.Unavailable, "the audit log is closed")
+	case <-ctx.Done():
+		return Checkpoint{}, fault.Wrap(fault.Unavailable, "audit checkpoint", ctx.Err())
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return Checkpoint{}, fault.Wrap(fault.Unavailable, "audit checkpoint", ctx.Err())
+	}
+	cp := w.latest.Load()
+	if cp == nil || cp.Seq < want {
+		return Checkpoint{}, fault.New(fault.Unavailable, "no audit checkpoint could be made (see the server's log)")
+	}
+	return *cp, nil
+}
+
+// SignBundle signs an evidence bundle's canonical bytes with the
+// checkpoint key, under the bundle's own domain (never a checkpoint's).
+func (w *Writer) SignBundle(b []byte) []byte {
+	return ed25519.Sign(w.cfg.Signer, append([]byte(BundleDomain), b...))
+}
+
+// BundleDomain prefixes what an evidence bundle's signature covers.
+const BundleDomain = "ostiary-evidence-bundle-v1\n"
+
+// Log is the durable copy of the chain, for reading (evidence).
+func (w *Writer) Log() *wal.Log { return w.log }
 
 // PublicKey returns the checkpoint verification key.
 func (w *Writer) PublicKey() ed25519.PublicKey { return w.cfg.Signer.Public().(ed25519.PublicKey) }
@@ -332,6 +382,11 @@ func (w *Writer) run() {
 			}
 		case <-watch.C:
 			w.watch()
+		case done := <-w.attest:
+			if cp := w.latest.Load(); cp == nil || cp.Seq < w.seq {
+				w.checkpoint()
+			}
+			close(done)
 		case <-w.quit:
 			for {
 				select {

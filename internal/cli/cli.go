@@ -92,9 +92,10 @@ func (e *env) root() *cobra.Command {
 		Short: "Ostiary: the governed gateway between AI agents and the tools they may use",
 		Long: `Ostiary authenticates, authorizes, audits and governs every request an AI agent makes.
 
-Local commands:   init, serve, demo, audit verify, audit reindex, policy test, config check, completion
+Local commands:   init, serve, demo, audit verify, audit reindex, evidence verify, policy test,
+                  config check, completion
 Admin commands:   users, roles, idp, keys, upstreams, tools, secrets, policy, approvals, killswitch,
-                  audit query, whoami
+                  audit query, evidence export, whoami
 MCP client:       mcp tools, mcp call
                   (these talk to a running server: set OSTIARY_ADDR and OSTIARY_TOKEN,
                   or sign in with 'ostiary login --client-id ID')`,
@@ -107,7 +108,7 @@ MCP client:       mcp tools, mcp call
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	root.AddCommand(e.initCmd(), e.serveCmd(), e.demoCmd(), e.loginCmd(), e.logoutCmd(), e.usersCmd(), e.rolesCmd(), e.idpCmd(), e.keysCmd(), e.auditCmd(), e.whoamiCmd(),
+	root.AddCommand(e.initCmd(), e.serveCmd(), e.demoCmd(), e.loginCmd(), e.logoutCmd(), e.usersCmd(), e.rolesCmd(), e.idpCmd(), e.keysCmd(), e.auditCmd(), e.evidenceCmd(), e.whoamiCmd(),
 		e.upstreamsCmd(), e.toolsCmd(), e.killswitchCmd(), e.secretsCmd(), e.policyCmd(), e.approvalsCmd(), e.mcpCmd(), e.demoUpstreamCmd(),
 		e.versionCmd(), e.configCmd())
 	// cobra adds these when it runs; add them now so that groupCommands sees them.

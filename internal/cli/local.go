@@ -99,6 +99,8 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().DurationVar(&cfg.StoreTimeout, "store-timeout", 0, "bound on every wait on the database (its lock held elsewhere, a slow disk): past it a call or change is refused with 503 (default 2s)")
 	cmd.Flags().StringArrayVar(&cfg.Webhooks, "approval-webhook", nil, "POST approval events here, signed (https, or http to loopback; slack:URL for Slack's format; repeatable; or OSTIARY_APPROVAL_WEBHOOKS, comma-separated)")
 	cmd.Flags().StringVar(&cfg.WebhookKeyFile, "webhook-key-file", "", "HMAC-SHA256 key of webhook signatures, at least 32 characters, mode 0600 (default DIR/keys/webhook-signing.key, created if missing; or OSTIARY_WEBHOOK_KEY_FILE)")
+	cmd.Flags().StringArrayVar(&cfg.Anchors, "anchor", nil, "also push every signed audit checkpoint, as it is made, to this absolute file `PATH` outside the data directory (appended, fsync'd) or https `URL` of a witness (POSTed); repeatable; failures are logged and shown by /readyz, never block a call; 'audit verify --anchor' then refuses a rolled-back data directory")
+	cmd.Flags().StringVar(&cfg.AnchorCA, "anchor-ca", "", "PEM `FILE` of the CA certificates trusted for https anchors (default: the system's)")
 	cmd.Flags().DurationVar(&cfg.ApprovalWait, "approval-wait", 0, "how long a call held for approval waits for it before answering with the request id (default 10s; 0s: answer at once)")
 	cmd.Flags().StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the vault's master key, 64 hex characters, mode 0600 (default DIR/keys/master.key; or OSTIARY_MASTER_KEY_FILE)")
 	hsmFlags(cmd, cfg)
@@ -168,6 +170,12 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	}
 	if len(flags.Webhooks) > 0 {
 		cfg.Webhooks = flags.Webhooks
+	}
+	if len(flags.Anchors) > 0 {
+		cfg.Anchors = flags.Anchors
+	}
+	if flags.AnchorCA != "" {
+		cfg.AnchorCA = flags.AnchorCA
 	}
 	if len(flags.OIDC.Issuers) > 0 {
 		cfg.OIDC.Issuers = flags.OIDC.Issuers
@@ -304,10 +312,11 @@ func (e *env) serve(ctx context.Context, cfg config.Config, started func(url str
 }
 
 func (e *env) auditVerifyCmd() *cobra.Command {
-	var dir, pub string
+	var dir, pub, anchorCA string
+	var anchors []string
 	var asJSON, index bool
 	cmd := &cobra.Command{
-		Use:   "verify --data DIR [--public-key FILE] [--index]",
+		Use:   "verify --data DIR [--public-key FILE] [--index] [--anchor FILE|URL]",
 		Short: "Verify the audit chain offline; exit 3 naming the first bad record if it was tampered with",
 		Long: `Read the audit log (DIR/audit) frame by frame: every frame's checksum, every
 record's canonical form, hash and link, every signed checkpoint, and the latest
@@ -315,9 +324,14 @@ checkpoint kept beside it (which detects truncation). Works offline, also while
 the server runs, and on a copy of the data directory. With --index, also verify
 the database index that audit queries read, and that it holds the log's records.
 
+With --anchor (a file or witness that 'serve --anchor' pushed checkpoints to),
+also refuse a log older than the newest anchored checkpoint: the data directory
+rolled back to an earlier state, with that state's own signed checkpoint.
+
 Exit status: 0 the chain is whole; 3 it was modified, reordered, cut or had
-records removed (the message names the first bad record), or its checkpoints
-are not signed by the trusted key; 1 it could not be read.
+records removed (the message names the first bad record), its checkpoints
+are not signed by the trusted key, or it is older than, or differs from, the
+newest anchored checkpoint; 1 it (or an anchor) could not be read.
 Pass --public-key with your own copy of keys/audit-signing.pub to trust a key
 that an intruder in the data directory cannot have replaced.`,
 		Args: args(cobra.NoArgs),
@@ -326,7 +340,7 @@ that an intruder in the data directory cannot have replaced.`,
 			if dir == "" {
 				return usageError("--data DIR is required")
 			}
-			sum, err := app.VerifyAudit(cmd.Context(), dir, pub, index)
+			sum, err := app.VerifyAudit(cmd.Context(), dir, pub, index, anchors, anchorCA)
 			if audit.IsChainError(err) {
 				return &exitError{code: ExitTampered, err: err}
 			}
@@ -336,7 +350,7 @@ that an intruder in the data directory cannot have replaced.`,
 			if asJSON {
 				return json.NewEncoder(e.stdout).Encode(map[string]any{"ok": true, "records": sum.Records,
 					"head": fmt.Sprintf("%x", sum.Head), "checkpoints": sum.Checkpoints, "latest_checkpoint": sum.LatestCheckpoint,
-					"unattested": sum.Unattested, "key_id": sum.KeyID, "indexed": sum.Indexed})
+					"unattested": sum.Unattested, "key_id": sum.KeyID, "indexed": sum.Indexed, "anchored": sum.Anchored})
 			}
 			fmt.Fprintln(e.stdout, sum)
 			return nil
@@ -346,6 +360,8 @@ that an intruder in the data directory cannot have replaced.`,
 	cmd.Flags().StringVar(&pub, "public-key", "", "trusted audit public key (default: DIR/keys/audit-signing.pub)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print machine-readable output")
 	cmd.Flags().BoolVar(&index, "index", false, "also verify the index that audit queries read")
+	cmd.Flags().StringArrayVar(&anchors, "anchor", nil, "an anchor `FILE` or witness URL (as given to serve --anchor): refuse a log older than its newest checkpoint (repeatable)")
+	cmd.Flags().StringVar(&anchorCA, "anchor-ca", "", "PEM `FILE` of the CA certificates trusted for a witness URL (default: the system's)")
 	return cmd
 }
 

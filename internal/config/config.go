@@ -47,6 +47,9 @@ type Config struct {
 	Webhooks        []string      // approval webhook URLs ("slack:URL" for Slack's format)
 	WebhookKeyFile  string        // HMAC signing key of webhooks; default DIR/keys/webhook-signing.key
 	WebhookBackoff  time.Duration // first retry delay of a webhook delivery (default 1s; tests shorten it)
+	Anchors         []string      // where signed checkpoints are pushed as they are made: absolute file paths or https URLs
+	AnchorCA        string        // PEM CA certificates trusted for https anchors (default: the system's)
+	AnchorBackoff   time.Duration // first retry delay of an anchor delivery (default 200ms; tests shorten it)
 	RateKey         Rate          // requests per API key
 	RateUser        Rate          // requests per user, over all their keys
 	RateTool        Rate          // calls per tool, over all callers
@@ -166,6 +169,7 @@ func (c Config) ValidateSettings() error {
 	if c.StoreTimeout < 100*time.Millisecond || c.StoreTimeout > time.Minute {
 		errs = append(errs, errors.New("--store-timeout must be between 100ms and 1m"))
 	}
+	errs = append(errs, c.validateAnchors()...)
 	for i, w := range c.Webhooks {
 		if _, err := ParseWebhook(w); err != nil {
 			errs = append(errs, fmt.Errorf("--approval-webhook %d: %w", i+1, err))

@@ -19,7 +19,7 @@ import (
 var names = sorted(
 	"admin-request", "approval-decided", "approval-expired", "approval-list", "approval-requested",
 	"approval-used", "audit-query", "audit-search-token", "authn-failure", "authn-failures", "catalog-list", "change-not-applied",
-	"completion", "idp-link", "idp-link-list", "idp-map", "idp-mapping-list", "idp-unmap", "idp-user-provision", "key-create", "key-list", "key-revoke", "killswitch-block", "killswitch-engage",
+	"completion", "evidence-export", "idp-link", "idp-link-list", "idp-map", "idp-mapping-list", "idp-unmap", "idp-user-provision", "key-create", "key-list", "key-revoke", "killswitch-block", "killswitch-engage",
 	"killswitch-list", "killswitch-release", "method-refused", "policy-explain", "policy-read", "policy-rolled-back",
 	"policy-set", "prompt-get", "prompt-result", "prompts-list", "rate-limited", "request-refused",
 	"requests-refused", "resource-read", "resource-result", "resources-list", "role-create", "role-list",

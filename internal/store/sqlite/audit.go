@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"database/sql"
 	"strings"
 	"time"
@@ -106,14 +108,18 @@ func (t *Tx) AppendRecord(ctx context.Context, r *audit.Record) error {
 	return classify("append audit record", err)
 }
 
+// SaveCheckpoint stores c. The sig column holds the signature followed,
+// for a checkpoint with a Merkle root (format 2), by the root: 64 or 96
+// bytes, so rows from before roots read as they were, with no migration.
 func (s *Store) SaveCheckpoint(ctx context.Context, c audit.Checkpoint) error {
 	if err := s.writable("save checkpoint"); err != nil {
 		return err
 	}
 	ctx, cancel := bounded(ctx, s.timeout)
 	defer cancel()
+	sig := append(append([]byte(nil), c.Sig...), c.Root...)
 	_, err := s.w.ExecContext(ctx, `INSERT INTO audit_checkpoints (seq, hash, time, key_id, sig) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (seq) DO NOTHING`, int64(c.Seq), c.Hash[:], c.Time.UnixMicro(), c.KeyID, c.Sig)
+		ON CONFLICT (seq) DO NOTHING`, int64(c.Seq), c.Hash[:], c.Time.UnixMicro(), c.KeyID, sig)
 	return s.wrote(classify("save checkpoint", err))
 }
 
@@ -132,6 +138,9 @@ func (s *Store) Checkpoints(ctx context.Context) ([]audit.Checkpoint, error) {
 			return nil, classify("checkpoints", err)
 		}
 		c.Hash, c.Time = hash32(h), time.UnixMicro(t).UTC()
+		if len(c.Sig) == ed25519.SignatureSize+sha256.Size {
+			c.Sig, c.Root = c.Sig[:ed25519.SignatureSize], c.Sig[ed25519.SignatureSize:]
+		}
 		out = append(out, c)
 	}
 	return out, classify("checkpoints", rows.Err())

@@ -1,0 +1,72 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+
+	"github.com/ostiary/ostiary/internal/anchor"
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/config"
+)
+
+// openAnchors starts the delivery of checkpoints to --anchor targets. A
+// file anchor must lie outside the data directory, symbolic links
+// resolved: an anchor rolled back with the directory anchors nothing.
+func (a *App) openAnchors() (*anchor.Pusher, error) {
+	var targets []config.Anchor
+	dir, err := filepath.EvalSymlinks(a.cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range a.cfg.Anchors {
+		t, err := config.ParseAnchor(s)
+		if err != nil {
+			return nil, fmt.Errorf("--anchor %d: %w", i+1, err)
+		}
+		if t.File != "" {
+			parent, err := filepath.EvalSymlinks(filepath.Dir(t.File))
+			if err != nil {
+				return nil, fmt.Errorf("--anchor %s: its directory: %w", t.File, err)
+			}
+			if config.Inside(filepath.Join(parent, filepath.Base(t.File)), dir) {
+				return nil, fmt.Errorf("--anchor %s is inside the data directory: keep anchors elsewhere (another disk, another machine)", t.File)
+			}
+		}
+		targets = append(targets, t)
+	}
+	backoff := a.cfg.AnchorBackoff
+	return anchor.New(anchor.Config{Anchors: targets, CA: a.cfg.AnchorCA, Logger: a.log, Now: a.now, Backoff: backoff, RetryEvery: 100 * backoff})
+}
+
+// AnchorStatus reports each anchor's delivery state (nil without --anchor).
+func (a *App) AnchorStatus() []anchor.Status {
+	if a.anchors == nil {
+		return nil
+	}
+	return a.anchors.Status()
+}
+
+// readAnchors reads the newest checkpoint of each anchor given to audit
+// verify --anchor. An anchor that holds none yet adds nothing; one that
+// cannot be read fails the verification (exit 1): a verification that
+// was asked to compare with an anchor never silently skips it.
+func readAnchors(ctx context.Context, srcs []string, ca string) ([]audit.Anchored, error) {
+	var out []audit.Anchored
+	for _, s := range srcs {
+		n, err := anchor.ReadNewest(ctx, s, ca)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("--anchor %s: no such file", s)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--anchor: %w", err)
+		}
+		if !n.Found {
+			return nil, fmt.Errorf("--anchor %s holds no checkpoint", anchor.Redact(s))
+		}
+		out = append(out, audit.Anchored{Checkpoint: n.Checkpoint, From: anchor.Redact(s)})
+	}
+	return out, nil
+}
