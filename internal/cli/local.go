@@ -100,6 +100,9 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().StringArrayVar(&cfg.Webhooks, "approval-webhook", nil, "POST approval events here, signed (https, or http to loopback; slack:URL for Slack's format; repeatable; or OSTIARY_APPROVAL_WEBHOOKS, comma-separated)")
 	cmd.Flags().StringVar(&cfg.WebhookKeyFile, "webhook-key-file", "", "HMAC-SHA256 key of webhook signatures, at least 32 characters, mode 0600 (default DIR/keys/webhook-signing.key, created if missing; or OSTIARY_WEBHOOK_KEY_FILE)")
 	cmd.Flags().DurationVar(&cfg.ApprovalWait, "approval-wait", 0, "how long a call held for approval waits for it before answering with the request id (default 10s; 0s: answer at once)")
+	cmd.Flags().StringArrayVar(&cfg.RequireReview, "require-review", nil, "`ENV` whose governed objects (policy, tool versions, tool labels) change only through reviewed proposals ('ostiary proposals'); they are shared by every environment today, so naming one makes every kind reviewed (repeatable or comma-separated)")
+	cmd.Flags().StringArrayVar(&cfg.RequireReviewKinds, "require-review-kinds", nil, "`KIND` of object whose changes are reviewed proposals: policy, tool-version, tool-labels or all (repeatable or comma-separated)")
+	cmd.Flags().IntVar(&cfg.ReviewQuorum, "review-quorum", 0, "distinct reviewers a proposal needs, never its author nor a service account (default 1; a rollback to a reviewed version needs one)")
 	cmd.Flags().StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the vault's master key, 64 hex characters, mode 0600 (default DIR/keys/master.key; or OSTIARY_MASTER_KEY_FILE)")
 	hsmFlags(cmd, cfg)
 	cmd.Flags().StringArrayVar(&cfg.ElicitURLAllow, "elicit-url-allow", nil, "`HOST` a URL-mode elicitation may send the user to: exact, or *.domain for its subdomains; repeatable; when given, URLs to other hosts are refused (or OSTIARY_ELICIT_URL_ALLOW, ','-separated)")
@@ -214,6 +217,15 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	}
 	if len(flags.AllowedOrigins) > 0 {
 		cfg.AllowedOrigins = flags.AllowedOrigins
+	}
+	if len(flags.RequireReview) > 0 {
+		cfg.RequireReview = flags.RequireReview
+	}
+	if len(flags.RequireReviewKinds) > 0 {
+		cfg.RequireReviewKinds = flags.RequireReviewKinds
+	}
+	if flags.ReviewQuorum != 0 {
+		cfg.ReviewQuorum = flags.ReviewQuorum
 	}
 	if len(flags.StdioAllow) > 0 {
 		cfg.StdioAllow = flags.StdioAllow

@@ -44,20 +44,27 @@ type Config struct {
 	StoreTimeout    time.Duration // bound on every wait on the store: past it, a call is refused with 503 (default 2s)
 	WriteStall      time.Duration // how long one write to an MCP client that does not read may block (default 30s)
 	ApprovalWait    time.Duration // how long a call held for approval waits for it (0: answer at once)
-	Webhooks        []string      // approval webhook URLs ("slack:URL" for Slack's format)
-	WebhookKeyFile  string        // HMAC signing key of webhooks; default DIR/keys/webhook-signing.key
-	WebhookBackoff  time.Duration // first retry delay of a webhook delivery (default 1s; tests shorten it)
-	RateKey         Rate          // requests per API key
-	RateUser        Rate          // requests per user, over all their keys
-	RateTool        Rate          // calls per tool, over all callers
-	RateAuthFail    Rate          // failed authentications per source address and per presented key id
-	RateAdminWrite  Rate          // admin API writes per API key
-	UserSessions    int           // open 2025-era sessions per user (default 64)
-	UserStreams     int           // open GET streams per user (default 16)
-	UserCalls       int           // tool calls in flight per user, held ones included (default 32)
-	UserPending     int           // pending approval requests per user (default 20)
-	UpstreamSlots   int           // calls in flight per upstream, at most half per user and per tool (default 64)
-	AuthFailWindow  time.Duration // failures over budget in this window are recorded as one aggregated record
+	// RequireReview lists environments whose governed objects change only
+	// through reviewed proposals; RequireReviewKinds lists object kinds
+	// (policy, tool-version, tool-labels, all) that do; ReviewQuorum is how
+	// many distinct reviewers a proposal needs (default 1).
+	RequireReview      []string
+	RequireReviewKinds []string
+	ReviewQuorum       int
+	Webhooks           []string      // approval webhook URLs ("slack:URL" for Slack's format)
+	WebhookKeyFile     string        // HMAC signing key of webhooks; default DIR/keys/webhook-signing.key
+	WebhookBackoff     time.Duration // first retry delay of a webhook delivery (default 1s; tests shorten it)
+	RateKey            Rate          // requests per API key
+	RateUser           Rate          // requests per user, over all their keys
+	RateTool           Rate          // calls per tool, over all callers
+	RateAuthFail       Rate          // failed authentications per source address and per presented key id
+	RateAdminWrite     Rate          // admin API writes per API key
+	UserSessions       int           // open 2025-era sessions per user (default 64)
+	UserStreams        int           // open GET streams per user (default 16)
+	UserCalls          int           // tool calls in flight per user, held ones included (default 32)
+	UserPending        int           // pending approval requests per user (default 20)
+	UpstreamSlots      int           // calls in flight per upstream, at most half per user and per tool (default 64)
+	AuthFailWindow     time.Duration // failures over budget in this window are recorded as one aggregated record
 	// StdioAllow lists the programs stdio upstreams may run: absolute
 	// paths of files, or of directories (their programs directly inside,
 	// interpreters excepted); none by default.
@@ -170,6 +177,9 @@ func (c Config) ValidateSettings() error {
 		if _, err := ParseWebhook(w); err != nil {
 			errs = append(errs, fmt.Errorf("--approval-webhook %d: %w", i+1, err))
 		}
+	}
+	if c.ReviewQuorum < 0 || c.ReviewQuorum > 10 {
+		errs = append(errs, errors.New("--review-quorum must be between 1 and 10"))
 	}
 	if c.ApprovalWait < 0 || c.ApprovalWait > 10*time.Minute {
 		errs = append(errs, errors.New("--approval-wait must be between 0s and 10m"))
