@@ -151,6 +151,9 @@ func (s *Service) Review(ctx context.Context, p *authn.Principal, id string, v V
 		if err := mayVote(&cur, p.User, v); err != nil {
 			return err
 		}
+		if !cur.FastPath && s.cfg.Quorum > cur.Quorum { // raised since it was proposed: the stricter holds
+			cur.Quorum = s.cfg.Quorum
+		}
 		cur.Votes = append(cur.Votes, Vote{Reviewer: p.User, KeyID: p.KeyID, Approve: v.Approve, Reason: strings.TrimSpace(v.Reason),
 			Override: strings.TrimSpace(v.Override), At: s.cfg.Now().UTC(), Seq: r.Seq})
 		if !v.Approve {
