@@ -40,8 +40,8 @@ func newReviewWorld(t *testing.T, quorum int) *reviewWorld {
 	setup(t, s, "gov", []string{"manage-policy:*", "manage-tools:*", "read-audit:*"}, "bob", false)
 	setup(t, s, "", nil, "carol", false)
 	mustStatus(t, s.Do("POST", "/api/v1/users/carol/roles", s.AdminKey, map[string]any{"roles": []string{"gov"}}), http.StatusOK)
-	setup(t, s, "", nil, "ci-bot", true)
-	mustStatus(t, s.Do("POST", "/api/v1/users/ci-bot/roles", s.AdminKey, map[string]any{"roles": []string{"gov"}}), http.StatusOK)
+	// ci-bot: a service account bob owns, holding the same grants.
+	mustStatus(t, s.Do("POST", "/api/v1/users", s.AdminKey, map[string]any{"name": "ci-bot", "service": true, "owner": "bob", "roles": []string{"gov"}}), http.StatusCreated)
 	w.bob, _ = newKey(t, s, map[string]any{"user": "bob"})
 	w.bob2, _ = newKey(t, s, map[string]any{"user": "bob"})
 	w.carol, _ = newKey(t, s, map[string]any{"user": "carol"})
@@ -373,10 +373,35 @@ func TestToolVersionProposalsAndRollbackFastPath(t *testing.T) {
 	if got := proposal(t, s, fp.ID); got.State != change.Applied || got.Result != "2" {
 		t.Fatalf("fast path: %+v", got)
 	}
-	// A rollback to a version never active is refused.
-	w.up.Redefine("A third description.")
+	// A proposal whose tool drifts again before approval is stale: it is
+	// superseded and nothing changes.
+	w.up.Redefine("Look up a record, differently.")
 	mustStatus(t, s.Do("POST", "/api/v1/upstreams/fin/sync", s.AdminKey, nil), http.StatusOK)
+	stale := propose(t, s, w.bob, "POST", "/api/v1/tools/rollback", adminapi.ToolRollback{Tool: "fin.lookup", Version: 1, Reason: "again"})
+	w.up.Redefine("Look up a record, differently again.")
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams/fin/sync", s.AdminKey, nil), http.StatusOK)
+	if !stale.FastPath { // version 1 was reviewed (rb): one approval applies it
+		t.Fatalf("rollback to reviewed version 1: %+v", stale)
+	}
+	r := review(s, w.carol, stale.ID, "approve", adminapi.ReviewRequest{Reason: "yes"})
+	if mustStatus(t, r, http.StatusConflict); !strings.Contains(string(r.Body), "stale") {
+		t.Fatalf("stale approval: %s", r.Body)
+	}
+	if got := proposal(t, s, stale.ID); got.State != change.Superseded {
+		t.Fatalf("stale proposal: %+v", got)
+	}
+	s.Do("GET", "/api/v1/tools/versions?tool=fin.lookup", s.AdminKey, nil).JSON(t, &vl)
+	if vl.Versions[1].Status != "active" {
+		t.Fatalf("a stale proposal changed the pin: %+v", vl.Versions)
+	}
+	// A rollback to a version never active is refused.
 	mustStatus(t, s.Do("POST", "/api/v1/tools/rollback", w.bob, adminapi.ToolRollback{Tool: "fin.lookup", Version: 3, Reason: "x"}), http.StatusBadRequest)
+	// A tool manager of another tool can neither propose nor review this one.
+	setup(t, s, "pay-only", []string{"manage-tools:fin.pay"}, "pat", false)
+	pat, _ := newKey(t, s, map[string]any{"user": "pat"})
+	mustStatus(t, s.Do("POST", "/api/v1/tools/activate", pat, adminapi.Activation{Tool: "fin.lookup", Version: 3, Reason: "x"}), http.StatusForbidden)
+	other := propose(t, s, w.bob, "POST", "/api/v1/tools/activate", adminapi.Activation{Tool: "fin.lookup", Version: 3, Reason: "x"})
+	mustStatus(t, review(s, pat, other.ID, "approve", adminapi.ReviewRequest{Reason: "x"}), http.StatusForbidden)
 	// A policy rollback to the system's version 1 (never reviewed) is not fast.
 	pp := propose(t, s, w.bob, "PUT", "/api/v1/policy", adminapi.SetPolicy{Source: denyLookup(), Reason: "x"})
 	mustStatus(t, review(s, w.carol, pp.ID, "approve", adminapi.ReviewRequest{Reason: "y"}), http.StatusOK)

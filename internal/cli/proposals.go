@@ -25,7 +25,7 @@ func reasonFlag(cmd *cobra.Command, reason *string) {
 
 // printProposed says that a change became a proposal and what it needs.
 func (e *env) printProposed(p *change.Proposal) error {
-	fmt.Fprintf(e.stdout, "review required: proposal %s opened (%s of %s); nothing changed yet\n", safe(p.ID), safe(string(p.Kind)), safe(p.Object))
+	fmt.Fprintf(e.stdout, "review required: proposal %s opened for %s; nothing changed yet\n", safe(p.ID), safe(what(p)))
 	e.printGates(p)
 	fmt.Fprintf(e.stdout, "another holder of the grant approves it: ostiary proposals approve %s --reason TEXT\n", safe(p.ID))
 	return nil
@@ -56,9 +56,9 @@ its record, if the object has not changed since; otherwise it is superseded.`}
 
 func (e *env) proposalsListCmd() *cobra.Command {
 	var state, object string
-	var asJSON bool
+	var asJSON, ids bool
 	cmd := &cobra.Command{
-		Use:   "list [--state open|applied|rejected|withdrawn|superseded] [--object policy|tool:NAME]",
+		Use:   "list [--state open|applied|rejected|withdrawn|superseded] [--object policy|tool:NAME] [--ids]",
 		Short: "List proposals, newest first",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -71,6 +71,12 @@ func (e *env) proposalsListCmd() *cobra.Command {
 			}
 			var out adminapi.ProposalList
 			return e.call(cmd, "GET", "/proposals", q, nil, &out, asJSON, func() error {
+				if ids {
+					for _, p := range out.Proposals {
+						fmt.Fprintln(e.stdout, safe(p.ID))
+					}
+					return nil
+				}
 				t := newTable(e.stdout, "ID", "STATE", "KIND", "OBJECT", "AUTHOR", "CREATED", "APPROVALS", "GATES", "REASON")
 				for _, p := range out.Proposals {
 					gates := "pass"
@@ -89,31 +95,38 @@ func (e *env) proposalsListCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&state, "state", "", "only proposals in this state")
 	cmd.Flags().StringVar(&object, "object", "", "only proposals changing this object")
+	cmd.Flags().BoolVar(&ids, "ids", false, "print only their ids, one a line (for scripts)")
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }
 
 func (e *env) proposalsShowCmd() *cobra.Command {
-	var asJSON bool
+	var asJSON, full bool
 	cmd := &cobra.Command{
 		Use:   "show ID",
 		Short: "Show a proposal: its diff, its gates (with the replay report) and its reviews",
-		Args:  args(cobra.ExactArgs(1)),
+		Long: `Show a proposal: its author and reason, the version it is based on, its
+reviews, its release gates and what each found (for a policy, the replay of the
+recorded decisions of the window: what would change, per tool and per user,
+with examples), the rules or schema properties it touches, and its diff (the
+changed lines with 3 lines of context; --full-diff for all of it).`,
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			var p change.Proposal
 			return e.call(cmd, "GET", "/proposals/"+url.PathEscape(a[0]), nil, nil, &p, asJSON, func() error {
-				e.printProposal(&p)
+				e.printProposal(&p, full)
 				return nil
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&full, "full-diff", false, "print the whole diff, unchanged lines too")
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }
 
-func (e *env) printProposal(p *change.Proposal) {
+func (e *env) printProposal(p *change.Proposal, full bool) {
 	w := e.stdout
-	fmt.Fprintf(w, "proposal %s: %s of %s, %s\n", safe(p.ID), safe(string(p.Kind)), safe(p.Object), safe(string(p.State)))
+	fmt.Fprintf(w, "proposal %s for %s: %s\n", safe(p.ID), safe(what(p)), safe(string(p.State)))
 	fmt.Fprintf(w, "author:   %s (key %s), %s\n", safe(p.Author), safe(dash(p.AuthorKey)), when(&p.CreatedAt))
 	fmt.Fprintf(w, "reason:   %s\n", safe(p.Reason))
 	fmt.Fprintf(w, "base:     %s", safe(p.Base))
@@ -152,7 +165,48 @@ func (e *env) printProposal(p *change.Proposal) {
 			fmt.Fprintf(w, "  %s\n", safe(s))
 		}
 	}
-	fmt.Fprintf(w, "diff (sha256 %s):\n%s", safe(p.DiffSHA256[:min(16, len(p.DiffSHA256))]), safeText(p.Diff))
+	diff := p.Diff
+	if !full {
+		diff = hunks(diff, 3)
+	}
+	fmt.Fprintf(w, "diff (sha256 %s):\n%s", safe(p.DiffSHA256[:min(16, len(p.DiffSHA256))]), safeText(diff))
+}
+
+// what names what a proposal changes.
+func what(p *change.Proposal) string {
+	if string(p.Kind) == p.Object {
+		return p.Object
+	}
+	return p.Object + " (" + string(p.Kind) + ")"
+}
+
+// hunks keeps a line diff's changed lines with n lines of context around
+// them; "…" stands for the kept lines left out.
+func hunks(diff string, n int) string {
+	lines := strings.SplitAfter(diff, "\n")
+	if len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	keep := make([]bool, len(lines))
+	for i, l := range lines {
+		if !strings.HasPrefix(l, "  ") {
+			for j := max(0, i-n); j <= min(len(lines)-1, i+n); j++ {
+				keep[j] = true
+			}
+		}
+	}
+	var b strings.Builder
+	skipped := false
+	for i, l := range lines {
+		if keep[i] {
+			b.WriteString(l)
+			skipped = false
+		} else if !skipped {
+			b.WriteString("  …\n")
+			skipped = true
+		}
+	}
+	return b.String()
 }
 
 // printReplay prints the replay gate's report: changes per tool and user,
