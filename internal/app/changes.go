@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/change"
@@ -28,6 +29,7 @@ func (a *App) changes(policies *policy.Service) (*change.Service, error) {
 	if kinds, err = change.ParseKinds(kindStrings(kinds)); err != nil {
 		return nil, err
 	}
+	a.catalog.HoldNewTools(slices.Contains(kinds, change.KindToolVersion))
 	return change.New(change.Config{Store: a.store, Auditor: a.writer, Audit: a.store, Policy: policies, Catalog: a.catalog,
 		Identity: a.store, Index: a.writer, Now: a.now, Require: kinds, Quorum: a.cfg.ReviewQuorum})
 }

@@ -46,6 +46,19 @@ func newReviewWorld(t *testing.T, quorum int) *reviewWorld {
 	w.bob2, _ = newKey(t, s, map[string]any{"user": "bob"})
 	w.carol, _ = newKey(t, s, map[string]any{"user": "carol"})
 	w.bot, _ = newKey(t, s, map[string]any{"user": "ci-bot"})
+	// Tool versions are reviewed: even the first sync's tools wait.
+	var tl adminapi.ToolList
+	s.Do("GET", "/api/v1/tools", s.AdminKey, nil).JSON(t, &tl)
+	for _, tool := range []string{"fin.lookup", "fin.pay", "fin.delete_all"} {
+		if !slices.ContainsFunc(tl.Tools, func(v adminapi.ToolView) bool { return v.Name == tool && v.State == "pending" }) {
+			t.Fatalf("%s is not held for review on the first sync: %+v", tool, tl.Tools)
+		}
+		p := propose(t, s, w.bob, "POST", "/api/v1/tools/activate", adminapi.Activation{Tool: tool, Version: 1, Reason: "first review"})
+		mustStatus(t, review(s, w.carol, p.ID, "approve", adminapi.ReviewRequest{Reason: "checked"}), http.StatusOK)
+		if quorum > 1 {
+			mustStatus(t, review(s, s.AdminKey, p.ID, "approve", adminapi.ReviewRequest{Reason: "checked"}), http.StatusOK)
+		}
+	}
 	key, _ := newKey(t, s, map[string]any{"user": "alice"})
 	var err error
 	if w.alice, err = s.Client(t, key, ""); err != nil {
@@ -326,9 +339,9 @@ func TestConcurrentConflictingApprovals(t *testing.T) {
 }
 
 // A drifted tool's new version is a proposal with its description and
-// schema diff; a rollback to a version that was never reviewed runs the
-// gates; a rollback to a reviewed one takes the fast path: one reviewer
-// (of a quorum of two), no gates.
+// schema diff, reviewed by two; a rollback to a reviewed version takes the
+// fast path: one reviewer (of a quorum of two), no gates; a policy
+// rollback to a version never reviewed does not.
 func TestToolVersionProposalsAndRollbackFastPath(t *testing.T) {
 	w := newReviewWorld(t, 2)
 	s := w.s
@@ -356,13 +369,12 @@ func TestToolVersionProposalsAndRollbackFastPath(t *testing.T) {
 	if vl.Versions[1].Status != "active" {
 		t.Fatalf("version 2 not active: %+v", vl.Versions)
 	}
-	// Back to version 1, never reviewed (the first sync pinned it): gates, two reviewers.
+	// Back to version 1, which was reviewed when first activated: the fast path.
 	rb := propose(t, s, w.bob, "POST", "/api/v1/tools/rollback", adminapi.ToolRollback{Tool: "fin.lookup", Reason: "the new description is hostile"})
-	if rb.FastPath || rb.Change.Version != 1 || rb.Quorum != 2 {
+	if !rb.FastPath || rb.Change.Version != 1 || rb.Quorum != 1 {
 		t.Fatalf("rollback: %+v", rb)
 	}
 	mustStatus(t, review(s, w.carol, rb.ID, "approve", adminapi.ReviewRequest{Reason: "yes"}), http.StatusOK)
-	mustStatus(t, review(s, s.AdminKey, rb.ID, "approve", adminapi.ReviewRequest{Reason: "yes"}), http.StatusOK)
 	// Forward again to version 2, which was reviewed: the fast path.
 	fp := propose(t, s, w.bob, "POST", "/api/v1/tools/rollback", adminapi.ToolRollback{Tool: "fin.lookup", Version: 2, Reason: "false alarm"})
 	if !fp.FastPath || fp.FastPathOf != p.ID || fp.Quorum != 1 || len(fp.Gates) != 1 || fp.Gates[0].Name != "fast-path" {
@@ -425,5 +437,30 @@ func TestUnreviewedChangesApplyDirectly(t *testing.T) {
 	s.Do("GET", "/api/v1/audit/version_log?object=policy", s.AdminKey, nil).JSON(t, &page)
 	if len(page.VersionLog) != 2 || page.VersionLog[0].Reviewed || page.VersionLog[0].Author != "admin" {
 		t.Fatalf("version log: %+v", page.VersionLog)
+	}
+}
+
+// A tool version whose schema would refuse recorded calls fails its gates:
+// a new required property, with calls made without arguments (the one
+// digest whose arguments are known) in the window.
+func TestToolSchemaGates(t *testing.T) {
+	w := newReviewWorld(t, 1)
+	s := w.s
+	if res := w.call(t, "fin.delete_all", map[string]any{}); res.IsError {
+		t.Fatalf("delete_all: %s", resultText(res))
+	}
+	w.up.Present(&mcp.Tool{Name: "delete_all", Description: "Delete every record.",
+		InputSchema: json.RawMessage(`{"type":"object","properties":{"confirm":{"type":"boolean"}},"required":["confirm"]}`)})
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams/fin/sync", s.AdminKey, nil), http.StatusOK)
+	p := propose(t, s, w.bob, "POST", "/api/v1/tools/activate", adminapi.Activation{Tool: "fin.delete_all", Version: 2, Reason: "upstream asks for confirmation"})
+	if len(p.Gates) != 2 || p.Gates[0].Passed || p.Gates[1].Passed ||
+		!strings.Contains(p.Gates[0].Summary, "property confirm now required") || !strings.Contains(p.Gates[1].Summary, "1 recorded calls") ||
+		!slices.Contains(p.Summary, "breaking: property confirm now required") {
+		t.Fatalf("gates: %+v summary %q", p.Gates, p.Summary)
+	}
+	mustStatus(t, review(s, w.carol, p.ID, "approve", adminapi.ReviewRequest{Reason: "ok"}), http.StatusConflict)
+	mustStatus(t, review(s, w.carol, p.ID, "approve", adminapi.ReviewRequest{Reason: "ok", Override: "callers were told to confirm"}), http.StatusOK)
+	if got := proposal(t, s, p.ID); got.State != change.Applied || got.Votes[0].Override == "" {
+		t.Fatalf("override: %+v", got)
 	}
 }
