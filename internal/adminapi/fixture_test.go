@@ -100,7 +100,7 @@ func newFixture(t *testing.T, tune ...func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(pl.Close)
-	changes, err := change.New(change.Config{Store: st, Auditor: w, Audit: st, Policy: policies, Catalog: cat, Identity: st, Now: now})
+	changes, err := change.New(change.Config{Store: st, Auditor: w, Audit: st, Policy: policies, Catalog: cat, Identity: st, Identities: ids, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

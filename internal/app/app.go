@@ -271,7 +271,7 @@ func (a *App) open(ctx context.Context) error {
 	if pr := policies.Problem(); pr != "" {
 		a.log.Error("policy", "problem", pr)
 	}
-	changes, err := a.changes(policies)
+	changes, err := a.changes(policies, ids)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/change"
+	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/policy"
 )
 
@@ -13,7 +14,7 @@ import (
 // (environments: the governed objects are shared by every environment
 // today, so naming one reviews every kind), --require-review-kinds and
 // --review-quorum.
-func (a *App) changes(policies *policy.Service) (*change.Service, error) {
+func (a *App) changes(policies *policy.Service, ids *identity.Service) (*change.Service, error) {
 	kinds, err := change.ParseKinds(a.cfg.RequireReviewKinds)
 	if err != nil {
 		return nil, fmt.Errorf("--require-review-kinds: %w", err)
@@ -23,7 +24,9 @@ func (a *App) changes(policies *policy.Service) (*change.Service, error) {
 			if !authn.ValidEnvironment(e) {
 				return nil, fmt.Errorf("--require-review: %q is not an environment name (1–32 lower-case letters, digits and '-')", e)
 			}
-			kinds = append(kinds, change.Kinds...)
+			// The objects environments share; users' roles are the directory's,
+			// reviewed only by --require-review-kinds user-roles (or all).
+			kinds = append(kinds, change.KindPolicy, change.KindToolVersion, change.KindToolLabels)
 		}
 	}
 	if kinds, err = change.ParseKinds(kindStrings(kinds)); err != nil {
@@ -31,7 +34,7 @@ func (a *App) changes(policies *policy.Service) (*change.Service, error) {
 	}
 	a.catalog.HoldNewTools(slices.Contains(kinds, change.KindToolVersion))
 	return change.New(change.Config{Store: a.store, Auditor: a.writer, Audit: a.store, Policy: policies, Catalog: a.catalog,
-		Identity: a.store, Index: a.writer, Now: a.now, Require: kinds, Quorum: a.cfg.ReviewQuorum})
+		Identity: a.store, Identities: ids, Index: a.writer, Now: a.now, Require: kinds, Quorum: a.cfg.ReviewQuorum})
 }
 
 func kindStrings(ks []change.Kind) []string {

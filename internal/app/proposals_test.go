@@ -464,3 +464,52 @@ func TestToolSchemaGates(t *testing.T) {
 		t.Fatalf("override: %+v", got)
 	}
 }
+
+// Where users' roles are reviewed, set-roles is a proposal: the author
+// must hold what it hands out and cannot approve it; another holder of the
+// grants applies it; creating a user with roles and adding an
+// identity-provider group mapping, which would grant roles unreviewed,
+// are refused.
+func TestUserRolesReviewed(t *testing.T) {
+	s := apptest.Start(t)
+	// Before review is required: a second admin, and roles.
+	mustStatus(t, s.Do("POST", "/api/v1/users", s.AdminKey, map[string]any{"name": "root2", "roles": []string{"admin"}}), http.StatusCreated)
+	root2, _ := newKey(t, s, map[string]any{"user": "root2"})
+	mustStatus(t, s.Do("POST", "/api/v1/roles", s.AdminKey, map[string]any{"name": "ids", "grants": []string{"manage-identities:*", "invoke:fin.*"}}), http.StatusCreated)
+	mustStatus(t, s.Do("POST", "/api/v1/roles", s.AdminKey, map[string]any{"name": "caller", "grants": []string{"invoke:fin.*"}}), http.StatusCreated)
+	s.Stop()
+	s.Restart(func(c *config.Config) { c.RequireReviewKinds = []string{"user-roles"} })
+
+	mustStatus(t, s.Do("POST", "/api/v1/users", s.AdminKey, map[string]any{"name": "ida", "roles": []string{"ids"}}), http.StatusConflict)
+	mustStatus(t, s.Do("POST", "/api/v1/idp/mappings", s.AdminKey, map[string]any{"group": "eng", "role": "caller"}), http.StatusConflict)
+	for _, u := range []string{"ida", "dan"} {
+		mustStatus(t, s.Do("POST", "/api/v1/users", s.AdminKey, map[string]any{"name": u, "roles": []string{}}), http.StatusCreated)
+	}
+	dan, _ := newKey(t, s, map[string]any{"user": "dan"})
+	// dan holds nothing, so cannot propose handing out grants.
+	mustStatus(t, s.Do("POST", "/api/v1/users/ida/roles", dan, adminapi.SetRoles{Roles: []string{"ids"}, Reason: "x"}), http.StatusForbidden)
+	p := propose(t, s, s.AdminKey, "POST", "/api/v1/users/ida/roles", adminapi.SetRoles{Roles: []string{"ids"}, Reason: "ida joins the identity team"})
+	if p.Object != "user:ida" || !strings.Contains(p.Diff, "+ grant manage-identities:*") || !slices.Contains(p.Summary, "grant invoke:fin.* given") {
+		t.Fatalf("proposal: %+v", p)
+	}
+	mustStatus(t, review(s, s.AdminKey, p.ID, "approve", adminapi.ReviewRequest{Reason: "mine"}), http.StatusForbidden)
+	mustStatus(t, review(s, dan, p.ID, "approve", adminapi.ReviewRequest{Reason: "x"}), http.StatusForbidden)
+	var u struct{ Roles []string }
+	s.Do("GET", "/api/v1/users/ida", s.AdminKey, nil).JSON(t, &u)
+	if len(u.Roles) != 0 {
+		t.Fatalf("roles before review: %v", u.Roles)
+	}
+	mustStatus(t, review(s, root2, p.ID, "approve", adminapi.ReviewRequest{Reason: "agreed with her manager"}), http.StatusOK)
+	s.Do("GET", "/api/v1/users/ida", s.AdminKey, nil).JSON(t, &u)
+	if !slices.Equal(u.Roles, []string{"ids"}) {
+		t.Fatalf("roles after review: %v", u.Roles)
+	}
+	// ida's key works with her new grants at once (the credential cache was dropped).
+	ida, _ := newKey(t, s, map[string]any{"user": "ida"})
+	mustStatus(t, s.Do("GET", "/api/v1/users", ida, nil), http.StatusOK)
+	var page adminapi.EvidencePage
+	s.Do("GET", "/api/v1/audit/version_log?object=user:ida", s.AdminKey, nil).JSON(t, &page)
+	if len(page.VersionLog) != 1 || page.VersionLog[0].Change != "user-roles" || !slices.Equal(page.VersionLog[0].Reviewers, []string{"root2"}) {
+		t.Fatalf("version log: %+v", page.VersionLog)
+	}
+}

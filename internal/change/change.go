@@ -1,5 +1,6 @@
 // Package change is reviewed change management: a change to a governed
-// object (the policy, a tool's pinned version, a tool's labels) becomes a
+// object (the policy, a tool's pinned version, a tool's labels, a user's
+// roles) becomes a
 // proposal when its kind requires review. A proposal carries its author
 // (user and key), a reason, the exact diff against the version it is
 // based on, and the release gates it ran; other holders of the needed
@@ -43,10 +44,11 @@ const (
 	KindPolicy      Kind = "policy"       // the policy document
 	KindToolVersion Kind = "tool-version" // which version of a tool is pinned (new, drifted, rollback)
 	KindToolLabels  Kind = "tool-labels"  // a tool's governance labels
+	KindUserRoles   Kind = "user-roles"   // the roles (so the grants) a user holds
 )
 
 // Kinds lists every kind, for flags and errors.
-var Kinds = []Kind{KindPolicy, KindToolVersion, KindToolLabels}
+var Kinds = []Kind{KindPolicy, KindToolVersion, KindToolLabels, KindUserRoles}
 
 // State of a proposal. An approval that reaches the quorum applies the
 // change at once, so there is no resting "approved" state: applied.
@@ -75,6 +77,9 @@ type Request struct {
 	// Labels are the proposed labels (tool-labels); nil clears them.
 	Labels   *policy.Labels `json:"labels,omitempty"`
 	Rollback bool           `json:"rollback,omitempty"`
+	// User and Roles: the user whose roles become Roles (user-roles).
+	User  string   `json:"user,omitempty"`
+	Roles []string `json:"roles,omitempty"`
 }
 
 // Gate is one release gate's result.
@@ -189,7 +194,9 @@ type Config struct {
 	Policy   *policy.Service
 	Catalog  *catalog.Catalog
 	Identity identity.Reader
-	Now      func() time.Time
+	// Identities applies user-roles changes.
+	Identities *identity.Service
+	Now        func() time.Time
 	// Index, if set, is waited on (briefly) before the log's index is
 	// read, so that the gates see the calls just recorded.
 	Index interface {
@@ -210,7 +217,7 @@ type Service struct{ cfg Config }
 
 // New returns a Service.
 func New(cfg Config) (*Service, error) {
-	if cfg.Store == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Policy == nil || cfg.Catalog == nil || cfg.Identity == nil || cfg.Now == nil {
+	if cfg.Store == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Policy == nil || cfg.Catalog == nil || cfg.Identity == nil || cfg.Identities == nil || cfg.Now == nil {
 		return nil, errors.New("change: missing dependency")
 	}
 	if cfg.Quorum <= 0 {
@@ -243,7 +250,7 @@ func ParseKinds(list []string) ([]Kind, error) {
 			case slices.Contains(Kinds, Kind(w)):
 				out = append(out, Kind(w))
 			default:
-				return nil, errors.New("unknown kind " + strings.ToValidUTF8(clip(w, 40), "?") + ": want policy, tool-version, tool-labels or all")
+				return nil, errors.New("unknown kind " + strings.ToValidUTF8(clip(w, 40), "?") + ": want policy, tool-version, tool-labels, user-roles or all")
 			}
 		}
 	}

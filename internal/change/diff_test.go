@@ -72,7 +72,7 @@ func FuzzParseKinds(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		ks, err := ParseKinds([]string{s})
 		if err != nil {
-			if !strings.Contains(err.Error(), "want policy, tool-version, tool-labels or all") {
+			if !strings.Contains(err.Error(), "want policy, tool-version, tool-labels, user-roles or all") {
 				t.Fatalf("error %v", err)
 			}
 			return

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,27 +16,34 @@ import (
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/fault"
+	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/policy"
 )
 
 // need is the grant that proposing and reviewing a change of r takes.
 func need(r Request) (authz.Action, string) {
-	if r.Kind == KindPolicy {
+	switch r.Kind {
+	case KindPolicy:
 		return authz.ManagePolicy, authz.All
+	case KindUserRoles:
+		return authz.ManageIdentities, authz.All
 	}
 	return authz.ManageTools, r.Tool
 }
 
 // object names what r changes.
 func object(r Request) string {
-	if r.Kind == KindPolicy {
+	switch r.Kind {
+	case KindPolicy:
 		return "policy"
+	case KindUserRoles:
+		return "user:" + r.User
 	}
 	return "tool:" + r.Tool
 }
 
 // prepare fills in the proposal's base, diff and gates for its change.
-func (s *Service) prepare(ctx context.Context, pr *Proposal) error {
+func (s *Service) prepare(ctx context.Context, p *authn.Principal, pr *Proposal) error {
 	switch pr.Kind {
 	case KindPolicy:
 		return s.preparePolicy(ctx, pr)
@@ -43,8 +51,10 @@ func (s *Service) prepare(ctx context.Context, pr *Proposal) error {
 		return s.prepareToolVersion(ctx, pr)
 	case KindToolLabels:
 		return s.prepareLabels(ctx, pr)
+	case KindUserRoles:
+		return s.prepareRoles(ctx, p, pr)
 	}
-	return fault.New(fault.Invalid, "kind: want policy, tool-version or tool-labels")
+	return fault.New(fault.Invalid, "kind: want policy, tool-version, tool-labels or user-roles")
 }
 
 func (s *Service) preparePolicy(ctx context.Context, pr *Proposal) error {
@@ -309,10 +319,102 @@ func (s *Service) prepareLabels(ctx context.Context, pr *Proposal) error {
 	return nil
 }
 
-// apply makes pr's change inside tx (r is the applying record); the
-// returned function, run after the commit, puts it in force.
-func (s *Service) apply(ctx context.Context, tx audit.Tx, r *audit.Record, pr *Proposal) (after func(context.Context) error, err error) {
+// prepareRoles: a user's roles, their diff and the grants they add or
+// take away.
+func (s *Service) prepareRoles(ctx context.Context, p *authn.Principal, pr *Proposal) error {
+	r := &pr.Change
+	if r.Tool != "" || r.Source != "" || r.Labels != nil || r.Version != 0 || r.Rollback {
+		return fault.New(fault.Invalid, "a user-roles proposal takes a user and roles")
+	}
+	u, err := s.cfg.Identity.UserByName(ctx, r.User)
+	if err != nil {
+		return err
+	}
+	for _, name := range r.Roles {
+		if err := identity.ValidName("role", name); err != nil {
+			return fault.New(fault.Invalid, "%s", err)
+		}
+	}
+	r.Roles = sortedRoles(r.Roles)
+	pr.Base = identity.RolesBase(u.Roles)
+	if identity.RolesBase(r.Roles) == pr.Base {
+		return fault.New(fault.Conflict, "user %s already has these roles", r.User)
+	}
+	before, err := s.grants(ctx, u.Roles)
+	if err != nil {
+		return err
+	}
+	after, err := s.grants(ctx, r.Roles)
+	if err != nil {
+		return err
+	}
+	// Nobody proposes handing out (or taking away) more than they hold;
+	// the reviewer who applies it is held to the same (SetRolesTx).
+	all, err := authz.ParseGrants(append(slices.Clone(before), after...))
+	if err != nil {
+		return err
+	}
+	if g, ok := p.Perms.CoversAll(all); !ok {
+		return fault.New(fault.Forbidden, "permission denied: changing user %s would carry %s, which you do not hold", r.User, g)
+	}
+	pr.Diff = LineDiff(rolesText(u.Roles, before), rolesText(r.Roles, after))
+	for _, g := range after {
+		if !slices.Contains(before, g) {
+			pr.Summary = append(pr.Summary, "grant "+g+" given")
+		}
+	}
+	for _, g := range before {
+		if !slices.Contains(after, g) {
+			pr.Summary = append(pr.Summary, "grant "+g+" taken away")
+		}
+	}
+	return nil
+}
+
+// grants lists the grants the named roles carry, sorted.
+func (s *Service) grants(ctx context.Context, roles []string) ([]string, error) {
+	var out []string
+	for _, name := range roles {
+		role, err := s.cfg.Identity.RoleByName(ctx, name)
+		if err != nil {
+			if fault.Is(err, fault.NotFound) {
+				return nil, fault.New(fault.NotFound, "role %q does not exist", name)
+			}
+			return nil, err
+		}
+		out = append(out, role.Grants.Strings()...)
+	}
+	return sortedRoles(out), nil
+}
+
+func sortedRoles(ss []string) []string {
+	out := slices.Clone(ss)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func rolesText(roles, grants []string) string {
+	var b strings.Builder
+	for _, r := range roles {
+		b.WriteString("role " + r + "\n")
+	}
+	for _, g := range grants {
+		b.WriteString("grant " + g + "\n")
+	}
+	return b.String()
+}
+
+// apply makes pr's change inside tx (r is the applying record, by who
+// applies it); the returned function, run after the commit, puts it in
+// force.
+func (s *Service) apply(ctx context.Context, tx audit.Tx, r *audit.Record, by *authn.Principal, pr *Proposal) (after func(context.Context) error, err error) {
 	switch pr.Kind {
+	case KindUserRoles:
+		if err := s.cfg.Identities.SetRolesTx(ctx, tx, r, by, pr.Change.User, pr.Change.Roles, pr.Base); err != nil {
+			return nil, err
+		}
+		pr.Result = identity.RolesBase(pr.Change.Roles)
+		return func(context.Context) error { s.cfg.Identities.Invalidate(); return nil }, nil
 	case KindPolicy:
 		base, _ := strconv.Atoi(pr.Base)
 		v, err := s.cfg.Policy.ApplyTx(ctx, tx, r, []byte(pr.Change.Source), pr.Author, base)

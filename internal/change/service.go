@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -47,10 +48,13 @@ func (s *Service) Propose(ctx context.Context, p *authn.Principal, r Request) (P
 		Reason: strings.TrimSpace(r.Reason), CreatedAt: s.cfg.Now().UTC(), Change: r, Quorum: s.cfg.Quorum, Votes: []Vote{}, Gates: []Gate{}}
 	rec := p.Record(EventCreated, "proposal:"+pr.ID)
 	rec.Detail = map[string]any{"kind": string(r.Kind), "object": clip(pr.Object, 200), "rollback": r.Rollback}
-	if r.Kind != KindPolicy && r.Kind != KindToolVersion && r.Kind != KindToolLabels {
-		return Proposal{}, audit.Refuse(ctx, s.cfg.Auditor, rec, fault.New(fault.Invalid, "kind: want policy, tool-version or tool-labels"))
+	if !slices.Contains(Kinds, r.Kind) {
+		return Proposal{}, audit.Refuse(ctx, s.cfg.Auditor, rec, fault.New(fault.Invalid, "kind: want policy, tool-version, tool-labels or user-roles"))
 	}
-	if r.Kind != KindPolicy && r.Tool == "" {
+	if r.Kind == KindUserRoles && r.User == "" {
+		return Proposal{}, audit.Refuse(ctx, s.cfg.Auditor, rec, fault.New(fault.Invalid, "a user-roles proposal names a user"))
+	}
+	if (r.Kind == KindToolVersion || r.Kind == KindToolLabels) && r.Tool == "" {
 		return Proposal{}, audit.Refuse(ctx, s.cfg.Auditor, rec, fault.New(fault.Invalid, "a %s proposal names a tool", r.Kind))
 	}
 	act, res := need(r)
@@ -60,7 +64,7 @@ func (s *Service) Propose(ctx context.Context, p *authn.Principal, r Request) (P
 	if err := checkReason("a reason", r.Reason); err != nil {
 		return Proposal{}, audit.Refuse(ctx, s.cfg.Auditor, rec, err)
 	}
-	if err := s.prepare(ctx, &pr); err != nil {
+	if err := s.prepare(ctx, p, &pr); err != nil {
 		return Proposal{}, audit.Refuse(ctx, s.cfg.Auditor, rec, err)
 	}
 	pr.DiffSHA256 = sha(pr.Diff)
@@ -159,7 +163,7 @@ func (s *Service) Review(ctx context.Context, p *authn.Principal, id string, v V
 		if !v.Approve {
 			cur.State, cur.ClosedAt, cur.ClosedBy, cur.CloseNote = Rejected, s.cfg.Now().UTC(), p.User, strings.TrimSpace(v.Reason)
 		} else if len(cur.Reviewers()) >= cur.Quorum {
-			if after, err = s.apply(ctx, tx, r, &cur); err != nil {
+			if after, err = s.apply(ctx, tx, r, p, &cur); err != nil {
 				return err
 			}
 			cur.State, cur.ClosedAt, cur.ClosedBy, cur.AppliedAt = Applied, s.cfg.Now().UTC(), p.User, r.Seq

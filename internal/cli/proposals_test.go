@@ -21,7 +21,7 @@ var proposalID = regexp.MustCompile(`proposal (prop_[0-9a-f]{16}) opened`)
 // author cannot approve, another reviewer does and it is in force; the
 // version log names both; tools rollback is a proposal too.
 func TestProposalCommands(t *testing.T) {
-	s := apptest.StartWith(t, func(c *config.Config) { c.RequireReviewKinds = []string{"all"} })
+	s := apptest.StartWith(t, func(c *config.Config) { c.RequireReviewKinds = []string{"policy,tool-version", "tool-labels"} })
 	admin := map[string]string{"OSTIARY_ADDR": s.URL, "OSTIARY_TOKEN": s.AdminKey}
 	up := apptest.NewUpstream(t, s, "fin", false)
 	run(admin, "upstreams", "add", "fin", "--url", up.URL, "--allow-private").mustOK(t)

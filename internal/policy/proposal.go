@@ -23,19 +23,11 @@ func Check(src []byte) (*Policy, []TestResult, error) {
 	return p, results, nil
 }
 
-// StaleError says the object a change was based on has moved on: the
-// change is refused, never merged.
-type StaleError struct{ Base, Now string }
+// StaleError is fault.StaleError.
+type StaleError = fault.StaleError
 
-// Stale returns a conflict (fault.Conflict) whose cause is a *StaleError.
-func Stale(base, now string) error {
-	e := &StaleError{Base: base, Now: now}
-	return &fault.Error{Kind: fault.Conflict, Message: e.Error(), Err: e}
-}
-
-func (e *StaleError) Error() string {
-	return fmt.Sprintf("stale: the change was based on version %s, and version %s is in force now", e.Base, e.Now)
-}
+// Stale is fault.Stale.
+func Stale(base, now string) error { return fault.Stale(base, now) }
 
 // ApplyTx stores src as the next version inside tx (a reviewed change
 // applied with its record r), provided the newest stored version is still
