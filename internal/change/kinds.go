@@ -447,6 +447,12 @@ func (s *Service) facts(ctx context.Context) Facts {
 		ok      bool
 	}
 	users := map[string]who{}
+	type key struct {
+		env   string
+		scope []string
+		ok    bool
+	}
+	keys := map[string]key{} // a window's decisions come from few users and keys: each is read once
 	return func(rec *audit.Record) (policy.Input, string) {
 		name := strings.TrimPrefix(rec.Target, "tool:")
 		e, ok := snap.Lookup(name)
@@ -473,13 +479,21 @@ func (s *Service) facts(ctx context.Context) Facts {
 			in.Granted = false
 		}
 		if rec.KeyID != "" {
-			if k, err := s.cfg.Identity.KeyByID(ctx, rec.KeyID); err == nil {
-				if k.Environment != "" {
-					in.Environment = k.Environment
+			k, seen := keys[rec.KeyID]
+			if !seen {
+				if x, err := s.cfg.Identity.KeyByID(ctx, rec.KeyID); err == nil {
+					k = key{env: x.Environment, ok: true}
+					if x.Scope != nil {
+						k.scope = x.Scope.Strings()
+					}
 				}
-				if k.Scope != nil {
-					in.Scope = k.Scope.Strings()
-				}
+				keys[rec.KeyID] = k
+			}
+			if k.ok && k.env != "" {
+				in.Environment = k.env
+			}
+			if k.ok {
+				in.Scope = k.scope
 			}
 		}
 		return in, ""
