@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ostiary/ostiary/internal/config"
 )
 
 // undiff rebuilds both sides' lines from a LineDiff.
@@ -94,5 +96,21 @@ func TestCheckReason(t *testing.T) {
 	}
 	if err := checkReason("a reason", "ticket FIN-7: finance agreed\nsee thread"); err != nil {
 		t.Error(err)
+	}
+}
+
+// The kinds serve accepts (checked in config, which imports nothing of
+// ours) are exactly these.
+func TestKindsMatchConfig(t *testing.T) {
+	var want []string
+	for _, k := range Kinds {
+		want = append(want, string(k))
+	}
+	want = append(want, "all")
+	got := slices.Clone(config.ReviewKinds)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("config.ReviewKinds %v, change.Kinds + all %v", got, want)
 	}
 }

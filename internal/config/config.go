@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -125,6 +127,20 @@ func (c Config) TLS() bool { return c.TLSCert != "" }
 
 // Validate checks the configuration. Until TLS is supported, the server
 // listens on loopback addresses only.
+// ReviewKinds are the values --require-review-kinds takes (internal/change
+// keeps its kinds equal to these, but for "all": TestKindsMatchConfig).
+var ReviewKinds = []string{"policy", "tool-version", "tool-labels", "user-roles", "all"}
+
+// envName is an environment's name (authn.ValidEnvironment).
+var envName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
+func clipFlag(s string) string {
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
 func (c Config) Validate() error {
 	var errs []error
 	if c.DataDir == "" {
@@ -180,6 +196,20 @@ func (c Config) ValidateSettings() error {
 	}
 	if c.ReviewQuorum < 0 || c.ReviewQuorum > 10 {
 		errs = append(errs, errors.New("--review-quorum must be between 1 and 10"))
+	}
+	for _, list := range c.RequireReviewKinds {
+		for _, k := range strings.Split(list, ",") {
+			if k = strings.TrimSpace(k); k != "" && !slices.Contains(ReviewKinds, k) {
+				errs = append(errs, fmt.Errorf("--require-review-kinds %q: want %s", clipFlag(k), strings.Join(ReviewKinds, ", ")))
+			}
+		}
+	}
+	for _, list := range c.RequireReview {
+		for _, env := range strings.Split(list, ",") {
+			if env = strings.TrimSpace(env); env != "" && !envName.MatchString(env) {
+				errs = append(errs, fmt.Errorf("--require-review %q: an environment name is 1–32 lower-case letters, digits and '-'", clipFlag(env)))
+			}
+		}
 	}
 	if c.ApprovalWait < 0 || c.ApprovalWait > 10*time.Minute {
 		errs = append(errs, errors.New("--approval-wait must be between 0s and 10m"))
