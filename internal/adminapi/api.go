@@ -26,6 +26,7 @@ import (
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/change"
 	"github.com/ostiary/ostiary/internal/config"
 	"github.com/ostiary/ostiary/internal/edge"
 	"github.com/ostiary/ostiary/internal/fault"
@@ -74,6 +75,9 @@ type Config struct {
 	Evidence Prover
 	// Version is Ostiary's, named in evidence bundles.
 	Version string
+	// Changes runs reviewed proposals: a change whose kind requires
+	// review becomes one (202) instead of applying.
+	Changes *change.Service
 	// Index, if set, is the writer filling the audit index behind the log:
 	// a query waits (briefly) for it to hold every record logged so far,
 	// and says how far behind it still is.
@@ -107,7 +111,7 @@ type API struct {
 
 // New returns the admin API handler.
 func New(cfg Config) (*API, error) {
-	if cfg.Authn == nil || cfg.Failures == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Kill == nil || cfg.Vault == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Explainer == nil || cfg.Approvals == nil {
+	if cfg.Authn == nil || cfg.Failures == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Kill == nil || cfg.Vault == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Explainer == nil || cfg.Approvals == nil || cfg.Changes == nil {
 		return nil, errors.New("adminapi: missing dependency")
 	}
 	a := &API{Config: cfg, mux: http.NewServeMux(), writes: lru.New[string, *rate.Limiter](10000)}

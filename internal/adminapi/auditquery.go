@@ -126,6 +126,7 @@ type EvidencePage struct {
 	Kind             string                     `json:"kind"`
 	ApprovalRecords  []evidence.ApprovalRecord  `json:"approval_records,omitzero"`
 	ExceptionRecords []evidence.ExceptionRecord `json:"exception_records,omitzero"`
+	VersionLog       []evidence.VersionEntry    `json:"version_log,omitzero"`
 	IndexLag         uint64                     `json:"index_lag,omitempty"` // as in AuditPage
 }
 
@@ -136,12 +137,15 @@ func (a *API) evidence(kind string) handlerFunc {
 		rec := p.Record(audit.EventAuditQuery, "")
 		v := r.URL.Query()
 		for k := range v {
-			switch k {
-			case "user", "since", "until", "limit":
+			switch {
+			case k == "user", k == "since", k == "until", k == "limit":
+			case k == "object" && kind == evidence.KindVersionLog:
 			default:
 				return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.Invalid, "unknown query parameter %q (evidence takes user, since, until, limit)", clip(k, 40)))
 			}
 		}
+		object := v.Get("object")
+		v.Del("object")
 		q, err := parseQuery(v)
 		if err != nil {
 			return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, err)
@@ -159,9 +163,15 @@ func (a *API) evidence(kind string) handlerFunc {
 		}
 		eq := evidence.Query{User: q.Actor, Since: q.Since, Until: q.Until, Limit: q.Limit}
 		page := EvidencePage{Kind: kind, IndexLag: a.settle(r.Context())}
-		if kind == evidence.KindApproval {
+		switch kind {
+		case evidence.KindApproval:
 			page.ApprovalRecords, err = evidence.ApprovalRecords(r.Context(), a.Audit, a.Audit, eq)
-		} else {
+		case evidence.KindVersionLog:
+			if object != "" {
+				rec.Detail["object"] = clip(object, 200)
+			}
+			page.VersionLog, err = evidence.VersionLog(r.Context(), a.Audit, evidence.VersionQuery{Query: eq, Object: object})
+		default:
 			page.ExceptionRecords, err = evidence.ExceptionRecords(r.Context(), a.Audit, eq)
 		}
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/change"
 	"github.com/ostiary/ostiary/internal/fault"
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/upstream/spec"
@@ -130,6 +131,7 @@ type ToolView struct {
 type ToolLabels struct {
 	Tool   string         `json:"tool"`
 	Labels *policy.Labels `json:"labels"`
+	Reason string         `json:"reason,omitempty"` // why (required when the change is a proposal)
 }
 
 // ToolList is GET /tools.
@@ -153,6 +155,7 @@ type ToolTimeout struct {
 type Activation struct {
 	Tool    string `json:"tool"`
 	Version int    `json:"version"`
+	Reason  string `json:"reason,omitempty"` // why (required when the change is a proposal)
 }
 
 func upstreamView(u spec.Upstream) UpstreamView {
@@ -285,6 +288,9 @@ func (a *API) activateTool(w http.ResponseWriter, r *http.Request, p *authn.Prin
 	if err := a.decode(w, r, p.Record(catalog.EventToolActivated, ""), &in); err != nil {
 		return 0, nil, err
 	}
+	if code, body, done, err := a.propose(r, p, change.Request{Kind: change.KindToolVersion, Tool: in.Tool, Version: in.Version, Reason: in.Reason}); done {
+		return code, body, err
+	}
 	err := a.Catalog.Activate(r.Context(), p, in.Tool, in.Version)
 	return http.StatusOK, in, err
 }
@@ -311,6 +317,9 @@ func (a *API) setToolLabels(w http.ResponseWriter, r *http.Request, p *authn.Pri
 	var in ToolLabels
 	if err := a.decode(w, r, p.Record(catalog.EventToolLabels, ""), &in); err != nil {
 		return 0, nil, err
+	}
+	if code, body, done, err := a.propose(r, p, change.Request{Kind: change.KindToolLabels, Tool: in.Tool, Labels: in.Labels, Reason: in.Reason}); done {
+		return code, body, err
 	}
 	err := a.Catalog.SetLabels(r.Context(), p, in.Tool, in.Labels)
 	return http.StatusOK, in, err

@@ -17,6 +17,7 @@ import (
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/change"
 	"github.com/ostiary/ostiary/internal/fault"
 	"github.com/ostiary/ostiary/internal/govern"
 	"github.com/ostiary/ostiary/internal/identity"
@@ -99,8 +100,12 @@ func newFixture(t *testing.T, tune ...func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(pl.Close)
+	changes, err := change.New(change.Config{Store: st, Auditor: w, Audit: st, Policy: policies, Catalog: cat, Identity: st, Identities: ids, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := Config{Authn: f.authn, Failures: failures, Identity: ids, Catalog: cat, Kill: kill, Vault: v, Auditor: w, Audit: st, Index: w,
-		Logger: log, Now: now, Policy: policies, Explainer: pl, Approvals: approvals}
+		Logger: log, Now: now, Policy: policies, Explainer: pl, Approvals: approvals, Changes: changes}
 	for _, fn := range tune {
 		fn(&cfg)
 	}

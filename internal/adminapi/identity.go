@@ -5,6 +5,7 @@ import (
 
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/change"
 	"github.com/ostiary/ostiary/internal/fault"
 	"github.com/ostiary/ostiary/internal/identity"
 )
@@ -36,8 +37,14 @@ func (a *API) showUser(w http.ResponseWriter, r *http.Request, p *authn.Principa
 
 func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
 	var in identity.NewUser
-	if err := a.decode(w, r, p.Record(audit.EventUserCreate, ""), &in); err != nil {
+	rec := p.Record(audit.EventUserCreate, "")
+	if err := a.decode(w, r, rec, &in); err != nil {
 		return 0, nil, err
+	}
+	if len(in.Roles) > 0 && a.Changes.Required(change.KindUserRoles) {
+		rec.Target = "user:" + clip(in.Name, 64)
+		return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.Conflict,
+			"a user's roles are reviewed here: create the user without roles, then 'users set-roles' opens a proposal"))
 	}
 	u, err := a.Identity.CreateUser(r.Context(), p, in)
 	return http.StatusCreated, u, err
@@ -55,13 +62,17 @@ func (a *API) enableUser(w http.ResponseWriter, r *http.Request, p *authn.Princi
 
 // SetRoles is POST /users/{name}/roles: the user's roles from now on.
 type SetRoles struct {
-	Roles []string `json:"roles"`
+	Roles  []string `json:"roles"`
+	Reason string   `json:"reason,omitempty"` // why (required when the change is a proposal)
 }
 
 func (a *API) setUserRoles(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
 	var in SetRoles
 	if err := a.decode(w, r, p.Record(identity.EventUserRoles, "user:"+r.PathValue("name")), &in); err != nil {
 		return 0, nil, err
+	}
+	if code, body, done, err := a.propose(r, p, change.Request{Kind: change.KindUserRoles, User: r.PathValue("name"), Roles: in.Roles, Reason: in.Reason}); done {
+		return code, body, err
 	}
 	u, err := a.Identity.SetRoles(r.Context(), p, r.PathValue("name"), in.Roles)
 	return http.StatusOK, u, err

@@ -3,7 +3,10 @@ package adminapi
 import (
 	"net/http"
 
+	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/change"
+	"github.com/ostiary/ostiary/internal/fault"
 	"github.com/ostiary/ostiary/internal/identity"
 )
 
@@ -40,8 +43,13 @@ func (a *API) listGroupMappings(w http.ResponseWriter, r *http.Request, p *authn
 
 func (a *API) mapGroup(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
 	var in GroupMappingRequest
-	if err := a.decode(w, r, p.Record(identity.EventIdPMap, ""), &in); err != nil {
+	rec := p.Record(identity.EventIdPMap, "")
+	if err := a.decode(w, r, rec, &in); err != nil {
 		return 0, nil, err
+	}
+	if a.Changes.Required(change.KindUserRoles) { // a mapping hands a role to every member of the group, unreviewed
+		return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.Conflict,
+			"users' roles are reviewed here, so identity-provider group mappings cannot be added (they would grant roles unreviewed)"))
 	}
 	m, err := a.Identity.MapGroup(r.Context(), p, in.Group, in.Role)
 	return http.StatusCreated, m, err

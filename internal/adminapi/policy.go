@@ -8,6 +8,7 @@ import (
 
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
+	"github.com/ostiary/ostiary/internal/change"
 	"github.com/ostiary/ostiary/internal/fault"
 	"github.com/ostiary/ostiary/internal/govern"
 	"github.com/ostiary/ostiary/internal/policy"
@@ -16,6 +17,7 @@ import (
 // SetPolicy is PUT /policy: the policy document's text (YAML).
 type SetPolicy struct {
 	Source string `json:"source"`
+	Reason string `json:"reason,omitempty"` // why (required when the change is a proposal)
 }
 
 // PolicySet answers PUT /policy: the new version and its tests' results.
@@ -32,7 +34,8 @@ type PolicyHistory struct {
 // RollbackPolicy is POST /policy/rollback: put version Version's document
 // back in force, as a new version.
 type RollbackPolicy struct {
-	Version int `json:"version"`
+	Version int    `json:"version"`
+	Reason  string `json:"reason,omitempty"`
 }
 
 // ExplainRequest is POST /policy/explain: what User would get calling Tool
@@ -56,6 +59,9 @@ func (a *API) setPolicy(w http.ResponseWriter, r *http.Request, p *authn.Princip
 	if err := a.decode(w, r, p.Record(policy.EventSet, "policy"), &in); err != nil {
 		return 0, nil, err
 	}
+	if code, body, done, err := a.propose(r, p, change.Request{Kind: change.KindPolicy, Source: in.Source, Reason: in.Reason}); done {
+		return code, body, err
+	}
 	v, results, err := a.Policy.Set(r.Context(), p, []byte(in.Source))
 	if results == nil {
 		results = []policy.TestResult{}
@@ -67,6 +73,9 @@ func (a *API) rollbackPolicy(w http.ResponseWriter, r *http.Request, p *authn.Pr
 	var in RollbackPolicy
 	if err := a.decode(w, r, p.Record(policy.EventRollback, "policy"), &in); err != nil {
 		return 0, nil, err
+	}
+	if code, body, done, err := a.propose(r, p, change.Request{Kind: change.KindPolicy, Version: in.Version, Rollback: true, Reason: in.Reason}); done {
+		return code, body, err
 	}
 	v, results, err := a.Policy.Rollback(r.Context(), p, in.Version)
 	if results == nil {

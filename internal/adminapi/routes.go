@@ -33,6 +33,7 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/audit/approval_records", a.handle(a.evidence(evidence.KindApproval)))
 	m.HandleFunc("GET /api/v1/audit/exception_records", a.handle(a.evidence(evidence.KindException)))
 	m.HandleFunc("GET /api/v1/evidence/bundle", a.handle(a.exportBundle))
+	m.HandleFunc("GET /api/v1/audit/version_log", a.handle(a.evidence(evidence.KindVersionLog)))
 
 	m.HandleFunc("GET /api/v1/upstreams", a.handle(a.listUpstreams))
 	m.HandleFunc("POST /api/v1/upstreams", a.handle(a.addUpstream))
@@ -45,6 +46,14 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v1/tools/activate", a.handle(a.activateTool))
 	m.HandleFunc("POST /api/v1/tools/timeout", a.handle(a.setToolTimeout))
 	m.HandleFunc("POST /api/v1/tools/labels", a.handle(a.setToolLabels))
+	m.HandleFunc("POST /api/v1/tools/rollback", a.handle(a.rollbackTool))
+
+	m.HandleFunc("GET /api/v1/proposals", a.handle(a.listProposals))
+	m.HandleFunc("POST /api/v1/proposals", a.handle(a.createProposal))
+	m.HandleFunc("GET /api/v1/proposals/{id}", a.handle(a.showProposal))
+	m.HandleFunc("POST /api/v1/proposals/{id}/approve", a.handle(a.reviewProposal(true)))
+	m.HandleFunc("POST /api/v1/proposals/{id}/reject", a.handle(a.reviewProposal(false)))
+	m.HandleFunc("POST /api/v1/proposals/{id}/withdraw", a.handle(a.withdrawProposal))
 
 	m.HandleFunc("GET /api/v1/killswitches", a.handle(a.listKillSwitches))
 	m.HandleFunc("POST /api/v1/killswitches", a.handle(a.engageKillSwitch))

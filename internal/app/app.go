@@ -280,6 +280,10 @@ func (a *App) open(ctx context.Context) error {
 	if pr := policies.Problem(); pr != "" {
 		a.log.Error("policy", "problem", pr)
 	}
+	changes, err := a.changes(policies, ids)
+	if err != nil {
+		return err
+	}
 	if a.approvals, err = approval.New(a.store, a.writer, a.now); err != nil {
 		return err
 	}
@@ -334,7 +338,7 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 	if a.api, err = adminapi.New(adminapi.Config{Authn: creds, Failures: a.failures, WriteRate: a.cfg.RateAdminWrite, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
-		Policy: policies, Explainer: a.pipeline, Approvals: a.approvals, Index: a.writer, Evidence: a.writer, Version: Version}); err != nil {
+		Policy: policies, Explainer: a.pipeline, Approvals: a.approvals, Index: a.writer, Evidence: a.writer, Version: Version, Changes: changes}); err != nil {
 		return err
 	}
 	if a.cfg.TLS() {

@@ -43,8 +43,9 @@ type Catalog struct {
 	now    func() time.Time
 	log    *slog.Logger
 
-	snap   atomic.Pointer[Snapshot]
-	syncMu sync.Mutex // one sync at a time: versions are decided against a stable view
+	snap    atomic.Pointer[Snapshot]
+	holdNew atomic.Bool // tool versions are reviewed: even a first sync activates nothing
+	syncMu  sync.Mutex  // one sync at a time: versions are decided against a stable view
 
 	listedMu sync.Mutex
 	listed   map[string]spec.Listing // prompts and resources by upstream, as last listed (not pinned)
@@ -58,6 +59,11 @@ func New(ctx context.Context, store Store, auditor Auditor, lister Lister, now f
 	c := &Catalog{store: store, audit: auditor, lister: lister, now: now, log: log, listed: map[string]spec.Listing{}}
 	return c, c.reload(ctx)
 }
+
+// HoldNewTools makes every new tool wait for review, those of an
+// upstream's first sync too (where activating a tool version is a reviewed
+// change, adding an upstream must not activate its tools unreviewed).
+func (c *Catalog) HoldNewTools(hold bool) { c.holdNew.Store(hold) }
 
 // Snapshot returns the current catalog view.
 func (c *Catalog) Snapshot() *Snapshot { return c.snap.Load() }

@@ -22,7 +22,8 @@ type SyncReport struct {
 	Prompts   int    `json:"prompts"`   // prompts the upstream listed
 	Resources int    `json:"resources"` // resources and resource templates the upstream listed
 	// FirstSync: the upstream's first successful sync, which activates the
-	// tools it finds (those not flagged).
+	// tools it finds (those not flagged), unless tool versions are
+	// reviewed (HoldNewTools).
 	FirstSync bool     `json:"first_sync,omitempty"`
 	Created   []string `json:"created,omitempty"`     // new tools activated at version 1 (first sync only)
 	New       []string `json:"new_pending,omitempty"` // new tools held for review: neither listed nor callable until activated
@@ -216,7 +217,7 @@ func (c *Catalog) newVersion(ctx context.Context, run *syncRun, st ToolState, to
 	case len(st.Versions) > 0:
 		v.Version = st.Versions[len(st.Versions)-1].Version + 1
 		run.rep.Pending = append(run.rep.Pending, fmt.Sprintf("%s v%d", exposed, v.Version))
-	case run.rep.FirstSync && !Holds(v.Flags):
+	case run.rep.FirstSync && !Holds(v.Flags) && !c.holdNew.Load():
 		v.Status, v.ActivatedAt, v.ActivatedBy = Active, now, run.actor
 		event = EventToolCreated
 		run.rep.Created = append(run.rep.Created, exposed)

@@ -38,7 +38,7 @@ func (e *env) auditQueryCmd() *cobra.Command {
 	var limit int
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "query [--kind approval_record|exception_record] [--user NAME] [--event TYPE] [--since DURATION|TIME] [--limit N]",
+		Use:   "query [--kind approval_record|exception_record|version_log] [--user NAME] [--event TYPE] [--since DURATION|TIME] [--limit N]",
 		Short: "Query audit records, or evidence records assembled from them, newest first (needs the read-audit grant)",
 		Long: `Query audit records, newest first (needs the read-audit grant).
 
@@ -48,7 +48,12 @@ votes, whether it ran and how that call ended, and the sequence numbers of
 every audit record involved. --kind exception_record gives each denial or
 failure (refused calls, holds, policy denials, rate limits, kill switches,
 refused votes, failed upstream calls, undelivered webhooks) with what Ostiary
-did about it. With --kind, only --user, --since, --until and --limit apply.`,
+did about it. --kind version_log gives each version of each governed object
+(the policy, tool:NAME for a tool's pinned version and labels): its author and
+their reason, its reviewers (none: applied without review), the digest of its
+diff, its gates and overrides, and the audit sequence numbers it comes from;
+--target policy or --target tool:NAME picks one object. With --kind, only
+--user, --since, --until and --limit apply (and --target for version_log).`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q := url.Values{}
@@ -103,7 +108,7 @@ did about it. With --kind, only --user, --since, --until and --limit apply.`,
 	f.StringVar(&since, "since", "", "records from this long ago (12h, 7d) or this time (RFC 3339)")
 	f.StringVar(&until, "until", "", "records before this long ago or this time")
 	f.IntVar(&limit, "limit", 50, "at most this many records (1–1000)")
-	f.StringVar(&kind, "kind", "", "evidence records instead: approval_record or exception_record")
+	f.StringVar(&kind, "kind", "", "evidence records instead: approval_record, exception_record or version_log")
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }
@@ -141,9 +146,13 @@ Needs the read-audit grant; the request is recorded, never the value.`,
 
 // evidenceQuery lists approval or exception records.
 func (e *env) evidenceQuery(cmd *cobra.Command, kind string, q url.Values, asJSON bool) error {
+	if kind == evidence.KindVersionLog && q.Has("target") {
+		q.Set("object", q.Get("target"))
+		q.Del("target")
+	}
 	for k := range q {
-		if k != "user" && k != "since" && k != "until" && k != "limit" {
-			return usageError("--kind takes only --user, --since, --until and --limit")
+		if k != "user" && k != "since" && k != "until" && k != "limit" && (k != "object" || kind != evidence.KindVersionLog) {
+			return usageError("--kind takes only --user, --since, --until and --limit (version_log also --target)")
 		}
 	}
 	if l, _ := strconv.Atoi(q.Get("limit")); l > 500 {
@@ -155,11 +164,29 @@ func (e *env) evidenceQuery(cmd *cobra.Command, kind string, q url.Values, asJSO
 		path = "/audit/approval_records"
 	case evidence.KindException:
 		path = "/audit/exception_records"
+	case evidence.KindVersionLog:
+		path = "/audit/version_log"
 	default:
-		return usageError("--kind: approval_record or exception_record")
+		return usageError("--kind: approval_record, exception_record or version_log")
 	}
 	var page adminapi.EvidencePage
 	return e.call(cmd, "GET", path, q, nil, &page, asJSON, func() error {
+		if kind == evidence.KindVersionLog {
+			t := newTable(e.stdout, "TIME", "OBJECT", "CHANGE", "VERSION", "AUTHOR", "REVIEWERS", "REASON", "DIFF", "GATES", "AUDIT SEQS")
+			for _, v := range page.VersionLog {
+				seqs := make([]string, len(v.Records))
+				for i, x := range v.Records {
+					seqs[i] = strconv.FormatUint(x.Seq, 10)
+				}
+				diff := v.DiffSHA256
+				if len(diff) > 12 {
+					diff = diff[:12]
+				}
+				t.row(when(&v.Time), v.Object, v.Change, dash(v.Version), v.Author, dash(strings.Join(v.Reviewers, ",")), dash(v.Reason), dash(diff),
+					gateSummary(v.Gates, v.Overrides), strings.Join(seqs, ","))
+			}
+			return t.flush()
+		}
 		if kind == evidence.KindApproval {
 			t := newTable(e.stdout, "APPROVAL", "OUTCOME", "REQUESTER", "TOOL", "RISK", "REASONS", "VOTES", "CALL", "AUDIT SEQS")
 			for _, r := range page.ApprovalRecords {
@@ -182,4 +209,24 @@ func (e *env) evidenceQuery(cmd *cobra.Command, kind string, q url.Values, asJSO
 		}
 		return t.flush()
 	})
+}
+
+// gateSummary is a version's gates in a column: name=pass|FAIL, and
+// "overridden" when a reviewer accepted failing ones.
+func gateSummary(gates map[string]any, overrides []any) string {
+	if len(gates) == 0 {
+		return "-"
+	}
+	var out []string
+	for _, name := range sortedMapKeys(gates) {
+		res := "FAIL"
+		if g, ok := gates[name].(map[string]any); ok && g["passed"] == true {
+			res = "pass"
+		}
+		out = append(out, name+"="+res)
+	}
+	if len(overrides) > 0 {
+		out = append(out, "overridden")
+	}
+	return strings.Join(out, ",")
 }

@@ -367,7 +367,7 @@ func (e *env) upstreamsSyncCmd() *cobra.Command {
 
 func (e *env) toolsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "tools", Short: "The tool catalog: versions, review and rollback"}
-	cmd.AddCommand(e.toolsListCmd(), e.toolsVersionsCmd(), e.toolsActivateCmd(), e.toolsTimeoutCmd(), e.toolsLabelCmd())
+	cmd.AddCommand(e.toolsListCmd(), e.toolsVersionsCmd(), e.toolsActivateCmd(), e.toolsRollbackCmd(), e.toolsTimeoutCmd(), e.toolsLabelCmd())
 	return cmd
 }
 
@@ -436,6 +436,7 @@ func (e *env) toolsVersionsCmd() *cobra.Command {
 }
 
 func (e *env) toolsActivateCmd() *cobra.Command {
+	var reason string
 	cmd := &cobra.Command{
 		Use:   "activate TOOL VERSION",
 		Short: "Pin a version of a tool (approve a pending change or a new tool, roll back, or re-activate the pinned one to acknowledge a change)",
@@ -445,12 +446,17 @@ func (e *env) toolsActivateCmd() *cobra.Command {
 			if err != nil || v < 1 {
 				return usageError("VERSION must be a positive number")
 			}
-			return e.call(cmd, "POST", "/tools/activate", nil, adminapi.Activation{Tool: a[0], Version: v}, nil, false, func() error {
+			var out proposedAnswer
+			return e.call(cmd, "POST", "/tools/activate", nil, adminapi.Activation{Tool: a[0], Version: v, Reason: reason}, &out, false, func() error {
+				if out.Proposal != nil {
+					return e.printProposed(out.Proposal)
+				}
 				fmt.Fprintf(e.stdout, "%s is now pinned at version %d\n", safe(a[0]), v)
 				return nil
 			})
 		},
 	}
+	reasonFlag(cmd, &reason)
 	return cmd
 }
 
@@ -516,6 +522,7 @@ func labelSummary(l *policy.Labels) string {
 func (e *env) toolsLabelCmd() *cobra.Command {
 	var l policy.Labels
 	var clearAll, asJSON bool
+	var reason string
 	cmd := &cobra.Command{
 		Use:   "label TOOL [--data-class C]... [--risk TIER] [--irreversible] [--egress] [--owner NAME] [--require-approval [--approvers N]] [--allow-elicitation] [--allow-sampling] | --clear",
 		Short: "Set a tool's governance labels (what the policy and the risk score work from)",
@@ -536,15 +543,19 @@ the change is audited with the labels before and after.`,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			f := cmd.Flags()
 			if clearAll {
-				if f.NFlag() > 1+boolInt(f.Changed("json")) {
+				if f.NFlag() > 1+boolInt(f.Changed("json"))+boolInt(f.Changed("reason")) {
 					return usageError("--clear takes no other label flags")
 				}
-				return e.call(cmd, "POST", "/tools/labels", nil, adminapi.ToolLabels{Tool: a[0]}, nil, asJSON, func() error {
+				var out proposedAnswer
+				return e.call(cmd, "POST", "/tools/labels", nil, adminapi.ToolLabels{Tool: a[0], Reason: reason}, &out, asJSON, func() error {
+					if out.Proposal != nil {
+						return e.printProposed(out.Proposal)
+					}
 					fmt.Fprintf(e.stdout, "%s is unlabelled now: its upstream's hints stand in\n", safe(a[0]))
 					return nil
 				})
 			}
-			if f.NFlag() == boolInt(f.Changed("json")) {
+			if f.NFlag() == boolInt(f.Changed("json"))+boolInt(f.Changed("reason")) {
 				return usageError("give at least one label flag, or --clear")
 			}
 			var tl adminapi.ToolList
@@ -601,7 +612,11 @@ the change is audited with the labels before and after.`,
 			if err := next.Validate(); err != nil {
 				return usageError("%v", err)
 			}
-			return e.call(cmd, "POST", "/tools/labels", nil, adminapi.ToolLabels{Tool: a[0], Labels: &next}, nil, asJSON, func() error {
+			var out proposedAnswer
+			return e.call(cmd, "POST", "/tools/labels", nil, adminapi.ToolLabels{Tool: a[0], Labels: &next, Reason: reason}, &out, asJSON, func() error {
+				if out.Proposal != nil {
+					return e.printProposed(out.Proposal)
+				}
 				fmt.Fprintf(e.stdout, "%s: %s\n", safe(a[0]), safe(labelSummary(&next)))
 				return nil
 			})
@@ -618,6 +633,7 @@ the change is audited with the labels before and after.`,
 	f.BoolVar(&l.AllowElicitation, "allow-elicitation", false, "its upstream may ask the user for input during a call (elicitation)")
 	f.BoolVar(&l.AllowSampling, "allow-sampling", false, "its upstream may ask the user's model during a call (sampling)")
 	f.BoolVar(&clearAll, "clear", false, "remove every label")
+	reasonFlag(cmd, &reason)
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

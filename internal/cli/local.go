@@ -102,6 +102,9 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().StringArrayVar(&cfg.Anchors, "anchor", nil, "also push every signed audit checkpoint, as it is made, to this absolute file `PATH` outside the data directory (appended, fsync'd) or https `URL` of a witness (POSTed); repeatable; failures are logged and shown by /readyz, never block a call; 'audit verify --anchor' then refuses a rolled-back data directory")
 	cmd.Flags().StringVar(&cfg.AnchorCA, "anchor-ca", "", "PEM `FILE` of the CA certificates trusted for https anchors (default: the system's)")
 	cmd.Flags().DurationVar(&cfg.ApprovalWait, "approval-wait", 0, "how long a call held for approval waits for it before answering with the request id (default 10s; 0s: answer at once)")
+	cmd.Flags().StringArrayVar(&cfg.RequireReview, "require-review", nil, "`ENV` whose governed objects (policy, tool versions, tool labels) change only through reviewed proposals ('ostiary proposals'); they are shared by every environment today, so naming one reviews all three (repeatable or comma-separated)")
+	cmd.Flags().StringArrayVar(&cfg.RequireReviewKinds, "require-review-kinds", nil, "`KIND` of object whose changes are reviewed proposals: policy, tool-version, tool-labels, user-roles or all (repeatable or comma-separated; with user-roles, users cannot be created with roles nor group mappings added)")
+	cmd.Flags().IntVar(&cfg.ReviewQuorum, "review-quorum", 0, "distinct reviewers a proposal needs, never its author nor a service account (default 1; a rollback to a reviewed version needs one)")
 	cmd.Flags().StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the vault's master key, 64 hex characters, mode 0600 (default DIR/keys/master.key; or OSTIARY_MASTER_KEY_FILE)")
 	hsmFlags(cmd, cfg)
 	cmd.Flags().StringArrayVar(&cfg.ElicitURLAllow, "elicit-url-allow", nil, "`HOST` a URL-mode elicitation may send the user to: exact, or *.domain for its subdomains; repeatable; when given, URLs to other hosts are refused (or OSTIARY_ELICIT_URL_ALLOW, ','-separated)")
@@ -222,6 +225,15 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	}
 	if len(flags.AllowedOrigins) > 0 {
 		cfg.AllowedOrigins = flags.AllowedOrigins
+	}
+	if len(flags.RequireReview) > 0 {
+		cfg.RequireReview = flags.RequireReview
+	}
+	if len(flags.RequireReviewKinds) > 0 {
+		cfg.RequireReviewKinds = flags.RequireReviewKinds
+	}
+	if flags.ReviewQuorum != 0 {
+		cfg.ReviewQuorum = flags.ReviewQuorum
 	}
 	if len(flags.StdioAllow) > 0 {
 		cfg.StdioAllow = flags.StdioAllow

@@ -57,6 +57,7 @@ func (e *env) printTests(results []policy.TestResult) (failed int) {
 
 func (e *env) policySetCmd() *cobra.Command {
 	var asJSON bool
+	var reason string
 	cmd := &cobra.Command{
 		Use:   "set FILE",
 		Short: "Put a new policy in force (FILE, or - for standard input); its own tests must pass",
@@ -70,8 +71,14 @@ earlier versions stay in 'policy history' ('policy show --version N' prints one,
 			if err != nil {
 				return err
 			}
-			var out adminapi.PolicySet
-			return e.call(cmd, "PUT", "/policy", nil, adminapi.SetPolicy{Source: string(src)}, &out, asJSON, func() error {
+			var out struct {
+				adminapi.PolicySet
+				proposedAnswer
+			}
+			return e.call(cmd, "PUT", "/policy", nil, adminapi.SetPolicy{Source: string(src), Reason: reason}, &out, asJSON, func() error {
+				if out.Proposal != nil {
+					return e.printProposed(out.Proposal)
+				}
 				e.printTests(out.Tests)
 				fmt.Fprintf(e.stdout, "\npolicy version %d in force (%d rules, %d tests passed, sha256 %s)\n", out.Version.Version, out.Version.Rules, len(out.Tests), out.Version.Digest[:16])
 				return nil
@@ -79,6 +86,7 @@ earlier versions stay in 'policy history' ('policy show --version N' prints one,
 		},
 	}
 	jsonFlag(cmd, &asJSON)
+	reasonFlag(cmd, &reason)
 	return cmd
 }
 
@@ -136,6 +144,7 @@ func (e *env) policyHistoryCmd() *cobra.Command {
 
 func (e *env) policyRollbackCmd() *cobra.Command {
 	var asJSON bool
+	var reason string
 	cmd := &cobra.Command{
 		Use:   "rollback VERSION",
 		Short: "Put an earlier policy version back in force, as a new version (on record)",
@@ -149,8 +158,14 @@ compile and pass its own tests, or nothing changes. Needs the manage-policy gran
 			if err != nil || n <= 0 {
 				return usageError("VERSION must be a positive number")
 			}
-			var out adminapi.PolicySet
-			return e.call(cmd, "POST", "/policy/rollback", nil, adminapi.RollbackPolicy{Version: n}, &out, asJSON, func() error {
+			var out struct {
+				adminapi.PolicySet
+				proposedAnswer
+			}
+			return e.call(cmd, "POST", "/policy/rollback", nil, adminapi.RollbackPolicy{Version: n, Reason: reason}, &out, asJSON, func() error {
+				if out.Proposal != nil {
+					return e.printProposed(out.Proposal)
+				}
 				e.printTests(out.Tests)
 				fmt.Fprintf(e.stdout, "\nthe document of version %d is in force again as policy version %d (%d rules, %d tests passed, sha256 %s)\n",
 					n, out.Version.Version, out.Version.Rules, len(out.Tests), out.Version.Digest[:min(16, len(out.Version.Digest))])
@@ -159,6 +174,7 @@ compile and pass its own tests, or nothing changes. Needs the manage-policy gran
 		},
 	}
 	jsonFlag(cmd, &asJSON)
+	reasonFlag(cmd, &reason)
 	return cmd
 }
 

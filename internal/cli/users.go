@@ -109,6 +109,7 @@ func (e *env) usersSetDisabledCmd(verb string, disable bool) *cobra.Command {
 func (e *env) usersSetRolesCmd() *cobra.Command {
 	var roles []string
 	var asJSON bool
+	var reason string
 	cmd := &cobra.Command{
 		Use:   "set-roles NAME [--role ROLE]...",
 		Short: "Replace a user's roles (none given: no roles)",
@@ -121,11 +122,20 @@ secret for rotation ('ostiary secrets list --overdue'), on this change's
 record; so does disabling a user.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			var u adminapi.UserView
-			return e.call(cmd, "POST", "/users/"+url.PathEscape(a[0])+"/roles", nil, adminapi.SetRoles{Roles: roles}, &u, asJSON, func() error { return e.printUsers(u) })
+			var u struct {
+				adminapi.UserView
+				proposedAnswer
+			}
+			return e.call(cmd, "POST", "/users/"+url.PathEscape(a[0])+"/roles", nil, adminapi.SetRoles{Roles: roles, Reason: reason}, &u, asJSON, func() error {
+				if u.Proposal != nil {
+					return e.printProposed(u.Proposal)
+				}
+				return e.printUsers(u.UserView)
+			})
 		},
 	}
 	cmd.Flags().StringArrayVar(&roles, "role", nil, "a role the user holds from now on (repeatable)")
+	reasonFlag(cmd, &reason)
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

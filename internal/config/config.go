@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,23 +46,30 @@ type Config struct {
 	StoreTimeout    time.Duration // bound on every wait on the store: past it, a call is refused with 503 (default 2s)
 	WriteStall      time.Duration // how long one write to an MCP client that does not read may block (default 30s)
 	ApprovalWait    time.Duration // how long a call held for approval waits for it (0: answer at once)
-	Webhooks        []string      // approval webhook URLs ("slack:URL" for Slack's format)
-	WebhookKeyFile  string        // HMAC signing key of webhooks; default DIR/keys/webhook-signing.key
-	WebhookBackoff  time.Duration // first retry delay of a webhook delivery (default 1s; tests shorten it)
-	Anchors         []string      // where signed checkpoints are pushed as they are made: absolute file paths or https URLs
-	AnchorCA        string        // PEM CA certificates trusted for https anchors (default: the system's)
-	AnchorBackoff   time.Duration // first retry delay of an anchor delivery (default 200ms; tests shorten it)
-	RateKey         Rate          // requests per API key
-	RateUser        Rate          // requests per user, over all their keys
-	RateTool        Rate          // calls per tool, over all callers
-	RateAuthFail    Rate          // failed authentications per source address and per presented key id
-	RateAdminWrite  Rate          // admin API writes per API key
-	UserSessions    int           // open 2025-era sessions per user (default 64)
-	UserStreams     int           // open GET streams per user (default 16)
-	UserCalls       int           // tool calls in flight per user, held ones included (default 32)
-	UserPending     int           // pending approval requests per user (default 20)
-	UpstreamSlots   int           // calls in flight per upstream, at most half per user and per tool (default 64)
-	AuthFailWindow  time.Duration // failures over budget in this window are recorded as one aggregated record
+	// RequireReview lists environments whose governed objects change only
+	// through reviewed proposals; RequireReviewKinds lists object kinds
+	// (policy, tool-version, tool-labels, all) that do; ReviewQuorum is how
+	// many distinct reviewers a proposal needs (default 1).
+	RequireReview      []string
+	RequireReviewKinds []string
+	ReviewQuorum       int
+	Webhooks           []string      // approval webhook URLs ("slack:URL" for Slack's format)
+	WebhookKeyFile     string        // HMAC signing key of webhooks; default DIR/keys/webhook-signing.key
+	WebhookBackoff     time.Duration // first retry delay of a webhook delivery (default 1s; tests shorten it)
+	Anchors            []string      // where signed checkpoints are pushed as they are made: absolute file paths or https URLs
+	AnchorCA           string        // PEM CA certificates trusted for https anchors (default: the system's)
+	AnchorBackoff      time.Duration // first retry delay of an anchor delivery (default 200ms; tests shorten it)
+	RateKey            Rate          // requests per API key
+	RateUser           Rate          // requests per user, over all their keys
+	RateTool           Rate          // calls per tool, over all callers
+	RateAuthFail       Rate          // failed authentications per source address and per presented key id
+	RateAdminWrite     Rate          // admin API writes per API key
+	UserSessions       int           // open 2025-era sessions per user (default 64)
+	UserStreams        int           // open GET streams per user (default 16)
+	UserCalls          int           // tool calls in flight per user, held ones included (default 32)
+	UserPending        int           // pending approval requests per user (default 20)
+	UpstreamSlots      int           // calls in flight per upstream, at most half per user and per tool (default 64)
+	AuthFailWindow     time.Duration // failures over budget in this window are recorded as one aggregated record
 	// StdioAllow lists the programs stdio upstreams may run: absolute
 	// paths of files, or of directories (their programs directly inside,
 	// interpreters excepted); none by default.
@@ -121,6 +130,20 @@ func (c Config) TLS() bool { return c.TLSCert != "" }
 
 // Validate checks the configuration. Until TLS is supported, the server
 // listens on loopback addresses only.
+// ReviewKinds are the values --require-review-kinds takes (internal/change
+// keeps its kinds equal to these, but for "all": TestKindsMatchConfig).
+var ReviewKinds = []string{"policy", "tool-version", "tool-labels", "user-roles", "all"}
+
+// envName is an environment's name (authn.ValidEnvironment).
+var envName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
+func clipFlag(s string) string {
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
 func (c Config) Validate() error {
 	var errs []error
 	if c.DataDir == "" {
@@ -173,6 +196,23 @@ func (c Config) ValidateSettings() error {
 	for i, w := range c.Webhooks {
 		if _, err := ParseWebhook(w); err != nil {
 			errs = append(errs, fmt.Errorf("--approval-webhook %d: %w", i+1, err))
+		}
+	}
+	if c.ReviewQuorum < 0 || c.ReviewQuorum > 10 {
+		errs = append(errs, errors.New("--review-quorum must be between 1 and 10"))
+	}
+	for _, list := range c.RequireReviewKinds {
+		for _, k := range strings.Split(list, ",") {
+			if k = strings.TrimSpace(k); k != "" && !slices.Contains(ReviewKinds, k) {
+				errs = append(errs, fmt.Errorf("--require-review-kinds %q: want %s", clipFlag(k), strings.Join(ReviewKinds, ", ")))
+			}
+		}
+	}
+	for _, list := range c.RequireReview {
+		for _, env := range strings.Split(list, ",") {
+			if env = strings.TrimSpace(env); env != "" && !envName.MatchString(env) {
+				errs = append(errs, fmt.Errorf("--require-review %q: an environment name is 1–32 lower-case letters, digits and '-'", clipFlag(env)))
+			}
 		}
 	}
 	if c.ApprovalWait < 0 || c.ApprovalWait > 10*time.Minute {

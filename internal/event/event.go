@@ -21,7 +21,7 @@ var names = sorted(
 	"approval-used", "audit-query", "audit-search-token", "authn-failure", "authn-failures", "catalog-list", "change-not-applied",
 	"completion", "evidence-export", "idp-link", "idp-link-list", "idp-map", "idp-mapping-list", "idp-unmap", "idp-user-provision", "key-create", "key-list", "key-revoke", "killswitch-block", "killswitch-engage",
 	"killswitch-list", "killswitch-release", "method-refused", "policy-explain", "policy-read", "policy-rolled-back",
-	"policy-set", "prompt-get", "prompt-result", "prompts-list", "rate-limited", "request-refused",
+	"policy-set", "prompt-get", "prompt-result", "proposal-applied", "proposal-approved", "proposal-created", "proposal-read", "proposal-rejected", "proposal-superseded", "proposal-withdrawn", "prompts-list", "rate-limited", "request-refused",
 	"requests-refused", "resource-read", "resource-result", "resources-list", "role-create", "role-list",
 	"secret-access", "secret-compromised", "secret-echo-redacted", "secret-list", "secret-rotation-overdue", "secret-set", "server-start", "server-stop",
 	"system-init", "tool-call", "tool-definition-changed", "tool-labels-set", "tool-reappeared",

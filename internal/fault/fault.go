@@ -99,3 +99,18 @@ var generic = map[Kind]string{
 	Unavailable:     "service unavailable; the action was not performed",
 	Internal:        "internal error",
 }
+
+// StaleError says the object a change was based on has moved on (a
+// reviewed change is refused, never merged): Base is the version the
+// change was made against, Now the one in force.
+type StaleError struct{ Base, Now string }
+
+func (e *StaleError) Error() string {
+	return fmt.Sprintf("stale: the change was based on version %s, and version %s is in force now", e.Base, e.Now)
+}
+
+// Stale returns a Conflict whose cause is a *StaleError.
+func Stale(base, now string) *Error {
+	e := &StaleError{Base: base, Now: now}
+	return &Error{Kind: Conflict, Message: e.Error(), Err: e}
+}

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"slices"
+	"strings"
 
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
@@ -168,3 +169,55 @@ func (s *Service) SetRoles(ctx context.Context, p *authn.Principal, name string,
 	})
 	return u, err
 }
+
+// RolesBase identifies a user's roles for a reviewed change: their sorted
+// names, comma-separated ("" for none).
+func RolesBase(roles []string) string { return strings.Join(sortedCopy(roles), ",") }
+
+// SetRolesTx replaces a user's roles inside tx (a reviewed change applied
+// with its record r), provided they are still base (RolesBase), else a
+// stale conflict (policy.Stale). by, who applies it, must hold every grant
+// taken away or given, as for SetRoles; an admin key must remain, and
+// access losses are told. Call Invalidate after the commit.
+func (s *Service) SetRolesTx(ctx context.Context, tx audit.Tx, r *audit.Record, by *authn.Principal, name string, roles []string, base string) error {
+	ts, err := txStore(tx)
+	if err != nil {
+		return err
+	}
+	roles = sortedCopy(roles)
+	u, err := ts.UserByName(ctx, name)
+	if err != nil {
+		return err
+	}
+	if now := RolesBase(u.Roles); now != base {
+		return fault.Stale(base, now)
+	}
+	before, err := grantsOf(ctx, ts, u.Roles)
+	if err != nil {
+		return err
+	}
+	after, err := grantsOf(ctx, ts, roles)
+	if err != nil {
+		return err
+	}
+	if err := mayHandOut(by, append(slices.Clone(before), after...), "changing user "+name); err != nil {
+		return err
+	}
+	if r.Detail == nil {
+		r.Detail = map[string]any{}
+	}
+	r.Detail["roles"], r.Detail["previous_roles"] = roles, u.Roles
+	if err := ts.SetUserRoles(ctx, name, roles); err != nil {
+		return err
+	}
+	if err := s.keepAnAdmin(ctx, ts); err != nil {
+		return err
+	}
+	if s.loss != nil && !u.Disabled {
+		return s.loss.AccessLost(ctx, tx, name, false, before, after, r)
+	}
+	return nil
+}
+
+// Invalidate drops cached credentials (after a change SetRolesTx made).
+func (s *Service) Invalidate() { s.cache.Invalidate() }
