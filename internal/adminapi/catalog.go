@@ -35,6 +35,9 @@ type UpstreamView struct {
 	// OpenAPI: an HTTP API's document and credential (kind openapi); URL
 	// is then its base URL.
 	OpenAPI *OpenAPIView `json:"openapi,omitempty"`
+	// TokenExchange: each caller's identity-provider token is exchanged
+	// for one issued to this audience (the client secret by reference).
+	TokenExchange *spec.TokenExchange `json:"token_exchange,omitempty"`
 }
 
 // OpenAPIView is an OpenAPI upstream's document and credential as listed:
@@ -98,6 +101,10 @@ type NewUpstream struct {
 	BaseURL         string         `json:"base_url"`
 	Operations      []string       `json:"operations"`
 	Auth            *spec.HTTPAuth `json:"auth"`
+	// TokenExchange (HTTP upstreams): send each caller's identity-provider
+	// token exchanged (RFC 8693) for one issued to audience, by Ostiary's
+	// client there (client_id; client_secret a ${secret:NAME} reference).
+	TokenExchange *spec.TokenExchange `json:"token_exchange"`
 }
 
 // AddedUpstream is the answer to POST /upstreams.
@@ -177,6 +184,7 @@ func upstreamView(u spec.Upstream) UpstreamView {
 	}
 	slices.Sort(v.HeaderNames)
 	slices.Sort(v.EnvNames)
+	v.TokenExchange = u.TokenExchange
 	if o := u.OpenAPI; o != nil {
 		v.OpenAPI = &OpenAPIView{Source: o.DocumentSource(), Operations: append([]string{}, o.Operations...), Auth: o.Auth.Summary()}
 	}
@@ -198,7 +206,7 @@ func (a *API) addUpstream(w http.ResponseWriter, r *http.Request, p *authn.Princ
 		return 0, nil, err
 	}
 	u := spec.Upstream{Name: in.Name, Prefix: in.Name, URL: in.URL, Headers: in.Headers, Command: in.Command, Env: in.Env, AllowPrivate: in.AllowPrivate,
-		AllowPlainHTTP: in.AllowPlainHTTP, TLS: in.TLS, OnChange: in.OnChange}
+		AllowPlainHTTP: in.AllowPlainHTTP, TLS: in.TLS, OnChange: in.OnChange, TokenExchange: in.TokenExchange}
 	if in.CallTimeout != "" {
 		d, err := time.ParseDuration(in.CallTimeout)
 		if err != nil {

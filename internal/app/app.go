@@ -260,8 +260,12 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 	vaultRef.Store(a.vault)
+	var endpoints upstream.TokenEndpoints
+	if a.tokens != nil {
+		endpoints = a.tokens.TokenEndpoint
+	}
 	if a.pool, err = upstream.NewPool(upstream.PoolConfig{MaxConcurrent: a.cfg.UpstreamSlots, Signer: a.signer, Auditor: a.writer, Logger: a.log, Now: a.now, Version: Version,
-		Secrets: a.vault, StdioAllow: allow}); err != nil {
+		Secrets: a.vault, StdioAllow: allow, TokenEndpoint: endpoints}); err != nil {
 		return err
 	}
 	if a.catalog, err = catalog.New(ctx, a.store, a.writer, a.pool, a.now, a.log); err != nil {

@@ -49,6 +49,7 @@ func startWithIdP(t *testing.T, tune func(*config.Config)) *idpFixture {
 	op := oidcop.Start(t, oidcop.Config{
 		Users: []oidcop.User{{ID: "u-alice", Username: "alice", Groups: []string{"finance"}}, {ID: "u-bob", Username: "bob", Groups: []string{"eng"}}},
 		Clients: []oidcop.Client{{ID: "ci-bot", Secret: "s3cret-ci", Groups: []string{"automation"}},
+			{ID: "ostiary-gw", Secret: exchangeClientSecret, Exchange: []string{"fin-api"}},
 			{ID: "mcp-client", RedirectURIs: []string{"http://127.0.0.1/callback"}}},
 	})
 	addr := freePort(t)

@@ -48,6 +48,7 @@ type issuerKeys struct {
 
 	mu        sync.Mutex
 	jwksURI   string
+	tokenURI  string                       // the token endpoint, from discovery ("" if it names none)
 	keys      map[string][]jose.JSONWebKey // by kid ("" for keys without one)
 	fetchedAt time.Time                    // last successful fetch
 	triedAt   time.Time                    // last attempt, successful or not
@@ -135,7 +136,8 @@ func (k *issuerKeys) fetch(ctx context.Context) error {
 			return fmt.Errorf("oidc discovery of %s: %w", k.issuer, err)
 		}
 		var meta struct {
-			JWKSURI string `json:"jwks_uri"`
+			JWKSURI       string `json:"jwks_uri"`
+			TokenEndpoint string `json:"token_endpoint"`
 		}
 		if err := p.Claims(&meta); err != nil {
 			return fmt.Errorf("oidc discovery of %s: %w", k.issuer, err)
@@ -144,6 +146,11 @@ func (k *issuerKeys) fetch(ctx context.Context) error {
 			return fmt.Errorf("oidc discovery of %s: jwks_uri: %w", k.issuer, err)
 		}
 		uri = meta.JWKSURI
+		if meta.TokenEndpoint != "" && checkFetchURL(meta.TokenEndpoint) == nil {
+			k.mu.Lock()
+			k.tokenURI = meta.TokenEndpoint
+			k.mu.Unlock()
+		}
 	}
 	keys, err := k.fetchKeys(ctx, uri)
 	if err != nil {

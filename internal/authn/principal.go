@@ -2,8 +2,10 @@ package authn
 
 import (
 	"errors"
+	"log/slog"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authz"
@@ -12,19 +14,24 @@ import (
 
 // Principal is the authenticated caller of one request.
 type Principal struct {
-	User        string
-	Service     bool     // a service account rather than a human
-	Owner       string   // a service account's owning human, if named
-	Roles       []string // role names, for display and audit
-	KeyID       string   // an API key's id, or TokenKeyID(Issuer, Subject) for a token
-	Issuer      string   // the identity provider, for a token
-	Subject     string   // the token's subject at Issuer
-	Environment string   // the key's environment: which secret values its calls get
-	Perms       authz.Permissions
-	RequestID   string // correlation id
-	Traceparent string // the client's W3C traceparent, if well-formed
-	Remote      string // client address
-	Legacy      bool   // the request speaks a 2025 protocol revision (sessions), not 2026-07-28
+	User    string
+	Service bool     // a service account rather than a human
+	Owner   string   // a service account's owning human, if named
+	Roles   []string // role names, for display and audit
+	KeyID   string   // an API key's id, or TokenKeyID(Issuer, Subject) for a token
+	Issuer  string   // the identity provider, for a token
+	Subject string   // the token's subject at Issuer
+	// Token is the access token itself and TokenExpires its expiry (a
+	// token principal only): an upstream that exchanges it (RFC 8693)
+	// gets a token of its own, never this one.
+	Token        HeldToken
+	TokenExpires time.Time
+	Environment  string // the key's environment: which secret values its calls get
+	Perms        authz.Permissions
+	RequestID    string // correlation id
+	Traceparent  string // the client's W3C traceparent, if well-formed
+	Remote       string // client address
+	Legacy       bool   // the request speaks a 2025 protocol revision (sessions), not 2026-07-28
 }
 
 // DefaultEnvironment is the environment of keys and secrets created without
@@ -75,3 +82,15 @@ func FailureRecord(err error, a Attempt) audit.Record {
 	}
 	return rec
 }
+
+// HeldToken is a bearer credential held for one request: a caller's
+// access token, kept so that it can be exchanged for an upstream's (RFC
+// 8693). It never prints, logs or marshals as itself.
+type HeldToken string
+
+const credentialMask = "[credential]"
+
+func (HeldToken) String() string               { return credentialMask }
+func (HeldToken) GoString() string             { return credentialMask }
+func (HeldToken) LogValue() slog.Value         { return slog.StringValue(credentialMask) }
+func (HeldToken) MarshalJSON() ([]byte, error) { return []byte(`"` + credentialMask + `"`), nil }

@@ -233,6 +233,37 @@ func (t *TokenAuthenticator) KeyFetches(issuer string) int {
 	return 0
 }
 
+// TokenEndpoint returns the token endpoint of a trusted issuer, from its
+// discovery document (discovering it if no token of it was seen yet).
+// issuer "" names the only trusted issuer.
+func (t *TokenAuthenticator) TokenEndpoint(ctx context.Context, issuer string) (string, error) {
+	if issuer == "" {
+		if len(t.cfg.Issuers) != 1 {
+			return "", fault.New(fault.Invalid, "several identity providers are trusted: name the one to exchange tokens with")
+		}
+		issuer = t.cfg.Issuers[0].URL
+	}
+	is, ok := t.issuers[issuer]
+	if !ok {
+		return "", fault.New(fault.Invalid, "%s is not a trusted identity provider", issuer)
+	}
+	is.keys.mu.Lock()
+	uri, known := is.keys.tokenURI, is.keys.jwksURI != ""
+	is.keys.mu.Unlock()
+	if !known {
+		if err := is.keys.fetch(ctx); err != nil {
+			return "", fault.Wrap(fault.Unavailable, "discover the token endpoint", err)
+		}
+		is.keys.mu.Lock()
+		uri = is.keys.tokenURI
+		is.keys.mu.Unlock()
+	}
+	if uri == "" {
+		return "", fault.New(fault.Unavailable, "identity provider %s names no token endpoint (https, or http on loopback)", issuer)
+	}
+	return uri, nil
+}
+
 // Invalidate drops cached subjects and mappings.
 func (t *TokenAuthenticator) Invalidate() {
 	t.gen.Add(1)
@@ -313,7 +344,12 @@ func (t *TokenAuthenticator) AuthenticateToken(ctx context.Context, raw string) 
 	if err := t.check(is, &c); err != nil {
 		return nil, err
 	}
-	return t.principal(ctx, is, &c, all)
+	p, err := t.principal(ctx, is, &c, all)
+	if err != nil {
+		return nil, err
+	}
+	p.Token, p.TokenExpires = HeldToken(raw), c.Expiry.Time()
+	return p, nil
 }
 
 // check validates the verified claims: issuer, audience, times, subject,

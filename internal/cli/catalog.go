@@ -80,12 +80,13 @@ func (e *env) printSync(r catalog.SyncReport) {
 
 func (e *env) upstreamsAddCmd() *cobra.Command {
 	var in adminapi.NewUpstream
-	var prefix, command, caFile, certFile, openAPI, auth string
+	var prefix, command, caFile, certFile, openAPI, auth, exchangeSecret string
+	var exchange spec.TokenExchange
 	var headers, envs, cmdArgs []string
 	var asJSON bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "add NAME (--url URL [--header K=V]... [--allow-private] [--allow-plain-http] [TLS options] | --command /ABS/PROGRAM [--arg ARG]... [--env K=V]... | --openapi FILE|URL --base-url URL [--operation ID]... [--auth SPEC] [--header K=V]...) [--prefix P] [--on-change refuse|keep-pinned]",
+		Use:   "add NAME (--url URL [--header K=V]... [--token-exchange AUDIENCE ...] [--allow-private] [--allow-plain-http] [TLS options] | --command /ABS/PROGRAM [--arg ARG]... [--env K=V]... | --openapi FILE|URL --base-url URL [--operation ID]... [--auth SPEC] [--header K=V]...) [--prefix P] [--on-change refuse|keep-pinned]",
 		Short: "Add an upstream MCP server or HTTP API and pin its tools",
 		Long: `Add an upstream MCP server, over Streamable HTTP (--url) or stdio (--command, the
 absolute path of a program the server's operator allowed with 'serve --stdio-allow',
@@ -142,6 +143,16 @@ oauth2:CLIENT_ID:SECRET@TOKEN_URL[#SCOPE,SCOPE] (client credentials).`,
 					return usageError("%v", err)
 				}
 			}
+			switch {
+			case exchange.Audience != "":
+				if exchange.ClientID == "" || exchangeSecret == "" {
+					return usageError("--token-exchange needs --token-exchange-client-id and --token-exchange-client-secret-secret (Ostiary's client at the identity provider)")
+				}
+				exchange.ClientSecret = "${secret:" + exchangeSecret + "}"
+				in.TokenExchange = &exchange
+			case exchange.ClientID != "" || exchangeSecret != "" || len(exchange.Scopes) > 0:
+				return usageError("--token-exchange-client-id, --token-exchange-client-secret-secret and --token-exchange-scope go with --token-exchange")
+			}
 			if in.Command, err = commandLine(command, cmdArgs); err != nil {
 				return err
 			}
@@ -187,6 +198,10 @@ oauth2:CLIENT_ID:SECRET@TOKEN_URL[#SCOPE,SCOPE] (client credentials).`,
 	f.StringArrayVar(&in.Operations, "operation", nil, "HTTP API: an operation to expose, by operationId or as \"METHOD /path\" (repeatable; default all)")
 	f.StringVar(&auth, "auth", "", "HTTP API: the credential, bearer:SECRET, basic:USER:SECRET, header:NAME:SECRET, query:NAME:SECRET or oauth2:CLIENT_ID:SECRET@TOKEN_URL[#SCOPES] (SECRET names a vault secret)")
 	f.StringArrayVar(&headers, "header", nil, "header sent to the upstream, K=V (repeatable)")
+	f.StringVar(&exchange.Audience, "token-exchange", "", "HTTP upstream: send each caller's identity-provider token exchanged (RFC 8693) for one issued to this `AUDIENCE`; API keys cannot call it")
+	f.StringVar(&exchange.ClientID, "token-exchange-client-id", "", "Ostiary's client `ID` at the identity provider, allowed to exchange tokens")
+	f.StringVar(&exchangeSecret, "token-exchange-client-secret-secret", "", "vault secret `NAME` holding that client's secret (scoped to this upstream)")
+	f.StringArrayVar(&exchange.Scopes, "token-exchange-scope", nil, "scope asked for the exchanged token (repeatable)")
 	f.StringVar(&command, "command", "", "stdio upstream: the program's absolute `PATH`, alone (arguments go in --arg)")
 	f.StringArrayVar(&cmdArgs, "arg", nil, "stdio upstream: one argument of the program, passed as it is (repeatable, in order)")
 	f.StringArrayVar(&envs, "env", nil, "environment variable of the stdio program, K=V (repeatable)")

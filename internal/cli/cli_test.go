@@ -278,6 +278,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--data", "/tmp/x", "--require-review-kinds", "policy,polcy"}, ExitUsage, "--require-review-kinds \"polcy\""},
 		{[]string{"serve", "--data", "/tmp/x", "--require-review", "PROD"}, ExitUsage, "--require-review \"PROD\""},
 		{[]string{"serve", "--data", "/tmp/x", "--review-quorum", "11"}, ExitUsage, "--review-quorum"},
+		{[]string{"upstreams", "add", "fin", "--url", "http://127.0.0.1:1/mcp", "--token-exchange", "fin-api"}, ExitUsage, "--token-exchange-client-id"},
+		{[]string{"upstreams", "add", "fin", "--url", "http://127.0.0.1:1/mcp", "--token-exchange-client-id", "gw"}, ExitUsage, "go with --token-exchange"},
 		{[]string{"serve", "--data", "/tmp/x", "--store-timeout", "10ms"}, ExitUsage, "--store-timeout"},
 		{[]string{"nonsense"}, ExitUsage, "unknown command"},
 		{[]string{"whoami"}, ExitError, "cannot reach ostiary"},

@@ -25,7 +25,7 @@ var names = sorted(
 	"requests-refused", "resource-read", "resource-result", "resources-list", "role-create", "role-list",
 	"secret-access", "secret-compromised", "secret-echo-redacted", "secret-list", "secret-rotation-overdue", "secret-set", "server-start", "server-stop",
 	"system-init", "tool-call", "tool-definition-changed", "tool-labels-set", "tool-reappeared",
-	"tool-refused", "tool-result", "tool-timeout-set", "tool-vanished", "tool-version-activated",
+	"token-exchange", "tool-refused", "tool-result", "tool-timeout-set", "tool-vanished", "tool-version-activated",
 	"tool-version-created", "tool-version-pending", "tool-versions", "tools-list", "upstream-add",
 	"upstream-circuit-open", "upstream-document-set", "upstream-list", "upstream-remove", "upstream-request", "upstream-spawn",
 	"upstream-sync", "user-create", "user-disable", "user-enable", "user-list", "user-roles-set", "user-show", "vault-init",

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"time"
 
 	"github.com/ostiary/ostiary/internal/authn"
 )
@@ -24,6 +25,13 @@ type Caller struct {
 	// sampling and elicitation on the session) to the client that expects
 	// them. 2026-07-28 clients keep sessions negotiated at the latest.
 	Legacy bool
+	// Issuer, Token and TokenExpires: the caller's access token from an
+	// identity provider (none for an API key), exchanged for each
+	// token-exchange upstream's own; never sent anywhere itself.
+	Issuer       string
+	Token        authn.HeldToken
+	TokenExpires time.Time
+	system       bool // Ostiary itself (System)
 }
 
 // legacyVersion is what a legacy caller's upstream session asks for.
@@ -39,11 +47,12 @@ func (c Caller) env() string {
 
 // CallerOf returns the Caller for a principal.
 func CallerOf(p *authn.Principal) Caller {
-	return Caller{User: p.User, Roles: p.Roles, KeyID: p.KeyID, Environment: p.Environment, Service: p.Service, RequestID: p.RequestID, Traceparent: p.Traceparent, Legacy: p.Legacy}
+	return Caller{User: p.User, Roles: p.Roles, KeyID: p.KeyID, Environment: p.Environment, Service: p.Service, RequestID: p.RequestID, Traceparent: p.Traceparent, Legacy: p.Legacy,
+		Issuer: p.Issuer, Token: p.Token, TokenExpires: p.TokenExpires}
 }
 
 // System is the caller Ostiary itself uses to list an upstream's tools.
-var System = Caller{User: "ostiary", Roles: []string{}, Service: true}
+var System = Caller{User: "ostiary", Roles: []string{}, Service: true, system: true}
 
 type callerKey struct{}
 

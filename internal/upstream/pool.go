@@ -47,23 +47,30 @@ type PoolConfig struct {
 	// StdioAllow is the operator's list of the programs stdio upstreams
 	// may run; nil allows none.
 	StdioAllow *spec.StdioAllow
+	// TokenEndpoint finds an identity provider's token endpoint, for
+	// upstreams that exchange the caller's token (nil: none trusted);
+	// IdPTransport reaches it (default: net/http's).
+	TokenEndpoint TokenEndpoints
+	IdPTransport  http.RoundTripper
 }
 
 // Pool holds the client sessions to upstreams: one per (user, environment,
 // upstream), since a stdio process holds the secret values of the
 // environment it was started for.
 type Pool struct {
-	cfg         PoolConfig
-	transports  sync.Map // upstream name + policy → *http.Transport
-	sessionless sync.Map // upstream name → its CreatedAt: answers 2025 initialize without a session
-	breakers    sync.Map // upstream name → *breaker
-	slots       sync.Map // upstream name → chan struct{} (concurrency limit)
-	tokens      sync.Map // OpenAPI upstream name/created/environment → oauthToken
-	mu          sync.Mutex
-	sessions    map[poolKey]*pooled
-	closed      bool
-	stop        chan struct{}
-	done        chan struct{}
+	cfg          PoolConfig
+	transports   sync.Map // upstream name + policy → *http.Transport
+	sessionless  sync.Map // upstream name → its CreatedAt: answers 2025 initialize without a session
+	breakers     sync.Map // upstream name → *breaker
+	slots        sync.Map // upstream name → chan struct{} (concurrency limit)
+	tokens       sync.Map // OpenAPI upstream name/created/environment → oauthToken
+	exchangeOnce sync.Once
+	exchanges    *exchangeCache // token-exchange upstreams' tokens, by exchangeKey
+	mu           sync.Mutex
+	sessions     map[poolKey]*pooled
+	closed       bool
+	stop         chan struct{}
+	done         chan struct{}
 }
 
 type poolKey struct {

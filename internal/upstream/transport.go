@@ -112,6 +112,13 @@ func (t *injector) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		r.Header.Set(k, v)
 	}
+	if t.u.TokenExchange != nil {
+		bearer, err := t.pool.exchanged(r.Context(), c, t.u, known)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", t.u.Name, err)
+		}
+		r.Header.Set("Authorization", "Bearer "+bearer)
+	}
 	if relay != nil {
 		relay.know(known)
 	}

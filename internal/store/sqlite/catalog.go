@@ -34,7 +34,7 @@ func (s queries) UpstreamByName(ctx context.Context, name string) (spec.Upstream
 }
 
 func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]spec.Upstream, error) {
-	rows, err := s.q.QueryContext(ctx, `SELECT name, prefix, kind, url, headers, command, env, allow_private, allow_plain_http, tls, call_timeout_ms, on_change, created_at, created_by, synced_at, openapi
+	rows, err := s.q.QueryContext(ctx, `SELECT name, prefix, kind, url, headers, command, env, allow_private, allow_plain_http, tls, call_timeout_ms, on_change, created_at, created_by, synced_at, openapi, token_exchange
 		FROM upstreams `+where+` ORDER BY name`, args...)
 	if err != nil {
 		return nil, classify("list upstreams", err)
@@ -43,10 +43,10 @@ func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]sp
 	var out []spec.Upstream
 	for rows.Next() {
 		var u spec.Upstream
-		var kind, headers, command, env, tlsOpts, oa string
+		var kind, headers, command, env, tlsOpts, oa, tx string
 		var created, timeout int64
 		var synced sql.NullInt64
-		if err := rows.Scan(&u.Name, &u.Prefix, &kind, &u.URL, &headers, &command, &env, &u.AllowPrivate, &u.AllowPlainHTTP, &tlsOpts, &timeout, &u.OnChange, &created, &u.CreatedBy, &synced, &oa); err != nil {
+		if err := rows.Scan(&u.Name, &u.Prefix, &kind, &u.URL, &headers, &command, &env, &u.AllowPrivate, &u.AllowPlainHTTP, &tlsOpts, &timeout, &u.OnChange, &created, &u.CreatedBy, &synced, &oa, &tx); err != nil {
 			return nil, classify("list upstreams", err)
 		}
 		u.Kind, u.CreatedAt, u.CallTimeout = spec.Kind(kind), time.UnixMicro(created).UTC(), time.Duration(timeout)*time.Millisecond
@@ -57,6 +57,12 @@ func (s queries) upstreams(ctx context.Context, where string, args ...any) ([]sp
 		if oa != "" {
 			u.Kind, u.OpenAPI = spec.HTTPAPI, &spec.OpenAPI{}
 			if err := json.Unmarshal([]byte(oa), u.OpenAPI); err != nil {
+				return nil, classify("list upstreams", err)
+			}
+		}
+		if tx != "" {
+			u.TokenExchange = &spec.TokenExchange{}
+			if err := json.Unmarshal([]byte(tx), u.TokenExchange); err != nil {
 				return nil, classify("list upstreams", err)
 			}
 		}
@@ -151,16 +157,19 @@ func (t *Tx) InsertUpstream(ctx context.Context, u spec.Upstream) error {
 	if onChange == "" {
 		onChange = spec.OnChangeRefuse
 	}
-	kind, oa := string(u.Kind), ""
+	kind, oa, tokenExchange := string(u.Kind), "", ""
+	if u.TokenExchange != nil {
+		tokenExchange = enc(u.TokenExchange)
+	}
 	if u.Kind == spec.HTTPAPI { // see migration 0017
 		if u.OpenAPI == nil {
 			return fault.New(fault.Invalid, "an OpenAPI upstream needs its document")
 		}
 		kind, oa = string(spec.HTTP), enc(u.OpenAPI)
 	}
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO upstreams (name, prefix, kind, url, headers, command, env, allow_private, allow_plain_http, tls, call_timeout_ms, on_change, created_at, created_by, openapi)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Name, u.Prefix, kind, u.URL, enc(headers), enc(command), enc(env),
-		u.AllowPrivate, u.AllowPlainHTTP, enc(u.TLS), u.CallTimeout.Milliseconds(), onChange, micros(u.CreatedAt), u.CreatedBy, oa)
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO upstreams (name, prefix, kind, url, headers, command, env, allow_private, allow_plain_http, tls, call_timeout_ms, on_change, created_at, created_by, openapi, token_exchange)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Name, u.Prefix, kind, u.URL, enc(headers), enc(command), enc(env),
+		u.AllowPrivate, u.AllowPlainHTTP, enc(u.TLS), u.CallTimeout.Milliseconds(), onChange, micros(u.CreatedAt), u.CreatedBy, oa, tokenExchange)
 	if isUnique(err) {
 		return fault.New(fault.Conflict, "upstream %q already exists", u.Name)
 	}

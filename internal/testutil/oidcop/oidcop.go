@@ -46,6 +46,9 @@ type Client struct {
 	Secret       string
 	RedirectURIs []string // loopback http URIs match any port (RFC 8252)
 	Groups       []string // groups claim of its client-credentials tokens
+	// Exchange lists the audiences this (confidential) client may
+	// exchange users' access tokens for (RFC 8693).
+	Exchange []string
 }
 
 // Config lists the provider's users and clients.
@@ -282,6 +285,9 @@ func (c *client) GrantTypes() []oidc.GrantType {
 	gs := []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
 	if c.c.Secret != "" {
 		gs = append(gs, oidc.GrantTypeClientCredentials)
+	}
+	if len(c.c.Exchange) > 0 {
+		gs = append(gs, oidc.GrantTypeTokenExchange)
 	}
 	return gs
 }

@@ -105,6 +105,8 @@ type storage struct {
 	keys     []*signingKey
 	requests map[string]*authRequest
 	refresh  map[string]*refreshToken
+	// exchanges counts granted token exchanges.
+	exchanges int
 }
 
 func newStorage(cfg Config) *storage {

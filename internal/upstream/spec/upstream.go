@@ -40,6 +40,9 @@ type Upstream struct {
 	// OpenAPI describes an OpenAPI upstream's document, operations and
 	// credential (Kind HTTPAPI only).
 	OpenAPI *OpenAPI `json:"openapi,omitempty"`
+	// TokenExchange, if set, sends each caller's identity-provider token
+	// exchanged for one issued to this upstream (Kind HTTP only).
+	TokenExchange *TokenExchange `json:"token_exchange,omitempty"`
 	// AllowPrivate lets an HTTP upstream be reached at loopback, private,
 	// link-local and other non-public addresses (off by default: SSRF).
 	AllowPrivate bool `json:"allow_private"`
@@ -105,6 +108,11 @@ func (u Upstream) Validate() error {
 	}
 	if u.OnChange != "" && u.OnChange != OnChangeRefuse && u.OnChange != OnChangeKeepPinned {
 		return fmt.Errorf("invalid on_change %q: want %q (the default) or %q", clip(u.OnChange), OnChangeRefuse, OnChangeKeepPinned)
+	}
+	if u.TokenExchange != nil {
+		if err := u.TokenExchange.validate(u); err != nil {
+			return err
+		}
 	}
 	if u.Kind != HTTPAPI && u.OpenAPI != nil {
 		return fmt.Errorf("--openapi makes an OpenAPI upstream: give --base-url, not --url or --command")
