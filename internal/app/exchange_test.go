@@ -113,6 +113,21 @@ func TestTokenExchangeSendsTheUpstreamItsOwnToken(t *testing.T) {
 	if n := f.op.Exchanges(); n != 1 {
 		t.Errorf("%d exchanges for two calls with one token, want 1 (cached)", n)
 	}
+	// A 2025-era client (a session to the upstream) gets the same.
+	legacy, err := s.Client(t, own, "2025-11-25")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := len(up.Authorizations())
+	if res, err := legacy.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.lookup", Arguments: map[string]any{"id": "9"}}); err != nil || res.IsError {
+		t.Fatalf("alice's 2025-era call: %+v %v", res, err)
+	}
+	for _, a := range up.Authorizations()[mark:] {
+		if c := claimsOf(a); c.Subject != "u-alice" || !c.Audience.Contains("fin-api") {
+			t.Errorf("alice's 2025-era call carried sub %q aud %v", c.Subject, c.Audience)
+		}
+	}
+	sent = up.Authorizations()[before:]
 	recs := records(t, s, audit.Query{Event: upstream.EventTokenExchange})
 	var callers []string
 	for _, rec := range recs {
