@@ -1,0 +1,99 @@
+package app_test
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+
+	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/change"
+)
+
+// A person cannot review what their own service account proposed: ci-bot
+// (owned by bob) proposes, bob approves through either of his keys and is
+// refused; another person applies it.
+func TestOwnerCannotReviewTheirServiceAccountsProposal(t *testing.T) {
+	t.Parallel()
+	w := newReviewWorld(t, 1)
+	s := w.s
+	pr := propose(t, s, w.bot, "PUT", "/api/v1/policy", adminapi.SetPolicy{Source: denyLookup(), Reason: "from the pipeline"})
+	if pr.Author != "ci-bot" || pr.AuthorOwner != "bob" {
+		t.Fatalf("proposal: author %q owner %q", pr.Author, pr.AuthorOwner)
+	}
+	for _, key := range []string{w.bob, w.bob2} {
+		mustStatus(t, review(s, key, pr.ID, "approve", adminapi.ReviewRequest{Reason: "my bot, my change"}), http.StatusForbidden)
+	}
+	if p := proposal(t, s, pr.ID); p.State != change.Open || len(p.Votes) != 0 || policyVersion(t, s) != 1 {
+		t.Fatalf("after the owner's approval: %+v, policy version %d", p, policyVersion(t, s))
+	}
+	mustStatus(t, review(s, w.carol, pr.ID, "approve", adminapi.ReviewRequest{Reason: "checked"}), http.StatusOK)
+	if policyVersion(t, s) != 2 {
+		t.Fatal("another person's approval did not apply it")
+	}
+}
+
+// A quorum counts only the approvals that still stand when it is reached:
+// one whose reviewer was disabled since, or lost the grant, or whose key
+// was revoked, does not count; a proposal whose author was disabled since
+// does not apply.
+func TestQuorumCountsOnlyApprovalsThatStillStand(t *testing.T) {
+	t.Parallel()
+	w := newReviewWorld(t, 2)
+	s := w.s
+	setup(t, s, "", nil, "dave", false)
+	mustStatus(t, s.Do("POST", "/api/v1/users/dave/roles", s.AdminKey, map[string]any{"roles": []string{"gov"}}), http.StatusOK)
+	dave, daveID := newKey(t, s, map[string]any{"user": "dave"})
+
+	// carol approves, then is disabled: the admin's approval is the only one that counts.
+	pr := propose(t, s, w.bob, "PUT", "/api/v1/policy", adminapi.SetPolicy{Source: denyLookup(), Reason: "lookups leak"})
+	mustStatus(t, review(s, w.carol, pr.ID, "approve", adminapi.ReviewRequest{Reason: "ok"}), http.StatusOK)
+	mustStatus(t, s.Do("POST", "/api/v1/users/carol/disable", s.AdminKey, nil), http.StatusOK)
+	mustStatus(t, review(s, s.AdminKey, pr.ID, "approve", adminapi.ReviewRequest{Reason: "ok"}), http.StatusOK)
+	if p := proposal(t, s, pr.ID); p.State != change.Open || policyVersion(t, s) != 1 {
+		t.Fatalf("applied with a disabled reviewer's approval: %+v", p)
+	}
+	rec := records(t, s, audit.Query{Event: change.EventApproved, Target: "proposal:" + pr.ID, Actor: "admin"})
+	if len(rec) != 1 || fmt.Sprint(rec[0].Detail["approvals"]) != "1" || fmt.Sprint(rec[0].Detail["approvals_not_counted"]) != "[carol]" {
+		t.Fatalf("approval record: %+v", rec)
+	}
+	// dave's approval is the second that stands: applied, reviewed by admin and dave.
+	mustStatus(t, review(s, dave, pr.ID, "approve", adminapi.ReviewRequest{Reason: "ok"}), http.StatusOK)
+	if p := proposal(t, s, pr.ID); p.State != change.Applied || policyVersion(t, s) != 2 {
+		t.Fatalf("two standing approvals: %+v", p)
+	}
+	var page adminapi.EvidencePage
+	s.Do("GET", "/api/v1/audit/version_log?object=policy&limit=1", s.AdminKey, nil).JSON(t, &page)
+	if len(page.VersionLog) != 1 || !slices.Equal(page.VersionLog[0].Reviewers, []string{"admin", "dave"}) {
+		t.Fatalf("version log: %+v", page.VersionLog)
+	}
+
+	// dave approves, then his key is revoked; then he loses the grant.
+	for i, undo := range []func(){
+		func() { mustStatus(t, s.Do("POST", "/api/v1/keys/"+daveID+"/revoke", s.AdminKey, nil), http.StatusOK) },
+		func() {
+			mustStatus(t, s.Do("POST", "/api/v1/users/dave/roles", s.AdminKey, map[string]any{"roles": []string{}}), http.StatusOK)
+		},
+	} {
+		pr := propose(t, s, w.bob, "POST", "/api/v1/policy/rollback", adminapi.RollbackPolicy{Version: 1, Reason: fmt.Sprint("undo ", i)})
+		mustStatus(t, review(s, dave, pr.ID, "approve", adminapi.ReviewRequest{Reason: "ok"}), http.StatusOK)
+		undo()
+		mustStatus(t, review(s, s.AdminKey, pr.ID, "approve", adminapi.ReviewRequest{Reason: "ok"}), http.StatusOK)
+		if p := proposal(t, s, pr.ID); p.State != change.Open || policyVersion(t, s) != 2 {
+			t.Fatalf("case %d: applied with an approval that no longer stands: %+v", i, p)
+		}
+		mustStatus(t, s.Do("POST", "/api/v1/proposals/"+pr.ID+"/withdraw", w.bob, adminapi.WithdrawRequest{Reason: "done"}), http.StatusOK)
+		dave, daveID = newKey(t, s, map[string]any{"user": "dave"})
+		mustStatus(t, s.Do("POST", "/api/v1/users/dave/roles", s.AdminKey, map[string]any{"roles": []string{"gov"}}), http.StatusOK)
+	}
+
+	// The author is disabled after proposing: it does not apply.
+	pr = propose(t, s, w.bob, "POST", "/api/v1/policy/rollback", adminapi.RollbackPolicy{Version: 1, Reason: "undo"})
+	mustStatus(t, s.Do("POST", "/api/v1/users/bob/disable", s.AdminKey, nil), http.StatusOK)
+	mustStatus(t, review(s, dave, pr.ID, "approve", adminapi.ReviewRequest{Reason: "ok"}), http.StatusConflict)
+	mustStatus(t, review(s, s.AdminKey, pr.ID, "approve", adminapi.ReviewRequest{Reason: "ok"}), http.StatusConflict)
+	if p := proposal(t, s, pr.ID); p.State != change.Open || len(p.Votes) != 0 || policyVersion(t, s) != 2 {
+		t.Fatalf("a disabled author's proposal applied: %+v", p)
+	}
+}
