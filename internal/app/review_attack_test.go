@@ -7,8 +7,10 @@ import (
 	"testing"
 
 	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/app/apptest"
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/change"
+	"github.com/ostiary/ostiary/internal/config"
 )
 
 // A person cannot review what their own service account proposed: ci-bot
@@ -95,5 +97,32 @@ func TestQuorumCountsOnlyApprovalsThatStillStand(t *testing.T) {
 	mustStatus(t, review(s, s.AdminKey, pr.ID, "approve", adminapi.ReviewRequest{Reason: "ok"}), http.StatusConflict)
 	if p := proposal(t, s, pr.ID); p.State != change.Open || len(p.Votes) != 0 || policyVersion(t, s) != 2 {
 		t.Fatalf("a disabled author's proposal applied: %+v", p)
+	}
+}
+
+// Where users' roles are reviewed, linking an identity-provider subject to
+// a user who holds roles is refused: whoever signs in as the subject would
+// act with those roles, the author of a proposal approving it as that
+// user. A user without roles can still be linked (then given roles by a
+// reviewed proposal).
+func TestSubjectLinkDoesNotGrantAroundReview(t *testing.T) {
+	t.Parallel()
+	s := apptest.Start(t)
+	mustStatus(t, s.Do("POST", "/api/v1/users", s.AdminKey, map[string]any{"name": "root2", "roles": []string{"admin"}}), http.StatusCreated)
+	s.Stop()
+	s.Restart(func(c *config.Config) { c.RequireReviewKinds = []string{"user-roles"} })
+	link := func(user, subject string) apptest.Response {
+		return s.Do("POST", "/api/v1/idp/links", s.AdminKey, adminapi.SubjectLinkRequest{User: user, Issuer: "https://idp.example", Subject: subject})
+	}
+	mustStatus(t, link("root2", "mallory"), http.StatusConflict)
+	mustStatus(t, s.Do("POST", "/api/v1/users", s.AdminKey, map[string]any{"name": "dan", "roles": []string{}}), http.StatusCreated)
+	mustStatus(t, link("dan", "dan-at-idp"), http.StatusCreated)
+	var ls adminapi.SubjectLinkList
+	s.Do("GET", "/api/v1/idp/links", s.AdminKey, nil).JSON(t, &ls)
+	if len(ls.Links) != 1 || ls.Links[0].User != "dan" {
+		t.Fatalf("links: %+v", ls.Links)
+	}
+	if rec := records(t, s, audit.Query{Event: "idp-link", Target: "user:root2"}); len(rec) != 1 || rec[0].Outcome == audit.Success {
+		t.Fatalf("the refused link's record: %+v", rec)
 	}
 }
