@@ -126,3 +126,25 @@ func TestSubjectLinkDoesNotGrantAroundReview(t *testing.T) {
 		t.Fatalf("the refused link's record: %+v", rec)
 	}
 }
+
+// The version log holds every version of a governed object, made without
+// review too: a tool's version 1 made active by its upstream's first sync,
+// and a user's roles set directly.
+func TestVersionLogHoldsUnreviewedVersions(t *testing.T) {
+	t.Parallel()
+	s := apptest.Start(t)
+	up := apptest.NewUpstream(t, s, "fin", false)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
+	setup(t, s, "caller", []string{"invoke:fin.*"}, "dan", false)
+	mustStatus(t, s.Do("POST", "/api/v1/roles", s.AdminKey, map[string]any{"name": "auditor2", "grants": []string{"read-audit:*"}}), http.StatusCreated)
+	mustStatus(t, s.Do("POST", "/api/v1/users/dan/roles", s.AdminKey, map[string]any{"roles": []string{"caller", "auditor2"}}), http.StatusOK)
+	var page adminapi.EvidencePage
+	s.Do("GET", "/api/v1/audit/version_log?object=tool:fin.lookup", s.AdminKey, nil).JSON(t, &page)
+	if len(page.VersionLog) != 1 || page.VersionLog[0].Version != "1" || page.VersionLog[0].Change != "tool-version" || page.VersionLog[0].Reviewed {
+		t.Fatalf("tool version log: %+v", page.VersionLog)
+	}
+	s.Do("GET", "/api/v1/audit/version_log?object=user:dan", s.AdminKey, nil).JSON(t, &page)
+	if len(page.VersionLog) != 1 || page.VersionLog[0].Version != "auditor2,caller" || page.VersionLog[0].Change != "user-roles" || page.VersionLog[0].Author != "admin" {
+		t.Fatalf("user version log: %+v", page.VersionLog)
+	}
+}
