@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ostiary/ostiary/internal/adminapi"
@@ -147,4 +148,33 @@ func TestVersionLogHoldsUnreviewedVersions(t *testing.T) {
 	if len(page.VersionLog) != 1 || page.VersionLog[0].Version != "auditor2,caller" || page.VersionLog[0].Change != "user-roles" || page.VersionLog[0].Author != "admin" {
 		t.Fatalf("user version log: %+v", page.VersionLog)
 	}
+}
+
+// Whoever may review users' roles (manage-identities) may read the
+// proposals they review; a withdrawal's reason is held to what every
+// other reason is (printable text, bounded).
+func TestIdentityReviewerReadsTheDiff(t *testing.T) {
+	t.Parallel()
+	s := apptest.Start(t)
+	mustStatus(t, s.Do("POST", "/api/v1/roles", s.AdminKey, map[string]any{"name": "idm", "grants": []string{"manage-identities:*"}}), http.StatusCreated)
+	mustStatus(t, s.Do("POST", "/api/v1/users", s.AdminKey, map[string]any{"name": "ivy", "roles": []string{"idm"}}), http.StatusCreated)
+	mustStatus(t, s.Do("POST", "/api/v1/users", s.AdminKey, map[string]any{"name": "dan", "roles": []string{}}), http.StatusCreated)
+	ivy, _ := newKey(t, s, map[string]any{"user": "ivy"})
+	s.Stop()
+	s.Restart(func(c *config.Config) { c.RequireReviewKinds = []string{"user-roles"} })
+	p := propose(t, s, s.AdminKey, "POST", "/api/v1/users/dan/roles", adminapi.SetRoles{Roles: []string{"idm"}, Reason: "dan joins identity"})
+	r := s.Do("GET", "/api/v1/proposals/"+p.ID, ivy, nil)
+	mustStatus(t, r, http.StatusOK)
+	var got change.Proposal
+	if r.JSON(t, &got); got.Diff != p.Diff {
+		t.Fatalf("diff read %q, proposed %q", got.Diff, p.Diff)
+	}
+	mustStatus(t, s.Do("GET", "/api/v1/proposals?state=open", ivy, nil), http.StatusOK)
+	for _, reason := range []string{"\x1b[2Jall clear", strings.Repeat("a", change.MaxReason+1)} {
+		mustStatus(t, s.Do("POST", "/api/v1/proposals/"+p.ID+"/withdraw", s.AdminKey, adminapi.WithdrawRequest{Reason: reason}), http.StatusBadRequest)
+	}
+	if got := proposal(t, s, p.ID); got.State != change.Open {
+		t.Fatalf("withdrawn with a hostile reason: %+v", got)
+	}
+	mustStatus(t, review(s, ivy, p.ID, "approve", adminapi.ReviewRequest{Reason: "read the diff"}), http.StatusOK)
 }

@@ -309,7 +309,12 @@ func (s *Service) Withdraw(ctx context.Context, p *authn.Principal, id, reason s
 	if pr.Author != p.User {
 		return Proposal{}, audit.Refuse(ctx, s.cfg.Auditor, rec, fault.New(fault.Forbidden, "only the author of a proposal can withdraw it (a reviewer rejects it)"))
 	}
-	rec.Detail = map[string]any{"reason": clip(strings.TrimSpace(reason), 200)}
+	rec.Detail = map[string]any{"reason": clip(strings.ToValidUTF8(strings.TrimSpace(reason), "?"), 200)}
+	if strings.TrimSpace(reason) != "" { // optional, but held to what every other reason is
+		if err := checkReason("a reason", reason); err != nil {
+			return Proposal{}, audit.Refuse(ctx, s.cfg.Auditor, rec, err)
+		}
+	}
 	var out Proposal
 	_, err = s.cfg.Auditor.Write(ctx, audit.Entry{Record: rec, Apply: func(ctx context.Context, tx audit.Tx, _ *audit.Record) error {
 		ts, err := txStore(tx)
@@ -332,7 +337,8 @@ func (s *Service) Withdraw(ctx context.Context, p *authn.Principal, id, reason s
 
 // mayRead: those who may propose or review something, and auditors.
 func mayRead(p *authn.Principal) bool {
-	return p.Allows(authz.ReadAudit, authz.All) || p.Allows(authz.ManagePolicy, authz.All) || p.Allows(authz.ManageTools, authz.All)
+	return p.Allows(authz.ReadAudit, authz.All) || p.Allows(authz.ManagePolicy, authz.All) || p.Allows(authz.ManageTools, authz.All) ||
+		p.Allows(authz.ManageIdentities, authz.All) // who reviews users' roles must see the diff they approve
 }
 
 // List lists proposals, newest first.
@@ -340,7 +346,7 @@ func (s *Service) List(ctx context.Context, p *authn.Principal, q Query) ([]Prop
 	rec := p.Record(EventRead, "")
 	rec.Detail = map[string]any{"what": "list", "state": string(q.State)}
 	if !mayRead(p) {
-		return nil, audit.Refuse(ctx, s.cfg.Auditor, rec, fault.New(fault.Forbidden, "permission denied: this needs manage-policy, manage-tools or read-audit"))
+		return nil, audit.Refuse(ctx, s.cfg.Auditor, rec, fault.New(fault.Forbidden, "permission denied: this needs manage-policy, manage-tools, manage-identities or read-audit"))
 	}
 	switch q.State {
 	case "", Open, Applied, Rejected, Withdrawn, Superseded:
@@ -358,7 +364,7 @@ func (s *Service) Show(ctx context.Context, p *authn.Principal, id string) (Prop
 	rec := p.Record(EventRead, "proposal:"+clip(id, 64))
 	rec.Detail = map[string]any{"what": "show"}
 	if !mayRead(p) {
-		return Proposal{}, audit.Refuse(ctx, s.cfg.Auditor, rec, fault.New(fault.Forbidden, "permission denied: this needs manage-policy, manage-tools or read-audit"))
+		return Proposal{}, audit.Refuse(ctx, s.cfg.Auditor, rec, fault.New(fault.Forbidden, "permission denied: this needs manage-policy, manage-tools, manage-identities or read-audit"))
 	}
 	return audit.Read(ctx, s.cfg.Auditor, rec, func() (Proposal, error) { return s.cfg.Store.Proposal(ctx, id) })
 }
