@@ -12,6 +12,7 @@ import (
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/change"
 	"github.com/ostiary/ostiary/internal/config"
+	"github.com/ostiary/ostiary/internal/policy"
 )
 
 // A person cannot review what their own service account proposed: ci-bot
@@ -177,4 +178,32 @@ func TestIdentityReviewerReadsTheDiff(t *testing.T) {
 		t.Fatalf("withdrawn with a hostile reason: %+v", got)
 	}
 	mustStatus(t, review(s, ivy, p.ID, "approve", adminapi.ReviewRequest{Reason: "read the diff"}), http.StatusOK)
+}
+
+// A flood of harmless calls cannot hide from the replay the decisions a
+// policy change would loosen: the bounded read is shared among the tools.
+// Here one held payment, then six lookups, with room for four decisions:
+// the payment is still replayed, and its loosening fails the gate.
+func TestReplayBoundNotCrowdedOutByAFlood(t *testing.T) {
+	t.Parallel()
+	w := newReviewWorldWith(t, 1, func(c *config.Config) { c.ReplayMax = 4 })
+	s := w.s
+	lp := propose(t, s, w.bob, "POST", "/api/v1/tools/labels", adminapi.ToolLabels{Tool: "fin.pay",
+		Labels: &policy.Labels{DataClasses: []string{"financial"}, Irreversible: true}, Reason: "payments are irreversible"})
+	mustStatus(t, review(s, w.carol, lp.ID, "approve", adminapi.ReviewRequest{Reason: "ok"}), http.StatusOK)
+	if res := w.call(t, "fin.pay", map[string]any{"amount": 50, "to": "ACME"}); !res.IsError {
+		t.Fatal("the payment was not held")
+	}
+	for i := range 6 {
+		if res := w.call(t, "fin.lookup", map[string]any{"id": fmt.Sprint(i)}); res.IsError {
+			t.Fatalf("lookup: %s", resultText(res))
+		}
+	}
+	src := strings.Replace(string(policy.DefaultSource()), "decision: approve\n    risk: 10\n", "decision: allow\n    risk: 10\n", 1)
+	pr := propose(t, s, w.bob, "PUT", "/api/v1/policy", adminapi.SetPolicy{Source: src, Reason: "fewer holds"})
+	g := pr.Gates[1]
+	rep := replayOf(t, g)
+	if g.Name != "replay" || g.Passed || rep.Loosened != 1 || rep.ByTool["fin.pay"]["approve→allow"] != 1 || !rep.Truncated || rep.Considered > 4 {
+		t.Fatalf("replay under a flood: %+v %+v", g, rep)
+	}
 }
