@@ -207,3 +207,20 @@ func TestReplayBoundNotCrowdedOutByAFlood(t *testing.T) {
 		t.Fatalf("replay under a flood: %+v %+v", g, rep)
 	}
 }
+
+// The author writes the proposed document's tests: deleting the ones that
+// would fail does not pass the policy-tests gate, which also runs the
+// tests of the policy in force that the proposal drops or changes.
+func TestDroppedTestsStillGate(t *testing.T) {
+	t.Parallel()
+	w := newReviewWorld(t, 1)
+	s := w.s
+	src := strings.Replace(string(policy.DefaultSource()), "decision: approve\n    risk: 10\n", "decision: allow\n    risk: 10\n", 1)
+	src = src[:strings.Index(src, "\ntests:")+1] // and no tests to fail
+	pr := propose(t, s, w.bob, "PUT", "/api/v1/policy", adminapi.SetPolicy{Source: src, Reason: "fewer holds"})
+	g := pr.Gates[0]
+	if g.Name != "policy-tests" || g.Passed || !strings.Contains(g.Summary, "in force: a small payment needs one approver") {
+		t.Fatalf("policy-tests gate: %+v", g)
+	}
+	mustStatus(t, review(s, w.carol, pr.ID, "approve", adminapi.ReviewRequest{Reason: "fine"}), http.StatusConflict)
+}

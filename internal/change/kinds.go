@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,6 +101,9 @@ func (s *Service) preparePolicy(ctx context.Context, pr *Proposal) error {
 	if pr.FastPath {
 		return nil
 	}
+	if before, err := policy.Parse([]byte(cur.Source)); err == nil {
+		results = append(results, inForceTests(before, proposed)...)
+	}
 	pr.Gates = append(pr.Gates, testsGate(results))
 	rep, err := s.replay(ctx, proposed)
 	if err != nil {
@@ -140,6 +144,33 @@ func RollbackTarget(st catalog.ToolState, to int) (int, error) {
 		return 0, fault.New(fault.NotFound, "tool %s has no earlier active version to roll back to", st.Tool)
 	}
 	return best.Version, nil
+}
+
+// inForceTests runs, under the proposed policy, the tests of the policy in
+// force that the proposal drops or changes: the author writes the
+// proposed document's tests, so deleting a test that would fail, or
+// rewriting what it expects, must not make the gate pass. They are named
+// "in force: NAME".
+func inForceTests(before, proposed *policy.Policy) []policy.TestResult {
+	var carried []policy.Test
+	for _, t := range before.Doc.Tests {
+		if !slices.ContainsFunc(proposed.Doc.Tests, func(u policy.Test) bool { return reflect.DeepEqual(t, u) }) {
+			carried = append(carried, t)
+		}
+	}
+	if len(carried) == 0 {
+		return nil
+	}
+	q := *proposed
+	q.Doc.Tests = carried
+	results, err := q.RunTests()
+	if err != nil { // they ran when that policy was set; if they no longer can, say so
+		return []policy.TestResult{{Name: "in force: the tests the proposal drops or changes", Problems: []string{err.Error()}}}
+	}
+	for i := range results {
+		results[i].Name = "in force: " + results[i].Name
+	}
+	return results
 }
 
 // testsGate: the policy's own tests (policy documents carry them).
