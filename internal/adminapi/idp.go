@@ -77,6 +77,6 @@ func (a *API) linkSubject(w http.ResponseWriter, r *http.Request, p *authn.Princ
 	if err := a.decode(w, r, p.Record(identity.EventIdPLink, ""), &in); err != nil {
 		return 0, nil, err
 	}
-	l, err := a.Identity.LinkSubject(r.Context(), p, in.User, in.Issuer, in.Subject)
+	l, err := a.Identity.LinkSubject(r.Context(), p, in.User, in.Issuer, in.Subject, a.Changes.Required(change.KindUserRoles))
 	return http.StatusCreated, l, err
 }

@@ -34,7 +34,7 @@ func (a *App) changes(policies *policy.Service, ids *identity.Service) (*change.
 	}
 	a.catalog.HoldNewTools(slices.Contains(kinds, change.KindToolVersion))
 	return change.New(change.Config{Store: a.store, Auditor: a.writer, Audit: a.store, Policy: policies, Catalog: a.catalog,
-		Identity: a.store, Identities: ids, Index: a.writer, Now: a.now, Require: kinds, Quorum: a.cfg.ReviewQuorum})
+		Identity: a.store, Identities: ids, Index: a.writer, Now: a.now, Require: kinds, Quorum: a.cfg.ReviewQuorum, ReplayMax: a.cfg.ReplayMax})
 }
 
 func kindStrings(ks []change.Kind) []string {

@@ -33,7 +33,12 @@ type reviewWorld struct {
 
 func newReviewWorld(t *testing.T, quorum int) *reviewWorld {
 	t.Helper()
-	s := apptest.StartWith(t, func(c *config.Config) { c.RequireReview, c.ReviewQuorum = []string{"prod"}, quorum })
+	return newReviewWorldWith(t, quorum, func(*config.Config) {})
+}
+
+func newReviewWorldWith(t *testing.T, quorum int, more func(*config.Config)) *reviewWorld {
+	t.Helper()
+	s := apptest.StartWith(t, func(c *config.Config) { c.RequireReview, c.ReviewQuorum = []string{"prod"}, quorum; more(c) })
 	w := &reviewWorld{s: s, up: apptest.NewUpstream(t, s, "fin", false)}
 	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": w.up.URL, "allow_private": true}), http.StatusCreated)
 	setup(t, s, "fin-user", []string{"invoke:fin.*"}, "alice", false)

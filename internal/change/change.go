@@ -103,15 +103,18 @@ type Vote struct {
 
 // Proposal is one proposed change.
 type Proposal struct {
-	ID        string    `json:"id"`
-	Kind      Kind      `json:"kind"`
-	Object    string    `json:"object"` // "policy", "tool:NAME"
-	State     State     `json:"state"`
-	Author    string    `json:"author"`
-	AuthorKey string    `json:"author_key"`
-	Reason    string    `json:"reason"`
-	CreatedAt time.Time `json:"created_at"`
-	Seq       uint64    `json:"seq"` // the proposal-created record
+	ID        string `json:"id"`
+	Kind      Kind   `json:"kind"`
+	Object    string `json:"object"` // "policy", "tool:NAME"
+	State     State  `json:"state"`
+	Author    string `json:"author"`
+	AuthorKey string `json:"author_key"`
+	// AuthorOwner is the human who answers for the author, a service
+	// account: they can no more review it than the author could.
+	AuthorOwner string    `json:"author_owner,omitempty"`
+	Reason      string    `json:"reason"`
+	CreatedAt   time.Time `json:"created_at"`
+	Seq         uint64    `json:"seq"` // the proposal-created record
 	// Base is the object's version the change was made against; applying
 	// it anywhere else is refused (stale).
 	Base   string  `json:"base"`

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,6 +101,9 @@ func (s *Service) preparePolicy(ctx context.Context, pr *Proposal) error {
 	if pr.FastPath {
 		return nil
 	}
+	if before, err := policy.Parse([]byte(cur.Source)); err == nil {
+		results = append(results, inForceTests(before, proposed)...)
+	}
 	pr.Gates = append(pr.Gates, testsGate(results))
 	rep, err := s.replay(ctx, proposed)
 	if err != nil {
@@ -140,6 +144,33 @@ func RollbackTarget(st catalog.ToolState, to int) (int, error) {
 		return 0, fault.New(fault.NotFound, "tool %s has no earlier active version to roll back to", st.Tool)
 	}
 	return best.Version, nil
+}
+
+// inForceTests runs, under the proposed policy, the tests of the policy in
+// force that the proposal drops or changes: the author writes the
+// proposed document's tests, so deleting a test that would fail, or
+// rewriting what it expects, must not make the gate pass. They are named
+// "in force: NAME".
+func inForceTests(before, proposed *policy.Policy) []policy.TestResult {
+	var carried []policy.Test
+	for _, t := range before.Doc.Tests {
+		if !slices.ContainsFunc(proposed.Doc.Tests, func(u policy.Test) bool { return reflect.DeepEqual(t, u) }) {
+			carried = append(carried, t)
+		}
+	}
+	if len(carried) == 0 {
+		return nil
+	}
+	q := *proposed
+	q.Doc.Tests = carried
+	results, err := q.RunTests()
+	if err != nil { // they ran when that policy was set; if they no longer can, say so
+		return []policy.TestResult{{Name: "in force: the tests the proposal drops or changes", Problems: []string{err.Error()}}}
+	}
+	for i := range results {
+		results[i].Name = "in force: " + results[i].Name
+	}
+	return results
 }
 
 // testsGate: the policy's own tests (policy documents carry them).
@@ -256,7 +287,7 @@ var emptyArgsDigest = func() string { sum := sha256.Sum256([]byte("{}")); return
 // recordedCalls counts the tool's recorded decisions in the window, and
 // those made with no arguments.
 func (s *Service) recordedCalls(ctx context.Context, tool string) (calls, empty int, truncated bool, err error) {
-	recs, truncated, err := s.window(ctx, "tool:"+tool)
+	recs, truncated, err := s.window(ctx, "tool:"+tool, s.cfg.ReplayMax)
 	for _, r := range recs {
 		calls++
 		if r.Detail["args_sha256"] == emptyArgsDigest {
@@ -267,16 +298,16 @@ func (s *Service) recordedCalls(ctx context.Context, tool string) (calls, empty 
 }
 
 // window reads the tool-call records of the replay window (target: only
-// those of one tool), newest first, at most ReplayMax.
-func (s *Service) window(ctx context.Context, target string) ([]audit.Record, bool, error) {
+// those of one tool), newest first, at most bound.
+func (s *Service) window(ctx context.Context, target string, bound int) ([]audit.Record, bool, error) {
 	if s.cfg.Index != nil {
 		s.cfg.Index.Settle(ctx, 2*time.Second)
 	}
 	now := s.cfg.Now()
 	q := audit.Query{Event: "tool-call", Target: target, Since: now.Add(-s.cfg.ReplayWindow), Limit: audit.MaxLimit}
 	var out []audit.Record
-	for len(out) < s.cfg.ReplayMax {
-		q.Limit = min(audit.MaxLimit, s.cfg.ReplayMax-len(out))
+	for len(out) < bound {
+		q.Limit = min(audit.MaxLimit, bound-len(out))
 		page, err := s.cfg.Audit.QueryAudit(ctx, q)
 		if err != nil {
 			return nil, false, err
@@ -500,9 +531,42 @@ func (s *Service) facts(ctx context.Context) Facts {
 	}
 }
 
+// replayWindow reads the decisions the replay considers: tool by tool
+// (those in the catalog, live or held; the decisions of a tool gone
+// cannot be replayed), at most ReplayMax in all, an equal share each, the
+// share a tool leaves unused going to the tools after it. So calls of one tool,
+// however many (a flood of harmless ones), never push another tool's
+// decisions out of the bound.
+func (s *Service) replayWindow(ctx context.Context) ([]audit.Record, bool, error) {
+	snap := s.cfg.Catalog.Snapshot()
+	var names []string
+	for _, e := range append(slices.Clone(snap.Entries()), snap.Held()...) {
+		names = append(names, e.Name)
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	if len(names) == 0 {
+		return nil, false, nil
+	}
+	var out []audit.Record
+	truncated := false
+	for i, name := range names {
+		share := max(1, (s.cfg.ReplayMax-len(out))/(len(names)-i))
+		if len(out) >= s.cfg.ReplayMax {
+			share = 0
+		}
+		recs, cut, err := s.window(ctx, "tool:"+name, share)
+		if err != nil {
+			return nil, false, err
+		}
+		out, truncated = append(out, recs...), truncated || cut
+	}
+	return out, truncated, nil
+}
+
 // replay runs the replay gate for proposed.
 func (s *Service) replay(ctx context.Context, proposed *policy.Policy) (ReplayReport, error) {
-	recs, truncated, err := s.window(ctx, "")
+	recs, truncated, err := s.replayWindow(ctx)
 	if err != nil {
 		return ReplayReport{}, err
 	}

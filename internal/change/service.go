@@ -44,7 +44,7 @@ func validText(s string) bool {
 // Propose records a proposal for r (its author is p), with its diff and
 // gates. Nothing changes until it is approved.
 func (s *Service) Propose(ctx context.Context, p *authn.Principal, r Request) (Proposal, error) {
-	pr := Proposal{ID: newID(), Kind: r.Kind, Object: object(r), State: Open, Author: p.User, AuthorKey: p.KeyID,
+	pr := Proposal{ID: newID(), Kind: r.Kind, Object: object(r), State: Open, Author: p.User, AuthorKey: p.KeyID, AuthorOwner: p.Owner,
 		Reason: strings.TrimSpace(r.Reason), CreatedAt: s.cfg.Now().UTC(), Change: r, Quorum: s.cfg.Quorum, Votes: []Vote{}, Gates: []Gate{}}
 	rec := p.Record(EventCreated, "proposal:"+pr.ID)
 	rec.Detail = map[string]any{"kind": string(r.Kind), "object": clip(pr.Object, 200), "rollback": r.Rollback}
@@ -129,6 +129,9 @@ func (s *Service) Review(ctx context.Context, p *authn.Principal, id string, v V
 	case p.User == pr.Author:
 		return Proposal{}, audit.Refuse(ctx, s.cfg.Auditor, rec, fault.New(fault.Forbidden, "the author of a proposal cannot review it, with any of their keys (withdraw it instead)"))
 	}
+	if err := s.notTheAuthors(ctx, p, pr); err != nil {
+		return Proposal{}, audit.Refuse(ctx, s.cfg.Auditor, rec, err)
+	}
 	if err := checkReason("a reason", v.Reason); err != nil {
 		return Proposal{}, audit.Refuse(ctx, s.cfg.Auditor, rec, err)
 	}
@@ -155,14 +158,29 @@ func (s *Service) Review(ctx context.Context, p *authn.Principal, id string, v V
 		if err := mayVote(&cur, p.User, v); err != nil {
 			return err
 		}
+		if v.Approve {
+			if err := authorStands(ctx, tx, &cur); err != nil {
+				return err
+			}
+		}
 		if !cur.FastPath && s.cfg.Quorum > cur.Quorum { // raised since it was proposed: the stricter holds
 			cur.Quorum = s.cfg.Quorum
 		}
 		cur.Votes = append(cur.Votes, Vote{Reviewer: p.User, KeyID: p.KeyID, Approve: v.Approve, Reason: strings.TrimSpace(v.Reason),
 			Override: strings.TrimSpace(v.Override), At: s.cfg.Now().UTC(), Seq: r.Seq})
+		counted := cur.Reviewers()
 		if !v.Approve {
 			cur.State, cur.ClosedAt, cur.ClosedBy, cur.CloseNote = Rejected, s.cfg.Now().UTC(), p.User, strings.TrimSpace(v.Reason)
-		} else if len(cur.Reviewers()) >= cur.Quorum {
+		} else {
+			var dropped []string
+			if counted, dropped, err = s.counted(ctx, tx, &cur, p.User); err != nil {
+				return err
+			}
+			if len(dropped) > 0 {
+				r.Detail["approvals_not_counted"] = dropped // disabled, revoked or without the grant since
+			}
+		}
+		if v.Approve && len(counted) >= cur.Quorum {
 			if after, err = s.apply(ctx, tx, r, p, &cur); err != nil {
 				return err
 			}
@@ -171,9 +189,9 @@ func (s *Service) Review(ctx context.Context, p *authn.Principal, id string, v V
 			if err := s.supersedeOthers(ctx, ts, r, cur); err != nil {
 				return err
 			}
-			versionDetail(r, cur)
+			versionDetail(r, cur, counted)
 		}
-		r.Detail["approvals"], r.Detail["quorum"] = len(cur.Reviewers()), cur.Quorum
+		r.Detail["approvals"], r.Detail["quorum"] = len(counted), cur.Quorum
 		out = cur
 		return ts.UpdateProposal(ctx, cur)
 	}})
@@ -216,10 +234,10 @@ func mayVote(pr *Proposal, user string, v Verdict) error {
 }
 
 // versionDetail puts what version_log reads on the applying record.
-func versionDetail(r *audit.Record, pr Proposal) {
+func versionDetail(r *audit.Record, pr Proposal, reviewers []string) {
 	r.Detail["proposal"], r.Detail["result"], r.Detail["base"] = pr.ID, pr.Result, pr.Base
 	r.Detail["author"], r.Detail["author_key"], r.Detail["author_reason"] = pr.Author, pr.AuthorKey, clip(pr.Reason, 200)
-	r.Detail["reviewers"], r.Detail["diff_sha256"], r.Detail["gates"] = pr.Reviewers(), pr.DiffSHA256, gateDetail(pr.Gates)
+	r.Detail["reviewers"], r.Detail["diff_sha256"], r.Detail["gates"] = reviewers, pr.DiffSHA256, gateDetail(pr.Gates)
 	r.Detail["fast_path"], r.Detail["proposal_seq"] = pr.FastPath, pr.Seq
 	var seqs, overrides []any
 	for _, v := range pr.Votes {
@@ -291,7 +309,12 @@ func (s *Service) Withdraw(ctx context.Context, p *authn.Principal, id, reason s
 	if pr.Author != p.User {
 		return Proposal{}, audit.Refuse(ctx, s.cfg.Auditor, rec, fault.New(fault.Forbidden, "only the author of a proposal can withdraw it (a reviewer rejects it)"))
 	}
-	rec.Detail = map[string]any{"reason": clip(strings.TrimSpace(reason), 200)}
+	rec.Detail = map[string]any{"reason": clip(strings.ToValidUTF8(strings.TrimSpace(reason), "?"), 200)}
+	if strings.TrimSpace(reason) != "" { // optional, but held to what every other reason is
+		if err := checkReason("a reason", reason); err != nil {
+			return Proposal{}, audit.Refuse(ctx, s.cfg.Auditor, rec, err)
+		}
+	}
 	var out Proposal
 	_, err = s.cfg.Auditor.Write(ctx, audit.Entry{Record: rec, Apply: func(ctx context.Context, tx audit.Tx, _ *audit.Record) error {
 		ts, err := txStore(tx)
@@ -314,7 +337,8 @@ func (s *Service) Withdraw(ctx context.Context, p *authn.Principal, id, reason s
 
 // mayRead: those who may propose or review something, and auditors.
 func mayRead(p *authn.Principal) bool {
-	return p.Allows(authz.ReadAudit, authz.All) || p.Allows(authz.ManagePolicy, authz.All) || p.Allows(authz.ManageTools, authz.All)
+	return p.Allows(authz.ReadAudit, authz.All) || p.Allows(authz.ManagePolicy, authz.All) || p.Allows(authz.ManageTools, authz.All) ||
+		p.Allows(authz.ManageIdentities, authz.All) // who reviews users' roles must see the diff they approve
 }
 
 // List lists proposals, newest first.
@@ -322,7 +346,7 @@ func (s *Service) List(ctx context.Context, p *authn.Principal, q Query) ([]Prop
 	rec := p.Record(EventRead, "")
 	rec.Detail = map[string]any{"what": "list", "state": string(q.State)}
 	if !mayRead(p) {
-		return nil, audit.Refuse(ctx, s.cfg.Auditor, rec, fault.New(fault.Forbidden, "permission denied: this needs manage-policy, manage-tools or read-audit"))
+		return nil, audit.Refuse(ctx, s.cfg.Auditor, rec, fault.New(fault.Forbidden, "permission denied: this needs manage-policy, manage-tools, manage-identities or read-audit"))
 	}
 	switch q.State {
 	case "", Open, Applied, Rejected, Withdrawn, Superseded:
@@ -340,7 +364,7 @@ func (s *Service) Show(ctx context.Context, p *authn.Principal, id string) (Prop
 	rec := p.Record(EventRead, "proposal:"+clip(id, 64))
 	rec.Detail = map[string]any{"what": "show"}
 	if !mayRead(p) {
-		return Proposal{}, audit.Refuse(ctx, s.cfg.Auditor, rec, fault.New(fault.Forbidden, "permission denied: this needs manage-policy, manage-tools or read-audit"))
+		return Proposal{}, audit.Refuse(ctx, s.cfg.Auditor, rec, fault.New(fault.Forbidden, "permission denied: this needs manage-policy, manage-tools, manage-identities or read-audit"))
 	}
 	return audit.Read(ctx, s.cfg.Auditor, rec, func() (Proposal, error) { return s.cfg.Store.Proposal(ctx, id) })
 }

@@ -103,7 +103,8 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().StringVar(&cfg.AnchorCA, "anchor-ca", "", "PEM `FILE` of the CA certificates trusted for https anchors (default: the system's)")
 	cmd.Flags().DurationVar(&cfg.ApprovalWait, "approval-wait", 0, "how long a call held for approval waits for it before answering with the request id (default 10s; 0s: answer at once)")
 	cmd.Flags().StringArrayVar(&cfg.RequireReview, "require-review", nil, "`ENV` whose governed objects (policy, tool versions, tool labels) change only through reviewed proposals ('ostiary proposals'); they are shared by every environment today, so naming one reviews all three (repeatable or comma-separated)")
-	cmd.Flags().StringArrayVar(&cfg.RequireReviewKinds, "require-review-kinds", nil, "`KIND` of object whose changes are reviewed proposals: policy, tool-version, tool-labels, user-roles or all (repeatable or comma-separated; with user-roles, users cannot be created with roles nor group mappings added)")
+	cmd.Flags().StringArrayVar(&cfg.RequireReviewKinds, "require-review-kinds", nil, "`KIND` of object whose changes are reviewed proposals: policy, tool-version, tool-labels, user-roles or all (repeatable or comma-separated; with user-roles, users cannot be created with roles, group mappings added, nor subjects linked to users holding roles)")
+	cmd.Flags().IntVar(&cfg.ReplayMax, "replay-max", 0, "recorded tool-call decisions a policy proposal's replay reads at most, shared equally among the tools so that calls of one cannot crowd out another's (default 10000)")
 	cmd.Flags().IntVar(&cfg.ReviewQuorum, "review-quorum", 0, "distinct reviewers a proposal needs, never its author nor a service account (default 1; a rollback to a reviewed version needs one)")
 	cmd.Flags().StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the vault's master key, 64 hex characters, mode 0600 (default DIR/keys/master.key; or OSTIARY_MASTER_KEY_FILE)")
 	hsmFlags(cmd, cfg)
@@ -234,6 +235,9 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	}
 	if flags.ReviewQuorum != 0 {
 		cfg.ReviewQuorum = flags.ReviewQuorum
+	}
+	if flags.ReplayMax != 0 {
+		cfg.ReplayMax = flags.ReplayMax
 	}
 	if len(flags.StdioAllow) > 0 {
 		cfg.StdioAllow = flags.StdioAllow

@@ -53,6 +53,7 @@ type Config struct {
 	RequireReview      []string
 	RequireReviewKinds []string
 	ReviewQuorum       int
+	ReplayMax          int           // recorded decisions a policy proposal's replay reads at most, shared among the tools (default 10000)
 	Webhooks           []string      // approval webhook URLs ("slack:URL" for Slack's format)
 	WebhookKeyFile     string        // HMAC signing key of webhooks; default DIR/keys/webhook-signing.key
 	WebhookBackoff     time.Duration // first retry delay of a webhook delivery (default 1s; tests shorten it)
@@ -200,6 +201,9 @@ func (c Config) ValidateSettings() error {
 	}
 	if c.ReviewQuorum < 0 || c.ReviewQuorum > 10 {
 		errs = append(errs, errors.New("--review-quorum must be between 1 and 10"))
+	}
+	if c.ReplayMax < 0 || c.ReplayMax > 1000000 {
+		errs = append(errs, errors.New("--replay-max must be between 1 and 1000000"))
 	}
 	for _, list := range c.RequireReviewKinds {
 		for _, k := range strings.Split(list, ",") {

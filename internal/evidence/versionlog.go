@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ostiary/ostiary/internal/audit"
@@ -19,6 +20,8 @@ const (
 	eventPolicyRollback = "policy-rolled-back"
 	eventToolActivated  = "tool-version-activated"
 	eventToolLabels     = "tool-labels-set"
+	eventToolCreated    = "tool-version-created" // a new tool active at version 1 on its upstream's first sync
+	eventUserRoles      = "user-roles-set"
 	eventProposalApply  = "proposal-applied"
 	eventProposalRead   = "proposal-read"
 )
@@ -28,8 +31,8 @@ const (
 // diff, its gates, and the audit records it comes from.
 type VersionEntry struct {
 	Kind       string         `json:"kind"`
-	Object     string         `json:"object"` // policy, tool:NAME
-	Change     string         `json:"change"` // policy, tool-version, tool-labels
+	Object     string         `json:"object"` // policy, tool:NAME, user:NAME
+	Change     string         `json:"change"` // policy, tool-version, tool-labels, user-roles
 	Version    string         `json:"version,omitempty"`
 	Time       time.Time      `json:"time"`
 	Author     string         `json:"author"`
@@ -57,8 +60,12 @@ type VersionQuery struct {
 // that made a version, reviewed (proposal-applied) or direct.
 func VersionLog(ctx context.Context, a Auditor, q VersionQuery) ([]VersionEntry, error) {
 	var recs []audit.Record
-	for _, ev := range []string{eventPolicySet, eventPolicyRollback, eventToolActivated, eventToolLabels, eventProposalApply} {
-		rs, err := a.QueryAudit(ctx, audit.Query{Event: ev, Outcome: audit.Success, Since: q.Since, Until: q.Until, Limit: audit.MaxLimit})
+	for _, ev := range []string{eventPolicySet, eventPolicyRollback, eventToolActivated, eventToolCreated, eventToolLabels, eventUserRoles, eventProposalApply} {
+		aq := audit.Query{Event: ev, Outcome: audit.Success, Since: q.Since, Until: q.Until, Limit: audit.MaxLimit}
+		if ev != eventProposalApply {
+			aq.Target = q.Object // a direct change's record targets its object: the bound is then the object's own
+		}
+		rs, err := a.QueryAudit(ctx, aq)
 		if err != nil {
 			return nil, err
 		}
@@ -106,8 +113,10 @@ func versionEntry(r audit.Record) VersionEntry {
 	switch r.Event {
 	case eventPolicySet, eventPolicyRollback:
 		e.Change = "policy"
-	case eventToolActivated:
+	case eventToolActivated, eventToolCreated:
 		e.Change = "tool-version"
+	case eventUserRoles:
+		e.Change, e.Version = "user-roles", joinRoles(r.Detail["roles"])
 	case eventToolLabels:
 		e.Change = "tool-labels"
 	case eventProposalApply:
@@ -135,4 +144,22 @@ func toString(v any) string {
 		return s
 	}
 	return fmt.Sprint(v) // a number: json.Number once read back, an int in memory
+}
+
+// joinRoles is a user-roles version as the reviewed path names it
+// (identity.RolesBase): the sorted role names, comma-separated.
+func joinRoles(v any) string {
+	var out []string
+	switch x := v.(type) {
+	case []string:
+		out = slices.Clone(x)
+	case []any:
+		for _, r := range x {
+			if s, ok := r.(string); ok {
+				out = append(out, s)
+			}
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, ",")
 }

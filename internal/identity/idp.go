@@ -157,7 +157,9 @@ func (s *Service) ListSubjectLinks(ctx context.Context, p *authn.Principal) ([]S
 // LinkSubject ties (issuer, subject) to an existing user: how a
 // pre-created user signs in with --oidc-users existing, or how an account
 // whose name a new subject would have taken is given to it on purpose.
-func (s *Service) LinkSubject(ctx context.Context, p *authn.Principal, user, issuer, subject string) (SubjectLink, error) {
+// With roleless (users' roles are reviewed), a user who holds roles is
+// refused: whoever signs in as the subject would get them unreviewed.
+func (s *Service) LinkSubject(ctx context.Context, p *authn.Principal, user, issuer, subject string, roleless bool) (SubjectLink, error) {
 	rec := p.Record(EventIdPLink, target("user", user))
 	rec.Detail = map[string]any{"issuer": issuer, "subject": subject}
 	if issuer == "" || subject == "" || len(subject) > 255 || len(issuer) > 2048 {
@@ -172,6 +174,10 @@ func (s *Service) LinkSubject(ctx context.Context, p *authn.Principal, user, iss
 		u, err := tx.UserByName(ctx, user)
 		if err != nil {
 			return err
+		}
+		if roleless && len(u.Roles) > 0 {
+			return fault.New(fault.Conflict, "users' roles are reviewed here, and %s holds roles: a subject linked to them would get those roles unreviewed "+
+				"(link a user without roles, then 'users set-roles' opens a proposal)", user)
 		}
 		// Whoever signs in as the subject will act as this user: the
 		// caller must hold what the user holds.
