@@ -47,6 +47,10 @@ type PoolConfig struct {
 	// StdioAllow is the operator's list of the programs stdio upstreams
 	// may run; nil allows none.
 	StdioAllow *spec.StdioAllow
+	// Observe, if set, is told of every request made to an upstream under
+	// its breaker: how long it took and whether it failed for the
+	// upstream's health (metrics). It must not block.
+	Observe func(upstream string, took time.Duration, failed bool)
 }
 
 // Pool holds the client sessions to upstreams: one per (user, environment,
