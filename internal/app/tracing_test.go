@@ -2,16 +2,20 @@ package app_test
 
 import (
 	"compress/gzip"
+	"context"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -218,5 +222,45 @@ func TestTraceIDOf(t *testing.T) {
 		if a != b || !a.IsValid() || a.String() == strings.ToLower(other) {
 			t.Errorf("TraceIDOf(%q) = %s, %s", other, a, b)
 		}
+	}
+}
+
+// serveTraceUpstream is a stdio upstream (TestMain, argument
+// trace-upstream) whose one tool answers with the traceparent its call's
+// _meta carried.
+func serveTraceUpstream() error {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "trace-upstream", Version: "1"}, nil)
+	srv.AddTool(&mcp.Tool{Name: "traceparent", Description: "Say which trace context came.", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			tp, _ := req.Params.Meta["traceparent"].(string)
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "traceparent=" + tp}}}, nil
+		})
+	return srv.Run(context.Background(), &mcp.StdioTransport{})
+}
+
+// A stdio upstream has no headers: it gets the upstream call span's
+// traceparent in the call's _meta.
+func TestTraceToStdioUpstream(t *testing.T) {
+	rcv := newOTLPReceiver(t)
+	s := apptest.StartWith(t, func(c *config.Config) { c.OTLPEndpoint = rcv.srv.URL })
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "tr", "command": []string{os.Args[0], "trace-upstream"}}), http.StatusCreated)
+	setup(t, s, "tracer", []string{"invoke:tr.*"}, "tess", false)
+	key, _ := newKey(t, s, map[string]any{"user": "tess"})
+	r := rpc(t, s, key, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tr.traceparent","arguments":{},`+modern+`}}`,
+		modernHeaders("tools/call", "tr.traceparent"))
+	mustStatus(t, r, http.StatusOK)
+	id := r.Header.Get("X-Request-ID")
+	var upstreamSpan *tracepb.Span
+	for _, sp := range rcv.trace(t, id, 7) {
+		if sp.Name == tracing.SpanUpstream {
+			upstreamSpan = sp
+		}
+	}
+	if upstreamSpan == nil {
+		t.Fatal("no upstream call span")
+	}
+	want := "traceparent=00-" + id + "-" + hex.EncodeToString(upstreamSpan.SpanId) + "-01"
+	if !strings.Contains(string(r.Body), want) {
+		t.Errorf("the stdio upstream answered %s, want %s", r.Body, want)
 	}
 }

@@ -522,6 +522,9 @@ func (g *Gateway) count(r *http.Request, m message, rpcErr *jsonrpc.Error) {
 		method = "malformed"
 	}
 	g.cfg.Metrics.Request(method, !m.modern && r.Header.Get("Mcp-Protocol-Version") < "2026-07-28")
+	if g.cfg.Tracer == nil {
+		return
+	}
 	if span := spanOf(r.Context()); span.Recording() {
 		span.SetName("mcp " + method)
 		span.Set(tracing.AttrMethod.String(method))

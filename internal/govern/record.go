@@ -43,9 +43,13 @@ func (pl *Pipeline) decision(ctx context.Context, rec audit.Record) (uint64, err
 
 // record appends rec to the audit log, in an audit span.
 func (pl *Pipeline) record(ctx context.Context, rec audit.Record) (audit.Record, error) {
-	_, span := pl.cfg.Tracer.Start(ctx, tracing.SpanAudit, tracing.AttrEvent.String(rec.Event))
+	_, span := pl.cfg.Tracer.Start(ctx, tracing.SpanAudit)
 	defer span.End()
 	r, err := pl.cfg.Auditor.Write(ctx, audit.Entry{Record: rec})
+	if !span.Recording() { // tracing off: build no attributes
+		return r, err
+	}
+	span.Set(tracing.AttrEvent.String(rec.Event))
 	if err != nil {
 		span.Fail("audit-unavailable")
 		return r, err

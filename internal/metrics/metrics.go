@@ -55,7 +55,7 @@ type Metrics struct {
 	reqModern   cache[prometheus.Counter]
 	reqLegacy   cache[prometheus.Counter]
 	decisions   *prometheus.CounterVec
-	byEffect    sync.Map // effect → *cache[prometheus.Counter]
+	byEffect    cache[*cache[prometheus.Counter]] // effect → reason → counter
 	risk        prometheus.Histogram
 	rateLimited *prometheus.CounterVec
 	limited     cache[prometheus.Counter]
@@ -82,6 +82,9 @@ func New(version string) *Metrics {
 	m.reqLegacy.make = func(method string) prometheus.Counter { return m.requests.WithLabelValues(method, EraLegacy) }
 	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ostiary_decisions_total",
 		Help: "Governance decisions, by effect (allow, approve, deny) and reason code; a decision with several reasons counts once under each."}, []string{"effect", "reason"})
+	m.byEffect.make = func(effect string) *cache[prometheus.Counter] {
+		return &cache[prometheus.Counter]{make: func(r string) prometheus.Counter { return m.decisions.WithLabelValues(effect, r) }}
+	}
 	m.risk = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ostiary_risk_score",
 		Help: "Risk scores (0-100) of the policy's decisions on tool calls.", Buckets: prometheus.LinearBuckets(10, 10, 10)})
 	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ostiary_rate_limited_total",
@@ -135,13 +138,7 @@ func (m *Metrics) Decision(effect string, reasons ...string) {
 	if m == nil {
 		return
 	}
-	c, ok := m.byEffect.Load(effect)
-	if !ok {
-		c, _ = m.byEffect.LoadOrStore(effect, &cache[prometheus.Counter]{make: func(r string) prometheus.Counter {
-			return m.decisions.WithLabelValues(effect, r)
-		}})
-	}
-	byReason := c.(*cache[prometheus.Counter])
+	byReason := m.byEffect.get(effect)
 	for _, r := range reasons {
 		byReason.get(r).Inc()
 	}
