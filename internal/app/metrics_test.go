@@ -107,9 +107,16 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		}
 		mustStatus(t, toolCall(t, s, eve, "fin.lookup", `{"id":"1"}`), want)
 	}
+	// A 2025-era client opens a session.
+	legacy := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
+	if r := rpc(t, s, carol, legacy, nil); r.Status != http.StatusOK || r.Header.Get("Mcp-Session-Id") == "" {
+		t.Fatalf("initialize: %d %s", r.Status, r.Body)
+	}
 	after, _ := scrape(t, s)
 
 	checkDeltas(t, before, after, map[string]float64{
+		`ostiary_mcp_requests_total{era="2025",method="initialize"}`: 1,
+		`ostiary_sessions_open`: 1,
 		`ostiary_mcp_requests_total{era="2026-07-28",method="tools/call"}`:          8,
 		`ostiary_decisions_total{effect="allow",reason="default-allow"}`:            1,
 		`ostiary_decisions_total{effect="approve",reason="irreversible-financial"}`: 2,

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -263,4 +264,86 @@ func TestTraceToStdioUpstream(t *testing.T) {
 	if !strings.Contains(string(r.Body), want) {
 		t.Errorf("the stdio upstream answered %s, want %s", r.Body, want)
 	}
+}
+
+// A collector that hangs, or refuses connections, costs dropped spans,
+// never a call: every call is answered as without tracing, and the server
+// still stops (the exporter's flush at stop is bounded).
+func TestTracingCollectorDown(t *testing.T) {
+	release := make(chan struct{})
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	t.Cleanup(hanging.Close)
+	t.Cleanup(func() { close(release) })
+	refusing := httptest.NewServer(http.NotFoundHandler())
+	refusing.Close() // nothing listens there any more
+	for name, endpoint := range map[string]string{"hanging": hanging.URL, "refusing": refusing.URL} {
+		t.Run(name, func(t *testing.T) {
+			s := apptest.StartWith(t, func(c *config.Config) { c.OTLPEndpoint = endpoint })
+			up := apptest.NewUpstream(t, s, "fin", true)
+			mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
+			setup(t, s, "caller", []string{"invoke:fin.*"}, "ann", false)
+			key, _ := newKey(t, s, map[string]any{"user": "ann"})
+			for range 20 {
+				mustStatus(t, toolCall(t, s, key, "fin.lookup", `{"id":"1"}`), http.StatusOK)
+			}
+			if n := len(up.Calls()); n != 20 {
+				t.Errorf("%d calls reached the upstream, want 20", n)
+			}
+			done := make(chan error, 1)
+			go func() { done <- s.App.Close(context.Background()) }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("stop: %v", err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatal("the server did not stop with its collector down")
+			}
+		})
+	}
+}
+
+// Both eras through the SDK's clients (a 2025-11-25 session, and the
+// latest revision): each tools/call is one trace with every stage a child
+// of its server span.
+func TestTraceBothEras(t *testing.T) {
+	rcv := newOTLPReceiver(t)
+	s := apptest.StartWith(t, func(c *config.Config) { c.OTLPEndpoint = rcv.srv.URL })
+	up := apptest.NewUpstream(t, s, "fin", false)
+	mustStatus(t, s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true}), http.StatusCreated)
+	setup(t, s, "caller", []string{"invoke:fin.*"}, "ann", false)
+	key, _ := newKey(t, s, map[string]any{"user": "ann"})
+	for _, era := range []string{"2025-11-25", ""} {
+		cs, err := s.Client(t, key, era)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.lookup", Arguments: map[string]any{"id": "1"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]int{tracing.SpanAuthenticate: 1, tracing.SpanAuthorize: 1, tracing.SpanPolicy: 1, tracing.SpanAudit: 2, tracing.SpanUpstream: 1}
+	testutil.Eventually(t, 15*time.Second, func() bool {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		roots := map[string]bool{} // span ids of tools/call server spans
+		for _, sp := range rcv.spans {
+			if sp.Name == "mcp tools/call" && sp.Kind == tracepb.Span_SPAN_KIND_SERVER {
+				roots[string(sp.SpanId)] = true
+			}
+		}
+		complete := 0
+		for root := range roots {
+			got := map[string]int{}
+			for _, sp := range rcv.spans {
+				if string(sp.ParentSpanId) == root {
+					got[sp.Name]++
+				}
+			}
+			if maps.Equal(got, want) {
+				complete++
+			}
+		}
+		return complete == 2
+	}, "two tools/call traces, each with every stage under its server span, did not arrive")
 }
