@@ -36,9 +36,11 @@ import (
 	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/logging"
+	"github.com/ostiary/ostiary/internal/metrics"
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/recovery"
 	"github.com/ostiary/ostiary/internal/store/sqlite"
+	"github.com/ostiary/ostiary/internal/tracing"
 	"github.com/ostiary/ostiary/internal/upstream"
 	"github.com/ostiary/ostiary/internal/upstream/spec"
 	"github.com/ostiary/ostiary/internal/vault"
@@ -75,6 +77,10 @@ type App struct {
 	hsm      *hsm.Key // the vault's master key in an HSM, if configured
 	server   *http.Server
 	ln       net.Listener
+	metrics  *metrics.Metrics // nil without --metrics-listen
+	mserver  *http.Server
+	mln      net.Listener
+	tracer   *tracing.Tracer // nil without --otlp-endpoint
 
 	base       context.Context    // every request's context derives from it
 	cancelBase context.CancelFunc // ends long-lived streams at shutdown
@@ -216,6 +222,19 @@ func (a *App) open(ctx context.Context) error {
 	if a.store, err = sqlite.Open(ctx, l.DB(), sqlite.Options{Timeout: a.cfg.StoreTimeout}); err != nil {
 		return err
 	}
+	if a.cfg.MetricsListen != "" {
+		a.metrics = metrics.New(Version)
+	}
+	if a.cfg.OTLPEndpoint != "" {
+		if a.tracer, err = tracing.New(tracing.Config{Endpoint: a.cfg.OTLPEndpoint, Version: Version}); err != nil {
+			return err
+		}
+	}
+	var onBatch func(int, time.Duration)
+	var onUpstream func(string, time.Duration, bool)
+	if a.metrics != nil {
+		onBatch, onUpstream = a.metrics.AuditBatch, a.metrics.Upstream
+	}
 	_, statErr := os.Stat(l.AuditLog())
 	fromDatabase := errors.Is(statErr, fs.ErrNotExist) // a data directory from before the log
 	if a.auditLog, err = openAuditLog(l, a.log); err != nil {
@@ -232,7 +251,7 @@ func (a *App) open(ctx context.Context) error {
 	// which opens after the writer: until then they are plainly redacted.
 	var vaultRef atomic.Pointer[vault.Vault]
 	if a.writer, err = audit.NewWriter(ctx, audit.WriterConfig{Log: a.auditLog, Store: a.store, Signer: priv, FromDatabase: fromDatabase, CheckpointPath: l.Checkpoint(), OnCheckpoint: onCheckpoint,
-		Now: a.now, Logger: a.log, CheckpointEvery: a.cfg.CheckpointEvery, RequireCheckpoint: true, StoreTimeout: a.cfg.StoreTimeout,
+		Now: a.now, Logger: a.log, CheckpointEvery: a.cfg.CheckpointEvery, RequireCheckpoint: true, StoreTimeout: a.cfg.StoreTimeout, OnBatch: onBatch,
 		Scrub: func(s string) string { return vaultRef.Load().ScrubAudit(s) }}); err != nil {
 		return err
 	}
@@ -265,7 +284,7 @@ func (a *App) open(ctx context.Context) error {
 		endpoints = a.tokens.TokenEndpoint
 	}
 	if a.pool, err = upstream.NewPool(upstream.PoolConfig{MaxConcurrent: a.cfg.UpstreamSlots, Signer: a.signer, Auditor: a.writer, Logger: a.log, Now: a.now, Version: Version,
-		Secrets: a.vault, StdioAllow: allow, TokenEndpoint: endpoints}); err != nil {
+		Secrets: a.vault, StdioAllow: allow, TokenEndpoint: endpoints, Observe: onUpstream}); err != nil {
 		return err
 	}
 	if a.catalog, err = catalog.New(ctx, a.store, a.writer, a.pool, a.now, a.log); err != nil {
@@ -292,6 +311,9 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 	a.approvals.SetMaxPending(a.cfg.UserPending)
+	if a.metrics != nil {
+		a.approvals.SetSettled(a.metrics.ApprovalSettled)
+	}
 	if len(a.cfg.Webhooks) > 0 {
 		keyFile := a.cfg.WebhookKeyFile
 		if keyFile == "" {
@@ -332,15 +354,16 @@ func (a *App) open(ctx context.Context) error {
 	a.calls = recovery.Track(a.writer)
 	if a.pipeline, err = govern.New(govern.Config{Catalog: a.catalog, Upstreams: a.pool, Auditor: a.calls, Kill: kill, Logger: a.log, Now: a.now,
 		CallTimeout: a.cfg.CallTimeout, CallsPerUser: a.cfg.UserCalls, Policy: policies, Users: users{a.store},
-		Approvals: a.approvals, ApprovalWait: a.cfg.ApprovalWait, ElicitURLAllow: spec.NewHostAllow(elicitHosts)}); err != nil {
+		Approvals: a.approvals, ApprovalWait: a.cfg.ApprovalWait, ElicitURLAllow: spec.NewHostAllow(elicitHosts), Metrics: a.metrics, Tracer: a.tracer}); err != nil {
 		return err
 	}
 	if a.gateway, err = gateway.New(gateway.Config{Authn: creds, Resource: a.resource(), AuthFailures: a.failures, Pipeline: a.pipeline, Catalog: a.catalog, Kill: kill, Auditor: a.writer,
 		Logger: a.log, LibraryLogger: slog.New(logging.Library(a.log.Handler())), Now: a.now, Version: Version, AllowedOrigins: a.cfg.AllowedOrigins, WriteStall: a.cfg.WriteStall,
 		Caps:   gateway.Caps{Sessions: a.cfg.UserSessions, Streams: a.cfg.UserStreams},
-		Limits: gateway.Limits{PerKey: a.cfg.RateKey, PerUser: a.cfg.RateUser, PerTool: a.cfg.RateTool}}); err != nil {
+		Limits: gateway.Limits{PerKey: a.cfg.RateKey, PerUser: a.cfg.RateUser, PerTool: a.cfg.RateTool}, Metrics: a.metrics, Tracer: a.tracer}); err != nil {
 		return err
 	}
+	a.observe(kill)
 	if a.api, err = adminapi.New(adminapi.Config{Authn: creds, Failures: a.failures, WriteRate: a.cfg.RateAdminWrite, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
 		Policy: policies, Explainer: a.pipeline, Approvals: a.approvals, Index: a.writer, Evidence: a.writer, Version: Version, Changes: changes}); err != nil {
 		return err
@@ -418,12 +441,17 @@ func (a *App) Start(ctx context.Context) error {
 		ln = tls.NewListener(ln, a.tls)
 	}
 	a.ln = ln
+	if err := a.serveMetrics(); err != nil {
+		ln.Close()
+		return err
+	}
 	// After recovery, and at the time its records cite: every decision
 	// before this record has its outcome (recovery.Recover).
 	rec := audit.Record{Time: start, Event: audit.EventServerStart, Outcome: audit.Success, Actor: "system",
 		Detail: map[string]any{"version": Version, "listen": ln.Addr().String(), "tls": a.tls != nil, "unknown_after_crash": len(marked)}}
 	if _, err := a.writer.Write(ctx, audit.Entry{Record: rec}); err != nil {
 		ln.Close()
+		a.closeMetrics()
 		return fmt.Errorf("cannot write the audit log: %w", err)
 	}
 	a.stopFlush, a.flushDone = make(chan struct{}), make(chan struct{})
@@ -509,6 +537,9 @@ func (a *App) Close(ctx context.Context) error {
 			cut := func() { a.pipeline.Drain(); a.cancelBase() }
 			grace := time.AfterFunc(min(2*time.Second, a.cfg.ShutdownTimeout/2), cut)
 			errs = append(errs, a.server.Shutdown(sctx))
+			if a.mserver != nil {
+				errs = append(errs, a.mserver.Shutdown(sctx))
+			}
 			grace.Stop()
 			cut()
 			a.pipeline.Close()
@@ -540,6 +571,13 @@ func (a *App) Close(ctx context.Context) error {
 
 // release closes what open acquired, in reverse order.
 func (a *App) release() {
+	if a.tracer != nil { // the spans of the last calls are sent
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := a.tracer.Shutdown(ctx); err != nil {
+			a.log.Warn("traces not all sent at shutdown", "err", err)
+		}
+		cancel()
+	}
 	if a.webhooks != nil { // what is still queued is dropped, on record, while the writer is open
 		a.webhooks.Close()
 	}

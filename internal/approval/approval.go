@@ -165,7 +165,12 @@ type Service struct {
 	waiters    map[string][]chan struct{}
 	notify     Notifier
 	maxPending int
+	settled    func(approved bool, took time.Duration)
 }
+
+// SetSettled installs what is told, for metrics, of every request that
+// votes approved or denied, and how long after it was opened.
+func (s *Service) SetSettled(f func(approved bool, took time.Duration)) { s.settled = f }
 
 // DefaultMaxPending is how many pending requests one user may have open.
 const DefaultMaxPending = 20
@@ -415,6 +420,9 @@ func (s *Service) Decide(ctx context.Context, p *authn.Principal, id string, app
 	}
 	if settled != "" {
 		s.wake(id)
+		if s.settled != nil {
+			s.settled(settled == Approved, a.DecidedAt.Sub(a.CreatedAt))
+		}
 	}
 	s.tell(NotifyDecided, a)
 	return a, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/ostiary/ostiary/internal/audit/wal"
 	"github.com/ostiary/ostiary/internal/fault"
@@ -38,6 +39,7 @@ func (w *Writer) commit(batch []*job) {
 		return
 	}
 	w.active = true
+	start := time.Now()
 	w.busy()
 	defer w.idle()
 	// Store files deleted or replaced under the server: fail closed at
@@ -88,6 +90,9 @@ func (w *Writer) commit(batch []*job) {
 	w.idx.add(recs)
 	for i, j := range batch {
 		j.done <- result{out[i].rec, out[i].applyErr}
+	}
+	if w.cfg.OnBatch != nil {
+		w.cfg.OnBatch(len(batch), time.Since(start))
 	}
 }
 

@@ -464,9 +464,15 @@ func TestWriterRefusesWhatWaitsBehindAStalledCommit(t *testing.T) {
 	if err := writeOne(e.w); !fault.Is(err, fault.Unavailable) || !strings.Contains(fault.SafeMessage(err), "not performed") {
 		t.Fatalf("a write behind a stalled commit: %v", err)
 	}
+	if !e.w.Stalled() || e.w.Stopped() != nil {
+		t.Errorf("during a stalled commit: stalled %v, stopped %v; want it reported stalled (/readyz), not stopped", e.w.Stalled(), e.w.Stopped())
+	}
 	close(stall)
 	if err := <-first; err != nil {
 		t.Fatalf("the stalled change, once the disk answered: %v", err)
+	}
+	if e.w.Stalled() {
+		t.Error("still reported stalled once the commit finished")
 	}
 	if err := writeOne(e.w); err != nil {
 		t.Fatalf("a write afterwards: %v", err)

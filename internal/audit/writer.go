@@ -119,6 +119,10 @@ type WriterConfig struct {
 	// checkpoint once it is stored and in its file (anchors push it off the
 	// machine). It must not block: it runs on the writer's goroutine.
 	OnCheckpoint func(Checkpoint)
+	// OnBatch, if set, is told of every batch committed: its records and
+	// how long its commit took (metrics). It runs on the writer's
+	// goroutine and must not block.
+	OnBatch func(records int, took time.Duration)
 }
 
 // Writer appends records to the chain. Write blocks until its record is
@@ -299,6 +303,17 @@ func (w *Writer) Log() *wal.Log { return w.log }
 
 // PublicKey returns the checkpoint verification key.
 func (w *Writer) PublicKey() ed25519.PublicKey { return w.cfg.Signer.Public().(ed25519.PublicKey) }
+
+// Queued is how many records wait for the writer, not yet in a batch.
+func (w *Writer) Queued() int { return len(w.in) }
+
+// Stalled reports whether the writer has been in one call to the store
+// (or the log) for longer than the store timeout: a commit stuck on the
+// disk. Records queued meanwhile are refused (await).
+func (w *Writer) Stalled() bool {
+	since := w.busySince.Load()
+	return since != 0 && time.Since(time.Unix(0, since)) >= w.cfg.StoreTimeout
+}
 
 // Last returns the seq of the last record durable in the log.
 func (w *Writer) Last() uint64 { return w.log.Last() }

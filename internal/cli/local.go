@@ -118,6 +118,8 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().StringVar(&cfg.OIDC.UsernameClaim, "oidc-username-claim", "", "token claim naming a just-in-time user (default preferred_username)")
 	cmd.Flags().DurationVar(&cfg.OIDC.Skew, "oidc-clock-skew", 0, "clock difference tolerated on a token's exp, nbf and iat (default 1m, at most 5m)")
 	cmd.Flags().StringArrayVar(&cfg.AllowedOrigins, "allow-origin", nil, "browser origin allowed to call /mcp, e.g. https://chat.example.com (repeatable; or OSTIARY_ALLOWED_ORIGINS, comma-separated)")
+	cmd.Flags().StringVar(&cfg.MetricsListen, "metrics-listen", "", "`ADDR` (host:port) to serve Prometheus metrics on, at /metrics, on a listener of its own: loopback only without TLS, with TLS the server's certificate (default: no metrics)")
+	cmd.Flags().StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", "", "OTLP/HTTP `URL` to send OpenTelemetry traces to, e.g. http://127.0.0.1:4318 (/v1/traces is added to a URL without a path; default: no tracing)")
 	cmd.Flags().Var(levelFlag{&cfg.LogLevel}, "log-level", "operational log level: debug, info, warn or error (default info; the MCP library's session chatter is debug)")
 	// The variables these flags were documented with before the names were
 	// derived from the flags.
@@ -245,7 +247,7 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	if len(flags.ElicitURLAllow) > 0 {
 		cfg.ElicitURLAllow = flags.ElicitURLAllow
 	}
-	for _, f := range []struct{ from, to *string }{{&flags.TLSCert, &cfg.TLSCert}, {&flags.TLSKey, &cfg.TLSKey}, {&flags.TLSMin, &cfg.TLSMin},
+	for _, f := range []struct{ from, to *string }{{&flags.MetricsListen, &cfg.MetricsListen}, {&flags.OTLPEndpoint, &cfg.OTLPEndpoint}, {&flags.TLSCert, &cfg.TLSCert}, {&flags.TLSKey, &cfg.TLSKey}, {&flags.TLSMin, &cfg.TLSMin},
 		{&flags.MasterKeyFile, &cfg.MasterKeyFile}, {&flags.MasterKeyPKCS11, &cfg.MasterKeyPKCS11}, {&flags.PKCS11Token, &cfg.PKCS11Token},
 		{&flags.PKCS11Key, &cfg.PKCS11Key}, {&flags.PKCS11PINFile, &cfg.PKCS11PINFile}} {
 		if *f.from != "" {

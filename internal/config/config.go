@@ -82,6 +82,13 @@ type Config struct {
 	// OIDC: identity providers whose JWT access tokens authenticate beside
 	// API keys (see authn.TokenAuthenticator).
 	OIDC OIDC
+	// MetricsListen is where Prometheus metrics are served (GET /metrics),
+	// on a listener of their own; empty: not served. Plain HTTP only on
+	// loopback, as Listen; with TLS, the server's certificate.
+	MetricsListen string
+	// OTLPEndpoint is the OTLP/HTTP URL traces are sent to; empty: no
+	// tracing at all.
+	OTLPEndpoint string
 }
 
 // OIDC configures sign-in with identity providers.
@@ -248,7 +255,48 @@ func (c Config) ValidateSettings() error {
 	if c.CheckpointEvery < 10*time.Millisecond || c.CheckpointEvery > time.Hour {
 		errs = append(errs, errors.New("--checkpoint-every must be between 10ms and 1h"))
 	}
+	if c.MetricsListen != "" {
+		if !c.TLS() {
+			if err := CheckLoopback(c.MetricsListen); err != nil {
+				errs = append(errs, fmt.Errorf("--metrics-listen: %w", err))
+			}
+		} else if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("--metrics-listen %q: want HOST:PORT", c.MetricsListen))
+		}
+		if _, port, _ := net.SplitHostPort(c.MetricsListen); c.MetricsListen == c.Listen && port != "0" {
+			errs = append(errs, errors.New("--metrics-listen must differ from --listen: metrics have a listener of their own"))
+		}
+	}
+	if c.OTLPEndpoint != "" {
+		if _, err := OTLPEndpoint(c.OTLPEndpoint); err != nil {
+			errs = append(errs, fmt.Errorf("--otlp-endpoint: %w", err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// OTLPEndpoint validates an --otlp-endpoint value: an absolute http or
+// https URL with a host, without credentials (headers go in
+// OTEL_EXPORTER_OTLP_HEADERS), query or fragment. It returns the URL
+// traces are posted to: a URL without a path gets /v1/traces.
+func OTLPEndpoint(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return "", errors.New("not a URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", errors.New("want an http or https URL, e.g. http://127.0.0.1:4318")
+	case u.Hostname() == "":
+		return "", errors.New("the URL needs a host")
+	case u.User != nil:
+		return "", errors.New("the URL must not carry credentials (put headers in OTEL_EXPORTER_OTLP_HEADERS)")
+	case u.RawQuery != "" || u.Fragment != "" || u.Opaque != "":
+		return "", errors.New("the URL must not have a query or fragment")
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/v1/traces"
+	}
+	return u.String(), nil
 }
 
 // CheckLoopback accepts host:port only where host is a loopback IP or

@@ -182,3 +182,52 @@ func TestValidateHSM(t *testing.T) {
 		}
 	}
 }
+
+// --otlp-endpoint: an http(s) URL with a host; never credentials in it
+// (they would be in process lists and logs), no query or fragment; a URL
+// without a path gets the OTLP traces path.
+func TestOTLPEndpoint(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:4318":             "http://127.0.0.1:4318/v1/traces",
+		"https://otel.example.com/":         "https://otel.example.com/v1/traces",
+		"https://otel.example.com/v1/spans": "https://otel.example.com/v1/spans",
+	} {
+		if got, err := OTLPEndpoint(in); err != nil || got != want {
+			t.Errorf("%s: %q %v, want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "127.0.0.1:4318", "grpc://otel:4317", "https://user:pass@otel.example.com", "https://:4318",
+		"https://otel.example.com/v1/traces?token=x", "https://otel.example.com/#x", "file:///etc/passwd", "http:opaque"} {
+		c := Default()
+		c.DataDir, c.OTLPEndpoint = "/tmp/x", bad
+		if bad == "" {
+			if err := c.Validate(); err != nil {
+				t.Errorf("no endpoint: %v", err)
+			}
+			continue
+		}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--otlp-endpoint") {
+			t.Errorf("%q accepted: %v", bad, err)
+		} else if strings.Contains(err.Error(), "pass") {
+			t.Errorf("%q: the error repeats the credential: %v", bad, err)
+		}
+	}
+}
+
+// --metrics-listen: loopback only without TLS, any HOST:PORT with it,
+// never the main listener's address.
+func TestValidateMetricsListen(t *testing.T) {
+	c := Default()
+	c.DataDir = "/tmp/x"
+	for addr, ok := range map[string]bool{"127.0.0.1:9464": true, "[::1]:9464": true, "127.0.0.1:0": true, "0.0.0.0:9464": false,
+		"10.1.2.3:9464": false, "9464": false, "127.0.0.1:8080": false} {
+		c.MetricsListen = addr
+		if err := c.Validate(); (err == nil) != ok {
+			t.Errorf("--metrics-listen %s: %v", addr, err)
+		}
+	}
+	c.TLSCert, c.TLSKey, c.Listen, c.MetricsListen = "cert.pem", "key.pem", "0.0.0.0:8443", "0.0.0.0:9464"
+	if err := c.Validate(); err != nil {
+		t.Errorf("--metrics-listen 0.0.0.0:9464 with TLS: %v", err)
+	}
+}

@@ -37,7 +37,9 @@ import (
 	"github.com/ostiary/ostiary/internal/edge"
 	"github.com/ostiary/ostiary/internal/govern"
 	"github.com/ostiary/ostiary/internal/killswitch"
+	"github.com/ostiary/ostiary/internal/metrics"
 	"github.com/ostiary/ostiary/internal/quota"
+	"github.com/ostiary/ostiary/internal/tracing"
 )
 
 // Authenticator verifies a request's Authorization header.
@@ -67,13 +69,15 @@ type Config struct {
 	LibraryLogger  *slog.Logger // the MCP SDK's (its routine lines at debug); default Logger
 	Now            func() time.Time
 	Version        string
-	AllowedOrigins []string      // browser origins allowed to call /mcp besides loopback ones
-	MaxBodyBytes   int64         // default 1 MiB
-	SessionIdle    time.Duration // legacy sessions close after this idle time; default 30m
-	WriteStall     time.Duration // how long one write to a client that does not read may block; default 30s
-	Limits         Limits        // request rate limits; zero rates mean none
-	Caps           Caps          // what one user may hold at once
-	Resource       Resource      // what the 401's metadata says of /mcp
+	AllowedOrigins []string         // browser origins allowed to call /mcp besides loopback ones
+	MaxBodyBytes   int64            // default 1 MiB
+	SessionIdle    time.Duration    // legacy sessions close after this idle time; default 30m
+	WriteStall     time.Duration    // how long one write to a client that does not read may block; default 30s
+	Limits         Limits           // request rate limits; zero rates mean none
+	Caps           Caps             // what one user may hold at once
+	Resource       Resource         // what the 401's metadata says of /mcp
+	Metrics        *metrics.Metrics // nil: none
+	Tracer         *tracing.Tracer  // nil: no tracing
 }
 
 // Gateway serves /mcp.
@@ -173,6 +177,11 @@ func (g *Gateway) Close() {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := correlationID(r)
 	w.Header().Set("X-Request-ID", reqID)
+	if g.cfg.Tracer != nil {
+		ctx, span := g.cfg.Tracer.StartRequest(r.Context(), "mcp "+r.Method, reqID, r.Header.Get("Traceparent"))
+		defer span.End()
+		r = r.WithContext(withSpan(ctx, span))
+	}
 	if f := edge.Check(r); f != nil {
 		g.refuseAtEdge(w, r, reqID, f)
 		return
@@ -197,7 +206,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		throttled(w, wait)
 		return
 	}
-	p, err := g.cfg.Authn.Authenticate(r.Context(), r.Header.Get("Authorization"))
+	p, err := g.authenticate(r)
 	if err != nil {
 		g.unauthenticated(w, r, reqID, err)
 		return
@@ -264,6 +273,7 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, p *authn.Principa
 		return
 	}
 	m, rpcErr := parseMessage(body)
+	g.count(r, m, rpcErr)
 	if rpcErr != nil && rpcErr != errMethodUnknown {
 		g.refuse(r.Context(), p, "message-malformed", map[string]any{"code": rpcErr.Code, "error": clip(rpcErr.Message)})
 	}
@@ -488,6 +498,55 @@ var (
 	requestIDRE   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 	traceparentRE = regexp.MustCompile(`^00-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$`)
 )
+
+// authenticate authenticates r's credential, in an authenticate span.
+func (g *Gateway) authenticate(r *http.Request) (*authn.Principal, error) {
+	ctx, span := g.cfg.Tracer.Start(r.Context(), tracing.SpanAuthenticate)
+	defer span.End()
+	p, err := g.cfg.Authn.Authenticate(ctx, r.Header.Get("Authorization"))
+	if err != nil {
+		span.Fail("unauthenticated")
+	}
+	return p, err
+}
+
+// count counts a request in the metrics, by method (from the allow-list:
+// any other is "unknown", one that does not parse "malformed") and era,
+// and names the request's span after its method.
+func (g *Gateway) count(r *http.Request, m message, rpcErr *jsonrpc.Error) {
+	method := m.method
+	switch {
+	case rpcErr == errMethodUnknown:
+		method = "unknown"
+	case rpcErr != nil || method == "":
+		method = "malformed"
+	}
+	g.cfg.Metrics.Request(method, !m.modern && r.Header.Get("Mcp-Protocol-Version") < "2026-07-28")
+	if g.cfg.Tracer == nil {
+		return
+	}
+	if span := spanOf(r.Context()); span.Recording() {
+		span.SetName("mcp " + method)
+		span.Set(tracing.AttrMethod.String(method))
+	}
+}
+
+type spanKey struct{}
+
+func withSpan(ctx context.Context, s tracing.Span) context.Context {
+	return context.WithValue(ctx, spanKey{}, s)
+}
+
+// spanOf is the request's server span (the zero Span when tracing is off).
+func spanOf(ctx context.Context) tracing.Span {
+	s, _ := ctx.Value(spanKey{}).(tracing.Span)
+	return s
+}
+
+// Open is what the gateway holds open: 2025-era sessions and GET streams.
+func (g *Gateway) Open() (sessions, streams int) {
+	return g.sessions.count(), g.streams.count()
+}
 
 // correlationID takes a well-formed X-Request-ID, else the trace id of a
 // well-formed W3C traceparent, else mints one.

@@ -79,6 +79,7 @@ func (g *Gateway) overLimit(w http.ResponseWriter, r *http.Request, p *authn.Pri
 			continue
 		}
 		secs := int(math.Ceil(wait.Seconds()))
+		g.cfg.Metrics.RateLimited(c.name)
 		rec := p.Record(edge.EventRateLimited, "")
 		if tool != "" {
 			rec.Target = "tool:" + tool

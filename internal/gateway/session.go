@@ -39,6 +39,19 @@ func (b *bindings) bind(sessionID, keyID, user string) {
 	b.m[sessionID] = binding{keyID: keyID, user: user, last: b.now()}
 }
 
+// count is how many sessions are open (used within the idle timeout).
+func (b *bindings) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cutoff, n := b.now().Add(-b.idle), 0
+	for _, e := range b.m {
+		if e.last.After(cutoff) {
+			n++
+		}
+	}
+	return n
+}
+
 // held counts user's sessions that are still open (used within the SDK's
 // idle timeout, which closes the others).
 func (b *bindings) held(user string) int {

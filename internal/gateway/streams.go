@@ -42,6 +42,17 @@ func (s *streams) serve(keyID string, h http.Handler, w http.ResponseWriter, r *
 	h.ServeHTTP(w, r.WithContext(ctx))
 }
 
+// count is how many streams are open.
+func (s *streams) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, m := range s.m {
+		n += len(m)
+	}
+	return n
+}
+
 func (s *streams) keys() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

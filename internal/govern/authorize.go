@@ -8,6 +8,7 @@ import (
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/killswitch"
+	"github.com/ostiary/ostiary/internal/tracing"
 )
 
 // authorize lets through a target p may invoke. A missing target and a
@@ -25,10 +26,20 @@ func (pl *Pipeline) authorize(ctx context.Context, p *authn.Principal, rec audit
 // admit is the two stages every request to an upstream passes first:
 // authorize, then the kill switch.
 func (pl *Pipeline) admit(ctx context.Context, p *authn.Principal, rec audit.Record, t target) error {
+	ctx, span := pl.cfg.Tracer.Start(ctx, tracing.SpanAuthorize)
+	defer span.End()
 	if err := pl.authorize(ctx, p, rec, t); err != nil {
+		span.Fail("refused")
 		return err
 	}
-	return pl.unkilled(ctx, p, rec, t)
+	if err := pl.unkilled(ctx, p, rec, t); err != nil {
+		span.Fail("refused")
+		return err
+	}
+	if span.Recording() && t.upstream.Name != "" {
+		span.Set(tracing.AttrTool.String(t.name), tracing.AttrUpstream.String(t.upstream.Name))
+	}
+	return nil
 }
 
 // visible reports whether p may see a name of snap in a listing: discover

@@ -11,6 +11,7 @@ import (
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/policy"
+	"github.com/ostiary/ostiary/internal/tracing"
 )
 
 // Policies gives the policy in force (policy.Service).
@@ -25,6 +26,19 @@ func (pl *Pipeline) decide(p *authn.Principal, e *catalog.Entry, args any) polic
 	in := policyInput(p, e.PolicyTool())
 	in.Granted, in.Args, in.Touched, in.Now = p.Allows(authz.Invoke, e.Name), m, pl.history.Of(p.User, pl.cfg.Now()), pl.cfg.Now()
 	return pl.cfg.Policy.Current().Evaluate(in)
+}
+
+// decideTraced is decide in a policy span, counted in the metrics.
+func (pl *Pipeline) decideTraced(ctx context.Context, p *authn.Principal, e *catalog.Entry, args any) policy.Decision {
+	_, span := pl.cfg.Tracer.Start(ctx, tracing.SpanPolicy)
+	d := pl.decide(p, e, args)
+	pl.cfg.Metrics.Decision(string(d.Effect), d.Reasons...)
+	pl.cfg.Metrics.Risk(d.Score)
+	if span.Recording() {
+		span.Set(tracing.AttrDecision.String(string(d.Effect)), tracing.AttrRisk.Int(d.Score))
+	}
+	span.End()
+	return d
 }
 
 // policyInput is what the policy sees of p's request of tool t.

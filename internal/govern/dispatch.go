@@ -8,6 +8,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/tracing"
 	"github.com/ostiary/ostiary/internal/upstream"
 	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
@@ -126,12 +127,35 @@ func retryable(t *mcp.Tool) bool {
 	return t != nil && t.Annotations != nil && (t.Annotations.ReadOnlyHint || t.Annotations.IdempotentHint)
 }
 
+// callOnce is one attempt of call, in an upstream call span whose
+// traceparent the upstream receives (the client's traceparent when
+// tracing is off).
+func (pl *Pipeline) callOnce(ctx context.Context, p *authn.Principal, u spec.Upstream, tc upstream.ToolCall, relay *upstream.Relay, attempt int) (*mcp.CallToolResult, error) {
+	caller := upstream.CallerOf(p)
+	ctx, span := pl.cfg.Tracer.Start(ctx, tracing.SpanUpstream)
+	defer span.End()
+	if span.Recording() {
+		span.Set(tracing.AttrUpstream.String(u.Name), tracing.AttrAttempt.Int(attempt))
+		caller.Traceparent = span.Traceparent()
+	}
+	res, err := pl.cfg.Upstreams.Call(ctx, caller, u, tc, relay)
+	switch {
+	case err != nil && upstream.Answered(err):
+		span.Fail(ReasonRefusedUpstream)
+	case err != nil:
+		span.Fail(ReasonUpstream)
+	case res != nil && res.IsError:
+		span.Set(tracing.AttrOutcome.String("tool-error"))
+	}
+	return res, err
+}
+
 // call runs the tool on its upstream as p, retrying as above; it returns
 // how many attempts were made.
 func (pl *Pipeline) call(ctx context.Context, p *authn.Principal, u spec.Upstream, e *catalog.Entry, tc upstream.ToolCall,
 	relay *upstream.Relay) (*mcp.CallToolResult, int, error) {
 	for attempt := 1; ; attempt++ {
-		res, err := pl.cfg.Upstreams.Call(ctx, upstream.CallerOf(p), u, tc, relay)
+		res, err := pl.callOnce(ctx, p, u, tc, relay, attempt)
 		if err == nil || attempt == maxAttempts || !retryable(e.Tool) || upstream.Answered(err) || upstream.Suspended(err) || upstream.Refused(err) || upstream.Busy(err) || ctx.Err() != nil {
 			return res, attempt, err
 		}

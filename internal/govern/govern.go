@@ -29,8 +29,10 @@ import (
 
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/catalog"
+	"github.com/ostiary/ostiary/internal/metrics"
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/quota"
+	"github.com/ostiary/ostiary/internal/tracing"
 	"github.com/ostiary/ostiary/internal/upstream"
 	"github.com/ostiary/ostiary/internal/upstream/spec"
 )
@@ -66,6 +68,8 @@ type Config struct {
 	// ElicitURLAllow lists the hosts a URL-mode elicitation may point the
 	// user at (nil: any https host).
 	ElicitURLAllow *spec.HostAllow
+	Metrics        *metrics.Metrics // nil: none
+	Tracer         *tracing.Tracer  // nil: no tracing
 }
 
 // Pipeline governs the requests the front door hands it.

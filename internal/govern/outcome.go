@@ -102,7 +102,7 @@ func (pl *Pipeline) outcome(ctx, callCtx context.Context, c *toolCall, res *mcp.
 		c.enc = nil
 		out.Detail["response_bytes"] = responseBytes(res, err)
 	}
-	if _, werr := pl.cfg.Auditor.Write(context.WithoutCancel(ctx), audit.Entry{Record: out}); werr != nil {
+	if _, werr := pl.record(context.WithoutCancel(ctx), out); werr != nil {
 		pl.cfg.Logger.Error("cannot record a call's outcome", "request_id", p.RequestID, "tool", name, "err", werr)
 		return nil, ErrAuditRan
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
 	"github.com/ostiary/ostiary/internal/policy"
+	"github.com/ostiary/ostiary/internal/tracing"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
 
@@ -85,7 +86,7 @@ func (pl *Pipeline) callTool(ctx context.Context, c *toolCall) (mcp.Result, erro
 			release()
 		}
 	}()
-	c.d = pl.decide(p, c.t.tool, req.Args.value)
+	c.d = pl.decideTraced(ctx, p, c.t.tool, req.Args.value)
 	noteDecision(&c.rec, c.d)
 	if stop, res, err := pl.approvalGate(ctx, c); stop {
 		return res, err
@@ -146,10 +147,14 @@ func (pl *Pipeline) approvalGate(ctx context.Context, c *toolCall) (stop bool, r
 	case c.d.Effect == policy.Approve && (c.cont.Approval != "" || c.parked != nil):
 		c.rec.Detail["approval"] = c.cont.Approval // the call under way (approved if it had to be), continued
 	case c.d.Effect == policy.Approve:
-		id, proceed, res, err := pl.held(ctx, c.p, c.rec, c.d, c.t.tool, c.req.Args, c.relay)
+		hctx, span := pl.cfg.Tracer.Start(ctx, tracing.SpanApproval)
+		id, proceed, res, err := pl.held(hctx, c.p, c.rec, c.d, c.t.tool, c.req.Args, c.relay)
 		if !proceed {
+			span.Fail("not-approved")
+			span.End()
 			return true, res, err
 		}
+		span.End()
 		c.rec.Outcome, c.rec.Reason = audit.Success, ""
 		c.rec.Detail["approval"] = id
 		c.cont.Approval = id

@@ -7,6 +7,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/tracing"
 )
 
 // ErrAudit is what a client sees when its request cannot be recorded:
@@ -32,12 +33,29 @@ func (pl *Pipeline) write(ctx context.Context, rec audit.Record) error {
 // so that the two pair even when clients reuse a request id, and a
 // decision a crash left without an outcome can be told (recovery).
 func (pl *Pipeline) decision(ctx context.Context, rec audit.Record) (uint64, error) {
-	r, err := pl.cfg.Auditor.Write(ctx, audit.Entry{Record: rec})
+	r, err := pl.record(ctx, rec)
 	if err != nil {
 		pl.cfg.Logger.Error("audit unavailable", "request_id", rec.RequestID, "event", rec.Event, "target", rec.Target, "err", err)
 		return 0, ErrAudit
 	}
 	return r.Seq, nil
+}
+
+// record appends rec to the audit log, in an audit span.
+func (pl *Pipeline) record(ctx context.Context, rec audit.Record) (audit.Record, error) {
+	_, span := pl.cfg.Tracer.Start(ctx, tracing.SpanAudit)
+	defer span.End()
+	r, err := pl.cfg.Auditor.Write(ctx, audit.Entry{Record: rec})
+	if !span.Recording() { // tracing off: build no attributes
+		return r, err
+	}
+	span.Set(tracing.AttrEvent.String(rec.Event))
+	if err != nil {
+		span.Fail("audit-unavailable")
+		return r, err
+	}
+	span.Set(tracing.AttrSeq.Int64(int64(r.Seq)), tracing.AttrOutcome.String(string(r.Outcome)))
+	return r, nil
 }
 
 // Deny records a refused request and returns what the client sees:
@@ -46,6 +64,7 @@ func (pl *Pipeline) decision(ctx context.Context, rec audit.Record) (uint64, err
 // failed, the others as denied.
 func (pl *Pipeline) Deny(ctx context.Context, rec audit.Record, reason string, clientErr error) error {
 	rec.Outcome, rec.Reason = audit.Denied, reason
+	pl.cfg.Metrics.Decision("deny", reason)
 	if reason == ReasonBadArguments || reason == ReasonBadSchema || reason == ReasonHeaderMismatch {
 		rec.Outcome = audit.Failed
 	}

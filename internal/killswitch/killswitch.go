@@ -137,6 +137,9 @@ func covers(sw Switch, sub Subject) bool {
 	return false
 }
 
+// Active is how many switches are engaged and not released.
+func (s *Service) Active() int { return len(*s.active.Load()) }
+
 // Blocking returns the first active switch covering sub. No store access.
 func (s *Service) Blocking(sub Subject) (Switch, bool) {
 	for _, sw := range *s.active.Load() {

@@ -158,8 +158,13 @@ func (p *Pool) guard(ctx context.Context, u spec.Upstream, user, what string, fn
 		return err
 	}
 	defer release()
+	start := time.Now()
 	err = fn()
-	if b.done(adm, user, health(ctx, err), p.cfg.Now(), p.cfg.BreakerCooldown) {
+	o := health(ctx, err)
+	if p.cfg.Observe != nil {
+		p.cfg.Observe(u.Name, time.Since(start), o == failing)
+	}
+	if b.done(adm, user, o, p.cfg.Now(), p.cfg.BreakerCooldown) {
 		p.cfg.Logger.Warn("upstream circuit opened", "upstream", u.Name)
 		rec := audit.Record{Event: EventCircuitOpen, Outcome: audit.Failed, Reason: "upstream-failing", Actor: "system",
 			Target: "upstream:" + u.Name, Detail: map[string]any{"cooldown_s": int(p.cfg.BreakerCooldown.Seconds())}}
@@ -168,6 +173,16 @@ func (p *Pool) guard(ctx context.Context, u spec.Upstream, user, what string, fn
 		}
 	}
 	return err
+}
+
+// Circuits calls fn for each upstream that has a circuit breaker (every
+// upstream called since the start), with whether its circuit is open: open,
+// or half-open until its trial call succeeds.
+func (p *Pool) Circuits(fn func(upstream string, open bool)) {
+	p.breakers.Range(func(k, v any) bool {
+		fn(k.(string), v.(*breaker).openA.Load())
+		return true
+	})
 }
 
 // suspendedError is a call refused by an open circuit: it never reached

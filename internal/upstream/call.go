@@ -101,6 +101,11 @@ func (p *Pool) Call(ctx context.Context, c Caller, u spec.Upstream, call ToolCal
 				return err
 			}
 			meta[MetaIdentity] = tok
+			// A stdio upstream has no headers: the trace context goes in
+			// _meta, where OpenTelemetry's MCP conventions look for it.
+			if c.Traceparent != "" {
+				meta[MetaTraceparent] = c.Traceparent
+			}
 		}
 		params := &mcp.CallToolParams{Name: call.Name, Arguments: call.Arguments}
 		if len(meta) > 0 {

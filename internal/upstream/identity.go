@@ -36,6 +36,10 @@ func (p *Pool) assert(c Caller, u spec.Upstream) (string, error) {
 // upstreams, which have no headers.
 const MetaIdentity = "io.ostiary/identity"
 
+// MetaTraceparent is the _meta member that carries the W3C trace context
+// to a stdio upstream's tools/call.
+const MetaTraceparent = "traceparent"
+
 func newToken() string {
 	var b [12]byte
 	rand.Read(b[:])

@@ -52,6 +52,10 @@ type PoolConfig struct {
 	// IdPTransport reaches it (default: net/http's).
 	TokenEndpoint TokenEndpoints
 	IdPTransport  http.RoundTripper
+	// Observe, if set, is told of every request made to an upstream under
+	// its breaker: how long it took and whether it failed for the
+	// upstream's health (metrics). It must not block.
+	Observe func(upstream string, took time.Duration, failed bool)
 }
 
 // Pool holds the client sessions to upstreams: one per (user, environment,

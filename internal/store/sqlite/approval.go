@@ -102,6 +102,13 @@ func (s queries) Approvals(ctx context.Context, q approval.Query) ([]approval.Ap
 	return out, err
 }
 
+// CountApprovals counts the approval requests in status (metrics).
+func (s queries) CountApprovals(ctx context.Context, status approval.Status) (int, error) {
+	var n int
+	err := s.q.QueryRowContext(ctx, "SELECT count(*) FROM approvals WHERE status = ?", string(status)).Scan(&n)
+	return n, classify("count approvals", err)
+}
+
 func (s queries) FindApproval(ctx context.Context, c approval.Call, status approval.Status) (approval.Approval, error) {
 	as, err := s.approvals(ctx, "WHERE requester = ? AND tool = ? AND tool_digest = ? AND args_sha256 = ? AND status = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
 		c.Requester, c.Tool, c.ToolDigest, c.ArgsSHA256, string(status))
