@@ -12,7 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
+
+	"github.com/ostiary/ostiary/internal/audit/wal"
 )
 
 // Layout names the files of a data directory:
@@ -297,7 +298,7 @@ func (l Layout) lock() (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := wal.FlockBriefly(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("data directory %s is in use by another ostiary process", l.Dir)
 	}

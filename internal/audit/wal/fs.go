@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // FS is the file system the log does all its I/O through: OS for real, a
@@ -78,11 +79,28 @@ func (osFS) Lock(dir string) (io.Closer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := FlockBriefly(f); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil // closing the file releases the lock
+}
+
+// FlockBriefly takes an exclusive flock on f, trying for up to a second:
+// a lock lives with its open file description, which a child process of
+// this one shares from fork until its exec closes the descriptor (close
+// on exec). So a lock just released here (a data directory initialised,
+// then opened) can look held for as long as a concurrent fork takes to
+// exec; another process really holding it still fails, a second later.
+func FlockBriefly(f *os.File) error {
+	deadline := time.Now().Add(time.Second)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil || !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 type osFile struct{ *os.File }
