@@ -150,6 +150,13 @@ func checkTemplate(path string, params []Param) error {
 	for v := range vars {
 		return fmt.Errorf("the path template's {%s} has no path parameter", clip(v))
 	}
+	sample := map[string]string{}
+	for _, p := range params {
+		sample[p.Name] = "x"
+	}
+	if _, err := fill(path, sample); err != nil {
+		return fmt.Errorf("its path template: %v", err)
+	}
 	return nil
 }
 
