@@ -113,6 +113,21 @@ func Load(data []byte) (*openapi3.T, error) {
 	if doc.Paths == nil || doc.Paths.Len() == 0 {
 		return nil, errors.New("the OpenAPI document has no paths")
 	}
+	// Validating walks each component schema through every reference it
+	// makes: a chain of references costs the square of its length (20,000
+	// took minutes), so how deep the schemas nest is bounded first, in one
+	// pass.
+	whole, err := doc.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("the OpenAPI document cannot be encoded: %v", err)
+	}
+	root, err := jsonValue(whole)
+	if err != nil {
+		return nil, fmt.Errorf("the OpenAPI document cannot be encoded: %v", err)
+	}
+	if d := (&depths{root: root, memo: map[string]int{}}).of(root); d > maxDepth {
+		return nil, fmt.Errorf("the OpenAPI document nests deeper than %d levels, its references followed", maxDepth)
+	}
 	if err := doc.Validate(context.Background(), openapi3.DisableExamplesValidation(), openapi3.DisableSchemaDefaultsValidation(),
 		openapi3.DisableSchemaPatternValidation(), openapi3.AllowExtraSiblingFields("description")); err != nil {
 		return nil, fmt.Errorf("the OpenAPI document is invalid: %s", clip(err.Error()))
