@@ -110,3 +110,18 @@ func FuzzBuildPath(f *testing.F) {
 		}
 	})
 }
+
+// A document cannot make a tool's argument into a header that changes the
+// request's method, path or origin as a server or proxy reads it, or one
+// of Ostiary's own: a read-only GET whose caller could add
+// X-HTTP-Method-Override: DELETE would be a destructive call nobody held.
+func TestMapRefusesRoutingHeaders(t *testing.T) {
+	for _, h := range []string{"X-HTTP-Method-Override", "x-http-method", "X-Method-Override", "X-Original-URL", "X-Rewrite-URL", "X-Real-IP",
+		"True-Client-IP", "Ostiary-Identity", "Ostiary-Approval", "X-Ostiary-Env", "Accept-Encoding", "Via", "X-Forwarded-For", "Host", "Cookie"} {
+		doc := []byte(`{"openapi":"3.0.3","info":{"title":"t","version":"1"},"paths":{"/x":{"get":{"operationId":"g",` +
+			`"parameters":[{"name":"` + h + `","in":"header","schema":{"type":"string"}}],"responses":{"200":{"description":"ok"}}}}}}`)
+		if _, err := Map(doc, nil); err == nil || !strings.Contains(err.Error(), "cannot be set from a tool's arguments") {
+			t.Errorf("header %s: %v", h, err)
+		}
+	}
+}
