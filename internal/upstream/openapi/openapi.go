@@ -361,7 +361,11 @@ func (t *tree) digest(path, method string) (string, error) {
 		return "", err
 	}
 	m, _ := item.(map[string]any)
-	v, err := t.inline(map[string]any{"path": path, "method": method, "parameters": m["parameters"], "operation": m[strings.ToLower(method)]}, nil, "digest")
+	stated := map[string]any{"path": path, "method": method, "parameters": m["parameters"], "operation": m[strings.ToLower(method)]}
+	if _, ref := m["$ref"]; ref { // a path item by reference: its operations are where it points, all of it digested
+		stated = map[string]any{"path": path, "method": method, "item": m}
+	}
+	v, err := t.inline(stated, nil, "digest")
 	if err != nil {
 		return "", err
 	}

@@ -125,3 +125,23 @@ func TestMapRefusesRoutingHeaders(t *testing.T) {
 		}
 	}
 }
+
+// An operation in a path item given by reference is digested as stated
+// where the reference points: the digest once saw no operation there, so
+// a change to it (its security, a response's description…) was no drift.
+func TestDigestFollowsPathItemRef(t *testing.T) {
+	digest := func(sec, desc string) string {
+		doc := []byte(`{"openapi":"3.1.0","info":{"title":"t","version":"1"},"paths":{"/x":{"$ref":"#/x-items/X"}},
+			"x-items":{"X":{"get":{"operationId":"g","security":[{"` + sec + `":[]}],"responses":{"200":{"description":"` + desc + `"}}}}},
+			"components":{"securitySchemes":{"a":{"type":"http","scheme":"bearer"},"b":{"type":"http","scheme":"basic"}}}}`)
+		tools, err := Map(doc, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := Bound(tools[0].Meta)
+		return b.Digest
+	}
+	if base := digest("a", "ok"); base == digest("b", "ok") || base == digest("a", "changed") {
+		t.Errorf("a change in the referenced path item left the digest %s", base)
+	}
+}
