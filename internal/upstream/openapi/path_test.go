@@ -145,3 +145,25 @@ func TestDigestFollowsPathItemRef(t *testing.T) {
 		t.Errorf("a change in the referenced path item left the digest %s", base)
 	}
 }
+
+// A header argument with a control character net/http would not send
+// (a vertical tab, DEL…) is refused when the request is built, like a
+// line break: it went to the transport, which refuses it, an error the
+// gateway reads as the API not answering (and retries for an idempotent
+// method).
+func TestBuildRefusesControlInHeader(t *testing.T) {
+	tools, err := Map(petstore(t), []string{"deletePet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Bound(tools[0].Meta)
+	base, _ := url.Parse("http://127.0.0.1:1/api/v3")
+	for _, v := range []string{"a\x0bb", "a\x7f", "a\x1b[31m", "a\rb", "a\x00"} {
+		if _, err := Build(b, base, map[string]any{"petId": float64(1), "api_key": v}); err == nil || !strings.Contains(err.Error(), "control character") {
+			t.Errorf("%q: %v", v, err)
+		}
+	}
+	if r, err := Build(b, base, map[string]any{"petId": float64(1), "api_key": "tab\there, ünïcode"}); err != nil || r.Header.Get("Api_key") != "tab\there, ünïcode" {
+		t.Errorf("a plain value: %v %v", err, r)
+	}
+}

@@ -70,8 +70,9 @@ func Build(b *Binding, base *url.URL, args map[string]any) (*Request, error) {
 				return nil, fmt.Errorf("argument %q: %w", clip(p.Name), err)
 			}
 			s := strings.Join(vals, ",")
-			if strings.ContainsAny(s, "\r\n\x00") {
-				return nil, fmt.Errorf("argument %q: a header value cannot hold a line break or NUL", clip(p.Name))
+			if strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
+				// net/http would refuse to send it: refused here, before anything is sent or retried
+				return nil, fmt.Errorf("argument %q: a header value cannot hold a line break, NUL or other control character", clip(p.Name))
 			}
 			r.Header.Set(p.Name, s)
 		default:
