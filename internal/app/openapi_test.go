@@ -174,9 +174,9 @@ func TestOpenAPIPetstore(t *testing.T) {
 	}
 }
 
-// Arguments that do not fit the operation never reach the service;
-// path parameters are escaped as one segment; a redirect to another host
-// is not followed.
+// Arguments that do not fit the operation never reach the service (nor
+// a path parameter holding a '.' or '..' segment); path parameters are
+// escaped as one segment; a redirect to another host is not followed.
 func TestOpenAPIHostileArguments(t *testing.T) {
 	t.Parallel()
 	w := newPetWorld(t)
@@ -190,6 +190,8 @@ func TestOpenAPIHostileArguments(t *testing.T) {
 		{"pets.getPetById", map[string]any{}},
 		{"pets.getUserByName", map[string]any{"username": ".."}},
 		{"pets.getUserByName", map[string]any{"username": "."}},
+		{"pets.getUserByName", map[string]any{"username": "../../store/inventory"}}, // a dot segment, escaped '/' or not
+		{"pets.getUserByName", map[string]any{"username": "a/..\\.."}},
 		{"pets.deletePet", map[string]any{"petId": 1, "api_key": "x\r\nX-Admin: yes"}},
 		{"pets.addPet", map[string]any{"body": map[string]any{"photoUrls": []any{}}}},
 		{"pets.findPetsByStatus", map[string]any{"status": "everything"}},
@@ -200,10 +202,10 @@ func TestOpenAPIHostileArguments(t *testing.T) {
 		t.Fatalf("invalid calls reached the service: %+v", w.ps.Requests()[before:])
 	}
 	for in, want := range map[string]string{
-		"../../store/inventory": "/api/v3/user/..%2F..%2Fstore%2Finventory",
-		"%2F..%2Fadmin":         "/api/v3/user/%252F..%252Fadmin",
-		"bob\r\nHost: evil":     "/api/v3/user/bob%0D%0AHost:%20evil",
-		"a?b#c":                 "/api/v3/user/a%3Fb%23c",
+		"store/inventory":   "/api/v3/user/store%2Finventory",
+		"%2F..%2Fadmin":     "/api/v3/user/%252F..%252Fadmin",
+		"bob\r\nHost: evil": "/api/v3/user/bob%0D%0AHost:%20evil",
+		"a?b#c":             "/api/v3/user/a%3Fb%23c",
 	} {
 		res := w.call(t, w.alice, "pets.getUserByName", map[string]any{"username": in})
 		reqs := w.ps.Requests()

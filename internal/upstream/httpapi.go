@@ -64,7 +64,11 @@ func (p *Pool) document(ctx context.Context, u spec.Upstream) ([]byte, error) {
 	req.Header.Set("Accept", "application/json, application/yaml;q=0.9, */*;q=0.5")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot fetch the OpenAPI document: %w", err)
+		var ue *url.Error
+		if errors.As(err, &ue) { // its message quotes the URL, whose query may hold a token
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("cannot fetch the OpenAPI document from %s: %w", o.DocumentSource(), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -263,3 +263,20 @@ func TestAPIErrorBounded(t *testing.T) {
 		t.Errorf("%d bytes: %.80s", len(text), text)
 	}
 }
+
+// A document URL's query may hold a token (DisplayURL hides its values):
+// a failed fetch's error, which the sync reports and records, does not
+// quote it.
+func TestAPIDocumentFetchErrorHidesQuery(t *testing.T) {
+	const token = "doc-tok-0123456789abcdef"
+	gone := httptest.NewServer(http.NotFoundHandler())
+	addr := gone.URL
+	gone.Close()
+	p := apiPool(t, "unused-secret-value-1", 0)
+	u := spec.Upstream{Name: "echo", Kind: spec.HTTPAPI, URL: "http://127.0.0.1:1/api", AllowPrivate: true,
+		OpenAPI: &spec.OpenAPI{Source: addr + "/doc.json?access_token=" + token}}
+	_, err := p.List(context.Background(), u)
+	if err == nil || strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), "cannot fetch the OpenAPI document") {
+		t.Errorf("fetch error: %v", err)
+	}
+}

@@ -113,6 +113,21 @@ func Load(data []byte) (*openapi3.T, error) {
 	if doc.Paths == nil || doc.Paths.Len() == 0 {
 		return nil, errors.New("the OpenAPI document has no paths")
 	}
+	// Validating walks each component schema through every reference it
+	// makes: a chain of references costs the square of its length (20,000
+	// took minutes), so how deep the schemas nest is bounded first, in one
+	// pass.
+	whole, err := doc.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("the OpenAPI document cannot be encoded: %v", err)
+	}
+	root, err := jsonValue(whole)
+	if err != nil {
+		return nil, fmt.Errorf("the OpenAPI document cannot be encoded: %v", err)
+	}
+	if d := (&depths{root: root, memo: map[string]int{}}).of(root); d > maxDepth {
+		return nil, fmt.Errorf("the OpenAPI document nests deeper than %d levels, its references followed", maxDepth)
+	}
 	if err := doc.Validate(context.Background(), openapi3.DisableExamplesValidation(), openapi3.DisableSchemaDefaultsValidation(),
 		openapi3.DisableSchemaPatternValidation(), openapi3.AllowExtraSiblingFields("description")); err != nil {
 		return nil, fmt.Errorf("the OpenAPI document is invalid: %s", clip(err.Error()))
@@ -346,7 +361,11 @@ func (t *tree) digest(path, method string) (string, error) {
 		return "", err
 	}
 	m, _ := item.(map[string]any)
-	v, err := t.inline(map[string]any{"path": path, "method": method, "parameters": m["parameters"], "operation": m[strings.ToLower(method)]}, nil, "digest")
+	stated := map[string]any{"path": path, "method": method, "parameters": m["parameters"], "operation": m[strings.ToLower(method)]}
+	if _, ref := m["$ref"]; ref { // a path item by reference: its operations are where it points, all of it digested
+		stated = map[string]any{"path": path, "method": method, "item": m}
+	}
+	v, err := t.inline(stated, nil, "digest")
 	if err != nil {
 		return "", err
 	}

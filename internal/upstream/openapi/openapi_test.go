@@ -186,7 +186,8 @@ func TestMap30Dialect(t *testing.T) {
 	}
 }
 
-// Path parameters are escaped as one segment; what would leave it is refused.
+// Path parameters are escaped as one segment; what would leave it (a dot
+// segment, escaped '/' or not) is refused.
 func TestBuildEscapes(t *testing.T) {
 	tools, err := Map(petstore(t), []string{"getUserByName", "deletePet"})
 	if err != nil {
@@ -200,7 +201,6 @@ func TestBuildEscapes(t *testing.T) {
 	}
 	base, _ := url.Parse("http://127.0.0.1:1/api/v3")
 	for in, want := range map[string]string{
-		"../admin":      "/api/v3/user/..%2Fadmin",
 		"%2F..%2Fadmin": "/api/v3/user/%252F..%252Fadmin",
 		"a\r\nHost: x":  "/api/v3/user/a%0D%0AHost:%20x",
 		"?q=1#f":        "/api/v3/user/%3Fq=1%23f",
@@ -214,7 +214,7 @@ func TestBuildEscapes(t *testing.T) {
 			t.Errorf("%q: %s (query %q)", in, r.URL.EscapedPath(), r.URL.RawQuery)
 		}
 	}
-	for _, in := range []string{"..", ".", ""} {
+	for _, in := range []string{"..", ".", "", "../admin"} {
 		if _, err := Build(b, base, map[string]any{"username": in}); err == nil {
 			t.Errorf("%q was accepted", in)
 		}

@@ -21,7 +21,12 @@ var ignoredHeaders = map[string]bool{"Accept": true, "Content-Type": true, "Auth
 // routing, credentials and what Ostiary itself sends.
 var refusedHeaders = map[string]bool{"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Connection": true, "Te": true,
 	"Trailer": true, "Upgrade": true, "Cookie": true, "Proxy-Authorization": true, "Forwarded": true, "Ostiary-Identity": true,
-	"Traceparent": true, "Tracestate": true, "X-Request-Id": true, "Keep-Alive": true, "Expect": true}
+	"Traceparent": true, "Tracestate": true, "X-Request-Id": true, "Keep-Alive": true, "Expect": true, "Accept-Encoding": true,
+	// what proxies and frameworks read as the request's real method, path
+	// or client: the method decides whether a call is read-only, held or
+	// retried, and the path is the binding's
+	"X-Http-Method-Override": true, "X-Http-Method": true, "X-Method-Override": true, "X-Original-Url": true, "X-Rewrite-Url": true,
+	"X-Original-Method": true, "X-Real-Ip": true, "X-Client-Ip": true, "True-Client-Ip": true, "Client-Ip": true, "Via": true, "X-Host": true}
 
 // parameter maps one parameter to its argument's schema; skip: one
 // OpenAPI says to ignore.
@@ -43,6 +48,7 @@ func (t *tree) parameter(p *openapi3.Parameter) (map[string]any, Param, bool, er
 			return nil, param, true, nil
 		}
 		if refusedHeaders[canon] || strings.HasPrefix(canon, "Mcp-") || strings.HasPrefix(canon, "X-Forwarded-") || strings.HasPrefix(canon, "Proxy-") ||
+			strings.HasPrefix(canon, "Ostiary-") || strings.HasPrefix(canon, "X-Ostiary-") ||
 			strings.ContainsFunc(p.Name, func(r rune) bool {
 				return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r))
 			}) {
@@ -149,6 +155,13 @@ func checkTemplate(path string, params []Param) error {
 	}
 	for v := range vars {
 		return fmt.Errorf("the path template's {%s} has no path parameter", clip(v))
+	}
+	sample := map[string]string{}
+	for _, p := range params {
+		sample[p.Name] = "x"
+	}
+	if _, err := fill(path, sample); err != nil {
+		return fmt.Errorf("its path template: %v", err)
 	}
 	return nil
 }

@@ -29,7 +29,7 @@ type Request struct {
 func Build(b *Binding, base *url.URL, args map[string]any) (*Request, error) {
 	known := map[string]bool{}
 	r := &Request{Method: b.Method, Header: http.Header{}}
-	path := b.Path
+	filled := map[string]string{}
 	q := url.Values{}
 	for _, p := range b.Params {
 		known[p.Name] = true
@@ -49,7 +49,10 @@ func Build(b *Binding, base *url.URL, args map[string]any) (*Request, error) {
 			if s == "" || s == "." || s == ".." {
 				return nil, fmt.Errorf("argument %q: a path parameter cannot be empty, '.' or '..'", clip(p.Name))
 			}
-			path = strings.ReplaceAll(path, "{"+p.Name+"}", url.PathEscape(s))
+			if dotted(s) {
+				return nil, fmt.Errorf("argument %q: a path parameter cannot hold a '.' or '..' segment", clip(p.Name))
+			}
+			filled[p.Name] = url.PathEscape(s)
 		case "query":
 			vals, err := values(v, p.Array)
 			if err != nil {
@@ -67,8 +70,9 @@ func Build(b *Binding, base *url.URL, args map[string]any) (*Request, error) {
 				return nil, fmt.Errorf("argument %q: %w", clip(p.Name), err)
 			}
 			s := strings.Join(vals, ",")
-			if strings.ContainsAny(s, "\r\n\x00") {
-				return nil, fmt.Errorf("argument %q: a header value cannot hold a line break or NUL", clip(p.Name))
+			if strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
+				// net/http would refuse to send it: refused here, before anything is sent or retried
+				return nil, fmt.Errorf("argument %q: a header value cannot hold a line break, NUL or other control character", clip(p.Name))
 			}
 			r.Header.Set(p.Name, s)
 		default:
@@ -86,8 +90,9 @@ func Build(b *Binding, base *url.URL, args map[string]any) (*Request, error) {
 			return nil, fmt.Errorf("argument %q is not a parameter of this operation", clip(k))
 		}
 	}
-	if strings.ContainsAny(path, "{}") {
-		return nil, errors.New("the path template is not filled")
+	path, err := fill(b.Path, filled)
+	if err != nil {
+		return nil, err
 	}
 	u := *base
 	u.RawQuery, u.Fragment, u.RawFragment = q.Encode(), "", ""
@@ -97,8 +102,88 @@ func Build(b *Binding, base *url.URL, args map[string]any) (*Request, error) {
 		return nil, errors.New("the path cannot be encoded")
 	}
 	u.Path, u.RawPath = dec, raw
+	if u.EscapedPath() != raw { // the URL would be sent re-encoded from its decoded path: an escaped '/' would become one
+		return nil, errors.New("the path cannot be encoded")
+	}
 	r.URL = &u
 	return r, nil
+}
+
+// fill is the escaped path of a template: its literal text escaped where
+// a path cannot hold it as it is ('/' kept, a valid %XX kept), each
+// variable replaced by its escaped value. The result has no '.' or '..'
+// segment, literal or escaped: the request stays under the base path.
+func fill(tmpl string, filled map[string]string) (string, error) {
+	var sb strings.Builder
+	rest := tmpl
+	for rest != "" {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			i = len(rest)
+		}
+		if strings.IndexByte(rest[:i], '}') >= 0 {
+			return "", errors.New("the path template is not filled")
+		}
+		sb.WriteString(escapeLiteral(rest[:i]))
+		rest = rest[i:]
+		if rest == "" {
+			break
+		}
+		j := strings.IndexByte(rest, '}')
+		if j < 0 {
+			return "", errors.New("the path template is not filled")
+		}
+		v, ok := filled[rest[1:j]]
+		if !ok {
+			return "", errors.New("the path template is not filled")
+		}
+		sb.WriteString(v)
+		rest = rest[j+1:]
+	}
+	path := sb.String()
+	for _, seg := range strings.Split(path, "/") {
+		if d, err := url.PathUnescape(seg); err != nil || d == "." || d == ".." {
+			return "", errors.New("the path would have a '.' or '..' segment")
+		}
+	}
+	return path, nil
+}
+
+// escapeLiteral escapes a template's literal text for a URL path: what an
+// escaped path may hold as it is stays, a valid %XX stays, the rest
+// (space, '?', '#', '\', non-ASCII, control characters…) is escaped.
+func escapeLiteral(s string) string {
+	const hex = "0123456789ABCDEF"
+	var sb strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~!$&'()*+,;=:@/", c) >= 0:
+			sb.WriteByte(c)
+		case c == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]):
+			sb.WriteByte(c)
+		default:
+			sb.WriteByte('%')
+			sb.WriteByte(hex[c>>4])
+			sb.WriteByte(hex[c&15])
+		}
+	}
+	return sb.String()
+}
+
+func ishex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// dotted: a value some server would read as holding a '.' or '..'
+// segment once it decodes the escaped '/' (or '\') in it.
+func dotted(s string) bool {
+	for _, seg := range strings.FieldsFunc(s, func(r rune) bool { return r == '/' || r == '\\' }) {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Request) body(b *Body, args map[string]any) error {

@@ -16,11 +16,18 @@ import (
 // maxNodes bounds the JSON values one document's schemas may expand to.
 const maxNodes = 200_000
 
+// maxDepth bounds how deep an operation nests once its references are
+// inlined (in JSON values: an object's property is two deeper): checking
+// a schema costs the square of its depth, so a chain of references a few
+// hundred long took minutes of CPU at every sync.
+const maxDepth = 128
+
 // tree is a document as plain JSON values, for resolving references.
 type tree struct {
 	root  any
 	v30   bool // OpenAPI 3.0: its schema dialect is rewritten
 	nodes int  // values produced so far, against maxNodes
+	depth int  // of the value being inlined, against maxDepth
 }
 
 // jsonValue decodes b (numbers kept exact).
@@ -32,6 +39,46 @@ func jsonValue(b []byte) (any, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// depths measures how deep a document's values nest, each local
+// reference followed (once: memoised), a reference met inside itself
+// counted as not nesting further (recursion is refused where it is used).
+type depths struct {
+	root any
+	memo map[string]int // reference → depth of its target; -1 while measured
+}
+
+func (d *depths) of(v any) int {
+	deepest := 0
+	switch x := v.(type) {
+	case map[string]any:
+		if ref, ok := x["$ref"].(string); ok && strings.HasPrefix(ref, "#") {
+			n, seen := d.memo[ref]
+			switch {
+			case !seen:
+				d.memo[ref] = -1
+				n = 0
+				if target, err := (&tree{root: d.root}).pointer(ref); err == nil {
+					n = d.of(target)
+				}
+				d.memo[ref] = n
+			case n < 0:
+				n = 0
+			}
+			deepest = n
+		}
+		for _, e := range x {
+			deepest = max(deepest, d.of(e))
+		}
+	case []any:
+		for _, e := range x {
+			deepest = max(deepest, d.of(e))
+		}
+	default:
+		return 1
+	}
+	return deepest + 1
 }
 
 // pointer resolves a local reference (#/a/b~1c).
@@ -67,6 +114,10 @@ func (t *tree) inline(v any, stack []string, what string) (any, error) {
 	if t.nodes++; t.nodes > maxNodes {
 		return nil, fmt.Errorf("%s: the schemas expand to more than %d values", what, maxNodes)
 	}
+	if t.depth++; t.depth > maxDepth {
+		return nil, fmt.Errorf("%s: the schemas nest deeper than %d levels", what, maxDepth)
+	}
+	defer func() { t.depth-- }()
 	switch x := v.(type) {
 	case map[string]any:
 		if ref, ok := x["$ref"].(string); ok {
