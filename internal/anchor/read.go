@@ -20,6 +20,11 @@ type Newest struct {
 	Checkpoint audit.Checkpoint
 	Found      bool // the anchor holds at least one checkpoint
 	Skipped    int  // lines of a file that are not checkpoints (a write cut short)
+	// Older are a file's other checkpoints, each distinct (seq, hash,
+	// root) once, in file order: a log must match them all, or it is a
+	// fork (a directory rolled back and run on), whose own newer
+	// checkpoints the file holds too. A witness answers only its newest.
+	Older []audit.Checkpoint
 }
 
 // MaxLine bounds one line of an anchor file.
@@ -77,6 +82,8 @@ func readFile(path string) (Newest, error) {
 	}
 	defer f.Close()
 	var n Newest
+	var all []audit.Checkpoint
+	seen := map[string]bool{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, MaxLine), MaxLine)
 	for sc.Scan() {
@@ -89,12 +96,21 @@ func readFile(path string) (Newest, error) {
 			n.Skipped++
 			continue
 		}
+		if k := fmt.Sprintf("%d/%x/%x", cp.Seq, cp.Hash, cp.Root); !seen[k] {
+			seen[k] = true
+			all = append(all, cp)
+		}
 		if !n.Found || cp.Seq > n.Checkpoint.Seq {
 			n.Checkpoint, n.Found = cp, true
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return n, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, cp := range all {
+		if cp.Seq != n.Checkpoint.Seq || cp.Hash != n.Checkpoint.Hash || string(cp.Root) != string(n.Checkpoint.Root) {
+			n.Older = append(n.Older, cp)
+		}
 	}
 	return n, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/ostiary/ostiary/internal/anchor"
@@ -31,7 +32,15 @@ func (a *App) openAnchors() (*anchor.Pusher, error) {
 			if err != nil {
 				return nil, fmt.Errorf("--anchor %s: its directory: %w", t.File, err)
 			}
-			if config.Inside(filepath.Join(parent, filepath.Base(t.File)), dir) {
+			real := filepath.Join(parent, filepath.Base(t.File))
+			// The file itself may be a link (into the data directory, or
+			// dangling: appending would create its target).
+			if st, err := os.Lstat(real); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+				if real, err = filepath.EvalSymlinks(real); err != nil {
+					return nil, fmt.Errorf("--anchor %s is a link to nothing: give the file itself", t.File)
+				}
+			}
+			if config.Inside(real, dir) {
 				return nil, fmt.Errorf("--anchor %s is inside the data directory: keep anchors elsewhere (another disk, another machine)", t.File)
 			}
 		}
@@ -49,8 +58,9 @@ func (a *App) AnchorStatus() []anchor.Status {
 	return a.anchors.Status()
 }
 
-// readAnchors reads the newest checkpoint of each anchor given to audit
-// verify --anchor. An anchor that holds none yet adds nothing; one that
+// readAnchors reads the checkpoints of each anchor given to audit verify
+// --anchor: a witness's newest, every one a file holds (the log must match
+// each: a newer fork of a rolled-back directory matches only the newest). An anchor that holds none yet adds nothing; one that
 // cannot be read fails the verification (exit 1): a verification that
 // was asked to compare with an anchor never silently skips it.
 func readAnchors(ctx context.Context, srcs []string, ca string) ([]audit.Anchored, error) {
@@ -67,6 +77,9 @@ func readAnchors(ctx context.Context, srcs []string, ca string) ([]audit.Anchore
 			return nil, fmt.Errorf("--anchor %s holds no checkpoint", anchor.Redact(s))
 		}
 		out = append(out, audit.Anchored{Checkpoint: n.Checkpoint, From: anchor.Redact(s)})
+		for _, cp := range n.Older {
+			out = append(out, audit.Anchored{Checkpoint: cp, From: anchor.Redact(s), Older: true})
+		}
 	}
 	return out, nil
 }
