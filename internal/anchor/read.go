@@ -124,3 +124,52 @@ func unwrap(err error) error {
 	}
 	return err
 }
+
+// tailBytes is how much of an anchor file's end a start reads: many
+// lines, never the whole file (which grows by a line a second).
+const tailBytes = 64 << 10
+
+// ReadLatest reads what a start compares its log with: a witness's newest
+// checkpoint, or the newest among the complete lines at the end of a file
+// (the last 64 KiB: the file is appended in order, and a start need not
+// read a year of lines). A file that does not exist yet holds nothing.
+func ReadLatest(ctx context.Context, a config.Anchor, ca string) (Newest, error) {
+	if a.URL != "" {
+		return ReadNewest(ctx, a.URL, ca)
+	}
+	f, err := os.Open(a.File)
+	if errors.Is(err, os.ErrNotExist) {
+		return Newest{}, nil
+	}
+	if err != nil {
+		return Newest{}, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return Newest{}, err
+	}
+	if !st.Mode().IsRegular() {
+		return Newest{}, fmt.Errorf("%s is not a regular file", a.File)
+	}
+	off := max(st.Size()-tailBytes, 0)
+	b := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
+		return Newest{}, err
+	}
+	lines := strings.Split(string(b), "\n")
+	if off > 0 {
+		lines = lines[1:] // the first is cut
+	}
+	var n Newest
+	for _, line := range lines {
+		var cp audit.Checkpoint
+		if line == "" || cp.UnmarshalJSON([]byte(line)) != nil {
+			continue
+		}
+		if !n.Found || cp.Seq > n.Checkpoint.Seq {
+			n.Checkpoint, n.Found = cp, true
+		}
+	}
+	return n, nil
+}

@@ -2,11 +2,13 @@ package app
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/ostiary/ostiary/internal/anchor"
 	"github.com/ostiary/ostiary/internal/audit"
@@ -16,7 +18,13 @@ import (
 // openAnchors starts the delivery of checkpoints to --anchor targets. A
 // file anchor must lie outside the data directory, symbolic links
 // resolved: an anchor rolled back with the directory anchors nothing.
-func (a *App) openAnchors() (*anchor.Pusher, error) {
+//
+// Before anything is logged, the log must extend what each anchor holds
+// (its newest checkpoint): a data directory rolled back, or rolled back
+// and run on, is not served, nor its fork anchored. An anchor that cannot
+// be read is logged and the start goes on (an anchor's outage is not the
+// gateway's); what it holds is checked by audit verify --anchor.
+func (a *App) openAnchors(ctx context.Context, pub ed25519.PublicKey) (*anchor.Pusher, error) {
 	var targets []config.Anchor
 	dir, err := filepath.EvalSymlinks(a.cfg.DataDir)
 	if err != nil {
@@ -45,6 +53,22 @@ func (a *App) openAnchors() (*anchor.Pusher, error) {
 			}
 		}
 		targets = append(targets, t)
+	}
+	for i, t := range targets {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		n, err := anchor.ReadLatest(rctx, t, a.cfg.AnchorCA)
+		cancel()
+		if err != nil {
+			a.log.Error("audit anchor not readable at start: this start is not compared with what it holds; audit verify --anchor will",
+				"anchor", i+1, "err", err)
+			continue
+		}
+		if !n.Found {
+			continue
+		}
+		if err := audit.CheckExtends(a.auditLog, pub, n.Checkpoint); err != nil {
+			return nil, fmt.Errorf("--anchor %d (%s): %w", i+1, anchorKind(t), err)
+		}
 	}
 	backoff := a.cfg.AnchorBackoff
 	return anchor.New(anchor.Config{Anchors: targets, CA: a.cfg.AnchorCA, Logger: a.log, Now: a.now, Backoff: backoff, RetryEvery: 100 * backoff})
@@ -82,4 +106,11 @@ func readAnchors(ctx context.Context, srcs []string, ca string) ([]audit.Anchore
 		}
 	}
 	return out, nil
+}
+
+func anchorKind(t config.Anchor) string {
+	if t.URL != "" {
+		return "witness " + anchor.Redact(t.URL)
+	}
+	return "file " + t.File
 }

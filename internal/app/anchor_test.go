@@ -274,47 +274,84 @@ func TestAnchorInsideDataDirRefused(t *testing.T) {
 	}
 }
 
-// A data directory rolled back and then run on: the server starts from
-// the older state and writes a new history (a fork) past what was
-// anchored before, and anchors that too. The newest line of the anchor
-// file then matches the fork; the older anchored checkpoints do not.
-// audit verify --anchor checks every checkpoint the file holds, not just
-// the newest, so the fork is refused.
+// A data directory rolled back and then run on: the server would start
+// from the older state and write a new history (a fork) past what was
+// anchored. The start refuses it, by file and by witness, rolled back or
+// forked. And an anchor file that holds such a fork all the same (written
+// by a version before this check, or anchored elsewhere and merged) is
+// refused by audit verify --anchor, which checks every checkpoint the
+// file holds, not just the newest (the fork's).
 func TestAnchorRefusesForkAfterRollback(t *testing.T) {
 	t.Parallel()
+	w := newWitness(t)
 	file := filepath.Join(t.TempDir(), "ostiary.anchors")
-	tune := func(c *config.Config) {
-		c.Anchors, c.AnchorBackoff, c.CheckpointEvery = []string{file}, 10*time.Millisecond, 20*time.Millisecond
+	anchored := func(anchors ...string) func(c *config.Config) {
+		return func(c *config.Config) {
+			c.Anchors, c.AnchorCA, c.AnchorBackoff, c.CheckpointEvery = anchors, w.ca, 10*time.Millisecond, 20*time.Millisecond
+		}
 	}
-	s := apptest.StartWith(t, tune)
+	s := apptest.StartWith(t, anchored(file, w.srv.URL))
 	mustStatus(t, s.Do("GET", "/api/v1/whoami", s.AdminKey, nil), http.StatusOK)
 	s.Stop()
 	old := filepath.Join(t.TempDir(), "backup")
 	copyDir(t, s.Dir, old)
 
-	s.Restart(tune)
+	s.Restart(anchored(file, w.srv.URL))
 	for range 5 {
 		mustStatus(t, s.Do("GET", "/api/v1/whoami", s.AdminKey, nil), http.StatusOK)
 	}
 	s.Stop()
 	first, err := anchor.ReadNewest(t.Context(), file, "")
-	if err != nil || !first.Found {
-		t.Fatalf("anchored: %+v %v", first, err)
+	if err != nil || !first.Found || w.seq() != first.Checkpoint.Seq {
+		t.Fatalf("anchored: %+v %v (witness %d)", first, err, w.seq())
 	}
-	// Roll the directory back in place and run on, well past the seq
-	// anchored before.
-	if err := os.RemoveAll(s.Dir); err != nil {
-		t.Fatal(err)
+	rollBack := func() {
+		t.Helper()
+		if err := os.RemoveAll(s.Dir); err != nil {
+			t.Fatal(err)
+		}
+		copyDir(t, old, s.Dir)
 	}
-	copyDir(t, old, s.Dir)
-	s.Restart(tune)
+	// Rolled back: each anchor alone refuses the start.
+	rollBack()
+	for _, a := range []string{file, w.srv.URL} {
+		if err := s.TryRestart(anchored(a)); err == nil || !strings.Contains(err.Error(), "older than one already anchored") {
+			t.Fatalf("a rolled-back directory started with --anchor %s: %v", a, err)
+		}
+	}
+	// Run on without the anchors (or anchored elsewhere), past the seq
+	// anchored before: a fork.
+	elsewhere := filepath.Join(t.TempDir(), "elsewhere.anchors")
+	rollBack()
+	s.Restart(anchored(elsewhere))
 	for range 20 {
 		mustStatus(t, s.Do("GET", "/api/v1/whoami", s.AdminKey, nil), http.StatusOK)
 	}
 	s.Stop()
+	fork, err := anchor.ReadNewest(t.Context(), elsewhere, "")
+	if err != nil || !fork.Found || fork.Checkpoint.Seq <= first.Checkpoint.Seq {
+		t.Fatalf("the fork did not pass seq %d: %+v %v", first.Checkpoint.Seq, fork, err)
+	}
+	for _, a := range []string{file, w.srv.URL} {
+		if err := s.TryRestart(anchored(a)); err == nil || !strings.Contains(err.Error(), "not the anchored one") {
+			t.Fatalf("a forked directory started with --anchor %s: %v", a, err)
+		}
+	}
+	// The fork's checkpoints in the same file as the original's: the newest
+	// line is the fork's, the older ones are not.
+	forkLines, err := os.ReadFile(elsewhere)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(forkLines)
+	f.Close()
 	n, err := anchor.ReadNewest(t.Context(), file, "")
-	if err != nil || !n.Found || n.Checkpoint.Seq <= first.Checkpoint.Seq {
-		t.Fatalf("the fork was not anchored past seq %d: %+v %v", first.Checkpoint.Seq, n, err)
+	if err != nil || n.Checkpoint.Seq != fork.Checkpoint.Seq {
+		t.Fatalf("newest of the merged file: %+v %v", n, err)
 	}
 	pub := filepath.Join(s.Dir, "keys", "audit-signing.pub")
 	code, stdout, stderr := runCLI(s, "", "audit", "verify", "--data", s.Dir, "--public-key", pub, "--anchor", file)
