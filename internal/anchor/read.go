@@ -83,7 +83,11 @@ func readFile(path string) (Newest, error) {
 	defer f.Close()
 	var n Newest
 	var all []audit.Checkpoint
-	seen := map[string]bool{}
+	type key struct {
+		seq        uint64
+		hash, root [32]byte
+	}
+	seen := map[key]bool{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, MaxLine), MaxLine)
 	for sc.Scan() {
@@ -96,7 +100,9 @@ func readFile(path string) (Newest, error) {
 			n.Skipped++
 			continue
 		}
-		if k := fmt.Sprintf("%d/%x/%x", cp.Seq, cp.Hash, cp.Root); !seen[k] {
+		k := key{seq: cp.Seq, hash: cp.Hash}
+		copy(k.root[:], cp.Root)
+		if !seen[k] {
 			seen[k] = true
 			all = append(all, cp)
 		}
