@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -107,6 +108,8 @@ type API struct {
 
 	writesMu sync.Mutex
 	writes   *lru.Map[string, *rate.Limiter] // by key id
+
+	exporting atomic.Bool // an evidence export (a read of the whole log) is under way
 }
 
 // New returns the admin API handler.

@@ -54,7 +54,19 @@ func (a *API) exportBundle(w http.ResponseWriter, r *http.Request, p *authn.Prin
 	if a.Evidence == nil {
 		return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.Unavailable, "evidence export is not available"))
 	}
-	a.settle(r.Context())
+	// Each export reads the whole log up to a fresh checkpoint and may hold
+	// 32 MiB: one at a time, so that a flood of exports cannot take the
+	// server's CPU and memory from the calls it governs.
+	if !a.exporting.CompareAndSwap(false, true) {
+		return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.Unavailable, "another evidence export is under way; try again when it is done"))
+	}
+	defer a.exporting.Store(false)
+	// "Every record of the case": an index behind the log would leave the
+	// case's newest out, under a signature that vouches for the rest.
+	if lag := a.settle(r.Context()); lag > 0 {
+		return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.Unavailable,
+			"the audit index is %d records behind the log: a bundle now could miss the case's newest records; try again shortly", lag))
+	}
 	seqs, err := evidence.CaseRecords(r.Context(), a.Audit, c)
 	if err != nil {
 		return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, err)

@@ -143,3 +143,35 @@ func TestHangingWitnessDoesNotHoldUpTheStop(t *testing.T) {
 		t.Fatalf("status after a hanging witness: %+v", st)
 	}
 }
+
+// ReadNewest gives every other distinct checkpoint of a file (Older), so
+// that verify checks them all; ReadLatest, for a start, reads only the
+// file's end, and finds the newest there even when the file is much
+// longer and its tail begins mid-line; a missing file holds nothing.
+func TestReadOlderAndLatest(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	path := filepath.Join(t.TempDir(), "anchors")
+	var b strings.Builder
+	for seq := uint64(1); seq <= 600; seq++ { // about 200 KiB
+		for range 2 { // each twice: Older holds it once
+			line, _ := checkpoint(priv, seq).MarshalJSON()
+			b.Write(line)
+			b.WriteByte('\n')
+		}
+	}
+	b.WriteString(`{"seq":9999,"ha`) // torn
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err := anchor.ReadNewest(context.Background(), path, "")
+	if err != nil || n.Checkpoint.Seq != 600 || len(n.Older) != 599 || n.Older[0].Seq != 1 || n.Skipped != 1 {
+		t.Fatalf("ReadNewest: seq %d, %d older, %d skipped, %v", n.Checkpoint.Seq, len(n.Older), n.Skipped, err)
+	}
+	l, err := anchor.ReadLatest(context.Background(), config.Anchor{File: path}, "")
+	if err != nil || !l.Found || l.Checkpoint.Seq != 600 || l.Checkpoint.Verify(priv.Public().(ed25519.PublicKey)) != nil {
+		t.Fatalf("ReadLatest: %+v %v", l, err)
+	}
+	if l, err := anchor.ReadLatest(context.Background(), config.Anchor{File: path + ".none"}, ""); err != nil || l.Found {
+		t.Fatalf("ReadLatest of a missing file: %+v %v", l, err)
+	}
+}

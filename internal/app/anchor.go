@@ -2,10 +2,13 @@ package app
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/ostiary/ostiary/internal/anchor"
 	"github.com/ostiary/ostiary/internal/audit"
@@ -15,7 +18,13 @@ import (
 // openAnchors starts the delivery of checkpoints to --anchor targets. A
 // file anchor must lie outside the data directory, symbolic links
 // resolved: an anchor rolled back with the directory anchors nothing.
-func (a *App) openAnchors() (*anchor.Pusher, error) {
+//
+// Before anything is logged, the log must extend what each anchor holds
+// (its newest checkpoint): a data directory rolled back, or rolled back
+// and run on, is not served, nor its fork anchored. An anchor that cannot
+// be read is logged and the start goes on (an anchor's outage is not the
+// gateway's); what it holds is checked by audit verify --anchor.
+func (a *App) openAnchors(ctx context.Context, pub ed25519.PublicKey) (*anchor.Pusher, error) {
 	var targets []config.Anchor
 	dir, err := filepath.EvalSymlinks(a.cfg.DataDir)
 	if err != nil {
@@ -31,11 +40,35 @@ func (a *App) openAnchors() (*anchor.Pusher, error) {
 			if err != nil {
 				return nil, fmt.Errorf("--anchor %s: its directory: %w", t.File, err)
 			}
-			if config.Inside(filepath.Join(parent, filepath.Base(t.File)), dir) {
+			real := filepath.Join(parent, filepath.Base(t.File))
+			// The file itself may be a link (into the data directory, or
+			// dangling: appending would create its target).
+			if st, err := os.Lstat(real); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+				if real, err = filepath.EvalSymlinks(real); err != nil {
+					return nil, fmt.Errorf("--anchor %s is a link to nothing: give the file itself", t.File)
+				}
+			}
+			if config.Inside(real, dir) {
 				return nil, fmt.Errorf("--anchor %s is inside the data directory: keep anchors elsewhere (another disk, another machine)", t.File)
 			}
 		}
 		targets = append(targets, t)
+	}
+	for i, t := range targets {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		n, err := anchor.ReadLatest(rctx, t, a.cfg.AnchorCA)
+		cancel()
+		if err != nil {
+			a.log.Error("audit anchor not readable at start: this start is not compared with what it holds; audit verify --anchor will",
+				"anchor", i+1, "err", err)
+			continue
+		}
+		if !n.Found {
+			continue
+		}
+		if err := audit.CheckExtends(a.auditLog, pub, n.Checkpoint); err != nil {
+			return nil, fmt.Errorf("--anchor %d (%s): %w", i+1, anchorKind(t), err)
+		}
 	}
 	backoff := a.cfg.AnchorBackoff
 	return anchor.New(anchor.Config{Anchors: targets, CA: a.cfg.AnchorCA, Logger: a.log, Now: a.now, Backoff: backoff, RetryEvery: 100 * backoff})
@@ -49,8 +82,9 @@ func (a *App) AnchorStatus() []anchor.Status {
 	return a.anchors.Status()
 }
 
-// readAnchors reads the newest checkpoint of each anchor given to audit
-// verify --anchor. An anchor that holds none yet adds nothing; one that
+// readAnchors reads the checkpoints of each anchor given to audit verify
+// --anchor: a witness's newest, every one a file holds (the log must match
+// each: a newer fork of a rolled-back directory matches only the newest). An anchor that holds none yet adds nothing; one that
 // cannot be read fails the verification (exit 1): a verification that
 // was asked to compare with an anchor never silently skips it.
 func readAnchors(ctx context.Context, srcs []string, ca string) ([]audit.Anchored, error) {
@@ -67,6 +101,16 @@ func readAnchors(ctx context.Context, srcs []string, ca string) ([]audit.Anchore
 			return nil, fmt.Errorf("--anchor %s holds no checkpoint", anchor.Redact(s))
 		}
 		out = append(out, audit.Anchored{Checkpoint: n.Checkpoint, From: anchor.Redact(s)})
+		for _, cp := range n.Older {
+			out = append(out, audit.Anchored{Checkpoint: cp, From: anchor.Redact(s), Older: true})
+		}
 	}
 	return out, nil
+}
+
+func anchorKind(t config.Anchor) string {
+	if t.URL != "" {
+		return "witness " + anchor.Redact(t.URL)
+	}
+	return "file " + t.File
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"io"
 	"io/fs"
 	"net/http"
@@ -247,10 +248,129 @@ func TestAnchorInsideDataDirRefused(t *testing.T) {
 	if err := os.Symlink(s.Dir, link); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{filepath.Join(s.Dir, "anchors"), filepath.Join(link, "anchors")} {
+	// The anchor file itself a link into the data directory, existing or
+	// not yet (appending would create it there).
+	fileLink, dangling := filepath.Join(t.TempDir(), "anchors"), filepath.Join(t.TempDir(), "anchors")
+	if err := os.WriteFile(filepath.Join(s.Dir, "anchors"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(s.Dir, "anchors"), fileLink); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(s.Dir, "anchors-new"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(s.Dir, "anchors"), filepath.Join(link, "anchors"), fileLink} {
 		err := s.TryRestart(func(c *config.Config) { c.Anchors = []string{p} })
 		if err == nil || !strings.Contains(err.Error(), "inside the data directory") {
 			t.Fatalf("--anchor %s: %v", p, err)
 		}
+	}
+	if err := s.TryRestart(func(c *config.Config) { c.Anchors = []string{dangling} }); err == nil || !strings.Contains(err.Error(), "link to nothing") {
+		t.Fatalf("--anchor a dangling link: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(s.Dir, "anchors-new")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the dangling link's target was created: %v", err)
+	}
+}
+
+// A data directory rolled back and then run on: the server would start
+// from the older state and write a new history (a fork) past what was
+// anchored. The start refuses it, by file and by witness, rolled back or
+// forked. And an anchor file that holds such a fork all the same (written
+// by a version before this check, or anchored elsewhere and merged) is
+// refused by audit verify --anchor, which checks every checkpoint the
+// file holds, not just the newest (the fork's).
+func TestAnchorRefusesForkAfterRollback(t *testing.T) {
+	t.Parallel()
+	w := newWitness(t)
+	file := filepath.Join(t.TempDir(), "ostiary.anchors")
+	anchored := func(anchors ...string) func(c *config.Config) {
+		return func(c *config.Config) {
+			c.Anchors, c.AnchorCA, c.AnchorBackoff, c.CheckpointEvery = anchors, w.ca, 10*time.Millisecond, 20*time.Millisecond
+		}
+	}
+	s := apptest.StartWith(t, anchored(file, w.srv.URL))
+	mustStatus(t, s.Do("GET", "/api/v1/whoami", s.AdminKey, nil), http.StatusOK)
+	s.Stop()
+	old := filepath.Join(t.TempDir(), "backup")
+	copyDir(t, s.Dir, old)
+
+	s.Restart(anchored(file, w.srv.URL))
+	for range 5 {
+		mustStatus(t, s.Do("GET", "/api/v1/whoami", s.AdminKey, nil), http.StatusOK)
+	}
+	s.Stop()
+	first, err := anchor.ReadNewest(t.Context(), file, "")
+	if err != nil || !first.Found || w.seq() != first.Checkpoint.Seq {
+		t.Fatalf("anchored: %+v %v (witness %d)", first, err, w.seq())
+	}
+	rollBack := func() {
+		t.Helper()
+		if err := os.RemoveAll(s.Dir); err != nil {
+			t.Fatal(err)
+		}
+		copyDir(t, old, s.Dir)
+	}
+	// Rolled back: each anchor alone refuses the start.
+	rollBack()
+	for _, a := range []string{file, w.srv.URL} {
+		if err := s.TryRestart(anchored(a)); err == nil || !strings.Contains(err.Error(), "older than one already anchored") {
+			t.Fatalf("a rolled-back directory started with --anchor %s: %v", a, err)
+		}
+	}
+	// Run on without the anchors (or anchored elsewhere), past the seq
+	// anchored before: a fork.
+	elsewhere := filepath.Join(t.TempDir(), "elsewhere.anchors")
+	rollBack()
+	s.Restart(anchored(elsewhere))
+	for range 20 {
+		mustStatus(t, s.Do("GET", "/api/v1/whoami", s.AdminKey, nil), http.StatusOK)
+	}
+	s.Stop()
+	fork, err := anchor.ReadNewest(t.Context(), elsewhere, "")
+	if err != nil || !fork.Found || fork.Checkpoint.Seq <= first.Checkpoint.Seq {
+		t.Fatalf("the fork did not pass seq %d: %+v %v", first.Checkpoint.Seq, fork, err)
+	}
+	for _, a := range []string{file, w.srv.URL} {
+		if err := s.TryRestart(anchored(a)); err == nil || !strings.Contains(err.Error(), "not the anchored one") {
+			t.Fatalf("a forked directory started with --anchor %s: %v", a, err)
+		}
+	}
+	// The fork's checkpoints in the same file as the original's: the newest
+	// line is the fork's, the older ones are not.
+	forkLines, err := os.ReadFile(elsewhere)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(forkLines)
+	f.Close()
+	n, err := anchor.ReadNewest(t.Context(), file, "")
+	if err != nil || n.Checkpoint.Seq != fork.Checkpoint.Seq {
+		t.Fatalf("newest of the merged file: %+v %v", n, err)
+	}
+	pub := filepath.Join(s.Dir, "keys", "audit-signing.pub")
+	code, stdout, stderr := runCLI(s, "", "audit", "verify", "--data", s.Dir, "--public-key", pub, "--anchor", file)
+	if code != 3 || !strings.Contains(stderr, "fork of the anchored history") {
+		t.Fatalf("a forked directory with --anchor: exit %d\n%s%s", code, stdout, stderr)
+	}
+	// An older line of the file not signed by the trusted key is named as
+	// such when the log differs from it.
+	_, otherKey, _ := ed25519.GenerateKey(nil)
+	forged := audit.Checkpoint{Seq: 1, Root: make([]byte, 32), Time: time.Now()}
+	forged.Sign(otherKey)
+	fb, _ := json.Marshal(forged)
+	nb, _ := json.Marshal(n.Checkpoint)
+	forgedFile := filepath.Join(t.TempDir(), "forged.anchors")
+	if err := os.WriteFile(forgedFile, append(append(fb, '\n'), append(nb, '\n')...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runCLI(s, "", "audit", "verify", "--data", s.Dir, "--public-key", pub, "--anchor", forgedFile)
+	if code != 3 || !strings.Contains(stderr, "not the trusted key's") {
+		t.Fatalf("an anchor file with a forged older line: exit %d %s", code, stderr)
 	}
 }

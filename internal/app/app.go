@@ -242,7 +242,7 @@ func (a *App) open(ctx context.Context) error {
 	}
 	var onCheckpoint func(audit.Checkpoint)
 	if len(a.cfg.Anchors) > 0 {
-		if a.anchors, err = a.openAnchors(); err != nil {
+		if a.anchors, err = a.openAnchors(ctx, priv.Public().(ed25519.PublicKey)); err != nil {
 			return err
 		}
 		onCheckpoint = a.anchors.Offer

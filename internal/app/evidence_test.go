@@ -28,6 +28,7 @@ import (
 //	verify against another public key                     exit 3
 //	one byte of the bundle changed                        exit 3 (every offset: internal/evidence TestBundleAnyByteChangedFails)
 //	verify without --public-key                           exit 2: never trust the key a bundle names
+//	verify of an endless "file" (/dev/zero, a pipe)        exit 3 after reading 32 MiB, not memory exhausted
 func TestEvidenceBundleEndToEnd(t *testing.T) {
 	t.Parallel()
 	s, _, alice := policySetup(t)
@@ -117,6 +118,12 @@ func TestEvidenceBundleEndToEnd(t *testing.T) {
 	}
 	if code, _, _ := runCLI(s, "", "evidence", "verify", out); code != 2 {
 		t.Fatalf("verify without --public-key: exit %d", code)
+	}
+	// A "file" whose size says nothing (a device, a pipe) is read only as
+	// far as a bundle can go: an endless one is refused, not read into
+	// memory until the process dies.
+	if code, _, stderr := runCLI(s, "", "evidence", "verify", "/dev/zero", "--public-key", pub); code != 3 || !strings.Contains(stderr, "larger than") {
+		t.Fatalf("verify of /dev/zero: exit %d %s", code, stderr)
 	}
 	if err := os.Rename(s.Dir+".gone", s.Dir); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 
@@ -225,4 +226,30 @@ func detailSeq(d map[string]any, key string) (uint64, bool) {
 		return 0, false
 	}
 	return s, true
+}
+
+// CheckExtends refuses to go on from a log that is older than, or not an
+// extension of, cp, a checkpoint held outside the data directory (an
+// anchor): a data directory rolled back, or rolled back and run on (a
+// fork). cp must be pub's.
+func CheckExtends(log *wal.Log, pub ed25519.PublicKey, cp Checkpoint) error {
+	if err := cp.Verify(pub); err != nil {
+		return fmt.Errorf("audit: the anchored checkpoint: %w", err)
+	}
+	if cp.Seq == 0 {
+		return nil
+	}
+	if last := log.Last(); last < cp.Seq {
+		return fmt.Errorf("audit: the log ends at record %d but an anchored checkpoint attests record %d: "+
+			"this data directory is older than one already anchored (rolled back, or its tail cut); run 'ostiary audit verify --anchor'", last, cp.Seq)
+	}
+	r, err := recordAt(log, cp.Seq)
+	if err != nil {
+		return err
+	}
+	if r.Hash != cp.Hash {
+		return fmt.Errorf("audit: record %d differs from the anchored checkpoint: this data directory's history is not the anchored one "+
+			"(rolled back and run on from the older state, or rewritten); run 'ostiary audit verify --anchor'", cp.Seq)
+	}
+	return nil
 }

@@ -137,6 +137,7 @@ type chainCheck struct {
 	prev   [32]byte
 	seq    uint64
 	tree   *merkleTree
+	pub    ed25519.PublicKey
 }
 
 // attestation is what a signed checkpoint says of record seq: its hash,
@@ -145,10 +146,13 @@ type attestation struct {
 	hash   [32]byte
 	root   []byte
 	anchor string // where it was anchored, if it came from an anchor
+	// unchecked is an older anchored checkpoint whose signature has not
+	// been checked: it is, if the log differs from it.
+	unchecked *Checkpoint
 }
 
 func newChainCheck(pub ed25519.PublicKey, latest Checkpoint, cps []Checkpoint) (*chainCheck, error) {
-	c := &chainCheck{sum: Summary{KeyID: KeyFingerprint(pub), Checkpoints: len(cps)}, latest: latest, tree: newMerkleTree()}
+	c := &chainCheck{sum: Summary{KeyID: KeyFingerprint(pub), Checkpoints: len(cps)}, latest: latest, tree: newMerkleTree(), pub: pub}
 	if err := latest.Verify(pub); err != nil {
 		// Not signed by the trusted key: the key was swapped or the file
 		// forged, which is what verification exists to report.
@@ -169,13 +173,23 @@ func newChainCheck(pub ed25519.PublicKey, latest Checkpoint, cps []Checkpoint) (
 
 // anchored adds checkpoints kept off the machine (verify --anchor): the
 // chain must reach and match each, or the log is older than what was
-// anchored (rolled back) or rewritten. Each must be signed by pub.
+// anchored (rolled back), rewritten, or a fork (rolled back and run on).
+// Each anchor's newest must be signed by pub, checked here; an older one
+// (Older) only if the log does not match it (next), so that a year of an
+// anchor file's lines costs no signature checks when all is well.
 func (c *chainCheck) anchored(pub ed25519.PublicKey, anchors []Anchored) error {
-	for _, a := range anchors {
-		if err := a.Checkpoint.Verify(pub); err != nil {
+	for i := range anchors {
+		a := &anchors[i]
+		at := attestation{hash: a.Checkpoint.Hash, root: a.Checkpoint.Root, anchor: a.From}
+		if a.Older {
+			at.unchecked = &a.Checkpoint
+		} else if err := a.Checkpoint.Verify(pub); err != nil {
 			return &ChainError{Seq: a.Checkpoint.Seq, Problem: "anchored checkpoint from " + a.From + ": " + err.Error()}
 		}
-		c.attest[a.Checkpoint.Seq] = append(c.attest[a.Checkpoint.Seq], attestation{hash: a.Checkpoint.Hash, root: a.Checkpoint.Root, anchor: a.From})
+		if at.root != nil && len(at.root) != len(at.hash) {
+			return &ChainError{Seq: a.Checkpoint.Seq, Problem: "anchored checkpoint from " + a.From + " has a malformed Merkle root"}
+		}
+		c.attest[a.Checkpoint.Seq] = append(c.attest[a.Checkpoint.Seq], at)
 	}
 	return nil
 }
@@ -185,6 +199,10 @@ func (c *chainCheck) anchored(pub ed25519.PublicKey, anchors []Anchored) error {
 type Anchored struct {
 	Checkpoint Checkpoint
 	From       string // the anchor it came from, for messages
+	// Older marks a checkpoint below its anchor's newest (a file holds
+	// every one it was given): the log must match it as well, and its
+	// signature is checked only if it does not.
+	Older bool
 }
 
 // next checks r's place in the chain; hashed, if set, checks that r's Hash
@@ -208,15 +226,23 @@ func (c *chainCheck) next(r *Record, hashed func() error) error {
 	}
 	c.tree.add(r.Hash)
 	for _, a := range c.attest[r.Seq] {
-		what := "a signed checkpoint"
+		what, why := "a signed checkpoint", "the chain was rewritten"
 		if a.anchor != "" {
 			what = "the checkpoint anchored at " + a.anchor
+			why = "the chain was rewritten, or the data directory was rolled back and run on from the older state: a fork of the anchored history"
 		}
-		if a.hash != r.Hash {
-			return &ChainError{Seq: r.Seq, Problem: "differs from what " + what + " attests (the chain was rewritten)"}
+		differs := a.hash != r.Hash
+		problem := "differs from what " + what + " attests (" + why + ")"
+		if !differs && a.root != nil && string(a.root) != string(c.tree.root()) {
+			differs, problem = true, "the Merkle root of the records up to here differs from what "+what+" attests ("+why+")"
 		}
-		if a.root != nil && string(a.root) != string(c.tree.root()) {
-			return &ChainError{Seq: r.Seq, Problem: "the Merkle root of the records up to here differs from what " + what + " attests (the chain was rewritten)"}
+		if differs && a.unchecked != nil {
+			if err := a.unchecked.Verify(c.pub); err != nil {
+				problem = what + " is not the trusted key's: " + err.Error()
+			}
+		}
+		if differs {
+			return &ChainError{Seq: r.Seq, Problem: problem}
 		}
 	}
 	c.prev, c.seq = r.Hash, r.Seq

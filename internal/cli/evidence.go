@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -144,16 +145,19 @@ added or removed, another key); 2 bad command line; 1 a file could not be read.`
 			if err != nil {
 				return err
 			}
-			st, err := os.Stat(argv[0])
+			// Read at most one byte more than a bundle can be: a size
+			// from stat says nothing of a device or a pipe.
+			f, err := os.Open(argv[0])
 			if err != nil {
 				return err
 			}
-			if st.Size() > evidence.MaxBundleBytes+1 {
+			b, err := io.ReadAll(io.LimitReader(f, evidence.MaxBundleBytes+2))
+			f.Close()
+			if err != nil {
+				return err
+			}
+			if len(b) > evidence.MaxBundleBytes+1 {
 				return &exitError{code: ExitTampered, err: fmt.Errorf("%s is larger than any bundle (%d MiB)", argv[0], evidence.MaxBundleBytes>>20)}
-			}
-			b, err := os.ReadFile(argv[0])
-			if err != nil {
-				return err
 			}
 			sum, err := evidence.VerifyBundle(b, key)
 			if err != nil {
