@@ -126,6 +126,7 @@ type EvidencePage struct {
 	Kind             string                     `json:"kind"`
 	ApprovalRecords  []evidence.ApprovalRecord  `json:"approval_records,omitzero"`
 	ExceptionRecords []evidence.ExceptionRecord `json:"exception_records,omitzero"`
+	AccessReviews    []evidence.AccessReview    `json:"access_reviews,omitzero"`
 	IndexLag         uint64                     `json:"index_lag,omitempty"` // as in AuditPage
 }
 
@@ -159,9 +160,12 @@ func (a *API) evidence(kind string) handlerFunc {
 		}
 		eq := evidence.Query{User: q.Actor, Since: q.Since, Until: q.Until, Limit: q.Limit}
 		page := EvidencePage{Kind: kind, IndexLag: a.settle(r.Context())}
-		if kind == evidence.KindApproval {
+		switch kind {
+		case evidence.KindApproval:
 			page.ApprovalRecords, err = evidence.ApprovalRecords(r.Context(), a.Audit, a.Audit, eq)
-		} else {
+		case evidence.KindAccessReview:
+			page.AccessReviews, err = evidence.AccessReviews(r.Context(), a.Audit, a.Reviews, eq)
+		default:
 			page.ExceptionRecords, err = evidence.ExceptionRecords(r.Context(), a.Audit, eq)
 		}
 		if err != nil {

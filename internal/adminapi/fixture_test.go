@@ -22,6 +22,7 @@ import (
 	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/policy"
+	"github.com/ostiary/ostiary/internal/review"
 	"github.com/ostiary/ostiary/internal/store/sqlite/sqlitetest"
 	"github.com/ostiary/ostiary/internal/testutil"
 	"github.com/ostiary/ostiary/internal/upstream"
@@ -99,8 +100,12 @@ func newFixture(t *testing.T, tune ...func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(pl.Close)
+	reviews, err := review.New(review.Config{Store: st, Directory: st, Identities: ids, History: st, Tools: func() []string { return nil }, Auditor: w, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := Config{Authn: f.authn, Failures: failures, Identity: ids, Catalog: cat, Kill: kill, Vault: v, Auditor: w, Audit: st, Index: w,
-		Logger: log, Now: now, Policy: policies, Explainer: pl, Approvals: approvals}
+		Logger: log, Now: now, Policy: policies, Explainer: pl, Approvals: approvals, Reviews: reviews}
 	for _, fn := range tune {
 		fn(&cfg)
 	}

@@ -136,6 +136,7 @@ type Writer struct {
 	trouble   atomic.Pointer[error]         // the last commit's failure, if it failed and was not a StorageError
 	busySince atomic.Int64                  // unix ns since when the writer is in a call to the store; 0: not
 	stalled   atomic.Pointer[chan struct{}] // closed (and replaced) when that call has lasted too long
+	feeds     atomic.Pointer[[]*Feed]       // consumers of committed records (Subscribe)
 
 	// owned by the run goroutine
 	seq    uint64

@@ -38,7 +38,7 @@ func (e *env) auditQueryCmd() *cobra.Command {
 	var limit int
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "query [--kind approval_record|exception_record] [--user NAME] [--event TYPE] [--since DURATION|TIME] [--limit N]",
+		Use:   "query [--kind approval_record|exception_record|access_review] [--user NAME] [--event TYPE] [--since DURATION|TIME] [--limit N]",
 		Short: "Query audit records, or evidence records assembled from them, newest first (needs the read-audit grant)",
 		Long: `Query audit records, newest first (needs the read-audit grant).
 
@@ -48,7 +48,9 @@ votes, whether it ran and how that call ended, and the sequence numbers of
 every audit record involved. --kind exception_record gives each denial or
 failure (refused calls, holds, policy denials, rate limits, kill switches,
 refused votes, failed upstream calls, undelivered webhooks) with what Ostiary
-did about it. With --kind, only --user, --since, --until and --limit apply.`,
+did about it. --kind access_review gives each access review campaign: its
+items (what each identity could do and did), each verdict and revocation, and
+the audit records of all of it. With --kind, only --user, --since, --until and --limit apply.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q := url.Values{}
@@ -103,7 +105,7 @@ did about it. With --kind, only --user, --since, --until and --limit apply.`,
 	f.StringVar(&since, "since", "", "records from this long ago (12h, 7d) or this time (RFC 3339)")
 	f.StringVar(&until, "until", "", "records before this long ago or this time")
 	f.IntVar(&limit, "limit", 50, "at most this many records (1–1000)")
-	f.StringVar(&kind, "kind", "", "evidence records instead: approval_record or exception_record")
+	f.StringVar(&kind, "kind", "", "evidence records instead: approval_record, exception_record or access_review")
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }
@@ -155,11 +157,26 @@ func (e *env) evidenceQuery(cmd *cobra.Command, kind string, q url.Values, asJSO
 		path = "/audit/approval_records"
 	case evidence.KindException:
 		path = "/audit/exception_records"
+	case evidence.KindAccessReview:
+		path = "/audit/access_reviews"
 	default:
-		return usageError("--kind: approval_record or exception_record")
+		return usageError("--kind: approval_record, exception_record or access_review")
 	}
 	var page adminapi.EvidencePage
 	return e.call(cmd, "GET", path, q, nil, &page, asJSON, func() error {
+		if kind == evidence.KindAccessReview {
+			t := newTable(e.stdout, "REVIEW", "NAME", "OUTCOME", "IDENTITY", "STATUS", "DECISION", "REVOKED", "BY", "AUDIT SEQS")
+			for _, r := range page.AccessReviews {
+				seqs := make([]string, len(r.Records))
+				for i, x := range r.Records {
+					seqs[i] = strconv.FormatUint(x.Seq, 10)
+				}
+				for _, it := range r.Review.Items {
+					t.row(r.Review.ID, r.Review.Name, r.Outcome, it.Identity, it.Status, dash(it.Decision), list(it.Revoked), dash(it.AttestedBy), strings.Join(seqs, ","))
+				}
+			}
+			return t.flush()
+		}
 		if kind == evidence.KindApproval {
 			t := newTable(e.stdout, "APPROVAL", "OUTCOME", "REQUESTER", "TOOL", "RISK", "REASONS", "VOTES", "CALL", "AUDIT SEQS")
 			for _, r := range page.ApprovalRecords {

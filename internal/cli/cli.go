@@ -93,7 +93,7 @@ func (e *env) root() *cobra.Command {
 		Long: `Ostiary authenticates, authorizes, audits and governs every request an AI agent makes.
 
 Local commands:   init, serve, demo, audit verify, audit reindex, policy test, config check, completion
-Admin commands:   users, roles, idp, keys, upstreams, tools, secrets, policy, approvals, killswitch,
+Admin commands:   users, roles, idp, keys, upstreams, tools, secrets, policy, approvals, alerts, reviews, killswitch,
                   audit query, whoami
 MCP client:       mcp tools, mcp call
                   (these talk to a running server: set OSTIARY_ADDR and OSTIARY_TOKEN,
@@ -108,7 +108,7 @@ MCP client:       mcp tools, mcp call
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	root.AddCommand(e.initCmd(), e.serveCmd(), e.demoCmd(), e.loginCmd(), e.logoutCmd(), e.usersCmd(), e.rolesCmd(), e.idpCmd(), e.keysCmd(), e.auditCmd(), e.whoamiCmd(),
-		e.upstreamsCmd(), e.toolsCmd(), e.killswitchCmd(), e.secretsCmd(), e.policyCmd(), e.approvalsCmd(), e.mcpCmd(), e.demoUpstreamCmd(),
+		e.upstreamsCmd(), e.toolsCmd(), e.killswitchCmd(), e.secretsCmd(), e.policyCmd(), e.approvalsCmd(), e.alertsCmd(), e.reviewsCmd(), e.mcpCmd(), e.demoUpstreamCmd(),
 		e.versionCmd(), e.configCmd())
 	// cobra adds these when it runs; add them now so that groupCommands sees them.
 	root.InitDefaultHelpCmd()

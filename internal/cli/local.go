@@ -99,6 +99,8 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().DurationVar(&cfg.StoreTimeout, "store-timeout", 0, "bound on every wait on the database (its lock held elsewhere, a slow disk): past it a call or change is refused with 503 (default 2s)")
 	cmd.Flags().StringArrayVar(&cfg.Webhooks, "approval-webhook", nil, "POST approval events here, signed (https, or http to loopback; slack:URL for Slack's format; repeatable; or OSTIARY_APPROVAL_WEBHOOKS, comma-separated)")
 	cmd.Flags().StringVar(&cfg.WebhookKeyFile, "webhook-key-file", "", "HMAC-SHA256 key of webhook signatures, at least 32 characters, mode 0600 (default DIR/keys/webhook-signing.key, created if missing; or OSTIARY_WEBHOOK_KEY_FILE)")
+	cmd.Flags().StringVar(&cfg.Alerts, "alerts", "", "governance alert rules and their routes, a YAML `FILE` (see README, Operating Ostiary; or OSTIARY_ALERTS)")
+	cmd.Flags().DurationVar(&cfg.AlertsEvery, "alerts-check-every", 0, "how often unacknowledged alerts are escalated and overdue access review items alerted (default 10s)")
 	cmd.Flags().DurationVar(&cfg.ApprovalWait, "approval-wait", 0, "how long a call held for approval waits for it before answering with the request id (default 10s; 0s: answer at once)")
 	cmd.Flags().StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the vault's master key, 64 hex characters, mode 0600 (default DIR/keys/master.key; or OSTIARY_MASTER_KEY_FILE)")
 	hsmFlags(cmd, cfg)

@@ -47,6 +47,8 @@ type Config struct {
 	Webhooks        []string      // approval webhook URLs ("slack:URL" for Slack's format)
 	WebhookKeyFile  string        // HMAC signing key of webhooks; default DIR/keys/webhook-signing.key
 	WebhookBackoff  time.Duration // first retry delay of a webhook delivery (default 1s; tests shorten it)
+	Alerts          string        // governance alert rules and routes (YAML); empty: no alerts
+	AlertsEvery     time.Duration // how often unacknowledged alerts and overdue access reviews are checked (default 10s)
 	RateKey         Rate          // requests per API key
 	RateUser        Rate          // requests per user, over all their keys
 	RateTool        Rate          // calls per tool, over all callers
