@@ -269,7 +269,9 @@ func (s *Service) Escalate(ctx context.Context) error {
 			return ts.MarkAlertEscalated(ctx, a.ID, now)
 		}})
 		if err != nil {
-			errs = append(errs, err)
+			if !fault.Is(err, fault.Conflict) { // acknowledged meanwhile: its record says so
+				errs = append(errs, err)
+			}
 			continue
 		}
 		a.EscalatedAt = now

@@ -56,6 +56,13 @@ func (a *App) openOps(ctx context.Context, ids *identity.Service) error {
 	return nil
 }
 
+// CheckAlerts reads and checks an alert rules file, as serve --alerts
+// does before it starts.
+func CheckAlerts(path string) error {
+	_, err := readAlerts(path)
+	return err
+}
+
 // readAlerts reads and checks an alert rules file; its errors name the
 // file and the line.
 func readAlerts(path string) (*alert.Document, error) {

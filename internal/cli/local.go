@@ -195,6 +195,12 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	if flags.WebhookKeyFile != "" {
 		cfg.WebhookKeyFile = flags.WebhookKeyFile
 	}
+	if flags.AlertsEvery < 0 {
+		return cfg, fmt.Errorf("--alerts-check-every must be positive")
+	}
+	if flags.AlertsEvery > 0 {
+		cfg.AlertsEvery = flags.AlertsEvery
+	}
 	if cmd.Flags().Changed("approval-wait") {
 		cfg.ApprovalWait = flags.ApprovalWait
 	}
@@ -225,7 +231,7 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	}
 	for _, f := range []struct{ from, to *string }{{&flags.TLSCert, &cfg.TLSCert}, {&flags.TLSKey, &cfg.TLSKey}, {&flags.TLSMin, &cfg.TLSMin},
 		{&flags.MasterKeyFile, &cfg.MasterKeyFile}, {&flags.MasterKeyPKCS11, &cfg.MasterKeyPKCS11}, {&flags.PKCS11Token, &cfg.PKCS11Token},
-		{&flags.PKCS11Key, &cfg.PKCS11Key}, {&flags.PKCS11PINFile, &cfg.PKCS11PINFile}} {
+		{&flags.PKCS11Key, &cfg.PKCS11Key}, {&flags.PKCS11PINFile, &cfg.PKCS11PINFile}, {&flags.Alerts, &cfg.Alerts}} {
 		if *f.from != "" {
 			*f.to = *f.from
 		}
@@ -278,6 +284,11 @@ FILE' checks a file without starting anything.`,
 			}
 			if err := cfg.Validate(); err != nil {
 				return usageError("%v", err)
+			}
+			if cfg.Alerts != "" {
+				if err := app.CheckAlerts(cfg.Alerts); err != nil {
+					return usageError("%v", err)
+				}
 			}
 			return e.serve(cmd.Context(), cfg, func(url string) {
 				fmt.Fprintf(e.stdout, "ostiary serving on %s (data %s); stop with Ctrl-C\n", url, cfg.DataDir)
