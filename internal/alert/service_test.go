@@ -311,3 +311,24 @@ func TestAlertBodiesHoldNoArgumentValues(t *testing.T) {
 		t.Errorf("egress hosts told: %v", hosts)
 	}
 }
+
+// A flood the rules cannot keep up with never holds the writer: records
+// beyond the feed are dropped, and how many is on record.
+func TestFeedOverflowOnRecord(t *testing.T) {
+	f := newFixture(t)
+	feed := f.env.Writer.Subscribe(1)
+	for i := range 10 {
+		if _, err := f.env.Writer.Write(context.Background(), audit.Entry{Record: audit.Record{Event: "tool-call", Outcome: audit.Denied, Actor: "mallory",
+			Target: fmt.Sprintf("tool:shop.t%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.svc.Run(ctx, feed, time.Millisecond) }()
+	defer func() { cancel(); <-done }()
+	testutil.Eventually(t, 5*time.Second, func() bool { return len(f.records(t, alert.EventFeedDropped)) == 1 }, "no record of the dropped records")
+	if r := f.records(t, alert.EventFeedDropped)[0]; fmt.Sprint(r.Detail["records"]) != "9" || r.Outcome != audit.Failed {
+		t.Errorf("%+v", r)
+	}
+}
