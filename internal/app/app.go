@@ -31,6 +31,7 @@ import (
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/config"
+	"github.com/ostiary/ostiary/internal/export"
 	"github.com/ostiary/ostiary/internal/gateway"
 	"github.com/ostiary/ostiary/internal/govern"
 	"github.com/ostiary/ostiary/internal/identity"
@@ -85,9 +86,10 @@ type App struct {
 	alerts     *alert.Service      // nil without --alerts
 	alertFeed  *audit.Feed         // the records the alert rules read
 	reviews    *review.Service
-	opsDone    chan struct{} // one value per loop startOps started, as it ends
-	sweepDone  chan struct{} // closed when the approval expiry loop has ended
-	vaultDone  chan struct{} // closed when the vault's lifecycle loop has ended
+	exporter   *export.Exporter // nil without --export
+	opsDone    chan struct{}    // one value per loop startOps started, as it ends
+	sweepDone  chan struct{}    // closed when the approval expiry loop has ended
+	vaultDone  chan struct{}    // closed when the vault's lifecycle loop has ended
 	closeOnce  sync.Once
 	closeErr   error
 }
@@ -539,6 +541,9 @@ func (a *App) release() {
 	}
 	if a.alerts != nil { // likewise
 		a.alerts.Close()
+	}
+	if a.exporter != nil {
+		a.exporter.Close()
 	}
 	if a.vault != nil {
 		a.vault.Close()

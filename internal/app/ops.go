@@ -2,13 +2,16 @@ package app
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/ostiary/ostiary/internal/alert"
+	"github.com/ostiary/ostiary/internal/export"
 	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/review"
 )
@@ -23,6 +26,9 @@ func (a *App) openOps(ctx context.Context, ids *identity.Service) error {
 	var err error
 	if a.reviews, err = review.New(review.Config{Store: a.store, Directory: a.store, Identities: ids, History: a.store,
 		Tools: a.toolNames, Auditor: a.writer, Now: a.now}); err != nil {
+		return err
+	}
+	if err := a.openExport(); err != nil {
 		return err
 	}
 	if a.cfg.Alerts == "" {
@@ -126,7 +132,15 @@ func (a *App) startOps() {
 	if every <= 0 {
 		every = 10 * time.Second
 	}
-	a.opsDone = make(chan struct{}, 2)
+	a.opsDone = make(chan struct{}, 3)
+	if a.exporter != nil {
+		go func() {
+			defer func() { a.opsDone <- struct{}{} }()
+			a.exporter.Run(a.base)
+		}()
+	} else {
+		a.opsDone <- struct{}{}
+	}
 	if a.alerts != nil {
 		go func() {
 			defer func() { a.opsDone <- struct{}{} }()
@@ -158,8 +172,9 @@ func (a *App) startOps() {
 // stopOps waits for what startOps started (the base context has ended).
 func (a *App) stopOps() {
 	if a.opsDone != nil {
-		<-a.opsDone
-		<-a.opsDone
+		for range cap(a.opsDone) {
+			<-a.opsDone
+		}
 	}
 }
 
@@ -168,3 +183,45 @@ func (a *App) Alerts() *alert.Service { return a.alerts }
 
 // Reviews is the access review service; tests drive it.
 func (a *App) Reviews() *review.Service { return a.reviews }
+
+// ParseExports reads every --export, naming the one that is wrong.
+func ParseExports(specs []string) ([]export.Spec, error) {
+	var out []export.Spec
+	for i, s := range specs {
+		sp, err := export.ParseSpec(s)
+		if err != nil {
+			return nil, fmt.Errorf("--export %d: %w", i+1, err)
+		}
+		out = append(out, sp)
+	}
+	return out, nil
+}
+
+// openExport wires the SIEM exports (--export).
+func (a *App) openExport() error {
+	if len(a.cfg.Exports) == 0 {
+		return nil
+	}
+	specs, err := ParseExports(a.cfg.Exports)
+	if err != nil {
+		return err
+	}
+	var roots *x509.CertPool
+	if a.cfg.ExportCAFile != "" {
+		b, err := os.ReadFile(a.cfg.ExportCAFile)
+		if err != nil {
+			return fmt.Errorf("--export-ca-file: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(b) {
+			return fmt.Errorf("--export-ca-file %s holds no PEM certificate", a.cfg.ExportCAFile)
+		}
+	}
+	key, err := a.webhookKey()
+	if err != nil {
+		return err
+	}
+	a.exporter, err = export.New(export.Config{Specs: specs, Dir: filepath.Join(a.layout.Dir, "export"), Source: a.store, Auditor: a.writer,
+		Logger: a.log, Now: a.now, Key: key, RootCAs: roots, Every: a.cfg.ExportEvery})
+	return err
+}

@@ -101,6 +101,8 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().StringVar(&cfg.WebhookKeyFile, "webhook-key-file", "", "HMAC-SHA256 key of webhook signatures, at least 32 characters, mode 0600 (default DIR/keys/webhook-signing.key, created if missing; or OSTIARY_WEBHOOK_KEY_FILE)")
 	cmd.Flags().StringVar(&cfg.Alerts, "alerts", "", "governance alert rules and their routes, a YAML `FILE` (see README, Operating Ostiary; or OSTIARY_ALERTS)")
 	cmd.Flags().DurationVar(&cfg.AlertsEvery, "alerts-check-every", 0, "how often unacknowledged alerts are escalated and overdue access review items alerted (default 10s)")
+	cmd.Flags().StringArrayVar(&cfg.Exports, "export", nil, "send the audit records to a SIEM, at least once from a durable cursor: FORMAT:TARGET, FORMAT jsonl or ocsf, TARGET file:/PATH, https://URL or syslog+tls://HOST:PORT (repeatable)")
+	cmd.Flags().StringVar(&cfg.ExportCAFile, "export-ca-file", "", "PEM `FILE` of the CA certificates that --export's HTTPS and syslog servers are verified against (default: the system's)")
 	cmd.Flags().DurationVar(&cfg.ApprovalWait, "approval-wait", 0, "how long a call held for approval waits for it before answering with the request id (default 10s; 0s: answer at once)")
 	cmd.Flags().StringVar(&cfg.MasterKeyFile, "master-key-file", "", "the vault's master key, 64 hex characters, mode 0600 (default DIR/keys/master.key; or OSTIARY_MASTER_KEY_FILE)")
 	hsmFlags(cmd, cfg)
@@ -171,6 +173,9 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	if len(flags.Webhooks) > 0 {
 		cfg.Webhooks = flags.Webhooks
 	}
+	if len(flags.Exports) > 0 {
+		cfg.Exports = flags.Exports
+	}
 	if len(flags.OIDC.Issuers) > 0 {
 		cfg.OIDC.Issuers = flags.OIDC.Issuers
 	}
@@ -231,7 +236,7 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	}
 	for _, f := range []struct{ from, to *string }{{&flags.TLSCert, &cfg.TLSCert}, {&flags.TLSKey, &cfg.TLSKey}, {&flags.TLSMin, &cfg.TLSMin},
 		{&flags.MasterKeyFile, &cfg.MasterKeyFile}, {&flags.MasterKeyPKCS11, &cfg.MasterKeyPKCS11}, {&flags.PKCS11Token, &cfg.PKCS11Token},
-		{&flags.PKCS11Key, &cfg.PKCS11Key}, {&flags.PKCS11PINFile, &cfg.PKCS11PINFile}, {&flags.Alerts, &cfg.Alerts}} {
+		{&flags.PKCS11Key, &cfg.PKCS11Key}, {&flags.PKCS11PINFile, &cfg.PKCS11PINFile}, {&flags.Alerts, &cfg.Alerts}, {&flags.ExportCAFile, &cfg.ExportCAFile}} {
 		if *f.from != "" {
 			*f.to = *f.from
 		}
@@ -289,6 +294,9 @@ FILE' checks a file without starting anything.`,
 				if err := app.CheckAlerts(cfg.Alerts); err != nil {
 					return usageError("%v", err)
 				}
+			}
+			if _, err := app.ParseExports(cfg.Exports); err != nil {
+				return usageError("%v", err)
 			}
 			return e.serve(cmd.Context(), cfg, func(url string) {
 				fmt.Fprintf(e.stdout, "ostiary serving on %s (data %s); stop with Ctrl-C\n", url, cfg.DataDir)

@@ -20,7 +20,7 @@ var names = sorted(
 	"admin-request", "alert-acknowledged", "alert-delivered", "alert-escalated", "alert-feed-dropped", "alert-list", "alert-raised",
 	"approval-decided", "approval-expired", "approval-list", "approval-requested",
 	"approval-used", "audit-query", "audit-search-token", "authn-failure", "authn-failures", "catalog-list", "change-not-applied",
-	"completion", "idp-link", "idp-link-list", "idp-map", "idp-mapping-list", "idp-unmap", "idp-user-provision", "key-create", "key-list", "key-revoke", "killswitch-block", "killswitch-engage",
+	"completion", "export-failing", "export-resumed", "idp-link", "idp-link-list", "idp-map", "idp-mapping-list", "idp-unmap", "idp-user-provision", "key-create", "key-list", "key-revoke", "killswitch-block", "killswitch-engage",
 	"killswitch-list", "killswitch-release", "method-refused", "policy-explain", "policy-read", "policy-rolled-back",
 	"policy-set", "prompt-get", "prompt-result", "prompts-list", "rate-limited", "request-refused",
 	"requests-refused", "resource-read", "resource-result", "resources-list", "review-attest", "review-item-overdue", "review-list", "review-show", "review-start",
