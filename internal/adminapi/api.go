@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/ostiary/ostiary/internal/alert"
 	"github.com/ostiary/ostiary/internal/approval"
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/authn"
@@ -35,6 +36,7 @@ import (
 	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/lru"
 	"github.com/ostiary/ostiary/internal/policy"
+	"github.com/ostiary/ostiary/internal/review"
 	"github.com/ostiary/ostiary/internal/strictjson"
 	"github.com/ostiary/ostiary/internal/vault"
 )
@@ -83,6 +85,10 @@ type Config struct {
 	// a query waits (briefly) for it to hold every record logged so far,
 	// and says how far behind it still is.
 	Index IndexSettler
+	// Alerts acknowledges and lists governance alerts; nil: not configured.
+	Alerts *alert.Service
+	// Reviews runs access reviews.
+	Reviews *review.Service
 }
 
 // IndexSettler waits for the audit index to catch up with the log.
@@ -114,7 +120,7 @@ type API struct {
 
 // New returns the admin API handler.
 func New(cfg Config) (*API, error) {
-	if cfg.Authn == nil || cfg.Failures == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Kill == nil || cfg.Vault == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Explainer == nil || cfg.Approvals == nil || cfg.Changes == nil {
+	if cfg.Authn == nil || cfg.Failures == nil || cfg.Identity == nil || cfg.Catalog == nil || cfg.Kill == nil || cfg.Vault == nil || cfg.Auditor == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.Now == nil || cfg.Policy == nil || cfg.Explainer == nil || cfg.Approvals == nil || cfg.Changes == nil || cfg.Reviews == nil {
 		return nil, errors.New("adminapi: missing dependency")
 	}
 	a := &API{Config: cfg, mux: http.NewServeMux(), writes: lru.New[string, *rate.Limiter](10000)}

@@ -127,6 +127,7 @@ type EvidencePage struct {
 	ApprovalRecords  []evidence.ApprovalRecord  `json:"approval_records,omitzero"`
 	ExceptionRecords []evidence.ExceptionRecord `json:"exception_records,omitzero"`
 	VersionLog       []evidence.VersionEntry    `json:"version_log,omitzero"`
+	AccessReviews    []evidence.AccessReview    `json:"access_reviews,omitzero"`
 	IndexLag         uint64                     `json:"index_lag,omitempty"` // as in AuditPage
 }
 
@@ -171,6 +172,8 @@ func (a *API) evidence(kind string) handlerFunc {
 				rec.Detail["object"] = clip(object, 200)
 			}
 			page.VersionLog, err = evidence.VersionLog(r.Context(), a.Audit, evidence.VersionQuery{Query: eq, Object: object})
+		case evidence.KindAccessReview:
+			page.AccessReviews, err = evidence.AccessReviews(r.Context(), a.Audit, a.Reviews, eq)
 		default:
 			page.ExceptionRecords, err = evidence.ExceptionRecords(r.Context(), a.Audit, eq)
 		}

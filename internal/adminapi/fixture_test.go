@@ -23,6 +23,7 @@ import (
 	"github.com/ostiary/ostiary/internal/identity"
 	"github.com/ostiary/ostiary/internal/killswitch"
 	"github.com/ostiary/ostiary/internal/policy"
+	"github.com/ostiary/ostiary/internal/review"
 	"github.com/ostiary/ostiary/internal/store/sqlite/sqlitetest"
 	"github.com/ostiary/ostiary/internal/testutil"
 	"github.com/ostiary/ostiary/internal/upstream"
@@ -101,11 +102,12 @@ func newFixture(t *testing.T, tune ...func(*Config)) *fixture {
 	}
 	t.Cleanup(pl.Close)
 	changes, err := change.New(change.Config{Store: st, Auditor: w, Audit: st, Policy: policies, Catalog: cat, Identity: st, Identities: ids, Now: now})
+	reviews, err := review.New(review.Config{Store: st, Directory: st, Identities: ids, History: st, Tools: func() []string { return nil }, Auditor: w, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := Config{Authn: f.authn, Failures: failures, Identity: ids, Catalog: cat, Kill: kill, Vault: v, Auditor: w, Audit: st, Index: w,
-		Logger: log, Now: now, Policy: policies, Explainer: pl, Approvals: approvals, Changes: changes}
+		Logger: log, Now: now, Policy: policies, Explainer: pl, Approvals: approvals, Changes: changes, Reviews: reviews}
 	for _, fn := range tune {
 		fn(&cfg)
 	}

@@ -34,6 +34,7 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/audit/exception_records", a.handle(a.evidence(evidence.KindException)))
 	m.HandleFunc("GET /api/v1/evidence/bundle", a.handle(a.exportBundle))
 	m.HandleFunc("GET /api/v1/audit/version_log", a.handle(a.evidence(evidence.KindVersionLog)))
+	m.HandleFunc("GET /api/v1/audit/access_reviews", a.handle(a.evidence(evidence.KindAccessReview)))
 
 	m.HandleFunc("GET /api/v1/upstreams", a.handle(a.listUpstreams))
 	m.HandleFunc("POST /api/v1/upstreams", a.handle(a.addUpstream))
@@ -76,6 +77,14 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/approvals/{id}", a.handle(a.showApproval))
 	m.HandleFunc("POST /api/v1/approvals/{id}/approve", a.handle(a.decideApproval(true)))
 	m.HandleFunc("POST /api/v1/approvals/{id}/deny", a.handle(a.decideApproval(false)))
+
+	m.HandleFunc("GET /api/v1/alerts", a.handle(a.listAlerts))
+	m.HandleFunc("POST /api/v1/alerts/{id}/ack", a.handle(a.ackAlert))
+
+	m.HandleFunc("GET /api/v1/reviews", a.handle(a.listReviews))
+	m.HandleFunc("POST /api/v1/reviews", a.handle(a.startReview))
+	m.HandleFunc("GET /api/v1/reviews/{id}", a.handle(a.showReview))
+	m.HandleFunc("POST /api/v1/reviews/items/{id}/attest", a.handle(a.attestReview))
 
 	// Anything else is refused, and the attempt recorded.
 	m.HandleFunc("/", a.handle(a.notFound))

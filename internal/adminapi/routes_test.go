@@ -28,6 +28,8 @@ func TestEveryRouteIsServed(t *testing.T) {
 		"GET /api/v1/secrets", "PUT /api/v1/secrets/none", "POST /api/v1/vault/rewrap",
 		"GET /api/v1/policy", "PUT /api/v1/policy", "GET /api/v1/policy/history", "POST /api/v1/policy/rollback", "POST /api/v1/policy/explain",
 		"GET /api/v1/approvals", "GET /api/v1/approvals/none", "POST /api/v1/approvals/none/approve", "POST /api/v1/approvals/none/deny",
+		"GET /api/v1/audit/access_reviews", "GET /api/v1/alerts", "POST /api/v1/alerts/none/ack",
+		"GET /api/v1/reviews", "POST /api/v1/reviews", "GET /api/v1/reviews/none", "POST /api/v1/reviews/items/none/attest",
 	} {
 		method, path, _ := strings.Cut(rt, " ")
 		body := ""

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/alert"
 	"github.com/ostiary/ostiary/internal/anchor"
 	"github.com/ostiary/ostiary/internal/approval"
 	"github.com/ostiary/ostiary/internal/assertion"
@@ -31,6 +32,7 @@ import (
 	"github.com/ostiary/ostiary/internal/authz"
 	"github.com/ostiary/ostiary/internal/catalog"
 	"github.com/ostiary/ostiary/internal/config"
+	"github.com/ostiary/ostiary/internal/export"
 	"github.com/ostiary/ostiary/internal/gateway"
 	"github.com/ostiary/ostiary/internal/govern"
 	"github.com/ostiary/ostiary/internal/identity"
@@ -39,6 +41,7 @@ import (
 	"github.com/ostiary/ostiary/internal/metrics"
 	"github.com/ostiary/ostiary/internal/policy"
 	"github.com/ostiary/ostiary/internal/recovery"
+	"github.com/ostiary/ostiary/internal/review"
 	"github.com/ostiary/ostiary/internal/store/sqlite"
 	"github.com/ostiary/ostiary/internal/tracing"
 	"github.com/ostiary/ostiary/internal/upstream"
@@ -88,8 +91,13 @@ type App struct {
 	flushDone  chan struct{}
 	approvals  *approval.Service
 	webhooks   *webhook.Dispatcher // nil without --approval-webhook
-	sweepDone  chan struct{}       // closed when the approval expiry loop has ended
-	vaultDone  chan struct{}       // closed when the vault's lifecycle loop has ended
+	alerts     *alert.Service      // nil without --alerts
+	alertFeed  *audit.Feed         // the records the alert rules read
+	reviews    *review.Service
+	exporter   *export.Exporter // nil without --export
+	opsDone    chan struct{}    // one value per loop startOps started, as it ends
+	sweepDone  chan struct{}    // closed when the approval expiry loop has ended
+	vaultDone  chan struct{}    // closed when the vault's lifecycle loop has ended
 	closeOnce  sync.Once
 	closeErr   error
 }
@@ -344,6 +352,9 @@ func (a *App) open(ctx context.Context) error {
 		}
 		a.approvals.SetNotifier(a.webhooks)
 	}
+	if err := a.openOps(ctx, ids); err != nil {
+		return err
+	}
 	if a.failures, err = authn.NewFailureGuard(a.cfg.RateAuthFail.Per, a.cfg.RateAuthFail.Burst, a.cfg.AuthFailWindow, a.writer, a.log, a.now); err != nil {
 		return err
 	}
@@ -365,7 +376,7 @@ func (a *App) open(ctx context.Context) error {
 	}
 	a.observe(kill)
 	if a.api, err = adminapi.New(adminapi.Config{Authn: creds, Failures: a.failures, WriteRate: a.cfg.RateAdminWrite, Identity: ids, Catalog: a.catalog, Kill: kill, Vault: a.vault, Auditor: a.writer, Audit: a.store, Logger: a.log, Now: a.now,
-		Policy: policies, Explainer: a.pipeline, Approvals: a.approvals, Index: a.writer, Evidence: a.writer, Version: Version, Changes: changes}); err != nil {
+		Policy: policies, Explainer: a.pipeline, Approvals: a.approvals, Index: a.writer, Evidence: a.writer, Version: Version, Changes: changes, Alerts: a.alerts, Reviews: a.reviews}); err != nil {
 		return err
 	}
 	if a.cfg.TLS() {
@@ -462,6 +473,7 @@ func (a *App) Start(ctx context.Context) error {
 		a.approvals.Run(a.base, time.Second, func(err error) { a.log.Error("approval expiry", "err", err) })
 	}()
 	go a.syncUpstreams(context.WithoutCancel(ctx))
+	a.startOps()
 	a.vault.ResumeRekey() // a data-key rotation a stop or crash interrupted
 	a.vaultDone = make(chan struct{})
 	go func() {
@@ -547,6 +559,7 @@ func (a *App) Close(ctx context.Context) error {
 			cancel()
 			<-a.sweepDone
 			<-a.vaultDone
+			a.stopOps()
 			a.vault.Close() // an unfinished data-key rotation resumes at the next start
 			close(a.stopFlush)
 			<-a.flushDone
@@ -580,6 +593,12 @@ func (a *App) release() {
 	}
 	if a.webhooks != nil { // what is still queued is dropped, on record, while the writer is open
 		a.webhooks.Close()
+	}
+	if a.alerts != nil { // likewise
+		a.alerts.Close()
+	}
+	if a.exporter != nil {
+		a.exporter.Close()
 	}
 	if a.vault != nil {
 		a.vault.Close()

@@ -88,6 +88,7 @@ func (w *Writer) commit(batch []*job) {
 		recs[i] = &out[i].rec
 	}
 	w.idx.add(recs)
+	w.publish(recs)
 	for i, j := range batch {
 		j.done <- result{out[i].rec, out[i].applyErr}
 	}

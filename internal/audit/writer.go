@@ -148,6 +148,7 @@ type Writer struct {
 	probes    sync.WaitGroup                // the probe, waited for when the writer stops
 	latest    atomic.Pointer[Checkpoint]    // the last checkpoint made by this writer
 	attest    chan chan struct{}            // Attest asks for a checkpoint of everything logged
+	feeds     atomic.Pointer[[]*Feed]       // consumers of committed records (Subscribe)
 
 	// owned by the run goroutine
 	seq    uint64

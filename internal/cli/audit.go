@@ -38,7 +38,7 @@ func (e *env) auditQueryCmd() *cobra.Command {
 	var limit int
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "query [--kind approval_record|exception_record|version_log] [--user NAME] [--event TYPE] [--since DURATION|TIME] [--limit N]",
+		Use:   "query [--kind approval_record|exception_record|version_log|access_review] [--user NAME] [--event TYPE] [--since DURATION|TIME] [--limit N]",
 		Short: "Query audit records, or evidence records assembled from them, newest first (needs the read-audit grant)",
 		Long: `Query audit records, newest first (needs the read-audit grant).
 
@@ -53,7 +53,10 @@ did about it. --kind version_log gives each version of each governed object
 their reason, its reviewers (none: applied without review), the digest of its
 diff, its gates and overrides, and the audit sequence numbers it comes from;
 --target policy or --target tool:NAME picks one object. With --kind, only
---user, --since, --until and --limit apply (and --target for version_log).`,
+--user, --since, --until and --limit apply (and --target for version_log).
+--kind access_review gives each access review campaign: its items (what each
+identity could do and did), each verdict and revocation, and the audit records
+of all of it.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q := url.Values{}
@@ -108,7 +111,7 @@ diff, its gates and overrides, and the audit sequence numbers it comes from;
 	f.StringVar(&since, "since", "", "records from this long ago (12h, 7d) or this time (RFC 3339)")
 	f.StringVar(&until, "until", "", "records before this long ago or this time")
 	f.IntVar(&limit, "limit", 50, "at most this many records (1–1000)")
-	f.StringVar(&kind, "kind", "", "evidence records instead: approval_record, exception_record or version_log")
+	f.StringVar(&kind, "kind", "", "evidence records instead: approval_record, exception_record, version_log or access_review")
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }
@@ -166,11 +169,26 @@ func (e *env) evidenceQuery(cmd *cobra.Command, kind string, q url.Values, asJSO
 		path = "/audit/exception_records"
 	case evidence.KindVersionLog:
 		path = "/audit/version_log"
+	case evidence.KindAccessReview:
+		path = "/audit/access_reviews"
 	default:
-		return usageError("--kind: approval_record, exception_record or version_log")
+		return usageError("--kind: approval_record, exception_record, version_log or access_review")
 	}
 	var page adminapi.EvidencePage
 	return e.call(cmd, "GET", path, q, nil, &page, asJSON, func() error {
+		if kind == evidence.KindAccessReview {
+			t := newTable(e.stdout, "REVIEW", "NAME", "OUTCOME", "IDENTITY", "STATUS", "DECISION", "REVOKED", "BY", "AUDIT SEQS")
+			for _, r := range page.AccessReviews {
+				seqs := make([]string, len(r.Records))
+				for i, x := range r.Records {
+					seqs[i] = strconv.FormatUint(x.Seq, 10)
+				}
+				for _, it := range r.Review.Items {
+					t.row(r.Review.ID, r.Review.Name, r.Outcome, it.Identity, it.Status, dash(it.Decision), list(it.Revoked), dash(it.AttestedBy), strings.Join(seqs, ","))
+				}
+			}
+			return t.flush()
+		}
 		if kind == evidence.KindVersionLog {
 			t := newTable(e.stdout, "TIME", "OBJECT", "CHANGE", "VERSION", "AUTHOR", "REVIEWERS", "REASON", "DIFF", "GATES", "AUDIT SEQS")
 			for _, v := range page.VersionLog {

@@ -94,7 +94,7 @@ func (e *env) root() *cobra.Command {
 
 Local commands:   init, serve, demo, audit verify, audit reindex, evidence verify, policy test,
                   config check, completion
-Admin commands:   users, roles, idp, keys, upstreams, tools, secrets, policy, approvals, killswitch,
+Admin commands:   users, roles, idp, keys, upstreams, tools, secrets, policy, approvals, alerts, reviews, killswitch,
                   audit query, evidence export, whoami
 MCP client:       mcp tools, mcp call
                   (these talk to a running server: set OSTIARY_ADDR and OSTIARY_TOKEN,
@@ -109,7 +109,7 @@ MCP client:       mcp tools, mcp call
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	root.AddCommand(e.initCmd(), e.serveCmd(), e.demoCmd(), e.loginCmd(), e.logoutCmd(), e.usersCmd(), e.rolesCmd(), e.idpCmd(), e.keysCmd(), e.auditCmd(), e.evidenceCmd(), e.whoamiCmd(),
-		e.upstreamsCmd(), e.toolsCmd(), e.killswitchCmd(), e.secretsCmd(), e.policyCmd(), e.proposalsCmd(), e.approvalsCmd(), e.mcpCmd(), e.demoUpstreamCmd(),
+		e.upstreamsCmd(), e.toolsCmd(), e.killswitchCmd(), e.secretsCmd(), e.policyCmd(), e.proposalsCmd(), e.approvalsCmd(), e.alertsCmd(), e.reviewsCmd(), e.mcpCmd(), e.demoUpstreamCmd(),
 		e.versionCmd(), e.configCmd())
 	// cobra adds these when it runs; add them now so that groupCommands sees them.
 	root.InitDefaultHelpCmd()

@@ -101,6 +101,10 @@ func (e *env) serverFlags(cmd *cobra.Command, cfg *config.Config) {
 	cmd.Flags().StringVar(&cfg.WebhookKeyFile, "webhook-key-file", "", "HMAC-SHA256 key of webhook signatures, at least 32 characters, mode 0600 (default DIR/keys/webhook-signing.key, created if missing; or OSTIARY_WEBHOOK_KEY_FILE)")
 	cmd.Flags().StringArrayVar(&cfg.Anchors, "anchor", nil, "also push every signed audit checkpoint, as it is made, to this absolute file `PATH` outside the data directory (appended, fsync'd) or https `URL` of a witness (POSTed); repeatable; failures are logged and shown by /readyz, never block a call; 'audit verify --anchor' then refuses a rolled-back data directory")
 	cmd.Flags().StringVar(&cfg.AnchorCA, "anchor-ca", "", "PEM `FILE` of the CA certificates trusted for https anchors (default: the system's)")
+	cmd.Flags().StringVar(&cfg.Alerts, "alerts", "", "governance alert rules and their routes, a YAML `FILE` (see README, Operating Ostiary; or OSTIARY_ALERTS)")
+	cmd.Flags().DurationVar(&cfg.AlertsEvery, "alerts-check-every", 0, "how often unacknowledged alerts are escalated and overdue access review items alerted (default 10s)")
+	cmd.Flags().StringArrayVar(&cfg.Exports, "export", nil, "send the audit records to a SIEM, at least once from a durable cursor: FORMAT:TARGET, FORMAT jsonl or ocsf, TARGET file:/PATH, https://URL or syslog+tls://HOST:PORT (repeatable)")
+	cmd.Flags().StringVar(&cfg.ExportCAFile, "export-ca-file", "", "PEM `FILE` of the CA certificates that --export's HTTPS and syslog servers are verified against (default: the system's)")
 	cmd.Flags().DurationVar(&cfg.ApprovalWait, "approval-wait", 0, "how long a call held for approval waits for it before answering with the request id (default 10s; 0s: answer at once)")
 	cmd.Flags().StringArrayVar(&cfg.RequireReview, "require-review", nil, "`ENV` whose governed objects (policy, tool versions, tool labels) change only through reviewed proposals ('ostiary proposals'); they are shared by every environment today, so naming one reviews all three (repeatable or comma-separated)")
 	cmd.Flags().StringArrayVar(&cfg.RequireReviewKinds, "require-review-kinds", nil, "`KIND` of object whose changes are reviewed proposals: policy, tool-version, tool-labels, user-roles or all (repeatable or comma-separated; with user-roles, users cannot be created with roles, group mappings added, nor subjects linked to users holding roles)")
@@ -183,6 +187,9 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	if flags.AnchorCA != "" {
 		cfg.AnchorCA = flags.AnchorCA
 	}
+	if len(flags.Exports) > 0 {
+		cfg.Exports = flags.Exports
+	}
 	if len(flags.OIDC.Issuers) > 0 {
 		cfg.OIDC.Issuers = flags.OIDC.Issuers
 	}
@@ -206,6 +213,12 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	}
 	if flags.WebhookKeyFile != "" {
 		cfg.WebhookKeyFile = flags.WebhookKeyFile
+	}
+	if flags.AlertsEvery < 0 {
+		return cfg, fmt.Errorf("--alerts-check-every must be positive")
+	}
+	if flags.AlertsEvery > 0 {
+		cfg.AlertsEvery = flags.AlertsEvery
 	}
 	if cmd.Flags().Changed("approval-wait") {
 		cfg.ApprovalWait = flags.ApprovalWait
@@ -249,7 +262,7 @@ func (e *env) serverConfig(cmd *cobra.Command, flags config.Config) (config.Conf
 	}
 	for _, f := range []struct{ from, to *string }{{&flags.MetricsListen, &cfg.MetricsListen}, {&flags.OTLPEndpoint, &cfg.OTLPEndpoint}, {&flags.TLSCert, &cfg.TLSCert}, {&flags.TLSKey, &cfg.TLSKey}, {&flags.TLSMin, &cfg.TLSMin},
 		{&flags.MasterKeyFile, &cfg.MasterKeyFile}, {&flags.MasterKeyPKCS11, &cfg.MasterKeyPKCS11}, {&flags.PKCS11Token, &cfg.PKCS11Token},
-		{&flags.PKCS11Key, &cfg.PKCS11Key}, {&flags.PKCS11PINFile, &cfg.PKCS11PINFile}} {
+		{&flags.PKCS11Key, &cfg.PKCS11Key}, {&flags.PKCS11PINFile, &cfg.PKCS11PINFile}, {&flags.Alerts, &cfg.Alerts}, {&flags.ExportCAFile, &cfg.ExportCAFile}} {
 		if *f.from != "" {
 			*f.to = *f.from
 		}
@@ -301,6 +314,14 @@ FILE' checks a file without starting anything.`,
 				return usageError("%v", err)
 			}
 			if err := cfg.Validate(); err != nil {
+				return usageError("%v", err)
+			}
+			if cfg.Alerts != "" {
+				if err := app.CheckAlerts(cfg.Alerts); err != nil {
+					return usageError("%v", err)
+				}
+			}
+			if _, err := app.ParseExports(cfg.Exports); err != nil {
 				return usageError("%v", err)
 			}
 			return e.serve(cmd.Context(), cfg, func(url string) {

@@ -60,6 +60,11 @@ type Config struct {
 	Anchors            []string      // where signed checkpoints are pushed as they are made: absolute file paths or https URLs
 	AnchorCA           string        // PEM CA certificates trusted for https anchors (default: the system's)
 	AnchorBackoff      time.Duration // first retry delay of an anchor delivery (default 200ms; tests shorten it)
+	Alerts             string        // governance alert rules and routes (YAML); empty: no alerts
+	AlertsEvery        time.Duration // how often unacknowledged alerts and overdue access reviews are checked (default 10s)
+	Exports            []string      // SIEM exports, FORMAT:TARGET (see internal/export)
+	ExportCAFile       string        // PEM CA certificates an export's TLS server is verified against (default: the system's)
+	ExportEvery        time.Duration // how often a caught-up export looks for new records (default 500ms; tests shorten it)
 	RateKey            Rate          // requests per API key
 	RateUser           Rate          // requests per user, over all their keys
 	RateTool           Rate          // calls per tool, over all callers

@@ -17,12 +17,18 @@ import (
 // for Event… constants and fails when one is missing here or a name here
 // is defined nowhere.
 var names = sorted(
-	"admin-request", "approval-decided", "approval-expired", "approval-list", "approval-requested",
+	"admin-request", "alert-acknowledged", "alert-delivered", "alert-escalated", "alert-feed-dropped", "alert-list", "alert-raised",
+	"approval-decided", "approval-expired", "approval-list", "approval-requested",
 	"approval-used", "audit-query", "audit-search-token", "authn-failure", "authn-failures", "catalog-list", "change-not-applied",
 	"completion", "evidence-export", "idp-link", "idp-link-list", "idp-map", "idp-mapping-list", "idp-unmap", "idp-user-provision", "key-create", "key-list", "key-revoke", "killswitch-block", "killswitch-engage",
 	"killswitch-list", "killswitch-release", "method-refused", "policy-explain", "policy-read", "policy-rolled-back",
 	"policy-set", "prompt-get", "prompt-result", "proposal-applied", "proposal-approved", "proposal-created", "proposal-read", "proposal-rejected", "proposal-superseded", "proposal-withdrawn", "prompts-list", "rate-limited", "request-refused",
 	"requests-refused", "resource-read", "resource-result", "resources-list", "role-create", "role-list",
+	"completion", "export-failing", "export-resumed", "idp-link", "idp-link-list", "idp-map", "idp-mapping-list", "idp-unmap", "idp-user-provision", "key-create", "key-list", "key-revoke", "killswitch-block", "killswitch-engage",
+	"killswitch-list", "killswitch-release", "method-refused", "policy-explain", "policy-read", "policy-rolled-back",
+	"policy-set", "prompt-get", "prompt-result", "prompts-list", "rate-limited", "request-refused",
+	"requests-refused", "resource-read", "resource-result", "resources-list", "review-attest", "review-item-overdue", "review-list", "review-show", "review-start",
+	"role-create", "role-list",
 	"secret-access", "secret-compromised", "secret-echo-redacted", "secret-list", "secret-rotation-overdue", "secret-set", "server-start", "server-stop",
 	"system-init", "tool-call", "tool-definition-changed", "tool-labels-set", "tool-reappeared",
 	"token-exchange", "tool-refused", "tool-result", "tool-timeout-set", "tool-vanished", "tool-version-activated",

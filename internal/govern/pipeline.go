@@ -88,6 +88,7 @@ func (pl *Pipeline) callTool(ctx context.Context, c *toolCall) (mcp.Result, erro
 	}()
 	c.d = pl.decideTraced(ctx, p, c.t.tool, req.Args.value)
 	noteDecision(&c.rec, c.d)
+	noteEgress(&c.rec, c.t.tool, req.Args.value)
 	if stop, res, err := pl.approvalGate(ctx, c); stop {
 		return res, err
 	}
