@@ -102,6 +102,9 @@ func newFixture(t *testing.T, tune ...func(*Config)) *fixture {
 	}
 	t.Cleanup(pl.Close)
 	changes, err := change.New(change.Config{Store: st, Auditor: w, Audit: st, Policy: policies, Catalog: cat, Identity: st, Identities: ids, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
 	reviews, err := review.New(review.Config{Store: st, Directory: st, Identities: ids, History: st, Tools: func() []string { return nil }, Auditor: w, Now: now})
 	if err != nil {
 		t.Fatal(err)
