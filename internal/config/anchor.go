@@ -38,7 +38,9 @@ func ParseAnchor(s string) (Anchor, error) {
 		return Anchor{}, errors.New("want an https:// URL or an absolute file path")
 	}
 	if !filepath.IsAbs(s) || filepath.Clean(s) != s || strings.HasSuffix(s, string(filepath.Separator)) {
-		return Anchor{}, fmt.Errorf("%q: want an absolute, clean file path (or an https:// URL)", s)
+		// The input is not repeated: a mistyped URL may carry a token in
+		// its query, and this error reaches logs and terminals.
+		return Anchor{}, errors.New("want an absolute, clean file path (or an https:// URL)")
 	}
 	return Anchor{File: s}, nil
 }
