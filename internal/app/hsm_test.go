@@ -25,8 +25,7 @@ import (
 // restart (the data key unwrapped inside the HSM), and moves back to a
 // file. A wrong PIN, a missing token or a key that does not open the
 // vault stop start-up with a plain message, and nothing is served.
-func TestMasterKeyInHSM(t *testing.T) {
-	t.Parallel()
+func TestMasterKeyInHSM(t *testing.T) { // not parallel: hsmtest points SOFTHSM2_CONF at the test's token with t.Setenv
 	tok := hsmtest.New(t, "ostiary", "1234")
 	pinFile := filepath.Join(t.TempDir(), "pin")
 	if err := os.WriteFile(pinFile, []byte(tok.PIN+"\n"), 0o600); err != nil {
