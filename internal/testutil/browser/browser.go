@@ -24,8 +24,19 @@ import (
 	"time"
 )
 
-// Timeout bounds one scenario run, browser start included.
+// Timeout bounds one scenario run, browser start included, unless
+// Scenario.Timeout says otherwise.
 const Timeout = 60 * time.Second
+
+// Scenario is one run: Script (a file of test/browser) or Source (inline
+// JS, run from test/browser), Env added to node's environment, Timeout
+// (0: the package's Timeout).
+type Scenario struct {
+	Script  string
+	Source  string
+	Env     map[string]string
+	Timeout time.Duration
+}
 
 // Result is what a scenario reported.
 type Result struct {
@@ -62,19 +73,34 @@ var scriptName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*\.js$`)
 // (kept), else a t.TempDir (logged).
 func Run(t testing.TB, script string, env map[string]string) Result {
 	t.Helper()
-	if !scriptName.MatchString(script) {
-		t.Fatalf("browser: script %q is not a file name of test/browser", script)
-	}
-	dir := Dir(t)
-	return run(t, dir, []string{filepath.Join(dir, script)}, nil, env)
+	return Scenario{Script: script, Env: env}.Run(t)
 }
 
 // RunInline runs src as a scenario from test/browser (so
 // require('./lib') works), like Run.
 func RunInline(t testing.TB, src string, env map[string]string) Result {
 	t.Helper()
+	return Scenario{Source: src, Env: env}.Run(t)
+}
+
+// Run runs the scenario as Run and RunInline do.
+func (s Scenario) Run(t testing.TB) Result {
+	t.Helper()
+	if (s.Script == "") == (s.Source == "") {
+		t.Fatal("browser: a scenario has a Script or a Source, not both nor neither")
+	}
+	if s.Script != "" && !scriptName.MatchString(s.Script) {
+		t.Fatalf("browser: script %q is not a file name of test/browser", s.Script)
+	}
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = Timeout
+	}
 	dir := Dir(t)
-	return run(t, dir, []string{"-"}, strings.NewReader(src), env)
+	if s.Script != "" {
+		return run(t, dir, []string{filepath.Join(dir, s.Script)}, nil, s.Env, timeout)
+	}
+	return run(t, dir, []string{"-"}, strings.NewReader(s.Source), s.Env, timeout)
 }
 
 // Dir returns test/browser of the repository, skipping or failing (see
@@ -153,9 +179,9 @@ func artifacts(t testing.TB) string {
 	return d
 }
 
-func run(t testing.TB, dir string, args []string, stdin *strings.Reader, env map[string]string) Result {
+func run(t testing.TB, dir string, args []string, stdin *strings.Reader, env map[string]string, timeout time.Duration) Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", args...)
 	cmd.Dir = dir
@@ -184,7 +210,7 @@ func run(t testing.TB, dir string, args []string, stdin *strings.Reader, env map
 		t.Logf("browser: stderr:\n%s", stderr.String())
 	}
 	if ctx.Err() != nil {
-		t.Fatalf("browser: scenario did not finish within %s", Timeout)
+		t.Fatalf("browser: scenario did not finish within %s (its process group was killed)", timeout)
 	}
 	var res Result
 	dec := json.NewDecoder(&stdout)

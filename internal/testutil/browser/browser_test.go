@@ -1,12 +1,17 @@
 package browser
 
 import (
+	"bytes"
 	"fmt"
 	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestSelf: a strict CSP stops an injected inline script and an onerror
@@ -73,6 +78,54 @@ b.scenario(async (s) => {
 	}
 }
 
+// TestTimeoutKillsBrowser: a scenario that hangs is stopped at its
+// timeout, fails the test, and leaves neither node nor chromium running.
+func TestTimeoutKillsBrowser(t *testing.T) {
+	t.Parallel()
+	mark := fmt.Sprintf("OSTIARY_BROWSER_MARK=%d-%d", os.Getpid(), time.Now().UnixNano())
+	ft := &fakeT{TB: t}
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		Scenario{Source: `const b = require('./lib');
+b.scenario(async (s) => {
+  const p = await s.newPage();
+  await p.goto('about:blank');
+  s.check('started', true);
+  await new Promise(() => {});
+});`, Env: map[string]string{"OSTIARY_BROWSER_MARK": strings.TrimPrefix(mark, "OSTIARY_BROWSER_MARK=")}, Timeout: 3 * time.Second}.Run(ft)
+	}()
+	<-done
+	if !ft.failed {
+		t.Fatal("a scenario past its timeout did not fail the test")
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("the run took %s for a 3s timeout", d)
+	}
+	if pids := marked(mark); len(pids) > 0 {
+		t.Fatalf("processes of the run still alive: %v", pids)
+	}
+}
+
+// marked lists the processes whose environment holds mark.
+func marked(mark string) []string {
+	var pids []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(b, []byte{0}) {
+			if string(kv) == mark {
+				pids = append(pids, e.Name())
+			}
+		}
+	}
+	return pids
+}
+
 // fakeT records failures instead of failing the real test.
 type fakeT struct {
 	testing.TB
@@ -86,6 +139,11 @@ func (f *fakeT) Errorf(format string, args ...any) {
 func (f *fakeT) Error(args ...any) {
 	f.failed = true
 	f.TB.Log(append([]any{"(expected)"}, args...)...)
+}
+func (f *fakeT) Fatalf(format string, args ...any) {
+	f.failed = true
+	f.TB.Logf("(expected) "+format, args...)
+	runtime.Goexit()
 }
 func (f *fakeT) Failed() bool { return f.failed }
 
