@@ -188,7 +188,9 @@ func run(t testing.TB, dir string, args []string, stdin *strings.Reader, env map
 	if stdin != nil {
 		cmd.Stdin = stdin
 	}
-	cmd.Env = append(os.Environ(), "OSTIARY_BROWSER_ARTIFACTS="+artifacts(t), "OSTIARY_CHROMIUM="+Chromium())
+	// TMPDIR holds the fresh chromium profile: removed with the test even
+	// when the run was killed.
+	cmd.Env = append(os.Environ(), "OSTIARY_BROWSER_ARTIFACTS="+artifacts(t), "OSTIARY_CHROMIUM="+Chromium(), "TMPDIR="+t.TempDir())
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
