@@ -76,6 +76,10 @@ conformance-deps: ## install Node 22, the MCP conformance suites and server-ever
 	npm install --prefix .ci/node/2025 --no-audit --no-fund --no-save $(NODE_PKG) $(CONFORMANCE_OLD) $(EVERYTHING)
 	npm install --prefix .ci/node/2026 --no-audit --no-fund --no-save $(NODE_PKG) $(CONFORMANCE_NEW)
 
+.PHONY: browser-deps
+browser-deps: ## install playwright-core (pinned by test/browser/package-lock.json) for the real-browser tests; the browser is Debian's chromium
+	npm ci --prefix test/browser --no-audit --no-fund --silent
+
 .PHONY: conformance
 conformance: conformance-deps ## run the MCP conformance suites through the gateway
 	OSTIARY_CONFORMANCE_2025=$(CURDIR)/.ci/node/2025 OSTIARY_CONFORMANCE_2026=$(CURDIR)/.ci/node/2026 \
