@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rsa"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,6 +17,8 @@ import (
 	"github.com/ostiary/ostiary/internal/adminapi"
 	"github.com/ostiary/ostiary/internal/app/apptest"
 	"github.com/ostiary/ostiary/internal/audit"
+	"github.com/ostiary/ostiary/internal/config"
+	"github.com/ostiary/ostiary/internal/testutil/oidcop"
 	"github.com/ostiary/ostiary/internal/upstream"
 )
 
@@ -42,6 +45,8 @@ func TestTokenExchangeSendsTheUpstreamItsOwnToken(t *testing.T) {
 		{"name": "fin", "url": up.URL, "allow_private": true, "token_exchange": map[string]any{"audience": "fin-api", "client_id": "ostiary-gw", "client_secret": exchangeClientSecret}},
 		{"name": "fin", "url": up.URL, "allow_private": true, "token_exchange": xchg, "headers": map[string]string{"Authorization": "Bearer ${secret:idp-client}"}},
 		{"name": "fin", "url": up.URL, "allow_private": true, "token_exchange": map[string]any{"audience": "", "client_id": "ostiary-gw", "client_secret": "${secret:idp-client}"}},
+		{"name": "fin", "url": up.URL, "allow_private": true, "token_exchange": map[string]any{"audience": "fin-api", "client_id": "ostiary-gw", "client_secret": "${secret:idp-client}", "issuer": "http://idp.example.com"}},
+		{"name": "fin", "url": up.URL, "allow_private": true, "token_exchange": map[string]any{"audience": "fin-api", "client_id": "ostiary-gw", "client_secret": "${secret:idp-client}", "issuer": "https://u:p@idp.example.com"}},
 	} {
 		if r := s.Do("POST", "/api/v1/upstreams", s.AdminKey, bad); r.Status != http.StatusBadRequest {
 			t.Errorf("%v: %d %s", bad["token_exchange"], r.Status, r.Body)
@@ -176,5 +181,60 @@ func TestTokenExchangeSendsTheUpstreamItsOwnToken(t *testing.T) {
 	}
 	if len(records(t, s, audit.Query{Event: upstream.EventTokenExchange, Outcome: audit.Failed})) == 0 {
 		t.Error("the refused exchange is not on record")
+	}
+}
+
+// With several trusted providers, the exchange stays at the one where
+// Ostiary's client is registered (--token-exchange-issuer): a user of
+// another trusted provider is refused before anything is sent, so that
+// provider never receives the client's secret. Before, the exchange went to
+// the caller's own provider, secret and all; here the other provider even
+// knows the client, and granted the exchange.
+func TestTokenExchangeStaysWithItsProvider(t *testing.T) {
+	t.Parallel()
+	other := oidcop.Start(t, oidcop.Config{
+		Users:   []oidcop.User{{ID: "u-mallory", Username: "mallory", Groups: []string{"finance"}}},
+		Clients: []oidcop.Client{{ID: "ostiary-gw", Secret: exchangeClientSecret, Exchange: []string{"fin-api"}}},
+	})
+	f := startWithIdP(t, func(c *config.Config) { c.OIDC.Issuers = append(c.OIDC.Issuers, other.URL) })
+	s := f.s
+	up := apptest.NewUpstream(t, s, "fin", false)
+	mustStatus(t, s.Do("PUT", "/api/v1/secrets/idp-client", s.AdminKey, map[string]any{"value": exchangeClientSecret, "upstreams": []string{"fin"}}), http.StatusOK)
+	r := s.Do("POST", "/api/v1/upstreams", s.AdminKey, map[string]any{"name": "fin", "url": up.URL, "allow_private": true,
+		"token_exchange": map[string]any{"audience": "fin-api", "client_id": "ostiary-gw", "client_secret": "${secret:idp-client}", "issuer": f.op.URL}})
+	mustStatus(t, r, http.StatusCreated)
+	var added adminapi.AddedUpstream
+	r.JSON(t, &added)
+	if len(added.Sync.Created) == 0 {
+		t.Fatalf("fin's tools were not listed through its provider: %s", r.Body)
+	}
+	mustStatus(t, s.Do("POST", "/api/v1/roles", s.AdminKey, map[string]any{"name": "payer", "grants": []string{"invoke:fin.*"}}), http.StatusCreated)
+	mustStatus(t, s.Do("POST", "/api/v1/idp/mappings", s.AdminKey, adminapi.GroupMappingRequest{Group: "finance", Role: "payer"}), http.StatusCreated)
+	now := time.Now()
+	call := func(op *oidcop.Provider, sub, name string) error {
+		tok, err := op.Mint(map[string]any{"iss": op.URL, "sub": sub, "aud": f.audience, "exp": now.Add(5 * time.Minute).Unix(), "iat": now.Unix(),
+			"preferred_username": name, "scope": "mcp", "groups": []string{"finance"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.Client(t, tok, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.CallTool(context.Background(), &mcp.CallToolParams{Name: "fin.lookup", Arguments: map[string]any{"id": "7"}})
+		if err == nil && res.IsError {
+			err = fmt.Errorf("%v", res.Content)
+		}
+		return err
+	}
+	calls := len(up.Calls())
+	if err := call(other, "u-mallory", "mallory"); err == nil {
+		t.Fatal("a user of the other provider called fin")
+	}
+	if other.Exchanges() != 0 || len(up.Calls()) != calls {
+		t.Fatalf("the other provider granted %d exchanges, the upstream got %d calls", other.Exchanges(), len(up.Calls())-calls)
+	}
+	if err := call(f.op, "u-alice", "alice"); err != nil {
+		t.Fatalf("alice, of fin's provider: %v", err)
 	}
 }

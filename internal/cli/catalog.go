@@ -150,8 +150,8 @@ oauth2:CLIENT_ID:SECRET@TOKEN_URL[#SCOPE,SCOPE] (client credentials).`,
 				}
 				exchange.ClientSecret = "${secret:" + exchangeSecret + "}"
 				in.TokenExchange = &exchange
-			case exchange.ClientID != "" || exchangeSecret != "" || len(exchange.Scopes) > 0:
-				return usageError("--token-exchange-client-id, --token-exchange-client-secret-secret and --token-exchange-scope go with --token-exchange")
+			case exchange.ClientID != "" || exchangeSecret != "" || len(exchange.Scopes) > 0 || exchange.Issuer != "":
+				return usageError("--token-exchange-client-id, --token-exchange-client-secret-secret, --token-exchange-scope and --token-exchange-issuer go with --token-exchange")
 			}
 			if in.Command, err = commandLine(command, cmdArgs); err != nil {
 				return err
@@ -202,6 +202,7 @@ oauth2:CLIENT_ID:SECRET@TOKEN_URL[#SCOPE,SCOPE] (client credentials).`,
 	f.StringVar(&exchange.ClientID, "token-exchange-client-id", "", "Ostiary's client `ID` at the identity provider, allowed to exchange tokens")
 	f.StringVar(&exchangeSecret, "token-exchange-client-secret-secret", "", "vault secret `NAME` holding that client's secret (scoped to this upstream)")
 	f.StringArrayVar(&exchange.Scopes, "token-exchange-scope", nil, "scope asked for the exchanged token (repeatable)")
+	f.StringVar(&exchange.Issuer, "token-exchange-issuer", "", "the identity provider (issuer `URL`) where that client is registered: its secret goes there only, and only its users' tokens are exchanged (needed when several are trusted)")
 	f.StringVar(&command, "command", "", "stdio upstream: the program's absolute `PATH`, alone (arguments go in --arg)")
 	f.StringArrayVar(&cmdArgs, "arg", nil, "stdio upstream: one argument of the program, passed as it is (repeatable, in order)")
 	f.StringArrayVar(&envs, "env", nil, "environment variable of the stdio program, K=V (repeatable)")

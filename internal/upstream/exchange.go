@@ -104,9 +104,14 @@ func (p *Pool) exchanged(ctx context.Context, c Caller, u spec.Upstream, known v
 		known["token exchange ("+u.Name+")"] = vault.Injected{Value: []byte(t.value)}
 		return t.value, nil
 	}
-	issuer := c.Issuer
-	if system {
-		issuer = ""
+	// The secret goes to Ostiary's own provider only: the configured one,
+	// else the one trusted (several without a choice are refused there).
+	// A caller from another provider is refused before anything is sent,
+	// so a provider that Ostiary merely trusts for sign-in never receives
+	// the client secret registered at another.
+	issuer := x.Issuer
+	if !system && issuer != "" && c.Issuer != issuer {
+		return "", &refusedError{fmt.Errorf("upstream %s exchanges tokens of the identity provider %s only: sign in there", u.Name, issuer)}
 	}
 	rec := audit.Record{Event: EventTokenExchange, Outcome: audit.Success, Actor: c.User, KeyID: c.KeyID, RequestID: c.RequestID,
 		Target: "upstream:" + u.Name, Detail: map[string]any{"audience": x.Audience, "grant": "token-exchange"}}

@@ -2,6 +2,8 @@ package spec
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"regexp"
 	"strings"
 )
@@ -22,6 +24,11 @@ type TokenExchange struct {
 	ClientID     string   `json:"client_id"`
 	ClientSecret string   `json:"client_secret"`
 	Scopes       []string `json:"scopes,omitempty"`
+	// Issuer is the identity provider where Ostiary's client is
+	// registered: the only one its secret is sent to, and the only one
+	// whose callers' tokens are exchanged. Empty means the one trusted
+	// provider; with several trusted, an exchange without it is refused.
+	Issuer string `json:"issuer,omitempty"`
 }
 
 var (
@@ -42,6 +49,13 @@ func (x *TokenExchange) validate(u Upstream) error {
 	if !secretOnlyRE.MatchString(x.ClientSecret) {
 		return fmt.Errorf("--token-exchange-client-secret: give the vault secret holding the client's secret as ${secret:NAME}, nothing else")
 	}
+	if x.Issuer != "" {
+		u, err := url.Parse(x.Issuer)
+		if err != nil || len(x.Issuer) > 512 || strings.ContainsFunc(x.Issuer, notVisible) || u.Host == "" || u.User != nil ||
+			u.RawQuery != "" || u.Fragment != "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
+			return fmt.Errorf("--token-exchange-issuer: give the identity provider's issuer URL (https, or http on loopback), as --oidc-issuer names it")
+		}
+	}
 	if len(x.Scopes) > 16 {
 		return fmt.Errorf("--token-exchange-scope: at most 16 scopes")
 	}
@@ -59,3 +73,11 @@ func (x *TokenExchange) validate(u Upstream) error {
 }
 
 func notVisible(r rune) bool { return r <= 0x20 || r == 0x7f }
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
