@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/ostiary/ostiary/internal/adminapi"
 )
 
 func TestUsersSetPassword(t *testing.T) {
@@ -38,5 +41,31 @@ func TestUsersSetPassword(t *testing.T) {
 	}
 	if r := run(env, "audit", "query", "--contains", "horse").mustOK(t); strings.Contains(r.stdout, "console-password") {
 		t.Errorf("the password reached the audit log: %s", r.stdout)
+	}
+}
+
+// A lesser identity manager cannot set the password of a user holding more than they do:
+// that would let them sign in to the console as that user.
+func TestUsersSetPasswordNeedsTheUsersGrants(t *testing.T) {
+	t.Parallel()
+	env, _, _ := server(t)
+	run(env, "roles", "create", "idm", "--grant", "manage-identities:*").mustOK(t)
+	run(env, "users", "create", "hr", "--role", "idm").mustOK(t)
+	run(env, "users", "create", "alice").mustOK(t)
+	var k adminapi.CreatedKey
+	if err := json.Unmarshal([]byte(run(env, "keys", "create", "--user", "hr", "--json").mustOK(t).stdout), &k); err != nil {
+		t.Fatal(err)
+	}
+	hr := map[string]string{"OSTIARY_ADDR": env["OSTIARY_ADDR"], "OSTIARY_TOKEN": k.APIKey}
+	const pw = "correct horse battery staple"
+	runIn(hr, pw, "users", "set-password", "alice").mustOK(t)
+	who := run(env, "whoami").mustOK(t).stdout
+	if !strings.Contains(who, "admin") {
+		t.Fatalf("whoami: %s", who)
+	}
+	if r := runIn(hr, pw, "users", "set-password", "admin"); r.code == 0 {
+		t.Errorf("hr set the admin's console password: %s", r.stdout)
+	} else if strings.Contains(r.stderr, "does not exist") {
+		t.Errorf("refused for the wrong reason: %s", r.stderr)
 	}
 }
