@@ -125,3 +125,20 @@ func (a *API) notFound(w http.ResponseWriter, r *http.Request, p *authn.Principa
 	rec.Detail = map[string]any{"method": clip(r.Method, 16), "path": clip(r.URL.Path, 200)}
 	return 0, nil, audit.Refuse(r.Context(), a.Auditor, rec, fault.New(fault.NotFound, "no such endpoint: %s %s", clip(r.Method, 16), clip(r.URL.Path, 200)))
 }
+
+// SetConsolePassword is PUT /users/{name}/console-password. The password is never recorded.
+type SetConsolePassword struct {
+	Password string `json:"password"`
+}
+
+func (a *API) setConsolePassword(w http.ResponseWriter, r *http.Request, p *authn.Principal) (int, any, error) {
+	var in SetConsolePassword
+	name := r.PathValue("name")
+	if err := a.decode(w, r, p.Record(identity.EventConsolePassword, "user:"+clip(name, 64)), &in); err != nil {
+		return 0, nil, err
+	}
+	if err := a.Identity.SetConsolePassword(r.Context(), p, name, in.Password); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]string{"user": name, "console_password": "set"}, nil
+}

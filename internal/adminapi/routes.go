@@ -14,6 +14,7 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v1/users/{name}/disable", a.handle(a.disableUser))
 	m.HandleFunc("POST /api/v1/users/{name}/enable", a.handle(a.enableUser))
 	m.HandleFunc("POST /api/v1/users/{name}/roles", a.handle(a.setUserRoles))
+	m.HandleFunc("PUT /api/v1/users/{name}/console-password", a.handle(a.setConsolePassword))
 
 	m.HandleFunc("GET /api/v1/roles", a.handle(a.listRoles))
 	m.HandleFunc("POST /api/v1/roles", a.handle(a.createRole))

@@ -1,18 +1,23 @@
 package cli
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"net/url"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ostiary/ostiary/internal/adminapi"
+	"github.com/ostiary/ostiary/internal/console"
 	"github.com/ostiary/ostiary/internal/identity"
 )
 
 func (e *env) usersCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "users", Short: "Manage users and service accounts"}
 	cmd.AddCommand(e.usersCreateCmd(), e.usersListCmd(), e.usersShowCmd(),
-		e.usersSetDisabledCmd("disable", true), e.usersSetDisabledCmd("enable", false), e.usersSetRolesCmd())
+		e.usersSetDisabledCmd("disable", true), e.usersSetDisabledCmd("enable", false), e.usersSetRolesCmd(), e.usersSetPasswordCmd())
 	return cmd
 }
 
@@ -137,5 +142,36 @@ record; so does disabling a user.`,
 	cmd.Flags().StringArrayVar(&roles, "role", nil, "a role the user holds from now on (repeatable)")
 	reasonFlag(cmd, &reason)
 	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func (e *env) usersSetPasswordCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "set-password NAME",
+		Short: "Set the password a human user signs in to the web console with (read from stdin)",
+		Long: `Set the password NAME signs in to the web console (/console) with. The password
+is read from standard input (one line; never from the command line, where other
+users of the machine could see it), at least 12 bytes. Only its argon2id hash is
+stored; the change is audited without it. You must hold every grant NAME holds.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			b, err := io.ReadAll(io.LimitReader(e.stdin, console.MaxPasswordLen+2))
+			if err != nil {
+				return fmt.Errorf("reading the password from stdin: %w", err)
+			}
+			pw := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+			if strings.ContainsAny(pw, "\r\n") {
+				return errors.New("the password must be one line on stdin")
+			}
+			if err := console.CheckPassword(pw); err != nil {
+				return err
+			}
+			var out map[string]string
+			return e.call(cmd, "PUT", "/users/"+url.PathEscape(a[0])+"/console-password", nil, adminapi.SetConsolePassword{Password: pw}, &out, false, func() error {
+				_, err := fmt.Fprintf(e.stdout, "console password set for %s\n", a[0])
+				return err
+			})
+		},
+	}
 	return cmd
 }

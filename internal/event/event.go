@@ -34,7 +34,7 @@ var names = sorted(
 	"token-exchange", "tool-refused", "tool-result", "tool-timeout-set", "tool-vanished", "tool-version-activated",
 	"tool-version-created", "tool-version-pending", "tool-versions", "tools-list", "upstream-add",
 	"upstream-circuit-open", "upstream-document-set", "upstream-list", "upstream-remove", "upstream-request", "upstream-spawn",
-	"upstream-sync", "user-create", "user-disable", "user-enable", "user-list", "user-roles-set", "user-show", "vault-init",
+	"upstream-sync", "user-console-password-set", "user-create", "user-disable", "user-enable", "user-list", "user-roles-set", "user-show", "vault-init",
 	"vault-rekey", "vault-rewrap", "webhook-delivery", "whoami",
 )
 
