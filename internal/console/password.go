@@ -26,6 +26,17 @@ const (
 	MaxPasswordLen = 256
 )
 
+// hashing bounds how many argon2id hashes run at once in the process: each
+// holds up to 256 MiB (19 MiB with our parameters) while it runs, so a flood
+// of sign-ins or password changes queues here instead of exhausting memory.
+var hashing = make(chan struct{}, 2)
+
+func idKey(pw, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+	hashing <- struct{}{}
+	defer func() { <-hashing }()
+	return argon2.IDKey(pw, salt, time, memory, threads, keyLen)
+}
+
 // ErrMismatch is returned when a password does not match its hash.
 var ErrMismatch = errors.New("console: wrong user name or password")
 
@@ -52,7 +63,7 @@ func HashPassword(pw string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("console: salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key := idKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	enc := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
 		enc.EncodeToString(salt), enc.EncodeToString(key)), nil
@@ -91,7 +102,7 @@ func VerifyPassword(encoded, pw string) error {
 	if err != nil || len(want) < 16 || len(want) > 64 {
 		return errors.New("console: malformed password hash key")
 	}
-	got := argon2.IDKey([]byte(pw), salt, p.time, p.memory, p.threads, uint32(len(want)))
+	got := idKey([]byte(pw), salt, p.time, p.memory, p.threads, uint32(len(want)))
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return ErrMismatch
 	}
