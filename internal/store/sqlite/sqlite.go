@@ -19,8 +19,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +26,7 @@ import (
 
 	"github.com/ostiary/ostiary/internal/audit"
 	"github.com/ostiary/ostiary/internal/fault"
+	"github.com/ostiary/ostiary/internal/store"
 )
 
 //go:embed migrations/*.sql
@@ -160,38 +159,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	return classify("ping", s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&n))
 }
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var out []migration
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("sqlite: bad migration name %s", e.Name())
-		}
-		b, err := migrationFS.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{v, e.Name(), string(b)})
-	}
-	slices.SortFunc(out, func(a, b migration) int { return a.version - b.version })
-	for i, m := range out {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("sqlite: migrations must be numbered 1, 2, 3…; found %s", m.name)
-		}
-	}
-	return out, nil
-}
+func migrations() ([]store.Migration, error) { return store.Migrations(migrationFS, "sqlite") }
 
 // SchemaVersion is the newest schema this binary knows.
 func SchemaVersion() int {
@@ -254,10 +222,10 @@ func (s *Store) prepare(ctx context.Context, opts Options) error {
 		return err
 	}
 	for _, m := range ms[current:] {
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return fmt.Errorf("sqlite: migration %s: %w", m.name, err)
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return fmt.Errorf("sqlite: migration %s: %w", m.Name, err)
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", m.version, m.name, micros(time.Now())); err != nil {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", m.Version, m.Name, micros(time.Now())); err != nil {
 			return err
 		}
 	}
